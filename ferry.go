@@ -1,0 +1,128 @@
+// Package ferry holds the release vocabulary shared by every part of the
+// release controller: builds, their steps and log lines, and audit events,
+// together with the error codes that the API maps to HTTP statuses.
+//
+// The package is plain Go with no I/O. Adapters named for their technology
+// (ledger/sqlite, ledger/postgres, registry, source, …) depend on it; it
+// depends on none of them.
+package ferry
+
+import (
+	"regexp"
+	"time"
+)
+
+// BuildState is where a build is in its life.
+type BuildState string
+
+// Build states. A build starts queued, runs, and ends in one of the final
+// states; superseded builds were queued when a newer commit of the same
+// branch arrived and were never started.
+const (
+	BuildQueued     BuildState = "queued"
+	BuildRunning    BuildState = "running"
+	BuildSucceeded  BuildState = "succeeded"
+	BuildFailed     BuildState = "failed"
+	BuildSuperseded BuildState = "superseded"
+	BuildCanceled   BuildState = "canceled"
+)
+
+// Final reports whether no further transition is possible.
+func (s BuildState) Final() bool {
+	switch s {
+	case BuildSucceeded, BuildFailed, BuildSuperseded, BuildCanceled:
+		return true
+	}
+	return false
+}
+
+// Build is one commit turned into one image digest. It is keyed by the
+// application and the full 40-hex commit: a commit is built at most once.
+type Build struct {
+	ID      int64      `json:"id"`
+	App     string     `json:"app"`
+	Commit  string     `json:"commit"`
+	Branch  string     `json:"branch"`
+	Subject string     `json:"subject,omitempty"`
+	Author  string     `json:"author,omitempty"`
+	Trigger string     `json:"trigger,omitempty"` // poll, webhook:github, manual, …
+	State   BuildState `json:"state"`
+	// Reason explains a failed, superseded or canceled build.
+	Reason string `json:"reason,omitempty"`
+	// Image is the repository the image was pushed to, without tag or digest.
+	Image string `json:"image,omitempty"`
+	// Digest is the manifest digest (sha256:…) once the image is pushed.
+	Digest     string    `json:"digest,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	Steps      []Step    `json:"steps,omitempty"`
+}
+
+// ShortCommit is the 12-hex prefix used in tags and tables.
+func (b *Build) ShortCommit() string { return ShortSHA(b.Commit) }
+
+// StepState is where a pipeline step is in its life.
+type StepState string
+
+// Step states.
+const (
+	StepPending   StepState = "pending"
+	StepRunning   StepState = "running"
+	StepSucceeded StepState = "succeeded"
+	StepFailed    StepState = "failed"
+	StepSkipped   StepState = "skipped"
+	StepCanceled  StepState = "canceled"
+)
+
+// Step is one stage of a build's pipeline (test, build, push, tag).
+type Step struct {
+	BuildID    int64     `json:"buildId"`
+	Seq        int       `json:"seq"`
+	Name       string    `json:"name"`
+	State      StepState `json:"state"`
+	Attempts   int       `json:"attempts"`
+	Error      string    `json:"error,omitempty"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+}
+
+// LogLine is one line of output written by a step.
+type LogLine struct {
+	BuildID int64     `json:"buildId"`
+	Seq     int64     `json:"seq"` // increasing per build, assigned by the ledger
+	Step    string    `json:"step"`
+	Time    time.Time `json:"time"`
+	Text    string    `json:"text"`
+}
+
+// Event is an append-only audit record: when, who, what, why.
+type Event struct {
+	ID      int64     `json:"id"`
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"`
+	Kind    string    `json:"kind"` // build.queued, build.succeeded, source.error, …
+	App     string    `json:"app,omitempty"`
+	Env     string    `json:"env,omitempty"`
+	Commit  string    `json:"commit,omitempty"`
+	BuildID int64     `json:"buildId,omitempty"`
+	Message string    `json:"message"`
+	Reason  string    `json:"reason,omitempty"`
+}
+
+var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// ValidCommit reports whether s is a full 40-hex lowercase commit id.
+func ValidCommit(s string) bool { return fullSHA.MatchString(s) }
+
+// ShortSHA returns the 12-hex prefix of a commit id (or s itself if shorter).
+func ShortSHA(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// Tag names derived from a commit (DESIGN §4).
+func CommitTag(commit string) string      { return "sha-" + commit }
+func ShortCommitTag(commit string) string { return ShortSHA(commit) }

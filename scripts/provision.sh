@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# provision.sh — make the databases the test suite requires available on
+# loopback, then print the environment the tests read (eval "$(scripts/provision.sh)").
+#
+# As root on Debian it installs PostgreSQL and MariaDB from apt when absent and
+# starts them when they are not running (there is no systemd here). Otherwise
+# it expects FERRY_TEST_POSTGRES_URL and FERRY_TEST_MYSQL_URL to be set and
+# only checks that they answer. Idempotent: a second run reuses what the
+# first set up. Progress goes to stderr; only the exports go to stdout.
+set -euo pipefail
+
+log() { printf 'provision: %s\n' "$*" >&2; }
+die() { printf 'provision: error: %s\n' "$*" >&2; exit 1; }
+
+PG_URL_DEFAULT='postgres://ferry:ferry@127.0.0.1:5432/postgres?sslmode=disable'
+MY_URL_DEFAULT='mysql://ferry:ferry@127.0.0.1:3306/'
+
+apt_updated=0
+apt_install() {
+	if [ "$apt_updated" = 0 ]; then
+		log "apt-get update"
+		apt-get update -qq >&2 || die "apt-get update failed"
+		apt_updated=1
+	fi
+	log "apt-get install $*"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2 || die "apt-get install $* failed"
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+	local secs=$1 what=$2; shift 2
+	for _ in $(seq 1 $((secs * 10))); do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.1
+	done
+	die "$what did not become ready within ${secs}s"
+}
+
+provision_postgres() {
+	if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+		apt_install postgresql postgresql-client
+	fi
+	local ver
+	ver=$(ls /usr/lib/postgresql | sort -V | tail -1)
+	if ! pg_lsclusters -h | awk -v v="$ver" '$1==v && $2=="main"' | grep -q .; then
+		log "creating PostgreSQL $ver cluster"
+		pg_createcluster "$ver" main >&2
+	fi
+	if ! pg_lsclusters -h | awk -v v="$ver" '$1==v && $2=="main" && $4=="online"' | grep -q .; then
+		log "starting PostgreSQL $ver on 127.0.0.1:5432"
+		pg_ctlcluster "$ver" main start -o "-c listen_addresses=127.0.0.1" >&2 || die "PostgreSQL did not start; see /var/log/postgresql/"
+	fi
+	wait_for 30 PostgreSQL pg_isready -q -h 127.0.0.1 -p 5432
+	su postgres -c "psql -qtA -c \"SELECT 1 FROM pg_roles WHERE rolname='ferry'\"" | grep -q 1 ||
+		su postgres -c "psql -q -c \"CREATE ROLE ferry LOGIN PASSWORD 'ferry' CREATEDB\"" >&2
+	su postgres -c "psql -qtA -c \"SELECT 1 FROM pg_database WHERE datname='ferry'\"" | grep -q 1 ||
+		su postgres -c "psql -q -c 'CREATE DATABASE ferry OWNER ferry'" >&2
+}
+
+provision_mariadb() {
+	if ! command -v mariadbd >/dev/null 2>&1; then
+		apt_install mariadb-server mariadb-client
+	fi
+	if ! mariadb-admin --protocol=socket ping >/dev/null 2>&1; then
+		log "starting MariaDB on 127.0.0.1:3306"
+		[ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql --datadir=/var/lib/mysql >&2
+		install -d -o mysql -g mysql /run/mysqld
+		nohup mariadbd --user=mysql --bind-address=127.0.0.1 --port=3306 \
+			--socket=/run/mysqld/mysqld.sock >/var/log/ferry-mariadb.log 2>&1 &
+		wait_for 60 MariaDB mariadb-admin --protocol=socket ping
+	fi
+	mariadb --protocol=socket -e "CREATE USER IF NOT EXISTS 'ferry'@'127.0.0.1' IDENTIFIED BY 'ferry';
+		CREATE USER IF NOT EXISTS 'ferry'@'localhost' IDENTIFIED BY 'ferry';
+		GRANT ALL PRIVILEGES ON *.* TO 'ferry'@'127.0.0.1';
+		GRANT ALL PRIVILEGES ON *.* TO 'ferry'@'localhost';
+		CREATE DATABASE IF NOT EXISTS ferry;" >&2
+}
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+	[ -n "${FERRY_TEST_POSTGRES_URL:-}" ] || { provision_postgres; FERRY_TEST_POSTGRES_URL=$PG_URL_DEFAULT; }
+	[ -n "${FERRY_TEST_MYSQL_URL:-}" ] || { provision_mariadb; FERRY_TEST_MYSQL_URL=$MY_URL_DEFAULT; }
+else
+	[ -n "${FERRY_TEST_POSTGRES_URL:-}" ] || die "not root: set FERRY_TEST_POSTGRES_URL (a role that may CREATE DATABASE)"
+	[ -n "${FERRY_TEST_MYSQL_URL:-}" ] || die "not root: set FERRY_TEST_MYSQL_URL (a user that may CREATE DATABASE)"
+fi
+
+printf 'export FERRY_TEST_POSTGRES_URL=%q\n' "$FERRY_TEST_POSTGRES_URL"
+printf 'export FERRY_TEST_MYSQL_URL=%q\n' "$FERRY_TEST_MYSQL_URL"
+printf 'export FERRY_TEST_REQUIRE=%q\n' "postgres,mysql"

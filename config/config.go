@@ -1,0 +1,403 @@
+// Package config reads and checks ferry.yaml, the one file that describes
+// an app's repository, how it is built, where its images go and the
+// environments it runs in.
+//
+// Parse decodes the file through yaml.Node so that every problem names the
+// file, the line and the dotted field (`ferry.yaml:14:
+// environments.prod.from: unknown environment "dve" (did you mean "dev"?)`),
+// and it reports every problem at once as an *Error. A Config that Parse
+// returns is valid: defaults are applied, relative paths are resolved
+// against the directory of the file, and secrets are references that are
+// resolved only when used (SecretRef.Resolve), so they never sit in the
+// Config and never reach a log (Config.Redacted).
+//
+// docs/config.md documents every field; Example returns a complete file.
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults that a file may leave out.
+const (
+	DefaultServerListen   = "127.0.0.1:7070"
+	DefaultRegistryListen = "127.0.0.1:5050"
+	DefaultDataDir        = "ferry-data"
+	DefaultPoll           = 30 * time.Second
+	DefaultBuildTimeout   = 10 * time.Minute
+	DefaultReadiness      = "/"
+	DefaultReadyTimeout   = 60 * time.Second
+	DefaultGrace          = 30 * time.Second
+	DefaultCheckTimeout   = 10 * time.Second
+	DefaultPortEnv        = "PORT"
+)
+
+// Token roles that an environment may require (Environment.Role).
+const (
+	RoleDeployer = "deployer"
+	RoleReleaser = "releaser"
+	RoleAdmin    = "admin"
+)
+
+// Config is a parsed, checked ferry.yaml with defaults applied.
+type Config struct {
+	// Path is the absolute path of the file; Dir is its directory, against
+	// which relative paths in the file were resolved.
+	Path string
+	Dir  string
+
+	App string
+	// DataDir is the absolute directory holding ferry's state (ledger file,
+	// embedded registry storage, unpacked images, replica logs).
+	DataDir  string
+	Server   Server
+	Ledger   Ledger
+	Source   Source
+	Registry Registry
+	Build    Build
+	// Environments in the order of the file.
+	Environments []*Environment
+
+	// Warnings are problems that do not stop ferry, such as a dev
+	// environment listening beyond loopback.
+	Warnings []Problem
+}
+
+// Server is ferry's own HTTP server: API, dashboard, webhooks, metrics.
+type Server struct {
+	Listen    string // host:port, default 127.0.0.1:7070
+	PublicURL string // optional absolute URL users reach the server at
+}
+
+// Ledger is where ferry records builds, deployments and events.
+type Ledger struct {
+	// URL as resolved: "sqlite:///abs/path/ledger.db" (query kept) or the
+	// postgres URL as written.
+	URL string
+	// Engine is "sqlite" or "postgres".
+	Engine string
+	// Path is the absolute SQLite database file; empty for postgres.
+	Path string
+}
+
+// Source is the app's git repository.
+type Source struct {
+	// Repo is a URL (file://, https://, http://, ssh://, git://), an
+	// scp-like address (git@host:path) or an absolute local path.
+	Repo string
+	// Poll is the polling interval; 0 disables polling (webhooks only).
+	Poll time.Duration
+	// WebhookSecret verifies webhook signatures; zero when unset, in which
+	// case webhooks are refused.
+	WebhookSecret SecretRef
+}
+
+// Registry is where images are pushed.
+type Registry struct {
+	// Image is the repository of an external registry, without tag or
+	// digest; empty means the embedded registry (see Config.ImageRepository).
+	Image string
+	// Listen is the embedded registry's address.
+	Listen string
+	// Insecure talks plain HTTP to an external registry.
+	Insecure bool
+}
+
+// Build says how a commit becomes an image.
+type Build struct {
+	// Dir is the directory inside the repository where the test and the
+	// build run, slash-separated and relative ("." by default).
+	Dir string
+	// Test is a shell command run in the commit's worktree; empty means no
+	// test step.
+	Test string
+	// Timeout bounds each step.
+	Timeout time.Duration
+	// Exactly one of Go and Command is set.
+	Go      *GoBuild
+	Command string
+}
+
+// GoBuild builds a static Go binary into a minimal image, without Docker.
+type GoBuild struct {
+	Main    string   // package to build, relative to Build.Dir, e.g. ./cmd/birthday-app
+	Ldflags string   // text/template over TemplateData
+	Env     []string // extra KEY=VALUE for `go build`
+}
+
+// TemplateData is what build.go.ldflags and environments.*.releaseTag
+// templates see.
+type TemplateData struct {
+	Commit      string    // full 40-hex commit
+	ShortCommit string    // 12-hex prefix
+	Branch      string    // branch the commit was built from
+	Time        time.Time // build time for ldflags, release time for releaseTag
+}
+
+// Environment is one place the app runs.
+type Environment struct {
+	Name string
+	// Branch drives the environment: its new commits are built (when there
+	// is no From) or promoted (when there is). Empty for an environment
+	// reached only by `ferry promote`.
+	Branch string
+	// From is the upstream environment whose succeeded digests alone may
+	// be promoted here.
+	From string
+	// Soak is how long a digest must have run upstream before promotion.
+	Soak time.Duration
+	// ReleaseTag is a text/template over TemplateData naming the permanent
+	// tag of each release; empty for environments without releases.
+	ReleaseTag string
+	// Tags are the moving registry tags that follow this environment.
+	Tags []string
+	// Role is the token role needed to change the environment.
+	Role    string
+	Runtime Runtime
+	// Env is passed to the app, in file order.
+	Env []EnvVar
+	// URL is the base URL verification checks go to; for the local
+	// runtime it defaults to the load balancer's address.
+	URL     string
+	Verify  []Check
+	Rollout Rollout
+}
+
+// Upstream returns the environment this one is promoted from, or "".
+func (e *Environment) Upstream() string { return e.From }
+
+// Gated reports whether the environment only accepts digests that
+// succeeded upstream.
+func (e *Environment) Gated() bool { return e.From != "" }
+
+// RenderReleaseTag renders the release tag for data, or "" when the
+// environment has none. The caller adds "_2", "_3", … on a collision.
+func (e *Environment) RenderReleaseTag(data TemplateData) (string, error) {
+	if e.ReleaseTag == "" {
+		return "", nil
+	}
+	s, err := render("releaseTag", e.ReleaseTag, data)
+	if err != nil {
+		return "", fmt.Errorf("environment %s: %w", e.Name, err)
+	}
+	if !validTag(s) {
+		return "", fmt.Errorf("environment %s: release tag %q is not a valid tag", e.Name, s)
+	}
+	return s, nil
+}
+
+// Runtime is where an environment's replicas run; exactly one is set.
+type Runtime struct {
+	Local      *Local
+	Kubernetes *Kubernetes
+}
+
+// Kind returns "local" or "kubernetes".
+func (r Runtime) Kind() string {
+	if r.Kubernetes != nil {
+		return "kubernetes"
+	}
+	return "local"
+}
+
+// Local runs replicas as processes on this machine behind a load balancer.
+type Local struct {
+	Replicas int    // desired replicas, ≥ 1
+	Listen   string // host:port of the load balancer
+	// PortEnv names the environment variable carrying each replica's port
+	// number; empty when Args carry the port instead.
+	PortEnv string
+	// Args are appended to the image's entrypoint; each is a text/template
+	// over ReplicaData.
+	Args []string
+	// Readiness is the path probed on each replica before it gets traffic.
+	Readiness string
+}
+
+// ReplicaData is what local.args templates see.
+type ReplicaData struct {
+	Env     string // environment name
+	Replica int    // 0-based replica index
+	Host    string // replica's loopback host, "127.0.0.1"
+	Port    int    // replica's own port
+	Addr    string // Host:Port
+}
+
+// RenderArgs renders Args for one replica.
+func (l *Local) RenderArgs(data ReplicaData) ([]string, error) {
+	out := make([]string, len(l.Args))
+	for i, a := range l.Args {
+		s, err := render(fmt.Sprintf("args[%d]", i), a, data)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// Kubernetes points at one Deployment whose container image ferry sets.
+type Kubernetes struct {
+	Namespace  string
+	Deployment string // default: the app name
+	Container  string // empty: the Deployment's only container
+	// Kubeconfig is an absolute path; empty means in-cluster config, or
+	// $KUBECONFIG / ~/.kube/config.
+	Kubeconfig string
+	Context    string
+	// HPA names a HorizontalPodAutoscaler whose bounds `ferry scale`
+	// patches instead of the Deployment's replicas; optional.
+	HPA string
+}
+
+// EnvVar is one environment variable for the app: a plain Value, or a
+// Secret resolved when the replicas start.
+type EnvVar struct {
+	Name   string
+	Value  string
+	Secret *SecretRef
+}
+
+// Check is one post-deployment HTTP verification.
+type Check struct {
+	Method   string
+	Path     string // starts with "/", may carry a query
+	Expect   int    // status wanted, default 200
+	Contains string // optional substring of the body
+	Timeout  time.Duration
+}
+
+// String renders the check as "GET /statusz → 200".
+func (c Check) String() string { return fmt.Sprintf("%s %s → %d", c.Method, c.Path, c.Expect) }
+
+// Rollout bounds a rolling update.
+type Rollout struct {
+	MaxSurge       int           // extra replicas during a rollout, default 1
+	MaxUnavailable int           // replicas that may be missing, default 0
+	ReadyTimeout   time.Duration // deadline for a new replica to become ready
+	Grace          time.Duration // SIGTERM to SIGKILL
+}
+
+// Load reads and parses the file at path. Problems name the path as given.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Problems: []Problem{{File: path, Message: readError(err)}}}
+	}
+	return Parse(path, data)
+}
+
+func readError(err error) string {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// Env returns the environment called name.
+func (c *Config) Env(name string) (*Environment, bool) {
+	for _, e := range c.Environments {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return nil, false
+}
+
+// EnvNames returns the environment names in file order.
+func (c *Config) EnvNames() []string {
+	names := make([]string, len(c.Environments))
+	for i, e := range c.Environments {
+		names[i] = e.Name
+	}
+	return names
+}
+
+// Branches returns the branches that drive environments, in file order,
+// without duplicates.
+func (c *Config) Branches() []string {
+	var out []string
+	for _, e := range c.Environments {
+		if e.Branch != "" && !slices.Contains(out, e.Branch) {
+			out = append(out, e.Branch)
+		}
+	}
+	return out
+}
+
+// BuildBranches returns the branches whose commits are built: those driving
+// environments without an upstream (dev's master, not prod's release).
+func (c *Config) BuildBranches() []string {
+	var out []string
+	for _, e := range c.Environments {
+		if e.Branch != "" && e.From == "" {
+			out = append(out, e.Branch)
+		}
+	}
+	return out
+}
+
+// Downstream returns the environments promoted from name, in file order.
+func (c *Config) Downstream(name string) []string {
+	var out []string
+	for _, e := range c.Environments {
+		if e.From == name {
+			out = append(out, e.Name)
+		}
+	}
+	return out
+}
+
+// RegistryEmbedded reports whether ferry serves the images itself.
+func (c *Config) RegistryEmbedded() bool { return c.Registry.Image == "" }
+
+// ImageRepository returns the repository images are pushed to: the
+// configured external one, or "<registry.listen>/<app>" for the embedded
+// registry (a wildcard host becomes 127.0.0.1).
+func (c *Config) ImageRepository() string {
+	if !c.RegistryEmbedded() {
+		return c.Registry.Image
+	}
+	return dialAddr(c.Registry.Listen) + "/" + c.App
+}
+
+// dialAddr turns a listen address into one a client on this machine can
+// dial: an empty or wildcard host becomes 127.0.0.1.
+func dialAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// String is the redacted view, safe to log.
+func (c *Config) String() string { return c.Redacted() }
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+func index(path string, i int) string { return path + "[" + itoa(i) + "]" }
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}

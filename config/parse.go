@@ -1,0 +1,669 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/distribution/reference"
+	"gopkg.in/yaml.v3"
+)
+
+// Parse decodes and checks a configuration file's contents. name is used in
+// problems and locates the file: relative paths inside it resolve against
+// the directory of name. On failure the error is an *Error listing every
+// problem found.
+func Parse(name string, data []byte) (*Config, error) {
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
+	d := &decoder{file: name, dir: filepath.Dir(abs), nodes: map[string]*yaml.Node{}}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		d.syntax(data, err)
+		return nil, &Error{Problems: d.problems}
+	}
+	if len(doc.Content) == 0 {
+		return nil, &Error{Problems: []Problem{{File: name, Message: "the file is empty"}}}
+	}
+	c := d.config(doc.Content[0])
+	c.Path, c.Dir = abs, d.dir
+	if len(d.problems) > 0 {
+		return nil, &Error{Problems: d.sorted(d.problems), Warnings: d.sorted(d.warnings)}
+	}
+	c.Warnings = d.sorted(d.warnings)
+	return c, nil
+}
+
+var topFields = []string{"app", "dataDir", "server", "ledger", "source", "registry", "build", "environments"}
+
+func (d *decoder) config(root *yaml.Node) *Config {
+	c := &Config{}
+	if root = deref(root); root.Kind != yaml.MappingNode {
+		d.errorf(root, "", "want a mapping, got %s", describe(root))
+		return c
+	}
+	o := d.object(root, root, "", topFields...)
+	switch c.App = o.str("app"); {
+	case !o.has("app"):
+		o.missing("app")
+	case !appName.MatchString(c.App):
+		d.errorf(o.node("app"), "app", "invalid name %q (want lowercase letters, digits and dashes, like \"birthday-app\")", c.App)
+	}
+	c.DataDir = DefaultDataDir
+	if o.has("dataDir") {
+		c.DataDir = o.str("dataDir")
+	}
+	c.DataDir = d.abs(c.DataDir)
+	c.Server = d.server(o)
+	c.Ledger = d.ledger(o, c.DataDir)
+	c.Source = d.source(o)
+	c.Registry = d.registry(o)
+	c.Build = d.build(o)
+	c.Environments = d.environments(o, c)
+	d.crossCheck(c)
+	return c
+}
+
+// listen reads a host:port field; def applies when it is absent.
+func (d *decoder) listen(o *object, name, def string) string {
+	if !o.has(name) {
+		return def
+	}
+	s := o.str(name)
+	if msg := addrProblem(s); msg != "" {
+		d.errorf(o.node(name), o.field(name), "%s", msg)
+	}
+	return s
+}
+
+func (d *decoder) server(top *object) Server {
+	o := d.object(top.key("server"), top.node("server"), "server", "listen", "publicURL")
+	s := Server{Listen: d.listen(o, "listen", DefaultServerListen), PublicURL: o.str("publicURL")}
+	if s.PublicURL != "" {
+		if msg := urlProblem(s.PublicURL); msg != "" {
+			d.errorf(o.node("publicURL"), o.field("publicURL"), "%s", msg)
+		}
+		s.PublicURL = strings.TrimSuffix(s.PublicURL, "/")
+	}
+	return s
+}
+
+func (d *decoder) ledger(top *object, dataDir string) Ledger {
+	if !top.has("ledger") {
+		p := filepath.Join(dataDir, "ledger.db")
+		return Ledger{URL: "sqlite://" + p, Engine: "sqlite", Path: p}
+	}
+	s, n := top.str("ledger"), top.node("ledger")
+	scheme, rest, ok := strings.Cut(s, "://")
+	switch {
+	case ok && scheme == "sqlite":
+		p, query, _ := strings.Cut(rest, "?")
+		if p == "" {
+			d.errorf(n, "ledger", "want sqlite://PATH with the database file's path")
+			return Ledger{}
+		}
+		p = d.abs(p)
+		u := "sqlite://" + p
+		if query != "" {
+			u += "?" + query
+		}
+		return Ledger{URL: u, Engine: "sqlite", Path: p}
+	case ok && (scheme == "postgres" || scheme == "postgresql"):
+		if _, err := url.Parse(s); err != nil {
+			d.errorf(n, "ledger", "invalid postgres URL")
+			return Ledger{}
+		}
+		return Ledger{URL: s, Engine: "postgres"}
+	case ok:
+		d.errorf(n, "ledger", "unsupported scheme %q (want sqlite://PATH or postgres://…)", scheme)
+	default:
+		d.errorf(n, "ledger", "want sqlite://PATH or postgres://…, got %q", s)
+	}
+	return Ledger{}
+}
+
+var repoSchemes = []string{"file", "https", "http", "ssh", "git"}
+
+func (d *decoder) source(top *object) Source {
+	if !top.has("source") {
+		top.missing("source")
+		return Source{}
+	}
+	o := d.object(top.key("source"), top.node("source"), "source", "repo", "poll", "webhookSecret")
+	s := Source{
+		Repo: o.str("repo"),
+		Poll: o.duration("poll", DefaultPoll, false),
+	}
+	if !o.has("repo") {
+		o.missing("repo")
+	} else {
+		s.Repo = d.repo(o.node("repo"), o.field("repo"), s.Repo)
+	}
+	if o.has("webhookSecret") {
+		s.WebhookSecret = d.secret(o.node("webhookSecret"), o.field("webhookSecret"), true)
+	}
+	return s
+}
+
+// repo checks a repository address and makes a local path absolute.
+func (d *decoder) repo(n *yaml.Node, field, s string) string {
+	if scheme, _, ok := strings.Cut(s, "://"); ok {
+		u, err := url.Parse(s)
+		switch {
+		case err != nil:
+			d.errorf(n, field, "invalid URL")
+		case !slices.Contains(repoSchemes, scheme):
+			d.errorf(n, field, "unsupported scheme %q (want a local path, file://, https://, ssh:// or git@host:path)", scheme)
+		case scheme == "file" && u.Path == "":
+			d.errorf(n, field, "file:// URL without a path")
+		case scheme != "file" && u.Host == "":
+			d.errorf(n, field, "URL without a host")
+		}
+		return s
+	}
+	// scp-like syntax: a colon before the first slash (git@host:team/app.git).
+	if i := strings.Index(s, ":"); i > 0 && !strings.Contains(s[:i], "/") {
+		host := s[:i]
+		if at := strings.LastIndex(host, "@"); at >= 0 {
+			host = host[at+1:]
+		}
+		if host == "" || s[i+1:] == "" {
+			d.errorf(n, field, "%q is not a git address (want user@host:path)", s)
+		}
+		return s
+	}
+	return d.abs(s)
+}
+
+// secret reads a secret reference: { env: NAME }, { file: PATH }, or, when
+// literal is allowed, a plain string (with a warning).
+func (d *decoder) secret(n *yaml.Node, field string, literal bool) SecretRef {
+	ref := SecretRef{Field: field}
+	if n.Kind == yaml.ScalarNode {
+		if !literal {
+			d.errorf(n, field, "want { env: NAME } or { file: PATH }, got %s", describe(n))
+			return ref
+		}
+		ref.Literal = n.Value
+		d.warnf(n, field, "secret written into the file; prefer { env: NAME } or { file: PATH }")
+		return ref
+	}
+	o := d.object(n, n, field, "env", "file")
+	ref.Env, ref.File = o.str("env"), o.str("file")
+	switch {
+	case o.has("env") && o.has("file"):
+		d.errorf(n, field, "set env or file, not both")
+	case o.has("env"):
+		if !varName.MatchString(ref.Env) {
+			d.errorf(o.node("env"), o.field("env"), "invalid variable name %q", ref.Env)
+		}
+	case o.has("file"):
+		ref.File = d.abs(ref.File)
+	case n.Kind == yaml.MappingNode:
+		d.errorf(n, field, "want { env: NAME } or { file: PATH }")
+	}
+	return ref
+}
+
+func (d *decoder) registry(top *object) Registry {
+	o := d.object(top.key("registry"), top.node("registry"), "registry", "image", "listen", "insecure")
+	r := Registry{
+		Image:    o.str("image"),
+		Listen:   d.listen(o, "listen", DefaultRegistryListen),
+		Insecure: o.boolean("insecure"),
+	}
+	if r.Image != "" {
+		named, err := reference.ParseNormalizedNamed(r.Image)
+		switch {
+		case err != nil:
+			d.errorf(o.node("image"), o.field("image"), "invalid image repository %q: %v", r.Image, err)
+		case !reference.IsNameOnly(named):
+			d.errorf(o.node("image"), o.field("image"), "want a repository without tag or digest, got %q", r.Image)
+		}
+	}
+	return r
+}
+
+func (d *decoder) build(top *object) Build {
+	if !top.has("build") {
+		top.missing("build")
+		return Build{}
+	}
+	o := d.object(top.key("build"), top.node("build"), "build", "dir", "test", "timeout", "go", "command")
+	b := Build{
+		Dir:     ".",
+		Test:    o.str("test"),
+		Timeout: o.duration("timeout", DefaultBuildTimeout, true),
+		Command: o.str("command"),
+	}
+	if o.has("dir") {
+		dir := o.str("dir")
+		clean := path.Clean(dir)
+		if path.IsAbs(dir) || clean == ".." || strings.HasPrefix(clean, "../") {
+			d.errorf(o.node("dir"), o.field("dir"), "want a path inside the repository, got %q", dir)
+		}
+		b.Dir = clean
+	}
+	hasGo, hasCmd := o.has("go"), o.has("command")
+	switch {
+	case hasGo && hasCmd:
+		d.errorf(o.key("command"), "build", "set go or command, not both")
+	case !hasGo && !hasCmd && !o.bad:
+		d.errorf(o.at, "build", "one of go or command is required")
+	}
+	if hasGo {
+		b.Go = d.goBuild(o)
+	}
+	return b
+}
+
+func (d *decoder) goBuild(top *object) *GoBuild {
+	o := d.object(top.key("go"), top.node("go"), "build.go", "main", "ldflags", "env")
+	g := &GoBuild{Main: o.str("main"), Ldflags: o.str("ldflags")}
+	if !o.has("main") {
+		o.missing("main")
+	}
+	if g.Ldflags != "" {
+		if _, err := render("ldflags", g.Ldflags, sampleData); err != nil {
+			d.errorf(o.node("ldflags"), o.field("ldflags"), "%v", err)
+		}
+	}
+	env, items := o.strings("env")
+	for i, kv := range env {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok || !varName.MatchString(name) {
+			d.errorf(items[i].val, items[i].path, "want NAME=VALUE, got %q", kv)
+		}
+	}
+	g.Env = env
+	return g
+}
+
+var envFields = []string{"branch", "from", "soak", "releaseTag", "tags", "role", "runtime", "env", "url", "verify", "rollout"}
+
+func (d *decoder) environments(top *object, c *Config) []*Environment {
+	if !top.has("environments") {
+		d.errorf(top.key("environments"), "environments", "at least one environment is required")
+		return nil
+	}
+	ps := d.pairs(top.node("environments"), "environments")
+	if len(ps) == 0 && top.node("environments").Kind == yaml.MappingNode {
+		d.errorf(top.node("environments"), "environments", "at least one environment is required")
+	}
+	var out []*Environment
+	for _, p := range ps {
+		if !envName.MatchString(p.name) {
+			d.errorf(p.key, p.path, "invalid environment name (want a lowercase letter, then lowercase letters, digits or dashes)")
+		}
+		d.nodes[p.path] = p.key
+		out = append(out, d.environment(p, c))
+	}
+	return out
+}
+
+func (d *decoder) environment(p pair, c *Config) *Environment {
+	o := d.object(p.key, p.val, p.path, envFields...)
+	e := &Environment{
+		Name:       p.name,
+		Branch:     o.str("branch"),
+		From:       o.str("from"),
+		Soak:       o.duration("soak", 0, false),
+		ReleaseTag: o.str("releaseTag"),
+		Role:       o.str("role"),
+		URL:        o.str("url"),
+	}
+	if o.has("branch") {
+		if msg := branchProblem(e.Branch); msg != "" {
+			d.errorf(o.node("branch"), o.field("branch"), "%s", msg)
+		}
+	}
+	if !o.has("branch") && !o.has("from") {
+		d.errorf(p.key, p.path, "needs a branch, a from, or both")
+	}
+	if o.has("soak") && e.From == "" {
+		d.errorf(o.node("soak"), o.field("soak"), "needs from: soak is how long a digest ran in the upstream environment")
+	}
+	if e.ReleaseTag != "" {
+		tag, err := render("releaseTag", e.ReleaseTag, sampleData)
+		switch {
+		case err != nil:
+			d.errorf(o.node("releaseTag"), o.field("releaseTag"), "%v", err)
+		case !validTag(tag):
+			d.errorf(o.node("releaseTag"), o.field("releaseTag"), "renders %q, not a valid tag (want [A-Za-z0-9_][A-Za-z0-9._-]{0,127})", tag)
+		case reservedTag(tag) != "":
+			d.errorf(o.node("releaseTag"), o.field("releaseTag"), "renders %q, which %s", tag, reservedTag(tag))
+		}
+	}
+	tags, items := o.strings("tags")
+	for i, t := range tags {
+		switch {
+		case !validTag(t):
+			d.errorf(items[i].val, items[i].path, "%q is not a valid tag (want [A-Za-z0-9_][A-Za-z0-9._-]{0,127})", t)
+		case reservedTag(t) != "":
+			d.errorf(items[i].val, items[i].path, "%q %s", t, reservedTag(t))
+		}
+	}
+	e.Tags = tags
+	roles := []string{RoleDeployer, RoleReleaser, RoleAdmin}
+	switch {
+	case !o.has("role") && e.From != "":
+		e.Role = RoleReleaser
+	case !o.has("role"):
+		e.Role = RoleDeployer
+	case !slices.Contains(roles, e.Role):
+		d.errorf(o.node("role"), o.field("role"), "unknown role %q (want one of %s)%s", e.Role, quoteList(roles), suggestion(e.Role, roles))
+	}
+	e.Runtime = d.runtime(o, e, c)
+	e.Env = d.envVars(o)
+	if e.URL != "" {
+		if msg := urlProblem(e.URL); msg != "" {
+			d.errorf(o.node("url"), o.field("url"), "%s", msg)
+		}
+		e.URL = strings.TrimSuffix(e.URL, "/")
+	} else if e.Runtime.Local != nil && e.Runtime.Local.Listen != "" {
+		e.URL = "http://" + dialAddr(e.Runtime.Local.Listen)
+	}
+	e.Verify = d.verify(o)
+	e.Rollout = d.rollout(o)
+	return e
+}
+
+func (d *decoder) runtime(env *object, e *Environment, c *Config) Runtime {
+	if !env.has("runtime") {
+		env.missing("runtime")
+		return Runtime{}
+	}
+	o := d.object(env.key("runtime"), env.node("runtime"), env.field("runtime"), "local", "kubernetes")
+	var r Runtime
+	hasLocal, hasKube := o.has("local"), o.has("kubernetes")
+	switch {
+	case hasLocal && hasKube:
+		d.errorf(o.key("kubernetes"), o.path, "set local or kubernetes, not both")
+	case !hasLocal && !hasKube && !o.bad:
+		d.errorf(o.at, o.path, "one of local or kubernetes is required")
+	}
+	if hasLocal {
+		r.Local = d.local(o, e)
+	}
+	if hasKube {
+		r.Kubernetes = d.kubernetes(o, c)
+	}
+	return r
+}
+
+func (d *decoder) local(rt *object, e *Environment) *Local {
+	o := d.object(rt.key("local"), rt.node("local"), rt.field("local"), "replicas", "listen", "port", "args", "readiness")
+	l := &Local{
+		Replicas:  o.integer("replicas", 1),
+		Readiness: DefaultReadiness,
+	}
+	if l.Replicas < 1 {
+		d.errorf(o.node("replicas"), o.field("replicas"), "must be at least 1")
+	}
+	if !o.has("listen") {
+		o.missing("listen")
+	} else {
+		l.Listen = o.str("listen")
+		if msg := addrProblem(l.Listen); msg != "" {
+			d.errorf(o.node("listen"), o.field("listen"), "%s", msg)
+		} else if e.From == "" {
+			// dev-like environments stay on loopback unless told otherwise.
+			if strings.HasPrefix(l.Listen, ":") {
+				l.Listen = "127.0.0.1" + l.Listen
+			} else if !loopback(l.Listen) {
+				d.warnf(o.node("listen"), o.field("listen"), "%s is reachable beyond this machine; an environment without from (like dev) usually listens on loopback only", l.Listen)
+			}
+		}
+	}
+	if o.has("port") {
+		po := d.object(o.key("port"), o.node("port"), o.field("port"), "env")
+		l.PortEnv = po.str("env")
+		switch {
+		case !po.has("env"):
+			po.missing("env")
+		case !varName.MatchString(l.PortEnv):
+			d.errorf(po.node("env"), po.field("env"), "invalid variable name %q", l.PortEnv)
+		}
+	}
+	args, items := o.strings("args")
+	l.Args = args
+	usesPort := false
+	for i, a := range args {
+		one, err := render("args", a, ReplicaData{Env: e.Name, Host: "127.0.0.1", Port: 40001, Addr: "127.0.0.1:40001"})
+		if err != nil {
+			d.errorf(items[i].val, items[i].path, "%v", err)
+			continue
+		}
+		two, _ := render("args", a, ReplicaData{Env: e.Name, Host: "127.0.0.1", Port: 40002, Addr: "127.0.0.1:40002"})
+		usesPort = usesPort || one != two
+	}
+	if !o.has("port") && !usesPort {
+		l.PortEnv = DefaultPortEnv
+	}
+	if o.has("readiness") {
+		l.Readiness = o.str("readiness")
+		if !strings.HasPrefix(l.Readiness, "/") {
+			d.errorf(o.node("readiness"), o.field("readiness"), "want a path starting with /, got %q", l.Readiness)
+		}
+	}
+	return l
+}
+
+func (d *decoder) kubernetes(rt *object, c *Config) *Kubernetes {
+	o := d.object(rt.key("kubernetes"), rt.node("kubernetes"), rt.field("kubernetes"),
+		"namespace", "deployment", "container", "kubeconfig", "context", "hpa")
+	k := &Kubernetes{
+		Namespace:  o.str("namespace"),
+		Deployment: o.str("deployment"),
+		Container:  o.str("container"),
+		Kubeconfig: o.str("kubeconfig"),
+		Context:    o.str("context"),
+		HPA:        o.str("hpa"),
+	}
+	if !o.has("namespace") {
+		o.missing("namespace")
+	} else if !dnsLabel.MatchString(k.Namespace) {
+		d.errorf(o.node("namespace"), o.field("namespace"), "invalid namespace %q (want a DNS label: lowercase letters, digits, dashes)", k.Namespace)
+	}
+	if k.Deployment == "" {
+		k.Deployment = c.App
+	} else if !dnsSubdomain(k.Deployment) {
+		d.errorf(o.node("deployment"), o.field("deployment"), "invalid Deployment name %q", k.Deployment)
+	}
+	if k.Container != "" && !dnsLabel.MatchString(k.Container) {
+		d.errorf(o.node("container"), o.field("container"), "invalid container name %q", k.Container)
+	}
+	if k.HPA != "" && !dnsSubdomain(k.HPA) {
+		d.errorf(o.node("hpa"), o.field("hpa"), "invalid HorizontalPodAutoscaler name %q", k.HPA)
+	}
+	if k.Kubeconfig != "" {
+		k.Kubeconfig = d.abs(k.Kubeconfig)
+	}
+	return k
+}
+
+func (d *decoder) envVars(env *object) []EnvVar {
+	var out []EnvVar
+	for _, p := range d.pairs(env.node("env"), env.field("env")) {
+		if !varName.MatchString(p.name) {
+			d.errorf(p.key, p.path, "invalid variable name (want letters, digits and underscores, not starting with a digit)")
+		}
+		v := EnvVar{Name: p.name}
+		switch {
+		case isNull(p.val):
+		case p.val.Kind == yaml.ScalarNode:
+			v.Value = p.val.Value
+		case p.val.Kind == yaml.MappingNode:
+			o := d.object(p.key, p.val, p.path, "secret")
+			if !o.has("secret") {
+				d.errorf(p.val, p.path, "want a string or { secret: { env: NAME } } / { secret: { file: PATH } }")
+				continue
+			}
+			ref := d.secret(o.node("secret"), o.field("secret"), false)
+			ref.Field = p.path
+			v.Secret = &ref
+		default:
+			d.errorf(p.val, p.path, "want a string or { secret: … }, got %s", describe(p.val))
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (d *decoder) verify(env *object) []Check {
+	var out []Check
+	for _, it := range env.list("verify") {
+		o := d.object(it.val, it.val, it.path, "http", "expect", "contains", "timeout")
+		c := Check{
+			Expect:   o.integer("expect", 200),
+			Contains: o.str("contains"),
+			Timeout:  o.duration("timeout", DefaultCheckTimeout, true),
+		}
+		if !o.has("http") {
+			o.missing("http")
+		} else {
+			spec := o.str("http")
+			method, target, ok := strings.Cut(strings.TrimSpace(spec), " ")
+			target = strings.TrimSpace(target)
+			switch {
+			case !ok || strings.ContainsAny(target, " \t"):
+				d.errorf(o.node("http"), o.field("http"), "want \"METHOD /path\", got %q", spec)
+			case !slices.Contains(httpMethods, method):
+				d.errorf(o.node("http"), o.field("http"), "unknown method %q%s", method, suggestion(method, httpMethods))
+			case !strings.HasPrefix(target, "/"):
+				d.errorf(o.node("http"), o.field("http"), "path %q must start with /", target)
+			}
+			c.Method, c.Path = method, target
+		}
+		if c.Expect < 100 || c.Expect > 599 {
+			d.errorf(o.node("expect"), o.field("expect"), "%d is not an HTTP status", c.Expect)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (d *decoder) rollout(env *object) Rollout {
+	o := d.object(env.key("rollout"), env.node("rollout"), env.field("rollout"), "maxSurge", "maxUnavailable", "readyTimeout", "grace")
+	r := Rollout{
+		MaxSurge:       o.integer("maxSurge", 1),
+		MaxUnavailable: o.integer("maxUnavailable", 0),
+		ReadyTimeout:   o.duration("readyTimeout", DefaultReadyTimeout, true),
+		Grace:          o.duration("grace", DefaultGrace, false),
+	}
+	if r.MaxSurge < 0 {
+		d.errorf(o.node("maxSurge"), o.field("maxSurge"), "must not be negative")
+	}
+	if r.MaxUnavailable < 0 {
+		d.errorf(o.node("maxUnavailable"), o.field("maxUnavailable"), "must not be negative")
+	}
+	if r.MaxSurge == 0 && r.MaxUnavailable == 0 {
+		d.errorf(o.node("maxSurge"), o.path, "maxSurge and maxUnavailable are both 0: a rollout could never make progress")
+	}
+	return r
+}
+
+// crossCheck validates what spans several fields: upstreams, branches,
+// tags and listen addresses.
+func (d *decoder) crossCheck(c *Config) {
+	names := c.EnvNames()
+	byName := map[string]*Environment{}
+	order := map[string]int{}
+	for i, e := range c.Environments {
+		byName[e.Name] = e
+		order[e.Name] = i
+	}
+	for _, e := range c.Environments {
+		f := "environments." + e.Name + ".from"
+		switch {
+		case e.From == "":
+		case e.From == e.Name:
+			d.errorf(d.at(f), f, "an environment cannot follow itself")
+		case byName[e.From] == nil:
+			d.errorf(d.at(f), f, "unknown environment %q%s", e.From, suggestion(e.From, names))
+		default:
+			cycle := cycleFrom(e, byName)
+			if cycle != nil && !slices.ContainsFunc(cycle, func(n string) bool { return order[n] < order[e.Name] }) {
+				d.errorf(d.at(f), f, "cycle %s", strings.Join(cycle, " → "))
+			}
+		}
+	}
+
+	branchOf := map[string]string{}
+	tagOf := map[string]string{}
+	for _, e := range c.Environments {
+		if e.Branch != "" {
+			f := "environments." + e.Name + ".branch"
+			if other, dup := branchOf[e.Branch]; dup {
+				d.errorf(d.at(f), f, "branch %q already drives environment %q", e.Branch, other)
+			} else {
+				branchOf[e.Branch] = e.Name
+			}
+		}
+		for i, t := range e.Tags {
+			f := index("environments."+e.Name+".tags", i)
+			if other, dup := tagOf[t]; dup {
+				if other != e.Name {
+					d.errorf(d.at(f), f, "tag %q already follows environment %q", t, other)
+				} else {
+					d.errorf(d.at(f), f, "tag %q is listed twice", t)
+				}
+			} else {
+				tagOf[t] = e.Name
+			}
+		}
+		if e.Runtime.Kubernetes != nil && len(e.Env) > 0 {
+			f := "environments." + e.Name + ".env"
+			d.warnf(d.at(f), f, "ignored by the kubernetes runtime: the Deployment's manifest owns the container's environment")
+		}
+	}
+
+	// Listen addresses: the server, the embedded registry, then each local
+	// environment, each checked against all before it.
+	type addr struct{ field, value string }
+	var taken []addr
+	claim := func(field, value string) {
+		if addrProblem(value) != "" {
+			return
+		}
+		for _, a := range taken {
+			if overlap(a.value, value) {
+				d.errorf(d.at(field), field, "%s is already taken by %s (%s)", value, a.field, a.value)
+				return
+			}
+		}
+		taken = append(taken, addr{field, value})
+	}
+	claim("server.listen", c.Server.Listen)
+	if c.RegistryEmbedded() {
+		claim("registry.listen", c.Registry.Listen)
+	}
+	for _, e := range c.Environments {
+		if e.Runtime.Local != nil && e.Runtime.Local.Listen != "" {
+			claim("environments."+e.Name+".runtime.local.listen", e.Runtime.Local.Listen)
+		}
+	}
+}
+
+// cycleFrom follows from-links starting at e and returns the cycle through
+// e (e first and last), or nil.
+func cycleFrom(e *Environment, byName map[string]*Environment) []string {
+	path := []string{e.Name}
+	seen := map[string]bool{e.Name: true}
+	for cur := byName[e.From]; cur != nil; cur = byName[cur.From] {
+		path = append(path, cur.Name)
+		if cur.Name == e.Name {
+			return path
+		}
+		if seen[cur.Name] || cur.From == cur.Name {
+			return nil // a cycle not through e, or a self-loop reported elsewhere
+		}
+		seen[cur.Name] = true
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package config
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Redacted renders the resolved configuration, defaults included, as YAML
+// for logging at start. Secrets appear only as references (env:NAME,
+// file:PATH), literal secrets as <redacted>, and passwords inside URLs
+// (ledger, repository, environment values) are masked.
+func (c *Config) Redacted() string {
+	root := mapping(
+		"app", str(c.App),
+		"dataDir", str(c.DataDir),
+		"server", mapping(
+			"listen", str(c.Server.Listen),
+			"publicURL", optional(c.Server.PublicURL),
+		),
+		"ledger", str(redactURL(c.Ledger.URL)),
+		"source", mapping(
+			"repo", str(redactURL(c.Source.Repo)),
+			"poll", str(formatDuration(c.Source.Poll)),
+			"webhookSecret", optional(c.Source.WebhookSecret.String()),
+		),
+		"registry", mapping(
+			"image", str(c.ImageRepository()),
+			"embedded", boolean(c.RegistryEmbedded()),
+			"listen", str(c.Registry.Listen),
+			"insecure", boolean(c.Registry.Insecure),
+		),
+		"build", c.Build.view(),
+		"environments", c.environmentsView(),
+	)
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		// Encoding nodes built above cannot fail; keep the log line useful anyway.
+		return "config: " + err.Error()
+	}
+	_ = enc.Close()
+	return b.String()
+}
+
+func (b Build) view() *yaml.Node {
+	var g *yaml.Node
+	if b.Go != nil {
+		env := make([]*yaml.Node, len(b.Go.Env))
+		for i, kv := range b.Go.Env {
+			env[i] = str(kv)
+		}
+		g = mapping(
+			"main", str(b.Go.Main),
+			"ldflags", optional(b.Go.Ldflags),
+			"env", list(env...),
+		)
+	}
+	return mapping(
+		"dir", str(b.Dir),
+		"test", optional(b.Test),
+		"timeout", str(formatDuration(b.Timeout)),
+		"go", g,
+		"command", optional(b.Command),
+	)
+}
+
+func (c *Config) environmentsView() *yaml.Node {
+	var kv []any
+	for _, e := range c.Environments {
+		tags := make([]*yaml.Node, len(e.Tags))
+		for i, t := range e.Tags {
+			tags[i] = str(t)
+		}
+		var env []any
+		for _, v := range e.Env {
+			if v.Secret != nil {
+				env = append(env, v.Name, str("secret "+v.Secret.String()))
+			} else {
+				env = append(env, v.Name, str(redactURL(v.Value)))
+			}
+		}
+		verify := make([]*yaml.Node, len(e.Verify))
+		for i, ch := range e.Verify {
+			s := ch.String()
+			if ch.Contains != "" {
+				s += " containing " + strconv.Quote(ch.Contains)
+			}
+			verify[i] = str(s + " within " + formatDuration(ch.Timeout))
+		}
+		var soak *yaml.Node
+		if e.From != "" {
+			soak = str(formatDuration(e.Soak))
+		}
+		kv = append(kv, e.Name, mapping(
+			"branch", optional(e.Branch),
+			"from", optional(e.From),
+			"soak", soak,
+			"releaseTag", optional(e.ReleaseTag),
+			"tags", list(tags...),
+			"role", str(e.Role),
+			"runtime", e.Runtime.view(),
+			"env", mapping(env...),
+			"url", optional(e.URL),
+			"verify", list(verify...),
+			"rollout", mapping(
+				"maxSurge", integer(e.Rollout.MaxSurge),
+				"maxUnavailable", integer(e.Rollout.MaxUnavailable),
+				"readyTimeout", str(formatDuration(e.Rollout.ReadyTimeout)),
+				"grace", str(formatDuration(e.Rollout.Grace)),
+			),
+		))
+	}
+	return mapping(kv...)
+}
+
+func (r Runtime) view() *yaml.Node {
+	switch {
+	case r.Local != nil:
+		l := r.Local
+		args := make([]*yaml.Node, len(l.Args))
+		for i, a := range l.Args {
+			args[i] = str(a)
+		}
+		var port *yaml.Node
+		if l.PortEnv != "" {
+			port = mapping("env", str(l.PortEnv))
+		}
+		return mapping("local", mapping(
+			"replicas", integer(l.Replicas),
+			"listen", str(l.Listen),
+			"port", port,
+			"args", list(args...),
+			"readiness", str(l.Readiness),
+		))
+	case r.Kubernetes != nil:
+		k := r.Kubernetes
+		return mapping("kubernetes", mapping(
+			"namespace", str(k.Namespace),
+			"deployment", str(k.Deployment),
+			"container", optional(k.Container),
+			"kubeconfig", optional(k.Kubeconfig),
+			"context", optional(k.Context),
+			"hpa", optional(k.HPA),
+		))
+	}
+	return nil
+}
+
+// formatDuration prints 10m rather than 10m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// mapping builds a mapping node from alternating keys and *yaml.Node
+// values, leaving out nil values and empty collections.
+func mapping(kv ...any) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v, _ := kv[i+1].(*yaml.Node)
+		if v == nil || (v.Kind != yaml.ScalarNode && len(v.Content) == 0) {
+			continue
+		}
+		n.Content = append(n.Content, str(kv[i].(string)), v)
+	}
+	return n
+}
+
+func list(items ...*yaml.Node) *yaml.Node {
+	return &yaml.Node{Kind: yaml.SequenceNode, Content: items}
+}
+
+func str(s string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+}
+
+func optional(s string) *yaml.Node {
+	if s == "" {
+		return nil
+	}
+	return str(s)
+}
+
+func integer(i int) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(i)}
+}
+
+func boolean(b bool) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(b)}
+}

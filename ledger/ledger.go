@@ -1,0 +1,125 @@
+// Package ledger is ferry's record of what it did: builds with their steps
+// and log lines, and the audit events. It holds the Store contract, the
+// filters and the helpers its engines share; the engines live in
+// ledger/sqlite (the embedded default) and ledger/postgres (several ferry
+// servers sharing one ledger), and ledger/ledgerdb opens either from a URL.
+// ledger/ledgertest is the one test suite every engine passes.
+//
+// The contract that callers rely on, whatever the engine:
+//
+//   - errors are *ferry.Error with ENOTFOUND for a missing build, ECONFLICT
+//     for a duplicate (app, commit) or a lost compare-and-set, EINVALID for
+//     input the ledger refuses; anything else is an internal error wrapped
+//     with context;
+//   - list methods return newest first and never nil (an empty list is
+//     encoded as JSON []);
+//   - times come back in UTC and equal (time.Equal) to what was stored, to
+//     the microsecond;
+//   - free text (log lines, messages, commit subjects) is stored as valid
+//     UTF-8 without NUL bytes: anything else is replaced by U+FFFD, so that
+//     odd tool output is kept rather than refused.
+package ledger
+
+import (
+	"context"
+	"time"
+
+	"github.com/ferryhq/ferry"
+)
+
+// Store is the ledger: builds with their steps and logs, and audit events.
+// Implementations are safe for concurrent use by many goroutines, and (for
+// engines that allow it) by several processes sharing one database.
+type Store interface {
+	// CreateBuild records a new build and sets b.ID. b.CreatedAt must be
+	// set; an empty b.State becomes queued. A second build of the same
+	// (App, Commit) is refused with ECONFLICT: a commit is built once.
+	CreateBuild(ctx context.Context, b *ferry.Build) error
+	// Build returns a build with its steps, ordered by Seq.
+	Build(ctx context.Context, id int64) (*ferry.Build, error)
+	// BuildByCommit returns the build of an app's commit with its steps.
+	BuildByCommit(ctx context.Context, app, commit string) (*ferry.Build, error)
+	// Builds lists builds newest first, without their steps.
+	Builds(ctx context.Context, f BuildFilter) ([]*ferry.Build, error)
+	// UpdateBuild overwrites the mutable fields of the build b.ID: State,
+	// Reason, Image, Digest, StartedAt, FinishedAt, Subject and Author.
+	// App, Commit, Branch, Trigger and CreatedAt never change.
+	UpdateBuild(ctx context.Context, b *ferry.Build) error
+	// TransitionBuild moves build id from state from to state to, only if
+	// it is still in from (compare-and-set), and sets its Reason to reason.
+	// Moving to running sets StartedAt to at and clears FinishedAt; moving
+	// to a final state sets FinishedAt to at; moving back to queued clears
+	// both. A build no longer in from gives ECONFLICT, so two ferry servers,
+	// or one restarted, never run a build twice.
+	TransitionBuild(ctx context.Context, id int64, from, to ferry.BuildState, reason string, at time.Time) error
+	// SaveStep inserts or replaces the step (s.BuildID, s.Name).
+	SaveStep(ctx context.Context, s ferry.Step) error
+	// AppendLog stores lines of build buildID atomically, assigning each a
+	// Seq one higher than the last line of that build (1, 2, 3, … without
+	// gaps, also under concurrent appends) and writing BuildID, Seq and the
+	// stored Text back into lines. Every line needs a Time.
+	AppendLog(ctx context.Context, buildID int64, lines []ferry.LogLine) error
+	// Logs returns up to limit lines of a build with Seq > afterSeq, in Seq
+	// order; limit ≤ 0 means DefaultLogLimit, and at most MaxLogLimit lines
+	// are returned. Follow a running build by passing the last Seq seen.
+	Logs(ctx context.Context, buildID int64, afterSeq int64, limit int) ([]ferry.LogLine, error)
+	// AddEvent appends an event and sets e.ID. e.Time and e.Kind are
+	// required.
+	AddEvent(ctx context.Context, e *ferry.Event) error
+	// Events lists events newest first.
+	Events(ctx context.Context, f EventFilter) ([]ferry.Event, error)
+	// Close releases the store's connections. It is safe to call twice.
+	Close() error
+}
+
+// Page sizes of the list methods.
+const (
+	DefaultLimit    = 50    // builds and events when Limit ≤ 0
+	MaxLimit        = 1000  // builds and events at most
+	DefaultLogLimit = 1000  // log lines when limit ≤ 0
+	MaxLogLimit     = 10000 // log lines at most
+)
+
+// BuildFilter selects builds. Zero fields select everything.
+type BuildFilter struct {
+	App    string
+	Branch string
+	// States keeps builds in any of these states.
+	States []ferry.BuildState
+	// BeforeID keeps builds with a smaller ID: pass the last ID of a page
+	// to get the next (older) one.
+	BeforeID int64
+	// Limit bounds the result: ≤ 0 means DefaultLimit, at most MaxLimit.
+	Limit int
+}
+
+// PageSize is the number of builds f asks for, after defaults and bounds.
+func (f BuildFilter) PageSize() int { return pageSize(f.Limit, DefaultLimit, MaxLimit) }
+
+// EventFilter selects events. Zero fields select everything.
+type EventFilter struct {
+	App string
+	Env string
+	// Kind keeps events whose kind starts with it, literally: "build."
+	// selects build.queued and build.failed.
+	Kind    string
+	BuildID int64
+	// BeforeID keeps events with a smaller ID, for paging.
+	BeforeID int64
+	// Limit bounds the result: ≤ 0 means DefaultLimit, at most MaxLimit.
+	Limit int
+}
+
+// PageSize is the number of events f asks for, after defaults and bounds.
+func (f EventFilter) PageSize() int { return pageSize(f.Limit, DefaultLimit, MaxLimit) }
+
+// LogPageSize is the number of log lines a Logs call with limit returns at
+// most, after defaults and bounds.
+func LogPageSize(limit int) int { return pageSize(limit, DefaultLogLimit, MaxLogLimit) }
+
+func pageSize(n, def, most int) int {
+	if n <= 0 {
+		return def
+	}
+	return min(n, most)
+}

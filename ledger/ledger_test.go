@@ -1,0 +1,160 @@
+package ledger_test
+
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/ledger"
+)
+
+func TestPageSize(t *testing.T) {
+	tests := []struct{ limit, builds, logs int }{
+		{0, ledger.DefaultLimit, ledger.DefaultLogLimit},
+		{-5, ledger.DefaultLimit, ledger.DefaultLogLimit},
+		{7, 7, 7},
+		{5000, ledger.MaxLimit, 5000},
+		{1 << 30, ledger.MaxLimit, ledger.MaxLogLimit},
+	}
+	for _, tt := range tests {
+		if got := (ledger.BuildFilter{Limit: tt.limit}).PageSize(); got != tt.builds {
+			t.Errorf("BuildFilter{Limit: %d}.PageSize() = %d, want %d", tt.limit, got, tt.builds)
+		}
+		if got := (ledger.EventFilter{Limit: tt.limit}).PageSize(); got != tt.builds {
+			t.Errorf("EventFilter{Limit: %d}.PageSize() = %d, want %d", tt.limit, got, tt.builds)
+		}
+		if got := ledger.LogPageSize(tt.limit); got != tt.logs {
+			t.Errorf("LogPageSize(%d) = %d, want %d", tt.limit, got, tt.logs)
+		}
+	}
+}
+
+func TestCleanText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"plain", "plain"},
+		{"ünïcode ✓", "ünïcode ✓"},
+		{"nul\x00byte", "nul\uFFFDbyte"},
+		{"bad \xff\xfe utf8", "bad \uFFFD utf8"},
+		{"\xc3", "\uFFFD"},
+	}
+	for _, tt := range tests {
+		if got := ledger.CleanText(tt.in); got != tt.want {
+			t.Errorf("CleanText(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestTransition(t *testing.T) {
+	t1 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	t2 := t1.Add(time.Minute)
+	tests := []struct {
+		name                    string
+		state                   ferry.BuildState
+		from, to                ferry.BuildState
+		at                      time.Time
+		code                    string
+		wantStarted, wantFinish time.Time
+	}{
+		{"start", ferry.BuildQueued, ferry.BuildQueued, ferry.BuildRunning, t2, "", t2, time.Time{}},
+		{"finish", ferry.BuildRunning, ferry.BuildRunning, ferry.BuildSucceeded, t2, "", t1, t2},
+		{"supersede queued", ferry.BuildQueued, ferry.BuildQueued, ferry.BuildSuperseded, t2, "", t1, t2},
+		{"requeue", ferry.BuildFailed, ferry.BuildFailed, ferry.BuildQueued, time.Time{}, "", time.Time{}, time.Time{}},
+		{"lost race", ferry.BuildRunning, ferry.BuildQueued, ferry.BuildRunning, t2, ferry.ECONFLICT, t1, t1},
+		{"no time to start", ferry.BuildQueued, ferry.BuildQueued, ferry.BuildRunning, time.Time{}, ferry.EINVALID, t1, t1},
+		{"no time to fail", ferry.BuildRunning, ferry.BuildRunning, ferry.BuildFailed, time.Time{}, ferry.EINVALID, t1, t1},
+		{"unknown to", ferry.BuildQueued, ferry.BuildQueued, "exploded", t2, ferry.EINVALID, t1, t1},
+		{"unknown from", ferry.BuildQueued, "", ferry.BuildRunning, t2, ferry.EINVALID, t1, t1},
+	}
+	for _, tt := range tests {
+		b := &ferry.Build{ID: 1, State: tt.state, Reason: "old", StartedAt: t1, FinishedAt: t1}
+		err := ledger.Transition(b, tt.from, tt.to, "new", tt.at)
+		if got := ferry.ErrorCode(err); got != tt.code {
+			t.Errorf("Transition(%s) = %v, want code %q", tt.name, err, tt.code)
+			continue
+		}
+		wantState, wantReason := tt.to, "new"
+		if tt.code != "" {
+			wantState, wantReason = tt.state, "old" // refused: unchanged
+		}
+		if b.State != wantState || b.Reason != wantReason || !b.StartedAt.Equal(tt.wantStarted) || !b.FinishedAt.Equal(tt.wantFinish) {
+			t.Errorf("Transition(%s) left %s %q started %v finished %v, want %s %q started %v finished %v",
+				tt.name, b.State, b.Reason, b.StartedAt, b.FinishedAt, wantState, wantReason, tt.wantStarted, tt.wantFinish)
+		}
+	}
+}
+
+func TestReadMigrations(t *testing.T) {
+	good := fstest.MapFS{
+		"010_later.sql":  {Data: []byte("-- ten")},
+		"002_locks.sql":  {Data: []byte("-- two")},
+		"001_builds.sql": {Data: []byte("-- one")},
+		"README.md":      {Data: []byte("ignored")},
+	}
+	ms, err := ledger.ReadMigrations(good)
+	if err != nil {
+		t.Fatalf("ReadMigrations = %v", err)
+	}
+	var got []string
+	for _, m := range ms {
+		got = append(got, m.Name+"="+m.SQL)
+	}
+	if want := "001_builds.sql=-- one 002_locks.sql=-- two 010_later.sql=-- ten"; strings.Join(got, " ") != want {
+		t.Errorf("ReadMigrations = %q, want %q", strings.Join(got, " "), want)
+	}
+	if ms[2].Version != 10 {
+		t.Errorf("version of 010_later.sql = %d, want 10", ms[2].Version)
+	}
+
+	bad := []struct {
+		name string
+		fs   fstest.MapFS
+		want string
+	}{
+		{"no files", fstest.MapFS{"README.md": {}}, "no NNN_what.sql"},
+		{"bad name", fstest.MapFS{"builds.sql": {}}, "builds.sql: name is not NNN_what.sql"},
+		{"upper case", fstest.MapFS{"001_Builds.sql": {}}, "001_Builds.sql: name"},
+		{"version 0", fstest.MapFS{"000_zero.sql": {}}, "positive"},
+		{"same version", fstest.MapFS{"001_a.sql": {}, "01_b.sql": {}}, "same version 1"},
+	}
+	for _, tt := range bad {
+		_, err := ledger.ReadMigrations(tt.fs)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ReadMigrations(%s) = %v, want an error containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestPending(t *testing.T) {
+	all := []ledger.Migration{{Version: 1, Name: "001_a.sql"}, {Version: 2, Name: "002_b.sql"}, {Version: 3, Name: "003_c.sql"}}
+	names := func(ms []ledger.Migration) string {
+		var s []string
+		for _, m := range ms {
+			s = append(s, m.Name)
+		}
+		return strings.Join(s, ",")
+	}
+	tests := []struct {
+		name    string
+		applied map[int]string
+		want    string // pending names, or the error's text
+	}{
+		{"fresh", map[int]string{}, "001_a.sql,002_b.sql,003_c.sql"},
+		{"partly", map[int]string{1: "001_a.sql"}, "002_b.sql,003_c.sql"},
+		{"up to date", map[int]string{1: "001_a.sql", 2: "002_b.sql", 3: "003_c.sql"}, ""},
+		{"newer database", map[int]string{1: "001_a.sql", 4: "004_d.sql"}, "error: ledger schema has migration 004_d.sql, unknown to this ferry: upgrade ferry"},
+		{"renamed", map[int]string{1: "001_x.sql"}, "error: ledger schema migration 1 was applied as 001_x.sql, this ferry has 001_a.sql"},
+	}
+	for _, tt := range tests {
+		ms, err := ledger.Pending(all, tt.applied)
+		got := names(ms)
+		if err != nil {
+			got = "error: " + err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("Pending(%s) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,184 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/ledger/ledgertest"
+	"github.com/ferryhq/ferry/ledger/postgres"
+)
+
+func TestLedger(t *testing.T) {
+	ledgertest.Run(t, func(t *testing.T) ledgertest.OpenFunc {
+		dsn := newDatabase(t)
+		return func(ctx context.Context) (ledger.Store, error) { return postgres.Open(ctx, dsn) }
+	})
+}
+
+// unavailable ends tb: fatally when the suite requires PostgreSQL
+// (FERRY_TEST_REQUIRE lists "postgres"), as a skip otherwise.
+func unavailable(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	if slices.Contains(strings.Split(os.Getenv("FERRY_TEST_REQUIRE"), ","), "postgres") {
+		tb.Fatalf("postgres required: "+format, args...)
+	}
+	tb.Skipf("postgres unavailable: "+format, args...)
+}
+
+// newDatabase creates a fresh database on the server at
+// FERRY_TEST_POSTGRES_URL, drops it when tb ends, and returns its URL.
+func newDatabase(tb testing.TB) string {
+	tb.Helper()
+	admin := os.Getenv("FERRY_TEST_POSTGRES_URL")
+	if admin == "" {
+		unavailable(tb, "FERRY_TEST_POSTGRES_URL is not set")
+	}
+	u, err := url.Parse(admin)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		tb.Fatalf("FERRY_TEST_POSTGRES_URL is not a postgres:// URL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		unavailable(tb, "connect: %v", err)
+	}
+	defer conn.Close(ctx)
+
+	var b [6]byte
+	rand.Read(b[:])
+	name := "ferry_t_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatalf("create database %s: %v", name, err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			tb.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if err := dropDatabase(ctx, conn, name); err != nil {
+			tb.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+// dropDatabase drops the database name, ending its sessions. A role without
+// pg_signal_backend may not end an autovacuum worker (PostgreSQL 15 refuses
+// DROP … WITH (FORCE) then, with 42501); a plain DROP stops such a worker by
+// itself, so that is the fallback.
+func dropDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
+	_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	if e, ok := errors.AsType[*pgconn.PgError](err); !ok || e.Code != "42501" {
+		return err
+	}
+	for range 5 {
+		if _, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name); err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return err
+}
+
+// TestSchema checks that opening twice applies each migration once.
+func TestSchema(t *testing.T) {
+	dsn := newDatabase(t)
+	for range 2 {
+		s, err := postgres.Open(t.Context(), dsn)
+		if err != nil {
+			t.Fatalf("Open = %v", err)
+		}
+		s.Close()
+	}
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var versions, names string
+	if err := conn.QueryRow(t.Context(), `SELECT string_agg(version::text, ','), string_agg(name, ',') FROM schema_migrations`).Scan(&versions, &names); err != nil {
+		t.Fatal(err)
+	}
+	if versions != "1" || names != "001_builds_events.sql" {
+		t.Errorf("schema_migrations = %s %s, want 1 001_builds_events.sql", versions, names)
+	}
+}
+
+// TestNewerSchema refuses a database that a newer ferry migrated further.
+func TestNewerSchema(t *testing.T) {
+	dsn := newDatabase(t)
+	s, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	s.Close()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(t.Context(), `INSERT INTO schema_migrations VALUES (99, '099_future.sql', now())`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(t.Context())
+	_, err = postgres.Open(t.Context(), dsn)
+	if err == nil || !strings.Contains(err.Error(), "099_future.sql") {
+		t.Errorf("Open(newer schema) = %v, want an error naming 099_future.sql", err)
+	}
+}
+
+// TestOpenError: an unreachable server and a malformed DSN give errors that
+// say where, without the password.
+func TestOpenError(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for _, dsn := range []string{
+		"postgres://ferry:s3cret@127.0.0.1:1/ferry?sslmode=disable&connect_timeout=5",
+		"postgres://ferry:s3cret@127.0.0.1:notaport/ferry",
+	} {
+		_, err := postgres.Open(ctx, dsn)
+		if err == nil {
+			t.Errorf("Open(%s) = nil error, want one", dsn)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open(%s) error shows the password: %v", dsn, err)
+		}
+		if !strings.Contains(err.Error(), "postgres") {
+			t.Errorf("Open(%s) = %v, want an error that names postgres", dsn, err)
+		}
+	}
+}
+
+// BenchmarkAppendLog measures log lines stored per second, one line per
+// call (a step printing slowly) and 100 per call (a burst of output).
+func BenchmarkAppendLog(b *testing.B) {
+	for _, perCall := range []int{1, 100} {
+		b.Run(fmt.Sprintf("lines=%d", perCall), func(b *testing.B) {
+			s, err := postgres.Open(b.Context(), newDatabase(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ledgertest.BenchAppendLog(b, s, perCall)
+		})
+	}
+}

@@ -1,0 +1,143 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/ledger/ledgertest"
+	"github.com/ferryhq/ferry/ledger/sqlite"
+)
+
+func TestLedger(t *testing.T) {
+	ledgertest.Run(t, func(t *testing.T) ledgertest.OpenFunc {
+		path := filepath.Join(t.TempDir(), "ledger.db")
+		return func(ctx context.Context) (ledger.Store, error) { return sqlite.Open(ctx, path) }
+	})
+}
+
+// TestOpenOddPath opens a database whose path holds characters that mean
+// something in a SQLite URI, in a directory that does not exist yet.
+func TestOpenOddPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new dir", "a?b#c%20d.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open(%q) = %v", path, err)
+	}
+	defer s.Close()
+	if s.Path() != path {
+		t.Errorf("Path() = %q, want %q", s.Path(), path)
+	}
+	if err := s.AddEvent(t.Context(), &ferry.Event{Kind: "x", Time: time.Now()}); err != nil {
+		t.Fatalf("AddEvent = %v", err)
+	}
+	s.Close()
+	// The file is where the path says, not cut at '?' or '#', nor unescaped.
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Contains(names, filepath.Base(path)) || len(names) > 3 {
+		t.Errorf("directory holds %q, want %q (and its -wal, -shm)", names, filepath.Base(path))
+	}
+	s, err = sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("reopen(%q) = %v", path, err)
+	}
+	defer s.Close()
+	if got, err := s.Events(t.Context(), ledger.EventFilter{}); err != nil || len(got) != 1 {
+		t.Errorf("Events after reopen = %v, %v, want one", got, err)
+	}
+}
+
+// TestSchema checks what Open leaves in the file: WAL mode and one
+// schema_migrations row per embedded migration, however often it is opened.
+func TestSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	for range 2 {
+		s, err := sqlite.Open(t.Context(), path)
+		if err != nil {
+			t.Fatalf("Open = %v", err)
+		}
+		s.Close()
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode string
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v, want wal", mode, err)
+	}
+	var versions, names string
+	if err := db.QueryRow(`SELECT group_concat(version), group_concat(name) FROM schema_migrations`).Scan(&versions, &names); err != nil {
+		t.Fatal(err)
+	}
+	if versions != "1" || names != "001_builds_events.sql" {
+		t.Errorf("schema_migrations = %s %s, want 1 001_builds_events.sql", versions, names)
+	}
+}
+
+// TestNewerSchema refuses a database that a newer ferry migrated further.
+func TestNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (99, '099_future.sql', '2030-01-01T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	_, err = sqlite.Open(t.Context(), path)
+	if err == nil || !strings.Contains(err.Error(), "099_future.sql") {
+		t.Errorf("Open(newer schema) = %v, want an error naming 099_future.sql", err)
+	}
+}
+
+func TestOpenError(t *testing.T) {
+	dir := t.TempDir()
+	// A directory where the file should be.
+	_, err := sqlite.Open(t.Context(), dir)
+	if err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Open(a directory) = %v, want an error naming %s", err, dir)
+	}
+	if _, err := sqlite.Open(t.Context(), ""); err == nil {
+		t.Errorf("Open(\"\") = nil error, want one")
+	}
+}
+
+// BenchmarkAppendLog measures log lines stored per second, one line per
+// call (a step printing slowly) and 100 per call (a burst of output).
+func BenchmarkAppendLog(b *testing.B) {
+	for _, perCall := range []int{1, 100} {
+		b.Run(fmt.Sprintf("lines=%d", perCall), func(b *testing.B) {
+			s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "ledger.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ledgertest.BenchAppendLog(b, s, perCall)
+		})
+	}
+}

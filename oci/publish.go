@@ -1,0 +1,279 @@
+package oci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ferryhq/ferry"
+)
+
+// Publisher pushes, tags, resolves and pulls images in one repository of an
+// OCI registry. It holds no connection state: creating one is cheap, and a
+// build may make its own to have its retries reported in its log.
+type Publisher struct {
+	repo     name.Repository
+	insecure bool
+	rt       http.RoundTripper
+	keychain authn.Keychain
+	retry    Retry
+}
+
+// Option configures a Publisher.
+type Option func(*Publisher)
+
+// WithTransport sets the HTTP transport (remote.DefaultTransport by default).
+func WithTransport(rt http.RoundTripper) Option { return func(p *Publisher) { p.rt = rt } }
+
+// WithInsecure talks plain HTTP to the registry. Loopback registries
+// (127.0.0.1, localhost, [::1]) get it without asking.
+func WithInsecure() Option { return func(p *Publisher) { p.insecure = true } }
+
+// WithKeychain sets where credentials come from; by default the usual
+// docker configuration ($DOCKER_CONFIG, ~/.docker/config.json and its
+// credential helpers).
+func WithKeychain(k authn.Keychain) Option { return func(p *Publisher) { p.keychain = k } }
+
+// WithRetry sets how an unavailable registry is retried (DefaultRetry).
+func WithRetry(r Retry) Option { return func(p *Publisher) { p.retry = r } }
+
+// NewPublisher returns a Publisher for repo, a repository without tag or
+// digest: "127.0.0.1:5050/birthday-app", "ghcr.io/team/app".
+func NewPublisher(repo string, opts ...Option) (*Publisher, error) {
+	p := &Publisher{
+		rt:       remote.DefaultTransport,
+		keychain: authn.DefaultKeychain,
+		retry:    DefaultRetry,
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	if strings.ContainsAny(repo, "@") || strings.Contains(repo, "://") {
+		return nil, ferry.Errorf(ferry.EINVALID, "image repository %q: want host/path, without scheme, tag or digest", repo)
+	}
+	var nopts []name.Option
+	if p.insecure || loopbackRegistry(repo) {
+		p.insecure = true
+		nopts = append(nopts, name.Insecure)
+	}
+	r, err := name.NewRepository(repo, nopts...)
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "image repository %q: %v", repo, err)
+	}
+	if !strings.Contains(repo, "/") {
+		// name.NewRepository would read "app" as "index.docker.io/library/app";
+		// ferry wants the registry named.
+		return nil, ferry.Errorf(ferry.EINVALID, "image repository %q: want host/path", repo)
+	}
+	p.repo = r
+	return p, nil
+}
+
+// loopbackRegistry reports whether the registry part of repo is a loopback
+// host.
+func loopbackRegistry(repo string) bool {
+	host, _, _ := strings.Cut(repo, "/")
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Repo returns the repository, as used in references.
+func (p *Publisher) Repo() string { return p.repo.Name() }
+
+// Ref returns the full reference of a digest ("sha256:…") or a tag in the
+// repository: "host/app@sha256:…" or "host/app:tag".
+func (p *Publisher) Ref(digestOrTag string) string {
+	if strings.Contains(digestOrTag, ":") {
+		return p.repo.Name() + "@" + digestOrTag
+	}
+	return p.repo.Name() + ":" + digestOrTag
+}
+
+func (p *Publisher) options(ctx context.Context) []remote.Option {
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithTransport(p.rt),
+		remote.WithAuthFromKeychain(p.keychain),
+		remote.WithUserAgent("ferry"),
+		// Retries happen around whole operations (see Retry); one try
+		// per request here keeps the deadline honest.
+		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
+	}
+}
+
+func (p *Publisher) digestRef(digest string) (name.Digest, error) {
+	d, err := name.NewDigest(p.repo.Name()+"@"+digest, p.nameOptions()...)
+	if err != nil {
+		return name.Digest{}, ferry.Errorf(ferry.EINVALID, "image digest %q: %v", digest, err)
+	}
+	return d, nil
+}
+
+// validTag is the OCI distribution spec's tag grammar.
+var validTag = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+func (p *Publisher) tagRef(tag string) (name.Tag, error) {
+	if !validTag.MatchString(tag) {
+		return name.Tag{}, ferry.Errorf(ferry.EINVALID, "image tag %q: want at most 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'", tag)
+	}
+	t, err := name.NewTag(p.repo.Name()+":"+tag, p.nameOptions()...)
+	if err != nil {
+		return name.Tag{}, ferry.Errorf(ferry.EINVALID, "image tag %q: %v", tag, err)
+	}
+	return t, nil
+}
+
+func (p *Publisher) nameOptions() []name.Option {
+	if p.insecure {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+// Push uploads img by digest, then points each tag at it, and returns the
+// digest ("sha256:…"). Blobs and manifests the registry already has are not
+// uploaded again: pushing an image that is there costs a manifest HEAD and
+// one manifest PUT per tag.
+func (p *Publisher) Push(ctx context.Context, img v1.Image, tags ...string) (string, error) {
+	h, err := img.Digest()
+	if err != nil {
+		return "", fmt.Errorf("push: image digest: %w", err)
+	}
+	ref, err := p.digestRef(h.String())
+	if err != nil {
+		return "", err
+	}
+	tagRefs := make([]name.Tag, len(tags))
+	for i, tag := range tags {
+		if tagRefs[i], err = p.tagRef(tag); err != nil {
+			return "", err
+		}
+	}
+	err = p.retry.do(ctx, func(ctx context.Context) error {
+		return remote.Write(ref, img, p.options(ctx)...)
+	})
+	if err != nil {
+		return "", fmt.Errorf("push %s: %w", ref, err)
+	}
+	for _, t := range tagRefs {
+		err := p.retry.do(ctx, func(ctx context.Context) error {
+			return remote.Tag(t, img, p.options(ctx)...)
+		})
+		if err != nil {
+			return "", fmt.Errorf("tag %s: %w", t, err)
+		}
+	}
+	return h.String(), nil
+}
+
+// Tag points tag at the manifest digest, which must be in the repository.
+// Only the manifest is read and written: no blob is uploaded.
+func (p *Publisher) Tag(ctx context.Context, digest, tag string) error {
+	ref, err := p.digestRef(digest)
+	if err != nil {
+		return err
+	}
+	t, err := p.tagRef(tag)
+	if err != nil {
+		return err
+	}
+	err = p.retry.do(ctx, func(ctx context.Context) error {
+		desc, err := remote.Get(ref, p.options(ctx)...)
+		if err != nil {
+			return err
+		}
+		return remote.Tag(t, desc, p.options(ctx)...)
+	})
+	if isNotFound(err) {
+		return ferry.Errorf(ferry.ENOTFOUND, "tag %s: no image %s", t, ref)
+	}
+	if err != nil {
+		return fmt.Errorf("tag %s: %w", t, err)
+	}
+	return nil
+}
+
+// Resolve returns the manifest digest a tag points at. A missing tag is a
+// ferry.ENOTFOUND error.
+func (p *Publisher) Resolve(ctx context.Context, tag string) (string, error) {
+	t, err := p.tagRef(tag)
+	if err != nil {
+		return "", err
+	}
+	var desc *v1.Descriptor
+	err = p.retry.do(ctx, func(ctx context.Context) error {
+		var err error
+		desc, err = remote.Head(t, p.options(ctx)...)
+		return err
+	})
+	if isNotFound(err) {
+		return "", ferry.Errorf(ferry.ENOTFOUND, "no image %s", t)
+	}
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", t, err)
+	}
+	return desc.Digest.String(), nil
+}
+
+// Exists reports whether the repository holds the manifest digest.
+func (p *Publisher) Exists(ctx context.Context, digest string) (bool, error) {
+	ref, err := p.digestRef(digest)
+	if err != nil {
+		return false, err
+	}
+	err = p.retry.do(ctx, func(ctx context.Context) error {
+		_, err := remote.Head(ref, p.options(ctx)...)
+		return err
+	})
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("check %s: %w", ref, err)
+	}
+	return true, nil
+}
+
+// Image returns the image with the manifest digest, for pulling. Its
+// manifest is fetched now; its config and layers when read.
+func (p *Publisher) Image(ctx context.Context, digest string) (v1.Image, error) {
+	ref, err := p.digestRef(digest)
+	if err != nil {
+		return nil, err
+	}
+	var img v1.Image
+	err = p.retry.do(ctx, func(ctx context.Context) error {
+		var err error
+		img, err = remote.Image(ref, p.options(ctx)...)
+		return err
+	})
+	if isNotFound(err) {
+		return nil, ferry.Errorf(ferry.ENOTFOUND, "no image %s", ref)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+func isNotFound(err error) bool {
+	te, ok := errors.AsType[*transport.Error](err)
+	return ok && te.StatusCode == http.StatusNotFound
+}

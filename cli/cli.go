@@ -56,6 +56,15 @@ controlled release of the very same digest.`,
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd())
+	root.AddCommand(
+		newServeCmd(),
+		newConfigCmd(),
+		newBuildsCmd(),
+		newBuildCmd(),
+		newCancelCmd(),
+		newLogsCmd(),
+		newHistoryCmd(),
+		newVersionCmd(),
+	)
 	return root
 }

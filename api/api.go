@@ -1,0 +1,155 @@
+// Package api serves ferry's HTTP API under /api/v1: JSON in and out, one
+// function mapping domain error codes to statuses, and log streams as
+// newline-delimited JSON. The CLI is its client.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/ledger"
+)
+
+// Ledger is what the API reads.
+type Ledger interface {
+	Build(ctx context.Context, id int64) (*ferry.Build, error)
+	Builds(ctx context.Context, f ledger.BuildFilter) ([]*ferry.Build, error)
+	Logs(ctx context.Context, buildID, afterSeq int64, limit int) ([]ferry.LogLine, error)
+	Events(ctx context.Context, f ledger.EventFilter) ([]ferry.Event, error)
+}
+
+// Builds is what the API asks of the builder.
+type Builds interface {
+	// Trigger queues a build of branch's current head, or of commit when set.
+	Trigger(ctx context.Context, branch, commit, actor string) (*ferry.Build, bool, error)
+	Cancel(ctx context.Context, id int64, actor, reason string) error
+	// Changed returns a channel closed at the next change of builds or logs.
+	Changed() <-chan struct{}
+}
+
+// Server is the HTTP API.
+type Server struct {
+	App     string
+	Version string
+	Ledger  Ledger
+	Builds  Builds
+	// Hooks serves /hooks/{provider}; nil disables webhooks.
+	Hooks  http.Handler
+	Logger *slog.Logger
+	// Heartbeat is how often a log follower gets an empty keep-alive
+	// line while nothing happens. Default 15s.
+	Heartbeat time.Duration
+}
+
+// Handler returns every route.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /api/v1/version", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"version": s.Version, "app": s.App})
+	})
+	mux.HandleFunc("GET /api/v1/builds", s.listBuilds)
+	mux.HandleFunc("POST /api/v1/builds", s.triggerBuild)
+	mux.HandleFunc("GET /api/v1/builds/{id}", s.getBuild)
+	mux.HandleFunc("POST /api/v1/builds/{id}/cancel", s.cancelBuild)
+	mux.HandleFunc("GET /api/v1/builds/{id}/logs", s.buildLogs)
+	mux.HandleFunc("GET /api/v1/events", s.listEvents)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		s.error(w, r, ferry.Errorf(ferry.ENOTFOUND, "no API route %s %s", r.Method, r.URL.Path))
+	})
+	if s.Hooks != nil {
+		mux.Handle("/hooks/", s.Hooks)
+	}
+	return mux
+}
+
+// ErrorBody is the JSON of every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// status maps a domain error code to an HTTP status.
+func status(code string) int {
+	switch code {
+	case ferry.EINVALID:
+		return http.StatusBadRequest
+	case ferry.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case ferry.EFORBIDDEN:
+		return http.StatusForbidden
+	case ferry.ENOTFOUND:
+		return http.StatusNotFound
+	case ferry.ECONFLICT:
+		return http.StatusConflict
+	case ferry.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
+	code := ferry.ErrorCode(err)
+	if code == ferry.EINTERNAL {
+		s.Logger.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status(code), ErrorBody{Error: ferry.ErrorMessage(err), Code: code})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// decode reads a JSON body of at most 64 KiB into v, refusing unknown fields.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return ferry.Errorf(ferry.EINVALID, "request body is empty; expected JSON")
+		}
+		return ferry.Errorf(ferry.EINVALID, "request body: %v", err)
+	}
+	return nil
+}
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, ferry.Errorf(ferry.EINVALID, "build id %q is not a positive number", r.PathValue("id"))
+	}
+	return id, nil
+}
+
+func queryInt(r *http.Request, name string, def int64) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, ferry.Errorf(ferry.EINVALID, "query parameter %s=%q is not a non-negative number", name, v)
+	}
+	return n, nil
+}
+
+// actor names who asked; tokens replace this once access control lands.
+func actor(r *http.Request) string {
+	if a := r.Header.Get("X-Ferry-Actor"); a != "" && len(a) <= 64 {
+		return a
+	}
+	return "api"
+}

@@ -1,0 +1,258 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/ledger"
+)
+
+// BuildList is the body of GET /api/v1/builds.
+type BuildList struct {
+	Builds []*ferry.Build `json:"builds"`
+}
+
+func (s *Server) listBuilds(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := queryInt(r, "limit", 50)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	before, err := queryInt(r, "before", 0)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	f := ledger.BuildFilter{App: s.App, Branch: q.Get("branch"), Limit: int(limit), BeforeID: before}
+	for _, st := range q["state"] {
+		state := ferry.BuildState(st)
+		switch state {
+		case ferry.BuildQueued, ferry.BuildRunning, ferry.BuildSucceeded, ferry.BuildFailed, ferry.BuildSuperseded, ferry.BuildCanceled:
+			f.States = append(f.States, state)
+		default:
+			s.error(w, r, ferry.Errorf(ferry.EINVALID, "unknown build state %q", st))
+			return
+		}
+	}
+	builds, err := s.Ledger.Builds(r.Context(), f)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, BuildList{Builds: builds})
+}
+
+// TriggerRequest is the body of POST /api/v1/builds.
+type TriggerRequest struct {
+	Branch string `json:"branch"`
+	Commit string `json:"commit,omitempty"`
+}
+
+// TriggerResponse says whether a build was queued or already existed.
+type TriggerResponse struct {
+	Queued bool         `json:"queued"`
+	Build  *ferry.Build `json:"build"`
+}
+
+func (s *Server) triggerBuild(w http.ResponseWriter, r *http.Request) {
+	var req TriggerRequest
+	if err := decode(r, &req); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if req.Branch == "" {
+		s.error(w, r, ferry.Errorf(ferry.EINVALID, "branch is required"))
+		return
+	}
+	b, queued, err := s.Builds.Trigger(r.Context(), req.Branch, req.Commit, actor(r))
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	code := http.StatusOK
+	if queued {
+		code = http.StatusAccepted
+	}
+	writeJSON(w, code, TriggerResponse{Queued: queued, Build: b})
+}
+
+func (s *Server) getBuild(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	b, err := s.Ledger.Build(r.Context(), id)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+// CancelRequest is the optional body of POST /api/v1/builds/{id}/cancel.
+type CancelRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+func (s *Server) cancelBuild(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	var req CancelRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			s.error(w, r, err)
+			return
+		}
+	}
+	if err := s.Builds.Cancel(r.Context(), id, actor(r), req.Reason); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	b, err := s.Ledger.Build(r.Context(), id)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+// LogRecord is one line of GET /api/v1/builds/{id}/logs, a stream of
+// newline-delimited JSON objects: log lines, step changes, and a final
+// record with the build's end state.
+type LogRecord struct {
+	Line  *ferry.LogLine `json:"line,omitempty"`
+	Steps []ferry.Step   `json:"steps,omitempty"`
+	// State is set on the last record, once the build has ended.
+	State  ferry.BuildState `json:"state,omitempty"`
+	Reason string           `json:"reason,omitempty"`
+	Digest string           `json:"digest,omitempty"`
+}
+
+// buildLogs streams a build's log. Without follow=1 it writes the lines
+// stored so far and the build's state. With follow=1 it keeps the
+// connection open, writing lines and step changes as they happen, until the
+// build ends.
+func (s *Server) buildLogs(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	after, err := queryInt(r, "after", 0)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true"
+	ctx := r.Context()
+	b, err := s.Ledger.Build(ctx, id)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	flusher, _ := w.(http.Flusher)
+	flush := func() {
+		_ = bw.Flush()
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	heartbeat := s.Heartbeat
+	if heartbeat <= 0 {
+		heartbeat = 15 * time.Second
+	}
+	var lastSteps []ferry.Step
+	for {
+		changed := s.Builds.Changed() // before reading, so no change is missed
+		lines, err := s.Ledger.Logs(ctx, id, after, 1000)
+		if err != nil {
+			s.Logger.Error("read build log", "build", id, "err", err)
+			return
+		}
+		for i := range lines {
+			_ = enc.Encode(LogRecord{Line: &lines[i]})
+			after = lines[i].Seq
+		}
+		if b, err = s.Ledger.Build(ctx, id); err != nil {
+			return
+		}
+		if !stepsEqual(lastSteps, b.Steps) {
+			_ = enc.Encode(LogRecord{Steps: b.Steps})
+			lastSteps = b.Steps
+		}
+		if len(lines) == 1000 {
+			flush()
+			continue // more to read at once
+		}
+		if b.State.Final() || !follow {
+			_ = enc.Encode(LogRecord{State: b.State, Reason: b.Reason, Digest: b.Digest})
+			flush()
+			return
+		}
+		flush()
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-time.After(heartbeat):
+			_, _ = bw.WriteString("{}\n")
+		}
+	}
+}
+
+func stepsEqual(a, b []ferry.Step) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// EventList is the body of GET /api/v1/events.
+type EventList struct {
+	Events []ferry.Event `json:"events"`
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit", 100)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	before, err := queryInt(r, "before", 0)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	buildID, err := queryInt(r, "build", 0)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	events, err := s.Ledger.Events(r.Context(), ledger.EventFilter{
+		App: s.App, Env: q.Get("env"), Kind: q.Get("kind"), BuildID: buildID, Limit: int(limit), BeforeID: before,
+	})
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, EventList{Events: events})
+}

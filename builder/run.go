@@ -1,0 +1,257 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/oci"
+	"github.com/ferryhq/ferry/pipeline"
+)
+
+// Step names, in order.
+const (
+	StepCheckout = "checkout"
+	StepTest     = "test"
+	StepBuild    = "build"
+	StepPush     = "push"
+	StepTag      = "tag"
+)
+
+// run is the state one build's steps share.
+type run struct {
+	b      *Builder
+	build  *ferry.Build
+	dir    string
+	info   TemplateData
+	img    v1.Image
+	digest string
+}
+
+func (b *Builder) runBuild(ctx context.Context, build *ferry.Build) {
+	now := b.now()
+	if err := b.ledger.TransitionBuild(ctx, build.ID, ferry.BuildQueued, ferry.BuildRunning, "", now); err != nil {
+		if ferry.ErrorCode(err) != ferry.ECONFLICT {
+			b.log.Error("start build", "build", build.ID, "err", err)
+		}
+		return // superseded, canceled or taken by another server meanwhile
+	}
+	build.State, build.StartedAt, build.Reason = ferry.BuildRunning, now, ""
+	b.event(ctx, "build.started", "ferry", build, "")
+
+	bctx, cancel := context.WithCancel(ctx)
+	b.mu.Lock()
+	b.cancelID, b.cancel = build.ID, cancel
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.cancelID, b.cancel = 0, nil
+		b.mu.Unlock()
+		cancel()
+	}()
+
+	rec := &recorder{ctx: context.WithoutCancel(ctx), b: b, build: build}
+	rec.start()
+	r := &run{b: b, build: build, dir: filepath.Join(b.cfg.WorkDir, fmt.Sprintf("%d-%s", build.ID, build.ShortCommit()))}
+	p := &pipeline.Pipeline{Listener: rec, Steps: r.steps()}
+	rec.plan(p.Steps)
+
+	var err error
+	if digest, ok := r.alreadyPushed(bctx); ok {
+		r.digest = digest
+		rec.skipAll(p.Steps, fmt.Sprintf("image %s already in the registry", ferry.CommitTag(build.Commit)))
+	} else {
+		err = p.Run(bctx)
+	}
+	if r.dir != "" {
+		if rerr := b.src.RemoveCheckout(context.WithoutCancel(ctx), r.dir); rerr != nil {
+			b.log.Warn("remove worktree", "dir", r.dir, "err", rerr)
+		}
+	}
+	rec.close()
+	b.finish(context.WithoutCancel(ctx), ctx, build, r.digest, err)
+}
+
+// finish records the outcome. A build stopped because ferry itself is
+// shutting down stays running, so that the next start resumes it.
+func (b *Builder) finish(ctx, runCtx context.Context, build *ferry.Build, digest string, err error) {
+	switch {
+	case err == nil:
+		build.State, build.Digest = ferry.BuildSucceeded, digest
+	case runCtx.Err() != nil:
+		b.log.Info("build interrupted by shutdown; it resumes at the next start", "build", build.ID)
+		return
+	case errors.Is(err, context.Canceled):
+		build.State, build.Reason = ferry.BuildCanceled, "canceled"
+	default:
+		build.State, build.Reason = ferry.BuildFailed, err.Error()
+	}
+	build.FinishedAt = b.now()
+	if uerr := b.ledger.UpdateBuild(ctx, build); uerr != nil {
+		b.log.Error("record build result", "build", build.ID, "err", uerr)
+		return
+	}
+	b.event(ctx, "build."+string(build.State), "ferry", build, build.Reason)
+	if build.State == ferry.BuildSucceeded && b.OnSucceeded != nil {
+		b.OnSucceeded(build)
+	}
+}
+
+// alreadyPushed reports an image that an earlier run (or another ferry)
+// pushed for this commit; it is adopted instead of rebuilt.
+func (r *run) alreadyPushed(ctx context.Context) (string, bool) {
+	digest, err := r.b.pub.Resolve(ctx, ferry.CommitTag(r.build.Commit))
+	if err != nil {
+		return "", false // absent, or the registry is down: the push step retries
+	}
+	r.dir = ""
+	return digest, true
+}
+
+func (r *run) steps() []pipeline.Step {
+	return []pipeline.Step{
+		{Name: StepCheckout, Run: r.checkout, MaxAttempts: 4},
+		{Name: StepTest, Run: r.test, Skip: func() string {
+			if r.b.cfg.Test == "" {
+				return "no test command configured"
+			}
+			return ""
+		}},
+		{Name: StepBuild, Run: r.buildImage},
+		{Name: StepPush, Run: r.push, MaxAttempts: r.b.cfg.PushAttempts},
+		{Name: StepTag, Run: r.tag, MaxAttempts: r.b.cfg.PushAttempts},
+	}
+}
+
+func (r *run) checkout(ctx context.Context, log *pipeline.Log) error {
+	ctx, cancel := context.WithTimeout(ctx, r.b.cfg.Timeout)
+	defer cancel()
+	_ = r.b.src.RemoveCheckout(ctx, r.dir) // left over from an interrupted run
+	info, err := r.b.src.Commit(ctx, r.build.Commit)
+	if err != nil {
+		return retryIf(err)
+	}
+	r.info = TemplateData{Commit: r.build.Commit, ShortCommit: r.build.ShortCommit(), Branch: r.build.Branch, Time: info.Time.UTC()}
+	log.Printf("checking out %s (%s) into %s", r.build.Commit, info.Subject, r.dir)
+	if err := r.b.src.Checkout(ctx, r.build.Commit, r.dir); err != nil {
+		return retryIf(err)
+	}
+	return nil
+}
+
+// appDir is where commands run: the worktree, or the configured directory
+// inside it.
+func (r *run) appDir() string { return filepath.Join(r.dir, filepath.FromSlash(r.b.cfg.Dir)) }
+
+func retryIf(err error) error {
+	if isRetryable(err) {
+		return pipeline.Retryable(err)
+	}
+	return err
+}
+
+// env is what the user's commands see besides ferry's own environment.
+func (r *run) env() []string {
+	return append(os.Environ(),
+		"FERRY_APP="+r.b.cfg.App,
+		"FERRY_COMMIT="+r.build.Commit,
+		"FERRY_SHORT_COMMIT="+r.build.ShortCommit(),
+		"FERRY_BRANCH="+r.build.Branch,
+		"FERRY_BUILD_ID="+fmt.Sprint(r.build.ID),
+		"FERRY_IMAGE="+r.b.pub.Ref(ferry.CommitTag(r.build.Commit)),
+		"FERRY_WORKDIR="+r.dir,
+	)
+}
+
+func (r *run) test(ctx context.Context, log *pipeline.Log) error {
+	log.Printf("$ %s", r.b.cfg.Test)
+	start := time.Now()
+	if err := r.shell(ctx, r.b.cfg.Test, log); err != nil {
+		return fmt.Errorf("tests failed: %w", err)
+	}
+	log.Printf("tests passed in %s", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// shell runs command with sh -c in the worktree, within the step timeout;
+// on timeout or cancellation the whole process group is killed.
+func (r *run) shell(ctx context.Context, command string, log *pipeline.Log) error {
+	ctx, cancel := context.WithTimeout(ctx, r.b.cfg.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	cmd.Dir = r.appDir()
+	cmd.Env = r.env()
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("timed out after %s", r.b.cfg.Timeout)
+	}
+	return err
+}
+
+func (r *run) buildImage(ctx context.Context, log *pipeline.Log) error {
+	if r.b.cfg.Command != "" {
+		log.Printf("$ %s", r.b.cfg.Command)
+		if err := r.shell(ctx, r.b.cfg.Command, log); err != nil {
+			return fmt.Errorf("build command failed: %w", err)
+		}
+		return nil
+	}
+	var ldflags bytes.Buffer
+	if err := r.b.ldflags.Execute(&ldflags, r.info); err != nil {
+		return fmt.Errorf("render ldflags: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.b.cfg.Timeout)
+	defer cancel()
+	img, err := oci.BuildGo(ctx, oci.GoBuild{
+		Dir: r.appDir(), Main: r.b.cfg.Go.Main, Ldflags: ldflags.String(), Env: r.b.cfg.Go.Env,
+		Commit: r.build.Commit, Source: r.b.cfg.Source, Version: r.build.ShortCommit(), Created: r.info.Time,
+	}, log)
+	if err != nil {
+		return err
+	}
+	r.img = img
+	return nil
+}
+
+func (r *run) push(ctx context.Context, log *pipeline.Log) error {
+	tag := ferry.CommitTag(r.build.Commit)
+	if r.img == nil { // the user's command pushed it
+		digest, err := r.b.pub.Resolve(ctx, tag)
+		if err != nil {
+			return retryIf(fmt.Errorf("the build command did not push %s: %w", r.b.pub.Ref(tag), err))
+		}
+		r.digest = digest
+		log.Printf("found %s", r.b.pub.Ref("@"+digest))
+		return nil
+	}
+	log.Printf("pushing %s", r.b.pub.Ref(tag))
+	digest, err := r.b.pub.Push(ctx, r.img, tag)
+	if err != nil {
+		return retryIf(err)
+	}
+	r.digest = digest
+	log.Printf("pushed %s", digest)
+	return nil
+}
+
+func (r *run) tag(ctx context.Context, log *pipeline.Log) error {
+	short := ferry.ShortCommitTag(r.build.Commit)
+	if err := r.b.pub.Tag(ctx, r.digest, short); err != nil {
+		return retryIf(err)
+	}
+	log.Printf("tagged %s", r.b.pub.Ref(short))
+	return nil
+}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/server"
+)
+
+func newServeCmd() *cobra.Command {
+	var (
+		path     string
+		logLevel string
+		logJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the ferry server: watch the repository, build, and serve the API",
+		Args:  cobra.NoArgs,
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", envOr("FERRY_CONFIG", "ferry.yaml"), "configuration file (env FERRY_CONFIG)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().BoolVar(&logJSON, "log-json", false, "write logs as JSON lines")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+			return usageErrorf("--log-level %q: want debug, info, warn or error", logLevel)
+		}
+		cfg, err := loadConfig(cmd, path)
+		if err != nil {
+			return err
+		}
+		stderr := cmd.ErrOrStderr()
+		hopts := &slog.HandlerOptions{Level: level}
+		var h slog.Handler = slog.NewTextHandler(stderr, hopts)
+		if logJSON {
+			h = slog.NewJSONHandler(stderr, hopts)
+		}
+		logger := slog.New(h)
+		logger.Info("configuration", "file", cfg.Path, "config", cfg.Redacted())
+		srv, err := server.New(cfg, server.Options{
+			Version: version, Logger: logger,
+			Progress: func(s string) { logger.Info(s) },
+		})
+		if err != nil {
+			return err
+		}
+		return srv.Run(cmd.Context())
+	}
+	return cmd
+}
+
+// loadConfig reads and checks a configuration file, printing warnings;
+// problems come back as one error listing each with its line.
+func loadConfig(cmd *cobra.Command, path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		if cerr, ok := errors.AsType[*config.Error](err); ok {
+			for _, w := range cerr.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+			}
+			return nil, &exitError{code: 2, err: fmt.Errorf("invalid configuration:\n%s", cerr.Error())}
+		}
+		return nil, &exitError{code: 2, err: err}
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+	}
+	return cfg, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func newConfigCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Work with ferry.yaml",
+	}
+	var path string
+	check := &cobra.Command{
+		Use:   "check",
+		Short: "Validate a configuration file without starting anything",
+		Long: `Validate a configuration file without starting anything. Every problem is
+printed as FILE:LINE: FIELD: MESSAGE; the exit code is 2 when there is any.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (app %s, environments %v)\n", path, cfg.App, cfg.EnvNames())
+			return nil
+		},
+	}
+	check.Flags().StringVarP(&path, "config", "c", envOr("FERRY_CONFIG", "ferry.yaml"), "configuration file (env FERRY_CONFIG)")
+	var example = &cobra.Command{
+		Use:   "example",
+		Short: "Print a complete, commented example ferry.yaml",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprint(cmd.OutOrStdout(), config.Example())
+			return err
+		},
+	}
+	cmd.AddCommand(check, example)
+	return cmd
+}

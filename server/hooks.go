@@ -1,0 +1,48 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/webhook"
+)
+
+// webhooks returns the /hooks/{provider} handler. A push to a built branch
+// makes the poller fetch at once; the fetched head is then queued like any
+// polled one, so a webhook can never queue a commit git does not have.
+func (s *Server) webhooks() (http.Handler, error) {
+	var secret []byte
+	if !s.cfg.Source.WebhookSecret.IsZero() {
+		v, err := s.cfg.Source.WebhookSecret.Resolve(s.opts.Getenv, s.opts.ReadFile)
+		if err != nil {
+			return nil, fmt.Errorf("source.webhookSecret: %w", err)
+		}
+		secret = []byte(v)
+	}
+	onPush := func(ctx context.Context, p *webhook.Push) error {
+		if !slices.Contains(s.cfg.BuildBranches(), p.Branch) {
+			s.event(ctx, "webhook.ignored", fmt.Sprintf("%s push to %s: branch not built", p.Provider, p.Branch), "")
+			return nil
+		}
+		s.event(ctx, "webhook.push", fmt.Sprintf("%s push to %s: %s by %s", p.Provider, p.Branch, ferry.ShortSHA(p.After), p.Pusher), "")
+		s.poller.Trigger()
+		return nil
+	}
+	return webhook.Handler(func(string) []byte { return secret }, onPush, s.log.With("part", "webhook")), nil
+}
+
+// redactURL hides a password in a repository URL.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,299 @@
+// Package server wires ferry's parts into the process `ferry serve` runs:
+// it opens the ledger, starts the embedded registry, the git poller, the
+// builder and the HTTP server (API and webhooks), and stops them in order.
+// Tests start it on port 0 with a temporary data directory.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/api"
+	"github.com/ferryhq/ferry/builder"
+	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/ledger/ledgerdb"
+	"github.com/ferryhq/ferry/oci"
+	"github.com/ferryhq/ferry/registry"
+	"github.com/ferryhq/ferry/source"
+)
+
+// Options are what the command line adds to the configuration.
+type Options struct {
+	Version string
+	Logger  *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Getenv and ReadFile resolve secret references; os's when nil.
+	Getenv   func(string) string
+	ReadFile func(string) ([]byte, error)
+	// Progress, when set, hears one line per start-up stage.
+	Progress func(string)
+	// Transport, when set, carries the requests to the registry (tests
+	// count uploads with it).
+	Transport http.RoundTripper
+}
+
+// Server is a running ferry.
+type Server struct {
+	cfg  *config.Config
+	opts Options
+	log  *slog.Logger
+
+	ledger   ledger.Store
+	registry *registry.Server
+	repo     *source.Repo
+	pub      *oci.Publisher
+	image    string
+	builder  *builder.Builder
+	poller   *source.Poller
+
+	ln   net.Listener
+	http *http.Server
+
+	wg        sync.WaitGroup
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New checks what can be checked before starting anything.
+func New(cfg *config.Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.ReadFile == nil {
+		opts.ReadFile = os.ReadFile
+	}
+	if opts.Progress == nil {
+		opts.Progress = func(string) {}
+	}
+	if len(cfg.BuildBranches()) == 0 {
+		return nil, errors.New("no environment is driven by a branch without `from`: nothing to build")
+	}
+	return &Server{cfg: cfg, opts: opts, log: opts.Logger}, nil
+}
+
+// Start opens the ledger, starts the registry and the HTTP server, and the
+// builder and poller in the background. It returns once ferry serves.
+func (s *Server) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	cfg := s.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	s.opts.Progress(fmt.Sprintf("opening the ledger (%s)", cfg.Ledger.Engine))
+	if s.ledger, err = ledgerdb.Open(ctx, cfg.Ledger.URL); err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+
+	image := cfg.Registry.Image
+	if cfg.RegistryEmbedded() {
+		s.opts.Progress("starting the embedded registry on " + cfg.Registry.Listen)
+		s.registry, err = registry.New(registry.Config{
+			Dir: filepath.Join(cfg.DataDir, "registry"), Addr: cfg.Registry.Listen, Logger: s.log.With("part", "registry"),
+		})
+		if err != nil {
+			return fmt.Errorf("embedded registry: %w", err)
+		}
+		if err := s.registry.Start(ctx); err != nil {
+			return fmt.Errorf("start embedded registry: %w", err)
+		}
+		image = s.registry.Host() + "/" + cfg.App
+	}
+	s.image = image
+	// The publisher retries briefly inside one attempt; the push step's
+	// attempts (each logged) cover longer outages.
+	pubOpts := []oci.Option{oci.WithRetry(oci.Retry{Initial: 250 * time.Millisecond, Max: 2 * time.Second, Deadline: 5 * time.Second})}
+	if s.opts.Transport != nil {
+		pubOpts = append(pubOpts, oci.WithTransport(s.opts.Transport))
+	}
+	if cfg.Registry.Insecure {
+		pubOpts = append(pubOpts, oci.WithInsecure())
+	}
+	if s.pub, err = oci.NewPublisher(image, pubOpts...); err != nil {
+		return fmt.Errorf("registry %s: %w", image, err)
+	}
+
+	s.repo = source.Open(cfg.Source.Repo, filepath.Join(cfg.DataDir, "git"), s.log.With("part", "source"))
+	var buildGo *builder.GoConfig
+	if g := cfg.Build.Go; g != nil {
+		buildGo = &builder.GoConfig{Main: g.Main, Ldflags: g.Ldflags, Env: g.Env}
+	}
+	s.builder, err = builder.New(builder.Config{
+		App: cfg.App, Image: image, Source: redactURL(cfg.Source.Repo),
+		WorkDir: filepath.Join(cfg.DataDir, "work"), Dir: cfg.Build.Dir,
+		Test: cfg.Build.Test, Timeout: cfg.Build.Timeout, Go: buildGo, Command: cfg.Build.Command,
+		PushAttempts: 8,
+	}, s.ledger, s.repo, s.pub, s.opts.Now, s.log.With("part", "builder"))
+	if err != nil {
+		return err
+	}
+
+	hooks, err := s.webhooks()
+	if err != nil {
+		return err
+	}
+	apiServer := &api.Server{
+		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks,
+		Logger: s.log.With("part", "api"),
+	}
+	if s.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
+		return fmt.Errorf("listen on %s (server.listen): %w", cfg.Server.Listen, err)
+	}
+	s.http = &http.Server{
+		Handler:           apiServer.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.poller = &source.Poller{
+		Repo: s.repo, Branches: cfg.BuildBranches(), Interval: cfg.Source.Poll,
+		OnHead: func(branch, sha string) {
+			if _, _, err := s.builder.Enqueue(runCtx, branch, sha, "poll", "ferry"); err != nil {
+				s.log.Error("queue build", "branch", branch, "commit", sha, "err", err)
+			}
+		},
+		OnError: func(err error, attempt int, next time.Duration) {
+			s.log.Warn("fetch failed; retrying", "repo", redactURL(cfg.Source.Repo), "attempt", attempt, "retry_in", next, "err", err)
+			s.event(runCtx, "source.error", fmt.Sprintf("fetch failed (attempt %d), retrying in %s", attempt, next), err.Error())
+		},
+	}
+	s.goRun("http", func() error {
+		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	s.goRun("builder", func() error { return s.builder.Run(runCtx) })
+	s.goRun("poller", func() error { return s.poller.Run(runCtx) })
+	s.opts.Progress("serving on http://" + s.Addr())
+	return nil
+}
+
+func (s *Server) goRun(name string, fn func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("part stopped", "part", name, "err", err)
+		}
+	}()
+}
+
+// Addr is the HTTP server's address (host:port).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the HTTP server's base URL.
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// ImageRepository is where images are pushed.
+func (s *Server) ImageRepository() string { return s.image }
+
+// Ledger gives tests and the CLI's local commands read access.
+func (s *Server) Ledger() ledger.Store { return s.ledger }
+
+// Run starts the server and blocks until ctx ends, then shuts down.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return s.Close()
+}
+
+// Close stops the HTTP server (letting requests finish), the poller and the
+// builder (an interrupted build resumes at the next start), the registry
+// and the ledger.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			errs = append(errs, s.http.Shutdown(ctx))
+			cancel()
+		} else if s.ln != nil {
+			errs = append(errs, s.ln.Close())
+		}
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.wg.Wait()
+		if s.registry != nil {
+			errs = append(errs, s.registry.Close())
+		}
+		if s.ledger != nil {
+			errs = append(errs, s.ledger.Close())
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// Trigger implements api.Builds: fetch, then queue branch's head (or
+// commit, which must be on branch).
+func (s *Server) Trigger(ctx context.Context, branch, commit, actor string) (*ferry.Build, bool, error) {
+	if !slices.Contains(s.cfg.BuildBranches(), branch) {
+		return nil, false, ferry.Errorf(ferry.EINVALID, "branch %q is not built by ferry (built branches: %v)", branch, s.cfg.BuildBranches())
+	}
+	if err := s.repo.Fetch(ctx); err != nil {
+		return nil, false, ferry.Errorf(ferry.EUNAVAILABLE, "fetch %s: %v", redactURL(s.cfg.Source.Repo), err)
+	}
+	head, err := s.repo.Head(ctx, branch)
+	if err != nil {
+		return nil, false, err
+	}
+	if commit == "" {
+		commit = head
+	} else {
+		if !ferry.ValidCommit(commit) {
+			return nil, false, ferry.Errorf(ferry.EINVALID, "commit %q is not a full 40-hex commit id", commit)
+		}
+		on, err := s.repo.IsAncestor(ctx, commit, head)
+		if err != nil {
+			return nil, false, err
+		}
+		if !on {
+			return nil, false, ferry.Errorf(ferry.EINVALID, "commit %s is not on branch %s", ferry.ShortSHA(commit), branch)
+		}
+	}
+	return s.builder.Enqueue(ctx, branch, commit, "manual", actor)
+}
+
+// Cancel implements api.Builds.
+func (s *Server) Cancel(ctx context.Context, id int64, actor, reason string) error {
+	return s.builder.Cancel(ctx, id, actor, reason)
+}
+
+// Changed implements api.Builds.
+func (s *Server) Changed() <-chan struct{} { return s.builder.Changed() }
+
+func (s *Server) event(ctx context.Context, kind, msg, reason string) {
+	e := &ferry.Event{Time: s.opts.Now(), Actor: "ferry", Kind: kind, App: s.cfg.App, Message: msg, Reason: reason}
+	if err := s.ledger.AddEvent(ctx, e); err != nil {
+		s.log.Error("record event", "kind", kind, "err", err)
+	}
+}

@@ -19,12 +19,12 @@ import (
 
 // gitRepo is a real git repository in a temp dir that tests commit to.
 type gitRepo struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	n   int
 }
 
-func newGitRepo(t *testing.T, from string) *gitRepo {
+func newGitRepo(t testing.TB, from string) *gitRepo {
 	t.Helper()
 	r := &gitRepo{t: t, dir: filepath.Join(t.TempDir(), "app")}
 	if err := copyTree(from, r.dir); err != nil {
@@ -130,7 +130,7 @@ environments:
 }
 
 // start parses yaml and starts a server on it, closed at the end of the test.
-func start(t *testing.T, yaml string, opts Options) *Server {
+func start(t testing.TB, yaml string, opts Options) *Server {
 	t.Helper()
 	cfg, err := config.Parse(filepath.Join(t.TempDir(), "ferry.yaml"), []byte(yaml))
 	if err != nil {
@@ -151,7 +151,7 @@ func start(t *testing.T, yaml string, opts Options) *Server {
 }
 
 // waitBuild waits until commit's build reaches a final state.
-func waitBuild(t *testing.T, s *Server, commit string, timeout time.Duration) *ferry.Build {
+func waitBuild(t testing.TB, s *Server, commit string, timeout time.Duration) *ferry.Build {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {

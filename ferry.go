@@ -126,3 +126,67 @@ func ShortSHA(s string) string {
 // Tag names derived from a commit (DESIGN §4).
 func CommitTag(commit string) string      { return "sha-" + commit }
 func ShortCommitTag(commit string) string { return ShortSHA(commit) }
+
+// DeploymentKind says why a deployment happened.
+type DeploymentKind string
+
+// Deployment kinds.
+const (
+	DeployDeploy       DeploymentKind = "deploy"        // a new build rolled out to an environment driven by a branch
+	DeployPromote      DeploymentKind = "promote"       // a digest promoted from the upstream environment
+	DeployRollback     DeploymentKind = "rollback"      // a person rolled back to an earlier release
+	DeployAutoRollback DeploymentKind = "auto-rollback" // ferry reverted a failed rollout or verification
+	DeployScale        DeploymentKind = "scale"         // the replica count changed, not the digest
+)
+
+// DeploymentState is where a deployment is in its life.
+type DeploymentState string
+
+// Deployment states: pending → rolling → verifying → succeeded | failed |
+// rolled-back. A deployment is rolled-back when its rollout or verification
+// failed and ferry restored the previous digest (recorded as a separate
+// auto-rollback deployment).
+const (
+	DeploymentPending    DeploymentState = "pending"
+	DeploymentRolling    DeploymentState = "rolling"
+	DeploymentVerifying  DeploymentState = "verifying"
+	DeploymentSucceeded  DeploymentState = "succeeded"
+	DeploymentFailed     DeploymentState = "failed"
+	DeploymentRolledBack DeploymentState = "rolled-back"
+	DeploymentSuperseded DeploymentState = "superseded"
+)
+
+// Final reports whether no further transition is possible.
+func (s DeploymentState) Final() bool {
+	switch s {
+	case DeploymentSucceeded, DeploymentFailed, DeploymentRolledBack, DeploymentSuperseded:
+		return true
+	}
+	return false
+}
+
+// Deployment is one rollout of a digest (or a replica count) into an
+// environment.
+type Deployment struct {
+	ID      int64           `json:"id"`
+	App     string          `json:"app"`
+	Env     string          `json:"env"`
+	Kind    DeploymentKind  `json:"kind"`
+	State   DeploymentState `json:"state"`
+	BuildID int64           `json:"buildId,omitempty"`
+	Commit  string          `json:"commit"`
+	Digest  string          `json:"digest"`
+	// Release is the release tag (RC…) for gated environments; empty for dev.
+	Release  string `json:"release,omitempty"`
+	Replicas int    `json:"replicas"`
+	// Previous is the digest the environment ran before; a failed rollout
+	// reverts to it.
+	Previous string `json:"previous,omitempty"`
+	Actor    string `json:"actor"`
+	Reason   string `json:"reason,omitempty"`
+	// Error explains a failed or rolled-back deployment.
+	Error      string    `json:"error,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+}

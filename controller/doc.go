@@ -1,0 +1,6 @@
+// Package controller decides what each environment runs and makes it so:
+// it keeps the desired state per environment (dev: the newest succeeded
+// build of its branch), runs one rollout at a time per environment through
+// a Target, verifies, reverts a failed rollout to the previous digest, and
+// records every deployment and event in the ledger.
+package controller

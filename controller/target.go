@@ -1,0 +1,110 @@
+package controller
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Target runs one environment's replicas: the local runtime (processes
+// behind a load balancer) or Kubernetes (a Deployment). The controller owns
+// this contract; runtimes implement it.
+//
+// Call order and concurrency. The controller creates one Target per
+// environment and is its only caller for changes: Apply and Scale are
+// never called concurrently with each other for the same environment (the
+// controller runs one rollout per environment at a time). Status and Logs
+// may be called at any time, concurrently with Apply, from other
+// goroutines (the API). Close is called once, last; after it no method is
+// called.
+//
+// Apply is idempotent: applying the spec that already runs, with the same
+// replica count, returns at once without restarting anything. On start the
+// controller calls Apply with the spec of the environment's current
+// deployment from the ledger, which adopts what a runtime still runs or
+// starts it again.
+type Target interface {
+	// Apply rolls the environment to spec with zero downtime: surge new
+	// replicas within the rollout bounds, wait for each to be ready within
+	// spec.Rollout.ReadyTimeout, route traffic to it, drain and stop an old
+	// one, until every replica runs spec.Digest. It reports progress as it
+	// goes. When a new replica crash-loops or is not ready in time, Apply
+	// stops the new replicas it started, leaves the old ones serving, and
+	// returns an error; the controller then reverts by applying the
+	// previous spec. The environment serves throughout.
+	Apply(ctx context.Context, spec Spec, progress func(Progress)) error
+	// Scale sets the number of replicas of the running digest without
+	// downtime.
+	Scale(ctx context.Context, replicas int) error
+	// Status reports what really runs.
+	Status(ctx context.Context) (Status, error)
+	// Logs writes the replicas' recent output (tail lines each), then, with
+	// follow, new lines until ctx ends.
+	Logs(ctx context.Context, w io.Writer, tail int, follow bool) error
+	// Close releases the target. For the local runtime it stops the
+	// replicas (SIGTERM, then SIGKILL after the grace period) and the load
+	// balancer.
+	Close(ctx context.Context) error
+}
+
+// Spec is what an environment should run.
+type Spec struct {
+	Env    string
+	Commit string
+	// Image is the repository; Digest the manifest digest. Runtimes always
+	// run repo@digest, never a tag.
+	Image    string
+	Digest   string
+	Replicas int
+	// Release is the release tag, for annotations; empty for dev.
+	Release string
+	// DeploymentID is recorded on what runs, so Status can say which
+	// deployment put it there.
+	DeploymentID int64
+	// Env is the environment given to the app, with secrets resolved.
+	Vars    []Var
+	Rollout Rollout
+}
+
+// Var is one environment variable for the app.
+type Var struct{ Name, Value string }
+
+// Rollout bounds a rolling update.
+type Rollout struct {
+	MaxSurge       int           // extra replicas allowed during the update (default 1)
+	MaxUnavailable int           // replicas allowed below the desired count (default 0)
+	ReadyTimeout   time.Duration // how long a new replica may take to become ready
+	Grace          time.Duration // SIGTERM → SIGKILL
+}
+
+// Progress is one step of a rollout, for the ledger and the CLI.
+type Progress struct {
+	Time    time.Time
+	Message string
+	// Ready and Updated count the replicas ready in total and those
+	// running the new digest.
+	Ready, Updated, Desired int
+}
+
+// Status is what an environment really runs.
+type Status struct {
+	// Digest is the digest every replica runs; empty when they differ or
+	// none runs.
+	Digest   string
+	Commit   string
+	Ready    int
+	Desired  int
+	Replicas []Replica
+}
+
+// Replica is one running copy of the app.
+type Replica struct {
+	ID       string    `json:"id"`
+	Digest   string    `json:"digest"`
+	Addr     string    `json:"addr,omitempty"`
+	Ready    bool      `json:"ready"`
+	Restarts int       `json:"restarts"`
+	Started  time.Time `json:"started,omitzero"`
+	// State is running, starting, crash-looping, stopping or stopped.
+	State string `json:"state"`
+}

@@ -1,5 +1,5 @@
 // Package ledger is ferry's record of what it did: builds with their steps
-// and log lines, and the audit events. It holds the Store contract, the
+// and log lines, deployments into environments, and the audit events. It holds the Store contract, the
 // filters and the helpers its engines share; the engines live in
 // ledger/sqlite (the embedded default) and ledger/postgres (several ferry
 // servers sharing one ledger), and ledger/ledgerdb opens either from a URL.
@@ -7,8 +7,9 @@
 //
 // The contract that callers rely on, whatever the engine:
 //
-//   - errors are *ferry.Error with ENOTFOUND for a missing build, ECONFLICT
-//     for a duplicate (app, commit) or a lost compare-and-set, EINVALID for
+//   - errors are *ferry.Error with ENOTFOUND for a missing build or
+//     deployment, ECONFLICT for a duplicate (app, commit) or a lost
+//     compare-and-set, EINVALID for
 //     input the ledger refuses; anything else is an internal error wrapped
 //     with context;
 //   - list methods return newest first and never nil (an empty list is
@@ -27,7 +28,8 @@ import (
 	"github.com/ferryhq/ferry"
 )
 
-// Store is the ledger: builds with their steps and logs, and audit events.
+// Store is the ledger: builds with their steps and logs, deployments, and
+// audit events.
 // Implementations are safe for concurrent use by many goroutines, and (for
 // engines that allow it) by several processes sharing one database.
 type Store interface {
@@ -63,6 +65,32 @@ type Store interface {
 	// order; limit ≤ 0 means DefaultLogLimit, and at most MaxLogLimit lines
 	// are returned. Follow a running build by passing the last Seq seen.
 	Logs(ctx context.Context, buildID int64, afterSeq int64, limit int) ([]ferry.LogLine, error)
+	// CreateDeployment records a new deployment and sets d.ID. App, Env,
+	// Kind, State, Actor and CreatedAt are required, Commit must be a full
+	// 40-hex commit and Digest (and Previous, when set) a sha256:<64 hex>
+	// digest, also for a scale, which keeps what runs. A BuildID that names
+	// no build gives ENOTFOUND; 0 means none.
+	CreateDeployment(ctx context.Context, d *ferry.Deployment) error
+	// Deployment returns the deployment id.
+	Deployment(ctx context.Context, id int64) (*ferry.Deployment, error)
+	// UpdateDeployment overwrites the mutable fields of the deployment d.ID:
+	// State, Error, Reason, Replicas, Release, StartedAt, FinishedAt and
+	// Previous (zero times clear what was stored). App, Env, Kind, BuildID,
+	// Commit, Digest, Actor and CreatedAt never change.
+	UpdateDeployment(ctx context.Context, d *ferry.Deployment) error
+	// Deployments lists deployments newest first.
+	Deployments(ctx context.Context, f DeploymentFilter) ([]*ferry.Deployment, error)
+	// Current returns the newest (highest ID) succeeded deployment of app in
+	// env, which is what the environment runs; newer deployments in any
+	// other state are passed over. ENOTFOUND when there is none.
+	Current(ctx context.Context, app, env string) (*ferry.Deployment, error)
+	// TransitionDeployment moves deployment id from state from to state to,
+	// only if it is still in from (compare-and-set; ECONFLICT otherwise),
+	// and sets its Error to errMsg. Moving to rolling sets StartedAt to at
+	// and clears FinishedAt; moving to a final state sets FinishedAt to at;
+	// moving back to pending clears both. A final state is never left
+	// (EINVALID), so a finished deployment's history stays as it ended.
+	TransitionDeployment(ctx context.Context, id int64, from, to ferry.DeploymentState, errMsg string, at time.Time) error
 	// AddEvent appends an event and sets e.ID. e.Time and e.Kind are
 	// required.
 	AddEvent(ctx context.Context, e *ferry.Event) error
@@ -74,8 +102,8 @@ type Store interface {
 
 // Page sizes of the list methods.
 const (
-	DefaultLimit    = 50    // builds and events when Limit ≤ 0
-	MaxLimit        = 1000  // builds and events at most
+	DefaultLimit    = 50    // builds, deployments and events when Limit ≤ 0
+	MaxLimit        = 1000  // builds, deployments and events at most
 	DefaultLogLimit = 1000  // log lines when limit ≤ 0
 	MaxLogLimit     = 10000 // log lines at most
 )
@@ -95,6 +123,27 @@ type BuildFilter struct {
 
 // PageSize is the number of builds f asks for, after defaults and bounds.
 func (f BuildFilter) PageSize() int { return pageSize(f.Limit, DefaultLimit, MaxLimit) }
+
+// DeploymentFilter selects deployments. Zero fields select everything.
+type DeploymentFilter struct {
+	App string
+	Env string
+	// Kinds keeps deployments of any of these kinds.
+	Kinds []ferry.DeploymentKind
+	// States keeps deployments in any of these states.
+	States  []ferry.DeploymentState
+	Commit  string
+	Digest  string
+	Release string // the RC… tag of a gated environment's release
+	// BeforeID keeps deployments with a smaller ID, for paging.
+	BeforeID int64
+	// Limit bounds the result: ≤ 0 means DefaultLimit, at most MaxLimit.
+	Limit int
+}
+
+// PageSize is the number of deployments f asks for, after defaults and
+// bounds.
+func (f DeploymentFilter) PageSize() int { return pageSize(f.Limit, DefaultLimit, MaxLimit) }
 
 // EventFilter selects events. Zero fields select everything.
 type EventFilter struct {

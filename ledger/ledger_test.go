@@ -158,3 +158,55 @@ func TestPending(t *testing.T) {
 		}
 	}
 }
+
+func TestTransitionDeployment(t *testing.T) {
+	t1 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	t2 := t1.Add(time.Minute)
+	none := time.Time{}
+	tests := []struct {
+		name                    string
+		state                   ferry.DeploymentState
+		from, to                ferry.DeploymentState
+		at                      time.Time
+		code                    string
+		wantStarted, wantFinish time.Time
+	}{
+		{"start", ferry.DeploymentPending, ferry.DeploymentPending, ferry.DeploymentRolling, t2, "", t2, none},
+		{"verify", ferry.DeploymentRolling, ferry.DeploymentRolling, ferry.DeploymentVerifying, none, "", t1, t1},
+		{"succeed", ferry.DeploymentVerifying, ferry.DeploymentVerifying, ferry.DeploymentSucceeded, t2, "", t1, t2},
+		{"roll back", ferry.DeploymentRolling, ferry.DeploymentRolling, ferry.DeploymentRolledBack, t2, "", t1, t2},
+		{"supersede pending", ferry.DeploymentPending, ferry.DeploymentPending, ferry.DeploymentSuperseded, t2, "", t1, t2},
+		{"requeue", ferry.DeploymentRolling, ferry.DeploymentRolling, ferry.DeploymentPending, none, "", none, none},
+		{"lost race", ferry.DeploymentRolling, ferry.DeploymentPending, ferry.DeploymentRolling, t2, ferry.ECONFLICT, t1, t1},
+		{"leave succeeded", ferry.DeploymentSucceeded, ferry.DeploymentSucceeded, ferry.DeploymentRolledBack, t2, ferry.EINVALID, t1, t1},
+		{"leave failed", ferry.DeploymentFailed, ferry.DeploymentFailed, ferry.DeploymentPending, none, ferry.EINVALID, t1, t1},
+		{"no time to start", ferry.DeploymentPending, ferry.DeploymentPending, ferry.DeploymentRolling, none, ferry.EINVALID, t1, t1},
+		{"no time to fail", ferry.DeploymentRolling, ferry.DeploymentRolling, ferry.DeploymentFailed, none, ferry.EINVALID, t1, t1},
+		{"unknown to", ferry.DeploymentPending, ferry.DeploymentPending, "exploded", t2, ferry.EINVALID, t1, t1},
+		{"unknown from", ferry.DeploymentPending, "", ferry.DeploymentRolling, t2, ferry.EINVALID, t1, t1},
+	}
+	for _, tt := range tests {
+		d := &ferry.Deployment{ID: 1, State: tt.state, Error: "old", StartedAt: t1, FinishedAt: t1}
+		err := ledger.TransitionDeployment(d, tt.from, tt.to, "new", tt.at)
+		if got := ferry.ErrorCode(err); got != tt.code {
+			t.Errorf("TransitionDeployment(%s) = %v, want code %q", tt.name, err, tt.code)
+			continue
+		}
+		wantState, wantError := tt.to, "new"
+		if tt.code != "" {
+			wantState, wantError = tt.state, "old" // refused: unchanged
+		}
+		if d.State != wantState || d.Error != wantError || !d.StartedAt.Equal(tt.wantStarted) || !d.FinishedAt.Equal(tt.wantFinish) {
+			t.Errorf("TransitionDeployment(%s) left %s %q started %v finished %v, want %s %q started %v finished %v",
+				tt.name, d.State, d.Error, d.StartedAt, d.FinishedAt, wantState, wantError, tt.wantStarted, tt.wantFinish)
+		}
+	}
+}
+
+func TestDeploymentFilterPageSize(t *testing.T) {
+	for _, tt := range []struct{ limit, want int }{{0, ledger.DefaultLimit}, {-1, ledger.DefaultLimit}, {7, 7}, {5000, ledger.MaxLimit}} {
+		if got := (ledger.DeploymentFilter{Limit: tt.limit}).PageSize(); got != tt.want {
+			t.Errorf("DeploymentFilter{Limit: %d}.PageSize() = %d, want %d", tt.limit, got, tt.want)
+		}
+	}
+}

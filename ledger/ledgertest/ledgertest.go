@@ -9,9 +9,10 @@
 //	}
 //
 // The suite checks behaviour through ledger.Store only: round trips of every
-// field, error codes, ordering and paging, compare-and-set transitions and
-// gapless log numbering under concurrency, and that data survives reopening
-// the database.
+// field, error codes, ordering, filters and paging, compare-and-set
+// transitions of builds and deployments and gapless log numbering under
+// concurrency, what an environment currently runs, and that data survives
+// reopening the database.
 package ledgertest
 
 import (
@@ -50,6 +51,13 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"Logs", testLogs},
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"Events", testEvents},
+		{"DeploymentCreateAndGet", testDeploymentCreateAndGet},
+		{"DeploymentInvalid", testDeploymentInvalid},
+		{"ListDeployments", testListDeployments},
+		{"UpdateDeployment", testUpdateDeployment},
+		{"Current", testCurrent},
+		{"TransitionDeployment", testTransitionDeployment},
+		{"DeploymentTransitionRace", testDeploymentTransitionRace},
 		{"NotFound", testNotFound},
 		{"EmptyLists", testEmptyLists},
 		{"Reopen", testReopen},
@@ -836,6 +844,8 @@ func testNotFound(t *testing.T, open OpenFunc) {
 	_, commitErr := s.BuildByCommit(ctx, "app", commit(2))
 	_, otherAppErr := s.BuildByCommit(ctx, "other", b.Commit)
 	_, logsErr := s.Logs(ctx, missing, 0, 0)
+	_, deploymentErr := s.Deployment(ctx, missing)
+	_, currentErr := s.Current(ctx, "app", "dev")
 	tests := []struct {
 		name string
 		err  error
@@ -848,12 +858,22 @@ func testNotFound(t *testing.T, open OpenFunc) {
 		{"SaveStep", s.SaveStep(ctx, ferry.Step{BuildID: missing, Name: "test", State: ferry.StepPending})},
 		{"AppendLog", s.AppendLog(ctx, missing, []ferry.LogLine{{Text: "x", Time: t0}})},
 		{"Logs", logsErr},
+		{"Deployment", deploymentErr},
+		{"UpdateDeployment", s.UpdateDeployment(ctx, &ferry.Deployment{ID: missing, State: ferry.DeploymentFailed})},
+		{"TransitionDeployment", s.TransitionDeployment(ctx, missing, ferry.DeploymentPending, ferry.DeploymentRolling, "", t0)},
+		{"Current", currentErr},
 	}
 	for _, tt := range tests {
 		wantCode(t, tt.name, tt.err, ferry.ENOTFOUND)
 	}
 	if want := fmt.Sprintf("build %d not found", missing); ferry.ErrorMessage(buildErr) != want {
 		t.Errorf("Build(%d) message = %q, want %q", missing, ferry.ErrorMessage(buildErr), want)
+	}
+	if want := fmt.Sprintf("deployment %d not found", missing); ferry.ErrorMessage(deploymentErr) != want {
+		t.Errorf("Deployment(%d) message = %q, want %q", missing, ferry.ErrorMessage(deploymentErr), want)
+	}
+	if want := "app has no succeeded deployment in dev"; ferry.ErrorMessage(currentErr) != want {
+		t.Errorf("Current(app, dev) message = %q, want %q", ferry.ErrorMessage(currentErr), want)
 	}
 }
 
@@ -868,15 +888,25 @@ func testEmptyLists(t *testing.T, open OpenFunc) {
 	if err != nil {
 		t.Fatalf("Events() = %v", err)
 	}
+	deployments, err := s.Deployments(ctx, ledger.DeploymentFilter{})
+	if err != nil {
+		t.Fatalf("Deployments() = %v", err)
+	}
 	b := mustCreate(t, s, newBuild("app", 1))
 	lines, err := s.Logs(ctx, b.ID, 0, 0)
 	if err != nil {
 		t.Fatalf("Logs() = %v", err)
 	}
-	for what, v := range map[string]any{"Builds": builds, "Events": events, "Logs": lines} {
+	mustDeploy(t, s, newDeployment("app", "dev", 1))
+	noMatch, err := s.Deployments(ctx, ledger.DeploymentFilter{Env: "prod"})
+	if err != nil {
+		t.Fatalf("Deployments(prod) = %v", err)
+	}
+	for what, v := range map[string]any{"Builds on an empty ledger": builds, "Events on an empty ledger": events, "Logs of a new build": lines,
+		"Deployments on an empty ledger": deployments, "Deployments(prod) of a ledger with a dev deployment": noMatch} {
 		j, _ := json.Marshal(v)
 		if string(j) != "[]" {
-			t.Errorf("%s on an empty ledger encodes as %s, want []", what, j)
+			t.Errorf("%s encodes as %s, want []", what, j)
 		}
 	}
 }
@@ -894,7 +924,9 @@ func testReopen(t *testing.T, open OpenFunc) {
 	st := ferry.Step{BuildID: b.ID, Seq: 1, Name: "test", State: ferry.StepSucceeded, Attempts: 1, StartedAt: at(time.Second)}
 	lines := []ferry.LogLine{{Step: "test", Text: "ok", Time: at(time.Second)}}
 	ev := ferry.Event{Kind: "build.queued", App: "app", BuildID: b.ID, Time: at(0), Message: "queued"}
-	for _, err := range []error{s.SaveStep(ctx, st), s.AppendLog(ctx, b.ID, lines), s.AddEvent(ctx, &ev)} {
+	d := newDeployment("app", "dev", 1)
+	d.BuildID = b.ID
+	for _, err := range []error{s.SaveStep(ctx, st), s.AppendLog(ctx, b.ID, lines), s.AddEvent(ctx, &ev), s.CreateDeployment(ctx, d)} {
 		if err != nil {
 			t.Fatalf("write = %v", err)
 		}
@@ -922,6 +954,11 @@ func testReopen(t *testing.T, open OpenFunc) {
 	if err != nil || len(gotEvents) != 1 || gotEvents[0].ID != ev.ID {
 		t.Errorf("Events after reopen = %v, %v, want event %d", gotEvents, err, ev.ID)
 	}
+	gotDeployment, err := s.Deployment(ctx, d.ID)
+	if err != nil {
+		t.Fatalf("Deployment(%d) after reopen = %v", d.ID, err)
+	}
+	same(t, "Deployment after reopen", gotDeployment, utcDeployment(d))
 	more := []ferry.LogLine{{Step: "build", Text: "next", Time: at(2 * time.Second)}}
 	if err := s.AppendLog(ctx, b.ID, more); err != nil {
 		t.Fatalf("AppendLog after reopen = %v", err)

@@ -88,8 +88,91 @@ func TestSchema(t *testing.T) {
 	if err := db.QueryRow(`SELECT group_concat(version), group_concat(name) FROM schema_migrations`).Scan(&versions, &names); err != nil {
 		t.Fatal(err)
 	}
-	if versions != "1" || names != "001_builds_events.sql" {
-		t.Errorf("schema_migrations = %s %s, want 1 001_builds_events.sql", versions, names)
+	if versions != "1,2" || names != "001_builds_events.sql,002_deployments.sql" {
+		t.Errorf("schema_migrations = %s %s, want 1,2 001_builds_events.sql,002_deployments.sql", versions, names)
+	}
+	var indexes string
+	if err := db.QueryRow(`SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master
+		WHERE type = 'index' AND tbl_name = 'deployments' AND sql IS NOT NULL ORDER BY name)`).Scan(&indexes); err != nil {
+		t.Fatal(err)
+	}
+	if want := "deployments_by_build,deployments_by_env,deployments_by_release,deployments_by_state"; indexes != want {
+		t.Errorf("indexes of deployments = %s, want %s", indexes, want)
+	}
+}
+
+// TestDeploymentOutlivesBuild: deleting a build (no Store method does, but
+// an operator may) keeps its deployments, without the build.
+func TestDeploymentOutlivesBuild(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	defer s.Close()
+	b := &ferry.Build{App: "app", Commit: strings.Repeat("a", 40), CreatedAt: time.Unix(1, 0)}
+	if err := s.CreateBuild(t.Context(), b); err != nil {
+		t.Fatalf("CreateBuild = %v", err)
+	}
+	d := &ferry.Deployment{App: "app", Env: "dev", Kind: ferry.DeployDeploy, State: ferry.DeploymentSucceeded, BuildID: b.ID,
+		Commit: b.Commit, Digest: "sha256:" + strings.Repeat("b", 64), Actor: "ferry", CreatedAt: time.Unix(2, 0)}
+	if err := s.CreateDeployment(t.Context(), d); err != nil {
+		t.Fatalf("CreateDeployment = %v", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM builds WHERE id = ?`, b.ID); err != nil {
+		t.Fatalf("delete build: %v", err)
+	}
+	got, err := s.Deployment(t.Context(), d.ID)
+	if err != nil {
+		t.Fatalf("Deployment(%d) after deleting its build = %v", d.ID, err)
+	}
+	if got.BuildID != 0 || got.Commit != b.Commit {
+		t.Errorf("Deployment(%d) after deleting its build has BuildID %d commit %s, want 0 %s", d.ID, got.BuildID, got.Commit, b.Commit)
+	}
+}
+
+// TestUpgrade opens a ledger that an earlier ferry left at migration 001,
+// with a build in it: Open applies 002 and keeps the build.
+func TestUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	b := &ferry.Build{App: "app", Commit: strings.Repeat("a", 40), CreatedAt: time.Unix(1, 0)}
+	if err := s.CreateBuild(t.Context(), b); err != nil {
+		t.Fatalf("CreateBuild = %v", err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DROP TABLE deployments; DELETE FROM schema_migrations WHERE version = 2`); err != nil {
+		t.Fatalf("undo 002: %v", err)
+	}
+	db.Close()
+
+	s, err = sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open(at 001) = %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Build(t.Context(), b.ID); err != nil {
+		t.Errorf("Build(%d) after the upgrade = %v", b.ID, err)
+	}
+	d := &ferry.Deployment{App: "app", Env: "dev", Kind: ferry.DeployDeploy, State: ferry.DeploymentSucceeded, BuildID: b.ID,
+		Commit: b.Commit, Digest: "sha256:" + strings.Repeat("b", 64), Actor: "ferry", CreatedAt: time.Unix(2, 0)}
+	if err := s.CreateDeployment(t.Context(), d); err != nil {
+		t.Fatalf("CreateDeployment after the upgrade = %v", err)
+	}
+	if got, err := s.Current(t.Context(), "app", "dev"); err != nil || got.ID != d.ID {
+		t.Errorf("Current after the upgrade = %v, %v, want deployment %d", got, err, d.ID)
 	}
 }
 

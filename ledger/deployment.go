@@ -1,0 +1,133 @@
+package ledger
+
+import (
+	"regexp"
+	"time"
+
+	"github.com/ferryhq/ferry"
+)
+
+// The helpers below check and normalise deployments the same way for every
+// engine, as check.go does for builds.
+
+// DeploymentNotFound is the error for a missing deployment.
+func DeploymentNotFound(id int64) error {
+	return ferry.Errorf(ferry.ENOTFOUND, "deployment %d not found", id)
+}
+
+// NoCurrentDeployment is the error of Current for an environment that has
+// no succeeded deployment yet.
+func NoCurrentDeployment(app, env string) error {
+	return ferry.Errorf(ferry.ENOTFOUND, "%s has no succeeded deployment in %s", app, env)
+}
+
+// PrepareCreateDeployment checks a deployment about to be created and makes
+// its free text storable.
+func PrepareCreateDeployment(d *ferry.Deployment) error {
+	switch {
+	case d.App == "":
+		return ferry.Errorf(ferry.EINVALID, "deployment needs an app")
+	case d.Env == "":
+		return ferry.Errorf(ferry.EINVALID, "deployment of %s needs an environment", d.App)
+	case d.Actor == "":
+		return ferry.Errorf(ferry.EINVALID, "deployment of %s to %s needs an actor", d.App, d.Env)
+	case d.CreatedAt.IsZero():
+		return ferry.Errorf(ferry.EINVALID, "deployment of %s to %s needs a creation time", d.App, d.Env)
+	case !validDeploymentKind(d.Kind):
+		return ferry.Errorf(ferry.EINVALID, "unknown deployment kind %q", d.Kind)
+	case !ferry.ValidCommit(d.Commit):
+		return ferry.Errorf(ferry.EINVALID, "deployment commit %q is not a full 40-hex commit id", d.Commit)
+	case !validDigest(d.Digest):
+		return ferry.Errorf(ferry.EINVALID, "deployment digest %q is not sha256:<64 hex>", d.Digest)
+	case d.BuildID < 0:
+		return ferry.Errorf(ferry.EINVALID, "deployment build id %d is negative", d.BuildID)
+	}
+	if err := checkDeployment(d); err != nil {
+		return err
+	}
+	for _, s := range []*string{&d.App, &d.Env, &d.Actor} {
+		*s = CleanText(*s)
+	}
+	return nil
+}
+
+// PrepareUpdateDeployment checks the mutable fields of a deployment about
+// to be updated and makes its free text storable.
+func PrepareUpdateDeployment(d *ferry.Deployment) error {
+	return checkDeployment(d)
+}
+
+// checkDeployment checks and cleans what both create and update write.
+func checkDeployment(d *ferry.Deployment) error {
+	switch {
+	case d.State == "":
+		return ferry.Errorf(ferry.EINVALID, "deployment needs a state")
+	case !validDeploymentState(d.State):
+		return ferry.Errorf(ferry.EINVALID, "unknown deployment state %q", d.State)
+	case d.Previous != "" && !validDigest(d.Previous):
+		return ferry.Errorf(ferry.EINVALID, "previous digest %q is not sha256:<64 hex>", d.Previous)
+	case d.Replicas < 0:
+		return ferry.Errorf(ferry.EINVALID, "deployment replicas %d is negative", d.Replicas)
+	}
+	for _, s := range []*string{&d.Release, &d.Reason, &d.Error} {
+		*s = CleanText(*s)
+	}
+	return nil
+}
+
+// TransitionDeployment applies a compare-and-set state change to d as
+// Store.TransitionDeployment documents: EINVALID for unknown states, for
+// leaving a final state and for a missing time, ECONFLICT if d is no longer
+// in from. d is unchanged when the change is refused.
+func TransitionDeployment(d *ferry.Deployment, from, to ferry.DeploymentState, errMsg string, at time.Time) error {
+	for _, s := range []ferry.DeploymentState{from, to} {
+		if !validDeploymentState(s) {
+			return ferry.Errorf(ferry.EINVALID, "unknown deployment state %q", s)
+		}
+	}
+	if from.Final() {
+		return ferry.Errorf(ferry.EINVALID, "deployment %d cannot leave the final state %s", d.ID, from)
+	}
+	if at.IsZero() && (to == ferry.DeploymentRolling || to.Final()) {
+		return ferry.Errorf(ferry.EINVALID, "moving deployment %d to %s needs a time", d.ID, to)
+	}
+	if d.State != from {
+		return ferry.Errorf(ferry.ECONFLICT, "deployment %d is %s, not %s", d.ID, d.State, from)
+	}
+	d.State = to
+	d.Error = CleanText(errMsg)
+	switch {
+	case to == ferry.DeploymentRolling:
+		d.StartedAt, d.FinishedAt = at, time.Time{}
+	case to == ferry.DeploymentPending:
+		d.StartedAt, d.FinishedAt = time.Time{}, time.Time{}
+	case to.Final():
+		d.FinishedAt = at
+	}
+	return nil
+}
+
+var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// validDigest reports whether s is a sha256 manifest digest: sha256: and 64
+// lowercase hex digits.
+func validDigest(s string) bool { return digestPattern.MatchString(s) }
+
+func validDeploymentKind(k ferry.DeploymentKind) bool {
+	switch k {
+	case ferry.DeployDeploy, ferry.DeployPromote, ferry.DeployRollback,
+		ferry.DeployAutoRollback, ferry.DeployScale:
+		return true
+	}
+	return false
+}
+
+func validDeploymentState(s ferry.DeploymentState) bool {
+	switch s {
+	case ferry.DeploymentPending, ferry.DeploymentRolling, ferry.DeploymentVerifying,
+		ferry.DeploymentSucceeded, ferry.DeploymentFailed, ferry.DeploymentRolledBack,
+		ferry.DeploymentSuperseded:
+		return true
+	}
+	return false
+}

@@ -40,6 +40,10 @@ type Server struct {
 	Version string
 	Ledger  Ledger
 	Builds  Builds
+	// Envs and Deployments serve environments; nil before the controller
+	// exists (build-only servers).
+	Envs        Environments
+	Deployments DeploymentLedger
 	// Hooks serves /hooks/{provider}; nil disables webhooks.
 	Hooks  http.Handler
 	Logger *slog.Logger
@@ -63,6 +67,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/builds/{id}/cancel", s.cancelBuild)
 	mux.HandleFunc("GET /api/v1/builds/{id}/logs", s.buildLogs)
 	mux.HandleFunc("GET /api/v1/events", s.listEvents)
+	if s.Envs != nil {
+		mux.HandleFunc("GET /api/v1/status", s.status)
+		mux.HandleFunc("POST /api/v1/envs/{env}/scale", s.scale)
+		mux.HandleFunc("GET /api/v1/envs/{env}/logs", s.envLogs)
+		mux.HandleFunc("GET /api/v1/deployments", s.listDeployments)
+		mux.HandleFunc("GET /api/v1/deployments/{id}", s.getDeployment)
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, ferry.Errorf(ferry.ENOTFOUND, "no API route %s %s", r.Method, r.URL.Path))
 	})
@@ -129,7 +140,7 @@ func decode(r *http.Request, v any) error {
 func pathID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, ferry.Errorf(ferry.EINVALID, "build id %q is not a positive number", r.PathValue("id"))
+		return 0, ferry.Errorf(ferry.EINVALID, "id %q is not a positive number", r.PathValue("id"))
 	}
 	return id, nil
 }

@@ -57,6 +57,7 @@ controlled release of the very same digest.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(
+		newDemoCmd(),
 		newServeCmd(),
 		newConfigCmd(),
 		newBuildsCmd(),
@@ -64,6 +65,9 @@ controlled release of the very same digest.`,
 		newCancelCmd(),
 		newLogsCmd(),
 		newHistoryCmd(),
+		newEventsCmd(),
+		newStatusCmd(),
+		newScaleCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newHistoryCmd() *cobra.Command {
+func newEventsCmd() *cobra.Command {
 	var (
 		out   output
 		kind  string
@@ -16,10 +16,9 @@ func newHistoryCmd() *cobra.Command {
 		limit int
 	)
 	cmd := &cobra.Command{
-		Use:     "history",
-		Aliases: []string{"events"},
-		Short:   "Show the audit trail: what happened, when, who did it and why",
-		Args:    cobra.NoArgs,
+		Use:   "events",
+		Short: "Show the audit trail: what happened, when, who did it and why",
+		Args:  cobra.NoArgs,
 	}
 	newClient := serverFlag(cmd)
 	out.register(cmd)
@@ -54,4 +53,50 @@ func shortSHA(s string) string {
 		return s[:12]
 	}
 	return s
+}
+
+func newHistoryCmd() *cobra.Command {
+	var (
+		out   output
+		limit int
+	)
+	cmd := &cobra.Command{
+		Use:   "history [ENV]",
+		Short: "Show deployments, newest first: what ran where, since when, who put it there and why",
+		Args:  cobra.MaximumNArgs(1),
+	}
+	newClient := serverFlag(cmd)
+	out.register(cmd)
+	cmd.Flags().IntVar(&limit, "limit", 30, "at most this many deployments")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		env := ""
+		if len(args) == 1 {
+			env = args[0]
+		}
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		ds, err := c.Deployments(cmd.Context(), env, limit)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		return out.print(cmd.OutOrStdout(), map[string]any{"deployments": ds}, func(w *tabwriter.Writer) {
+			fmt.Fprintln(w, "ID\tENV\tKIND\tSTATE\tCOMMIT\tRELEASE\tREPLICAS\tWHEN\tTOOK\tBY\tREASON")
+			for _, d := range ds {
+				reason := d.Reason
+				if d.Error != "" {
+					reason = d.Error
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.ID, d.Env, d.Kind, d.State,
+					shortSHA(d.Commit), dash(d.Release), d.Replicas, ago(d.CreatedAt, now), duration(d.StartedAt, d.FinishedAt),
+					d.Actor, truncate(dash(reason), 70))
+			}
+		})
+	}
+	return cmd
 }

@@ -14,17 +14,30 @@ import (
 func newLogsCmd() *cobra.Command {
 	var follow bool
 	cmd := &cobra.Command{
-		Use:   "logs build ID",
-		Short: "Show a build's log; -f follows a running build live",
-		Example: `  ferry logs build 42
+		Use:   "logs ENV | logs build ID",
+		Short: "Show an environment's replica logs, or a build's log; -f follows live",
+		Example: `  ferry logs dev -f
+  ferry logs build 42
   ferry logs build 42 -f`,
-		Args: cobra.ExactArgs(2),
+		Args: cobra.RangeArgs(1, 2),
 	}
 	newClient := serverFlag(cmd)
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming until the build ends")
+	var tail int
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming (until the build ends, or Ctrl-C)")
+	cmd.Flags().IntVar(&tail, "tail", 100, "lines of each replica's recent output to show first")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if args[0] != "build" {
-			return usageErrorf("ferry logs %s: only build logs exist so far (ferry logs build ID)", args[0])
+			if len(args) != 1 {
+				return usageErrorf("ferry logs ENV takes no other argument (or: ferry logs build ID)")
+			}
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			return c.EnvLogs(cmd.Context(), args[0], tail, follow, cmd.OutOrStdout())
+		}
+		if len(args) != 2 {
+			return usageErrorf("ferry logs build needs a build id")
 		}
 		id, err := parseID(args[1])
 		if err != nil {

@@ -181,3 +181,57 @@ func (c *Client) BuildLogs(ctx context.Context, id int64, follow bool, fn func(a
 	}
 	return ctx.Err()
 }
+
+// Status reports every environment.
+func (c *Client) Status(ctx context.Context) (*api.StatusBody, error) {
+	var out api.StatusBody
+	err := c.do(ctx, http.MethodGet, "/api/v1/status", nil, &out)
+	return &out, err
+}
+
+// Scale changes an environment's replica count.
+func (c *Client) Scale(ctx context.Context, env string, replicas int, reason string) (*ferry.Deployment, error) {
+	var out ferry.Deployment
+	err := c.do(ctx, http.MethodPost, "/api/v1/envs/"+url.PathEscape(env)+"/scale", api.ScaleRequest{Replicas: replicas, Reason: reason}, &out)
+	return &out, err
+}
+
+// Deployments lists deployments, newest first.
+func (c *Client) Deployments(ctx context.Context, env string, limit int) ([]*ferry.Deployment, error) {
+	q := url.Values{}
+	if env != "" {
+		q.Set("env", env)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out api.DeploymentList
+	err := c.do(ctx, http.MethodGet, "/api/v1/deployments?"+q.Encode(), nil, &out)
+	return out.Deployments, err
+}
+
+// Deployment returns one deployment.
+func (c *Client) Deployment(ctx context.Context, id int64) (*ferry.Deployment, error) {
+	var out ferry.Deployment
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/deployments/%d", id), nil, &out)
+	return &out, err
+}
+
+// EnvLogs copies an environment's replica logs to w; with follow it keeps
+// streaming until ctx ends.
+func (c *Client) EnvLogs(ctx context.Context, env string, tail int, follow bool, w io.Writer) error {
+	q := url.Values{"tail": {strconv.Itoa(tail)}}
+	if follow {
+		q.Set("follow", "1")
+	}
+	resp, err := c.send(ctx, http.MethodGet, "/api/v1/envs/"+url.PathEscape(env)+"/logs?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,150 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/controller"
+	"github.com/ferryhq/ferry/ledger"
+)
+
+// Environments is what the API asks of the controller.
+type Environments interface {
+	Status(ctx context.Context) ([]controller.EnvStatus, error)
+	Scale(ctx context.Context, env string, replicas int, actor, reason string) (*ferry.Deployment, error)
+	Logs(ctx context.Context, env string, w io.Writer, tail int, follow bool) error
+	Names() []string
+}
+
+// DeploymentLedger is what the API reads of deployments.
+type DeploymentLedger interface {
+	Deployment(ctx context.Context, id int64) (*ferry.Deployment, error)
+	Deployments(ctx context.Context, f ledger.DeploymentFilter) ([]*ferry.Deployment, error)
+}
+
+// StatusBody is the body of GET /api/v1/status.
+type StatusBody struct {
+	Environments []controller.EnvStatus `json:"environments"`
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	envs, err := s.Envs.Status(r.Context())
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, StatusBody{Environments: envs})
+}
+
+// ScaleRequest is the body of POST /api/v1/envs/{env}/scale.
+type ScaleRequest struct {
+	Replicas int    `json:"replicas"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
+	var req ScaleRequest
+	if err := decode(r, &req); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	d, err := s.Envs.Scale(r.Context(), r.PathValue("env"), req.Replicas, actor(r), req.Reason)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, d)
+}
+
+// DeploymentList is the body of GET /api/v1/deployments.
+type DeploymentList struct {
+	Deployments []*ferry.Deployment `json:"deployments"`
+}
+
+func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit", 50)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	before, err := queryInt(r, "before", 0)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	env := r.URL.Query().Get("env")
+	if env != "" && !s.knownEnv(env) {
+		s.error(w, r, ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q (environments: %v)", env, s.Envs.Names()))
+		return
+	}
+	ds, err := s.Deployments.Deployments(r.Context(), ledger.DeploymentFilter{App: s.App, Env: env, Limit: int(limit), BeforeID: before})
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, DeploymentList{Deployments: ds})
+}
+
+func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	d, err := s.Deployments.Deployment(r.Context(), id)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) knownEnv(name string) bool {
+	for _, n := range s.Envs.Names() {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// envLogs streams an environment's replica logs as plain text.
+func (s *Server) envLogs(w http.ResponseWriter, r *http.Request) {
+	env := r.PathValue("env")
+	if !s.knownEnv(env) {
+		s.error(w, r, ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q (environments: %v)", env, s.Envs.Names()))
+		return
+	}
+	tail, err := queryInt(r, "tail", 100)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true"
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	fw := &flushWriter{w: bufio.NewWriter(w), f: w.(http.Flusher)}
+	if err := s.Envs.Logs(r.Context(), env, fw, int(tail), follow); err != nil && r.Context().Err() == nil {
+		s.Logger.Warn("environment logs", "env", env, "err", err)
+	}
+	fw.w.Flush()
+}
+
+// flushWriter flushes after every write so followers see lines at once.
+type flushWriter struct {
+	w *bufio.Writer
+	f http.Flusher
+}
+
+func (f *flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.w.Flush()
+		f.f.Flush()
+	}
+	return n, err
+}

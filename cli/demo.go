@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/demo"
+	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/server"
+)
+
+func newDemoCmd() *cobra.Command {
+	var (
+		dir    string
+		appSrc string
+		ports  = demo.DefaultPorts
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run ferry on embedded defaults: birthday-app from its own git repository to a serving dev",
+		Long: `Run ferry on embedded defaults. The demo directory gets a bare git repository of
+birthday-app (with history on master), a ferry.yaml with dev (from master) and prod
+(from release), the embedded registry, the ledger and the local runtime. ferry builds
+master and rolls it out to dev, then keeps serving: push to master and dev follows.
+Ctrl-C stops everything; a second run on the same directory resumes where it was.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.Flags().StringVar(&dir, "dir", "ferry-demo", "the demo's working directory")
+	cmd.Flags().StringVar(&appSrc, "app-src", "examples/birthday-app", "birthday-app's sources, imported into the demo repository on the first run")
+	cmd.Flags().IntVar(&ports.API, "api-port", ports.API, "ferry's API port on 127.0.0.1")
+	cmd.Flags().IntVar(&ports.Registry, "registry-port", ports.Registry, "the embedded registry's port on 127.0.0.1")
+	cmd.Flags().IntVar(&ports.Dev, "dev-port", ports.Dev, "dev's load balancer port on 127.0.0.1")
+	cmd.Flags().IntVar(&ports.Prod, "prod-port", ports.Prod, "prod's load balancer port on 127.0.0.1")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		out := cmd.OutOrStdout()
+		say := func(s string) { fmt.Fprintln(out, "▸", s) }
+		ctx := cmd.Context()
+		layout, err := demo.Prepare(ctx, dir, appSrc, ports, say)
+		if err != nil {
+			return err
+		}
+		cfg, err := loadConfig(cmd, layout.Config)
+		if err != nil {
+			return err
+		}
+		logFile, err := os.OpenFile(filepath.Join(layout.Dir, "ferry.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer logFile.Close()
+		srv, err := server.New(cfg, server.Options{
+			Version: version, Logger: slog.New(slog.NewTextHandler(logFile, nil)), Progress: say,
+		})
+		if err != nil {
+			return err
+		}
+		if err := srv.Start(ctx); err != nil {
+			return err
+		}
+		defer func() {
+			say("stopping (replicas drain, then stop)")
+			srv.Close()
+		}()
+		say("waiting for the first build of master and its rollout to dev (log: " + logFile.Name() + ")")
+		if err := watchFirstRollout(ctx, out, srv, cfg.App); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		printNextSteps(out, layout, ports)
+		<-ctx.Done()
+		return nil
+	}
+	return cmd
+}
+
+// watchFirstRollout prints the newest master build's steps and dev's
+// deployment as they progress, until dev serves.
+func watchFirstRollout(ctx context.Context, w io.Writer, srv *server.Server, app string) error {
+	l := srv.Ledger()
+	seen := map[string]bool{}
+	say := func(key, msg string) {
+		if !seen[key] {
+			seen[key] = true
+			fmt.Fprintln(w, "  ", msg)
+		}
+	}
+	for {
+		builds, err := l.Builds(ctx, ledger.BuildFilter{App: app, Branch: "master", Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(builds) > 0 {
+			b, err := l.Build(ctx, builds[0].ID)
+			if err != nil {
+				return err
+			}
+			for _, s := range b.Steps {
+				if s.State != ferry.StepPending {
+					say(fmt.Sprintf("%d/%s/%s", b.ID, s.Name, s.State), fmt.Sprintf("build %d (%s) %s %s %s", b.ID, b.ShortCommit(), stateMark(s.State), s.Name, s.State))
+				}
+			}
+			if b.State == ferry.BuildFailed {
+				return fmt.Errorf("build %d failed: %s (see: ferry logs build %d)", b.ID, b.Reason, b.ID)
+			}
+		}
+		cur, err := l.Current(ctx, app, "dev")
+		if err == nil {
+			say("dev", fmt.Sprintf("dev runs %s (%s) with %d replicas", cur.Commit, shortDigest(cur.Digest), cur.Replicas))
+			return nil
+		}
+		ds, err := l.Deployments(ctx, ledger.DeploymentFilter{App: app, Env: "dev", Limit: 1})
+		if err == nil && len(ds) > 0 {
+			d := ds[0]
+			say(fmt.Sprintf("d%d/%s", d.ID, d.State), fmt.Sprintf("deployment %d to dev: %s", d.ID, d.State))
+			if d.State == ferry.DeploymentFailed {
+				return fmt.Errorf("deployment %d to dev failed: %s", d.ID, d.Error)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func printNextSteps(w io.Writer, l *demo.Layout, p demo.Ports) {
+	fmt.Fprintf(w, `
+ferry is running.
+  dev       http://127.0.0.1:%[3]d   (curl http://127.0.0.1:%[3]d/version)
+  prod      http://127.0.0.1:%[4]d   (empty until a release)
+  API       http://127.0.0.1:%[1]d   (the CLI's default --server)
+  registry  127.0.0.1:%[2]d/birthday-app
+
+Next steps, in another terminal:
+  git clone %[5]s birthday-app && cd birthday-app
+  # change something, then:
+  git commit -am "my change" && git push origin master
+  go run ./cmd/ferry status          # from ferry's repository: what runs where
+  go run ./cmd/ferry builds          # what was built from what
+  go run ./cmd/ferry logs dev -f     # dev's replicas
+  go run ./cmd/ferry scale dev 4
+
+Ctrl-C stops everything; run the demo again to resume.
+`, p.API, p.Registry, p.Dev, p.Prod, l.Repo)
+}

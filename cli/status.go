@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryhq/ferry"
+)
+
+func newStatusCmd() *cobra.Command {
+	var out output
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Which code version runs in which environment",
+		Args:  cobra.NoArgs,
+	}
+	newClient := serverFlag(cmd)
+	out.register(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		st, err := c.Status(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return out.print(cmd.OutOrStdout(), st, func(w *tabwriter.Writer) {
+			fmt.Fprintln(w, "ENV\tCOMMIT\tRELEASE\tDIGEST\tREPLICAS\tSTATE\tDEPLOYED\tBY\tURL")
+			now := time.Now()
+			for _, e := range st.Environments {
+				deployed := "-"
+				if t, err := time.Parse(time.RFC3339, e.DeployedAt); err == nil {
+					deployed = ago(t, now)
+				}
+				state := e.State
+				if e.Progress != "" {
+					state += " (" + truncate(e.Progress, 40) + ")"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", e.Name, dash(e.ShortCommit), dash(e.Release),
+					shortDigest(e.Digest), e.Replicas.Ready, e.Replicas.Desired, state, deployed, dash(e.DeployedBy), dash(e.URL))
+			}
+		})
+	}
+	return cmd
+}
+
+func newScaleCmd() *cobra.Command {
+	var (
+		reason string
+		wait   bool
+	)
+	cmd := &cobra.Command{
+		Use:     "scale ENV N",
+		Short:   "Change an environment's replica count without downtime",
+		Example: "  ferry scale dev 4",
+		Args:    cobra.ExactArgs(2),
+	}
+	newClient := serverFlag(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the scale has finished")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		n, err := strconv.Atoi(args[1])
+		if err != nil || n < 1 {
+			return usageErrorf("replicas %q is not a positive number", args[1])
+		}
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		d, err := c.Scale(cmd.Context(), args[0], n, reason)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "deployment %d: scaling %s to %d replicas\n", d.ID, args[0], n)
+		if !wait {
+			return nil
+		}
+		return waitDeployment(cmd, c, d.ID)
+	}
+	return cmd
+}
+
+// waitDeployment polls a deployment until it ends, printing its state
+// changes; it fails unless the deployment succeeded.
+func waitDeployment(cmd *cobra.Command, c interface {
+	Deployment(ctx context.Context, id int64) (*ferry.Deployment, error)
+}, id int64) error {
+	last := ferry.DeploymentState("")
+	for {
+		d, err := c.Deployment(cmd.Context(), id)
+		if err != nil {
+			return err
+		}
+		if d.State != last {
+			fmt.Fprintf(cmd.OutOrStdout(), "deployment %d: %s\n", id, d.State)
+			last = d.State
+		}
+		if d.State.Final() {
+			if d.State != ferry.DeploymentSucceeded {
+				return fmt.Errorf("deployment %d %s: %s", id, d.State, d.Error)
+			}
+			return nil
+		}
+		select {
+		case <-cmd.Context().Done():
+			return cmd.Context().Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,339 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/ledger"
+)
+
+// Ledger is what the controller reads and writes.
+type Ledger interface {
+	Builds(ctx context.Context, f ledger.BuildFilter) ([]*ferry.Build, error)
+	CreateDeployment(ctx context.Context, d *ferry.Deployment) error
+	UpdateDeployment(ctx context.Context, d *ferry.Deployment) error
+	Deployments(ctx context.Context, f ledger.DeploymentFilter) ([]*ferry.Deployment, error)
+	Current(ctx context.Context, app, env string) (*ferry.Deployment, error)
+	TransitionDeployment(ctx context.Context, id int64, from, to ferry.DeploymentState, errMsg string, at time.Time) error
+	AddEvent(ctx context.Context, e *ferry.Event) error
+}
+
+// Tagger moves registry tags.
+type Tagger interface {
+	Tag(ctx context.Context, digest, tag string) error
+}
+
+// Refs moves git refs on the app's repository.
+type Refs interface {
+	SetRef(ctx context.Context, ref, sha, expect string) error
+}
+
+// Env is one environment as the controller sees it.
+type Env struct {
+	Name string
+	// Branch, for an environment without From, is the branch whose newest
+	// succeeded build the environment runs.
+	Branch string
+	From   string
+	// Replicas is the count used until a scale changes it.
+	Replicas int
+	// Tags are the registry tags that follow the environment.
+	Tags    []string
+	Vars    []Var
+	Rollout Rollout
+	// Verify runs after a rollout against URL; a failure reverts.
+	Verify []Check
+	URL    string
+	Target Target
+}
+
+// Check is one post-deploy HTTP verification.
+type Check struct {
+	Method, Path string
+	Expect       int
+	Contains     string
+	Timeout      time.Duration
+}
+
+// Config is the controller's fixed settings.
+type Config struct {
+	App string
+	// Image is the repository images are pulled from.
+	Image string
+	Envs  []Env
+}
+
+// Controller drives every environment.
+type Controller struct {
+	cfg    Config
+	ledger Ledger
+	tags   Tagger
+	refs   Refs
+	now    func() time.Time
+	log    *slog.Logger
+
+	envs    []*envRunner
+	byName  map[string]*envRunner
+	changed *broadcast
+	wg      sync.WaitGroup
+}
+
+// envRunner serialises one environment's rollouts.
+type envRunner struct {
+	env  Env
+	wake chan struct{}
+
+	mu       sync.Mutex
+	pending  *ferry.Deployment // recorded, not started; a newer request supersedes it
+	active   *ferry.Deployment // being rolled out
+	progress Progress
+}
+
+// New returns a controller; Run starts it.
+func New(cfg Config, l Ledger, tags Tagger, refs Refs, now func() time.Time, logger *slog.Logger) *Controller {
+	c := &Controller{cfg: cfg, ledger: l, tags: tags, refs: refs, now: now, log: logger, byName: map[string]*envRunner{}, changed: newBroadcast()}
+	for _, e := range cfg.Envs {
+		if e.Replicas <= 0 {
+			e.Replicas = 1
+		}
+		r := &envRunner{env: e, wake: make(chan struct{}, 1)}
+		c.envs = append(c.envs, r)
+		c.byName[e.Name] = r
+	}
+	return c
+}
+
+// Changed returns a channel closed at the next change of any deployment.
+func (c *Controller) Changed() <-chan struct{} { return c.changed.wait() }
+
+// Start closes deployments an interrupted run left unfinished, then starts
+// one loop per environment, which first restores what the environment ran
+// (from the ledger), catches up with a build that succeeded while ferry was
+// down, and then runs requested deployments one at a time until ctx ends.
+// Start returns once recovery is done; Wait waits for the loops.
+func (c *Controller) Start(ctx context.Context) error {
+	if err := c.recoverInterrupted(ctx); err != nil {
+		return err
+	}
+	for _, r := range c.envs {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if err := c.restore(ctx, r); err != nil && ctx.Err() == nil {
+				c.log.Error("restore environment", "env", r.env.Name, "err", err)
+			}
+			c.loop(ctx, r)
+		}()
+	}
+	return nil
+}
+
+// Wait blocks until every environment's loop has stopped.
+func (c *Controller) Wait() { c.wg.Wait() }
+
+// recoverInterrupted closes deployments a previous run left unfinished:
+// what really runs is restored from the last succeeded deployment next.
+func (c *Controller) recoverInterrupted(ctx context.Context) error {
+	open, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, States: []ferry.DeploymentState{
+		ferry.DeploymentPending, ferry.DeploymentRolling, ferry.DeploymentVerifying,
+	}, Limit: 1000})
+	if err != nil {
+		return fmt.Errorf("list unfinished deployments: %w", err)
+	}
+	for _, d := range open {
+		msg := "ferry stopped during the rollout; the environment was restored to its last succeeded deployment"
+		if err := c.ledger.TransitionDeployment(ctx, d.ID, d.State, ferry.DeploymentFailed, msg, c.now()); err != nil {
+			return fmt.Errorf("close deployment %d: %w", d.ID, err)
+		}
+		c.event(ctx, "deployment.abandoned", "ferry", d, msg)
+	}
+	return nil
+}
+
+// restore applies the environment's current deployment to its target
+// (adopting or restarting replicas), then queues the newest succeeded build
+// for an environment driven by a branch if it is not what runs.
+func (c *Controller) restore(ctx context.Context, r *envRunner) error {
+	cur, err := c.ledger.Current(ctx, c.cfg.App, r.env.Name)
+	switch {
+	case err == nil:
+		spec := c.spec(r, cur)
+		c.log.Info("restoring environment", "env", r.env.Name, "digest", cur.Digest, "replicas", cur.Replicas)
+		if err := r.env.Target.Apply(ctx, spec, func(Progress) {}); err != nil {
+			c.event(ctx, "environment.restore-failed", "ferry", cur, err.Error())
+			return fmt.Errorf("restore %s to %s: %w", r.env.Name, cur.Digest, err)
+		}
+	case ferry.ErrorCode(err) != ferry.ENOTFOUND:
+		return err
+	}
+	if r.env.From != "" || r.env.Branch == "" {
+		return nil
+	}
+	builds, err := c.ledger.Builds(ctx, ledger.BuildFilter{App: c.cfg.App, Branch: r.env.Branch, States: []ferry.BuildState{ferry.BuildSucceeded}, Limit: 1})
+	if err != nil || len(builds) == 0 {
+		return err
+	}
+	b := builds[0]
+	if cur != nil && cur.Digest == b.Digest {
+		return nil
+	}
+	// A build whose rollout already failed is not retried at every start.
+	tried, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.Name, Digest: b.Digest, Limit: 1})
+	if err != nil || len(tried) > 0 {
+		return err
+	}
+	_, err = c.BuildSucceeded(ctx, b)
+	return err
+}
+
+// BuildSucceeded queues the build's digest for every environment its
+// branch drives. It returns the deployments it queued.
+func (c *Controller) BuildSucceeded(ctx context.Context, b *ferry.Build) ([]*ferry.Deployment, error) {
+	var out []*ferry.Deployment
+	for _, r := range c.envs {
+		if r.env.From != "" || r.env.Branch != b.Branch {
+			continue
+		}
+		d := &ferry.Deployment{
+			App: c.cfg.App, Env: r.env.Name, Kind: ferry.DeployDeploy, BuildID: b.ID,
+			Commit: b.Commit, Digest: b.Digest, Actor: "ferry",
+			Reason: fmt.Sprintf("build %d of %s succeeded", b.ID, b.Branch),
+		}
+		if err := c.request(ctx, r, d); err != nil {
+			return out, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// request records d as pending and hands it to the environment's loop;
+// a pending deployment not yet started is superseded.
+func (c *Controller) request(ctx context.Context, r *envRunner, d *ferry.Deployment) error {
+	d.State, d.CreatedAt = ferry.DeploymentPending, c.now()
+	if d.Replicas == 0 {
+		d.Replicas = c.replicas(ctx, r)
+	}
+	if err := c.ledger.CreateDeployment(ctx, d); err != nil {
+		return fmt.Errorf("record deployment to %s: %w", r.env.Name, err)
+	}
+	c.event(ctx, "deployment.queued", d.Actor, d, d.Reason)
+	r.mu.Lock()
+	old := r.pending
+	r.pending = d
+	r.mu.Unlock()
+	if old != nil {
+		msg := fmt.Sprintf("superseded by deployment %d of %s", d.ID, ferry.ShortSHA(d.Commit))
+		if err := c.ledger.TransitionDeployment(ctx, old.ID, ferry.DeploymentPending, ferry.DeploymentSuperseded, msg, c.now()); err == nil {
+			c.event(ctx, "deployment.superseded", "ferry", old, msg)
+		}
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	c.changed.notify()
+	return nil
+}
+
+// replicas is the environment's current replica count.
+func (c *Controller) replicas(ctx context.Context, r *envRunner) int {
+	if cur, err := c.ledger.Current(ctx, c.cfg.App, r.env.Name); err == nil && cur.Replicas > 0 {
+		return cur.Replicas
+	}
+	return r.env.Replicas
+}
+
+// Scale changes an environment's replica count, recorded as a deployment.
+func (c *Controller) Scale(ctx context.Context, env string, replicas int, actor, reason string) (*ferry.Deployment, error) {
+	r, err := c.env(env)
+	if err != nil {
+		return nil, err
+	}
+	if replicas < 1 || replicas > 64 {
+		return nil, ferry.Errorf(ferry.EINVALID, "replicas must be between 1 and 64, not %d", replicas)
+	}
+	cur, err := c.ledger.Current(ctx, c.cfg.App, env)
+	if err != nil {
+		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+			return nil, ferry.Errorf(ferry.ECONFLICT, "%s runs nothing yet; deploy a build before scaling", env)
+		}
+		return nil, err
+	}
+	d := &ferry.Deployment{
+		App: c.cfg.App, Env: env, Kind: ferry.DeployScale, BuildID: cur.BuildID,
+		Commit: cur.Commit, Digest: cur.Digest, Release: cur.Release, Replicas: replicas,
+		Actor: actor, Reason: reason,
+	}
+	if d.Reason == "" {
+		d.Reason = fmt.Sprintf("scale from %d to %d", cur.Replicas, replicas)
+	}
+	return d, c.request(ctx, r, d)
+}
+
+func (c *Controller) env(name string) (*envRunner, error) {
+	r, ok := c.byName[name]
+	if !ok {
+		return nil, ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q (environments: %v)", name, c.names())
+	}
+	return r, nil
+}
+
+func (c *Controller) names() []string {
+	out := make([]string, len(c.envs))
+	for i, r := range c.envs {
+		out[i] = r.env.Name
+	}
+	return out
+}
+
+// Close stops every target (replicas and load balancers).
+func (c *Controller) Close(ctx context.Context) error {
+	var errs []error
+	for _, r := range c.envs {
+		if err := r.env.Target.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", r.env.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Controller) event(ctx context.Context, kind, actor string, d *ferry.Deployment, reason string) {
+	what := kind[strings.IndexByte(kind, '.')+1:]
+	msg := fmt.Sprintf("%s %d to %s: %s %s", d.Kind, d.ID, d.Env, ferry.ShortSHA(d.Commit), what)
+	if d.Kind == ferry.DeployScale {
+		msg = fmt.Sprintf("scale %d of %s to %d replicas: %s", d.ID, d.Env, d.Replicas, what)
+	}
+	e := &ferry.Event{Time: c.now(), Actor: actor, Kind: kind, App: c.cfg.App, Env: d.Env, Commit: d.Commit, BuildID: d.BuildID, Message: msg, Reason: reason}
+	if err := c.ledger.AddEvent(ctx, e); err != nil {
+		c.log.Error("record event", "kind", kind, "err", err)
+	}
+	c.changed.notify()
+}
+
+// broadcast wakes every waiter at each notify.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *broadcast) notify() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+}

@@ -1,0 +1,227 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry"
+)
+
+// loop runs one environment's deployments, one at a time, newest request
+// first (older pending ones were superseded on arrival).
+func (c *Controller) loop(ctx context.Context, r *envRunner) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		}
+		r.mu.Lock()
+		d := r.pending
+		r.pending = nil
+		r.active = d
+		r.mu.Unlock()
+		if d == nil {
+			continue
+		}
+		c.execute(ctx, r, d)
+		r.mu.Lock()
+		r.active = nil
+		r.mu.Unlock()
+		c.changed.notify()
+	}
+}
+
+func (c *Controller) spec(r *envRunner, d *ferry.Deployment) Spec {
+	return Spec{
+		Env: r.env.Name, Commit: d.Commit, Image: c.cfg.Image, Digest: d.Digest,
+		Replicas: d.Replicas, Release: d.Release, DeploymentID: d.ID,
+		Vars: r.env.Vars, Rollout: r.env.Rollout,
+	}
+}
+
+// execute rolls d out: apply, verify, and on success move the tags; on
+// failure revert to what ran before. Shutdown (ctx done) leaves d
+// unfinished for the next start to close.
+func (c *Controller) execute(ctx context.Context, r *envRunner, d *ferry.Deployment) {
+	prev, err := c.ledger.Current(ctx, c.cfg.App, r.env.Name)
+	if err != nil && ferry.ErrorCode(err) != ferry.ENOTFOUND {
+		c.fail(ctx, d, ferry.DeploymentPending, fmt.Errorf("read current deployment: %w", err))
+		return
+	}
+	if prev != nil {
+		d.Previous = prev.Digest
+	}
+	now := c.now()
+	if err := c.ledger.TransitionDeployment(ctx, d.ID, ferry.DeploymentPending, ferry.DeploymentRolling, "", now); err != nil {
+		c.log.Error("start deployment", "id", d.ID, "err", err)
+		return
+	}
+	d.State, d.StartedAt = ferry.DeploymentRolling, now
+	if err := c.ledger.UpdateDeployment(ctx, d); err != nil {
+		c.log.Error("record previous digest", "id", d.ID, "err", err)
+	}
+	c.event(ctx, "deployment.started", d.Actor, d, "")
+	start := c.now()
+	progress := func(p Progress) {
+		r.mu.Lock()
+		r.progress = p
+		r.mu.Unlock()
+		c.log.Info("rollout", "env", r.env.Name, "deployment", d.ID, "msg", p.Message, "ready", p.Ready, "updated", p.Updated, "desired", p.Desired)
+		c.changed.notify()
+	}
+
+	if d.Kind == ferry.DeployScale && prev != nil && prev.Digest == d.Digest {
+		err = r.env.Target.Scale(ctx, d.Replicas)
+	} else {
+		err = r.env.Target.Apply(ctx, c.spec(r, d), progress)
+	}
+	if ctx.Err() != nil {
+		return // shutting down: the next start closes and restores
+	}
+	if err != nil {
+		c.revert(ctx, r, d, prev, ferry.DeploymentRolling, fmt.Errorf("rollout: %w", err))
+		return
+	}
+	if len(r.env.Verify) > 0 && d.Kind != ferry.DeployScale {
+		if err := c.ledger.TransitionDeployment(ctx, d.ID, ferry.DeploymentRolling, ferry.DeploymentVerifying, "", c.now()); err != nil {
+			c.log.Error("verify deployment", "id", d.ID, "err", err)
+			return
+		}
+		if err := c.verify(ctx, r.env); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.revert(ctx, r, d, prev, ferry.DeploymentVerifying, fmt.Errorf("verification: %w", err))
+			return
+		}
+		d.State = ferry.DeploymentVerifying
+	}
+	if err := c.ledger.TransitionDeployment(ctx, d.ID, d.State, ferry.DeploymentSucceeded, "", c.now()); err != nil {
+		c.log.Error("finish deployment", "id", d.ID, "err", err)
+		return
+	}
+	d.State = ferry.DeploymentSucceeded
+	c.event(ctx, "deployment.succeeded", d.Actor, d, fmt.Sprintf("rolled out in %s", c.now().Sub(start).Round(time.Millisecond)))
+	c.afterSuccess(ctx, r, d)
+}
+
+// afterSuccess moves what follows the environment: its registry tags and
+// the git tag env/<name>. A failure here does not undo the rollout; it is
+// recorded, and `ferry status --check` reports the drift.
+func (c *Controller) afterSuccess(ctx context.Context, r *envRunner, d *ferry.Deployment) {
+	for _, tag := range r.env.Tags {
+		if err := c.tags.Tag(ctx, d.Digest, tag); err != nil {
+			c.event(ctx, "tag.failed", "ferry", d, fmt.Sprintf("registry tag %s: %v", tag, err))
+		}
+	}
+	if c.refs != nil {
+		ref := "refs/tags/env/" + r.env.Name
+		if err := c.refs.SetRef(ctx, ref, d.Commit, ""); err != nil {
+			c.event(ctx, "tag.failed", "ferry", d, fmt.Sprintf("git %s: %v", ref, err))
+		}
+	}
+}
+
+// revert restores prev after d failed; d ends rolled-back when the revert
+// worked, failed otherwise (or when there was nothing to revert to).
+func (c *Controller) revert(ctx context.Context, r *envRunner, d, prev *ferry.Deployment, from ferry.DeploymentState, cause error) {
+	c.log.Warn("deployment failed; reverting", "env", r.env.Name, "deployment", d.ID, "err", cause)
+	if prev == nil || prev.Digest == "" {
+		c.fail(ctx, d, from, fmt.Errorf("%w; nothing ran before, so nothing to revert to", cause))
+		return
+	}
+	back := &ferry.Deployment{
+		App: c.cfg.App, Env: r.env.Name, Kind: ferry.DeployAutoRollback, State: ferry.DeploymentPending,
+		BuildID: prev.BuildID, Commit: prev.Commit, Digest: prev.Digest, Release: prev.Release,
+		Replicas: prev.Replicas, Previous: d.Digest, Actor: "ferry",
+		Reason: fmt.Sprintf("deployment %d of %s failed: %v", d.ID, ferry.ShortSHA(d.Commit), cause), CreatedAt: c.now(),
+	}
+	if err := c.ledger.CreateDeployment(ctx, back); err != nil {
+		c.fail(ctx, d, from, fmt.Errorf("%w; recording the revert failed: %v", cause, err))
+		return
+	}
+	_ = c.ledger.TransitionDeployment(ctx, back.ID, ferry.DeploymentPending, ferry.DeploymentRolling, "", c.now())
+	err := r.env.Target.Apply(ctx, c.spec(r, back), func(Progress) {})
+	if err != nil {
+		_ = c.ledger.TransitionDeployment(ctx, back.ID, ferry.DeploymentRolling, ferry.DeploymentFailed, err.Error(), c.now())
+		c.event(ctx, "deployment.failed", "ferry", back, err.Error())
+		c.fail(ctx, d, from, fmt.Errorf("%w; the revert to %s failed too: %v", cause, ferry.ShortSHA(prev.Commit), err))
+		return
+	}
+	_ = c.ledger.TransitionDeployment(ctx, back.ID, ferry.DeploymentRolling, ferry.DeploymentSucceeded, "", c.now())
+	c.event(ctx, "deployment.succeeded", "ferry", back, back.Reason)
+	if err := c.ledger.TransitionDeployment(ctx, d.ID, from, ferry.DeploymentRolledBack, cause.Error(), c.now()); err != nil {
+		c.log.Error("record rolled-back deployment", "id", d.ID, "err", err)
+	}
+	c.event(ctx, "deployment.rolled-back", "ferry", d, cause.Error())
+}
+
+func (c *Controller) fail(ctx context.Context, d *ferry.Deployment, from ferry.DeploymentState, err error) {
+	if terr := c.ledger.TransitionDeployment(ctx, d.ID, from, ferry.DeploymentFailed, err.Error(), c.now()); terr != nil {
+		c.log.Error("record failed deployment", "id", d.ID, "err", terr)
+	}
+	c.event(ctx, "deployment.failed", d.Actor, d, err.Error())
+}
+
+// verify runs the environment's checks; each must pass within its timeout
+// (connection errors and wrong answers are retried until then).
+func (c *Controller) verify(ctx context.Context, env Env) error {
+	client := &http.Client{}
+	for _, chk := range env.Verify {
+		timeout := chk.Timeout
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		err := c.check(cctx, client, env.URL, chk)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", chk.Method, chk.Path, err)
+		}
+	}
+	return nil
+}
+
+func (c *Controller) check(ctx context.Context, client *http.Client, base string, chk Check) error {
+	var last error
+	for {
+		last = c.checkOnce(ctx, client, base, chk)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Controller) checkOnce(ctx context.Context, client *http.Client, base string, chk Check) error {
+	req, err := http.NewRequestWithContext(ctx, chk.Method, strings.TrimRight(base, "/")+chk.Path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	expect := chk.Expect
+	if expect == 0 {
+		expect = http.StatusOK
+	}
+	if resp.StatusCode != expect {
+		return fmt.Errorf("status %d, want %d", resp.StatusCode, expect)
+	}
+	if chk.Contains != "" && !strings.Contains(string(body), chk.Contains) {
+		return fmt.Errorf("body does not contain %q", chk.Contains)
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+// Package demo prepares `ferry demo`'s working directory: birthday-app in
+// its own bare git repository with history on master, and a ferry.yaml on
+// embedded defaults with dev (from master) and prod (from release), each
+// with its own database. A second Prepare on the same directory keeps what
+// is there, so a demo resumes where it stopped.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/template"
+)
+
+// Ports are the demo's listen ports on 127.0.0.1.
+type Ports struct {
+	API, Registry, Dev, Prod int
+}
+
+// DefaultPorts are documented in the README.
+var DefaultPorts = Ports{API: 7070, Registry: 5050, Dev: 8081, Prod: 8082}
+
+// Layout names what Prepare made.
+type Layout struct {
+	Dir    string // the demo directory (absolute)
+	Repo   string // the bare repository of birthday-app
+	Config string // ferry.yaml
+	// Created is true when this call made the repository (a fresh demo).
+	Created bool
+}
+
+// Prepare makes (or reuses) the demo directory. appSrc is birthday-app's
+// source tree; progress hears one line per step.
+func Prepare(ctx context.Context, dir, appSrc string, ports Ports, progress func(string)) (*Layout, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	l := &Layout{Dir: abs, Repo: filepath.Join(abs, "birthday-app.git"), Config: filepath.Join(abs, "ferry.yaml")}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", abs, err)
+	}
+	if _, err := os.Stat(filepath.Join(l.Repo, "HEAD")); err != nil {
+		if _, err := os.Stat(filepath.Join(appSrc, "go.mod")); err != nil {
+			return nil, fmt.Errorf("birthday-app's sources are not at %s: run the demo from the ferry repository's root, or pass --app-src", appSrc)
+		}
+		progress("creating birthday-app's git repository at " + l.Repo)
+		if err := createRepo(ctx, appSrc, l.Repo); err != nil {
+			return nil, fmt.Errorf("create the demo repository: %w", err)
+		}
+		l.Created = true
+	}
+	if _, err := os.Stat(l.Config); err != nil {
+		progress("writing " + l.Config)
+		if err := writeConfig(l.Config, ports); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// createRepo imports appSrc into a new repository in two commits (the
+// service, then its README), so master has history, and clones it bare.
+func createRepo(ctx context.Context, appSrc, bare string) error {
+	work, err := os.MkdirTemp(filepath.Dir(bare), ".birthday-app-import-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if err := copyTree(appSrc, work); err != nil {
+		return err
+	}
+	git := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(),
+			"GIT_AUTHOR_NAME=ferry demo", "GIT_AUTHOR_EMAIL=demo@ferry.invalid",
+			"GIT_COMMITTER_NAME=ferry demo", "GIT_COMMITTER_EMAIL=demo@ferry.invalid",
+			"GIT_CONFIG_GLOBAL=/dev/null")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
+	steps := [][]string{
+		{"init", "-q", "-b", "master"},
+		{"add", "-A", "--", ".", ":!README.md"},
+		{"commit", "-q", "-m", "birthday-app: the hello-birthday service"},
+		{"add", "-A"},
+		{"commit", "-q", "--allow-empty", "-m", "docs: how to run birthday-app"},
+		{"clone", "-q", "--bare", work, bare},
+	}
+	for _, s := range steps {
+		if err := git(s...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() || strings.Contains(filepath.Base(p), ".db") {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+}
+
+const buildinfo = "github.com/ferryhq/ferry/examples/birthday-app/internal/buildinfo"
+
+var configTemplate = template.Must(template.New("ferry.yaml").Parse(`# ferry.yaml written by ` + "`ferry demo`" + `. Every field: docs/config.md in ferry's repository.
+app: birthday-app
+server:
+  listen: 127.0.0.1:{{.API}}
+registry:
+  listen: 127.0.0.1:{{.Registry}}      # the embedded registry
+source:
+  repo: ./birthday-app.git
+  poll: 2s
+build:
+  test: go test ./birthday/...
+  go:
+    main: ./cmd/birthday-app
+    ldflags: -X ` + buildinfo + `.Commit={{"{{"}}.Commit{{"}}"}} -X ` + buildinfo + `.BuildTime={{"{{"}}.Time.UTC.Format "2006-01-02T15:04:05Z"{{"}}"}}
+environments:
+  dev:
+    branch: master                     # every commit on master is built and rolled out here
+    tags: [latest]
+    runtime:
+      local: { replicas: 2, listen: 127.0.0.1:{{.Dev}}, readiness: /statusz }
+    env:
+      DATABASE_URL: sqlite://birthday-dev.db   # dev and prod never share a database
+    verify:
+      - { http: GET /statusz, expect: 200 }
+  prod:
+    branch: release                    # changed only by a controlled release
+    from: dev
+    tags: [live]
+    releaseTag: RC{{"{{"}} .Time.UTC.Format "20060102_1504" {{"}}"}}
+    runtime:
+      local: { replicas: 2, listen: 127.0.0.1:{{.Prod}}, readiness: /statusz }
+    env:
+      DATABASE_URL: sqlite://birthday-prod.db
+    verify:
+      - { http: GET /statusz, expect: 200 }
+`))
+
+func writeConfig(path string, ports Ports) error {
+	var b bytes.Buffer
+	if err := configTemplate.Execute(&b, ports); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}

@@ -89,6 +89,10 @@ type envRunner struct {
 	env  Env
 	wake chan struct{}
 
+	// reqMu serialises requests, so that checking for an equal pending or
+	// active deployment and recording a new one are one step.
+	reqMu sync.Mutex
+
 	mu       sync.Mutex
 	pending  *ferry.Deployment // recorded, not started; a newer request supersedes it
 	active   *ferry.Deployment // being rolled out
@@ -179,16 +183,13 @@ func (c *Controller) restore(ctx context.Context, r *envRunner) error {
 	if err != nil || len(builds) == 0 {
 		return err
 	}
-	b := builds[0]
-	if cur != nil && cur.Digest == b.Digest {
-		return nil
-	}
-	// A build whose rollout already failed is not retried at every start.
-	tried, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.Name, Digest: b.Digest, Limit: 1})
+	// A build whose rollout was already tried (and perhaps failed) is not
+	// retried at every start; one that was never rolled out is.
+	tried, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.Name, Digest: builds[0].Digest, Limit: 1})
 	if err != nil || len(tried) > 0 {
 		return err
 	}
-	_, err = c.BuildSucceeded(ctx, b)
+	_, err = c.BuildSucceeded(ctx, builds[0])
 	return err
 }
 
@@ -205,7 +206,8 @@ func (c *Controller) BuildSucceeded(ctx context.Context, b *ferry.Build) ([]*fer
 			Commit: b.Commit, Digest: b.Digest, Actor: "ferry",
 			Reason: fmt.Sprintf("build %d of %s succeeded", b.ID, b.Branch),
 		}
-		if err := c.request(ctx, r, d); err != nil {
+		d, err := c.request(ctx, r, d)
+		if err != nil {
 			return out, err
 		}
 		out = append(out, d)
@@ -214,14 +216,29 @@ func (c *Controller) BuildSucceeded(ctx context.Context, b *ferry.Build) ([]*fer
 }
 
 // request records d as pending and hands it to the environment's loop;
-// a pending deployment not yet started is superseded.
-func (c *Controller) request(ctx context.Context, r *envRunner, d *ferry.Deployment) error {
+// a pending deployment not yet started is superseded. A deploy of the
+// digest that is already pending or rolling out is not recorded twice: the
+// existing deployment is returned.
+func (c *Controller) request(ctx context.Context, r *envRunner, d *ferry.Deployment) (*ferry.Deployment, error) {
+	r.reqMu.Lock()
+	defer r.reqMu.Unlock()
+	if d.Kind == ferry.DeployDeploy {
+		r.mu.Lock()
+		dup := r.pending
+		if dup == nil || dup.Digest != d.Digest {
+			dup = r.active
+		}
+		r.mu.Unlock()
+		if dup != nil && dup.Digest == d.Digest && dup.Kind == d.Kind {
+			return dup, nil
+		}
+	}
 	d.State, d.CreatedAt = ferry.DeploymentPending, c.now()
 	if d.Replicas == 0 {
 		d.Replicas = c.replicas(ctx, r)
 	}
 	if err := c.ledger.CreateDeployment(ctx, d); err != nil {
-		return fmt.Errorf("record deployment to %s: %w", r.env.Name, err)
+		return nil, fmt.Errorf("record deployment to %s: %w", r.env.Name, err)
 	}
 	c.event(ctx, "deployment.queued", d.Actor, d, d.Reason)
 	r.mu.Lock()
@@ -239,7 +256,7 @@ func (c *Controller) request(ctx context.Context, r *envRunner, d *ferry.Deploym
 	default:
 	}
 	c.changed.notify()
-	return nil
+	return d, nil
 }
 
 // replicas is the environment's current replica count.
@@ -274,7 +291,7 @@ func (c *Controller) Scale(ctx context.Context, env string, replicas int, actor,
 	if d.Reason == "" {
 		d.Reason = fmt.Sprintf("scale from %d to %d", cur.Replicas, replicas)
 	}
-	return d, c.request(ctx, r, d)
+	return c.request(ctx, r, d)
 }
 
 func (c *Controller) env(name string) (*envRunner, error) {

@@ -191,6 +191,15 @@ func (f *fixture) wait(id int64) *ferry.Deployment {
 	return nil
 }
 
+// waitTag waits up to a second for tag to be want and returns its value.
+func (f *fixture) waitTag(tag, want string) string {
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) && f.tags.get(tag) != want {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return f.tags.get(tag)
+}
+
 func TestDeploySucceedsAndMovesTags(t *testing.T) {
 	f := newFixture(t, nil, "")
 	b := f.build()
@@ -201,10 +210,11 @@ func TestDeploySucceedsAndMovesTags(t *testing.T) {
 	if got := f.target.runs().Digest; got != b.Digest {
 		t.Errorf("target runs %s, want %s", got, b.Digest)
 	}
-	if got := f.tags.get("latest"); got != b.Digest {
+	// Tags move right after the deployment is recorded succeeded.
+	if got := f.waitTag("latest", b.Digest); got != b.Digest {
 		t.Errorf("tag latest = %q, want %s", got, b.Digest)
 	}
-	if got := f.tags.get("refs/tags/env/dev"); got != b.Commit {
+	if got := f.waitTag("refs/tags/env/dev", b.Commit); got != b.Commit {
 		t.Errorf("git env/dev = %q, want %s", got, b.Commit)
 	}
 	st, err := f.ctrl.Status(context.Background())

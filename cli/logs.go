@@ -105,6 +105,9 @@ func printLog(cmd *cobra.Command, c *client.Client, id int64, follow bool) error
 	}
 	switch final.State {
 	case "":
+		if follow {
+			return fmt.Errorf("build %d: the log stream ended before the build did (server stopped?); see ferry builds", id)
+		}
 		return nil
 	case ferry.BuildSucceeded:
 		fmt.Fprintf(w, "build %d succeeded: %s\n", id, final.Digest)

@@ -46,6 +46,9 @@ func (b *Builder) runBuild(ctx context.Context, build *ferry.Build) {
 		return // superseded, canceled or taken by another server meanwhile
 	}
 	build.State, build.StartedAt, build.Reason = ferry.BuildRunning, now, ""
+	// A build queued (or resumed) under another configuration is pushed
+	// where this one says; the ledger records where the image went.
+	build.Image = b.cfg.Image
 	b.event(ctx, "build.started", "ferry", build, "")
 
 	bctx, cancel := context.WithCancel(ctx)

@@ -146,6 +146,7 @@ environments:
     tags: [latest]
     runtime:
       local: { replicas: 2, listen: 127.0.0.1:{{.Dev}}, readiness: /statusz }
+    rollout: { readyTimeout: 15s, grace: 10s }   # a replica not ready in 15s fails the rollout
     env:
       DATABASE_URL: sqlite://birthday-dev.db   # dev and prod never share a database
     verify:
@@ -157,6 +158,7 @@ environments:
     releaseTag: RC{{"{{"}} .Time.UTC.Format "20060102_1504" {{"}}"}}
     runtime:
       local: { replicas: 2, listen: 127.0.0.1:{{.Prod}}, readiness: /statusz }
+    rollout: { readyTimeout: 15s, grace: 10s }
     env:
       DATABASE_URL: sqlite://birthday-prod.db
     verify:

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/webhook"
@@ -29,10 +30,39 @@ func (s *Server) webhooks() (http.Handler, error) {
 			return nil
 		}
 		s.event(ctx, "webhook.push", fmt.Sprintf("%s push to %s: %s by %s", p.Provider, p.Branch, ferry.ShortSHA(p.After), p.Pusher), "")
+		s.hooked.mark(p.Branch, p.After, "webhook:"+p.Provider)
 		s.poller.Trigger()
 		return nil
 	}
 	return webhook.Handler(func(string) []byte { return secret }, onPush, s.log.With("part", "webhook")), nil
+}
+
+// hookTriggers remembers which webhook announced a branch's head, so that
+// the build the poll then queues is recorded as triggered by it.
+type hookTriggers struct {
+	mu    sync.Mutex
+	heads map[string][2]string // branch → {commit, trigger}
+}
+
+func (h *hookTriggers) mark(branch, commit, trigger string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.heads == nil {
+		h.heads = make(map[string][2]string)
+	}
+	h.heads[branch] = [2]string{commit, trigger}
+}
+
+// take returns the trigger of branch's head commit: the webhook that
+// announced exactly that commit, or "poll".
+func (h *hookTriggers) take(branch, commit string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m, ok := h.heads[branch]; ok && m[0] == commit {
+		delete(h.heads, branch)
+		return m[1]
+	}
+	return "poll"
 }
 
 // redactURL hides a password in a repository URL.

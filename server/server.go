@@ -21,6 +21,7 @@ import (
 	"github.com/ferryhq/ferry/api"
 	"github.com/ferryhq/ferry/builder"
 	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/ledger/ledgerdb"
 	"github.com/ferryhq/ferry/oci"
@@ -56,10 +57,15 @@ type Server struct {
 	pub      *oci.Publisher
 	image    string
 	builder  *builder.Builder
+	ctrl     *controller.Controller
 	poller   *source.Poller
+	hooked   hookTriggers
 
 	ln   net.Listener
 	http *http.Server
+	// stopStreams ends the log followers, which would otherwise hold
+	// the HTTP server's shutdown up until their build ends.
+	stopStreams context.CancelFunc
 
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
@@ -150,19 +156,29 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 
+	envs, err := s.environments()
+	if err != nil {
+		return err
+	}
+	s.ctrl = controller.New(controller.Config{App: cfg.App, Image: image, Envs: envs},
+		s.ledger, s.pub, s.repo, s.opts.Now, s.log.With("part", "controller"))
+
 	hooks, err := s.webhooks()
 	if err != nil {
 		return err
 	}
 	apiServer := &api.Server{
 		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks,
+		Envs: s.ctrl, Deployments: s.ledger,
 		Logger: s.log.With("part", "api"),
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
 		return fmt.Errorf("listen on %s (server.listen): %w", cfg.Server.Listen, err)
 	}
+	streams, stopStreams := context.WithCancel(context.Background())
+	s.stopStreams = stopStreams
 	s.http = &http.Server{
-		Handler:           apiServer.Handler(),
+		Handler:           endStreams(streams, apiServer.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -173,7 +189,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.poller = &source.Poller{
 		Repo: s.repo, Branches: cfg.BuildBranches(), Interval: cfg.Source.Poll,
 		OnHead: func(branch, sha string) {
-			if _, _, err := s.builder.Enqueue(runCtx, branch, sha, "poll", "ferry"); err != nil {
+			if _, _, err := s.builder.Enqueue(runCtx, branch, sha, s.hooked.take(branch, sha), "ferry"); err != nil {
 				s.log.Error("queue build", "branch", branch, "commit", sha, "err", err)
 			}
 		},
@@ -188,10 +204,36 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 		return nil
 	})
+	s.builder.OnSucceeded = func(b *ferry.Build) {
+		if _, err := s.ctrl.BuildSucceeded(runCtx, b); err != nil {
+			s.log.Error("queue deployment", "build", b.ID, "err", err)
+		}
+	}
+	if err := s.ctrl.Start(runCtx); err != nil {
+		cancel()
+		return fmt.Errorf("start controller: %w", err)
+	}
+	s.goRun("controller", func() error { s.ctrl.Wait(); return nil })
 	s.goRun("builder", func() error { return s.builder.Run(runCtx) })
 	s.goRun("poller", func() error { return s.poller.Run(runCtx) })
 	s.opts.Progress("serving on http://" + s.Addr())
 	return nil
+}
+
+// endStreams gives the requests that follow a build's log (the only
+// long-lived ones) a context that also ends when streams does, so that a
+// follower is let go at shutdown instead of waiting for its build.
+func endStreams(streams context.Context, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("follow") {
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			stop := context.AfterFunc(streams, cancel)
+			defer stop()
+			r = r.WithContext(ctx)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) goRun(name string, fn func() error) {
@@ -232,8 +274,12 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
 		if s.http != nil {
+			s.stopStreams()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			errs = append(errs, s.http.Shutdown(ctx))
+			if err := s.http.Shutdown(ctx); err != nil {
+				// Requests still running must not outlive the ledger.
+				errs = append(errs, fmt.Errorf("stop http server: %w", err), s.http.Close())
+			}
 			cancel()
 		} else if s.ln != nil {
 			errs = append(errs, s.ln.Close())
@@ -242,6 +288,11 @@ func (s *Server) Close() error {
 			s.cancel()
 		}
 		s.wg.Wait()
+		if s.ctrl != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			errs = append(errs, s.ctrl.Close(ctx))
+			cancel()
+		}
 		if s.registry != nil {
 			errs = append(errs, s.registry.Close())
 		}

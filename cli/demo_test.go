@@ -1,0 +1,259 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/client"
+)
+
+// syncBuffer is a bytes.Buffer safe for the demo's writer and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// load sends GETs to url from a few keep-alive clients until stopped, and
+// counts what failed.
+type load struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	firstErr   string
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func startLoad(url string, workers int) *load {
+	l := &load{stop: make(chan struct{})}
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			c := &http.Client{Timeout: 10 * time.Second}
+			deadline := time.Now().Add(5 * time.Minute) // bounded even if never stopped
+			for time.Now().Before(deadline) {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := c.Get(url)
+				if err == nil {
+					_, _ = io_Discard(resp)
+					if resp.StatusCode == http.StatusOK {
+						l.ok.Add(1)
+						continue
+					}
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+				l.failed.Add(1)
+				l.mu.Lock()
+				if l.firstErr == "" {
+					l.firstErr = err.Error()
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) finish() { close(l.stop); l.wg.Wait() }
+
+func io_Discard(resp *http.Response) (int64, error) {
+	defer resp.Body.Close()
+	var b [4096]byte
+	var n int64
+	for {
+		m, err := resp.Body.Read(b[:])
+		n += int64(m)
+		if err != nil {
+			return n, nil
+		}
+	}
+}
+
+func versionOf(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url + "/version")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Commit string `json:"commit"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	return v.Commit
+}
+
+func gitCmd(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com",
+		"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestDemoEndToEnd is the local-runtime issue's end-to-end check: `ferry
+// demo` in a temp dir builds master and serves dev; a pushed change is
+// serving seconds later while a load generator sees no failed request; a
+// commit whose app exits at start and one that never becomes ready are
+// reverted, and dev keeps serving the old version throughout.
+func TestDemoEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo")
+	}
+	dir := t.TempDir()
+	api, reg, dev, prod := freePort(t), freePort(t), freePort(t), freePort(t)
+	// Short readiness deadline so the never-ready commit fails fast.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"demo", "--dir", dir, "--app-src", "../examples/birthday-app",
+			"--api-port", fmt.Sprint(api), "--registry-port", fmt.Sprint(reg),
+			"--dev-port", fmt.Sprint(dev), "--prod-port", fmt.Sprint(prod)}, strings.NewReader(""), out, out)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("demo exited with %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Errorf("demo did not stop within 60s of Ctrl-C")
+		}
+	})
+	waitFor(t, 5*time.Minute, "the demo to print its next steps", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("demo ended early: %v\n%s", err, out.String())
+		default:
+		}
+		return strings.Contains(out.String(), "ferry is running.")
+	})
+	devURL := fmt.Sprintf("http://127.0.0.1:%d", dev)
+	c, err := client.New(fmt.Sprintf("http://127.0.0.1:%d", api))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(dir, "birthday-app.git")
+	head := gitCmd(t, dir, "--git-dir="+repo, "rev-parse", "master")
+	if got := versionOf(t, devURL); got != head {
+		t.Fatalf("dev serves %q, want master's head %s\n%s", got, head, out.String())
+	}
+
+	// The user's loop: clone, change, commit, push; dev follows under load.
+	work := filepath.Join(t.TempDir(), "birthday-app")
+	gitCmd(t, dir, "clone", "-q", repo, work)
+	push := func(file, content, msg string) string {
+		if err := os.WriteFile(filepath.Join(work, file), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gitCmd(t, work, "add", "-A")
+		gitCmd(t, work, "commit", "-q", "-m", msg)
+		gitCmd(t, work, "push", "-q", "origin", "master")
+		return gitCmd(t, work, "rev-parse", "HEAD")
+	}
+	l := startLoad(devURL+"/statusz", 4)
+	change := push("NOTES.md", "a change\n", "docs: a change")
+	waitFor(t, 3*time.Minute, "dev to serve the pushed commit", func() bool { return versionOf(t, devURL) == change })
+	l.finish()
+	t.Logf("rollout of %s under load: %d requests ok, %d failed", ferry.ShortSHA(change), l.ok.Load(), l.failed.Load())
+	if l.failed.Load() != 0 || l.ok.Load() == 0 {
+		t.Errorf("during the rollout: %d ok, %d failed (first: %s), want 0 failed", l.ok.Load(), l.failed.Load(), l.firstErr)
+	}
+
+	// Broken commits are reverted; dev keeps serving the change.
+	for _, bad := range []struct{ name, code string }{
+		{"exits at start", "package main\n\nimport \"os\"\n\nfunc init() { os.Exit(3) }\n"},
+		{"never ready", "package main\n\nimport \"time\"\n\nfunc init() { time.Sleep(time.Hour) }\n"},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			l := startLoad(devURL+"/statusz", 2)
+			commit := push("cmd/birthday-app/zz_broken.go", bad.code, "break: "+bad.name)
+			var d *ferry.Deployment
+			waitFor(t, 4*time.Minute, "the broken deployment to end", func() bool {
+				ds, err := c.Deployments(ctx, "dev", 10)
+				if err != nil {
+					return false
+				}
+				for _, x := range ds {
+					if x.Commit == commit && x.Kind == ferry.DeployDeploy && x.State.Final() {
+						d = x
+						return true
+					}
+				}
+				return false
+			})
+			l.finish()
+			t.Logf("%s: deployment %d %s (%s); %d requests ok, %d failed", bad.name, d.ID, d.State, d.Error, l.ok.Load(), l.failed.Load())
+			if d.State != ferry.DeploymentRolledBack {
+				t.Errorf("deployment of %s = %s (%s), want rolled-back", ferry.ShortSHA(commit), d.State, d.Error)
+			}
+			if got := versionOf(t, devURL); got != change {
+				t.Errorf("dev serves %s, want the last good %s", got, change)
+			}
+			if l.failed.Load() != 0 {
+				t.Errorf("while the broken commit was tried: %d failed requests (first: %s)", l.failed.Load(), l.firstErr)
+			}
+			gitCmd(t, work, "rm", "-q", "cmd/birthday-app/zz_broken.go")
+			gitCmd(t, work, "commit", "-q", "-m", "revert: "+bad.name)
+		})
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}

@@ -1,0 +1,349 @@
+// Package lb is the HTTP load balancer that the local runtime puts on an
+// environment's listen address, in front of that environment's replicas.
+//
+// Traffic goes round robin to the READY backends only. A backend becomes ready
+// after one successful readiness check (GET Config.Readiness answering 2xx)
+// and stops being ready after Config.FailThreshold failed checks in a row, or
+// at once when a proxied request fails to connect to it (passive health); it
+// is then re-checked immediately and every Config.CheckInterval.
+//
+// Retry rule. A request whose attempt fails before any response byte arrived
+// is retried on another ready backend, at most once per ready backend, when
+//   - the connection could not be made at all (dial error, connection
+//     refused): the backend never saw the request, so any method is retried;
+//   - or the connection failed after the request may have been sent (reset,
+//     EOF before the response) and the request is idempotent: GET, HEAD,
+//     OPTIONS, TRACE, PUT, DELETE, or any request carrying an Idempotency-Key
+//     or X-Idempotency-Key header (the same rule as net/http).
+//
+// In both cases the request body must be replayable: no body, or no byte of it
+// read yet, or — for idempotent requests — a body of at most MaxReplayBody
+// bytes, which is recorded while it streams to the first backend (never
+// buffered ahead). Anything else, such as a POST that may have reached the
+// backend, is answered 502 with a JSON body and not retried. A request whose
+// client has gone away is never retried.
+//
+// Remove takes a backend out of rotation at once, waits for its in-flight
+// requests (bounded by Config.DrainTimeout and the context), then closes the
+// idle connections to it, so that the replica's own graceful shutdown does not
+// wait on connections the balancer dialled but never used.
+//
+// Responses carry an X-Ferry-Replica header naming the backend that served
+// them. Requests carry X-Forwarded-For (appended to the client's) and
+// X-Forwarded-Proto; the inbound Host header is kept.
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultReadiness     = "/"
+	DefaultCheckInterval = 200 * time.Millisecond
+	DefaultCheckTimeout  = time.Second
+	DefaultFailThreshold = 2
+	DefaultDrainTimeout  = 30 * time.Second
+)
+
+// MaxReplayBody is the largest request body that is recorded so that an
+// idempotent request can be retried after its body was (partly) sent.
+const MaxReplayBody = 64 << 10
+
+// ReplicaHeader is the response header naming the backend that served it.
+const ReplicaHeader = "X-Ferry-Replica"
+
+// Errors returned by WaitReady and Remove; test with errors.Is.
+var (
+	ErrUnknownBackend = errors.New("unknown backend")
+	ErrRemoved        = errors.New("backend removed")
+	ErrDrainTimeout   = errors.New("drain timed out")
+	ErrClosed         = errors.New("balancer closed")
+)
+
+// Config for one environment's balancer.
+type Config struct {
+	Listen        string        // host:port; port 0 picks a free port
+	Readiness     string        // path polled on each backend; 2xx = ready; default "/"
+	CheckInterval time.Duration // default 200ms
+	CheckTimeout  time.Duration // default 1s
+	FailThreshold int           // consecutive failed checks before a ready backend is taken out; default 2
+	DrainTimeout  time.Duration // max wait for in-flight requests on Remove and Close; default 30s
+	Logger        *slog.Logger  // default: discard
+}
+
+// withDefaults validates c and fills its zero values.
+func (c Config) withDefaults() (Config, error) {
+	if c.Listen == "" {
+		return c, errors.New("lb config: listen address required")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return c, fmt.Errorf("lb config: listen %q: %w", c.Listen, err)
+	}
+	if c.Readiness == "" {
+		c.Readiness = DefaultReadiness
+	}
+	if !strings.HasPrefix(c.Readiness, "/") {
+		return c, fmt.Errorf("lb config: readiness %q: must be a path starting with /", c.Readiness)
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"check interval", &c.CheckInterval, DefaultCheckInterval},
+		{"check timeout", &c.CheckTimeout, DefaultCheckTimeout},
+		{"drain timeout", &c.DrainTimeout, DefaultDrainTimeout},
+	} {
+		if *d.v < 0 {
+			return c, fmt.Errorf("lb config: %s %v: must not be negative", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.FailThreshold < 0 {
+		return c, fmt.Errorf("lb config: fail threshold %d: must not be negative", c.FailThreshold)
+	}
+	if c.FailThreshold == 0 {
+		c.FailThreshold = DefaultFailThreshold
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// Balancer is one environment's load balancer. Its methods are safe for
+// concurrent use.
+type Balancer struct {
+	cfg Config
+	log *slog.Logger
+	srv *http.Server
+	// bufs is shared by the per-backend reverse proxies.
+	bufs bufferPool
+	// errLog receives net/http's and httputil's own messages.
+	errLog *log.Logger
+
+	// ready is the routing table: the ready backends sorted by ID, replaced
+	// as a whole (copy on write) whenever a backend's readiness changes.
+	ready atomic.Pointer[[]*backend]
+	next  atomic.Uint64 // round-robin counter
+
+	mu       sync.Mutex
+	backends map[string]*backend
+	ln       net.Listener
+	conns    clientConns
+	closed   bool
+	wg       sync.WaitGroup // checkers
+}
+
+// New validates cfg and returns a balancer that is not yet listening.
+func New(cfg Config) (*Balancer, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	b := &Balancer{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		backends: make(map[string]*backend),
+		errLog:   slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	b.ready.Store(new([]*backend))
+	b.srv = &http.Server{
+		Handler:           b,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          b.errLog,
+	}
+	return b, nil
+}
+
+// Start listens on Config.Listen and serves in the background. It returns
+// once the listener is open.
+func (b *Balancer) Start() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if b.ln != nil {
+		return errors.New("lb: already started")
+	}
+	ln, err := net.Listen("tcp", b.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("lb listen: %w", err)
+	}
+	b.ln = ln
+	b.conns.conns = make(map[*clientConn]struct{})
+	ln = listener{Listener: ln, set: &b.conns}
+	go func() {
+		if err := b.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			b.log.Error("lb serve", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	b.log.Info("lb listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the address the balancer listens on, or "" before Start.
+func (b *Balancer) Addr() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ln == nil {
+		return ""
+	}
+	return b.ln.Addr().String()
+}
+
+// Close stops accepting connections, waits for in-flight requests (bounded by
+// DrainTimeout), stops the readiness checks and closes the connections to the
+// backends. The backends themselves are left running.
+func (b *Balancer) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	all := make([]*backend, 0, len(b.backends))
+	for _, be := range b.backends {
+		all = append(all, be)
+	}
+	b.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DrainTimeout)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- b.srv.Shutdown(ctx) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	var err error
+wait:
+	for {
+		select {
+		case err = <-shut:
+			break wait
+		case now := <-tick.C:
+			// Shutdown has closed the listener; a connection unused for
+			// 100 ms is not about to carry a request.
+			b.conns.closeUnused(now.Add(-100 * time.Millisecond))
+		}
+	}
+	tick.Stop()
+	if err != nil {
+		err = fmt.Errorf("lb close: %w", err)
+		_ = b.srv.Close()
+	}
+	for _, be := range all {
+		be.stop()
+	}
+	b.wg.Wait()
+	for _, be := range all {
+		be.transport.CloseIdleConnections()
+	}
+	return err
+}
+
+// ServeHTTP routes one request to a ready backend. It is the handler Start
+// serves; it may also be mounted elsewhere.
+func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	be := b.pick(nil)
+	if be == nil {
+		writeNoReady(w)
+		return
+	}
+	// Deferred: the reverse proxy panics with http.ErrAbortHandler when a
+	// response breaks off mid-body, and the count must still drop.
+	defer be.done()
+	be.proxy.ServeHTTP(w, r)
+}
+
+// pick returns a ready backend not in tried, round robin, with its in-flight
+// count already raised, or nil when there is none.
+func (b *Balancer) pick(tried []*backend) *backend {
+	for {
+		list := *b.ready.Load()
+		n := len(list)
+		if n == 0 {
+			return nil
+		}
+		start := b.next.Add(1) - 1
+		var be *backend
+		for i := range n {
+			c := list[(start+uint64(i))%uint64(n)]
+			if !contains(tried, c) {
+				be = c
+				break
+			}
+		}
+		if be == nil {
+			return nil
+		}
+		be.inflight.Add(1)
+		// Remove sets removed before it reads inflight; reading removed after
+		// raising inflight means one of the two always sees the other.
+		if !be.removed.Load() {
+			return be
+		}
+		be.done()
+	}
+}
+
+func contains(list []*backend, be *backend) bool {
+	for _, c := range list {
+		if c == be {
+			return true
+		}
+	}
+	return false
+}
+
+var noReadyBody = []byte(`{"error":"no ready replica"}` + "\n")
+
+func writeNoReady(w http.ResponseWriter) {
+	h := w.Header()
+	h["Content-Type"] = jsonType
+	h["Retry-After"] = retryAfter
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write(noReadyBody)
+}
+
+// Shared read-only header values.
+var (
+	jsonType   = []string{"application/json"}
+	retryAfter = []string{"1"}
+	protoHTTP  = []string{"http"}
+)
+
+// bufferPool hands out 32 KiB copy buffers to the reverse proxies. It pools
+// array pointers so that Put does not allocate.
+type bufferPool struct{ p sync.Pool }
+
+const bufSize = 32 << 10
+
+func (bp *bufferPool) Get() []byte {
+	if a, ok := bp.p.Get().(*[bufSize]byte); ok {
+		return a[:]
+	}
+	return new([bufSize]byte)[:]
+}
+
+func (bp *bufferPool) Put(buf []byte) {
+	if cap(buf) >= bufSize {
+		bp.p.Put((*[bufSize]byte)(buf[:bufSize]))
+	}
+}
+
+var _ httputil.BufferPool = (*bufferPool)(nil)

@@ -1,0 +1,15 @@
+package server
+
+import (
+	"os"
+	"testing"
+
+	"github.com/ferryhq/ferry/target/local"
+)
+
+// TestMain lets this test binary serve as the local runtime's sandbox
+// init: as root, replicas start as /proc/self/exe and become the app.
+func TestMain(m *testing.M) {
+	local.MaybeSandboxInit()
+	os.Exit(m.Run())
+}

@@ -1,0 +1,314 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/ferryhq/ferry/controller"
+	"github.com/ferryhq/ferry/lb"
+	"github.com/ferryhq/ferry/oci"
+)
+
+func TestMain(m *testing.M) {
+	// Sandboxed replicas are this test binary started again.
+	MaybeSandboxInit()
+	if os.Getenv(orphanEnv) != "" {
+		orphanMain()
+		return
+	}
+	code := m.Run()
+	if registrySrv != nil {
+		registrySrv.Close()
+	}
+	os.Exit(code)
+}
+
+// images are the test app's image variants, pushed to an in-memory
+// registry: one go build, then each variant sets the environment the app
+// reads at start, which gives it its own digest.
+type images struct {
+	src ImageSource
+	// v1 and v2 serve "v1" and "v2" on /version; crash exits at start;
+	// never is never ready; stubborn ignores SIGTERM; missing has no
+	// entrypoint binary.
+	v1, v2, crash, never, stubborn, missing string
+}
+
+var (
+	imagesOnce  sync.Once
+	testImages  images
+	imagesErr   error
+	registrySrv *httptest.Server
+)
+
+// testImages builds and pushes the test app's images once per test binary.
+func appImages(t testing.TB) images {
+	t.Helper()
+	imagesOnce.Do(func() { testImages, imagesErr = buildImages() })
+	if imagesErr != nil {
+		t.Fatal(imagesErr)
+	}
+	return testImages
+}
+
+func buildImages() (images, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir, err := filepath.Abs("testdata/app")
+	if err != nil {
+		return images{}, err
+	}
+	var out strings.Builder
+	base, err := oci.BuildGo(ctx, oci.GoBuild{Dir: dir, Env: []string{"GOWORK=off"}, Commit: commit(0)}, &out)
+	if err != nil {
+		return images{}, fmt.Errorf("build test app: %v\n%s", err, out.String())
+	}
+	registrySrv = httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	host := strings.TrimPrefix(registrySrv.URL, "http://")
+	pub, err := oci.NewPublisher(host+"/app", oci.WithKeychain(authn.NewMultiKeychain()))
+	if err != nil {
+		return images{}, err
+	}
+	push := func(env ...string) (string, error) {
+		cf, err := base.ConfigFile()
+		if err != nil {
+			return "", err
+		}
+		cf = cf.DeepCopy()
+		cf.Config.Env = append(cf.Config.Env, env...)
+		if slices.Contains(env, "MISSING=1") {
+			cf.Config.Entrypoint = []string{"/app/missing"}
+		}
+		img, err := mutate.ConfigFile(base, cf)
+		if err != nil {
+			return "", err
+		}
+		return pub.Push(ctx, img)
+	}
+	im := images{src: pub}
+	for _, v := range []struct {
+		d   *string
+		env []string
+	}{
+		{&im.v1, []string{"VERSION=v1"}},
+		{&im.v2, []string{"VERSION=v2"}},
+		{&im.crash, []string{"VERSION=crash", "CRASH=1"}},
+		{&im.never, []string{"VERSION=never", "READY=never"}},
+		{&im.stubborn, []string{"VERSION=stubborn", "IGNORE_TERM=1"}},
+		{&im.missing, []string{"MISSING=1"}},
+	} {
+		if *v.d, err = push(v.env...); err != nil {
+			return images{}, err
+		}
+	}
+	return im, nil
+}
+
+// commit returns a distinct 40-hex commit id.
+func commit(n int) string { return fmt.Sprintf("%040x", 0xc0ffee00+n) }
+
+// testLogger writes the runtime's log to the test's log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tlogWriter struct{ t testing.TB }
+
+func (w tlogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// newTarget returns a started Target for environment "dev" on a free port,
+// closed when the test ends.
+func newTarget(t testing.TB, im images, edit ...func(*Config)) *Target {
+	t.Helper()
+	cfg := Config{
+		Env:       "dev",
+		DataDir:   t.TempDir(),
+		Listen:    "127.0.0.1:0",
+		Readiness: "/statusz",
+		PortEnv:   "PORT",
+		Images:    im.src,
+		Logger:    testLogger(t),
+		Balancer:  lb.Config{CheckInterval: 50 * time.Millisecond, DrainTimeout: 5 * time.Second},
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	tg, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		tg.Close(ctx)
+	})
+	return tg
+}
+
+// spec is a spec of digest with n replicas and test-sized rollout bounds.
+func spec(digest string, n int) controller.Spec {
+	return controller.Spec{
+		Env: "dev", Commit: commit(1), Image: "app", Digest: digest, Replicas: n,
+		Rollout: controller.Rollout{ReadyTimeout: 15 * time.Second, Grace: 3 * time.Second},
+	}
+}
+
+// apply applies s and fails the test on error.
+func apply(t testing.TB, tg *Target, s controller.Spec) {
+	t.Helper()
+	if err := tg.Apply(t.Context(), s, nil); err != nil {
+		t.Fatalf("Apply(%s×%d): %v", shortDigest(s.Digest), s.Replicas, err)
+	}
+}
+
+// get GETs path through the balancer and returns the trimmed body.
+func get(t testing.TB, tg *Target, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + tg.Addr() + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// load sends GET /version through the balancer from a few goroutines,
+// each pausing briefly between requests, until stopped.
+type load struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	versions   map[string]int
+	errs       []string
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+func startLoad(tg *Target, workers int) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{versions: map[string]int{}, cancel: cancel}
+	client := &http.Client{Timeout: 10 * time.Second}
+	url := "http://" + tg.Addr() + "/version"
+	for range workers {
+		l.wg.Go(func() {
+			for ctx.Err() == nil {
+				l.one(ctx, client, url)
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	return l
+}
+
+func (l *load) one(ctx context.Context, client *http.Client, url string) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := client.Do(req)
+	if ctx.Err() != nil {
+		return
+	}
+	var body []byte
+	if err == nil {
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
+		}
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.failed.Add(1)
+		if len(l.errs) < 5 {
+			l.errs = append(l.errs, err.Error())
+		}
+		return
+	}
+	l.ok.Add(1)
+	l.versions[strings.TrimSpace(string(body))]++
+}
+
+// stop ends the load and fails the test on any failed request.
+func (l *load) stop(t testing.TB) map[string]int {
+	t.Helper()
+	l.cancel()
+	l.wg.Wait()
+	t.Logf("load: %d ok, %d failed, versions %v", l.ok.Load(), l.failed.Load(), l.versions)
+	if n := l.failed.Load(); n > 0 {
+		t.Errorf("%d failed requests, want 0; first: %q", n, l.errs)
+	}
+	if l.ok.Load() == 0 {
+		t.Errorf("no request succeeded")
+	}
+	return l.versions
+}
+
+// waitFor polls cond every 20ms until it holds or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// status returns the target's status, failing the test on error.
+func status(t testing.TB, tg *Target) controller.Status {
+	t.Helper()
+	st, err := tg.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// pids returns the pids of the replicas' processes.
+func pids(tg *Target) []int {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	var out []int
+	for _, r := range tg.replicas {
+		if s := r.snapshot(); s.pid != 0 {
+			out = append(out, s.pid)
+		}
+	}
+	return out
+}
+
+// countingSource counts the images pulled through it.
+type countingSource struct {
+	ImageSource
+	n atomic.Int64
+}
+
+func (c *countingSource) Image(ctx context.Context, digest string) (v1.Image, error) {
+	c.n.Add(1)
+	return c.ImageSource.Image(ctx, digest)
+}

@@ -1,0 +1,506 @@
+// Package local is ferry's embedded runtime: it runs an environment's
+// replicas as processes on this machine behind a load balancer
+// (controller.Target).
+//
+// Images are pulled by digest and unpacked once per digest under
+// DataDir/images/<hex>/ (rootfs/ and config.json), shared by every
+// environment. Each replica runs the image's entrypoint on its own loopback
+// port, given to it through Config.PortEnv and/or Config.Args, with the
+// image's environment, the spec's variables and the port. Its output goes
+// to DataDir/envs/<env>/logs/<replica>.log, rotated by size. A replica that
+// exits is taken out of the balancer at once and started again with
+// exponential backoff (100 ms doubling to 10 s, reset after 30 s of run);
+// one whose last three runs ended before it became ready is crash-looping.
+//
+// When ferry runs as root, replicas are sandboxed: each is ferry's own
+// binary started again (see MaybeSandboxInit) in a private mount
+// namespace, where it chroots into the unpacked image and runs the
+// entrypoint as uid/gid 65532 (the image's User is not used, so that /data
+// keeps one owner), without new privileges. Inside, the image is
+// read-only, as every replica of every environment shares it; /data is
+// DataDir/envs/<env>/data, the environment's persistent directory (a
+// SQLite database at sqlite:///data/app.db survives new digests, and dev
+// and prod never share it); /tmp is the replica's own tmpfs (128 MiB);
+// /dev holds null, zero, full, random and urandom; /etc/hosts and
+// /etc/resolv.conf are the host's, read-only. There is no /proc and no
+// network isolation: a replica listens on a loopback port like any
+// process. The working directory is /data, whatever the image says, so a
+// relative path (DATABASE_URL=sqlite://app.db) means the environment's own
+// file in both modes; FERRY_DATA_DIR names the directory too. As any other
+// user, and with Config.NoSandbox, replicas are plain child processes of
+// ferry's user, with the environment's data directory as working
+// directory and the entrypoint taken from the unpacked filesystem; they
+// see the host's filesystem and there is no /data.
+//
+// Either way replicas die with ferry (parent-death signal SIGKILL) and
+// each leads its own process group, which stopping signals: SIGTERM, then
+// SIGKILL after the rollout's grace period. Nothing outlives ferry, so on
+// start there is nothing to adopt: the controller's first Apply starts the
+// replicas again.
+package local
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/controller"
+	"github.com/ferryhq/ferry/lb"
+)
+
+// Config configures one environment's local runtime.
+type Config struct {
+	// Env is the environment's name.
+	Env string
+	// DataDir is ferry's data directory: unpacked images go to
+	// DataDir/images, the environment's logs and data to
+	// DataDir/envs/<Env>/{logs,data}.
+	DataDir string
+	// Listen is the load balancer's address; Readiness the path it
+	// probes on each replica ("/" when empty).
+	Listen    string
+	Readiness string
+	// PortEnv names the environment variable carrying each replica's
+	// port; empty when Args carry it.
+	PortEnv string
+	// Args returns the arguments of replica number replica (0-based among
+	// the replicas of one spec), which listens on host:port
+	// (config.Local.RenderArgs). When it returns any, they replace the
+	// image's Cmd after its Entrypoint. May be nil.
+	Args func(replica int, host string, port int) ([]string, error)
+	// Images pulls images by digest; *oci.Publisher satisfies it.
+	Images ImageSource
+	// NoSandbox runs replicas as plain child processes even when ferry
+	// runs as root.
+	NoSandbox bool
+	// LogSize is the size at which a replica's log file is rotated
+	// (10 MiB when 0); LogFiles how many files are kept, the current one
+	// included (3 when 0).
+	LogSize  int64
+	LogFiles int
+	// Balancer tunes the load balancer's readiness checks and draining;
+	// its Listen, Readiness and Logger are set from this Config. Zero
+	// fields take the balancer's defaults.
+	Balancer lb.Config
+	Logger   *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Target runs one environment's replicas behind its load balancer. The
+// balancer listens from New on; Close stops everything.
+type Target struct {
+	cfg     Config
+	lb      *lb.Balancer
+	images  *imageStore
+	log     *slog.Logger
+	now     func() time.Time
+	dataDir string // DataDir/envs/<env>/data
+	logDir  string // DataDir/envs/<env>/logs
+	sandbox bool
+
+	applyMu sync.Mutex // one Apply or Scale at a time
+
+	mu       sync.Mutex
+	replicas []*replica // live: not yet stopped
+	spec     *controller.Spec
+	desired  int
+	seq      int // last replica number used
+	closed   bool
+}
+
+var _ controller.Target = (*Target)(nil)
+
+// validEnv is what an environment name may be, as it names directories.
+var validEnv = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+
+// New prepares the environment's directories and starts its load
+// balancer on cfg.Listen; replicas start with the first Apply.
+func New(cfg Config) (*Target, error) {
+	if !validEnv.MatchString(cfg.Env) {
+		return nil, ferry.Errorf(ferry.EINVALID, "local runtime: environment name %q: want letters, digits, '.', '_' or '-'", cfg.Env)
+	}
+	if cfg.DataDir == "" || cfg.Images == nil || cfg.Listen == "" {
+		return nil, ferry.Errorf(ferry.EINVALID, "local runtime %s: data directory, image source and listen address are required", cfg.Env)
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("local runtime %s: %w", cfg.Env, err)
+	}
+	cfg.DataDir = dataDir
+	cfg.Readiness = cmp.Or(cfg.Readiness, config.DefaultReadiness)
+	cfg.LogSize = cmp.Or(cfg.LogSize, 10<<20)
+	cfg.LogFiles = cmp.Or(cfg.LogFiles, 3)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	t := &Target{
+		cfg:     cfg,
+		log:     cfg.Logger.With("env", cfg.Env),
+		now:     cfg.Now,
+		dataDir: filepath.Join(dataDir, "envs", cfg.Env, "data"),
+		logDir:  filepath.Join(dataDir, "envs", cfg.Env, "logs"),
+		sandbox: sandboxAvailable() && !cfg.NoSandbox,
+	}
+	if t.sandbox && !sandboxReady() {
+		return nil, fmt.Errorf("local runtime %s: as root, replicas are sandboxed, which needs local.MaybeSandboxInit called first in main (and TestMain); or set NoSandbox", cfg.Env)
+	}
+	t.images = &imageStore{dir: filepath.Join(dataDir, "images"), src: cfg.Images, log: cfg.Logger, now: cfg.Now}
+	for _, d := range []string{t.dataDir, t.logDir, t.images.dir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("local runtime %s: %w", cfg.Env, err)
+		}
+	}
+	if t.sandbox {
+		if err := ownTree(t.dataDir, sandboxID); err != nil {
+			return nil, fmt.Errorf("local runtime %s: data directory: %w", cfg.Env, err)
+		}
+	}
+	t.seq = lastReplicaNumber(t.logDir, cfg.Env)
+
+	bc := cfg.Balancer
+	bc.Listen, bc.Readiness, bc.Logger = cfg.Listen, cfg.Readiness, t.log
+	b, err := lb.New(bc)
+	if err != nil {
+		return nil, fmt.Errorf("local runtime %s: %w", cfg.Env, err)
+	}
+	if err := b.Start(); err != nil {
+		return nil, fmt.Errorf("local runtime %s: %w", cfg.Env, err)
+	}
+	t.lb = b
+	t.log.Info("local runtime ready", "listen", b.Addr(), "sandbox", t.sandbox)
+	return t, nil
+}
+
+// Addr is the load balancer's address, with the port it really got.
+func (t *Target) Addr() string { return t.lb.Addr() }
+
+// Sandboxed reports whether replicas run sandboxed (chrooted, as 65532).
+func (t *Target) Sandboxed() bool { return t.sandbox }
+
+// ReplicaError says which new replica made a rollout fail, and why.
+type ReplicaError struct {
+	Env, ID, Digest string
+	// Reason is "crash-looping: …", "not ready within …" or
+	// "rollout canceled: …".
+	Reason string
+	// Log is the tail of the replica's output.
+	Log []string
+}
+
+// Error names the replica and the reason, followed by its last log lines,
+// one per line.
+func (e *ReplicaError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "replica %s (%s) %s", e.ID, shortDigest(e.Digest), e.Reason)
+	if len(e.Log) > 0 {
+		b.WriteString("; last log lines:")
+		for _, l := range e.Log {
+			b.WriteString("\n  ")
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}
+
+// logTail is how many lines of a failed replica's log go into its error.
+const logTail = 10
+
+// Apply rolls the environment to spec: see controller.Target. New
+// replicas start in batches of at most MaxSurge (default 1) above the
+// desired count, or after stopping MaxUnavailable old ones when MaxSurge is
+// 0; each batch must be ready within ReadyTimeout before as many old
+// replicas are drained and stopped. Replicas whose digest and variables
+// match spec are kept. On failure the failing batch is stopped, the
+// replicas that already replaced old ones keep serving, and the error is a
+// *ReplicaError.
+func (t *Target) Apply(ctx context.Context, spec controller.Spec, progress func(controller.Progress)) error {
+	if spec.Env != "" && spec.Env != t.cfg.Env {
+		return ferry.Errorf(ferry.EINVALID, "apply to %s: spec is for environment %q", t.cfg.Env, spec.Env)
+	}
+	if spec.Replicas < 0 {
+		return ferry.Errorf(ferry.EINVALID, "apply to %s: %d replicas", t.cfg.Env, spec.Replicas)
+	}
+	t.applyMu.Lock()
+	defer t.applyMu.Unlock()
+	ro := rolloutDefaults(spec.Rollout)
+	spec.Rollout = ro
+	key := specKey(spec)
+	r := &rollout{t: t, spec: spec, key: key, progress: progress}
+
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return ferry.Errorf(ferry.EUNAVAILABLE, "apply to %s: runtime closed", t.cfg.Env)
+	}
+	s := spec
+	t.spec = &s
+	t.desired = spec.Replicas
+	cur, old := t.partition(key)
+	t.mu.Unlock()
+	if len(old) == 0 && len(cur) == spec.Replicas {
+		return nil
+	}
+
+	var img *image
+	if spec.Replicas > 0 {
+		var err error
+		r.report("pulling %s", shortDigest(spec.Digest))
+		if img, err = t.images.get(ctx, spec.Digest); err != nil {
+			return fmt.Errorf("apply to %s: %w", t.cfg.Env, err)
+		}
+	}
+	r.img = img
+	return r.run(ctx)
+}
+
+// Scale sets the number of replicas of the last applied spec, starting
+// new ones (ready before Scale returns) or draining and stopping extra
+// ones.
+func (t *Target) Scale(ctx context.Context, replicas int) error {
+	if replicas < 0 {
+		return ferry.Errorf(ferry.EINVALID, "scale %s: %d replicas", t.cfg.Env, replicas)
+	}
+	t.mu.Lock()
+	spec := t.spec
+	t.mu.Unlock()
+	if spec == nil {
+		return ferry.Errorf(ferry.ECONFLICT, "scale %s: nothing deployed", t.cfg.Env)
+	}
+	s := *spec
+	s.Replicas = replicas
+	return t.Apply(ctx, s, nil)
+}
+
+// Status reports the replicas that run, their process state and the
+// balancer's view of their readiness.
+func (t *Target) Status(ctx context.Context) (controller.Status, error) {
+	ready := map[string]bool{}
+	for _, b := range t.lb.Backends() {
+		ready[b.ID] = b.Ready
+	}
+	t.mu.Lock()
+	rs := slices.Clone(t.replicas)
+	st := controller.Status{Desired: t.desired}
+	t.mu.Unlock()
+	for i, r := range rs {
+		s := r.snapshot()
+		rep := controller.Replica{
+			ID: r.id, Digest: r.digest, Addr: s.addr, Restarts: s.restarts,
+			Started: s.started, State: s.state,
+			Ready: ready[r.id] && s.state != stateStopping && s.pid != 0,
+		}
+		if rep.Ready {
+			st.Ready++
+		}
+		if i == 0 {
+			st.Digest, st.Commit = r.digest, r.commit
+		} else if r.digest != st.Digest {
+			st.Digest, st.Commit = "", ""
+		}
+		st.Replicas = append(st.Replicas, rep)
+	}
+	return st, nil
+}
+
+// Close stops every replica (drain, SIGTERM, SIGKILL after the grace
+// period of the last applied spec, at once when ctx ends) and the load
+// balancer.
+func (t *Target) Close(ctx context.Context) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	rs := slices.Clone(t.replicas)
+	grace := config.DefaultGrace
+	if t.spec != nil {
+		grace = t.spec.Rollout.Grace
+	}
+	t.mu.Unlock()
+	t.stop(ctx, rs, grace)
+	return t.lb.Close()
+}
+
+// stop stops replicas concurrently and forgets them.
+func (t *Target) stop(ctx context.Context, rs []*replica, grace time.Duration) {
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		wg.Go(func() { r.stop(ctx, grace) })
+	}
+	wg.Wait()
+	t.mu.Lock()
+	t.replicas = slices.DeleteFunc(t.replicas, func(r *replica) bool { return slices.Contains(rs, r) })
+	live := map[string]bool{}
+	for _, r := range t.replicas {
+		live[r.id] = true
+	}
+	t.mu.Unlock()
+	pruneLogs(t.logDir, live, keepStoppedLogs)
+}
+
+// partition splits the live replicas that are not stopping into those
+// running key and the others. t.mu must be held.
+func (t *Target) partition(key string) (cur, old []*replica) {
+	for _, r := range t.replicas {
+		if r.snapshot().state == stateStopping {
+			continue
+		}
+		if r.key == key {
+			cur = append(cur, r)
+		} else {
+			old = append(old, r)
+		}
+	}
+	return cur, old
+}
+
+// newReplica creates and starts a replica of spec numbered index.
+func (t *Target) newReplica(spec controller.Spec, key string, img *image, index int) (*replica, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "runtime %s closed", t.cfg.Env)
+	}
+	t.seq++
+	id := t.cfg.Env + "-" + strconv.Itoa(t.seq)
+	lf, err := openLog(filepath.Join(t.logDir, id+".log"), t.cfg.LogSize, t.cfg.LogFiles)
+	if err != nil {
+		return nil, fmt.Errorf("replica %s: %w", id, err)
+	}
+	vars := slices.Clone(img.config.Env)
+	for _, v := range spec.Vars {
+		vars = setEnv(vars, v.Name, v.Value)
+	}
+	r := &replica{
+		id: id, index: index, key: key, digest: spec.Digest, commit: spec.Commit,
+		img: img, vars: vars, t: t, log: lf, port: port, state: stateStarting,
+		ready: make(chan struct{}), looping: make(chan struct{}),
+		stopCh: make(chan struct{}), done: make(chan struct{}),
+	}
+	t.replicas = append(t.replicas, r)
+	go r.supervise()
+	return r, nil
+}
+
+// rolloutDefaults fills a rollout's zero bounds: one surge replica when
+// neither surge nor unavailability is allowed, ferry's default ready
+// timeout and grace period.
+func rolloutDefaults(ro controller.Rollout) controller.Rollout {
+	ro.MaxSurge = max(ro.MaxSurge, 0)
+	ro.MaxUnavailable = max(ro.MaxUnavailable, 0)
+	if ro.MaxSurge == 0 && ro.MaxUnavailable == 0 {
+		ro.MaxSurge = 1
+	}
+	if ro.ReadyTimeout <= 0 {
+		ro.ReadyTimeout = config.DefaultReadyTimeout
+	}
+	if ro.Grace <= 0 {
+		ro.Grace = config.DefaultGrace
+	}
+	return ro
+}
+
+// specKey identifies what a replica runs: the digest and the variables.
+// Replicas with another key are replaced by a rollout.
+func specKey(spec controller.Spec) string {
+	h := sha256.New()
+	io.WriteString(h, spec.Digest)
+	for _, v := range spec.Vars {
+		fmt.Fprintf(h, "\x00%s=%s", v.Name, v.Value)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ownTree gives dir, and everything in it when dir itself is not owned yet,
+// to uid and gid id.
+func ownTree(dir string, id int) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if owner(fi) == id {
+		return nil
+	}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, id, id)
+	})
+}
+
+// keepStoppedLogs is how many stopped replicas' logs are kept.
+const keepStoppedLogs = 8
+
+// pruneLogs removes the log files of all but the keep most recently
+// written stopped replicas.
+func pruneLogs(dir string, live map[string]bool, keep int) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	latest := map[string]time.Time{}
+	for _, e := range entries {
+		id, _, ok := strings.Cut(e.Name(), ".log")
+		if !ok || live[id] {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.ModTime().After(latest[id]) {
+			latest[id] = fi.ModTime()
+		}
+	}
+	ids := make([]string, 0, len(latest))
+	for id := range latest {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int { return latest[b].Compare(latest[a]) })
+	for _, id := range ids[min(keep, len(ids)):] {
+		files, _ := filepath.Glob(filepath.Join(dir, id+".log*"))
+		for _, f := range files {
+			os.Remove(f)
+		}
+	}
+}
+
+// lastReplicaNumber is the highest n of the <env>-<n>.log files in dir, so
+// that replica ids are not reused across restarts of ferry.
+func lastReplicaNumber(dir, env string) int {
+	entries, _ := os.ReadDir(dir)
+	n := 0
+	for _, e := range entries {
+		id, _, ok := strings.Cut(e.Name(), ".log")
+		if !ok {
+			continue
+		}
+		if s, ok := strings.CutPrefix(id, env+"-"); ok {
+			if k, err := strconv.Atoi(s); err == nil {
+				n = max(n, k)
+			}
+		}
+	}
+	return n
+}

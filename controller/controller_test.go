@@ -73,7 +73,7 @@ func (f *fakeTarget) Status(context.Context) (Status, error) {
 }
 
 func (f *fakeTarget) Logs(context.Context, io.Writer, int, bool) error { return nil }
-func (f *fakeTarget) Close(context.Context) error                     { return nil }
+func (f *fakeTarget) Close(context.Context) error                      { return nil }
 
 func (f *fakeTarget) runs() Spec {
 	f.mu.Lock()

@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/client"
 )
@@ -74,7 +77,7 @@ func startLoad(url string, workers int) *load {
 				}
 				resp, err := c.Get(url)
 				if err == nil {
-					_, _ = io_Discard(resp)
+					_, _ = drain(resp)
 					if resp.StatusCode == http.StatusOK {
 						l.ok.Add(1)
 						continue
@@ -95,7 +98,7 @@ func startLoad(url string, workers int) *load {
 
 func (l *load) finish() { close(l.stop); l.wg.Wait() }
 
-func io_Discard(resp *http.Response) (int64, error) {
+func drain(resp *http.Response) (int64, error) {
 	defer resp.Body.Close()
 	var b [4096]byte
 	var n int64
@@ -207,6 +210,67 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Errorf("during the rollout: %d ok, %d failed (first: %s), want 0 failed", l.ok.Load(), l.failed.Load(), l.firstErr)
 	}
 
+	// What runs where: the status JSON keeps its documented shape, and the
+	// registry's latest and git's env/dev follow dev.
+	apiURL := fmt.Sprintf("http://127.0.0.1:%d", api)
+	waitFor(t, 30*time.Second, "dev's deployment to finish verifying", func() bool {
+		s, err := c.Status(ctx)
+		return err == nil && s.Environments[0].Commit == change && s.Environments[0].State == "healthy"
+	})
+	stdout, stderr, code := run(t, "status", "-o", "json", "--server", apiURL)
+	if code != 0 {
+		t.Fatalf("ferry status: exit %d: %s", code, stderr)
+	}
+	var st struct {
+		Environments []struct {
+			Name, Commit, Digest, Release, State, DeployedAt string
+			Replicas                                         struct{ Ready, Desired int }
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
+		t.Fatalf("status JSON: %v\n%s", err, stdout)
+	}
+	if len(st.Environments) != 2 || st.Environments[0].Name != "dev" || st.Environments[1].Name != "prod" {
+		t.Fatalf("status environments = %+v, want dev and prod", st.Environments)
+	}
+	devSt := st.Environments[0]
+	if devSt.Commit != change || !strings.HasPrefix(devSt.Digest, "sha256:") || devSt.Release != "" ||
+		devSt.State != "healthy" || devSt.Replicas.Ready != 2 || devSt.Replicas.Desired != 2 || devSt.DeployedAt == "" {
+		t.Errorf("dev status = %+v, want healthy 2/2 on %s", devSt, change)
+	}
+	if st.Environments[1].State != "empty" {
+		t.Errorf("prod status = %+v, want empty before any release", st.Environments[1])
+	}
+	waitFor(t, 10*time.Second, "git tag env/dev to follow dev", func() bool {
+		return gitCmd(t, dir, "--git-dir="+repo, "tag", "--list", "env/dev") != "" &&
+			gitCmd(t, dir, "--git-dir="+repo, "rev-parse", "env/dev^{commit}") == change
+	})
+	var latest string
+	waitFor(t, 10*time.Second, "registry tag latest to follow dev", func() bool {
+		latest, err = registryDigest(fmt.Sprintf("127.0.0.1:%d/birthday-app:latest", reg))
+		return err == nil && latest == devSt.Digest
+	})
+	latest, err = registryDigest(fmt.Sprintf("127.0.0.1:%d/birthday-app:latest", reg))
+	if err != nil || latest != devSt.Digest {
+		t.Errorf("registry latest = %s (%v), want dev's %s", latest, err, devSt.Digest)
+	}
+
+	// Scaling under load drops nothing and is recorded.
+	l = startLoad(devURL+"/statusz", 4)
+	if _, stderr, code := run(t, "scale", "dev", "3", "--server", apiURL); code != 0 {
+		t.Fatalf("ferry scale dev 3: exit %d: %s", code, stderr)
+	}
+	l.finish()
+	if l.failed.Load() != 0 {
+		t.Errorf("scaling: %d failed requests (first: %s)", l.failed.Load(), l.firstErr)
+	}
+	if s, err := c.Status(ctx); err != nil || s.Environments[0].Replicas.Ready != 3 || s.Environments[0].Replicas.Desired != 3 {
+		t.Errorf("after ferry scale dev 3: %+v, %v; want 3/3", s, err)
+	}
+	if stdout, _, code := run(t, "logs", "dev", "--tail", "5", "--server", apiURL); code != 0 || !strings.Contains(stdout, "dev-") {
+		t.Errorf("ferry logs dev: exit %d, output %q; want replica lines", code, stdout)
+	}
+
 	// Broken commits are reverted; dev keeps serving the change.
 	for _, bad := range []struct{ name, code string }{
 		{"exits at start", "package main\n\nimport \"os\"\n\nfunc init() { os.Exit(3) }\n"},
@@ -244,6 +308,19 @@ func TestDemoEndToEnd(t *testing.T) {
 			gitCmd(t, work, "commit", "-q", "-m", "revert: "+bad.name)
 		})
 	}
+}
+
+// registryDigest resolves a tag in a plain-HTTP loopback registry.
+func registryDigest(ref string) (string, error) {
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	desc, err := remote.Head(r)
+	if err != nil {
+		return "", err
+	}
+	return desc.Digest.String(), nil
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -63,7 +63,7 @@ func (c *Controller) Status(ctx context.Context) ([]EnvStatus, error) {
 		active, progress := r.active, r.progress
 		r.mu.Unlock()
 		switch {
-		case active != nil:
+		case active != nil && (cur == nil || cur.ID != active.ID):
 			st.State = "rolling"
 			st.Progress = progress.Message
 		case cur == nil:

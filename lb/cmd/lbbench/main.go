@@ -185,10 +185,11 @@ func (b bench) run(ctx context.Context, nginxBin string, rounds int, counts []in
 	if err != nil {
 		return err
 	}
-	ngx, err := startNginx(ctx, nginxBin, r1.addr, r2.addr)
+	ngx, err := startNginx(nginxBin, r1.addr, r2.addr)
 	if err != nil {
 		return err
 	}
+	defer ngx.stop()
 	version, _ := exec.Command(nginxBin, "-v").CombinedOutput()
 
 	targets := []target{
@@ -370,8 +371,23 @@ func startChild(ctx context.Context, self string, env []string, args ...string) 
 }
 
 type nginxProc struct {
-	addr string
-	pid  int
+	addr   string
+	pid    int
+	dir    string
+	quit   func() error
+	exited chan error
+}
+
+// stop shuts nginx down gracefully, waits for its workers, and removes its
+// directory. Killing only the master would leave the workers serving.
+func (n nginxProc) stop() {
+	_ = n.quit()
+	select {
+	case <-n.exited:
+	case <-time.After(10 * time.Second):
+		fmt.Fprintln(os.Stderr, "lbbench: nginx did not exit within 10s")
+	}
+	os.RemoveAll(n.dir)
 }
 
 // pids returns the nginx master and its workers.
@@ -390,12 +406,11 @@ func (n nginxProc) pids() []int {
 	return pids
 }
 
-func startNginx(ctx context.Context, bin, a, b string) (nginxProc, error) {
+func startNginx(bin, a, b string) (nginxProc, error) {
 	dir, err := os.MkdirTemp("", "lbbench-nginx-")
 	if err != nil {
 		return nginxProc{}, err
 	}
-	context.AfterFunc(ctx, func() { os.RemoveAll(dir) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nginxProc{}, err
@@ -435,32 +450,36 @@ http {
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		return nginxProc{}, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", file, "-g", "daemon off;")
+	cmd := exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", file, "-g", "daemon off;")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
-	cmd.WaitDelay = 3 * time.Second
+	// If lbbench dies, the master shuts down gracefully and takes its workers along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGQUIT}
 	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
 		return nginxProc{}, fmt.Errorf("start nginx: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	n := nginxProc{addr: addr, pid: cmd.Process.Pid, dir: dir, exited: exited,
+		quit: func() error { return cmd.Process.Signal(syscall.SIGQUIT) }}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		res, err := http.Get("http://" + addr + "/")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return nginxProc{addr: addr, pid: cmd.Process.Pid}, nil
+				return n, nil
 			}
 		}
 		select {
 		case err := <-exited:
 			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			os.RemoveAll(dir)
 			return nginxProc{}, fmt.Errorf("nginx exited: %v\n%s", err, log)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
+			n.stop()
 			return nginxProc{}, fmt.Errorf("nginx on %s not answering 200 after 10s (last error %v)", addr, err)
 		}
 	}

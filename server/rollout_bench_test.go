@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/builder"
+	"github.com/ferryhq/ferry/client"
+)
+
+// BenchmarkPushToDev measures the loop a developer waits on: a new commit
+// on master until dev's load balancer answers with it, for the tiny app on
+// 2 replicas. It reports that latency minus the test and build steps (what
+// ferry itself adds: fetch, queue, push, tag, rollout, verification), and
+// runs a closed-loop load generator against dev the whole time, reporting
+// its request rate and every failed request across the rollouts.
+//
+//	go test -run '^$' -bench PushToDev -benchtime 10x ./server/
+func BenchmarkPushToDev(b *testing.B) {
+	repo := newGitRepo(b, "testdata/tiny")
+	devAddr := freeAddr(b)
+	yaml := tinyConfig(repo.dir, b.TempDir(), "") // dev on port 0 is replaced below
+	yaml = strings.Replace(yaml, "runtime: { local: { listen: 127.0.0.1:0 } }",
+		fmt.Sprintf("runtime: { local: { replicas: 2, listen: %s, readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }\n    verify: [ { http: GET /version, expect: 200 } ]", devAddr), 1)
+	s := start(b, yaml, Options{})
+	c, err := client.New(s.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	devURL := "http://" + devAddr
+	first := repo.git("rev-parse", "HEAD")
+	if _, err := c.Trigger(ctx, "master", ""); err != nil {
+		b.Fatal(err)
+	}
+	waitServing(b, devURL, first, 5*time.Minute)
+
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hc := &http.Client{Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := hc.Get(devURL + "/version")
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						ok.Add(1)
+						continue
+					}
+					err = fmt.Errorf("status %d", resp.StatusCode)
+				}
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+			}
+		}()
+	}
+	loadStart := time.Now()
+
+	var total, testBuild time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		repo.write("change.txt", fmt.Sprintf("change %d\n", i))
+		commit := repo.commit(fmt.Sprintf("change %d", i))
+		start := time.Now()
+		if _, err := c.Trigger(ctx, "master", ""); err != nil {
+			b.Fatal(err)
+		}
+		waitServing(b, devURL, commit, 5*time.Minute)
+		total += time.Since(start)
+		build := waitBuild(b, s, commit, time.Minute)
+		for _, st := range build.Steps {
+			if st.Name == builder.StepTest || st.Name == builder.StepBuild {
+				testBuild += st.FinishedAt.Sub(st.StartedAt)
+			}
+		}
+		if build.State != ferry.BuildSucceeded {
+			b.Fatalf("build %s", build.State)
+		}
+	}
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	elapsed := time.Since(loadStart)
+	n := float64(b.N)
+	b.ReportMetric(total.Seconds()/n, "push-to-serving-s/op")
+	b.ReportMetric(testBuild.Seconds()/n, "test+build-s/op")
+	b.ReportMetric((total-testBuild).Seconds()/n, "ferry-s/op")
+	b.ReportMetric(float64(ok.Load()+failed.Load())/elapsed.Seconds(), "load-req/s")
+	b.ReportMetric(float64(failed.Load()), "failed-requests")
+	if e := firstErr.Load(); e != nil {
+		b.Logf("first failed request: %s", e)
+	}
+}
+
+// waitServing waits until dev's /version names commit.
+func waitServing(b *testing.B, url, commit string, timeout time.Duration) {
+	b.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url + "/version")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), commit) {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Fatalf("dev did not serve %s within %s", commit, timeout)
+}

@@ -1,0 +1,259 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string // holds the ferry binary built for this test binary
+	binPath   string
+	binErr    error
+)
+
+// ferryBinary builds ./cmd/ferry once per test binary and returns its
+// path: the real executable, for what runs ferry as a separate program
+// (git hooks). TestMain removes it (removeFerryBinary).
+func ferryBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "ferry-cli-test-bin-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "ferry")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/ferry").CombinedOutput()
+		if err != nil {
+			binErr = err
+			binPath = string(out)
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("go build ./cmd/ferry: %v\n%s", binErr, binPath)
+	}
+	return binPath
+}
+
+func removeFerryBinary() {
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+}
+
+// hookEnv is a clean environment for git in hook tests: no user or system
+// configuration, a fixed identity, no variable pointing git elsewhere.
+func hookEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GIT_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull,
+		"GIT_AUTHOR_NAME=Ada Lovelace", "GIT_AUTHOR_EMAIL=ada@example.com",
+		"GIT_COMMITTER_NAME=Ada Lovelace", "GIT_COMMITTER_EMAIL=ada@example.com")
+}
+
+// gitTry runs git in dir and returns its combined output and error.
+func gitTry(dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = hookEnv()
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func gitOK(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := gitTry(dir, args...)
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// installHook makes bin the pre-receive hook of the bare repository.
+func installHook(t *testing.T, bare, bin string, args ...string) {
+	t.Helper()
+	script := "#!/bin/sh\nexec '" + bin + "' hook pre-receive " + strings.Join(args, " ") + "\n"
+	if err := os.WriteFile(filepath.Join(bare, "hooks", "pre-receive"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPreReceiveHook pushes to a real bare repository guarded by the
+// ferry binary as its pre-receive hook: the seed's promote and rollback
+// pass, every illegal move of release is refused with the reason, and the
+// remote's release stays where it was.
+func TestPreReceiveHook(t *testing.T) {
+	t.Parallel()
+	bin := ferryBinary(t)
+	dir := t.TempDir()
+	bare, work := filepath.Join(dir, "app.git"), filepath.Join(dir, "work")
+	gitOK(t, dir, "init", "-q", "--bare", "--initial-branch=master", bare)
+	installHook(t, bare, bin)
+	gitOK(t, dir, "clone", "-q", bare, work)
+	commit := func(msg string) string {
+		gitOK(t, work, "commit", "-q", "--allow-empty", "-m", msg)
+		return gitOK(t, work, "rev-parse", "HEAD")
+	}
+	remote := func(ref string) string {
+		out, _ := gitTry(bare, "rev-parse", "--verify", "--quiet", ref)
+		return out
+	}
+	// push runs git push in work and reports git's output and whether the
+	// push was accepted.
+	push := func(args ...string) (string, bool) {
+		out, err := gitTry(work, append([]string{"push", "origin"}, args...)...)
+		return out, err == nil
+	}
+	accepted := func(what string, args ...string) string {
+		t.Helper()
+		out, ok := push(args...)
+		if !ok {
+			t.Fatalf("%s: git push %s refused, want accepted:\n%s", what, strings.Join(args, " "), out)
+		}
+		return out
+	}
+	refused := func(what, reason string, args ...string) {
+		t.Helper()
+		before := remote("refs/heads/release")
+		out, ok := push(args...)
+		if ok {
+			t.Errorf("%s: git push %s accepted, want refused", what, strings.Join(args, " "))
+		}
+		if !strings.Contains(out, "remote: ferry: refusing to update") || !strings.Contains(out, reason) {
+			t.Errorf("%s: git push says\n%s\nwant a refusal from ferry containing %q", what, out, reason)
+		}
+		if after := remote("refs/heads/release"); after != before {
+			t.Errorf("%s: remote release moved from %.12s to %.12s, want unchanged", what, before, after)
+		}
+	}
+
+	m1 := commit("m1")
+	accepted("master", "master")
+	out := accepted("create release on master", "master:release")
+	if !strings.Contains(out, "remote: ferry: release → "+m1[:12]+" accepted (create)") {
+		t.Errorf("creating release: git push says\n%s\nwant ferry's acceptance", out)
+	}
+	m2 := commit("m2")
+	m3 := commit("m3")
+	accepted("master", "master")
+
+	// The seed's promote: merge master into release, push.
+	gitOK(t, work, "checkout", "-q", "-b", "release", "origin/release")
+	gitOK(t, work, "merge", "-q", "--ff-only", m2)
+	if out := accepted("promote", "release"); !strings.Contains(out, "accepted (promote)") {
+		t.Errorf("promote: git push says\n%s\nwant ferry's acceptance as a promote", out)
+	}
+	if remote("refs/heads/release") != m2 {
+		t.Fatalf("release = %.12s after promote, want %.12s", remote("refs/heads/release"), m2)
+	}
+
+	// A non-fast-forward: a commit not descending from release, forced.
+	gitOK(t, work, "checkout", "-q", "-b", "other", m1)
+	o1 := commit("o1: not after release")
+	refused("non-fast-forward", o1[:12]+" is not a fast-forward of "+m2[:12], "--force", "other:release")
+	// A commit off master that fast-forwards release.
+	gitOK(t, work, "checkout", "-q", "-b", "feature", m2)
+	f1 := commit("f1: on a feature branch")
+	accepted("feature branch itself", "feature")
+	refused("fast-forward off master", f1[:12]+" is not on master's history", "feature:release")
+	// Back to an older, untagged commit of master.
+	refused("back to an untagged commit", m1[:12]+" is not a fast-forward of "+m2[:12]+" and not a known release", "--force", m1+":refs/heads/release")
+	// Deleting release.
+	refused("delete", "may not be deleted", ":release")
+
+	// Release m2 gets its annotated RC tag; release moves on to m3.
+	gitOK(t, work, "tag", "-a", "-m", "RC20240301_1200: first release", "RC20240301_1200", m2)
+	accepted("release tag", "RC20240301_1200")
+	gitOK(t, work, "checkout", "-q", "release")
+	gitOK(t, work, "merge", "-q", "--ff-only", m3)
+	accepted("promote m3", "release")
+	// The seed's rollback: git branch -f release <sha>; git push --force.
+	gitOK(t, work, "checkout", "-q", "master")
+	gitOK(t, work, "branch", "-f", "release", m2)
+	if out := accepted("rollback", "release", "--force"); !strings.Contains(out, "accepted (rollback)") || !strings.Contains(out, "RC20240301_1200") {
+		t.Errorf("rollback: git push says\n%s\nwant ferry's acceptance as a rollback to RC20240301_1200", out)
+	}
+	if remote("refs/heads/release") != m2 {
+		t.Fatalf("release = %.12s after rollback, want %.12s", remote("refs/heads/release"), m2)
+	}
+
+	// Release tags: annotated, on master, permanent.
+	gitOK(t, work, "tag", "RC20240302_0900", m3)
+	refused("lightweight release tag", "must be an annotated tag", "RC20240302_0900")
+	gitOK(t, work, "tag", "-a", "-m", "off master", "RC20240302_1000", f1)
+	refused("release tag off master", "not on master's history", "RC20240302_1000")
+	gitOK(t, work, "tag", "-f", "-a", "-m", "moved", "RC20240301_1200", m3)
+	refused("moved release tag", "never moves", "--force", "RC20240301_1200")
+	refused("deleted release tag", "may not be deleted", ":refs/tags/RC20240301_1200")
+	gitOK(t, work, "tag", "-a", "-m", "v1", "v1.0.0", f1)
+	accepted("other tags pass", "v1.0.0")
+
+	// master and release in one push: release may follow the new master.
+	m4 := commit("m4")
+	if out := accepted("master and release together", "--force", m4+":refs/heads/master", m4+":refs/heads/release"); !strings.Contains(out, "accepted (promote)") {
+		t.Errorf("master and release together: git push says\n%s\nwant a promote", out)
+	}
+	// One bad ref refuses the whole push.
+	m5 := commit("m5")
+	refused("a good master with a bad release", "not on master's history", m5+":refs/heads/master", "--force", f1+":refs/heads/release")
+	if remote("refs/heads/master") != m4 {
+		t.Errorf("master moved with a refused push")
+	}
+	// Other branches are not checked, even forced backwards.
+	accepted("force-push of another branch", "--force", m1+":refs/heads/feature")
+	// A release branch configured by flag.
+	installHook(t, bare, bin, "--branch", "release,stable", "--master", "master", "--env", "prod")
+	accepted("stable created", m4+":refs/heads/stable")
+	refused("stable moved backwards", "not a fast-forward", "--force", m1+":refs/heads/stable")
+}
+
+// TestPreReceiveInput runs the hook command in-process on hand-written
+// input: malformed lines and an unreadable repository refuse the push.
+func TestPreReceiveInput(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bare := filepath.Join(dir, "app.git")
+	gitOK(t, dir, "init", "-q", "--bare", "--initial-branch=master", bare)
+	hook := func(stdin string, args ...string) (string, int) {
+		var stdout, stderr bytes.Buffer
+		err := Run(context.Background(), append([]string{"hook", "pre-receive", "--git-dir", bare}, args...), strings.NewReader(stdin), &stdout, &stderr)
+		code := 0
+		if err != nil {
+			stderr.WriteString(err.Error())
+			code = ExitCode(err)
+		}
+		return stderr.String(), code
+	}
+	zero := strings.Repeat("0", 40)
+	sha := strings.Repeat("1", 40)
+	for _, tc := range []struct {
+		name, stdin, want string
+		code              int
+	}{
+		{"empty push", "", "", 0},
+		{"other refs only", zero + " " + sha + " refs/heads/feature\n", "", 0},
+		{"garbage", "hello\n", "want \"<old> <new> <ref>\"", 1},
+		{"short id", "abc " + sha + " refs/heads/release\n", "line 1", 1},
+		{"unknown commit", zero + " " + sha + " refs/heads/release\n", "is not a commit of this repository", 1},
+	} {
+		got, code := hook(tc.stdin)
+		if code != tc.code || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: hook pre-receive <<%q = exit %d, %q; want exit %d with %q", tc.name, tc.stdin, code, got, tc.code, tc.want)
+		}
+	}
+	// A repository that cannot be read: the push is refused, not waved through.
+	got, code := hook(zero+" "+sha+" refs/heads/release\n", "--git-dir", filepath.Join(dir, "missing.git"))
+	if code == 0 || !strings.Contains(got, "cannot check it") {
+		t.Errorf("hook on a missing repository = exit %d, %q; want a refusal saying it cannot check", code, got)
+	}
+}

@@ -190,3 +190,95 @@ type Deployment struct {
 	StartedAt  time.Time `json:"startedAt,omitzero"`
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
 }
+
+// Role is what an API token may do. Roles are ordered, each allowing all
+// that the ones before it allow: viewer < deployer < releaser < admin.
+type Role string
+
+// Roles. An environment's configuration names the role its changes need:
+// deployer for dev by default, releaser for an environment promoted from
+// another (prod).
+const (
+	RoleViewer   Role = "viewer"   // read builds, logs, deployments, status, events
+	RoleDeployer Role = "deployer" // trigger and cancel builds; change environments needing deployer
+	RoleReleaser Role = "releaser" // promote, roll back, scale and lock gated environments
+	RoleAdmin    Role = "admin"    // all of it, and create, list and revoke tokens
+)
+
+// Roles returns every role from the least to the most allowed.
+func Roles() []Role { return []Role{RoleViewer, RoleDeployer, RoleReleaser, RoleAdmin} }
+
+// rank is r's place in Roles, or -1 for an unknown role.
+func (r Role) rank() int {
+	for i, x := range Roles() {
+		if x == r {
+			return i
+		}
+	}
+	return -1
+}
+
+// Valid reports whether r is one of Roles.
+func (r Role) Valid() bool { return r.rank() >= 0 }
+
+// Allows reports whether a token with role r may do what needs role need.
+// An unknown role allows nothing and is allowed by nothing.
+func (r Role) Allows(need Role) bool {
+	return r.Valid() && need.Valid() && r.rank() >= need.rank()
+}
+
+// ParseRole returns the role named s exactly, or an EINVALID error listing
+// the roles.
+func ParseRole(s string) (Role, error) {
+	if r := Role(s); r.Valid() {
+		return r, nil
+	}
+	return "", Errorf(EINVALID, "unknown role %q (want viewer, deployer, releaser or admin)", s)
+}
+
+// Token is an API credential with a role. Its secret is shown once, when
+// the token is made; the ledger keeps only the secret's SHA-256 (Hash), so
+// neither the ledger nor the API can give the secret back.
+type Token struct {
+	ID int64 `json:"id"`
+	// Name identifies the token and is the actor of everything done with
+	// it. Names are never reused, also after revocation.
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	Hash      string    `json:"-"` // hex SHA-256 of the secret
+	CreatedAt time.Time `json:"createdAt"`
+	CreatedBy string    `json:"createdBy,omitempty"`
+	// LastUsedAt is updated at most about once a minute.
+	LastUsedAt time.Time `json:"lastUsedAt,omitzero"`
+	RevokedAt  time.Time `json:"revokedAt,omitzero"`
+}
+
+// Revoked reports whether the token no longer authenticates.
+func (t *Token) Revoked() bool { return !t.RevokedAt.IsZero() }
+
+var tokenName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+
+// ValidTokenName reports whether s may name a token: 1 to 64 letters,
+// digits, '.', '_', '@' or '-', starting with a letter or digit.
+func ValidTokenName(s string) bool { return tokenName.MatchString(s) }
+
+// Lock freezes an environment: no promotion starts while it holds.
+type Lock struct {
+	App       string    `json:"app"`
+	Env       string    `json:"env"`
+	Reason    string    `json:"reason"`
+	Actor     string    `json:"actor"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Quarantine bars a commit (and the release made of it) from ever being
+// promoted or rolled back to again.
+type Quarantine struct {
+	ID        int64     `json:"id"`
+	App       string    `json:"app"`
+	Commit    string    `json:"commit"`
+	Release   string    `json:"release,omitempty"`
+	Reason    string    `json:"reason"`
+	Actor     string    `json:"actor"`
+	CreatedAt time.Time `json:"createdAt"`
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/ledger"
 )
 
@@ -44,17 +45,26 @@ type Server struct {
 	// exists (build-only servers).
 	Envs        Environments
 	Deployments DeploymentLedger
+	Releases    Releases
 	// Hooks serves /hooks/{provider}; nil disables webhooks.
-	Hooks  http.Handler
-	Logger *slog.Logger
+	Hooks http.Handler
+	// Tokens authenticates every request but the health check and
+	// webhooks, and serves /api/v1/tokens; nil turns access control off
+	// (tests of the API alone), and then X-Ferry-Actor names the actor.
+	Tokens Tokens
+	// EnvRoles is the role each environment's changes need (its
+	// configuration's role); see access.go.
+	EnvRoles map[string]ferry.Role
+	Logger   *slog.Logger
 	// Heartbeat is how often a log follower gets an empty keep-alive
 	// line while nothing happens. Default 15s.
 	Heartbeat time.Duration
 }
 
-// Handler returns every route.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
+// routes registers every route, each guarded by its access rule
+// (access.go).
+func (s *Server) routes() *guardedMux {
+	mux := &guardedMux{ServeMux: http.NewServeMux(), s: s}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -73,6 +83,19 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET /api/v1/envs/{env}/logs", s.envLogs)
 		mux.HandleFunc("GET /api/v1/deployments", s.listDeployments)
 		mux.HandleFunc("GET /api/v1/deployments/{id}", s.getDeployment)
+	}
+	if s.Releases != nil {
+		mux.HandleFunc("POST /api/v1/envs/{env}/promote", s.promote)
+		mux.HandleFunc("POST /api/v1/envs/{env}/rollback", s.rollback)
+		mux.HandleFunc("POST /api/v1/envs/{env}/lock", s.lock)
+		mux.HandleFunc("DELETE /api/v1/envs/{env}/lock", s.unlock)
+		mux.HandleFunc("POST /api/v1/quarantines", s.quarantine)
+		mux.HandleFunc("GET /api/v1/diff", s.diff)
+	}
+	if s.Tokens != nil {
+		mux.HandleFunc("POST /api/v1/tokens", s.createToken)
+		mux.HandleFunc("GET /api/v1/tokens", s.listTokens)
+		mux.HandleFunc("DELETE /api/v1/tokens/{name}", s.revokeToken)
 	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, ferry.Errorf(ferry.ENOTFOUND, "no API route %s %s", r.Method, r.URL.Path))
@@ -157,8 +180,12 @@ func queryInt(r *http.Request, name string, def int64) (int64, error) {
 	return n, nil
 }
 
-// actor names who asked; tokens replace this once access control lands.
+// actor names who asked: the token's name, or without access control
+// (no Server.Tokens) the X-Ferry-Actor header.
 func actor(r *http.Request) string {
+	if a := auth.Actor(r); a != "" {
+		return a
+	}
 	if a := r.Header.Get("X-Ferry-Actor"); a != "" && len(a) <= 64 {
 		return a
 	}

@@ -40,7 +40,7 @@ func ExitCode(err error) int {
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
-	return root.ExecuteContext(ctx)
+	return explainUnauthorized(root.ExecuteContext(ctx))
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -68,6 +68,14 @@ controlled release of the very same digest.`,
 		newEventsCmd(),
 		newStatusCmd(),
 		newScaleCmd(),
+		newPromoteCmd(),
+		newRollbackCmd(),
+		newLockCmd(),
+		newUnlockCmd(),
+		newQuarantineCmd(),
+		newTokenCmd(),
+		newDiffCmd(),
+		newHookCmd(),
 		newVersionCmd(),
 	)
 	return root

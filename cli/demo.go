@@ -21,6 +21,7 @@ func newDemoCmd() *cobra.Command {
 	var (
 		dir    string
 		appSrc string
+		ferry  string
 		ports  = demo.DefaultPorts
 	)
 	cmd := &cobra.Command{
@@ -35,6 +36,8 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 	}
 	cmd.Flags().StringVar(&dir, "dir", "ferry-demo", "the demo's working directory")
 	cmd.Flags().StringVar(&appSrc, "app-src", "examples/birthday-app", "birthday-app's sources, imported into the demo repository on the first run")
+	cmd.Flags().StringVar(&ferry, "ferry-binary", "", "ferry's executable for the repository's pre-receive hook (default: this one)")
+	_ = cmd.Flags().MarkHidden("ferry-binary") // for tests, whose executable is not ferry
 	cmd.Flags().IntVar(&ports.API, "api-port", ports.API, "ferry's API port on 127.0.0.1")
 	cmd.Flags().IntVar(&ports.Registry, "registry-port", ports.Registry, "the embedded registry's port on 127.0.0.1")
 	cmd.Flags().IntVar(&ports.Dev, "dev-port", ports.Dev, "dev's load balancer port on 127.0.0.1")
@@ -43,7 +46,7 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 		out := cmd.OutOrStdout()
 		say := func(s string) { fmt.Fprintln(out, "▸", s) }
 		ctx := cmd.Context()
-		layout, err := demo.Prepare(ctx, dir, appSrc, ports, say)
+		layout, err := demo.Prepare(ctx, dir, appSrc, ferry, ports, say)
 		if err != nil {
 			return err
 		}
@@ -69,6 +72,19 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 			say("stopping (replicas drain, then stop)")
 			srv.Close()
 		}()
+		credsPath, err := credentialsPath()
+		if err != nil {
+			return err
+		}
+		tok, created, err := ensureDemoToken(ctx, srv.Ledger(), cfg.App, srv.URL(), credsPath, time.Now)
+		if err != nil {
+			return fmt.Errorf("the demo's admin token: %w", err)
+		}
+		if created {
+			say(fmt.Sprintf("made the %s token %s and stored it for %s in %s: the CLI finds it there", tok.Role, tok.Name, srv.URL(), credsPath))
+		} else {
+			say(fmt.Sprintf("using the %s token %s stored for %s in %s", tok.Role, tok.Name, srv.URL(), credsPath))
+		}
 		say("waiting for the first build of master and its rollout to dev (log: " + logFile.Name() + ")")
 		if err := watchFirstRollout(ctx, out, srv, cfg.App); err != nil {
 			if ctx.Err() != nil {

@@ -148,6 +148,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Skip("runs the demo")
 	}
 	dir := t.TempDir()
+	bin := ferryBinary(t) // the demo installs it as its repository's pre-receive hook
 	api, reg, dev, prod := freePort(t), freePort(t), freePort(t), freePort(t)
 	// Short readiness deadline so the never-ready commit fails fast.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -155,7 +156,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	out := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, []string{"demo", "--dir", dir, "--app-src", "../examples/birthday-app",
+		done <- Run(ctx, []string{"demo", "--dir", dir, "--app-src", "../examples/birthday-app", "--ferry-binary", bin,
 			"--api-port", fmt.Sprint(api), "--registry-port", fmt.Sprint(reg),
 			"--dev-port", fmt.Sprint(dev), "--prod-port", fmt.Sprint(prod)}, strings.NewReader(""), out, out)
 	}()
@@ -182,6 +183,14 @@ func TestDemoEndToEnd(t *testing.T) {
 	c, err := client.New(fmt.Sprintf("http://127.0.0.1:%d", api))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The demo made an admin token and stored it where the CLI looks
+	// (TestMain points XDG_CONFIG_HOME into a temp dir).
+	if c.Token, err = findToken("", c.Base); err != nil || c.Token == "" {
+		t.Fatalf("the demo's token for %s: %q, %v\n%s", c.Base, c.Token, err, out.String())
+	}
+	if !strings.Contains(out.String(), "made the admin token demo-admin and stored it for "+c.Base) {
+		t.Errorf("the demo does not say where its token is:\n%s", out.String())
 	}
 	repo := filepath.Join(dir, "birthday-app.git")
 	head := gitCmd(t, dir, "--git-dir="+repo, "rev-parse", "master")
@@ -271,6 +280,17 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Errorf("ferry logs dev: exit %d, output %q; want replica lines", code, stdout)
 	}
 
+	// Access: a deployer token, made through the API with the demo's
+	// admin token, is refused a change of prod (releaser needed).
+	ci, stderr, code := run(t, "token", "create", "--name", "ci", "--role", "deployer", "--server", apiURL)
+	if code != 0 {
+		t.Fatalf("ferry token create: exit %d: %s", code, stderr)
+	}
+	_, stderr, code = run(t, "scale", "prod", "2", "--server", apiURL, "--token", strings.TrimSpace(ci))
+	if code != 1 || !strings.Contains(stderr, `token "ci" has role deployer; this needs releaser`) {
+		t.Errorf("ferry scale prod 2 with a deployer token: exit %d %q, want the refusal", code, stderr)
+	}
+
 	// Broken commits are reverted; dev keeps serving the change.
 	for _, bad := range []struct{ name, code string }{
 		{"exits at start", "package main\n\nimport \"os\"\n\nfunc init() { os.Exit(3) }\n"},
@@ -308,6 +328,23 @@ func TestDemoEndToEnd(t *testing.T) {
 			gitCmd(t, work, "commit", "-q", "-m", "revert: "+bad.name)
 		})
 	}
+
+	// The demo's repository runs ferry's pre-receive hook: release may be
+	// created on master, but a non-fast-forward push is refused with the
+	// reason and leaves release where it was.
+	t.Run("hook refuses a non-fast-forward of release", func(t *testing.T) {
+		first := gitCmd(t, work, "rev-parse", head+"~1")
+		if out, err := gitTry(work, "push", "origin", head+":refs/heads/release"); err != nil || !strings.Contains(out, "remote: ferry: release → "+head[:12]+" accepted") {
+			t.Fatalf("creating release at master's %.12s: %v\n%s\nwant it accepted by ferry's hook", head, err, out)
+		}
+		out, err := gitTry(work, "push", "--force", "origin", first+":refs/heads/release")
+		if err == nil || !strings.Contains(out, "remote: ferry: refusing to update release: "+first[:12]+" is not a fast-forward of "+head[:12]) {
+			t.Errorf("git push --force of an older commit to release: %v\n%s\nwant a refusal by ferry's hook", err, out)
+		}
+		if got := gitCmd(t, dir, "--git-dir="+repo, "rev-parse", "release"); got != head {
+			t.Errorf("release = %.12s after the refused push, want %.12s", got, head)
+		}
+	})
 }
 
 // registryDigest resolves a tag in a plain-HTTP loopback registry.

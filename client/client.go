@@ -25,6 +25,8 @@ type Client struct {
 	Base  string
 	HTTP  *http.Client
 	Actor string
+	// Token is the API token's secret, sent as "Authorization: Bearer …".
+	Token string
 }
 
 // New returns a client of the server at base.
@@ -71,6 +73,9 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	}
 	if c.Actor != "" {
 		req.Header.Set("X-Ferry-Actor", c.Actor)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
@@ -234,4 +239,40 @@ func (c *Client) EnvLogs(ctx context.Context, env string, tail int, follow bool,
 		return nil
 	}
 	return err
+}
+
+// Promote asks env to take a release of ref (a commit, RC tag, or the
+// upstream's name; empty for what the upstream runs).
+func (c *Client) Promote(ctx context.Context, env, ref, reason string) (*ferry.Deployment, error) {
+	var out ferry.Deployment
+	err := c.do(ctx, http.MethodPost, "/api/v1/envs/"+url.PathEscape(env)+"/promote", api.PromoteRequest{Ref: ref, Reason: reason}, &out)
+	return &out, err
+}
+
+// Rollback returns env to release to (empty: the previous one).
+func (c *Client) Rollback(ctx context.Context, env, to, reason string) (*ferry.Deployment, error) {
+	var out ferry.Deployment
+	err := c.do(ctx, http.MethodPost, "/api/v1/envs/"+url.PathEscape(env)+"/rollback", api.RollbackRequest{To: to, Reason: reason}, &out)
+	return &out, err
+}
+
+// Lock freezes env.
+func (c *Client) Lock(ctx context.Context, env, reason string) (*ferry.Lock, error) {
+	var out ferry.Lock
+	err := c.do(ctx, http.MethodPost, "/api/v1/envs/"+url.PathEscape(env)+"/lock", api.ReasonRequest{Reason: reason}, &out)
+	return &out, err
+}
+
+// Unlock lifts env's lock.
+func (c *Client) Unlock(ctx context.Context, env, reason string) (*ferry.Lock, error) {
+	var out ferry.Lock
+	err := c.do(ctx, http.MethodDelete, "/api/v1/envs/"+url.PathEscape(env)+"/lock", api.ReasonRequest{Reason: reason}, &out)
+	return &out, err
+}
+
+// Quarantine bars a commit or release from promotion and rollback.
+func (c *Client) Quarantine(ctx context.Context, ref, reason string) (*ferry.Quarantine, error) {
+	var out ferry.Quarantine
+	err := c.do(ctx, http.MethodPost, "/api/v1/quarantines", api.QuarantineRequest{Ref: ref, Reason: reason}, &out)
+	return &out, err
 }

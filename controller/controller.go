@@ -24,6 +24,15 @@ type Ledger interface {
 	AddEvent(ctx context.Context, e *ferry.Event) error
 }
 
+// Locks is the part of the ledger that holds locks and quarantines.
+type Locks interface {
+	Lock(ctx context.Context, l *ferry.Lock) error
+	Unlock(ctx context.Context, app, env string) (*ferry.Lock, error)
+	LockOf(ctx context.Context, app, env string) (*ferry.Lock, error)
+	AddQuarantine(ctx context.Context, q *ferry.Quarantine) error
+	Quarantined(ctx context.Context, app, commit string) (*ferry.Quarantine, error)
+}
+
 // Tagger moves registry tags.
 type Tagger interface {
 	Tag(ctx context.Context, digest, tag string) error
@@ -51,6 +60,8 @@ type Env struct {
 	Verify []Check
 	URL    string
 	Target Target
+	// Gated, for an environment with From, says how releases are made.
+	Gated *Gated
 }
 
 // Check is one post-deploy HTTP verification.
@@ -67,6 +78,10 @@ type Config struct {
 	// Image is the repository images are pulled from.
 	Image string
 	Envs  []Env
+	// Git is the app's repository, for releases (promote, rollback, tags).
+	Git Git
+	// Locks holds locks and quarantines; usually the ledger.
+	Locks Locks
 }
 
 // Controller drives every environment.
@@ -75,6 +90,8 @@ type Controller struct {
 	ledger Ledger
 	tags   Tagger
 	refs   Refs
+	git    Git
+	locks  Locks
 	now    func() time.Time
 	log    *slog.Logger
 
@@ -89,6 +106,10 @@ type envRunner struct {
 	env  Env
 	wake chan struct{}
 
+	// promoteMu serialises promotions and rollbacks: their gates and the
+	// move of the release branch are one step.
+	promoteMu sync.Mutex
+
 	// reqMu serialises requests, so that checking for an equal pending or
 	// active deployment and recording a new one are one step.
 	reqMu sync.Mutex
@@ -97,11 +118,15 @@ type envRunner struct {
 	pending  *ferry.Deployment // recorded, not started; a newer request supersedes it
 	active   *ferry.Deployment // being rolled out
 	progress Progress
+	alert    string // a release head that was pushed but not deployed, and why
 }
 
 // New returns a controller; Run starts it.
 func New(cfg Config, l Ledger, tags Tagger, refs Refs, now func() time.Time, logger *slog.Logger) *Controller {
-	c := &Controller{cfg: cfg, ledger: l, tags: tags, refs: refs, now: now, log: logger, byName: map[string]*envRunner{}, changed: newBroadcast()}
+	c := &Controller{cfg: cfg, ledger: l, tags: tags, refs: refs, git: cfg.Git, locks: cfg.Locks, now: now, log: logger, byName: map[string]*envRunner{}, changed: newBroadcast()}
+	if c.locks == nil {
+		c.locks = noLocks{}
+	}
 	for _, e := range cfg.Envs {
 		if e.Replicas <= 0 {
 			e.Replicas = 1
@@ -353,4 +378,22 @@ func (b *broadcast) notify() {
 	defer b.mu.Unlock()
 	close(b.ch)
 	b.ch = make(chan struct{})
+}
+
+// noLocks is the Locks of a ledger that has none: nothing is locked or
+// quarantined, and locking is refused.
+type noLocks struct{}
+
+var errNoLocks = ferry.Errorf(ferry.EUNAVAILABLE, "this ledger keeps no locks or quarantines")
+
+func (noLocks) Lock(context.Context, *ferry.Lock) error { return errNoLocks }
+func (noLocks) Unlock(context.Context, string, string) (*ferry.Lock, error) {
+	return nil, errNoLocks
+}
+func (noLocks) LockOf(_ context.Context, _, env string) (*ferry.Lock, error) {
+	return nil, ferry.Errorf(ferry.ENOTFOUND, "environment %s is not locked", env)
+}
+func (noLocks) AddQuarantine(context.Context, *ferry.Quarantine) error { return errNoLocks }
+func (noLocks) Quarantined(_ context.Context, _, commit string) (*ferry.Quarantine, error) {
+	return nil, ferry.Errorf(ferry.ENOTFOUND, "%s is not quarantined", commit)
 }

@@ -119,6 +119,11 @@ func (c *Controller) afterSuccess(ctx context.Context, r *envRunner, d *ferry.De
 			c.event(ctx, "tag.failed", "ferry", d, fmt.Sprintf("registry tag %s: %v", tag, err))
 		}
 	}
+	if d.Kind == ferry.DeployPromote && d.Release != "" && c.git != nil {
+		if err := c.git.CreateTag(ctx, d.Release, d.Commit, c.releaseNotes(ctx, r, d)); err != nil {
+			c.event(ctx, "tag.failed", "ferry", d, fmt.Sprintf("git tag %s: %v", d.Release, err))
+		}
+	}
 	if c.refs != nil {
 		ref := "refs/tags/env/" + r.env.Name
 		if err := c.refs.SetRef(ctx, ref, d.Commit, ""); err != nil {

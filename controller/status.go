@@ -25,6 +25,10 @@ type EnvStatus struct {
 	Progress     string    `json:"progress,omitempty"`
 	Pods         []Replica `json:"pods,omitempty"`
 	Error        string    `json:"error,omitempty"`
+	// Alert is a release head pushed to git but not deployed, and why.
+	Alert string `json:"alert,omitempty"`
+	// Lock is set while the environment is locked.
+	Lock *ferry.Lock `json:"lock,omitempty"`
 }
 
 // Replicas counts an environment's replicas.
@@ -61,7 +65,11 @@ func (c *Controller) Status(ctx context.Context) ([]EnvStatus, error) {
 		}
 		r.mu.Lock()
 		active, progress := r.active, r.progress
+		st.Alert = r.alert
 		r.mu.Unlock()
+		if l, err := c.locks.LockOf(ctx, c.cfg.App, r.env.Name); err == nil {
+			st.Lock = l
+		}
 		switch {
 		case active != nil && (cur == nil || cur.ID != active.ID):
 			st.State = "rolling"

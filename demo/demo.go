@@ -1,7 +1,7 @@
 // Package demo prepares `ferry demo`'s working directory: birthday-app in
-// its own bare git repository with history on master, and a ferry.yaml on
-// embedded defaults with dev (from master) and prod (from release), each
-// with its own database. A second Prepare on the same directory keeps what
+// its own bare git repository with history on master, guarded by ferry's
+// pre-receive hook, and a ferry.yaml on embedded defaults with dev (from
+// master) and prod (from release), each with its own database. A second Prepare on the same directory keeps what
 // is there, so a demo resumes where it stopped.
 package demo
 
@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -30,13 +31,19 @@ type Layout struct {
 	Dir    string // the demo directory (absolute)
 	Repo   string // the bare repository of birthday-app
 	Config string // ferry.yaml
+	// Ferry is the copy of ferry's executable that the repository's
+	// pre-receive hook runs (<dir>/bin/ferry).
+	Ferry string
 	// Created is true when this call made the repository (a fresh demo).
 	Created bool
 }
 
 // Prepare makes (or reuses) the demo directory. appSrc is birthday-app's
-// source tree; progress hears one line per step.
-func Prepare(ctx context.Context, dir, appSrc string, ports Ports, progress func(string)) (*Layout, error) {
+// source tree; ferry is ferry's executable, copied into the directory for
+// the repository's pre-receive hook (empty: the running executable);
+// progress hears one line per step. The hook and its copy of ferry are
+// refreshed on every call.
+func Prepare(ctx context.Context, dir, appSrc, ferry string, ports Ports, progress func(string)) (*Layout, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -54,6 +61,9 @@ func Prepare(ctx context.Context, dir, appSrc string, ports Ports, progress func
 			return nil, fmt.Errorf("create the demo repository: %w", err)
 		}
 		l.Created = true
+	}
+	if err := installHook(l, ferry); err != nil {
+		return nil, fmt.Errorf("install the pre-receive hook: %w", err)
 	}
 	if _, err := os.Stat(l.Config); err != nil {
 		progress("writing " + l.Config)
@@ -101,6 +111,82 @@ func createRepo(ctx context.Context, appSrc, bare string) error {
 		}
 	}
 	return nil
+}
+
+// installHook copies ferry's executable to <dir>/bin/ferry (`go run`
+// deletes its own binary on exit) and makes the repository's pre-receive
+// hook run it: release moves only along master or back to a release.
+func installHook(l *Layout, ferry string) error {
+	if ferry == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find ferry's executable: %w", err)
+		}
+		// A test binary is not ferry: run as a hook, it would run the tests.
+		if strings.HasSuffix(filepath.Base(exe), ".test") {
+			return fmt.Errorf("%s is a test binary, not ferry: pass ferry's executable", exe)
+		}
+		ferry = exe
+	}
+	l.Ferry = filepath.Join(l.Dir, "bin", "ferry")
+	if err := os.MkdirAll(filepath.Dir(l.Ferry), 0o755); err != nil {
+		return err
+	}
+	if err := copyFile(ferry, l.Ferry, 0o755); err != nil {
+		return fmt.Errorf("copy ferry's executable: %w", err)
+	}
+	script := "#!/bin/sh\n" +
+		"# Installed by `ferry demo`: refuses pushes that move release other than\n" +
+		"# forward along master or back to a release (RC… tag), and protects RC… tags.\n" +
+		"exec " + shellQuote(l.Ferry) + " hook pre-receive --master master --branch release --env prod\n"
+	hooks := filepath.Join(l.Repo, "hooks")
+	if err := os.MkdirAll(hooks, 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(hooks, "pre-receive"), []byte(script), 0o755)
+}
+
+// copyFile copies src to dst through a temporary file and a rename, so a
+// hook running the old dst keeps its file and never sees a half-written one.
+func copyFile(src, dst string, mode fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".new-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func copyTree(src, dst string) error {

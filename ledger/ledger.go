@@ -96,6 +96,10 @@ type Store interface {
 	AddEvent(ctx context.Context, e *ferry.Event) error
 	// Events lists events newest first.
 	Events(ctx context.Context, f EventFilter) ([]ferry.Event, error)
+	// TokenStore keeps the API tokens (token.go).
+	TokenStore
+	// LockStore keeps environment locks and quarantines (lock.go).
+	LockStore
 	// Close releases the store's connections. It is safe to call twice.
 	Close() error
 }

@@ -25,6 +25,7 @@ func TestAPIBadInput(t *testing.T) {
 	repo.git("checkout", "-q", "master")
 	s := start(t, withTest(tinyConfig(repo.dir, t.TempDir(), ""), ""), Options{})
 	waitBuild(t, s, head, time.Minute)
+	secret := tokenFor(t, s, ferry.RoleAdmin)
 
 	for _, tc := range []struct {
 		name, method, path, body string
@@ -63,6 +64,7 @@ func TestAPIBadInput(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+secret)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/client"
 )
 
 // BenchmarkBuildOverhead measures what ferry adds to `go test` + `go build`
@@ -44,10 +43,7 @@ environments:
 `, data, repo.dir, ldflags)
 	count := newCounter()
 	s := start(b, yaml, Options{Transport: count})
-	c, err := client.New(s.URL())
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := newClient(b, s)
 	ctx := context.Background()
 	// Warm the caches once, outside the measurement.
 	first := repo.git("rev-parse", "HEAD")

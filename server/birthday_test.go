@@ -21,7 +21,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/oci"
 )
 
@@ -119,10 +118,7 @@ environments:
 
 	// A second trigger of the same commit builds nothing and uploads nothing.
 	before := count.total.Load()
-	c, err := client.New(s.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newClient(t, s)
 	res, err := c.Trigger(context.Background(), "master", "")
 	if err != nil {
 		t.Fatal(err)

@@ -276,5 +276,6 @@ func newClient(t testing.TB, s *Server) *client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.Token = tokenFor(t, s, ferry.RoleAdmin)
 	return c
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/controller"
@@ -30,6 +31,9 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 				MaxSurge: e.Rollout.MaxSurge, MaxUnavailable: e.Rollout.MaxUnavailable,
 				ReadyTimeout: e.Rollout.ReadyTimeout, Grace: e.Rollout.Grace,
 			},
+		}
+		if e.From != "" {
+			env.Gated = &controller.Gated{Soak: e.Soak, Mainline: s.mainline(e), ReleaseTag: releaseTag(e)}
 		}
 		for _, c := range e.Verify {
 			env.Verify = append(env.Verify, controller.Check{Method: c.Method, Path: c.Path, Expect: c.Expect, Contains: c.Contains, Timeout: c.Timeout})
@@ -62,6 +66,28 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 		envs = append(envs, env)
 	}
 	return envs, nil
+}
+
+// mainline is the branch of the root of e's upstream chain: only its
+// history is released.
+func (s *Server) mainline(e *config.Environment) string {
+	for e.From != "" {
+		up, ok := s.cfg.Env(e.From)
+		if !ok {
+			break
+		}
+		e = up
+	}
+	return e.Branch
+}
+
+func releaseTag(e *config.Environment) func(time.Time) (string, error) {
+	return func(t time.Time) (string, error) {
+		if e.ReleaseTag == "" {
+			return "RC" + t.UTC().Format("20060102_1504"), nil
+		}
+		return e.RenderReleaseTag(config.TemplateData{Time: t})
+	}
 }
 
 // vars resolves an environment's variables; secrets are read now, from the

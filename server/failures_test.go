@@ -443,7 +443,12 @@ func waitSourceErrors(t *testing.T, s *Server, n int, timeout time.Duration) []f
 // wantServing checks that the API still answers, with no builds.
 func wantServing(t *testing.T, s *Server) {
 	t.Helper()
-	resp, err := http.Get(s.URL() + "/api/v1/builds")
+	req, err := http.NewRequest(http.MethodGet, s.URL()+"/api/v1/builds", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tokenFor(t, s, ferry.RoleViewer))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("the server stopped answering: %v", err)
 	}

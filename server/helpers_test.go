@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/config"
 )
 
@@ -148,6 +150,27 @@ func start(t testing.TB, yaml string, opts Options) *Server {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// tokenSeq keeps the names of tokens made by tokenFor distinct.
+var tokenSeq atomic.Int64
+
+// tokenFor makes a token with role in s's ledger, as `ferry token create`
+// on the server's machine does, and returns its secret.
+func tokenFor(t testing.TB, s *Server, role ferry.Role) string {
+	t.Helper()
+	return namedToken(t, s, fmt.Sprintf("test-%s-%d", role, tokenSeq.Add(1)), role)
+}
+
+// namedToken is tokenFor with the token's name.
+func namedToken(t testing.TB, s *Server, name string, role ferry.Role) string {
+	t.Helper()
+	tokens := &auth.Tokens{Store: s.Ledger(), App: s.cfg.App}
+	_, secret, err := tokens.Create(context.Background(), name, role, "test", "")
+	if err != nil {
+		t.Fatalf("create %s token: %v", role, err)
+	}
+	return secret
 }
 
 // waitBuild waits until commit's build reaches a final state.

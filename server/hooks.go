@@ -25,8 +25,8 @@ func (s *Server) webhooks() (http.Handler, error) {
 		secret = []byte(v)
 	}
 	onPush := func(ctx context.Context, p *webhook.Push) error {
-		if !slices.Contains(s.cfg.BuildBranches(), p.Branch) {
-			s.event(ctx, "webhook.ignored", fmt.Sprintf("%s push to %s: branch not built", p.Provider, p.Branch), "")
+		if !slices.Contains(s.cfg.Branches(), p.Branch) {
+			s.event(ctx, "webhook.ignored", fmt.Sprintf("%s push to %s: no environment follows this branch", p.Provider, p.Branch), "")
 			return nil
 		}
 		s.event(ctx, "webhook.push", fmt.Sprintf("%s push to %s: %s by %s", p.Provider, p.Branch, ferry.ShortSHA(p.After), p.Pusher), "")

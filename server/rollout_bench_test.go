@@ -13,7 +13,6 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/builder"
-	"github.com/ferryhq/ferry/client"
 )
 
 // BenchmarkPushToDev measures the loop a developer waits on: a new commit
@@ -31,10 +30,7 @@ func BenchmarkPushToDev(b *testing.B) {
 	yaml = strings.Replace(yaml, "runtime: { local: { listen: 127.0.0.1:0 } }",
 		fmt.Sprintf("runtime: { local: { replicas: 2, listen: %s, readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }\n    verify: [ { http: GET /version, expect: 200 } ]", devAddr), 1)
 	s := start(b, yaml, Options{})
-	c, err := client.New(s.URL())
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := newClient(b, s)
 	ctx := context.Background()
 	devURL := "http://" + devAddr
 	first := repo.git("rev-parse", "HEAD")

@@ -160,16 +160,25 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	s.ctrl = controller.New(controller.Config{App: cfg.App, Image: image, Envs: envs},
+	ccfg := controller.Config{App: cfg.App, Image: image, Envs: envs, Git: s.repo}
+	if locks, ok := s.ledger.(controller.Locks); ok {
+		ccfg.Locks = locks
+	}
+	s.ctrl = controller.New(ccfg,
 		s.ledger, s.pub, s.repo, s.opts.Now, s.log.With("part", "controller"))
 
 	hooks, err := s.webhooks()
 	if err != nil {
 		return err
 	}
+	roles, err := envRoles(cfg)
+	if err != nil {
+		return err
+	}
 	apiServer := &api.Server{
 		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks,
-		Envs: s.ctrl, Deployments: s.ledger,
+		Tokens: s.tokens(), EnvRoles: roles,
+		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl,
 		Logger: s.log.With("part", "api"),
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
@@ -187,8 +196,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.poller = &source.Poller{
-		Repo: s.repo, Branches: cfg.BuildBranches(), Interval: cfg.Source.Poll,
+		Repo: s.repo, Branches: cfg.Branches(), Interval: cfg.Source.Poll,
 		OnHead: func(branch, sha string) {
+			if !slices.Contains(cfg.BuildBranches(), branch) {
+				// A gated environment's branch (release): pushes to it
+				// are promotions or rollbacks, or refused.
+				go s.ctrl.ReleaseHead(runCtx, branch, sha)
+				return
+			}
 			if _, _, err := s.builder.Enqueue(runCtx, branch, sha, s.hooked.take(branch, sha), "ferry"); err != nil {
 				s.log.Error("queue build", "branch", branch, "commit", sha, "err", err)
 			}

@@ -11,8 +11,8 @@
 // The suite checks behaviour through ledger.Store only: round trips of every
 // field, error codes, ordering, filters and paging, compare-and-set
 // transitions of builds and deployments and gapless log numbering under
-// concurrency, what an environment currently runs, and that data survives
-// reopening the database.
+// concurrency, what an environment currently runs, API tokens, and that data
+// survives reopening the database.
 package ledgertest
 
 import (
@@ -58,6 +58,9 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"Current", testCurrent},
 		{"TransitionDeployment", testTransitionDeployment},
 		{"DeploymentTransitionRace", testDeploymentTransitionRace},
+		{"Tokens", testTokens},
+		{"Locks", testLocks},
+		{"Quarantines", testQuarantines},
 		{"NotFound", testNotFound},
 		{"EmptyLists", testEmptyLists},
 		{"Reopen", testReopen},

@@ -1,0 +1,133 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/release"
+)
+
+// Releases is what the API asks of the controller for gated environments
+// and operations.
+type Releases interface {
+	Promote(ctx context.Context, env, ref, actor, reason string) (*ferry.Deployment, error)
+	Rollback(ctx context.Context, env, to, actor, reason string) (*ferry.Deployment, error)
+	Lock(ctx context.Context, env, actor, reason string) (*ferry.Lock, error)
+	Unlock(ctx context.Context, env, actor, reason string) (*ferry.Lock, error)
+	Quarantine(ctx context.Context, ref, actor, reason string) (*ferry.Quarantine, error)
+	Diff(ctx context.Context, from, to string) (*release.Comparison, error)
+}
+
+func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	from, to := q.Get("from"), q.Get("to")
+	if from == "" || to == "" {
+		s.error(w, r, ferry.Errorf(ferry.EINVALID, "diff needs from and to environments (?from=dev&to=prod)"))
+		return
+	}
+	c, err := s.Releases.Diff(r.Context(), from, to)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// PromoteRequest is the body of POST /api/v1/envs/{env}/promote. Ref is a
+// commit, a release tag (RC…) or the upstream environment's name; empty
+// means what the upstream runs.
+type PromoteRequest struct {
+	Ref    string `json:"ref,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RollbackRequest is the body of POST /api/v1/envs/{env}/rollback; To is a
+// release tag, empty for the previous release.
+type RollbackRequest struct {
+	To     string `json:"to,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ReasonRequest is the body of lock, unlock and quarantine.
+type ReasonRequest struct {
+	Reason string `json:"reason"`
+}
+
+// QuarantineRequest is the body of POST /api/v1/quarantines.
+type QuarantineRequest struct {
+	Ref    string `json:"ref"`
+	Reason string `json:"reason"`
+}
+
+func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
+	var req PromoteRequest
+	if err := decode(r, &req); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	d, err := s.Releases.Promote(r.Context(), r.PathValue("env"), req.Ref, actor(r), req.Reason)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, d)
+}
+
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	var req RollbackRequest
+	if err := decode(r, &req); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	d, err := s.Releases.Rollback(r.Context(), r.PathValue("env"), req.To, actor(r), req.Reason)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, d)
+}
+
+func (s *Server) lock(w http.ResponseWriter, r *http.Request) {
+	var req ReasonRequest
+	if err := decode(r, &req); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	l, err := s.Releases.Lock(r.Context(), r.PathValue("env"), actor(r), req.Reason)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, l)
+}
+
+func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
+	var req ReasonRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			s.error(w, r, err)
+			return
+		}
+	}
+	l, err := s.Releases.Unlock(r.Context(), r.PathValue("env"), actor(r), req.Reason)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, l)
+}
+
+func (s *Server) quarantine(w http.ResponseWriter, r *http.Request) {
+	var req QuarantineRequest
+	if err := decode(r, &req); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	q, err := s.Releases.Quarantine(r.Context(), req.Ref, actor(r), req.Reason)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, q)
+}

@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func newPromoteCmd() *cobra.Command {
+	var (
+		to, reason string
+		wait       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "promote [COMMIT|RC|ENV]",
+		Short: "Release to prod the very digest that ran green upstream (fast-forwards release, tags RC…)",
+		Long: `Release to a gated environment (--to, default prod) the digest its upstream
+environment runs, or the build of COMMIT, or an earlier release RC…. Every gate
+must pass: the commit is on master's history, its digest succeeded upstream and
+soaked there, the environment is not locked, the commit is not quarantined, and no
+rollout of the environment is in progress. ferry then fast-forwards the release
+branch, tags the digest RCyyyyMMdd_HHmm (no rebuild, no upload), rolls out,
+verifies, and moves live, env/prod and the annotated git tag.`,
+		Example: `  ferry promote                      # what dev runs
+  ferry promote 1a2b3c4d5e6f --reason "fixes #12"`,
+		Args: cobra.MaximumNArgs(1),
+	}
+	newClient := serverFlag(cmd)
+	cmd.Flags().StringVar(&to, "to", "prod", "the environment to release to")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the rollout has finished")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ref := ""
+		if len(args) == 1 {
+			ref = args[0]
+		}
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		d, err := c.Promote(cmd.Context(), to, ref, reason)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "deployment %d: promoting %s to %s as %s\n", d.ID, shortSHA(d.Commit), to, d.Release)
+		if !wait {
+			return nil
+		}
+		return waitDeployment(cmd, c, d.ID)
+	}
+	return cmd
+}
+
+func newRollbackCmd() *cobra.Command {
+	var (
+		to, reason string
+		wait       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rollback ENV",
+		Short: "Return ENV to the previous release (or --to RC…) at once, without a build",
+		Example: `  ferry rollback prod
+  ferry rollback prod --to RC20261126_2350 --reason "500s on checkout"`,
+		Args: cobra.ExactArgs(1),
+	}
+	newClient := serverFlag(cmd)
+	cmd.Flags().StringVar(&to, "to", "", "the release to return to (default: the previous one)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the rollout has finished")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		d, err := c.Rollback(cmd.Context(), args[0], to, reason)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "deployment %d: rolling %s back to %s (%s)\n", d.ID, args[0], d.Release, shortSHA(d.Commit))
+		if !wait {
+			return nil
+		}
+		return waitDeployment(cmd, c, d.ID)
+	}
+	return cmd
+}
+
+func newLockCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "lock ENV --reason …",
+		Short: "Freeze an environment: promotions are refused until it is unlocked",
+		Args:  cobra.ExactArgs(1),
+	}
+	newClient := serverFlag(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required, recorded)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if reason == "" {
+			return usageErrorf("ferry lock needs --reason")
+		}
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		l, err := c.Lock(cmd.Context(), args[0], reason)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s locked by %s: %s\n", l.Env, l.Actor, l.Reason)
+		return nil
+	}
+	return cmd
+}
+
+func newUnlockCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "unlock ENV",
+		Short: "Lift an environment's lock",
+		Args:  cobra.ExactArgs(1),
+	}
+	newClient := serverFlag(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		l, err := c.Unlock(cmd.Context(), args[0], reason)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s unlocked (was locked by %s: %s)\n", l.Env, l.Actor, l.Reason)
+		return nil
+	}
+	return cmd
+}
+
+func newQuarantineCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "quarantine RC|COMMIT --reason …",
+		Short: "Bar a release or commit from ever being promoted or rolled back to again",
+		Args:  cobra.ExactArgs(1),
+	}
+	newClient := serverFlag(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required, recorded)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if reason == "" {
+			return usageErrorf("ferry quarantine needs --reason")
+		}
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		q, err := c.Quarantine(cmd.Context(), args[0], reason)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s quarantined by %s: %s\n", shortSHA(q.Commit), q.Actor, q.Reason)
+		return nil
+	}
+	return cmd
+}

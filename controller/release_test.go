@@ -1,0 +1,401 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/ledger/sqlite"
+	"github.com/ferryhq/ferry/source"
+)
+
+// relFixture is dev and prod with fake targets, a real SQLite ledger and a
+// real git origin that the controller fetches from and pushes to.
+type relFixture struct {
+	t         *testing.T
+	ledger    ledger.Store
+	dev, prod *fakeTarget
+	tags      *fakeTags
+	ctrl      *Controller
+	origin    string // bare repository
+	work      string // a clone the test commits in
+	now       time.Time
+	cancel    context.CancelFunc
+	done      chan struct{}
+	n         int
+	soak      time.Duration
+}
+
+func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
+	t.Helper()
+	f := &relFixture{t: t, dev: newFakeTarget(), prod: newFakeTarget(), tags: &fakeTags{tags: map[string]string{}},
+		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC), soak: soak}
+	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	f.ledger = l
+	f.origin = filepath.Join(t.TempDir(), "app.git")
+	f.git("", "init", "-q", "--bare", f.origin)
+	f.work = filepath.Join(t.TempDir(), "work")
+	f.git("", "clone", "-q", f.origin, f.work)
+	f.git(f.work, "checkout", "-q", "-b", "master")
+	repo := source.Open(f.origin, filepath.Join(t.TempDir(), "cache"), nil)
+	envs := []Env{
+		{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}, Target: f.dev},
+		{Name: "prod", Branch: "release", From: "dev", Replicas: 2, Tags: []string{"live"}, Target: f.prod,
+			Gated: &Gated{Soak: soak, Mainline: "master", ReleaseTag: func(t time.Time) (string, error) {
+				return "RC" + t.UTC().Format("20060102_1504"), nil
+			}}},
+	}
+	cfg := Config{App: "app", Image: "registry.test/app", Envs: envs, Git: repo}
+	if locks, ok := f.ledger.(Locks); ok {
+		cfg.Locks = locks
+	}
+	f.ctrl = New(cfg, f.ledger, f.tags, repo,
+		func() time.Time { return f.now }, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel, f.done = cancel, make(chan struct{})
+	if err := f.ctrl.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go func() { defer close(f.done); f.ctrl.Wait() }()
+	t.Cleanup(func() { cancel(); <-f.done })
+	return f
+}
+
+func (f *relFixture) git(dir string, args ...string) string {
+	f.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com",
+		"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		f.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// commit makes a commit on the current branch of the work clone, pushes it
+// and records a succeeded build of it.
+func (f *relFixture) commit(branch, subject string) *ferry.Build {
+	f.t.Helper()
+	f.n++
+	f.git(f.work, "commit", "-q", "--allow-empty", "-m", subject)
+	sha := f.git(f.work, "rev-parse", "HEAD")
+	f.git(f.work, "push", "-q", "origin", "HEAD:refs/heads/"+branch)
+	b := &ferry.Build{App: "app", Commit: sha, Branch: branch, State: ferry.BuildSucceeded,
+		Digest: fmt.Sprintf("sha256:%064x", f.n), CreatedAt: f.now}
+	if err := f.ledger.CreateBuild(context.Background(), b); err != nil {
+		f.t.Fatal(err)
+	}
+	return b
+}
+
+// inDev rolls b out to dev and waits for the outcome.
+func (f *relFixture) inDev(b *ferry.Build) *ferry.Deployment {
+	f.t.Helper()
+	ds, err := f.ctrl.BuildSucceeded(context.Background(), b)
+	if err != nil || len(ds) != 1 {
+		f.t.Fatalf("BuildSucceeded = %v, %v", ds, err)
+	}
+	return f.wait(ds[0].ID)
+}
+
+func (f *relFixture) wait(id int64) *ferry.Deployment {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		d, err := f.ledger.Deployment(context.Background(), id)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if d.State.Final() {
+			return d
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.t.Fatalf("deployment %d did not finish", id)
+	return nil
+}
+
+func (f *relFixture) originRef(ref string) string {
+	out := f.git("", "--git-dir="+f.origin, "for-each-ref", "--format=%(objectname)", ref)
+	return out
+}
+
+func (f *relFixture) promote(ref string) (*ferry.Deployment, error) {
+	d, err := f.ctrl.Promote(context.Background(), "prod", ref, "ada", "test")
+	if err != nil {
+		return nil, err
+	}
+	return f.wait(d.ID), nil
+}
+
+func TestPromoteReleasesTheDevDigest(t *testing.T) {
+	f := newRelFixture(t, 0)
+	a := f.commit("master", "feat: a")
+	f.inDev(a)
+	d, err := f.promote("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.State != ferry.DeploymentSucceeded || d.Digest != a.Digest || d.Release != "RC20261126_2350" || d.Kind != ferry.DeployPromote {
+		t.Fatalf("promotion = %+v, want succeeded promote of %s as RC20261126_2350", d, a.Digest)
+	}
+	if got := f.prod.runs().Digest; got != a.Digest {
+		t.Errorf("prod runs %s, want %s", got, a.Digest)
+	}
+	if got := f.originRef("refs/heads/release"); got != a.Commit {
+		t.Errorf("release = %q, want %s", got, a.Commit)
+	}
+	// Registry: the RC tag and live on the same digest (no rebuild).
+	if f.tags.get("RC20261126_2350") != a.Digest {
+		t.Errorf("registry RC tag = %q, want %s", f.tags.get("RC20261126_2350"), a.Digest)
+	}
+	waitUntil(t, func() bool { return f.tags.get("live") == a.Digest }, "live to follow prod")
+	waitUntil(t, func() bool {
+		return f.git("", "--git-dir="+f.origin, "tag", "-l", "RC20261126_2350") == "RC20261126_2350"
+	}, "the annotated git tag")
+	if typ := f.git("", "--git-dir="+f.origin, "cat-file", "-t", "RC20261126_2350"); typ != "tag" {
+		t.Errorf("git tag RC20261126_2350 is a %s, want an annotated tag", typ)
+	}
+	if msg := f.git("", "--git-dir="+f.origin, "tag", "-l", "-n20", "RC20261126_2350"); !strings.Contains(msg, "feat: a") {
+		t.Errorf("release notes %q do not list the commit", msg)
+	}
+
+	// A second release in the same minute gets _2.
+	b := f.commit("master", "feat: b")
+	f.inDev(b)
+	d2, err := f.promote("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d2.Release != "RC20261126_2350_2" {
+		t.Errorf("second release tag = %s, want RC20261126_2350_2", d2.Release)
+	}
+}
+
+func TestPromotionMistakesAreRefused(t *testing.T) {
+	f := newRelFixture(t, 0)
+	good := f.commit("master", "good")
+	f.inDev(good)
+	if _, err := f.promote(""); err != nil {
+		t.Fatal(err)
+	}
+	released := f.prod.runs().Digest
+
+	neverInDev := f.commit("master", "never deployed to dev")
+	failedInDev := f.commit("master", "breaks dev")
+	f.dev.mu.Lock()
+	f.dev.fail[failedInDev.Digest] = fmt.Errorf("replica dev-3 crash-looping")
+	f.dev.mu.Unlock()
+	f.inDev(failedInDev)
+	f.git(f.work, "checkout", "-q", "-b", "feature")
+	offMaster := f.commit("feature", "on a feature branch")
+	f.git(f.work, "checkout", "-q", "master")
+	// Pretend it ran in dev (dev only deploys master, so write it directly).
+	d := &ferry.Deployment{App: "app", Env: "dev", Kind: ferry.DeployDeploy, State: ferry.DeploymentSucceeded,
+		Commit: offMaster.Commit, Digest: offMaster.Digest, Replicas: 2, Actor: "test", CreatedAt: f.now, FinishedAt: f.now}
+	if err := f.ledger.CreateDeployment(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name, env, ref string
+		setup          func()
+		wantCode       string
+		wantMsg        string
+	}{
+		{"never ran in dev", "prod", neverInDev.Commit, nil, ferry.ECONFLICT, "never ran in dev"},
+		{"failed in dev", "prod", failedInDev.Commit[:12], nil, ferry.ECONFLICT, "failed in dev"},
+		{"not on master", "prod", offMaster.Commit, nil, ferry.ECONFLICT, "not on master's history"},
+		{"misspelled environment", "prdo", "", nil, ferry.ENOTFOUND, `unknown environment "prdo"`},
+		{"dev takes no promotions", "dev", "", nil, ferry.EINVALID, "takes no promotions"},
+		{"unknown release", "prod", "RC19990101_0000", nil, ferry.ENOTFOUND, "no release RC19990101_0000"},
+		{"locked", "prod", good.Commit, func() {
+			if _, err := f.ctrl.Lock(context.Background(), "prod", "ada", "freeze for the audit"); err != nil {
+				t.Fatal(err)
+			}
+		}, ferry.ECONFLICT, "prod is locked by ada"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup()
+			}
+			_, err := f.ctrl.Promote(context.Background(), tt.env, tt.ref, "ada", "")
+			if ferry.ErrorCode(err) != tt.wantCode || !strings.Contains(ferry.ErrorMessage(err), tt.wantMsg) {
+				t.Errorf("Promote(%s, %q) = %v, want %s containing %q", tt.env, tt.ref, err, tt.wantCode, tt.wantMsg)
+			}
+			if got := f.prod.runs().Digest; got != released {
+				t.Errorf("prod runs %s after a refused promotion, want %s unchanged", got, released)
+			}
+		})
+	}
+	events, err := f.ledger.Events(context.Background(), ledger.EventFilter{App: "app", Kind: "promote.refused"})
+	if err != nil || len(events) < 5 {
+		t.Errorf("promote.refused events = %d (%v), want one per refusal with its reason", len(events), err)
+	}
+}
+
+func TestPromoteDuringRolloutIsRefused(t *testing.T) {
+	f := newRelFixture(t, 0)
+	a := f.commit("master", "a")
+	f.inDev(a)
+	f.prod.gate = make(chan struct{})
+	first, err := f.ctrl.Promote(context.Background(), "prod", "", "ada", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-f.prod.entered
+	_, err = f.ctrl.Promote(context.Background(), "prod", "", "bob", "")
+	if ferry.ErrorCode(err) != ferry.ECONFLICT || !strings.Contains(ferry.ErrorMessage(err), "in progress") {
+		t.Errorf("second promotion = %v, want refused: a rollout is in progress", err)
+	}
+	close(f.prod.gate)
+	if d := f.wait(first.ID); d.State != ferry.DeploymentSucceeded {
+		t.Errorf("first promotion = %s", d.State)
+	}
+}
+
+func TestSoak(t *testing.T) {
+	f := newRelFixture(t, 10*time.Minute)
+	a := f.commit("master", "a")
+	f.inDev(a)
+	_, err := f.ctrl.Promote(context.Background(), "prod", "", "ada", "")
+	if ferry.ErrorCode(err) != ferry.ECONFLICT || !strings.Contains(ferry.ErrorMessage(err), "needs 10m0s of soak") {
+		t.Fatalf("Promote before the soak = %v, want refused", err)
+	}
+	f.now = f.now.Add(11 * time.Minute)
+	if _, err := f.promote(""); err != nil {
+		t.Fatalf("Promote after the soak = %v", err)
+	}
+}
+
+func TestRollbackAndFailedRelease(t *testing.T) {
+	f := newRelFixture(t, 0)
+	a := f.commit("master", "a")
+	f.inDev(a)
+	ra, _ := f.promote("")
+	f.now = f.now.Add(time.Minute)
+	b := f.commit("master", "b")
+	f.inDev(b)
+	rb, _ := f.promote("")
+	waitUntil(t, func() bool { return f.tags.get("live") == b.Digest }, "live on b")
+
+	// A release whose prod rollout fails is reverted; live stays put.
+	f.now = f.now.Add(time.Minute)
+	c := f.commit("master", "c")
+	f.inDev(c)
+	f.prod.mu.Lock()
+	f.prod.fail[c.Digest] = fmt.Errorf("replica prod-9 never ready")
+	f.prod.mu.Unlock()
+	rc, err := f.promote("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.State != ferry.DeploymentRolledBack || f.prod.runs().Digest != b.Digest || f.tags.get("live") != b.Digest {
+		t.Fatalf("failed release: %s, prod runs %s, live %s; want rolled-back, b, b", rc.State, f.prod.runs().Digest, f.tags.get("live"))
+	}
+
+	// Rollback goes to the previous release and resets release with a lease.
+	d, err := f.ctrl.Rollback(context.Background(), "prod", "", "ada", "500s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = f.wait(d.ID)
+	if d.Kind != ferry.DeployRollback || d.State != ferry.DeploymentSucceeded || d.Release != ra.Release || f.prod.runs().Digest != a.Digest {
+		t.Fatalf("rollback = %+v, prod runs %s; want a succeeded rollback to %s", d, f.prod.runs().Digest, ra.Release)
+	}
+	if got := f.originRef("refs/heads/release"); got != a.Commit {
+		t.Errorf("release after rollback = %s, want %s", got, a.Commit)
+	}
+	waitUntil(t, func() bool { return f.tags.get("live") == a.Digest }, "live back on a")
+
+	// Refusals: a release that never ran, and a quarantined one.
+	if _, err := f.ctrl.Rollback(context.Background(), "prod", "RC20200101_0000", "ada", ""); ferry.ErrorCode(err) != ferry.ENOTFOUND {
+		t.Errorf("rollback to a release that never ran = %v, want ENOTFOUND", err)
+	}
+	if _, err := f.ctrl.Quarantine(context.Background(), rb.Release, "ada", "corrupts carts"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ctrl.Rollback(context.Background(), "prod", rb.Release, "ada", ""); ferry.ErrorCode(err) != ferry.ECONFLICT ||
+		!strings.Contains(ferry.ErrorMessage(err), "quarantined") {
+		t.Errorf("rollback to a quarantined release = %v, want refused", err)
+	}
+	if _, err := f.ctrl.Promote(context.Background(), "prod", b.Commit, "ada", ""); ferry.ErrorCode(err) != ferry.ECONFLICT {
+		t.Errorf("promote of a quarantined commit = %v, want refused", err)
+	}
+	if got := f.prod.runs().Digest; got != a.Digest {
+		t.Errorf("prod runs %s after refusals, want %s", got, a.Digest)
+	}
+}
+
+func TestReleasePushes(t *testing.T) {
+	f := newRelFixture(t, 0)
+	a := f.commit("master", "a")
+	f.inDev(a)
+	ra, _ := f.promote("")
+	f.now = f.now.Add(time.Minute)
+	b := f.commit("master", "b")
+	f.inDev(b)
+
+	// The seed's release: git merge <sha>; git push (a fast-forward).
+	f.git(f.work, "push", "-q", "origin", b.Commit+":refs/heads/release")
+	f.ctrl.ReleaseHead(context.Background(), "release", b.Commit)
+	waitUntil(t, func() bool { return f.prod.runs().Digest == b.Digest }, "prod to run b after the push")
+	cur, _ := f.ledger.Current(context.Background(), "app", "prod")
+	if cur.Kind != ferry.DeployPromote || cur.Actor != "git push" {
+		t.Errorf("current = %s by %s, want a promote by git push", cur.Kind, cur.Actor)
+	}
+
+	// The seed's rollback: git branch -f release <old>; git push --force.
+	f.git(f.work, "push", "-q", "--force", "origin", a.Commit+":refs/heads/release")
+	f.ctrl.ReleaseHead(context.Background(), "release", a.Commit)
+	waitUntil(t, func() bool { return f.prod.runs().Digest == a.Digest }, "prod back on a after the force push")
+	cur, _ = f.ledger.Current(context.Background(), "app", "prod")
+	if cur.Kind != ferry.DeployRollback || cur.Release != ra.Release {
+		t.Errorf("current = %s %s, want a rollback to %s", cur.Kind, cur.Release, ra.Release)
+	}
+
+	// An illegal head, written straight into the repository: not deployed,
+	// recorded and shown.
+	f.git(f.work, "checkout", "-q", "--orphan", "rogue")
+	rogue := f.commit("rogue", "not from master")
+	f.git(f.work, "push", "-q", "--force", "origin", rogue.Commit+":refs/heads/release")
+	f.ctrl.ReleaseHead(context.Background(), "release", rogue.Commit)
+	if got := f.prod.runs().Digest; got != a.Digest {
+		t.Errorf("prod runs %s after an illegal push, want %s", got, a.Digest)
+	}
+	st, _ := f.ctrl.Status(context.Background())
+	if !strings.Contains(st[1].Alert, "neither a fast-forward") {
+		t.Errorf("prod alert = %q, want the illegal head shown", st[1].Alert)
+	}
+	events, _ := f.ledger.Events(context.Background(), ledger.EventFilter{App: "app", Kind: "release.illegal"})
+	if len(events) != 1 {
+		t.Errorf("release.illegal events = %d, want 1", len(events))
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}

@@ -1,0 +1,65 @@
+package demo
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPrepareInstallsHook: the demo's repository gets a pre-receive hook
+// that runs a copy of ferry's executable kept in the demo directory, and
+// the copy is refreshed by every Prepare.
+func TestPrepareInstallsHook(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(t.TempDir(), "ferry")
+	write := func(body string) {
+		// A stand-in for ferry that records how the hook called it.
+		if err := os.WriteFile(fake, []byte("#!/bin/sh\necho \""+body+" $*\"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("v1")
+	l, err := Prepare(context.Background(), dir, "../examples/birthday-app", fake, DefaultPorts, func(string) {})
+	if err != nil {
+		t.Fatalf("Prepare = %v", err)
+	}
+	if l.Ferry != filepath.Join(l.Dir, "bin", "ferry") {
+		t.Errorf("Layout.Ferry = %q, want <dir>/bin/ferry", l.Ferry)
+	}
+	hook := filepath.Join(l.Repo, "hooks", "pre-receive")
+	runHook := func() string {
+		out, err := exec.Command(hook).CombinedOutput()
+		if err != nil {
+			t.Fatalf("running the hook: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got, want := runHook(), "v1 hook pre-receive --master master --branch release --env prod"; got != want {
+		t.Errorf("the hook runs %q, want %q", got, want)
+	}
+	// A second Prepare (a resumed demo) refreshes the copy.
+	write("v2")
+	if _, err := Prepare(context.Background(), dir, "../examples/birthday-app", fake, DefaultPorts, func(string) {}); err != nil {
+		t.Fatalf("second Prepare = %v", err)
+	}
+	if got := runHook(); !strings.HasPrefix(got, "v2 ") {
+		t.Errorf("after a second Prepare the hook runs %q, want the refreshed v2", got)
+	}
+	// Without an explicit executable Prepare copies the running one,
+	// unless it is a test binary, which would run the tests as a hook.
+	_, err = Prepare(context.Background(), dir, "../examples/birthday-app", "", DefaultPorts, func(string) {})
+	if err == nil || !strings.Contains(err.Error(), "test binary") {
+		t.Errorf("Prepare from a test binary without ferry's executable = %v, want a refusal", err)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{"/a/b": "'/a/b'", "/it's here": `'/it'\''s here'`} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

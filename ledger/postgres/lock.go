@@ -1,0 +1,141 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/ledger"
+)
+
+func scanLock(row pgx.Row) (*ferry.Lock, error) {
+	var l ferry.Lock
+	if err := row.Scan(&l.App, &l.Env, &l.Reason, &l.Actor, &l.CreatedAt); err != nil {
+		return nil, err
+	}
+	l.CreatedAt = l.CreatedAt.UTC()
+	return &l, nil
+}
+
+// Lock implements ledger.LockStore.
+func (s *Store) Lock(ctx context.Context, l *ferry.Lock) error {
+	if err := ledger.PrepareLock(l); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO locks (app, env, reason, actor, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		l.App, l.Env, l.Reason, l.Actor, l.CreatedAt)
+	if isUnique(err) {
+		if held, gerr := s.LockOf(ctx, l.App, l.Env); gerr == nil {
+			return ledger.AlreadyLocked(held)
+		}
+		return ferry.Errorf(ferry.ECONFLICT, "%s is already locked", l.Env)
+	}
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", l.Env, err)
+	}
+	return nil
+}
+
+// Unlock implements ledger.LockStore.
+func (s *Store) Unlock(ctx context.Context, app, env string) (*ferry.Lock, error) {
+	l, err := scanLock(s.pool.QueryRow(ctx, `DELETE FROM locks WHERE app = $1 AND env = $2 RETURNING app, env, reason, actor, created_at`, app, env))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ledger.NotLocked(env)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("unlock %s: %w", env, err)
+	}
+	return l, nil
+}
+
+// LockOf implements ledger.LockStore.
+func (s *Store) LockOf(ctx context.Context, app, env string) (*ferry.Lock, error) {
+	l, err := scanLock(s.pool.QueryRow(ctx, `SELECT app, env, reason, actor, created_at FROM locks WHERE app = $1 AND env = $2`, app, env))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ledger.NotLocked(env)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read lock of %s: %w", env, err)
+	}
+	return l, nil
+}
+
+// Locks implements ledger.LockStore.
+func (s *Store) Locks(ctx context.Context, app string) ([]*ferry.Lock, error) {
+	rows, err := s.pool.Query(ctx, `SELECT app, env, reason, actor, created_at FROM locks WHERE app = $1 ORDER BY env`, app)
+	if err != nil {
+		return nil, fmt.Errorf("list locks: %w", err)
+	}
+	defer rows.Close()
+	out := []*ferry.Lock{}
+	for rows.Next() {
+		l, err := scanLock(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list locks: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+const quarantineColumns = `id, app, commit_sha, release, reason, actor, created_at`
+
+func scanQuarantine(row pgx.Row) (*ferry.Quarantine, error) {
+	var q ferry.Quarantine
+	if err := row.Scan(&q.ID, &q.App, &q.Commit, &q.Release, &q.Reason, &q.Actor, &q.CreatedAt); err != nil {
+		return nil, err
+	}
+	q.CreatedAt = q.CreatedAt.UTC()
+	return &q, nil
+}
+
+// AddQuarantine implements ledger.LockStore.
+func (s *Store) AddQuarantine(ctx context.Context, q *ferry.Quarantine) error {
+	if err := ledger.PrepareQuarantine(q); err != nil {
+		return err
+	}
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO quarantines (app, commit_sha, release, reason, actor, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		q.App, q.Commit, q.Release, q.Reason, q.Actor, q.CreatedAt).Scan(&q.ID)
+	if isUnique(err) {
+		return ledger.AlreadyQuarantined(q.Commit)
+	}
+	if err != nil {
+		return fmt.Errorf("quarantine %s: %w", ferry.ShortSHA(q.Commit), err)
+	}
+	return nil
+}
+
+// Quarantined implements ledger.LockStore.
+func (s *Store) Quarantined(ctx context.Context, app, commit string) (*ferry.Quarantine, error) {
+	q, err := scanQuarantine(s.pool.QueryRow(ctx, `SELECT `+quarantineColumns+` FROM quarantines WHERE app = $1 AND commit_sha = $2`, app, commit))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ledger.NotQuarantined(commit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read quarantine of %s: %w", ferry.ShortSHA(commit), err)
+	}
+	return q, nil
+}
+
+// Quarantines implements ledger.LockStore.
+func (s *Store) Quarantines(ctx context.Context, app string) ([]*ferry.Quarantine, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+quarantineColumns+` FROM quarantines WHERE app = $1 ORDER BY id DESC`, app)
+	if err != nil {
+		return nil, fmt.Errorf("list quarantines: %w", err)
+	}
+	defer rows.Close()
+	out := []*ferry.Quarantine{}
+	for rows.Next() {
+		q, err := scanQuarantine(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list quarantines: %w", err)
+		}
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}

@@ -66,6 +66,7 @@ type fakeEnvs struct{}
 
 func (fakeEnvs) Status(context.Context) ([]controller.EnvStatus, error) { return nil, nil }
 func (fakeEnvs) Names() []string                                        { return []string{"dev", "prod"} }
+func (fakeEnvs) Check(context.Context) ([]controller.Drift, error)      { return nil, nil }
 func (fakeEnvs) Logs(context.Context, string, io.Writer, int, bool) error {
 	return nil
 }

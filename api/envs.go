@@ -17,6 +17,7 @@ type Environments interface {
 	Scale(ctx context.Context, env string, replicas int, actor, reason string) (*ferry.Deployment, error)
 	Logs(ctx context.Context, env string, w io.Writer, tail int, follow bool) error
 	Names() []string
+	Check(ctx context.Context) ([]controller.Drift, error)
 }
 
 // DeploymentLedger is what the API reads of deployments.
@@ -28,6 +29,11 @@ type DeploymentLedger interface {
 // StatusBody is the body of GET /api/v1/status.
 type StatusBody struct {
 	Environments []controller.EnvStatus `json:"environments"`
+	// Drift is set with ?check=1: every disagreement between the ledger,
+	// the runtimes, the registry tags and git, with its fix.
+	Drift []controller.Drift `json:"drift,omitempty"`
+	// Checked says whether drift was looked for.
+	Checked bool `json:"checked,omitempty"`
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -36,7 +42,15 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, StatusBody{Environments: envs})
+	body := StatusBody{Environments: envs}
+	if c := r.URL.Query().Get("check"); c == "1" || c == "true" {
+		if body.Drift, err = s.Envs.Check(r.Context()); err != nil {
+			s.error(w, r, err)
+			return
+		}
+		body.Checked = true
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // ScaleRequest is the body of POST /api/v1/envs/{env}/scale.

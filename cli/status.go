@@ -10,10 +10,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/api"
 )
 
 func newStatusCmd() *cobra.Command {
-	var out output
+	var (
+		out   output
+		check bool
+	)
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Which code version runs in which environment",
@@ -21,6 +25,7 @@ func newStatusCmd() *cobra.Command {
 	}
 	newClient := serverFlag(cmd)
 	out.register(cmd)
+	cmd.Flags().BoolVar(&check, "check", false, "also compare the ledger, the runtimes, the registry tags and git; exit 1 on any drift")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := out.validate(); err != nil {
 			return err
@@ -29,28 +34,58 @@ func newStatusCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		st, err := c.Status(cmd.Context())
+		get := c.Status
+		if check {
+			get = c.StatusCheck
+		}
+		st, err := get(cmd.Context())
 		if err != nil {
 			return err
 		}
-		return out.print(cmd.OutOrStdout(), st, func(w *tabwriter.Writer) {
-			fmt.Fprintln(w, "ENV\tCOMMIT\tRELEASE\tDIGEST\tREPLICAS\tSTATE\tDEPLOYED\tBY\tURL")
-			now := time.Now()
-			for _, e := range st.Environments {
-				deployed := "-"
-				if t, err := time.Parse(time.RFC3339, e.DeployedAt); err == nil {
-					deployed = ago(t, now)
-				}
-				state := e.State
-				if e.Progress != "" {
-					state += " (" + truncate(e.Progress, 40) + ")"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", e.Name, dash(e.ShortCommit), dash(e.Release),
-					shortDigest(e.Digest), e.Replicas.Ready, e.Replicas.Desired, state, deployed, dash(e.DeployedBy), dash(e.URL))
-			}
-		})
+		if err := printStatus(cmd, &out, st); err != nil {
+			return err
+		}
+		if check && len(st.Drift) > 0 {
+			return &exitError{code: 1, err: fmt.Errorf("%d drift(s) between the ledger, the runtimes, the registry and git", len(st.Drift))}
+		}
+		return nil
 	}
 	return cmd
+}
+
+func printStatus(cmd *cobra.Command, out *output, st *api.StatusBody) error {
+	return out.print(cmd.OutOrStdout(), st, func(w *tabwriter.Writer) {
+		fmt.Fprintln(w, "ENV\tCOMMIT\tRELEASE\tDIGEST\tREPLICAS\tSTATE\tDEPLOYED\tBY\tURL")
+		now := time.Now()
+		for _, e := range st.Environments {
+			deployed := "-"
+			if t, err := time.Parse(time.RFC3339, e.DeployedAt); err == nil {
+				deployed = ago(t, now)
+			}
+			state := e.State
+			if e.Progress != "" {
+				state += " (" + truncate(e.Progress, 40) + ")"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", e.Name, dash(e.ShortCommit), dash(e.Release),
+				shortDigest(e.Digest), e.Replicas.Ready, e.Replicas.Desired, state, deployed, dash(e.DeployedBy), dash(e.URL))
+		}
+		for _, e := range st.Environments {
+			if e.Lock != nil {
+				fmt.Fprintf(w, "\n%s is locked by %s: %s\n", e.Name, e.Lock.Actor, e.Lock.Reason)
+			}
+			if e.Alert != "" {
+				fmt.Fprintf(w, "\nALERT %s: %s\n", e.Name, e.Alert)
+			}
+		}
+		if st.Checked {
+			if len(st.Drift) == 0 {
+				fmt.Fprintln(w, "\ncheck: the ledger, the runtimes, the registry tags and git agree")
+			}
+			for _, d := range st.Drift {
+				fmt.Fprintf(w, "\nDRIFT %s %s: want %s, got %s\n  fix: %s\n", d.Env, d.What, d.Want, d.Got, d.Fix)
+			}
+		}
+	})
 }
 
 func newScaleCmd() *cobra.Command {

@@ -194,6 +194,14 @@ func (c *Client) Status(ctx context.Context) (*api.StatusBody, error) {
 	return &out, err
 }
 
+// StatusCheck reports every environment and every drift between the
+// ledger, the runtimes, the registry tags and git.
+func (c *Client) StatusCheck(ctx context.Context) (*api.StatusBody, error) {
+	var out api.StatusBody
+	err := c.do(ctx, http.MethodGet, "/api/v1/status?check=1", nil, &out)
+	return &out, err
+}
+
 // Scale changes an environment's replica count.
 func (c *Client) Scale(ctx context.Context, env string, replicas int, reason string) (*ferry.Deployment, error) {
 	var out ferry.Deployment

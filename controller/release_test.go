@@ -399,3 +399,34 @@ func waitUntil(t *testing.T, cond func() bool, what string) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+func TestStatusCheckFindsDrift(t *testing.T) {
+	f := newRelFixture(t, 0)
+	a := f.commit("master", "a")
+	f.inDev(a)
+	if _, err := f.promote(""); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return f.tags.get("live") == a.Digest }, "live")
+	waitUntil(t, func() bool { return f.originRef("refs/tags/env/prod") == a.Commit }, "env/prod")
+	drifts, err := f.ctrl.Check(context.Background())
+	if err != nil || len(drifts) != 0 {
+		t.Fatalf("Check after a clean release = %+v, %v; want no drift", drifts, err)
+	}
+	// Someone moves release behind ferry's back.
+	b := f.commit("master", "b")
+	f.git(f.work, "push", "-q", "origin", b.Commit+":refs/heads/release")
+	drifts, err = f.ctrl.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range drifts {
+		if d.Env == "prod" && d.What == "git branch release" && d.Got == b.Commit && d.Want == a.Commit && d.Fix != "" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("Check = %+v, want the moved release branch with its fix", drifts)
+	}
+}

@@ -3,6 +3,8 @@ package source
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/ferryhq/ferry"
@@ -19,6 +21,11 @@ func (r *Repo) SetRef(ctx context.Context, ref, sha, expect string) error {
 	}
 	if !ferry.ValidCommit(sha) {
 		return ferry.Errorf(ferry.EINVALID, "invalid commit %q", sha)
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, "HEAD")); err != nil {
+		if err := r.Fetch(ctx); err != nil { // the cache is made by the first fetch
+			return err
+		}
 	}
 	r.fetchMu.Lock() // a concurrent fetch would race on the same ref
 	defer r.fetchMu.Unlock()

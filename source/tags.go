@@ -189,3 +189,12 @@ func splitIdentity(s string) (name, email string) {
 	}
 	return name, email
 }
+
+// ResolveTag returns the commit a tag (lightweight or annotated) points at
+// in the cache; ENOTFOUND when there is no such tag.
+func (r *Repo) ResolveTag(ctx context.Context, tag string) (string, error) {
+	if err := checkTagName(tag); err != nil {
+		return "", err
+	}
+	return r.resolve(ctx, "refs/tags/"+tag)
+}

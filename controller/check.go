@@ -1,0 +1,110 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ferryhq/ferry"
+)
+
+// Drift is one place where what runs, the ledger, the registry and git
+// disagree, with the command that fixes it.
+type Drift struct {
+	Env  string `json:"env"`
+	What string `json:"what"`
+	Want string `json:"want"`
+	Got  string `json:"got"`
+	Fix  string `json:"fix"`
+}
+
+// resolver reads a registry tag; the publisher implements it.
+type resolver interface {
+	Resolve(ctx context.Context, tag string) (string, error)
+}
+
+// revParser reads a git revision; source.Repo implements it.
+type revParser interface {
+	Head(ctx context.Context, branch string) (string, error)
+	ResolveTag(ctx context.Context, tag string) (string, error)
+}
+
+// Check compares, for every environment, what the ledger says it runs with
+// what its replicas really run, the registry tags that follow it and its
+// git refs (env/<name>, and the release branch of a gated environment).
+func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
+	drifts := []Drift{}
+	if c.git != nil {
+		if err := c.git.Fetch(ctx); err != nil {
+			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "fetch the repository: %v", err)
+		}
+	}
+	for _, r := range c.envs {
+		name := r.env.Name
+		r.mu.Lock()
+		busy := r.active != nil || r.pending != nil
+		r.mu.Unlock()
+		if busy {
+			drifts = append(drifts, Drift{Env: name, What: "rollout", Want: "none in progress", Got: "a rollout is in progress", Fix: "check again once it ends"})
+			continue
+		}
+		cur, err := c.ledger.Current(ctx, c.cfg.App, name)
+		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+			continue // nothing deployed: nothing to agree on
+		}
+		if err != nil {
+			return nil, err
+		}
+		redeploy := fmt.Sprintf("ferry rollback %s --to %s", name, cur.Release)
+		if cur.Release == "" {
+			redeploy = fmt.Sprintf("ferry build %s (or restart ferry: it restores %s from the ledger)", r.env.Branch, name)
+		}
+		st, err := r.env.Target.Status(ctx)
+		switch {
+		case err != nil:
+			drifts = append(drifts, Drift{Env: name, What: "runtime", Want: cur.Digest, Got: "unreadable: " + err.Error(), Fix: "check the runtime"})
+		case st.Ready < cur.Replicas:
+			drifts = append(drifts, Drift{Env: name, What: "replicas ready", Want: fmt.Sprint(cur.Replicas), Got: fmt.Sprint(st.Ready), Fix: "ferry logs " + name})
+		}
+		if err == nil {
+			for _, p := range st.Replicas {
+				if p.Digest != cur.Digest {
+					drifts = append(drifts, Drift{Env: name, What: "replica " + p.ID, Want: cur.Digest, Got: p.Digest, Fix: redeploy})
+				}
+			}
+		}
+		if res, ok := c.tags.(resolver); ok {
+			for _, tag := range r.env.Tags {
+				got, err := res.Resolve(ctx, tag)
+				if err != nil {
+					got = "missing (" + ferry.ErrorMessage(err) + ")"
+				}
+				if got != cur.Digest {
+					drifts = append(drifts, Drift{Env: name, What: "registry tag " + tag, Want: cur.Digest, Got: got, Fix: redeploy})
+				}
+			}
+		}
+		rp, ok := c.git.(revParser)
+		if !ok {
+			continue
+		}
+		tag := "env/" + name
+		got, err := rp.ResolveTag(ctx, tag)
+		if err != nil {
+			got = "missing"
+		}
+		if got != cur.Commit {
+			drifts = append(drifts, Drift{Env: name, What: "git tag " + tag, Want: cur.Commit, Got: got, Fix: redeploy})
+		}
+		if r.env.Gated != nil && r.env.Branch != "" {
+			head, err := rp.Head(ctx, r.env.Branch)
+			if err != nil {
+				head = "missing"
+			}
+			if head != cur.Commit {
+				drifts = append(drifts, Drift{Env: name, What: "git branch " + r.env.Branch, Want: cur.Commit, Got: head,
+					Fix: fmt.Sprintf("ferry promote %s --to %s, or ferry rollback %s", ferry.ShortSHA(head), name, name)})
+			}
+		}
+	}
+	return drifts, nil
+}

@@ -166,6 +166,8 @@ Next steps, in another terminal:
   go run ./cmd/ferry builds          # what was built from what
   go run ./cmd/ferry logs dev -f     # dev's replicas
   go run ./cmd/ferry scale dev 4
+  go run ./cmd/ferry promote         # release what dev runs to prod (RC… tag, live)
+  go run ./cmd/ferry rollback prod   # back to the previous release
 
 Ctrl-C stops everything; run the demo again to resume.
 `, p.API, p.Registry, p.Dev, p.Prod, l.Repo)

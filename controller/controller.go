@@ -114,11 +114,14 @@ type envRunner struct {
 	// active deployment and recording a new one are one step.
 	reqMu sync.Mutex
 
-	mu       sync.Mutex
-	pending  *ferry.Deployment // recorded, not started; a newer request supersedes it
-	active   *ferry.Deployment // being rolled out
-	progress Progress
-	alert    string // a release head that was pushed but not deployed, and why
+	mu      sync.Mutex
+	pending *ferry.Deployment // recorded, not started; a newer request supersedes it
+	active  *ferry.Deployment // being rolled out
+	// finishing is set once active succeeded and only its tags are left to
+	// move: a new request may queue behind it without being refused.
+	finishing bool
+	progress  Progress
+	alert     string // a release head that was pushed but not deployed, and why
 }
 
 // New returns a controller; Run starts it.

@@ -173,7 +173,7 @@ func (c *Controller) gates(ctx context.Context, r *envRunner, cand candidate) er
 	}
 	r.mu.Lock()
 	busy := r.active
-	if busy == nil {
+	if busy == nil || r.finishing {
 		busy = r.pending
 	}
 	r.mu.Unlock()

@@ -30,7 +30,7 @@ func (c *Controller) loop(ctx context.Context, r *envRunner) {
 		}
 		c.execute(ctx, r, d)
 		r.mu.Lock()
-		r.active = nil
+		r.active, r.finishing = nil, false
 		r.mu.Unlock()
 		c.changed.notify()
 	}
@@ -106,6 +106,9 @@ func (c *Controller) execute(ctx context.Context, r *envRunner, d *ferry.Deploym
 		return
 	}
 	d.State = ferry.DeploymentSucceeded
+	r.mu.Lock()
+	r.finishing = true
+	r.mu.Unlock()
 	c.event(ctx, "deployment.succeeded", d.Actor, d, fmt.Sprintf("rolled out in %s", c.now().Sub(start).Round(time.Millisecond)))
 	c.afterSuccess(ctx, r, d)
 }

@@ -345,6 +345,73 @@ func TestDemoEndToEnd(t *testing.T) {
 			t.Errorf("release = %.12s after the refused push, want %.12s", got, head)
 		}
 	})
+
+	// The seed's own commands. Creating release at master's first head
+	// above released it (a push to release is a promotion); then
+	// `git merge <sha>; git push` releases the change, and
+	// `git branch -f release <sha>; git push --force` rolls back.
+	t.Run("seed release and rollback by git", func(t *testing.T) {
+		prodURL := fmt.Sprintf("http://127.0.0.1:%d", prod)
+		waitFor(t, time.Minute, "prod to serve the first release", func() bool { return versionOf(t, prodURL) == head })
+		rc := waitRelease(t, c, ctx, head)
+		waitFor(t, 20*time.Second, "the annotated tag "+rc, func() bool {
+			out, err := gitTry(dir, "--git-dir="+repo, "cat-file", "-t", rc)
+			return err == nil && strings.TrimSpace(out) == "tag"
+		})
+
+		gitCmd(t, work, "fetch", "-q", "origin")
+		gitCmd(t, work, "checkout", "-q", "-B", "release", "origin/release")
+		gitCmd(t, work, "merge", "-q", "--ff-only", change)
+		if out, err := gitTry(work, "push", "origin", "release"); err != nil {
+			t.Fatalf("git push of release: %v\n%s", err, out)
+		}
+		waitFor(t, time.Minute, "prod to serve the merged change", func() bool { return versionOf(t, prodURL) == change })
+		rc2 := waitRelease(t, c, ctx, change)
+		latest, err := registryDigest(fmt.Sprintf("127.0.0.1:%d/birthday-app:live", reg))
+		if st, serr := c.Status(ctx); serr != nil || err != nil || st.Environments[1].Digest != latest || st.Environments[1].Release != rc2 {
+			t.Errorf("after the release: live = %s (%v), prod = %+v (%v); want live on prod's digest and release %s", latest, err, st, serr, rc2)
+		}
+
+		gitCmd(t, work, "checkout", "-q", "master")
+		gitCmd(t, work, "branch", "-f", "release", head)
+		if out, err := gitTry(work, "push", "origin", "release", "--force"); err != nil {
+			t.Fatalf("the seed's rollback push was refused: %v\n%s", err, out)
+		}
+		waitFor(t, time.Minute, "prod to serve the first release again", func() bool { return versionOf(t, prodURL) == head })
+		ds, err := c.Deployments(ctx, "prod", 1)
+		if err != nil || len(ds) != 1 || ds[0].Kind != ferry.DeployRollback || ds[0].Release != rc {
+			t.Errorf("newest prod deployment = %+v (%v), want a rollback to %s", ds, err, rc)
+		}
+
+		// A commit whose dev deployment failed is refused, with the reason.
+		broken := gitCmd(t, dir, "--git-dir="+repo, "log", "--format=%H", "--grep", "break: exits at start", "master")
+		_, stderr, code := run(t, "promote", broken, "--server", apiURL)
+		if code == 0 || !strings.Contains(stderr, "failed in dev") {
+			t.Errorf("ferry promote %.12s: exit %d, %q; want refused: it failed in dev", broken, code, stderr)
+		}
+		if got := versionOf(t, prodURL); got != head {
+			t.Errorf("prod serves %s after the refused promotion, want %s", got, head)
+		}
+	})
+}
+
+// waitRelease waits for prod's succeeded deployment of commit and returns
+// its release tag.
+func waitRelease(t *testing.T, c *client.Client, ctx context.Context, commit string) string {
+	t.Helper()
+	var rc string
+	waitFor(t, time.Minute, "prod's release of "+commit[:12], func() bool {
+		ds, err := c.Deployments(ctx, "prod", 1)
+		if err == nil && len(ds) == 1 && ds[0].Commit == commit && ds[0].State == ferry.DeploymentSucceeded {
+			rc = ds[0].Release
+			return true
+		}
+		return false
+	})
+	if !strings.HasPrefix(rc, "RC") {
+		t.Fatalf("prod's release of %.12s has tag %q, want RC…", commit, rc)
+	}
+	return rc
 }
 
 // registryDigest resolves a tag in a plain-HTTP loopback registry.

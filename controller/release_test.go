@@ -430,3 +430,39 @@ func TestStatusCheckFindsDrift(t *testing.T) {
 		t.Errorf("Check = %+v, want the moved release branch with its fix", drifts)
 	}
 }
+
+func TestTwoPromotionsAtOnce(t *testing.T) {
+	f := newRelFixture(t, 0)
+	a := f.commit("master", "a")
+	f.inDev(a)
+	f.prod.gate = make(chan struct{})
+	errs := make(chan error, 2)
+	for _, who := range []string{"ada", "bob"} {
+		go func() {
+			_, err := f.ctrl.Promote(context.Background(), "prod", "", who, "at once")
+			errs <- err
+		}()
+	}
+	var won, refused int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case ferry.ErrorCode(err) == ferry.ECONFLICT && strings.Contains(ferry.ErrorMessage(err), "in progress"):
+			refused++
+		default:
+			t.Errorf("Promote = %v", err)
+		}
+	}
+	close(f.prod.gate)
+	if won != 1 || refused != 1 {
+		t.Fatalf("two promotions at once: %d accepted, %d refused; want exactly one of each", won, refused)
+	}
+	waitUntil(t, func() bool { return f.prod.runs().Digest == a.Digest }, "prod to run a")
+	f.prod.mu.Lock()
+	applied := len(f.prod.applied)
+	f.prod.mu.Unlock()
+	if applied != 1 {
+		t.Errorf("prod applied %d rollouts, want 1", applied)
+	}
+}

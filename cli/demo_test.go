@@ -367,20 +367,34 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 		waitFor(t, time.Minute, "prod to serve the merged change", func() bool { return versionOf(t, prodURL) == change })
 		rc2 := waitRelease(t, c, ctx, change)
-		latest, err := registryDigest(fmt.Sprintf("127.0.0.1:%d/birthday-app:live", reg))
-		if st, serr := c.Status(ctx); serr != nil || err != nil || st.Environments[1].Digest != latest || st.Environments[1].Release != rc2 {
-			t.Errorf("after the release: live = %s (%v), prod = %+v (%v); want live on prod's digest and release %s", latest, err, st, serr, rc2)
+		st, err := c.Status(ctx)
+		if err != nil || st.Environments[1].Release != rc2 {
+			t.Errorf("after the release: prod = %+v (%v); want release %s", st, err, rc2)
 		}
+		waitFor(t, 20*time.Second, "live to follow prod", func() bool {
+			live, err := registryDigest(fmt.Sprintf("127.0.0.1:%d/birthday-app:live", reg))
+			return err == nil && live == st.Environments[1].Digest
+		})
 
 		gitCmd(t, work, "checkout", "-q", "master")
 		gitCmd(t, work, "branch", "-f", "release", head)
 		if out, err := gitTry(work, "push", "origin", "release", "--force"); err != nil {
 			t.Fatalf("the seed's rollback push was refused: %v\n%s", err, out)
 		}
-		waitFor(t, time.Minute, "prod to serve the first release again", func() bool { return versionOf(t, prodURL) == head })
-		ds, err := c.Deployments(ctx, "prod", 1)
-		if err != nil || len(ds) != 1 || ds[0].Kind != ferry.DeployRollback || ds[0].Release != rc {
-			t.Errorf("newest prod deployment = %+v (%v), want a rollback to %s", ds, err, rc)
+		var back *ferry.Deployment
+		waitFor(t, time.Minute, "prod's rollback to the first release", func() bool {
+			ds, err := c.Deployments(ctx, "prod", 1)
+			if err == nil && len(ds) == 1 && ds[0].Commit == head && ds[0].State.Final() {
+				back = ds[0]
+				return true
+			}
+			return false
+		})
+		if back.Kind != ferry.DeployRollback || back.State != ferry.DeploymentSucceeded || back.Release != rc {
+			t.Errorf("newest prod deployment = %+v, want a succeeded rollback to %s", back, rc)
+		}
+		if got := versionOf(t, prodURL); got != head {
+			t.Errorf("prod serves %s after the rollback, want %s", got, head)
 		}
 
 		// A commit whose dev deployment failed is refused, with the reason.

@@ -167,7 +167,7 @@ func (c *Controller) buildOf(ctx context.Context, ref string) (*ferry.Build, err
 func (c *Controller) gates(ctx context.Context, r *envRunner, cand candidate) error {
 	name, up := r.env.Name, r.env.From
 	if l, err := c.locks.LockOf(ctx, c.cfg.App, name); err == nil {
-		return ferry.Errorf(ferry.ECONFLICT, "%s is locked by %s since %s: %s (ferry unlock %s)", name, l.Actor, l.CreatedAt.UTC().Format(time.DateTime), l.Reason, name)
+		return ferry.Errorf(ferry.ECONFLICT, "%s is locked by %s since %s UTC: %s (ferry unlock %s)", name, l.Actor, l.CreatedAt.UTC().Format(time.DateTime), l.Reason, name)
 	} else if ferry.ErrorCode(err) != ferry.ENOTFOUND {
 		return err
 	}

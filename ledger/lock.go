@@ -46,7 +46,7 @@ func PrepareLock(l *ferry.Lock) error {
 
 // AlreadyLocked is the error of locking a locked environment.
 func AlreadyLocked(l *ferry.Lock) error {
-	return ferry.Errorf(ferry.ECONFLICT, "%s is already locked by %s since %s: %s", l.Env, l.Actor, l.CreatedAt.UTC().Format(time.DateTime), l.Reason)
+	return ferry.Errorf(ferry.ECONFLICT, "%s is already locked by %s since %s UTC: %s", l.Env, l.Actor, l.CreatedAt.UTC().Format(time.DateTime), l.Reason)
 }
 
 // NotLocked is the error of an unlocked environment.

@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/client"
+)
+
+// BenchmarkPromoteRollback measures a controlled release and its undo on
+// the local runtime: the tiny app, dev on 2 replicas and prod (from dev,
+// branch release, default release tags) on 4. Two builds, A and B, ran in
+// dev; A is released once. Each iteration promotes B through the API and
+// times it until prod's target reports all 4 serving replicas on B's
+// digest and none on another (promote-s/op), then rolls back and times the
+// same for A (rollback-s/op); the API calls alone (gates, git, registry
+// tag, queueing) are promote-call-s/op and rollback-call-s/op. Each end
+// state is cross-checked through prod's balancer. 8 closed-loop keep-alive clients send GETs to prod
+// throughout (load-req/s, failed-requests). The registry requests made
+// during the promote calls are counted through the publisher's transport:
+// the blob uploads (promote-blob-uploads, want 0: a release re-tags the
+// existing digest) and all requests (promote-registry-req/op); the blob
+// uploads of whole cycles, rollouts and tag moves included, are
+// cycle-blob-uploads.
+//
+//	go test -run '^$' -bench PromoteRollback -benchtime 10x ./server/
+func BenchmarkPromoteRollback(b *testing.B) {
+	repo := newGitRepo(b, "testdata/tiny")
+	devAddr, prodAddr := freeAddr(b), freeAddr(b)
+	onLocal := func(replicas int, addr string) string {
+		return fmt.Sprintf("runtime: { local: { replicas: %d, listen: %s, readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }\n"+
+			"    verify: [ { http: GET /version, expect: 200 } ]", replicas, addr)
+	}
+	yaml := strings.Replace(tinyConfig(repo.dir, b.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
+		onLocal(2, devAddr)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onLocal(4, prodAddr), 1)
+	count := newCounter()
+	s := start(b, yaml, Options{Transport: count})
+	c := newClient(b, s)
+	ctx := context.Background()
+	devURL, prodURL := "http://"+devAddr, "http://"+prodAddr
+
+	// Builds A and B, each committed, triggered and serving in dev.
+	type build struct{ commit, digest string }
+	var ab [2]build
+	for i := range ab {
+		repo.write("release.txt", fmt.Sprintf("release %d\n", i))
+		commit := repo.commit(fmt.Sprintf("release %d", i))
+		if _, err := c.Trigger(ctx, "master", ""); err != nil {
+			b.Fatal(err)
+		}
+		waitServing(b, devURL, commit, 5*time.Minute)
+		bd := waitBuild(b, s, commit, time.Minute)
+		if bd.State != ferry.BuildSucceeded || bd.Digest == "" {
+			b.Fatalf("build of %s: %s, digest %q", ferry.ShortSHA(commit), bd.State, bd.Digest)
+		}
+		waitDeployed(b, c, "dev", commit)
+		ab[i] = build{commit, bd.Digest}
+	}
+	if ab[0].digest == ab[1].digest {
+		b.Fatalf("builds A and B have the same digest %s", ab[0].digest)
+	}
+	// Prod's first release is A, so a rollback always has somewhere to go.
+	d, err := c.Promote(ctx, "prod", ab[0].commit, "first release")
+	if err != nil {
+		b.Fatal(err)
+	}
+	waitReplicas(b, c, "prod", ab[0].digest, 4)
+	waitFinished(b, c, d.ID)
+
+	// The load: 8 clients, each on its own keep-alive connection.
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr := &http.Transport{MaxIdleConnsPerHost: 1}
+			defer tr.CloseIdleConnections()
+			hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := hc.Get(prodURL + "/version")
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err == nil {
+					ok.Add(1)
+					continue
+				}
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+			}
+		}()
+	}
+	loadStart := time.Now()
+
+	var promote, rollback, promoteCall, rollbackCall time.Duration
+	var promoteUploads, promoteRequests, cycleUploads int64
+	var releases []string
+	b.ResetTimer()
+	for range b.N {
+		cycleStart := count.uploads.Load()
+		uploads, requests := count.uploads.Load(), count.total.Load()
+		t0 := time.Now()
+		d, err := c.Promote(ctx, "prod", ab[1].commit, "bench: promote B")
+		if err != nil {
+			b.Fatalf("promote %s: %v", ferry.ShortSHA(ab[1].commit), err)
+		}
+		promoteCall += time.Since(t0)
+		promoteUploads += count.uploads.Load() - uploads
+		promoteRequests += count.total.Load() - requests
+		waitReplicas(b, c, "prod", ab[1].digest, 4)
+		promote += time.Since(t0)
+		wantAnswers(b, prodURL, ab[1].commit, 16)
+		if got := waitFinished(b, c, d.ID); got.Kind != ferry.DeployPromote || !strings.HasPrefix(got.Release, "RC") {
+			b.Fatalf("promotion = %s %q, want a promote with an RC… release", got.Kind, got.Release)
+		} else {
+			releases = append(releases, got.Release)
+		}
+
+		t0 = time.Now()
+		d, err = c.Rollback(ctx, "prod", "", "bench: roll back to A")
+		if err != nil {
+			b.Fatalf("rollback: %v", err)
+		}
+		rollbackCall += time.Since(t0)
+		waitReplicas(b, c, "prod", ab[0].digest, 4)
+		rollback += time.Since(t0)
+		wantAnswers(b, prodURL, ab[0].commit, 16)
+		if got := waitFinished(b, c, d.ID); got.Kind != ferry.DeployRollback || got.Commit != ab[0].commit {
+			b.Fatalf("rollback = %s of %s, want a rollback to %s", got.Kind, ferry.ShortSHA(got.Commit), ferry.ShortSHA(ab[0].commit))
+		}
+		cycleUploads += count.uploads.Load() - cycleStart
+	}
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	elapsed := time.Since(loadStart)
+	n := float64(b.N)
+	b.ReportMetric(promote.Seconds()/n, "promote-s/op")
+	b.ReportMetric(rollback.Seconds()/n, "rollback-s/op")
+	b.ReportMetric(promoteCall.Seconds()/n, "promote-call-s/op")
+	b.ReportMetric(rollbackCall.Seconds()/n, "rollback-call-s/op")
+	b.ReportMetric(float64(ok.Load()+failed.Load())/elapsed.Seconds(), "load-req/s")
+	b.ReportMetric(float64(failed.Load()), "failed-requests")
+	b.ReportMetric(float64(promoteUploads), "promote-blob-uploads")
+	b.ReportMetric(float64(promoteRequests)/n, "promote-registry-req/op")
+	b.ReportMetric(float64(cycleUploads), "cycle-blob-uploads")
+	b.Logf("%d cycles: releases %s; %d requests ok, %d failed", b.N, strings.Join(releases, " "), ok.Load(), failed.Load())
+	if e := firstErr.Load(); e != nil {
+		b.Logf("first failed request: %s", e)
+	}
+}
+
+// waitReplicas polls env's status until n replicas are ready on digest and
+// none on another: every request the balancer hands out reaches digest.
+func waitReplicas(b *testing.B, c *client.Client, env, digest string, n int) {
+	b.Helper()
+	deadline := time.Now().Add(time.Minute)
+	var last string
+	for time.Now().Before(deadline) {
+		st, err := c.Status(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range st.Environments {
+			if e.Name != env {
+				continue
+			}
+			on, other := 0, 0
+			for _, p := range e.Pods {
+				switch {
+				case !p.Ready:
+				case p.Digest == digest:
+					on++
+				default:
+					other++
+				}
+			}
+			if on == n && other == 0 {
+				return
+			}
+			last = fmt.Sprintf("%d ready on it, %d ready on others, of %d pods", on, other, len(e.Pods))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	b.Fatalf("%s did not reach %d replicas on %s: %s", env, n, digest, last)
+}
+
+// wantAnswers asks url's /version n times through the balancer and fails
+// unless every answer names commit.
+func wantAnswers(b *testing.B, url, commit string, n int) {
+	b.Helper()
+	for i := range n {
+		resp, err := http.Get(url + "/version")
+		if err != nil {
+			b.Fatalf("answer %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), commit) {
+			b.Fatalf("answer %d from %s = %q, want commit %s on every replica", i, url, body, ferry.ShortSHA(commit))
+		}
+	}
+}
+
+// waitFinished waits until deployment id ends and fails unless it succeeded.
+func waitFinished(b *testing.B, c *client.Client, id int64) *ferry.Deployment {
+	b.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		d, err := c.Deployment(context.Background(), id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if d.State.Final() {
+			if d.State != ferry.DeploymentSucceeded {
+				b.Fatalf("deployment %d (%s of %s to %s) = %s: %s", d.ID, d.Kind, ferry.ShortSHA(d.Commit), d.Env, d.State, d.Error)
+			}
+			return d
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Fatalf("deployment %d did not end within a minute", id)
+	return nil
+}
+
+// waitDeployed waits until env's newest deployment is commit's and has
+// succeeded (verified, tags moved): only then may it be promoted.
+func waitDeployed(b *testing.B, c *client.Client, env, commit string) {
+	b.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		ds, err := c.Deployments(context.Background(), env, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ds) == 1 && ds[0].Commit == commit && ds[0].State.Final() {
+			waitFinished(b, c, ds[0].ID)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Fatalf("%s's deployment of %s did not end within a minute", env, ferry.ShortSHA(commit))
+}

@@ -134,23 +134,7 @@ func (s *Store) Builds(ctx context.Context, f ledger.BuildFilter) ([]*ferry.Buil
 	}
 	query += ` ORDER BY id DESC LIMIT ` + args.add(f.PageSize())
 
-	rows, err := s.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list builds: %w", err)
-	}
-	defer rows.Close()
-	builds := []*ferry.Build{}
-	for rows.Next() {
-		b, err := scanBuild(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list builds: %w", err)
-		}
-		builds = append(builds, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list builds: %w", err)
-	}
-	return builds, nil
+	return queryList(ctx, s.pool, "list builds", scanBuild, query, args...)
 }
 
 // UpdateBuild implements ledger.Store.

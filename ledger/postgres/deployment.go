@@ -127,23 +127,7 @@ func (s *Store) Deployments(ctx context.Context, f ledger.DeploymentFilter) ([]*
 	}
 	query += ` ORDER BY id DESC LIMIT ` + args.add(f.PageSize())
 
-	rows, err := s.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list deployments: %w", err)
-	}
-	defer rows.Close()
-	deployments := []*ferry.Deployment{}
-	for rows.Next() {
-		d, err := scanDeployment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list deployments: %w", err)
-		}
-		deployments = append(deployments, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list deployments: %w", err)
-	}
-	return deployments, nil
+	return queryList(ctx, s.pool, "list deployments", scanDeployment, query, args...)
 }
 
 // UpdateDeployment implements ledger.Store.

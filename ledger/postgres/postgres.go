@@ -166,3 +166,21 @@ func (p *params) add(v any) string {
 	*p = append(*p, v)
 	return "$" + strconv.Itoa(len(*p))
 }
+
+// queryList runs a query and scans every row with scan (through pgx's
+// CollectRows); what names the list in errors. An empty result is an
+// empty slice, never nil.
+func queryList[T any](ctx context.Context, pool *pgxpool.Pool, what string, scan func(pgx.Row) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if out == nil {
+		out = []T{}
+	}
+	return out, nil
+}

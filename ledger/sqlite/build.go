@@ -153,23 +153,7 @@ func (s *Store) Builds(ctx context.Context, f ledger.BuildFilter) ([]*ferry.Buil
 	query += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, f.PageSize())
 
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list builds: %w", err)
-	}
-	defer rows.Close()
-	builds := []*ferry.Build{}
-	for rows.Next() {
-		b, err := scanBuild(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list builds: %w", err)
-		}
-		builds = append(builds, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list builds: %w", err)
-	}
-	return builds, nil
+	return queryList(ctx, s.r, "list builds", scanBuild, query, args...)
 }
 
 // UpdateBuild implements ledger.Store.

@@ -132,23 +132,7 @@ func (s *Store) Deployments(ctx context.Context, f ledger.DeploymentFilter) ([]*
 	query += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, f.PageSize())
 
-	rows, err := s.r.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list deployments: %w", err)
-	}
-	defer rows.Close()
-	deployments := []*ferry.Deployment{}
-	for rows.Next() {
-		d, err := scanDeployment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list deployments: %w", err)
-		}
-		deployments = append(deployments, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list deployments: %w", err)
-	}
-	return deployments, nil
+	return queryList(ctx, s.r, "list deployments", scanDeployment, query, args...)
 }
 
 // UpdateDeployment implements ledger.Store.

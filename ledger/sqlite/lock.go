@@ -66,20 +66,7 @@ func (s *Store) LockOf(ctx context.Context, app, env string) (*ferry.Lock, error
 
 // Locks implements ledger.LockStore.
 func (s *Store) Locks(ctx context.Context, app string) ([]*ferry.Lock, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT app, env, reason, actor, created_at FROM locks WHERE app = ? ORDER BY env`, app)
-	if err != nil {
-		return nil, fmt.Errorf("list locks: %w", err)
-	}
-	defer rows.Close()
-	out := []*ferry.Lock{}
-	for rows.Next() {
-		l, err := scanLock(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list locks: %w", err)
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return queryList(ctx, s.r, "list locks", scanLock, `SELECT app, env, reason, actor, created_at FROM locks WHERE app = ? ORDER BY env`, app)
 }
 
 const quarantineColumns = `id, app, commit_sha, release, reason, actor, created_at`
@@ -127,18 +114,5 @@ func (s *Store) Quarantined(ctx context.Context, app, commit string) (*ferry.Qua
 
 // Quarantines implements ledger.LockStore.
 func (s *Store) Quarantines(ctx context.Context, app string) ([]*ferry.Quarantine, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+quarantineColumns+` FROM quarantines WHERE app = ? ORDER BY id DESC`, app)
-	if err != nil {
-		return nil, fmt.Errorf("list quarantines: %w", err)
-	}
-	defer rows.Close()
-	out := []*ferry.Quarantine{}
-	for rows.Next() {
-		q, err := scanQuarantine(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list quarantines: %w", err)
-		}
-		out = append(out, q)
-	}
-	return out, rows.Err()
+	return queryList(ctx, s.r, "list quarantines", scanQuarantine, `SELECT `+quarantineColumns+` FROM quarantines WHERE app = ? ORDER BY id DESC`, app)
 }

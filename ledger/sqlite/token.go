@@ -74,23 +74,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*ferry.Token, err
 
 // Tokens implements ledger.Store.
 func (s *Store) Tokens(ctx context.Context) ([]*ferry.Token, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY id DESC`)
-	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
-	}
-	defer rows.Close()
-	tokens := []*ferry.Token{}
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list tokens: %w", err)
-		}
-		tokens = append(tokens, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
-	}
-	return tokens, nil
+	return queryList(ctx, s.r, "list tokens", scanToken, `SELECT `+tokenColumns+` FROM tokens ORDER BY id DESC`)
 }
 
 // RevokeToken implements ledger.Store.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/notify"
 	"github.com/ferryhq/ferry/source"
 )
 
@@ -106,7 +107,7 @@ type Builder struct {
 
 	enqueueMu sync.Mutex // serialises Enqueue so supersession is exact
 	wake      chan struct{}
-	changed   *broadcast
+	changed   *notify.Broadcast
 
 	mu       sync.Mutex
 	cancelID int64
@@ -120,7 +121,7 @@ func New(cfg Config, l Ledger, src Source, pub Publisher, now func() time.Time, 
 	}
 	b := &Builder{
 		cfg: cfg, ledger: l, src: src, pub: pub, now: now, log: logger,
-		wake: make(chan struct{}, 1), changed: newBroadcast(),
+		wake: make(chan struct{}, 1), changed: notify.New(),
 	}
 	if cfg.Timeout <= 0 {
 		b.cfg.Timeout = 10 * time.Minute
@@ -140,7 +141,7 @@ func New(cfg Config, l Ledger, src Source, pub Publisher, now func() time.Time, 
 
 // Changed returns a channel closed at the next change of any build's state
 // or logs; API followers wait on it.
-func (b *Builder) Changed() <-chan struct{} { return b.changed.wait() }
+func (b *Builder) Changed() <-chan struct{} { return b.changed.Wait() }
 
 // Enqueue records that branch's head is commit and queues a build of it,
 // unless the commit already has one (then that build is returned and
@@ -230,7 +231,7 @@ func (b *Builder) kick() {
 	case b.wake <- struct{}{}:
 	default:
 	}
-	b.changed.notify()
+	b.changed.Notify()
 }
 
 // Run resumes builds a previous run left behind, then builds queued
@@ -313,26 +314,5 @@ func (b *Builder) event(ctx context.Context, kind, actor string, build *ferry.Bu
 	if err := b.ledger.AddEvent(ctx, e); err != nil {
 		b.log.Error("record event", "kind", kind, "build", build.ID, "err", err)
 	}
-	b.changed.notify()
-}
-
-// broadcast wakes every waiter at each notify.
-type broadcast struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
-
-func (c *broadcast) wait() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ch
-}
-
-func (c *broadcast) notify() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	close(c.ch)
-	c.ch = make(chan struct{})
+	b.changed.Notify()
 }

@@ -66,7 +66,7 @@ func (r *recorder) flush() {
 		r.b.log.Error("record log lines", "build", r.build.ID, "lines", len(r.pending), "err", err)
 	}
 	r.pending = r.pending[:0]
-	r.b.changed.notify()
+	r.b.changed.Notify()
 }
 
 func (r *recorder) plan(steps []pipeline.Step) {
@@ -117,7 +117,7 @@ func (r *recorder) save(st *ferry.Step) {
 	if err := r.b.ledger.SaveStep(r.ctx, *st); err != nil {
 		r.b.log.Error("record step", "build", r.build.ID, "step", st.Name, "err", err)
 	}
-	r.b.changed.notify()
+	r.b.changed.Notify()
 }
 
 // Line implements pipeline.Listener.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/notify"
 )
 
 // Ledger is what the controller reads and writes.
@@ -97,7 +98,7 @@ type Controller struct {
 
 	envs    []*envRunner
 	byName  map[string]*envRunner
-	changed *broadcast
+	changed *notify.Broadcast
 	wg      sync.WaitGroup
 }
 
@@ -126,7 +127,7 @@ type envRunner struct {
 
 // New returns a controller; Run starts it.
 func New(cfg Config, l Ledger, tags Tagger, refs Refs, now func() time.Time, logger *slog.Logger) *Controller {
-	c := &Controller{cfg: cfg, ledger: l, tags: tags, refs: refs, git: cfg.Git, locks: cfg.Locks, now: now, log: logger, byName: map[string]*envRunner{}, changed: newBroadcast()}
+	c := &Controller{cfg: cfg, ledger: l, tags: tags, refs: refs, git: cfg.Git, locks: cfg.Locks, now: now, log: logger, byName: map[string]*envRunner{}, changed: notify.New()}
 	if c.locks == nil {
 		c.locks = noLocks{}
 	}
@@ -142,7 +143,7 @@ func New(cfg Config, l Ledger, tags Tagger, refs Refs, now func() time.Time, log
 }
 
 // Changed returns a channel closed at the next change of any deployment.
-func (c *Controller) Changed() <-chan struct{} { return c.changed.wait() }
+func (c *Controller) Changed() <-chan struct{} { return c.changed.Wait() }
 
 // Start closes deployments an interrupted run left unfinished, then starts
 // one loop per environment, which first restores what the environment ran
@@ -283,7 +284,7 @@ func (c *Controller) request(ctx context.Context, r *envRunner, d *ferry.Deploym
 	case r.wake <- struct{}{}:
 	default:
 	}
-	c.changed.notify()
+	c.changed.Notify()
 	return d, nil
 }
 
@@ -359,28 +360,7 @@ func (c *Controller) event(ctx context.Context, kind, actor string, d *ferry.Dep
 	if err := c.ledger.AddEvent(ctx, e); err != nil {
 		c.log.Error("record event", "kind", kind, "err", err)
 	}
-	c.changed.notify()
-}
-
-// broadcast wakes every waiter at each notify.
-type broadcast struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
-
-func (b *broadcast) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.ch
-}
-
-func (b *broadcast) notify() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	close(b.ch)
-	b.ch = make(chan struct{})
+	c.changed.Notify()
 }
 
 // noLocks is the Locks of a ledger that has none: nothing is locked or

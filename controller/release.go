@@ -99,7 +99,7 @@ func (c *Controller) refuse(ctx context.Context, r *envRunner, action, what, act
 	if aerr := c.ledger.AddEvent(ctx, e); aerr != nil {
 		c.log.Error("record refusal", "err", aerr)
 	}
-	c.changed.notify()
+	c.changed.Notify()
 	return err
 }
 
@@ -353,37 +353,24 @@ func dashRelease(s string) string {
 	return s
 }
 
-// releaseNotes lists the commits of a release since the previous one.
+// releaseNotes lists the commits of a release since the previous one (the
+// annotated tag's message).
 func (c *Controller) releaseNotes(ctx context.Context, r *envRunner, d *ferry.Deployment) string {
-	prev := ""
+	prevCommit, prevTag := "", ""
 	ds, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.Name, Kinds: []ferry.DeploymentKind{ferry.DeployPromote}, States: []ferry.DeploymentState{ferry.DeploymentSucceeded}, Limit: 50})
 	if err == nil {
 		for _, p := range ds {
-			if p.ID != d.ID && p.ID < d.ID {
-				prev = p.Commit
+			if p.ID < d.ID {
+				prevCommit, prevTag = p.Commit, p.Release
 				break
 			}
 		}
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s promoted to %s by %s\n", d.Release, ferry.ShortSHA(d.Commit), r.env.Name, d.Actor)
-	if prev == d.Commit {
-		return b.String()
-	}
-	commits, err := c.git.Log(ctx, prev, d.Commit)
+	commits, err := c.git.Log(ctx, prevCommit, d.Commit)
 	if err != nil {
-		fmt.Fprintf(&b, "\n(commit list unavailable: %v)\n", err)
-		return b.String()
+		c.log.Warn("release notes: commit list unavailable", "release", d.Release, "err", err)
 	}
-	if prev == "" {
-		b.WriteString("\nCommits (first release):\n")
-	} else {
-		fmt.Fprintf(&b, "\nCommits since %s:\n", ferry.ShortSHA(prev))
-	}
-	for _, cm := range commits {
-		fmt.Fprintf(&b, "  %s %s (%s)\n", ferry.ShortSHA(cm.SHA), cm.Subject, cm.Author)
-	}
-	return b.String()
+	return release.ReleaseNotes(d.Release, prevTag, commits)
 }
 
 // ReleaseHead handles a new head of a gated environment's branch seen in
@@ -455,14 +442,14 @@ func (c *Controller) illegal(ctx context.Context, r *envRunner, sha, msg string)
 	if err := c.ledger.AddEvent(ctx, e); err != nil {
 		c.log.Error("record illegal release head", "err", err)
 	}
-	c.changed.notify()
+	c.changed.Notify()
 }
 
 func (c *Controller) setAlert(r *envRunner, msg string) {
 	r.mu.Lock()
 	r.alert = msg
 	r.mu.Unlock()
-	c.changed.notify()
+	c.changed.Notify()
 }
 
 // Lock freezes an environment: promotions are refused while it holds.
@@ -533,7 +520,7 @@ func (c *Controller) ledgerEvent(ctx context.Context, kind, actor, env, commit, 
 	if err := c.ledger.AddEvent(ctx, e); err != nil {
 		c.log.Error("record event", "kind", kind, "err", err)
 	}
-	c.changed.notify()
+	c.changed.Notify()
 }
 
 // Diff compares what two environments run: the commits in from and not in

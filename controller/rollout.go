@@ -32,7 +32,7 @@ func (c *Controller) loop(ctx context.Context, r *envRunner) {
 		r.mu.Lock()
 		r.active, r.finishing = nil, false
 		r.mu.Unlock()
-		c.changed.notify()
+		c.changed.Notify()
 	}
 }
 
@@ -72,7 +72,7 @@ func (c *Controller) execute(ctx context.Context, r *envRunner, d *ferry.Deploym
 		r.progress = p
 		r.mu.Unlock()
 		c.log.Info("rollout", "env", r.env.Name, "deployment", d.ID, "msg", p.Message, "ready", p.Ready, "updated", p.Updated, "desired", p.Desired)
-		c.changed.notify()
+		c.changed.Notify()
 	}
 
 	if d.Kind == ferry.DeployScale && prev != nil && prev.Digest == d.Digest {

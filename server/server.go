@@ -187,7 +187,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	streams, stopStreams := context.WithCancel(context.Background())
 	s.stopStreams = stopStreams
 	s.http = &http.Server{
-		Handler:           endStreams(streams, apiServer.Handler()),
+		Handler:           endStreams(streams, s.handler(apiServer.Handler())),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

@@ -414,6 +414,13 @@ environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:808
     runtime:
       kubernetes: { deployment: demo }
 `, `ferry.yaml:10: environments.prod.runtime.kubernetes.namespace: required`},
+		{"kubernetes verify without url", head + `environments:
+  prod:
+    branch: release
+    runtime:
+      kubernetes: { namespace: prod }
+    verify: [ { http: GET /statusz } ]
+`, `ferry.yaml:11: environments.prod.verify: checks need url: the address where ferry reaches this environment's Service or Ingress`},
 		{"kubernetes namespace invalid", head + `environments:
   prod:
     branch: release

@@ -369,6 +369,9 @@ func (d *decoder) environment(p pair, c *Config) *Environment {
 		e.URL = "http://" + dialAddr(e.Runtime.Local.Listen)
 	}
 	e.Verify = d.verify(o)
+	if len(e.Verify) > 0 && e.URL == "" && e.Runtime.Kubernetes != nil {
+		d.errorf(o.node("verify"), o.field("verify"), "checks need url: the address where ferry reaches this environment's Service or Ingress")
+	}
 	e.Rollout = d.rollout(o)
 	return e
 }

@@ -51,7 +51,9 @@ type Env struct {
 	// succeeded build the environment runs.
 	Branch string
 	From   string
-	// Replicas is the count used until a scale changes it.
+	// Replicas is the count used until a scale changes it. Zero leaves
+	// the count to the runtime: a Kubernetes Deployment keeps its own
+	// replicas (or its HorizontalPodAutoscaler's) until `ferry scale`.
 	Replicas int
 	// Tags are the registry tags that follow the environment.
 	Tags    []string
@@ -132,9 +134,6 @@ func New(cfg Config, l Ledger, tags Tagger, refs Refs, now func() time.Time, log
 		c.locks = noLocks{}
 	}
 	for _, e := range cfg.Envs {
-		if e.Replicas <= 0 {
-			e.Replicas = 1
-		}
 		r := &envRunner{env: e, wake: make(chan struct{}, 1)}
 		c.envs = append(c.envs, r)
 		c.byName[e.Name] = r

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
 
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/controller"
+	"github.com/ferryhq/ferry/target/kube"
 	"github.com/ferryhq/ferry/target/local"
 )
 
@@ -60,8 +62,26 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 			if env.URL == "" {
 				env.URL = "http://" + t.Addr()
 			}
+		case e.Runtime.Kubernetes != nil:
+			k := e.Runtime.Kubernetes
+			t, err := kube.New(kube.Config{
+				Env:        e.Name,
+				Namespace:  k.Namespace,
+				Deployment: cmp.Or(k.Deployment, s.cfg.App),
+				Container:  k.Container,
+				HPA:        k.HPA,
+				Kubeconfig: k.Kubeconfig,
+				Context:    k.Context,
+				Logger:     s.log.With("part", "kube", "env", e.Name),
+				Now:        s.opts.Now,
+				Poll:       s.opts.KubePoll,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("environment %s: %w", e.Name, err)
+			}
+			env.Target = t
 		default:
-			return nil, fmt.Errorf("environment %s: the %s runtime is not available in this version of ferry", e.Name, e.Runtime.Kind())
+			return nil, fmt.Errorf("environment %s: no runtime configured", e.Name)
 		}
 		envs = append(envs, env)
 	}

@@ -172,7 +172,7 @@ func BenchmarkPromoteRollback(b *testing.B) {
 
 // waitReplicas polls env's status until n replicas are ready on digest and
 // none on another: every request the balancer hands out reaches digest.
-func waitReplicas(b *testing.B, c *client.Client, env, digest string, n int) {
+func waitReplicas(b testing.TB, c *client.Client, env, digest string, n int) {
 	b.Helper()
 	deadline := time.Now().Add(time.Minute)
 	var last string
@@ -207,7 +207,7 @@ func waitReplicas(b *testing.B, c *client.Client, env, digest string, n int) {
 
 // wantAnswers asks url's /version n times through the balancer and fails
 // unless every answer names commit.
-func wantAnswers(b *testing.B, url, commit string, n int) {
+func wantAnswers(b testing.TB, url, commit string, n int) {
 	b.Helper()
 	for i := range n {
 		resp, err := http.Get(url + "/version")
@@ -223,7 +223,7 @@ func wantAnswers(b *testing.B, url, commit string, n int) {
 }
 
 // waitFinished waits until deployment id ends and fails unless it succeeded.
-func waitFinished(b *testing.B, c *client.Client, id int64) *ferry.Deployment {
+func waitFinished(b testing.TB, c *client.Client, id int64) *ferry.Deployment {
 	b.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
@@ -245,7 +245,7 @@ func waitFinished(b *testing.B, c *client.Client, id int64) *ferry.Deployment {
 
 // waitDeployed waits until env's newest deployment is commit's and has
 // succeeded (verified, tags moved): only then may it be promoted.
-func waitDeployed(b *testing.B, c *client.Client, env, commit string) {
+func waitDeployed(b testing.TB, c *client.Client, env, commit string) {
 	b.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {

@@ -43,6 +43,9 @@ type Options struct {
 	// Transport, when set, carries the requests to the registry (tests
 	// count uploads with it).
 	Transport http.RoundTripper
+	// KubePoll is how often the Kubernetes runtime re-reads a rollout
+	// when its watch is quiet; the runtime's default when zero.
+	KubePoll time.Duration
 }
 
 // Server is a running ferry.
@@ -178,7 +181,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	apiServer := &api.Server{
 		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks,
 		Tokens: s.tokens(), EnvRoles: roles,
-		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl,
+		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Dora: s.doraReporter(),
 		Logger: s.log.With("part", "api"),
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {

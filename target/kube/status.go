@@ -1,0 +1,175 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/controller"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Status reports the Deployment's pods: those of its ReplicaSets, not
+// terminating, oldest first. Digest is the one digest all of them run
+// (empty when they differ or none runs) and Commit the Deployment's
+// ferry.dev/commit annotation when its ferry.dev/digest is that digest.
+func (t *Target) Status(ctx context.Context) (controller.Status, error) {
+	if err := t.open("status of"); err != nil {
+		return controller.Status{}, err
+	}
+	d, err := t.deployment(ctx)
+	if err != nil {
+		return controller.Status{}, fmt.Errorf("status of %s: %w", t.cfg.Env, err)
+	}
+	ci, err := t.container(d)
+	if err != nil {
+		return controller.Status{}, fmt.Errorf("status of %s: %w", t.cfg.Env, err)
+	}
+	pods, err := t.currentPods(ctx, d)
+	if err != nil {
+		return controller.Status{}, fmt.Errorf("status of %s: %w", t.cfg.Env, err)
+	}
+	name := d.Spec.Template.Spec.Containers[ci].Name
+	st := controller.Status{Desired: int(replicaCount(d))}
+	for i, p := range pods {
+		r := replica(p, name)
+		if r.Ready {
+			st.Ready++
+		}
+		if i == 0 {
+			st.Digest = r.Digest
+		} else if r.Digest != st.Digest {
+			st.Digest = ""
+		}
+		st.Replicas = append(st.Replicas, r)
+	}
+	if st.Digest != "" && st.Digest == d.Annotations[AnnotationDigest] {
+		st.Commit = d.Annotations[AnnotationCommit]
+	}
+	return st, nil
+}
+
+// currentPods lists the pods of d's ReplicaSets that are not terminating,
+// oldest first.
+func (t *Target) currentPods(ctx context.Context, d *appsv1.Deployment) ([]*corev1.Pod, error) {
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "deployment %s in namespace %s: selector: %v", d.Name, d.Namespace, err)
+	}
+	opts := metav1.ListOptions{LabelSelector: sel.String()}
+	rss, err := t.cs.AppsV1().ReplicaSets(d.Namespace).List(ctx, opts)
+	if err != nil {
+		return nil, t.apiError(err, "list", "replicasets of deployment "+d.Name)
+	}
+	owned := map[types.UID]bool{}
+	for i := range rss.Items {
+		if ref := metav1.GetControllerOf(&rss.Items[i]); ref != nil && ref.UID == d.UID {
+			owned[rss.Items[i].UID] = true
+		}
+	}
+	list, err := t.cs.CoreV1().Pods(d.Namespace).List(ctx, opts)
+	if err != nil {
+		return nil, t.apiError(err, "list", "pods of deployment "+d.Name)
+	}
+	var pods []*corev1.Pod
+	for i := range list.Items {
+		p := &list.Items[i]
+		if ref := metav1.GetControllerOf(p); ref != nil && owned[ref.UID] && p.DeletionTimestamp == nil {
+			pods = append(pods, p)
+		}
+	}
+	slices.SortFunc(pods, func(a, b *corev1.Pod) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return pods, nil
+}
+
+// replica describes pod p, whose ferry-managed container is named
+// container.
+func replica(p *corev1.Pod, container string) controller.Replica {
+	cs := mainStatus(p, container)
+	r := controller.Replica{
+		ID:       p.Name,
+		Digest:   podDigest(p, container),
+		Ready:    podReady(p),
+		Restarts: int(cs.RestartCount),
+		State:    podState(p),
+	}
+	switch {
+	case cs.State.Running != nil:
+		r.Started = cs.State.Running.StartedAt.Time
+	case p.Status.StartTime != nil:
+		r.Started = p.Status.StartTime.Time
+	}
+	r.Started = r.Started.UTC().Truncate(time.Second)
+	if r.Started.Unix() <= 0 {
+		r.Started = time.Time{}
+	}
+	if ip := p.Status.PodIP; ip != "" {
+		r.Addr = ip
+		for _, c := range p.Spec.Containers {
+			if c.Name == container && len(c.Ports) > 0 {
+				r.Addr = net.JoinHostPort(ip, strconv.Itoa(int(c.Ports[0].ContainerPort)))
+			}
+		}
+	}
+	return r
+}
+
+// podDigest is the manifest digest the container runs: from the image
+// the kubelet reports, else its image id, else the pod's spec.
+func podDigest(p *corev1.Pod, container string) string {
+	cs := mainStatus(p, container)
+	for _, ref := range []string{cs.Image, cs.ImageID} {
+		if d := digestOf(ref); d != "" {
+			return d
+		}
+	}
+	for _, c := range p.Spec.Containers {
+		if c.Name == container {
+			return digestOf(c.Image)
+		}
+	}
+	return ""
+}
+
+// refDigest finds the digest of a reference by digest.
+var refDigest = regexp.MustCompile(`@(sha256:[0-9a-f]{64})$`)
+
+// digestOf is the digest of an image reference "…@sha256:<hex>"
+// ("docker-pullable://…" and "docker.io/…" alike), "" for any other
+// reference, a bare image id "sha256:…" included: that names the image's
+// configuration, not its manifest.
+func digestOf(ref string) string {
+	if m := refDigest.FindStringSubmatch(ref); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// podState is running, starting, crash-looping, stopping or stopped.
+func podState(p *corev1.Pod) string {
+	switch {
+	case p.DeletionTimestamp != nil:
+		return "stopping"
+	case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
+		return "stopped"
+	case waitingReason(p) == "CrashLoopBackOff":
+		return "crash-looping"
+	case podReady(p):
+		return "running"
+	}
+	return "starting"
+}

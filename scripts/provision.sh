@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# provision.sh — make the databases the test suite requires available on
-# loopback, then print the environment the tests read (eval "$(scripts/provision.sh)").
+# provision.sh — make the databases and tools the test suite requires available
+# on loopback, then print the environment the tests read (eval "$(scripts/provision.sh)").
 #
-# As root on Debian it installs PostgreSQL and MariaDB from apt when absent and
-# starts them when they are not running (there is no systemd here). Otherwise
-# it expects FERRY_TEST_POSTGRES_URL and FERRY_TEST_MYSQL_URL to be set and
-# only checks that they answer. Idempotent: a second run reuses what the
+# As root on Debian it installs PostgreSQL, MariaDB, Chromium (the dashboard's
+# browser tests) and promtool (Debian's prometheus package) from apt when
+# absent, and starts the databases when they are not running (there is no
+# systemd here). Otherwise it expects FERRY_TEST_POSTGRES_URL,
+# FERRY_TEST_MYSQL_URL, FERRY_TEST_CHROMIUM and FERRY_TEST_PROMTOOL to be set
+# and only checks that the databases answer. Idempotent: a second run reuses what the
 # first set up. Progress goes to stderr; only the exports go to stdout.
 set -euo pipefail
 
@@ -75,14 +77,34 @@ provision_mariadb() {
 		CREATE DATABASE IF NOT EXISTS ferry;" >&2
 }
 
+provision_tools() {
+	local want=()
+	command -v chromium >/dev/null 2>&1 || want+=(chromium)
+	command -v promtool >/dev/null 2>&1 || want+=(prometheus)
+	if [ "${#want[@]}" -gt 0 ]; then
+		apt_install "${want[@]}"
+	fi
+	# The prometheus package starts nothing here (no systemd); only
+	# promtool is used.
+}
+
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	[ -n "${FERRY_TEST_POSTGRES_URL:-}" ] || { provision_postgres; FERRY_TEST_POSTGRES_URL=$PG_URL_DEFAULT; }
 	[ -n "${FERRY_TEST_MYSQL_URL:-}" ] || { provision_mariadb; FERRY_TEST_MYSQL_URL=$MY_URL_DEFAULT; }
+	if [ -z "${FERRY_TEST_CHROMIUM:-}" ] || [ -z "${FERRY_TEST_PROMTOOL:-}" ]; then
+		provision_tools
+	fi
 else
 	[ -n "${FERRY_TEST_POSTGRES_URL:-}" ] || die "not root: set FERRY_TEST_POSTGRES_URL (a role that may CREATE DATABASE)"
 	[ -n "${FERRY_TEST_MYSQL_URL:-}" ] || die "not root: set FERRY_TEST_MYSQL_URL (a user that may CREATE DATABASE)"
 fi
+FERRY_TEST_CHROMIUM=${FERRY_TEST_CHROMIUM:-$(command -v chromium || true)}
+FERRY_TEST_PROMTOOL=${FERRY_TEST_PROMTOOL:-$(command -v promtool || true)}
+[ -x "$FERRY_TEST_CHROMIUM" ] || die "no Chromium: install Debian's chromium package or set FERRY_TEST_CHROMIUM"
+[ -x "$FERRY_TEST_PROMTOOL" ] || die "no promtool: install Debian's prometheus package or set FERRY_TEST_PROMTOOL"
 
 printf 'export FERRY_TEST_POSTGRES_URL=%q\n' "$FERRY_TEST_POSTGRES_URL"
 printf 'export FERRY_TEST_MYSQL_URL=%q\n' "$FERRY_TEST_MYSQL_URL"
-printf 'export FERRY_TEST_REQUIRE=%q\n' "postgres,mysql"
+printf 'export FERRY_TEST_CHROMIUM=%q\n' "$FERRY_TEST_CHROMIUM"
+printf 'export FERRY_TEST_PROMTOOL=%q\n' "$FERRY_TEST_PROMTOOL"
+printf 'export FERRY_TEST_REQUIRE=%q\n' "postgres,mysql,chromium,promtool"

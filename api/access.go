@@ -44,6 +44,7 @@ var routeAccess = map[string]access{
 	"GET /api/v1/envs/{env}/logs":      needViewer,
 	"GET /api/v1/deployments":          needViewer,
 	"GET /api/v1/deployments/{id}":     needViewer,
+	"GET /api/v1/dora":                 needViewer,
 	"POST /api/v1/builds":              needDeployer,
 	"POST /api/v1/builds/{id}/cancel":  needDeployer,
 	"POST /api/v1/envs/{env}/scale":    needEnvRole,

@@ -46,6 +46,8 @@ type Server struct {
 	Envs        Environments
 	Deployments DeploymentLedger
 	Releases    Releases
+	// Dora serves GET /api/v1/dora; nil answers 404.
+	Dora Dora
 	// Hooks serves /hooks/{provider}; nil disables webhooks.
 	Hooks http.Handler
 	// Tokens authenticates every request but the health check and
@@ -83,6 +85,7 @@ func (s *Server) routes() *guardedMux {
 		mux.HandleFunc("GET /api/v1/envs/{env}/logs", s.envLogs)
 		mux.HandleFunc("GET /api/v1/deployments", s.listDeployments)
 		mux.HandleFunc("GET /api/v1/deployments/{id}", s.getDeployment)
+		mux.HandleFunc("GET /api/v1/dora", s.dora)
 	}
 	if s.Releases != nil {
 		mux.HandleFunc("POST /api/v1/envs/{env}/promote", s.promote)

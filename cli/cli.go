@@ -75,6 +75,7 @@ controlled release of the very same digest.`,
 		newQuarantineCmd(),
 		newTokenCmd(),
 		newDiffCmd(),
+		newDoraCmd(),
 		newHookCmd(),
 		newVersionCmd(),
 	)

@@ -1,6 +1,38 @@
 package server
 
-import "net/http"
+import (
+	"encoding/json"
+	"net/http"
 
-// metricsHandler serves /metrics; nil while ferry has none.
-func (s *Server) metricsHandler() http.Handler { return nil }
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/api"
+	"github.com/ferryhq/ferry/auth"
+	"github.com/ferryhq/ferry/metrics"
+)
+
+// metricsHandler serves /metrics in the Prometheus text format, computed
+// at each scrape from the ledger, the controller's status and git (package
+// metrics). Like the API, it needs a token, with the viewer role: a
+// Prometheus scrape config sends it as `authorization: {credentials: …}`
+// (docs/metrics.md).
+func (s *Server) metricsHandler() http.Handler {
+	cfg := metrics.Config{App: s.cfg.App, Ledger: s.ledger, Dora: s.doraReporter()}
+	if s.ctrl != nil {
+		cfg.Envs = s.ctrl
+	}
+	h := metrics.Handler(metrics.NewRegistry(metrics.New(cfg)), s.log.With("part", "metrics"))
+	return auth.Middleware(s.tokens().Lookup, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := auth.Require(r, ferry.RoleViewer); err != nil {
+			code := ferry.ErrorCode(err)
+			status := http.StatusForbidden
+			if code == ferry.EUNAUTHORIZED {
+				status = http.StatusUnauthorized
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: ferry.ErrorMessage(err), Code: code})
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+}

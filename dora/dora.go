@@ -39,12 +39,12 @@
 //
 //   - Time to restore: a failure of kind (a) is restored by the first
 //     succeeded non-scale deployment created after it (normally its own
-//     automatic rollback, which ends as the failure is recorded, so the
-//     figure is then about 0: the environment kept serving the previous
-//     version; else whatever deployment next succeeded); a failure of kind
-//     (b) by the rollback that undid it. The sample is the restoring
-//     deployment's finish minus the failure's finish (the failed
-//     deployment's, or the undone deployment's), never below 0.
+//     automatic rollback; else whatever deployment next succeeded); a
+//     failure of kind (b) by the rollback that undid it. The sample runs
+//     from the moment the bad version began to reach the environment —
+//     the failed deployment's start for (a), since its new replicas were
+//     rolling out from then on, the undone deployment's finish for (b) —
+//     to the restoring deployment's finish, never below 0.
 //     TimeToRestoreSeconds is the median; Restores the number of failures
 //     restored before To.
 //
@@ -163,7 +163,7 @@ func Compute(deps []*ferry.Deployment, commitTimes CommitTimes, env string, from
 			rep.Failures++
 			for _, r := range hist[i+1:] {
 				if succeeded(r) && r.Kind != ferry.DeployScale {
-					restore = append(restore, nonNegative(r.FinishedAt.Sub(d.FinishedAt)))
+					restore = append(restore, nonNegative(r.FinishedAt.Sub(failedSince(d))))
 					break
 				}
 			}
@@ -217,4 +217,13 @@ func median(xs []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// failedSince is when a failed deployment began to roll its version out:
+// its start, or its finish when it never recorded a start.
+func failedSince(d *ferry.Deployment) time.Time {
+	if d.StartedAt.IsZero() {
+		return d.FinishedAt
+	}
+	return d.StartedAt
 }

@@ -138,8 +138,9 @@ func TestCompute(t *testing.T) {
 				dep(3, auto, ok, "c1", 2*day-time.Millisecond), // ends just before 2 is recorded
 				dep(4, promote, ok, "c3", 3*day),               // base c1: c2 (4d), c3 (2d)
 			},
+			// Restored from 2's start (1 min before its end) to 3's end.
 			want: Report{Deployments: 1, DeploymentsPerDay: 0.1, LeadTimeSeconds: days(3), LeadTimeSamples: 2,
-				ChangeFailureRate: 0.5, Failures: 1, TimeToRestoreSeconds: 0, Restores: 1},
+				ChangeFailureRate: 0.5, Failures: 1, TimeToRestoreSeconds: 59.999, Restores: 1},
 		},
 		{
 			name: "a failure with nothing to revert to is restored by the next success",
@@ -148,7 +149,7 @@ func TestCompute(t *testing.T) {
 				dep(2, deploy, ok, "c4", 2*day+time.Hour), // first success: c4 alone (1h)
 			},
 			want: Report{Deployments: 1, DeploymentsPerDay: 0.1, LeadTimeSeconds: 3600, LeadTimeSamples: 1,
-				ChangeFailureRate: 0.5, Failures: 1, TimeToRestoreSeconds: days(1), Restores: 1},
+				ChangeFailureRate: 0.5, Failures: 1, TimeToRestoreSeconds: days(1) + 60, Restores: 1}, // from 1's start
 		},
 		{
 			name: "a failure not yet restored counts without a restore",

@@ -1,6 +1,43 @@
 package server
 
-import "net/http"
+import (
+	"context"
+	"net/http"
 
-// dashboardHandler serves the web dashboard at /; nil while ferry has none.
-func (s *Server) dashboardHandler() http.Handler { return nil }
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/dashboard"
+	"github.com/ferryhq/ferry/dora"
+)
+
+// dashboardHandler serves the web dashboard at /: what runs where, what
+// waits for release, pipelines, history, and the release actions for a
+// signed-in token whose role allows them (package dashboard), and the DORA
+// figures of the production environments over dora.DefaultWindow. Its event
+// streams carry follow=1, so endStreams lets them go at shutdown.
+func (s *Server) dashboardHandler() http.Handler {
+	envs := make([]dashboard.Env, 0, len(s.cfg.Environments))
+	doraEnvs := make([]dora.Env, 0, len(s.cfg.Environments))
+	for _, e := range s.cfg.Environments {
+		role, _ := ferry.ParseRole(e.Role) // checked by envRoles; invalid means admin
+		envs = append(envs, dashboard.Env{Name: e.Name, From: e.From, Role: role})
+		doraEnvs = append(doraEnvs, dora.Env{Name: e.Name, From: e.From})
+	}
+	figures := &dora.Reporter{
+		App: s.cfg.App, Envs: doraEnvs, Ledger: s.ledger,
+		Commits: dora.NewGitCommits(s.repo).WithContext, Now: s.opts.Now,
+	}
+	d, err := dashboard.New(dashboard.Config{
+		App: s.cfg.App, Version: s.opts.Version, Envs: envs,
+		Environments: s.ctrl, Releases: s.ctrl, Builds: s.builder, Ledger: s.ledger,
+		Tokens: s.tokens().Lookup,
+		DORA: func(ctx context.Context) ([]dora.Report, error) {
+			return figures.Reports(ctx, "", dora.DefaultWindow)
+		},
+		Logger: s.log.With("part", "dashboard"), Now: s.opts.Now,
+	})
+	if err != nil {
+		s.log.Error("dashboard", "err", err)
+		return nil
+	}
+	return d
+}

@@ -155,7 +155,8 @@ func printNextSteps(w io.Writer, l *demo.Layout, p demo.Ports) {
 ferry is running.
   dev       http://127.0.0.1:%[3]d   (curl http://127.0.0.1:%[3]d/version)
   prod      http://127.0.0.1:%[4]d   (empty until a release)
-  API       http://127.0.0.1:%[1]d   (the CLI's default --server)
+  dashboard http://127.0.0.1:%[1]d/  (sign in with a token: go run ./cmd/ferry token create --name me --role releaser)
+  API       http://127.0.0.1:%[1]d   (the CLI's default --server; /metrics for Prometheus)
   registry  127.0.0.1:%[2]d/birthday-app
 
 Next steps, in another terminal:
@@ -168,6 +169,7 @@ Next steps, in another terminal:
   go run ./cmd/ferry scale dev 4
   go run ./cmd/ferry promote         # release what dev runs to prod (RC… tag, live)
   go run ./cmd/ferry rollback prod   # back to the previous release
+  go run ./cmd/ferry dora            # deployment frequency, lead time, failure rate, time to restore
 
 Ctrl-C stops everything; run the demo again to resume.
 `, p.API, p.Registry, p.Dev, p.Prod, l.Repo)

@@ -33,6 +33,7 @@ var (
 // something is closed until it is listed.
 var routeAccess = map[string]access{
 	"GET /healthz":                     openRoute,
+	"GET /api/v1/openapi.json":         openRoute,  // the API's documentation
 	"/hooks/":                          openRoute,  // webhooks check their signatures
 	"/api/":                            needViewer, // the JSON 404 for unknown routes
 	"GET /api/v1/version":              needViewer,
@@ -130,5 +131,16 @@ func (s *Server) Handler() http.Handler {
 	if s.Tokens == nil {
 		return m
 	}
-	return auth.Middleware(s.Tokens.Lookup, m)
+	guarded := auth.Middleware(s.Tokens.Lookup, m)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A route the table opens needs no token; the middleware itself
+		// exempts only the health check and webhooks.
+		if _, pattern := m.ServeMux.Handler(r); pattern != "" {
+			if a, _ := accessOf(pattern); a.public {
+				m.ServeHTTP(w, r)
+				return
+			}
+		}
+		guarded.ServeHTTP(w, r)
+	})
 }

@@ -73,6 +73,7 @@ func (s *Server) routes() *guardedMux {
 	mux.HandleFunc("GET /api/v1/version", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"version": s.Version, "app": s.App})
 	})
+	mux.HandleFunc("GET /api/v1/openapi.json", s.openAPI)
 	mux.HandleFunc("GET /api/v1/builds", s.listBuilds)
 	mux.HandleFunc("POST /api/v1/builds", s.triggerBuild)
 	mux.HandleFunc("GET /api/v1/builds/{id}", s.getBuild)

@@ -131,7 +131,7 @@ func TestDoraCommand(t *testing.T) {
 	if len(body.Reports) != 1 || body.Reports[0] != want {
 		t.Errorf("ferry dora -o json = %+v, want [%+v]", body.Reports, want)
 	}
-	for _, key := range []string{`"deployments_per_day": 0.1`, `"lead_time_seconds": 90000`, `"change_failure_rate": 0.3333333333333333`, `"time_to_restore_seconds": 2700`} {
+	for _, key := range []string{`"deploymentsPerDay": 0.1`, `"leadTimeSeconds": 90000`, `"changeFailureRate": 0.3333333333333333`, `"timeToRestoreSeconds": 2700`} {
 		if !strings.Contains(stdout, key) {
 			t.Errorf("ferry dora -o json lacks %s:\n%s", key, stdout)
 		}

@@ -69,17 +69,17 @@ type Report struct {
 	To          time.Time `json:"to"`
 	Deployments int       `json:"deployments"` // successful changes deployed to Env in [From,To)
 	// DeploymentsPerDay is Deployments divided by the window in days.
-	DeploymentsPerDay float64 `json:"deployments_per_day"`
+	DeploymentsPerDay float64 `json:"deploymentsPerDay"`
 	// LeadTimeSeconds is the median time from commit to running in Env,
 	// over every commit newly deployed.
-	LeadTimeSeconds float64 `json:"lead_time_seconds"`
-	LeadTimeSamples int     `json:"lead_time_samples"`
+	LeadTimeSeconds float64 `json:"leadTimeSeconds"`
+	LeadTimeSamples int     `json:"leadTimeSamples"`
 	// ChangeFailureRate is failed changes ÷ changes attempted, 0..1.
-	ChangeFailureRate float64 `json:"change_failure_rate"`
+	ChangeFailureRate float64 `json:"changeFailureRate"`
 	Failures          int     `json:"failures"`
 	// TimeToRestoreSeconds is the median time from a failure to the
 	// deployment that restored the environment.
-	TimeToRestoreSeconds float64 `json:"time_to_restore_seconds"`
+	TimeToRestoreSeconds float64 `json:"timeToRestoreSeconds"`
 	Restores             int     `json:"restores"`
 }
 

@@ -157,9 +157,13 @@ func podReady(p *corev1.Pod) bool {
 // neverReady makes kwok hold every pod of commit in CrashLoopBackOff: the
 // stand-in for a build whose binary crashes on start. A Stage with weight
 // wins over the harness's default ones, which have none.
-func (c *cluster) neverReady(commit string) {
+func (c *cluster) neverReady(commit string) { c.podsOf(commit, crashLoopStatus) }
+
+// podsOf makes kwok give every new pod of commit the status template
+// status instead of the defaults' Ready.
+func (c *cluster) podsOf(commit, status string) {
 	c.t.Helper()
-	name := "ferry-e2e-never-ready-" + commit[:12]
+	name := "ferry-e2e-pods-of-" + commit[:12]
 	stage := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "kwok.x-k8s.io/v1alpha1",
 		"kind":       "Stage",
@@ -172,7 +176,7 @@ func (c *cluster) neverReady(commit string) {
 				map[string]any{"key": ".status.phase", "operator": "In", "values": []any{"Pending"}},
 				map[string]any{"key": `.metadata.annotations["ferry.dev/commit"]`, "operator": "In", "values": []any{commit}},
 			}},
-			"next": map[string]any{"statusTemplate": crashLoopStatus},
+			"next": map[string]any{"statusTemplate": status},
 		},
 	}}
 	res := c.dyn.Resource(schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "stages"})
@@ -196,6 +200,29 @@ containerStatuses:
   restartCount: 5
   state:
     waiting: {reason: CrashLoopBackOff, message: "back-off 40s restarting failed container"}
+{{ end }}
+hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+podIP: {{ PodIPWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace | Quote }}
+phase: Running
+startTime: {{ $now | Quote }}
+`
+
+// notReadyStatus is a pod that runs but never passes its readiness probe:
+// no restarts, so nothing ends the rollout early.
+const notReadyStatus = `{{ $now := Now }}
+conditions:
+- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized}
+- {lastTransitionTime: {{ $now | Quote }}, status: "False", type: Ready, reason: ContainersNotReady}
+- {lastTransitionTime: {{ $now | Quote }}, status: "False", type: ContainersReady, reason: ContainersNotReady}
+containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  started: true
+  restartCount: 0
+  state:
+    running: {startedAt: {{ $now | Quote }}}
 {{ end }}
 hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
 podIP: {{ PodIPWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace | Quote }}
@@ -370,4 +397,79 @@ func wantStatus(t testing.TB, c *client.Client, env, commit, image string, repli
 		}
 		return false
 	})
+}
+
+// TestKubernetesRestartMidRollout stops ferry while dev's Deployment is
+// half-way to a new digest (its pods run but never become ready) and
+// starts it again on the same ledger: the interrupted deployment is closed
+// as failed, dev is restored to the last succeeded digest, and its ready
+// pods never drop below the desired count.
+func TestKubernetesRestartMidRollout(t *testing.T) {
+	kubeconfig := kubeconfigForTest(t)
+	k := newCluster(t, kubeconfig)
+	devNS := k.namespace("ferry-e2e-restart")
+	k.deployment(devNS, "tiny", 2)
+	repo := newGitRepo(t, "testdata/tiny")
+	yaml := strings.Replace(tinyConfig(repo.dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
+		fmt.Sprintf("runtime: { kubernetes: { namespace: %s, deployment: tiny, container: app, kubeconfig: %s } }\n    rollout: { readyTimeout: 5m }", devNS, kubeconfig), 1)
+	// The second server must find the same registry: fix its port.
+	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+freeAddr(t)+" }", 1)
+	ctx := context.Background()
+
+	first := start(t, yaml, Options{KubePoll: 100 * time.Millisecond})
+	c := newClient(t, first)
+	repository := first.ImageRepository()
+	a := repo.commit("release A")
+	if _, err := c.Trigger(ctx, "master", ""); err != nil {
+		t.Fatal(err)
+	}
+	bA := waitBuild(t, first, a, 5*time.Minute)
+	waitDeployed(t, c, "dev", a)
+	imageA := repository + "@" + bA.Digest
+
+	repo.write("release.txt", "B\n")
+	b := repo.commit("release B: never ready")
+	k.podsOf(b, notReadyStatus)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	minReady := make(chan int, 1)
+	go func() { minReady <- k.minReady(watchCtx, devNS, "tiny") }()
+	if _, err := c.Trigger(ctx, "master", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitBuild(t, first, b, 5*time.Minute)
+	var rolling *ferry.Deployment
+	waitFor(t, time.Minute, "dev's rollout of B to reach the cluster", func() bool {
+		ds, err := c.Deployments(ctx, "dev", 1)
+		if err != nil || len(ds) == 0 || ds[0].Commit != b || ds[0].State != ferry.DeploymentRolling {
+			return false
+		}
+		rolling = ds[0]
+		_, commit := k.image(devNS, "tiny")
+		return commit == b
+	})
+	if err := first.Close(); err != nil {
+		t.Fatalf("stop ferry mid-rollout: %v", err)
+	}
+
+	second := start(t, yaml, Options{KubePoll: 100 * time.Millisecond})
+	c = newClient(t, second)
+	wantRunning := func() bool {
+		image, commit := k.image(devNS, "tiny")
+		on, other := k.readyOn(devNS, "tiny", imageA)
+		return image == imageA && commit == a && on == 2 && other == 0
+	}
+	waitFor(t, time.Minute, "dev restored to A", wantRunning)
+	d, err := c.Deployment(ctx, rolling.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.State != ferry.DeploymentFailed || !strings.Contains(d.Error, "ferry stopped during the rollout") {
+		t.Errorf("interrupted deployment = %s (%q), want failed: ferry stopped during the rollout", d.State, d.Error)
+	}
+	wantStatus(t, c, "dev", a, imageA, 2)
+	stopWatch()
+	if got := <-minReady; got < 2 {
+		t.Errorf("dev fell to %d ready pods across the restart, want never below 2", got)
+	}
 }

@@ -116,9 +116,10 @@ type ErrorBody struct {
 	Code  string `json:"code"`
 }
 
-// status maps a domain error code to an HTTP status.
-func status(code string) int {
-	switch code {
+// HTTPStatus maps an error's domain code to the HTTP status the API (and
+// the dashboard) answer it with.
+func HTTPStatus(err error) int {
+	switch ferry.ErrorCode(err) {
 	case ferry.EINVALID:
 		return http.StatusBadRequest
 	case ferry.EUNAUTHORIZED:
@@ -140,7 +141,7 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 	if code == ferry.EINTERNAL {
 		s.Logger.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, status(code), ErrorBody{Error: ferry.ErrorMessage(err), Code: code})
+	writeJSON(w, HTTPStatus(err), ErrorBody{Error: ferry.ErrorMessage(err), Code: code})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

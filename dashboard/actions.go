@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/api"
 )
 
 // actionTimeout bounds one action; it does not end when the browser
@@ -104,7 +105,7 @@ func (d *Dashboard) action(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		reply(statusOf(err), notice{Text: fmt.Sprintf("%s of %s refused: %s", capital(act), name, d.safe(act, err))})
+		reply(api.HTTPStatus(err), notice{Text: fmt.Sprintf("%s of %s refused: %s", capital(act), name, d.safe(act, err))})
 		return
 	}
 	reply(http.StatusOK, notice{OK: true, Text: msg})
@@ -123,25 +124,6 @@ func capital(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-// statusOf maps a domain error code to an HTTP status, as the API does.
-func statusOf(err error) int {
-	switch ferry.ErrorCode(err) {
-	case ferry.EINVALID:
-		return http.StatusBadRequest
-	case ferry.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case ferry.EFORBIDDEN:
-		return http.StatusForbidden
-	case ferry.ENOTFOUND:
-		return http.StatusNotFound
-	case ferry.ECONFLICT:
-		return http.StatusConflict
-	case ferry.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
 }
 
 type buildPageView struct {
@@ -163,7 +145,7 @@ func (d *Dashboard) buildPage(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := d.cfg.Ledger.Build(r.Context(), id)
 	if err != nil {
-		d.errorPage(w, r, statusOf(err), "No build", d.safe("build", err))
+		d.errorPage(w, r, api.HTTPStatus(err), "No build", d.safe("build", err))
 		return
 	}
 	v := buildPageView{base: d.base(user), Build: buildView{Build: b, Live: !b.State.Final()}}

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,8 +14,8 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/dora"
+	"github.com/ferryhq/ferry/internal/gittest"
 	"github.com/ferryhq/ferry/ledger/sqlite"
-	"github.com/ferryhq/ferry/source"
 )
 
 // TestDoraRoute serves GET /api/v1/dora from a real reporter: a SQLite
@@ -25,32 +23,12 @@ import (
 func TestDoraRoute(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-	dir := filepath.Join(t.TempDir(), "app")
-	git := func(at time.Time, args ...string) string {
-		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-		d := at.Format(time.RFC3339)
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull,
-			"GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com", "GIT_AUTHOR_DATE="+d,
-			"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com", "GIT_COMMITTER_DATE="+d)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git(now, "init", "-q", "-b", "master")
+	r := gittest.New(t)
 	var commits []string
 	for _, ago := range []time.Duration{100 * time.Hour, 30 * time.Hour} {
-		git(now.Add(-ago), "commit", "-q", "--allow-empty", "-m", "change")
-		commits = append(commits, git(now, "rev-parse", "HEAD"))
+		commits = append(commits, r.Commit("change", now.Add(-ago)))
 	}
-	repo := source.Open(dir, filepath.Join(t.TempDir(), "cache"), nil)
-	if err := repo.Fetch(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	repo := r.Source()
 
 	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "ledger.db"))
 	if err != nil {

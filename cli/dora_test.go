@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,8 +16,8 @@ import (
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/dora"
+	"github.com/ferryhq/ferry/internal/gittest"
 	"github.com/ferryhq/ferry/ledger/sqlite"
-	"github.com/ferryhq/ferry/source"
 )
 
 // doraEnvs names the environments; the dora route needs nothing else of
@@ -46,34 +44,12 @@ func (doraEnvs) Scale(context.Context, string, int, string, string) (*ferry.Depl
 func TestDoraCommand(t *testing.T) {
 	useCredentials(t)
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-	dir := filepath.Join(t.TempDir(), "app")
-	git := func(at time.Time, args ...string) string {
-		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-		d := at.Format(time.RFC3339)
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull,
-			"GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com", "GIT_AUTHOR_DATE="+d,
-			"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com", "GIT_COMMITTER_DATE="+d)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git(now, "init", "-q", "-b", "master")
-	commit := func(at time.Time) string {
-		git(at, "commit", "-q", "--allow-empty", "-m", "change")
-		return git(at, "rev-parse", "HEAD")
-	}
+	r := gittest.New(t)
+	commit := func(at time.Time) string { return r.Commit("change", at) }
 	c1 := commit(now.Add(-10 * 24 * time.Hour))
 	commit(now.Add(-50 * time.Hour)) // c2, released with c3
 	c3 := commit(now.Add(-49 * time.Hour))
-	repo := source.Open(dir, filepath.Join(t.TempDir(), "cache"), nil)
-	if err := repo.Fetch(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	repo := r.Source()
 
 	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "ledger.db"))
 	if err != nil {

@@ -2,9 +2,6 @@ package dora
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -12,58 +9,9 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/internal/gittest"
 	"github.com/ferryhq/ferry/source"
 )
-
-// gitRepo is a real git repository in a temp dir whose commits carry the
-// committer times the test gives.
-type gitRepo struct {
-	t   testing.TB
-	dir string
-}
-
-func newGitRepo(t testing.TB) *gitRepo {
-	t.Helper()
-	r := &gitRepo{t: t, dir: filepath.Join(t.TempDir(), "app")}
-	r.git(time.Time{}, "init", "-q", "-b", "master", r.dir)
-	return r
-}
-
-func (r *gitRepo) git(at time.Time, args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	if _, err := os.Stat(r.dir); err == nil {
-		cmd.Dir = r.dir
-	}
-	date := at.Format(time.RFC3339)
-	cmd.Env = append(os.Environ(),
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull,
-		"GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com", "GIT_AUTHOR_DATE="+date,
-		"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com", "GIT_COMMITTER_DATE="+date,
-	)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit makes an empty commit at committer time at and returns its id.
-func (r *gitRepo) commit(subject string, at time.Time) string {
-	r.t.Helper()
-	r.git(at, "commit", "-q", "--allow-empty", "-m", subject)
-	return r.git(at, "rev-parse", "HEAD")
-}
-
-// fetched is a source.Repo of r with its cache fetched.
-func (r *gitRepo) fetched() *source.Repo {
-	r.t.Helper()
-	repo := source.Open(r.dir, filepath.Join(r.t.TempDir(), "cache"), nil)
-	if err := repo.Fetch(context.Background()); err != nil {
-		r.t.Fatal(err)
-	}
-	return repo
-}
 
 // countingLog counts the git commands GitCommits runs.
 type countingLog struct {
@@ -83,18 +31,18 @@ func (c *countingLog) Commit(ctx context.Context, rev string) (source.Commit, er
 
 func TestGitCommits(t *testing.T) {
 	t.Parallel()
-	r := newGitRepo(t)
+	r := gittest.New(t)
 	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
-	c1 := r.commit("one", at(1))
-	c2 := r.commit("two", at(2))
-	r.git(at(3), "checkout", "-q", "-b", "topic")
-	topic := r.commit("topic", at(3))
-	r.git(at(4), "checkout", "-q", "master")
-	c3 := r.commit("three", at(4))
-	r.git(at(5), "merge", "-q", "--no-ff", "-m", "merge topic", "topic")
-	merge := r.git(at(5), "rev-parse", "HEAD")
+	c1 := r.Commit("one", at(1))
+	c2 := r.Commit("two", at(2))
+	r.Git(at(3), "checkout", "-q", "-b", "topic")
+	topic := r.Commit("topic", at(3))
+	r.Git(at(4), "checkout", "-q", "master")
+	c3 := r.Commit("three", at(4))
+	r.Git(at(5), "merge", "-q", "--no-ff", "-m", "merge topic", "topic")
+	merge := r.Git(at(5), "rev-parse", "HEAD")
 
-	log := &countingLog{repo: r.fetched()}
+	log := &countingLog{repo: r.Source()}
 	g := NewGitCommits(log)
 	ct := g.WithContext(context.Background())
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/internal/gittest"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/ledger/sqlite"
 )
@@ -117,11 +118,11 @@ func TestReporter(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
-	r := newGitRepo(t)
-	c1 := r.commit("one", ago(50*day))
-	c2 := r.commit("two", ago(22*day))
-	c3 := r.commit("three", ago(12*day))
-	c4 := r.commit("four", ago(6*day))
+	r := gittest.New(t)
+	c1 := r.Commit("one", ago(50*day))
+	c2 := r.Commit("two", ago(22*day))
+	c3 := r.Commit("three", ago(12*day))
+	c4 := r.Commit("four", ago(6*day))
 	store := openLedger(t)
 	for _, c := range []string{c1, c2, c3, c4} {
 		record(t, store, "dev", deploy, ok, c, ago(5*day)) // not production: left out
@@ -141,7 +142,7 @@ func TestReporter(t *testing.T) {
 		App:     "app",
 		Envs:    []Env{{Name: "dev"}, {Name: "staging", From: "dev"}, {Name: "prod", From: "staging"}, {Name: "canary", From: "dev"}},
 		Ledger:  counted,
-		Commits: NewGitCommits(r.fetched()).WithContext,
+		Commits: NewGitCommits(r.Source()).WithContext,
 		Now:     func() time.Time { return now },
 	}
 	got, err := rep.Reports(context.Background(), "", 30*day)
@@ -198,9 +199,9 @@ func TestReporter(t *testing.T) {
 func TestReporterPages(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-	r := newGitRepo(t)
-	c1 := r.commit("one", now.Add(-3*day))
-	c2 := r.commit("two", now.Add(-2*day))
+	r := gittest.New(t)
+	c1 := r.Commit("one", now.Add(-3*day))
+	c2 := r.Commit("two", now.Add(-2*day))
 	store := openLedger(t)
 	n := ledger.MaxLimit + 10
 	record(t, store, "dev", deploy, ok, c1, now.Add(-2*day)) // the base, on the second page
@@ -213,7 +214,7 @@ func TestReporterPages(t *testing.T) {
 	}
 	counted := &countingLedger{store: store}
 	rep := &Reporter{App: "app", Envs: []Env{{Name: "dev"}}, Ledger: counted,
-		Commits: NewGitCommits(r.fetched()).WithContext, Now: func() time.Time { return now }}
+		Commits: NewGitCommits(r.Source()).WithContext, Now: func() time.Time { return now }}
 	got, err := rep.Reports(context.Background(), "dev", 36*time.Hour)
 	if err != nil {
 		t.Fatal(err)

@@ -3,8 +3,6 @@ package metrics
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/dora"
+	"github.com/ferryhq/ferry/internal/gittest"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/ledger/sqlite"
 	"github.com/ferryhq/ferry/source"
@@ -32,32 +31,12 @@ const day = 24 * time.Hour
 // given and returns a fetched source.Repo of it and the commit ids.
 func commitRepo(t *testing.T, times ...time.Time) (*source.Repo, []string) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "app")
-	git := func(at time.Time, args ...string) string {
-		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-		date := at.Format(time.RFC3339)
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull,
-			"GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com", "GIT_AUTHOR_DATE="+date,
-			"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com", "GIT_COMMITTER_DATE="+date)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git(now, "init", "-q", "-b", "master")
+	r := gittest.New(t)
 	var commits []string
 	for i, at := range times {
-		git(at, "commit", "-q", "--allow-empty", "-m", fmt.Sprintf("commit %d", i+1))
-		commits = append(commits, git(at, "rev-parse", "HEAD"))
+		commits = append(commits, r.Commit(fmt.Sprintf("commit %d", i+1), at))
 	}
-	repo := source.Open(dir, filepath.Join(t.TempDir(), "cache"), nil)
-	if err := repo.Fetch(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	repo := r.Source()
 	return repo, commits
 }
 

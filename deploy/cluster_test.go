@@ -5,13 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/internal/kubetest"
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -26,16 +26,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // kube is a test's handle on the real control plane FERRY_TEST_KUBECONFIG
 // points at (kube-apiserver with RBAC and pod security admission, the
 // controller manager, the scheduler, kwok's fake nodes).
 type kube struct {
-	rc     *rest.Config
-	cs     kubernetes.Interface
-	dyn    dynamic.Interface
+	*kubetest.Cluster
 	mapper *restmapper.DeferredDiscoveryRESTMapper
 }
 
@@ -43,44 +40,8 @@ type kube struct {
 // control plane is missing or unreachable, and skips it otherwise.
 func connect(t *testing.T) *kube {
 	t.Helper()
-	missing := func(format string, args ...any) {
-		t.Helper()
-		msg := fmt.Sprintf(format, args...)
-		for _, r := range strings.Split(os.Getenv("FERRY_TEST_REQUIRE"), ",") {
-			if strings.TrimSpace(r) == "kubernetes" {
-				t.Fatal(msg)
-			}
-		}
-		t.Skip(msg)
-	}
-	path := os.Getenv("FERRY_TEST_KUBECONFIG")
-	if path == "" {
-		missing("no Kubernetes control plane: set FERRY_TEST_KUBECONFIG (scripts/k8s-harness up prints it)")
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		missing("FERRY_TEST_KUBECONFIG: %v", err)
-	}
-	rc.QPS, rc.Burst = 50, 100
-	probe := rest.CopyConfig(rc)
-	probe.Timeout = 5 * time.Second
-	pcs, err := kubernetes.NewForConfig(probe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pcs.Discovery().ServerVersion(); err != nil {
-		missing("Kubernetes control plane at %s unreachable: %v", rc.Host, err)
-	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cs.Discovery()))
-	return &kube{rc: rc, cs: cs, dyn: dyn, mapper: mapper}
+	c := kubetest.Connect(t)
+	return &kube{Cluster: c, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Client.Discovery()))}
 }
 
 // apply server-side applies obj as field manager ferry-test, taking over
@@ -95,12 +56,12 @@ func (k *kube) apply(ctx context.Context, obj *unstructured.Unstructured) (*unst
 	if err != nil {
 		return nil, fmt.Errorf("map %s: %w", gvk, err)
 	}
-	var ri dynamic.ResourceInterface = k.dyn.Resource(m.Resource)
+	var ri dynamic.ResourceInterface = k.Dynamic.Resource(m.Resource)
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {
 		if obj.GetNamespace() == "" {
 			return nil, fmt.Errorf("%s %s: namespaced, but no namespace", gvk.Kind, obj.GetName())
 		}
-		ri = k.dyn.Resource(m.Resource).Namespace(obj.GetNamespace())
+		ri = k.Dynamic.Resource(m.Resource).Namespace(obj.GetNamespace())
 	}
 	got, err := ri.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: "ferry-test", Force: true})
 	if err != nil {
@@ -339,10 +300,10 @@ func TestCluster(t *testing.T) {
 
 	base := "deploy-" + randHex(4)
 	ns := map[string]string{"dev": base + "-dev", "prod": base + "-prod", "ferry": base + "-ferry"}
-	neighbour := base + "-neighbour"
-	for _, n := range []string{ns["dev"], ns["prod"], ns["ferry"], neighbour} {
+	neighbour := k.Namespace(base + "-neighbour")
+	for _, n := range []string{ns["dev"], ns["prod"], ns["ferry"]} {
 		t.Cleanup(func() {
-			err := k.cs.CoreV1().Namespaces().Delete(context.Background(), n, metav1.DeleteOptions{})
+			err := k.Client.CoreV1().Namespaces().Delete(context.Background(), n, metav1.DeleteOptions{})
 			if err != nil && !apierrors.IsNotFound(err) {
 				t.Errorf("delete namespace %s: %v", n, err)
 			}
@@ -368,17 +329,12 @@ func TestCluster(t *testing.T) {
 		}
 	}
 	t.Logf("applied %v", kinds)
-	if _, err := k.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name: neighbour, Labels: map[string]string{"ferry.test/package": "deploy"},
-	}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 
 	// kwok runs no containers but plays the kubelet: the scheduler places
 	// the pods (admitted under the restricted pod security standard) and
 	// kwok marks them ready. The HPA raises each Deployment to its minimum.
 	for _, env := range []string{"dev", "prod"} {
-		hpa, err := k.cs.AutoscalingV2().HorizontalPodAutoscalers(ns[env]).Get(ctx, "birthday-app", metav1.GetOptions{})
+		hpa, err := k.Client.AutoscalingV2().HorizontalPodAutoscalers(ns[env]).Get(ctx, "birthday-app", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -386,13 +342,13 @@ func TestCluster(t *testing.T) {
 		// The database's pod exists (it waits for a volume: this cluster
 		// has no storage provisioner), so pod security admitted it.
 		k.waitFor(ctx, t, "pod "+ns[env]+"/birthday-db-0", func() (bool, string) {
-			p, err := k.cs.CoreV1().Pods(ns[env]).Get(ctx, "birthday-db-0", metav1.GetOptions{})
+			p, err := k.Client.CoreV1().Pods(ns[env]).Get(ctx, "birthday-db-0", metav1.GetOptions{})
 			if err != nil {
 				return false, err.Error() + "; events: " + k.events(ctx, ns[env])
 			}
 			return true, string(p.Status.Phase)
 		})
-		if _, err := k.cs.CoreV1().PersistentVolumeClaims(ns[env]).Get(ctx, "data-birthday-db-0", metav1.GetOptions{}); err != nil {
+		if _, err := k.Client.CoreV1().PersistentVolumeClaims(ns[env]).Get(ctx, "data-birthday-db-0", metav1.GetOptions{}); err != nil {
 			t.Errorf("the database's volume claim: %v", err)
 		}
 	}
@@ -463,7 +419,7 @@ func TestCluster(t *testing.T) {
 					Namespace: c.ns, Group: c.group, Resource: c.resource, Subresource: c.sub, Name: c.name, Verb: c.verb,
 				},
 			}}
-			got, err := k.cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+			got, err := k.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -483,7 +439,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("Impersonated", func(t *testing.T) {
-		rc := rest.CopyConfig(k.rc)
+		rc := rest.CopyConfig(k.Config)
 		rc.Impersonate = rest.ImpersonationConfig{UserName: sa, Groups: groups}
 		as, err := kubernetes.NewForConfig(rc)
 		if err != nil {
@@ -510,7 +466,7 @@ func TestCluster(t *testing.T) {
 		if _, err := as.AppsV1().Deployments(dev).GetScale(ctx, "birthday-app", metav1.GetOptions{}); err != nil {
 			t.Errorf("get the dev Deployment's scale as ferry: %v", err)
 		}
-		d, err := k.cs.AppsV1().Deployments(dev).Get(ctx, "birthday-app", metav1.GetOptions{})
+		d, err := k.Client.AppsV1().Deployments(dev).Get(ctx, "birthday-app", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -576,18 +532,18 @@ func TestCluster(t *testing.T) {
 				t.Errorf("as ferry, %s = %v, want Forbidden", c.what, err)
 			}
 		}
-		if _, err := k.cs.AppsV1().Deployments(dev).Get(ctx, "birthday-app", metav1.GetOptions{}); err != nil {
+		if _, err := k.Client.AppsV1().Deployments(dev).Get(ctx, "birthday-app", metav1.GetOptions{}); err != nil {
 			t.Errorf("the dev Deployment after a refused delete: %v", err)
 		}
-		if _, err := k.cs.CoreV1().Namespaces().Get(ctx, base+"-forbidden", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		if _, err := k.Client.CoreV1().Namespaces().Get(ctx, base+"-forbidden", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("the namespace ferry may not create: %v, want NotFound", err)
-			k.cs.CoreV1().Namespaces().Delete(context.Background(), base+"-forbidden", metav1.DeleteOptions{})
+			k.Client.CoreV1().Namespaces().Delete(context.Background(), base+"-forbidden", metav1.DeleteOptions{})
 		}
 
 		// The rolling update ferry started completes: maxSurge 1,
 		// maxUnavailable 0, every replica on the new image.
 		k.waitAvailable(ctx, t, dev, "birthday-app", *d.Spec.Replicas)
-		pods, err := k.cs.CoreV1().Pods(dev).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		pods, err := k.Client.CoreV1().Pods(dev).List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -604,7 +560,7 @@ func TestCluster(t *testing.T) {
 func (k *kube) waitAvailable(ctx context.Context, t *testing.T, ns, name string, want int32) {
 	t.Helper()
 	k.waitFor(ctx, t, fmt.Sprintf("Deployment %s/%s available with %d replicas", ns, name, want), func() (bool, string) {
-		d, err := k.cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		d, err := k.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
@@ -620,19 +576,11 @@ func (k *kube) waitAvailable(ctx context.Context, t *testing.T, ns, name string,
 		}) {
 			return false, state
 		}
-		pods, err := k.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(d.Spec.Selector)})
+		pods, err := k.ReadyPods(ctx, ns, metav1.FormatLabelSelector(d.Spec.Selector))
 		if err != nil {
 			return false, err.Error()
 		}
-		ready := 0
-		for _, p := range pods.Items {
-			if p.DeletionTimestamp == nil && slices.ContainsFunc(p.Status.Conditions, func(c corev1.PodCondition) bool {
-				return c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
-			}) {
-				ready++
-			}
-		}
-		return ready == int(want), fmt.Sprintf("%s; %d ready pods", state, ready)
+		return len(pods) == int(want), fmt.Sprintf("%s; %d ready pods", state, len(pods))
 	})
 	t.Logf("Deployment %s/%s: %d replicas updated, ready and available", ns, name, want)
 }
@@ -663,7 +611,7 @@ func (k *kube) waitFor(ctx context.Context, t *testing.T, what string, cond func
 
 // events summarizes the namespace's warning events, for failure messages.
 func (k *kube) events(ctx context.Context, ns string) string {
-	l, err := k.cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "type=Warning"})
+	l, err := k.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "type=Warning"})
 	if err != nil {
 		return err.Error()
 	}

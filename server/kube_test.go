@@ -2,11 +2,7 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,75 +10,27 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/client"
+	"github.com/ferryhq/ferry/internal/kubetest"
+	"github.com/ferryhq/ferry/target/kube"
 )
 
-// kubeconfigForTest is the real control plane's admin kubeconfig
-// (FERRY_TEST_KUBECONFIG, started by scripts/k8s-harness); the test fails
-// when FERRY_TEST_REQUIRE names kubernetes and it is missing, and skips
-// otherwise.
-func kubeconfigForTest(t testing.TB) string {
-	t.Helper()
-	path := os.Getenv("FERRY_TEST_KUBECONFIG")
-	if path != "" {
-		if _, err := os.Stat(path); err == nil {
-			return path
-		}
-	}
-	msg := "no Kubernetes control plane: set FERRY_TEST_KUBECONFIG (scripts/k8s-harness up prints it)"
-	if slices.Contains(strings.Split(os.Getenv("FERRY_TEST_REQUIRE"), ","), "kubernetes") {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// cluster is the test's handle on the real API server.
+// cluster is the test's handle on the real control plane
+// (FERRY_TEST_KUBECONFIG, started by scripts/k8s-harness).
 type cluster struct {
-	t   testing.TB
-	cs  kubernetes.Interface
-	dyn dynamic.Interface
+	*kubetest.Cluster
+	t testing.TB
 }
 
-func newCluster(t testing.TB, kubeconfig string) *cluster {
+// newCluster connects to the control plane; the test fails when
+// FERRY_TEST_REQUIRE names kubernetes and it is missing, and skips
+// otherwise.
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &cluster{t: t, cs: cs, dyn: dyn}
-}
-
-// namespace creates a uniquely named namespace, deleted at the end.
-func (c *cluster) namespace(prefix string) string {
-	c.t.Helper()
-	var b [4]byte
-	rand.Read(b[:])
-	name := prefix + "-" + hex.EncodeToString(b[:])
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if _, err := c.cs.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
-		c.t.Fatal(err)
-	}
-	c.t.Cleanup(func() {
-		c.cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
-	})
-	return name
+	return &cluster{Cluster: kubetest.Connect(t), t: t}
 }
 
 // deployment creates the Deployment a user's manifests would: ferry only
@@ -98,7 +46,7 @@ func (c *cluster) deployment(ns, name string, replicas int32) {
 			Strategy: appsv1.DeploymentStrategy{
 				Type: appsv1.RollingUpdateDeploymentStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDeployment{
-					MaxUnavailable: ptr(intstr.FromInt32(0)), MaxSurge: ptr(intstr.FromInt32(1)),
+					MaxUnavailable: new(intstr.FromInt32(0)), MaxSurge: new(intstr.FromInt32(1)),
 				},
 			},
 			Template: corev1.PodTemplateSpec{
@@ -109,7 +57,7 @@ func (c *cluster) deployment(ns, name string, replicas int32) {
 			},
 		},
 	}
-	if _, err := c.cs.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+	if _, err := c.Client.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -118,24 +66,21 @@ func (c *cluster) deployment(ns, name string, replicas int32) {
 // annotation.
 func (c *cluster) image(ns, name string) (image, commit string) {
 	c.t.Helper()
-	d, err := c.cs.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
+	d, err := c.Client.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return d.Spec.Template.Spec.Containers[0].Image, d.Spec.Template.Annotations["ferry.dev/commit"]
+	return d.Spec.Template.Spec.Containers[0].Image, d.Spec.Template.Annotations[kube.AnnotationCommit]
 }
 
 // readyOn counts the Deployment's pods that are Ready, on image and not.
 func (c *cluster) readyOn(ns, name, image string) (on, other int) {
 	c.t.Helper()
-	pods, err := c.cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=" + name})
+	pods, err := c.ReadyPods(context.Background(), ns, "app="+name)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp != nil || !podReady(&p) {
-			continue
-		}
+	for _, p := range pods {
 		if p.Spec.Containers[0].Image == image {
 			on++
 		} else {
@@ -145,92 +90,20 @@ func (c *cluster) readyOn(ns, name, image string) (on, other int) {
 	return on, other
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
+// fewestReady stops w and returns the fewest ready pods it saw; a watch
+// that made no check fails the test.
+func fewestReady(t testing.TB, w *kubetest.ReadyWatch) int {
+	t.Helper()
+	counts := w.Stop()
+	if len(counts) == 0 {
+		t.Fatal("the watch of ready pods made no check")
 	}
-	return false
-}
-
-// neverReady makes kwok hold every pod of commit in CrashLoopBackOff: the
-// stand-in for a build whose binary crashes on start. A Stage with weight
-// wins over the harness's default ones, which have none.
-func (c *cluster) neverReady(commit string) { c.podsOf(commit, crashLoopStatus) }
-
-// podsOf makes kwok give every new pod of commit the status template
-// status instead of the defaults' Ready.
-func (c *cluster) podsOf(commit, status string) {
-	c.t.Helper()
-	name := "ferry-e2e-pods-of-" + commit[:12]
-	stage := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "kwok.x-k8s.io/v1alpha1",
-		"kind":       "Stage",
-		"metadata":   map[string]any{"name": name},
-		"spec": map[string]any{
-			"resourceRef": map[string]any{"apiGroup": "v1", "kind": "Pod"},
-			"weight":      int64(1),
-			"selector": map[string]any{"matchExpressions": []any{
-				map[string]any{"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
-				map[string]any{"key": ".status.phase", "operator": "In", "values": []any{"Pending"}},
-				map[string]any{"key": `.metadata.annotations["ferry.dev/commit"]`, "operator": "In", "values": []any{commit}},
-			}},
-			"next": map[string]any{"statusTemplate": status},
-		},
-	}}
-	res := c.dyn.Resource(schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "stages"})
-	if _, err := res.Create(context.Background(), stage, metav1.CreateOptions{}); err != nil {
-		c.t.Fatalf("create kwok stage: %v", err)
+	least := counts[0].Ready
+	for _, c := range counts {
+		least = min(least, c.Ready)
 	}
-	c.t.Cleanup(func() { res.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	return least
 }
-
-const crashLoopStatus = `{{ $now := Now }}
-conditions:
-- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized}
-- {lastTransitionTime: {{ $now | Quote }}, status: "False", type: Ready, reason: ContainersNotReady}
-- {lastTransitionTime: {{ $now | Quote }}, status: "False", type: ContainersReady, reason: ContainersNotReady}
-containerStatuses:
-{{ range .spec.containers }}
-- image: {{ .image | Quote }}
-  name: {{ .name | Quote }}
-  ready: false
-  started: false
-  restartCount: 5
-  state:
-    waiting: {reason: CrashLoopBackOff, message: "back-off 40s restarting failed container"}
-{{ end }}
-hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-podIP: {{ PodIPWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace | Quote }}
-phase: Running
-startTime: {{ $now | Quote }}
-`
-
-// notReadyStatus is a pod that runs but never passes its readiness probe:
-// no restarts, so nothing ends the rollout early.
-const notReadyStatus = `{{ $now := Now }}
-conditions:
-- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized}
-- {lastTransitionTime: {{ $now | Quote }}, status: "False", type: Ready, reason: ContainersNotReady}
-- {lastTransitionTime: {{ $now | Quote }}, status: "False", type: ContainersReady, reason: ContainersNotReady}
-containerStatuses:
-{{ range .spec.containers }}
-- image: {{ .image | Quote }}
-  name: {{ .name | Quote }}
-  ready: false
-  started: true
-  restartCount: 0
-  state:
-    running: {startedAt: {{ $now | Quote }}}
-{{ end }}
-hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-podIP: {{ PodIPWith .spec.nodeName false .metadata.uid .metadata.name .metadata.namespace | Quote }}
-phase: Running
-startTime: {{ $now | Quote }}
-`
-
-func ptr[T any](v T) *T { return &v }
 
 // TestKubernetesEndToEnd drives dev and prod as two namespaces of a real
 // control plane: a master push rolls dev's Deployment to the new digest, a
@@ -238,9 +111,9 @@ func ptr[T any](v T) *T { return &v }
 // build whose pods never become ready is reverted while the old pods keep
 // serving.
 func TestKubernetesEndToEnd(t *testing.T) {
-	kubeconfig := kubeconfigForTest(t)
-	k := newCluster(t, kubeconfig)
-	devNS, prodNS := k.namespace("ferry-e2e-dev"), k.namespace("ferry-e2e-prod")
+	k := newCluster(t)
+	kubeconfig := k.Kubeconfig
+	devNS, prodNS := k.Namespace("ferry-e2e-dev"), k.Namespace("ferry-e2e-prod")
 	k.deployment(devNS, "tiny", 2)
 	k.deployment(prodNS, "tiny", 4)
 
@@ -312,10 +185,10 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	// throughout (maxUnavailable 0).
 	repo.write("release.txt", "broken\n")
 	broken := repo.commit("broken: crashes on start")
-	k.neverReady(broken)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	minReady := make(chan int, 1)
-	go func() { minReady <- k.minReady(watchCtx, devNS, "tiny") }()
+	// kwok holds its pods in CrashLoopBackOff: a binary that crashes on
+	// start.
+	k.Stage(devNS, kube.AnnotationCommit, broken, kubetest.CrashLoop)
+	watch := k.WatchReady(devNS, "app=tiny", "")
 	if _, err := c.Trigger(ctx, "master", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -327,31 +200,10 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		t.Fatalf("deployment of the broken commit = %s (%q), want it failed naming CrashLoopBackOff", failed.State, failed.Error)
 	}
 	wantRunning(devNS, imageB, b, 2)
-	stopWatch()
-	if got := <-minReady; got < 2 {
+	if got := fewestReady(t, watch); got < 2 {
 		t.Errorf("dev fell to %d ready pods during the failed rollout and its revert, want never below 2", got)
 	}
 	wantStatus(t, c, "dev", b, imageB, 2)
-}
-
-// minReady watches the Deployment's ready pods until ctx ends and returns
-// the fewest seen.
-func (c *cluster) minReady(ctx context.Context, ns, name string) int {
-	least := 1 << 30
-	for ctx.Err() == nil {
-		pods, err := c.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
-		if err == nil {
-			n := 0
-			for _, p := range pods.Items {
-				if p.DeletionTimestamp == nil && podReady(&p) {
-					n++
-				}
-			}
-			least = min(least, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return least
 }
 
 // waitDeploymentOf waits until env's deployment of commit ends.
@@ -405,9 +257,9 @@ func wantStatus(t testing.TB, c *client.Client, env, commit, image string, repli
 // as failed, dev is restored to the last succeeded digest, and its ready
 // pods never drop below the desired count.
 func TestKubernetesRestartMidRollout(t *testing.T) {
-	kubeconfig := kubeconfigForTest(t)
-	k := newCluster(t, kubeconfig)
-	devNS := k.namespace("ferry-e2e-restart")
+	k := newCluster(t)
+	kubeconfig := k.Kubeconfig
+	devNS := k.Namespace("ferry-e2e-restart")
 	k.deployment(devNS, "tiny", 2)
 	repo := newGitRepo(t, "testdata/tiny")
 	yaml := strings.Replace(tinyConfig(repo.dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
@@ -429,11 +281,9 @@ func TestKubernetesRestartMidRollout(t *testing.T) {
 
 	repo.write("release.txt", "B\n")
 	b := repo.commit("release B: never ready")
-	k.podsOf(b, notReadyStatus)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	minReady := make(chan int, 1)
-	go func() { minReady <- k.minReady(watchCtx, devNS, "tiny") }()
+	// kwok keeps its pods running but never ready.
+	k.Stage(devNS, kube.AnnotationCommit, b, kubetest.NotReady)
+	watch := k.WatchReady(devNS, "app=tiny", "")
 	if _, err := c.Trigger(ctx, "master", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -468,8 +318,7 @@ func TestKubernetesRestartMidRollout(t *testing.T) {
 		t.Errorf("interrupted deployment = %s (%q), want failed: ferry stopped during the rollout", d.State, d.Error)
 	}
 	wantStatus(t, c, "dev", a, imageA, 2)
-	stopWatch()
-	if got := <-minReady; got < 2 {
+	if got := fewestReady(t, watch); got < 2 {
 		t.Errorf("dev fell to %d ready pods across the restart, want never below 2", got)
 	}
 }

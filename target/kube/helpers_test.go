@@ -8,39 +8,28 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry/controller"
+	"github.com/ferryhq/ferry/internal/kubetest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // testImage is the repository of the test Deployments' image; kwok runs
 // no containers, so nothing is pulled.
 const testImage = "registry.test/birthday-app"
 
-// cluster is a test's handle on the real control plane (etcd,
-// kube-apiserver, controller manager, scheduler, kwok nodes) that
-// FERRY_TEST_KUBECONFIG points at.
+// cluster is a test's handle on the real control plane that
+// FERRY_TEST_KUBECONFIG points at, with this package's helpers.
 type cluster struct {
-	t          testing.TB
-	kubeconfig string
-	rc         *rest.Config
-	cs         kubernetes.Interface
-	dyn        dynamic.Interface
+	*kubetest.Cluster
+	t testing.TB
 }
 
 // testCluster connects to the control plane; it fails the test when
@@ -48,37 +37,7 @@ type cluster struct {
 // unreachable, and skips it otherwise.
 func testCluster(t testing.TB) *cluster {
 	t.Helper()
-	missing := func(format string, args ...any) {
-		t.Helper()
-		msg := fmt.Sprintf(format, args...)
-		if slices.Contains(strings.Split(os.Getenv("FERRY_TEST_REQUIRE"), ","), "kubernetes") {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	path := os.Getenv("FERRY_TEST_KUBECONFIG")
-	if path == "" {
-		missing("no Kubernetes control plane: set FERRY_TEST_KUBECONFIG (scripts/k8s-harness up prints it)")
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		missing("FERRY_TEST_KUBECONFIG: %v", err)
-	}
-	rc.QPS, rc.Burst = 50, 100
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe := rest.CopyConfig(rc)
-	probe.Timeout = 5 * time.Second
-	if _, err := kubernetes.NewForConfigOrDie(probe).Discovery().ServerVersion(); err != nil {
-		missing("Kubernetes control plane at %s unreachable: %v", rc.Host, err)
-	}
-	return &cluster{t: t, kubeconfig: path, rc: rc, cs: cs, dyn: dyn}
+	return &cluster{Cluster: kubetest.Connect(t), t: t}
 }
 
 // randHex is n random bytes in hex.
@@ -94,26 +53,11 @@ func newDigest() string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// namespace creates a uniquely named namespace, deleted when the test
-// ends.
+// namespace creates a namespace named after the test, deleted when the
+// test ends.
 func (c *cluster) namespace() string {
 	c.t.Helper()
-	prefix := strings.ToLower(c.t.Name())
-	prefix = strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '-'
-	}, prefix)
-	name := strings.Trim(prefix[:min(len(prefix), 40)], "-") + "-" + randHex(4)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"ferry.test/package": "target-kube"}}}
-	if _, err := c.cs.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
-		c.t.Fatal(err)
-	}
-	c.t.Cleanup(func() {
-		c.cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
-	})
-	return name
+	return c.Namespace(c.t.Name())
 }
 
 // spec is a spec of the test image at digest, as ferry would apply it.
@@ -169,7 +113,7 @@ func testDeployment(ns string, s controller.Spec) *appsv1.Deployment {
 func (c *cluster) create(d *appsv1.Deployment) *appsv1.Deployment {
 	c.t.Helper()
 	ctx := context.Background()
-	d, err := c.cs.AppsV1().Deployments(d.Namespace).Create(ctx, d, metav1.CreateOptions{})
+	d, err := c.Client.AppsV1().Deployments(d.Namespace).Create(ctx, d, metav1.CreateOptions{})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -182,7 +126,7 @@ func (c *cluster) create(d *appsv1.Deployment) *appsv1.Deployment {
 func (c *cluster) waitReady(ns, name string, n int) {
 	c.t.Helper()
 	c.eventually(60*time.Second, func() (bool, string) {
-		d, err := c.cs.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
+		d, err := c.Client.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
@@ -221,7 +165,7 @@ func (c *cluster) target(ns string, mod ...func(*Config)) *Target {
 	for _, m := range mod {
 		m(&cfg)
 	}
-	t, err := NewForClient(cfg, c.cs)
+	t, err := NewForClient(cfg, c.Client)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -237,174 +181,51 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-var stageGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "stages"}
-
-// Pod statuses that a kwok Stage gives the pods it selects: running but
-// never ready, or crash-looping (restarted four times, waiting in
-// CrashLoopBackOff).
-const (
-	neverReady = `
-  ready: false
-  restartCount: 0
-  started: true
-  state:
-    running:
-      startedAt: {{ $now | Quote }}`
-	crashLooping = `
-  ready: false
-  restartCount: 4
-  started: false
-  lastState:
-    terminated:
-      exitCode: 1
-      reason: Error
-      startedAt: {{ $now | Quote }}
-      finishedAt: {{ $now | Quote }}
-  state:
-    waiting:
-      reason: CrashLoopBackOff
-      message: back-off 40s restarting failed container`
-)
-
 // brokenDigest makes every pod whose template carries ferry's digest
-// annotation digest take the container status given (neverReady,
-// crashLooping) instead of becoming ready: a kwok Stage of weight 1, which
-// beats kwok's default pod-ready stage, deleted when the test ends. It
-// returns once kwok applies the stage, proven on a probe pod in ns.
-func (c *cluster) brokenDigest(ns, digest, containerStatus string) {
+// annotation digest take the pod status given (kubetest.NotReady,
+// kubetest.CrashLoop) instead of becoming ready, until the test ends.
+func (c *cluster) brokenDigest(ns, digest, status string) {
 	c.t.Helper()
-	ctx := context.Background()
-	status := `{{ $now := Now }}
-conditions:
-- lastTransitionTime: {{ $now | Quote }}
-  status: "True"
-  type: Initialized
-- lastTransitionTime: {{ $now | Quote }}
-  status: "False"
-  reason: ContainersNotReady
-  type: Ready
-- lastTransitionTime: {{ $now | Quote }}
-  status: "False"
-  reason: ContainersNotReady
-  type: ContainersReady
-containerStatuses:
-{{ range .spec.containers }}
-- image: {{ .image | Quote }}
-  name: {{ .name | Quote }}` + containerStatus + `
-{{ end }}
-phase: Running
-startTime: {{ $now | Quote }}
-`
-	name := "ferry-test-" + randHex(6)
-	stage := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "kwok.x-k8s.io/v1alpha1",
-		"kind":       "Stage",
-		"metadata":   map[string]any{"name": name, "labels": map[string]any{"ferry.test/namespace": ns}},
-		"spec": map[string]any{
-			"resourceRef": map[string]any{"apiGroup": "v1", "kind": "Pod"},
-			"selector": map[string]any{"matchExpressions": []any{
-				map[string]any{"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
-				map[string]any{"key": ".status.phase", "operator": "In", "values": []any{"Pending"}},
-				map[string]any{"key": `.metadata.annotations["` + AnnotationDigest + `"]`, "operator": "In", "values": []any{digest}},
-			}},
-			"weight": int64(1),
-			"next":   map[string]any{"statusSubresource": "status", "statusTemplate": status},
-		},
-	}}
-	if _, err := c.dyn.Resource(stageGVR).Create(ctx, stage, metav1.CreateOptions{}); err != nil {
-		c.t.Fatalf("create kwok stage: %v", err)
-	}
-	c.t.Cleanup(func() { c.dyn.Resource(stageGVR).Delete(context.Background(), name, metav1.DeleteOptions{}) })
-
-	probe := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "stage-probe", Namespace: ns, Annotations: map[string]string{AnnotationDigest: digest}},
-		Spec: corev1.PodSpec{
-			Containers:                    []corev1.Container{{Name: "app", Image: testImage + "@" + digest}},
-			TerminationGracePeriodSeconds: new(int64(0)),
-		},
-	}
-	if _, err := c.cs.CoreV1().Pods(ns).Create(ctx, probe, metav1.CreateOptions{}); err != nil {
-		c.t.Fatal(err)
-	}
-	c.eventually(30*time.Second, func() (bool, string) {
-		p, err := c.cs.CoreV1().Pods(ns).Get(ctx, probe.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error()
-		}
-		if podReady(p) {
-			c.t.Fatalf("probe pod became ready: kwok did not apply stage %s", name)
-		}
-		return p.Status.Phase == corev1.PodRunning, fmt.Sprintf("probe pod: %+v", p.Status)
-	})
-	if err := c.cs.CoreV1().Pods(ns).Delete(ctx, probe.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))}); err != nil {
-		c.t.Fatal(err)
-	}
+	c.Stage(ns, AnnotationDigest, digest, status)
 }
 
 // pods lists the pods in ns, terminating ones left out.
 func (c *cluster) pods(ns string) []corev1.Pod {
 	c.t.Helper()
-	list, err := c.cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=app"})
+	list, err := c.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=app"})
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return slices.DeleteFunc(list.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil })
 }
 
-// servingWatch checks, every 20 ms until stopped, that at least n pods of
+// servingWatch checks, every 20 ms until ended, that at least n pods of
 // the Deployment in ns run image (any image when "") and are ready: the
 // environment serves.
 type servingWatch struct {
-	stop   chan struct{}
-	done   chan struct{}
-	mu     sync.Mutex
-	checks int
-	low    []string
+	w *kubetest.ReadyWatch
+	n int
 }
 
 func (c *cluster) watchServing(ns, image string, n int) *servingWatch {
-	w := &servingWatch{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		for {
-			select {
-			case <-w.stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			list, err := c.cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app=app"})
-			if err != nil {
-				continue
-			}
-			ready := 0
-			for _, p := range list.Items {
-				if p.DeletionTimestamp == nil && (image == "" || p.Spec.Containers[0].Image == image) && podReady(&p) {
-					ready++
-				}
-			}
-			w.mu.Lock()
-			w.checks++
-			if ready < n {
-				w.low = append(w.low, fmt.Sprintf("%s: %d ready", time.Now().Format("15:04:05.000"), ready))
-			}
-			w.mu.Unlock()
-		}
-	}()
-	return w
+	return &servingWatch{w: c.WatchReady(ns, "app=app", image), n: n}
 }
 
 // end stops the watch and fails the test if fewer than n pods served at
 // any check.
 func (w *servingWatch) end(t testing.TB) {
 	t.Helper()
-	close(w.stop)
-	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.checks == 0 {
+	counts := w.w.Stop()
+	if len(counts) == 0 {
 		t.Fatal("serving watch made no check")
 	}
-	if len(w.low) > 0 {
-		t.Errorf("old replicas stopped serving (%d of %d checks): %s", len(w.low), w.checks, strings.Join(w.low[:min(5, len(w.low))], "; "))
+	var low []string
+	for _, c := range counts {
+		if c.Ready < w.n {
+			low = append(low, fmt.Sprintf("%s: %d ready", c.At.Format("15:04:05.000"), c.Ready))
+		}
+	}
+	if len(low) > 0 {
+		t.Errorf("old replicas stopped serving (%d of %d checks): %s", len(low), len(counts), strings.Join(low[:min(5, len(low))], "; "))
 	}
 }

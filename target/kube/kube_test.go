@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/controller"
+	"github.com/ferryhq/ferry/internal/kubetest"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -55,7 +56,7 @@ func TestApplyRollsOut(t *testing.T) {
 	}
 	w.end(t)
 
-	d, err := c.cs.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
+	d, err := c.Client.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestApplyRollsOut(t *testing.T) {
 	if err := kt.Apply(ctx, third, nil); err != nil {
 		t.Fatalf("Apply without release: %v", err)
 	}
-	d, err = c.cs.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
+	d, err = c.Client.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestApplyIdempotent(t *testing.T) {
 	if id := got.Spec.Template.Annotations[AnnotationDeploymentID]; id != "5" {
 		t.Errorf("template deployment-id annotation = %q, want 5 (the deployment that started the pods)", id)
 	}
-	rss, err := c.cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
+	rss, err := c.Client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func TestApplyIdempotent(t *testing.T) {
 
 func (c *cluster) deployment(ns string) *appsv1.Deployment {
 	c.t.Helper()
-	d, err := c.cs.AppsV1().Deployments(ns).Get(context.Background(), "app", metav1.GetOptions{})
+	d, err := c.Client.AppsV1().Deployments(ns).Get(context.Background(), "app", metav1.GetOptions{})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func TestApplyFails(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name           string
-		status         string // the new pods' container status
+		status         string // the new pods' status template
 		progressDeadln int32
 		readyTimeout   time.Duration
 		slack          time.Duration
@@ -238,19 +239,19 @@ func TestApplyFails(t *testing.T) {
 		state          string        // the new replica's state
 	}{
 		{
-			name: "ferry deadline", status: neverReady, progressDeadln: 600,
+			name: "ferry deadline", status: kubetest.NotReady, progressDeadln: 600,
 			readyTimeout: time.Second, slack: 2 * time.Second,
 			want: []string{"rollout of app in test: 0/2 updated replicas ready after", "not done within ferry's deadline of 4s", ": not ready"},
 			min:  4 * time.Second, max: 12 * time.Second, state: "starting",
 		},
 		{
-			name: "progress deadline", status: neverReady, progressDeadln: 2,
+			name: "progress deadline", status: kubetest.NotReady, progressDeadln: 2,
 			readyTimeout: time.Minute, slack: rolloutSlack,
 			want: []string{"rollout of app in test: 0/2 updated replicas ready after", "progressDeadlineSeconds (2)", "has timed out progressing", ": not ready"},
 			min:  2 * time.Second, max: 30 * time.Second, state: "starting",
 		},
 		{
-			name: "crash loop", status: crashLooping, progressDeadln: 600,
+			name: "crash loop", status: kubetest.CrashLoop, progressDeadln: 600,
 			readyTimeout: time.Minute, slack: rolloutSlack,
 			want: []string{"rollout of app in test: 0/2 updated replicas ready after", ": CrashLoopBackOff (4 restarts, last exit code 1 Error)"},
 			max:  15 * time.Second, state: "crash-looping",
@@ -386,7 +387,7 @@ func TestStatus(t *testing.T) {
 	// The commit is the Deployment's only while its digest annotation
 	// names what runs.
 	patch := []byte(`{"metadata":{"annotations":{"ferry.dev/digest":"sha256:` + strings.Repeat("0", 64) + `"}}}`)
-	if _, err := c.cs.AppsV1().Deployments(ns).Patch(ctx, "app", "application/merge-patch+json", patch, metav1.PatchOptions{}); err != nil {
+	if _, err := c.Client.AppsV1().Deployments(ns).Patch(ctx, "app", "application/merge-patch+json", patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := kt.Status(ctx); err != nil || st.Digest != s.Digest || st.Commit != "" {
@@ -398,7 +399,7 @@ func TestStatus(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "stray", Namespace: ns, Labels: map[string]string{"app": "app"}},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: testImage + "@" + newDigest()}}},
 	}
-	if _, err := c.cs.CoreV1().Pods(ns).Create(ctx, stray, metav1.CreateOptions{}); err != nil {
+	if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, stray, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := kt.Status(ctx); err != nil || len(st.Replicas) != 3 || st.Digest != s.Digest {
@@ -455,7 +456,7 @@ func TestScaleHPA(t *testing.T) {
 			}},
 		},
 	}
-	if _, err := c.cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+	if _, err := c.Client.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	kt := c.target(ns, func(cfg *Config) { cfg.HPA = "app" })
@@ -467,7 +468,7 @@ func TestScaleHPA(t *testing.T) {
 		if err := kt.Scale(ctx, int(tc.n)); err != nil {
 			t.Fatalf("Scale(%d): %v", tc.n, err)
 		}
-		h, err := c.cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "app", metav1.GetOptions{})
+		h, err := c.Client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "app", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -587,7 +588,7 @@ func TestErrors(t *testing.T) {
 	}
 
 	// Forbidden: a user without any role.
-	rc := rest.CopyConfig(c.rc)
+	rc := rest.CopyConfig(c.Config)
 	rc.Impersonate = rest.ImpersonationConfig{UserName: "ferry-test-nobody"}
 	nobody, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -619,7 +620,7 @@ func TestNew(t *testing.T) {
 	c.create(testDeployment(ns, s))
 	ctx := context.Background()
 
-	kt, err := New(Config{Env: "test", Namespace: ns, Deployment: "app", Kubeconfig: c.kubeconfig, Context: "test"})
+	kt, err := New(Config{Env: "test", Namespace: ns, Deployment: "app", Kubeconfig: c.Kubeconfig, Context: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,9 +636,9 @@ func TestNew(t *testing.T) {
 	}
 
 	for _, cfg := range []Config{
-		{Env: "test", Namespace: ns, Deployment: "app", Kubeconfig: c.kubeconfig, Context: "nope"},
+		{Env: "test", Namespace: ns, Deployment: "app", Kubeconfig: c.Kubeconfig, Context: "nope"},
 		{Env: "test", Namespace: ns, Deployment: "app", Kubeconfig: t.TempDir() + "/missing"},
-		{Env: "test", Deployment: "app", Kubeconfig: c.kubeconfig},
+		{Env: "test", Deployment: "app", Kubeconfig: c.Kubeconfig},
 	} {
 		if _, err := New(cfg); ferry.ErrorCode(err) != ferry.EINVALID {
 			t.Errorf("New(%+v) = %v, want %s", cfg, err, ferry.EINVALID)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/internal/kubetest"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -47,7 +48,7 @@ func TestRBAC(t *testing.T) {
 			ctx := context.Background()
 			user := "ferry-deployer-" + randHex(4)
 			role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "ferry", Namespace: ns}, Rules: rules(watch)}
-			if _, err := c.cs.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+			if _, err := c.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			rb := &rbacv1.RoleBinding{
@@ -55,10 +56,10 @@ func TestRBAC(t *testing.T) {
 				RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "ferry"},
 				Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}},
 			}
-			if _, err := c.cs.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+			if _, err := c.Client.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			rc := rest.CopyConfig(c.rc)
+			rc := rest.CopyConfig(c.Config)
 			rc.Impersonate = rest.ImpersonationConfig{UserName: user}
 			cs, err := kubernetes.NewForConfig(rc)
 			if err != nil {
@@ -108,7 +109,7 @@ func TestApplyConflict(t *testing.T) {
 	ns := c.namespace()
 	c.create(testDeployment(ns, spec(newDigest(), 1, 2)))
 	bad := spec(newDigest(), 2, 2)
-	c.brokenDigest(ns, bad.Digest, neverReady)
+	c.brokenDigest(ns, bad.Digest, kubetest.NotReady)
 	kt := c.target(ns)
 	ctx := context.Background()
 
@@ -116,7 +117,7 @@ func TestApplyConflict(t *testing.T) {
 	go func() {
 		time.Sleep(time.Second)
 		patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"` + other + `"}]}}}}`)
-		c.cs.AppsV1().Deployments(ns).Patch(ctx, "app", "application/strategic-merge-patch+json", patch, metav1.PatchOptions{})
+		c.Client.AppsV1().Deployments(ns).Patch(ctx, "app", "application/strategic-merge-patch+json", patch, metav1.PatchOptions{})
 	}()
 	start := time.Now()
 	err := kt.Apply(ctx, bad, nil)

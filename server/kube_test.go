@@ -204,6 +204,24 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		t.Errorf("dev fell to %d ready pods during the failed rollout and its revert, want never below 2", got)
 	}
 	wantStatus(t, c, "dev", b, imageB, 2)
+
+	// ferry scale sets the Deployment's replicas, on the running digest,
+	// and the next rollout keeps the new count.
+	sd, err := c.Scale(ctx, "prod", 6, "e2e: more")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitFinished(t, c, sd.ID); got.Kind != ferry.DeployScale || got.Replicas != 6 {
+		t.Fatalf("scale = %s to %d replicas, want scale to 6", got.Kind, got.Replicas)
+	}
+	wantRunning(prodNS, imageA, a, 6)
+	d, err = c.Promote(ctx, "prod", b, "e2e: release B again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFinished(t, c, d.ID)
+	wantRunning(prodNS, imageB, b, 6)
+	wantStatus(t, c, "prod", b, imageB, 6)
 }
 
 // waitDeploymentOf waits until env's deployment of commit ends.

@@ -137,6 +137,7 @@ type Dashboard struct {
 	// assetVersion changes with the assets, so browsers fetch new ones.
 	assetVersion string
 	mux          *http.ServeMux
+	drifts       driftCache
 }
 
 // New checks cfg and parses the templates.

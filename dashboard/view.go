@@ -184,9 +184,7 @@ func (d *Dashboard) loadMatrix(ctx context.Context) *matrixView {
 		m.Err = d.safe("status", err)
 		return m
 	}
-	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
-	drifts, err := d.cfg.Environments.Check(cctx)
-	cancel()
+	drifts, err := d.drifts.check(ctx, d.cfg.Environments, d.cfg.Now)
 	if err != nil {
 		m.DriftErr = d.safe("check", err)
 	} else {

@@ -5,13 +5,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/internal/kubetest"
+	kubetarget "github.com/ferryhq/ferry/target/kube"
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -551,6 +554,44 @@ func TestCluster(t *testing.T) {
 			if p.DeletionTimestamp == nil && p.Spec.Containers[0].Image != image {
 				t.Errorf("pod %s still runs %s after the rollout", p.Name, p.Spec.Containers[0].Image)
 			}
+		}
+
+		// ferry's own Kubernetes runtime, as that ServiceAccount, does
+		// everything a release needs in prod with these Roles and nothing
+		// more: roll out a digest, read what runs, scale through the HPA.
+		rt, err := kubetarget.NewForClient(kubetarget.Config{
+			Env: "prod", Namespace: prod, Deployment: "birthday-app", Container: "app", HPA: "birthday-app",
+			Poll: 100 * time.Millisecond,
+		}, as)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rt.Close(ctx)
+		digest := "sha256:" + strings.Repeat("cd", 32)
+		spec := controller.Spec{
+			Env: "prod", Commit: strings.Repeat("c", 40), Image: "registry.example.com/team/birthday-app", Digest: digest,
+			Release: "RC20261127_0300", DeploymentID: 7, Rollout: controller.Rollout{MaxSurge: 1, ReadyTimeout: 30 * time.Second},
+		}
+		if err := rt.Apply(ctx, spec, nil); err != nil {
+			t.Fatalf("the kube runtime as ferry: roll prod to %s: %v", digest, err)
+		}
+		st, err := rt.Status(ctx)
+		if err != nil {
+			t.Fatalf("the kube runtime as ferry: status of prod: %v", err)
+		}
+		if st.Digest != digest || st.Ready < 1 || st.Ready != st.Desired {
+			t.Errorf("the kube runtime as ferry: prod runs %q, %d/%d ready; want %s, all ready", st.Digest, st.Ready, st.Desired, digest)
+		}
+		if err := rt.Scale(ctx, 4); err != nil {
+			t.Fatalf("the kube runtime as ferry: scale prod to 4: %v", err)
+		}
+		h, err = k.Client.AutoscalingV2().HorizontalPodAutoscalers(prod).Get(ctx, "birthday-app", metav1.GetOptions{})
+		if err != nil || h.Spec.MinReplicas == nil || *h.Spec.MinReplicas != 4 {
+			t.Errorf("prod's HPA after ferry scale 4 = %v, %v; want minReplicas 4", h, err)
+		}
+		// kwok serves no pod logs; what matters is that RBAC let ferry ask.
+		if err := rt.Logs(ctx, io.Discard, 10, false); err != nil && (strings.Contains(err.Error(), "forbidden") || strings.Contains(err.Error(), "does not let ferry")) {
+			t.Errorf("the kube runtime as ferry: pod logs refused by RBAC: %v", err)
 		}
 	})
 }

@@ -16,22 +16,16 @@ import (
 // streams carry follow=1, so endStreams lets them go at shutdown.
 func (s *Server) dashboardHandler() http.Handler {
 	envs := make([]dashboard.Env, 0, len(s.cfg.Environments))
-	doraEnvs := make([]dora.Env, 0, len(s.cfg.Environments))
 	for _, e := range s.cfg.Environments {
 		role, _ := ferry.ParseRole(e.Role) // checked by envRoles; invalid means admin
 		envs = append(envs, dashboard.Env{Name: e.Name, From: e.From, Role: role})
-		doraEnvs = append(doraEnvs, dora.Env{Name: e.Name, From: e.From})
-	}
-	figures := &dora.Reporter{
-		App: s.cfg.App, Envs: doraEnvs, Ledger: s.ledger,
-		Commits: dora.NewGitCommits(s.repo).WithContext, Now: s.opts.Now,
 	}
 	d, err := dashboard.New(dashboard.Config{
 		App: s.cfg.App, Version: s.opts.Version, Envs: envs,
 		Environments: s.ctrl, Releases: s.ctrl, Builds: s.builder, Ledger: s.ledger,
 		Tokens: s.tokens().Lookup,
 		DORA: func(ctx context.Context) ([]dora.Report, error) {
-			return figures.Reports(ctx, "", dora.DefaultWindow)
+			return s.dora.Reports(ctx, "", dora.DefaultWindow)
 		},
 		Logger: s.log.With("part", "dashboard"), Now: s.opts.Now,
 	})

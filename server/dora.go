@@ -4,9 +4,9 @@ import (
 	"github.com/ferryhq/ferry/dora"
 )
 
-// doraReporter computes the DORA figures (GET /api/v1/dora, /metrics) from
-// the ledger and the app's repository. Each caller gets its own reporter,
-// and so its own cache of commit times.
+// doraReporter computes the DORA figures from the ledger and the app's
+// repository. Start makes one, which the API (GET /api/v1/dora), /metrics
+// and the dashboard share, and with it one cache of commit times.
 func (s *Server) doraReporter() *dora.Reporter {
 	envs := make([]dora.Env, 0, len(s.cfg.Environments))
 	for _, e := range s.cfg.Environments {

@@ -16,21 +16,16 @@ import (
 // Prometheus scrape config sends it as `authorization: {credentials: …}`
 // (docs/metrics.md).
 func (s *Server) metricsHandler() http.Handler {
-	cfg := metrics.Config{App: s.cfg.App, Ledger: s.ledger, Dora: s.doraReporter()}
+	cfg := metrics.Config{App: s.cfg.App, Ledger: s.ledger, Dora: s.dora}
 	if s.ctrl != nil {
 		cfg.Envs = s.ctrl
 	}
 	h := metrics.Handler(metrics.NewRegistry(metrics.New(cfg)), s.log.With("part", "metrics"))
 	return auth.Middleware(s.tokens().Lookup, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := auth.Require(r, ferry.RoleViewer); err != nil {
-			code := ferry.ErrorCode(err)
-			status := http.StatusForbidden
-			if code == ferry.EUNAUTHORIZED {
-				status = http.StatusUnauthorized
-			}
 			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(status)
-			_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: ferry.ErrorMessage(err), Code: code})
+			w.WriteHeader(api.HTTPStatus(err))
+			_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: ferry.ErrorMessage(err), Code: ferry.ErrorCode(err)})
 			return
 		}
 		h.ServeHTTP(w, r)

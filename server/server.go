@@ -22,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/builder"
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/controller"
+	"github.com/ferryhq/ferry/dora"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/ledger/ledgerdb"
 	"github.com/ferryhq/ferry/oci"
@@ -63,6 +64,7 @@ type Server struct {
 	ctrl     *controller.Controller
 	poller   *source.Poller
 	hooked   hookTriggers
+	dora     *dora.Reporter
 
 	ln   net.Listener
 	http *http.Server
@@ -178,10 +180,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	s.dora = s.doraReporter()
 	apiServer := &api.Server{
 		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks,
 		Tokens: s.tokens(), EnvRoles: roles,
-		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Dora: s.doraReporter(),
+		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Dora: s.dora,
 		Logger: s.log.With("part", "api"),
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {

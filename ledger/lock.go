@@ -27,9 +27,11 @@ type LockStore interface {
 	Quarantines(ctx context.Context, app string) ([]*ferry.Quarantine, error)
 }
 
-// PrepareLock checks a lock before it is stored.
+// PrepareLock checks a lock before it is stored, its text trimmed and
+// cleaned (CleanText) like every other text the ledger keeps.
 func PrepareLock(l *ferry.Lock) error {
-	l.Reason, l.Actor = strings.TrimSpace(l.Reason), strings.TrimSpace(l.Actor)
+	l.Reason, l.Actor = CleanText(strings.TrimSpace(l.Reason)), CleanText(strings.TrimSpace(l.Actor))
+	l.App, l.Env = CleanText(l.App), CleanText(l.Env)
 	switch {
 	case l.App == "" || l.Env == "":
 		return ferry.Errorf(ferry.EINVALID, "a lock needs an app and an environment")
@@ -54,9 +56,11 @@ func NotLocked(env string) error {
 	return ferry.Errorf(ferry.ENOTFOUND, "environment %s is not locked", env)
 }
 
-// PrepareQuarantine checks a quarantine before it is stored.
+// PrepareQuarantine checks a quarantine before it is stored, its text
+// trimmed and cleaned (CleanText).
 func PrepareQuarantine(q *ferry.Quarantine) error {
-	q.Reason, q.Actor = strings.TrimSpace(q.Reason), strings.TrimSpace(q.Actor)
+	q.Reason, q.Actor = CleanText(strings.TrimSpace(q.Reason)), CleanText(strings.TrimSpace(q.Actor))
+	q.App, q.Release = CleanText(q.App), CleanText(q.Release)
 	switch {
 	case q.App == "":
 		return ferry.Errorf(ferry.EINVALID, "a quarantine needs an app")

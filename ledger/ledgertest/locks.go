@@ -94,20 +94,20 @@ func testLocks(t *testing.T, open OpenFunc) {
 		}
 	}
 
-	prod := &ferry.Lock{App: "app", Env: "prod", Reason: "  quarterly audit ", Actor: " ada ", CreatedAt: t0}
+	prod := &ferry.Lock{App: "app", Env: "prod", Reason: "  quarterly\x00audit\xff ", Actor: " ada ", CreatedAt: t0}
 	if err := s.Lock(ctx, prod); err != nil {
 		t.Fatalf("Lock(prod) = %v", err)
 	}
-	want := ferry.Lock{App: "app", Env: "prod", Reason: "quarterly audit", Actor: "ada", CreatedAt: t0.UTC()}
+	want := ferry.Lock{App: "app", Env: "prod", Reason: "quarterly\uFFFDaudit\uFFFD", Actor: "ada", CreatedAt: t0.UTC()}
 	if *prod != want {
-		t.Errorf("Lock(prod) left %+v, want %+v (trimmed, in UTC)", *prod, want)
+		t.Errorf("Lock(prod) left %+v, want %+v (trimmed, NUL and invalid UTF-8 replaced, in UTC)", *prod, want)
 	}
 	got, err := stores[1].LockOf(ctx, "app", "prod")
 	if err != nil || *got != want || got.CreatedAt.Location() != time.UTC {
 		t.Errorf("LockOf(prod) = %+v, %v; want %+v in UTC", got, err, want)
 	}
 	wantError(t, "Lock(prod again)", s.Lock(ctx, &ferry.Lock{App: "app", Env: "prod", Reason: "mine", Actor: "bob", CreatedAt: at(time.Hour)}),
-		ferry.ECONFLICT, "prod is already locked by ada since 2025-03-14 14:09:26 UTC: quarterly audit")
+		ferry.ECONFLICT, "prod is already locked by ada since 2025-03-14 14:09:26 UTC: quarterly\uFFFDaudit\uFFFD")
 	other := &ferry.Lock{App: "other", Env: "prod", Reason: "freeze", Actor: "bob", CreatedAt: at(time.Minute)}
 	if err := s.Lock(ctx, other); err != nil {
 		t.Errorf("Lock(other app's prod) = %v, want nil: locks are per app", err)
@@ -174,11 +174,11 @@ func testQuarantines(t *testing.T, open OpenFunc) {
 		t.Fatalf("Quarantines after invalid ones = %v, %v; want none stored", qs, err)
 	}
 
-	q1 := &ferry.Quarantine{App: "app", Commit: c, Release: "RC20250314_1409", Reason: " corrupts carts ", Actor: "ada", CreatedAt: t0}
+	q1 := &ferry.Quarantine{App: "app", Commit: c, Release: "RC20250314_1409", Reason: " corrupts\x00carts ", Actor: "ada", CreatedAt: t0}
 	if err := s.AddQuarantine(ctx, q1); err != nil || q1.ID == 0 {
 		t.Fatalf("AddQuarantine = %v (ID %d), want nil and an ID", err, q1.ID)
 	}
-	want1 := ferry.Quarantine{ID: q1.ID, App: "app", Commit: c, Release: "RC20250314_1409", Reason: "corrupts carts", Actor: "ada", CreatedAt: t0.UTC()}
+	want1 := ferry.Quarantine{ID: q1.ID, App: "app", Commit: c, Release: "RC20250314_1409", Reason: "corrupts\uFFFDcarts", Actor: "ada", CreatedAt: t0.UTC()}
 	got, err := s.Quarantined(ctx, "app", c)
 	if err != nil || *got != want1 || got.CreatedAt.Location() != time.UTC {
 		t.Errorf("Quarantined = %+v, %v; want %+v in UTC", got, err, want1)

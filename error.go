@@ -3,9 +3,10 @@ package ferry
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
-// Error codes. The API maps each to one HTTP status; the message of an
+// Error codes. HTTPStatus maps each to one HTTP status; the message of an
 // *Error is safe to show a user, while wrapped causes stay in the logs.
 const (
 	ECONFLICT     = "conflict"
@@ -52,4 +53,24 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// HTTPStatus is the HTTP status every ferry server part (the API, the
+// webhooks, /metrics, the dashboard) answers err with: one per code.
+func HTTPStatus(err error) int {
+	switch ErrorCode(err) {
+	case EINVALID:
+		return http.StatusBadRequest
+	case EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case EFORBIDDEN:
+		return http.StatusForbidden
+	case ENOTFOUND:
+		return http.StatusNotFound
+	case ECONFLICT:
+		return http.StatusConflict
+	case EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }

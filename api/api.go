@@ -116,32 +116,12 @@ type ErrorBody struct {
 	Code  string `json:"code"`
 }
 
-// HTTPStatus maps an error's domain code to the HTTP status the API (and
-// the dashboard) answer it with.
-func HTTPStatus(err error) int {
-	switch ferry.ErrorCode(err) {
-	case ferry.EINVALID:
-		return http.StatusBadRequest
-	case ferry.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case ferry.EFORBIDDEN:
-		return http.StatusForbidden
-	case ferry.ENOTFOUND:
-		return http.StatusNotFound
-	case ferry.ECONFLICT:
-		return http.StatusConflict
-	case ferry.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 	code := ferry.ErrorCode(err)
 	if code == ferry.EINTERNAL {
 		s.Logger.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, HTTPStatus(err), ErrorBody{Error: ferry.ErrorMessage(err), Code: code})
+	writeJSON(w, ferry.HTTPStatus(err), ErrorBody{Error: ferry.ErrorMessage(err), Code: code})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -324,7 +324,7 @@ func TestOpenAPIErrors(t *testing.T) {
 	responseOf := map[int]string{}
 	names := map[int]string{400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 500: "Internal", 503: "Unavailable"}
 	for _, c := range codes {
-		st := HTTPStatus(ferry.Errorf(c, "x"))
+		st := ferry.HTTPStatus(ferry.Errorf(c, "x"))
 		if names[st] == "" {
 			t.Errorf("code %s maps to %d, which has no shared response in this test", c, st)
 		}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/api"
 )
 
 // actionTimeout bounds one action; it does not end when the browser
@@ -105,7 +104,7 @@ func (d *Dashboard) action(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		reply(api.HTTPStatus(err), notice{Text: fmt.Sprintf("%s of %s refused: %s", capital(act), name, d.safe(act, err))})
+		reply(ferry.HTTPStatus(err), notice{Text: fmt.Sprintf("%s of %s refused: %s", capital(act), name, d.safe(act, err))})
 		return
 	}
 	reply(http.StatusOK, notice{OK: true, Text: msg})
@@ -145,7 +144,7 @@ func (d *Dashboard) buildPage(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := d.cfg.Ledger.Build(r.Context(), id)
 	if err != nil {
-		d.errorPage(w, r, api.HTTPStatus(err), "No build", d.safe("build", err))
+		d.errorPage(w, r, ferry.HTTPStatus(err), "No build", d.safe("build", err))
 		return
 	}
 	v := buildPageView{base: d.base(user), Build: buildView{Build: b, Live: !b.State.Final()}}

@@ -24,7 +24,7 @@ func (s *Server) metricsHandler() http.Handler {
 	return auth.Middleware(s.tokens().Lookup, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := auth.Require(r, ferry.RoleViewer); err != nil {
 			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(api.HTTPStatus(err))
+			w.WriteHeader(ferry.HTTPStatus(err))
 			_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: ferry.ErrorMessage(err), Code: ferry.ErrorCode(err)})
 			return
 		}

@@ -94,7 +94,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := Parse(provider, r.Header, body, secret)
 	if err != nil {
-		status := statusOf(err)
+		status := ferry.HTTPStatus(err)
 		if status == http.StatusUnauthorized {
 			log.Warn("webhook refused", "reason", ferry.ErrorMessage(err))
 		} else {
@@ -110,32 +110,13 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.onPush(r.Context(), p); err != nil {
-		status := statusOf(err)
+		status := ferry.HTTPStatus(err)
 		log.Error("webhook push not queued", "branch", p.Branch, "commit", p.After, "status", status, "err", err)
 		writeJSON(w, status, errorBody{ferry.ErrorMessage(err)})
 		return
 	}
 	log.Info("webhook push accepted", "branch", p.Branch, "commit", p.After, "pusher", p.Pusher)
 	writeJSON(w, http.StatusAccepted, acceptedBody{Accepted: true, Provider: provider, Delivery: p.Delivery, Branch: p.Branch, Commit: p.After})
-}
-
-// statusOf maps a ferry error code to an HTTP status.
-func statusOf(err error) int {
-	switch ferry.ErrorCode(err) {
-	case ferry.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case ferry.EFORBIDDEN:
-		return http.StatusForbidden
-	case ferry.EINVALID:
-		return http.StatusBadRequest
-	case ferry.ENOTFOUND:
-		return http.StatusNotFound
-	case ferry.ECONFLICT:
-		return http.StatusConflict
-	case ferry.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

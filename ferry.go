@@ -115,6 +115,21 @@ var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
 // ValidCommit reports whether s is a full 40-hex lowercase commit id.
 func ValidCommit(s string) bool { return fullSHA.MatchString(s) }
 
+var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// ValidDigest reports whether s is a manifest digest as ferry records it:
+// sha256: and 64 lowercase hex digits.
+func ValidDigest(s string) bool { return digestPattern.MatchString(s) }
+
+// ShortDigest returns "sha256:" and the first 12 hex digits of a digest
+// (or d itself if shorter).
+func ShortDigest(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12]
+	}
+	return d
+}
+
 // ShortSHA returns the 12-hex prefix of a commit id (or s itself if shorter).
 func ShortSHA(s string) string {
 	if len(s) > 12 {

@@ -51,12 +51,7 @@ func newBuildsCmd() *cobra.Command {
 	return cmd
 }
 
-func shortDigest(d string) string {
-	if len(d) > len("sha256:")+12 {
-		return d[:len("sha256:")+12]
-	}
-	return dash(d)
-}
+func shortDigest(d string) string { return dash(ferry.ShortDigest(d)) }
 
 func newBuildCmd() *cobra.Command {
 	var (

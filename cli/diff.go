@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/release"
 )
 
@@ -51,9 +52,9 @@ func side(s release.Side) string {
 	case s.Commit == "":
 		return "nothing"
 	case s.Release != "":
-		return s.Release + " (" + shortSHA(s.Commit) + ")"
+		return s.Release + " (" + ferry.ShortSHA(s.Commit) + ")"
 	}
-	return shortSHA(s.Commit)
+	return ferry.ShortSHA(s.Commit)
 }
 
 func changeTable(w io.Writer, title string, cs []release.Change, now time.Time) {
@@ -64,6 +65,6 @@ func changeTable(w io.Writer, title string, cs []release.Change, now time.Time) 
 	fmt.Fprintf(w, "\n%s (%d):\n", title, len(cs))
 	fmt.Fprintln(w, "COMMIT\tSUBJECT\tAUTHOR\tWHEN")
 	for _, c := range cs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", shortSHA(c.Commit), truncate(c.Subject, 72), dash(c.Author), ago(c.Time, now))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", ferry.ShortSHA(c.Commit), truncate(c.Subject, 72), dash(c.Author), ago(c.Time, now))
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ferryhq/ferry"
 )
 
 func newEventsCmd() *cobra.Command {
@@ -41,18 +43,11 @@ func newEventsCmd() *cobra.Command {
 			fmt.Fprintln(w, "TIME\tKIND\tACTOR\tCOMMIT\tMESSAGE\tREASON")
 			for _, e := range events {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.DateTime), e.Kind, e.Actor,
-					dash(shortSHA(e.Commit)), e.Message, truncate(dash(e.Reason), 80))
+					dash(ferry.ShortSHA(e.Commit)), e.Message, truncate(dash(e.Reason), 80))
 			}
 		})
 	}
 	return cmd
-}
-
-func shortSHA(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
 }
 
 func newHistoryCmd() *cobra.Command {
@@ -93,7 +88,7 @@ func newHistoryCmd() *cobra.Command {
 					reason = d.Error
 				}
 				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.ID, d.Env, d.Kind, d.State,
-					shortSHA(d.Commit), dash(d.Release), d.Replicas, ago(d.CreatedAt, now), duration(d.StartedAt, d.FinishedAt),
+					ferry.ShortSHA(d.Commit), dash(d.Release), d.Replicas, ago(d.CreatedAt, now), duration(d.StartedAt, d.FinishedAt),
 					d.Actor, truncate(dash(reason), 70))
 			}
 		})

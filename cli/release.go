@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ferryhq/ferry"
 )
 
 func newPromoteCmd() *cobra.Command {
@@ -42,7 +44,7 @@ verifies, and moves live, env/prod and the annotated git tag.`,
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "deployment %d: promoting %s to %s as %s\n", d.ID, shortSHA(d.Commit), to, d.Release)
+		fmt.Fprintf(cmd.OutOrStdout(), "deployment %d: promoting %s to %s as %s\n", d.ID, ferry.ShortSHA(d.Commit), to, d.Release)
 		if !wait {
 			return nil
 		}
@@ -76,7 +78,7 @@ func newRollbackCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "deployment %d: rolling %s back to %s (%s)\n", d.ID, args[0], d.Release, shortSHA(d.Commit))
+		fmt.Fprintf(cmd.OutOrStdout(), "deployment %d: rolling %s back to %s (%s)\n", d.ID, args[0], d.Release, ferry.ShortSHA(d.Commit))
 		if !wait {
 			return nil
 		}
@@ -157,7 +159,7 @@ func newQuarantineCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s quarantined by %s: %s\n", shortSHA(q.Commit), q.Actor, q.Reason)
+		fmt.Fprintf(cmd.OutOrStdout(), "%s quarantined by %s: %s\n", ferry.ShortSHA(q.Commit), q.Actor, q.Reason)
 		return nil
 	}
 	return cmd

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"regexp"
 	"time"
 
 	"github.com/ferryhq/ferry"
@@ -37,7 +36,7 @@ func PrepareCreateDeployment(d *ferry.Deployment) error {
 		return ferry.Errorf(ferry.EINVALID, "unknown deployment kind %q", d.Kind)
 	case !ferry.ValidCommit(d.Commit):
 		return ferry.Errorf(ferry.EINVALID, "deployment commit %q is not a full 40-hex commit id", d.Commit)
-	case !validDigest(d.Digest):
+	case !ferry.ValidDigest(d.Digest):
 		return ferry.Errorf(ferry.EINVALID, "deployment digest %q is not sha256:<64 hex>", d.Digest)
 	case d.BuildID < 0:
 		return ferry.Errorf(ferry.EINVALID, "deployment build id %d is negative", d.BuildID)
@@ -64,7 +63,7 @@ func checkDeployment(d *ferry.Deployment) error {
 		return ferry.Errorf(ferry.EINVALID, "deployment needs a state")
 	case !validDeploymentState(d.State):
 		return ferry.Errorf(ferry.EINVALID, "unknown deployment state %q", d.State)
-	case d.Previous != "" && !validDigest(d.Previous):
+	case d.Previous != "" && !ferry.ValidDigest(d.Previous):
 		return ferry.Errorf(ferry.EINVALID, "previous digest %q is not sha256:<64 hex>", d.Previous)
 	case d.Replicas < 0:
 		return ferry.Errorf(ferry.EINVALID, "deployment replicas %d is negative", d.Replicas)
@@ -106,12 +105,6 @@ func TransitionDeployment(d *ferry.Deployment, from, to ferry.DeploymentState, e
 	}
 	return nil
 }
-
-var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-
-// validDigest reports whether s is a sha256 manifest digest: sha256: and 64
-// lowercase hex digits.
-func validDigest(s string) bool { return digestPattern.MatchString(s) }
 
 func validDeploymentKind(k ferry.DeploymentKind) bool {
 	switch k {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -14,9 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
-
-// validDigest is a manifest digest as ferry records it.
-var validDigest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // Apply sets the container's image to spec.Image@spec.Digest and ferry's
 // annotations on the Deployment and its pod template, and the replica
@@ -99,7 +95,7 @@ func (t *Target) checkSpec(spec controller.Spec) error {
 		return ferry.Errorf(ferry.EINVALID, "apply to %s: spec is for environment %q", t.cfg.Env, spec.Env)
 	case spec.Image == "" || strings.Contains(spec.Image, "@"):
 		return ferry.Errorf(ferry.EINVALID, "apply to %s: image %q: want a repository without digest", t.cfg.Env, spec.Image)
-	case !validDigest.MatchString(spec.Digest):
+	case !ferry.ValidDigest(spec.Digest):
 		return ferry.Errorf(ferry.EINVALID, "apply to %s: digest %q: want sha256:<64 hex>", t.cfg.Env, spec.Digest)
 	case spec.Replicas < 0:
 		return ferry.Errorf(ferry.EINVALID, "apply to %s: %d replicas", t.cfg.Env, spec.Replicas)

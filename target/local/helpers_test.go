@@ -23,6 +23,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/lb"
 	"github.com/ferryhq/ferry/oci"
@@ -179,7 +180,7 @@ func spec(digest string, n int) controller.Spec {
 func apply(t testing.TB, tg *Target, s controller.Spec) {
 	t.Helper()
 	if err := tg.Apply(t.Context(), s, nil); err != nil {
-		t.Fatalf("Apply(%s×%d): %v", shortDigest(s.Digest), s.Replicas, err)
+		t.Fatalf("Apply(%s×%d): %v", ferry.ShortDigest(s.Digest), s.Replicas, err)
 	}
 }
 

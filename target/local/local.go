@@ -210,7 +210,7 @@ type ReplicaError struct {
 // one per line.
 func (e *ReplicaError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "replica %s (%s) %s", e.ID, shortDigest(e.Digest), e.Reason)
+	fmt.Fprintf(&b, "replica %s (%s) %s", e.ID, ferry.ShortDigest(e.Digest), e.Reason)
 	if len(e.Log) > 0 {
 		b.WriteString("; last log lines:")
 		for _, l := range e.Log {
@@ -263,7 +263,7 @@ func (t *Target) Apply(ctx context.Context, spec controller.Spec, progress func(
 	var img *image
 	if spec.Replicas > 0 {
 		var err error
-		r.report("pulling %s", shortDigest(spec.Digest))
+		r.report("pulling %s", ferry.ShortDigest(spec.Digest))
 		if img, err = t.images.get(ctx, spec.Digest); err != nil {
 			return fmt.Errorf("apply to %s: %w", t.cfg.Env, err)
 		}

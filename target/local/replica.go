@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/lb"
 )
 
@@ -300,7 +301,7 @@ func (r *replica) start() (*exec.Cmd, error) {
 	if r.t.sandbox {
 		mode = "sandboxed"
 	}
-	r.log.Printf("started %s pid %d on %s (%s)", mode, cmd.Process.Pid, addr(r.port), shortDigest(r.digest))
+	r.log.Printf("started %s pid %d on %s (%s)", mode, cmd.Process.Pid, addr(r.port), ferry.ShortDigest(r.digest))
 	return cmd, nil
 }
 
@@ -321,7 +322,7 @@ func (r *replica) command() (*exec.Cmd, func() error, error) {
 		}
 	}
 	if len(argv) == 0 {
-		return nil, nil, fmt.Errorf("image %s has no entrypoint or command", shortDigest(r.digest))
+		return nil, nil, fmt.Errorf("image %s has no entrypoint or command", ferry.ShortDigest(r.digest))
 	}
 	env := r.vars
 	if r.t.cfg.PortEnv != "" {
@@ -463,12 +464,4 @@ func lookPath(name string, env []string, rootfs string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("entrypoint %q: not found in PATH %s", name, dirs)
-}
-
-// shortDigest is "sha256:" and the first 12 hex digits.
-func shortDigest(d string) string {
-	if len(d) > len("sha256:")+12 {
-		return d[:len("sha256:")+12]
-	}
-	return d
 }

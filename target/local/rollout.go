@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/controller"
 )
 
@@ -32,7 +33,7 @@ func (r *rollout) run(ctx context.Context) error {
 		total := len(cur) + len(old)
 		switch {
 		case len(old) == 0 && len(cur) == desired:
-			r.report("%d/%d replicas on %s", desired, desired, shortDigest(r.spec.Digest))
+			r.report("%d/%d replicas on %s", desired, desired, ferry.ShortDigest(r.spec.Digest))
 			return nil
 		case len(cur) > desired:
 			r.stop(ctx, pickStop(cur, len(cur)-desired), "scaling down")
@@ -74,7 +75,7 @@ func (r *rollout) startBatch(ctx context.Context, n int, cur []*replica) error {
 			return fmt.Errorf("apply to %s: %w", t.cfg.Env, err)
 		}
 		batch = append(batch, rep)
-		r.report("started %s (%s)", rep.id, shortDigest(r.spec.Digest))
+		r.report("started %s (%s)", rep.id, ferry.ShortDigest(r.spec.Digest))
 	}
 
 	waitCtx, cancel := context.WithTimeout(ctx, r.spec.Rollout.ReadyTimeout)
@@ -195,7 +196,7 @@ func isReady(r *replica) bool {
 // report sends one progress step, counting replicas as they are now.
 func (r *rollout) report(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	r.t.log.Info("rollout", "digest", shortDigest(r.spec.Digest), "step", msg)
+	r.t.log.Info("rollout", "digest", ferry.ShortDigest(r.spec.Digest), "step", msg)
 	if r.progress == nil {
 		return
 	}

@@ -406,9 +406,10 @@ func (t *Target) newReplica(spec controller.Spec, key string, img *image, index 
 	return r, nil
 }
 
-// rolloutDefaults fills a rollout's zero bounds: one surge replica when
+// rolloutDefaults fills a rollout's missing bounds: one surge replica when
 // neither surge nor unavailability is allowed, ferry's default ready
-// timeout and grace period.
+// timeout. A grace period of 0 is the configuration's choice (SIGKILL at
+// once, after the replica drained from the balancer), not a missing one.
 func rolloutDefaults(ro controller.Rollout) controller.Rollout {
 	ro.MaxSurge = max(ro.MaxSurge, 0)
 	ro.MaxUnavailable = max(ro.MaxUnavailable, 0)
@@ -418,9 +419,7 @@ func rolloutDefaults(ro controller.Rollout) controller.Rollout {
 	if ro.ReadyTimeout <= 0 {
 		ro.ReadyTimeout = config.DefaultReadyTimeout
 	}
-	if ro.Grace <= 0 {
-		ro.Grace = config.DefaultGrace
-	}
+	ro.Grace = max(ro.Grace, 0)
 	return ro
 }
 

@@ -314,10 +314,11 @@ func TestRolloutDefaults(t *testing.T) {
 	for _, tc := range []struct {
 		in, want controller.Rollout
 	}{
-		{controller.Rollout{}, controller.Rollout{MaxSurge: 1, ReadyTimeout: time.Minute, Grace: 30 * time.Second}},
+		// A zero grace period is the configuration's `grace: 0s`: kept.
+		{controller.Rollout{}, controller.Rollout{MaxSurge: 1, ReadyTimeout: time.Minute}},
 		{controller.Rollout{MaxUnavailable: 1, ReadyTimeout: time.Second, Grace: time.Second},
 			controller.Rollout{MaxUnavailable: 1, ReadyTimeout: time.Second, Grace: time.Second}},
-		{controller.Rollout{MaxSurge: -3, MaxUnavailable: -1}, controller.Rollout{MaxSurge: 1, ReadyTimeout: time.Minute, Grace: 30 * time.Second}},
+		{controller.Rollout{MaxSurge: -3, MaxUnavailable: -1, Grace: -time.Second}, controller.Rollout{MaxSurge: 1, ReadyTimeout: time.Minute}},
 	} {
 		if got := rolloutDefaults(tc.in); got != tc.want {
 			t.Errorf("rolloutDefaults(%+v) = %+v, want %+v", tc.in, got, tc.want)

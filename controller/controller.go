@@ -17,6 +17,7 @@ import (
 // Ledger is what the controller reads and writes.
 type Ledger interface {
 	Builds(ctx context.Context, f ledger.BuildFilter) ([]*ferry.Build, error)
+	BuildByCommit(ctx context.Context, app, commit string) (*ferry.Build, error)
 	CreateDeployment(ctx context.Context, d *ferry.Deployment) error
 	UpdateDeployment(ctx context.Context, d *ferry.Deployment) error
 	Deployments(ctx context.Context, f ledger.DeploymentFilter) ([]*ferry.Deployment, error)

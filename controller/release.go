@@ -143,7 +143,19 @@ func (c *Controller) resolve(ctx context.Context, r *envRunner, ref string) (can
 }
 
 // buildOf finds the succeeded build of a commit given in full or by prefix.
+// A full commit id is one indexed lookup; a prefix is matched against the
+// newest 1000 succeeded builds.
 func (c *Controller) buildOf(ctx context.Context, ref string) (*ferry.Build, error) {
+	if ferry.ValidCommit(ref) {
+		b, err := c.ledger.BuildByCommit(ctx, c.cfg.App, ref)
+		switch {
+		case ferry.ErrorCode(err) == ferry.ENOTFOUND || err == nil && b.State != ferry.BuildSucceeded:
+			return nil, ferry.Errorf(ferry.ENOTFOUND, "commit %s has no succeeded build: it never ran in dev", ref)
+		case err != nil:
+			return nil, err
+		}
+		return b, nil
+	}
 	builds, err := c.ledger.Builds(ctx, ledger.BuildFilter{App: c.cfg.App, States: []ferry.BuildState{ferry.BuildSucceeded}, Limit: 1000})
 	if err != nil {
 		return nil, err
@@ -377,7 +389,9 @@ func (c *Controller) releaseNotes(ctx context.Context, r *envRunner, d *ferry.De
 // git: someone pushed to release. A fast-forward along the mainline is a
 // promotion, a move back to a known release's commit is a rollback (the
 // seed's `git branch -f release <sha>; git push --force`); anything else is
-// never deployed: it is recorded and shown as an alert until resolved.
+// never deployed: it is recorded and shown as an alert until resolved. The
+// repository's cache must already hold sha (the poller calls it after a
+// fetch).
 func (c *Controller) ReleaseHead(ctx context.Context, branch, sha string) {
 	for _, r := range c.envs {
 		if r.env.Gated != nil && r.env.Branch == branch {
@@ -413,10 +427,7 @@ func (c *Controller) releaseHead(ctx context.Context, r *envRunner, sha string) 
 		return
 	}
 	if cur != nil {
-		if err := c.git.Fetch(ctx); err != nil {
-			c.log.Error("release head: fetch", "err", err)
-			return
-		}
+		// The caller (the poller) has just fetched: sha is in the cache.
 		ff, err := c.git.IsAncestor(ctx, cur.Commit, sha)
 		if err != nil {
 			c.log.Error("release head", "err", err)

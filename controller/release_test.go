@@ -26,6 +26,7 @@ type relFixture struct {
 	tags      *fakeTags
 	ctrl      *Controller
 	origin    string // bare repository
+	repo      *source.Repo
 	work      string // a clone the test commits in
 	now       time.Time
 	cancel    context.CancelFunc
@@ -50,6 +51,7 @@ func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
 	f.git("", "clone", "-q", f.origin, f.work)
 	f.git(f.work, "checkout", "-q", "-b", "master")
 	repo := source.Open(f.origin, filepath.Join(t.TempDir(), "cache"), nil)
+	f.repo = repo
 	envs := []Env{
 		{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}, Target: f.dev},
 		{Name: "prod", Branch: "release", From: "dev", Replicas: 2, Tags: []string{"live"}, Target: f.prod,
@@ -353,7 +355,7 @@ func TestReleasePushes(t *testing.T) {
 
 	// The seed's release: git merge <sha>; git push (a fast-forward).
 	f.git(f.work, "push", "-q", "origin", b.Commit+":refs/heads/release")
-	f.ctrl.ReleaseHead(context.Background(), "release", b.Commit)
+	f.releaseHead(b.Commit)
 	waitUntil(t, func() bool { return f.prod.runs().Digest == b.Digest }, "prod to run b after the push")
 	cur, _ := f.ledger.Current(context.Background(), "app", "prod")
 	if cur.Kind != ferry.DeployPromote || cur.Actor != "git push" {
@@ -362,7 +364,7 @@ func TestReleasePushes(t *testing.T) {
 
 	// The seed's rollback: git branch -f release <old>; git push --force.
 	f.git(f.work, "push", "-q", "--force", "origin", a.Commit+":refs/heads/release")
-	f.ctrl.ReleaseHead(context.Background(), "release", a.Commit)
+	f.releaseHead(a.Commit)
 	waitUntil(t, func() bool { return f.prod.runs().Digest == a.Digest }, "prod back on a after the force push")
 	cur, _ = f.ledger.Current(context.Background(), "app", "prod")
 	if cur.Kind != ferry.DeployRollback || cur.Release != ra.Release {
@@ -374,7 +376,7 @@ func TestReleasePushes(t *testing.T) {
 	f.git(f.work, "checkout", "-q", "--orphan", "rogue")
 	rogue := f.commit("rogue", "not from master")
 	f.git(f.work, "push", "-q", "--force", "origin", rogue.Commit+":refs/heads/release")
-	f.ctrl.ReleaseHead(context.Background(), "release", rogue.Commit)
+	f.releaseHead(rogue.Commit)
 	if got := f.prod.runs().Digest; got != a.Digest {
 		t.Errorf("prod runs %s after an illegal push, want %s", got, a.Digest)
 	}
@@ -465,4 +467,14 @@ func TestTwoPromotionsAtOnce(t *testing.T) {
 	if applied != 1 {
 		t.Errorf("prod applied %d rollouts, want 1", applied)
 	}
+}
+
+// releaseHead does what the poller does on a new head of release: fetch,
+// then hand the head to the controller.
+func (f *relFixture) releaseHead(sha string) {
+	f.t.Helper()
+	if err := f.repo.Fetch(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+	f.ctrl.ReleaseHead(context.Background(), "release", sha)
 }

@@ -115,7 +115,15 @@ func TestApplyConflict(t *testing.T) {
 
 	other := testImage + "@" + newDigest()
 	go func() {
-		time.Sleep(time.Second)
+		// Once Apply has patched its digest in, another client changes
+		// the image under the rollout. (No t.Fatal off the test's
+		// goroutine: if the digest never shows, Apply's error says so.)
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			d, err := c.Client.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
+			if err == nil && strings.HasSuffix(d.Spec.Template.Spec.Containers[0].Image, "@"+bad.Digest) {
+				break
+			}
+		}
 		patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"` + other + `"}]}}}}`)
 		c.Client.AppsV1().Deployments(ns).Patch(ctx, "app", "application/strategic-merge-patch+json", patch, metav1.PatchOptions{})
 	}()

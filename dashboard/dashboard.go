@@ -137,7 +137,10 @@ type Dashboard struct {
 	// assetVersion changes with the assets, so browsers fetch new ones.
 	assetVersion string
 	mux          *http.ServeMux
-	drifts       driftCache
+	// Reads shared by the pages rendered for one controller state.
+	drifts perChange[[]controller.Drift]
+	diffs  perChange[[]diffView]
+	dora   perChange[[]dora.Report]
 }
 
 // New checks cfg and parses the templates.

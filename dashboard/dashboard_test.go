@@ -817,6 +817,18 @@ func TestStreamsEndWhenRevoked(t *testing.T) {
 		t.Fatalf("the log stream began with %+v, %v; want the steps", ev, ok)
 	}
 	time.Sleep(200 * time.Millisecond) // heartbeats pass while the token holds
+	for name, ch := range map[string]<-chan event{"change": changes, "log": logs} {
+		for drained := false; !drained; {
+			select {
+			case _, ok := <-ch:
+				if !ok {
+					t.Fatalf("the %s stream ended while its token still held", name)
+				}
+			default:
+				drained = true
+			}
+		}
+	}
 	if _, err := f.tokens.Revoke(ctx, "t-viewer", "test", "lost"); err != nil {
 		t.Fatal(err)
 	}

@@ -224,11 +224,7 @@ func (d *Dashboard) buildLog(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	b, err := d.cfg.Ledger.Build(ctx, id)
 	if err != nil {
-		status := http.StatusInternalServerError
-		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-			status = http.StatusNotFound
-		}
-		d.errorPage(w, r, status, "No build", d.safe("build", err))
+		d.errorPage(w, r, ferry.HTTPStatus(err), "No build", d.safe("build", err))
 		return
 	}
 	s, ok := newSSE(w)

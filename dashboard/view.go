@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"slices"
@@ -184,7 +185,11 @@ func (d *Dashboard) loadMatrix(ctx context.Context) *matrixView {
 		m.Err = d.safe("status", err)
 		return m
 	}
-	drifts, err := d.drifts.check(ctx, d.cfg.Environments, d.cfg.Now)
+	drifts, err := d.drifts.get(ctx, d.cfg.Environments.Changed(), d.cfg.Now(), func(ctx context.Context) ([]controller.Drift, error) {
+		ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
+		return d.cfg.Environments.Check(ctx)
+	})
 	if err != nil {
 		m.DriftErr = d.safe("check", err)
 	} else {
@@ -237,7 +242,14 @@ func (d *Dashboard) loadActions(ctx context.Context, user *ferry.Token) []action
 }
 
 func (d *Dashboard) loadDiffs(ctx context.Context) []diffView {
-	var out []diffView
+	// A diff that failed is shown with its error and read again next time.
+	out, _ := d.diffs.get(ctx, d.cfg.Environments.Changed(), d.cfg.Now(), d.readDiffs)
+	return out
+}
+
+// readDiffs compares every gated environment with its upstream; the error
+// is the first comparison's that failed.
+func (d *Dashboard) readDiffs(ctx context.Context) (out []diffView, firstErr error) {
 	for _, e := range d.cfg.Envs {
 		if e.From == "" {
 			continue
@@ -246,6 +258,7 @@ func (d *Dashboard) loadDiffs(ctx context.Context) []diffView {
 		c, err := d.cfg.Releases.Diff(ctx, e.From, e.Name)
 		if err != nil {
 			dv.Err = d.safe("diff", err)
+			firstErr = cmp.Or(firstErr, err)
 		} else {
 			dv.FromSide, dv.ToSide, dv.BehindLen = c.From, c.To, len(c.Behind)
 			dv.Ahead = c.Ahead
@@ -256,7 +269,7 @@ func (d *Dashboard) loadDiffs(ctx context.Context) []diffView {
 		}
 		out = append(out, dv)
 	}
-	return out
+	return out, firstErr
 }
 
 func (d *Dashboard) loadPipelines(ctx context.Context) *pipelinesView {
@@ -341,7 +354,7 @@ func (d *Dashboard) loadLocks(ctx context.Context) *locksView {
 }
 
 func (d *Dashboard) loadDORA(ctx context.Context) *doraView {
-	rs, err := d.cfg.DORA(ctx)
+	rs, err := d.dora.get(ctx, d.cfg.Environments.Changed(), d.cfg.Now(), d.cfg.DORA)
 	if err != nil {
 		return &doraView{Err: d.safe("dora", err)}
 	}

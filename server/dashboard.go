@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/ferryhq/ferry"
@@ -14,11 +15,10 @@ import (
 // signed-in token whose role allows them (package dashboard), and the DORA
 // figures of the production environments over dora.DefaultWindow. Its event
 // streams carry follow=1, so endStreams lets them go at shutdown.
-func (s *Server) dashboardHandler() http.Handler {
+func (s *Server) dashboardHandler(roles map[string]ferry.Role) (http.Handler, error) {
 	envs := make([]dashboard.Env, 0, len(s.cfg.Environments))
 	for _, e := range s.cfg.Environments {
-		role, _ := ferry.ParseRole(e.Role) // checked by envRoles; invalid means admin
-		envs = append(envs, dashboard.Env{Name: e.Name, From: e.From, Role: role})
+		envs = append(envs, dashboard.Env{Name: e.Name, From: e.From, Role: roles[e.Name]})
 	}
 	d, err := dashboard.New(dashboard.Config{
 		App: s.cfg.App, Version: s.opts.Version, Envs: envs,
@@ -30,8 +30,7 @@ func (s *Server) dashboardHandler() http.Handler {
 		Logger: s.log.With("part", "dashboard"), Now: s.opts.Now,
 	})
 	if err != nil {
-		s.log.Error("dashboard", "err", err)
-		return nil
+		return nil, fmt.Errorf("dashboard: %w", err)
 	}
-	return d
+	return d, nil
 }

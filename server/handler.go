@@ -1,22 +1,24 @@
 package server
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/ferryhq/ferry"
+)
 
 // handler puts the parts that answer HTTP under one root: the API (with
 // /healthz and the webhooks), the Prometheus metrics and the dashboard.
-// Each part checks its own access.
-func (s *Server) handler(api http.Handler) http.Handler {
+// Each part checks its own access; roles are the environments' (envRoles).
+func (s *Server) handler(api http.Handler, roles map[string]ferry.Role) (http.Handler, error) {
+	dash, err := s.dashboardHandler(roles)
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api)
 	mux.Handle("/hooks/", api)
 	mux.Handle("/healthz", api)
-	if h := s.metricsHandler(); h != nil {
-		mux.Handle("GET /metrics", h)
-	}
-	if h := s.dashboardHandler(); h != nil {
-		mux.Handle("/", h)
-	} else {
-		mux.Handle("/", api)
-	}
-	return mux
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.Handle("/", dash)
+	return mux, nil
 }

@@ -16,10 +16,7 @@ import (
 // Prometheus scrape config sends it as `authorization: {credentials: …}`
 // (docs/metrics.md).
 func (s *Server) metricsHandler() http.Handler {
-	cfg := metrics.Config{App: s.cfg.App, Ledger: s.ledger, Dora: s.dora}
-	if s.ctrl != nil {
-		cfg.Envs = s.ctrl
-	}
+	cfg := metrics.Config{App: s.cfg.App, Ledger: s.ledger, Envs: s.ctrl, Dora: s.dora}
 	h := metrics.Handler(metrics.NewRegistry(metrics.New(cfg)), s.log.With("part", "metrics"))
 	return auth.Middleware(s.tokens().Lookup, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := auth.Require(r, ferry.RoleViewer); err != nil {

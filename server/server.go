@@ -187,13 +187,17 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Dora: s.dora,
 		Logger: s.log.With("part", "api"),
 	}
+	root, err := s.handler(apiServer.Handler(), roles)
+	if err != nil {
+		return err
+	}
 	if s.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
 		return fmt.Errorf("listen on %s (server.listen): %w", cfg.Server.Listen, err)
 	}
 	streams, stopStreams := context.WithCancel(context.Background())
 	s.stopStreams = stopStreams
 	s.http = &http.Server{
-		Handler:           endStreams(streams, s.handler(apiServer.Handler())),
+		Handler:           endStreams(streams, root),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

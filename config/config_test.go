@@ -503,3 +503,18 @@ func BenchmarkParseExample(b *testing.B) {
 		}
 	}
 }
+
+// TestURLOfPortZero: a balancer on port 0 gets its port when it listens,
+// so the configuration leaves the URL to the server then.
+func TestURLOfPortZero(t *testing.T) {
+	for _, tc := range []struct{ listen, want string }{
+		{":8081", "http://127.0.0.1:8081"},
+		{"127.0.0.1:0", ""},
+		{":0", ""},
+	} {
+		c := mustParse(t, "ferry.yaml", strings.Replace(minimal, `":8081"`, `"`+tc.listen+`"`, 1))
+		if got := c.Environments[0].URL; got != tc.want {
+			t.Errorf("URL with listen %q = %q, want %q", tc.listen, got, tc.want)
+		}
+	}
+}

@@ -365,8 +365,10 @@ func (d *decoder) environment(p pair, c *Config) *Environment {
 			d.errorf(o.node("url"), o.field("url"), "%s", msg)
 		}
 		e.URL = strings.TrimSuffix(e.URL, "/")
-	} else if e.Runtime.Local != nil && e.Runtime.Local.Listen != "" {
-		e.URL = "http://" + dialAddr(e.Runtime.Local.Listen)
+	} else if l := e.Runtime.Local; l != nil && l.Listen != "" && !strings.HasSuffix(l.Listen, ":0") {
+		// With port 0 the balancer's port is known only once it listens:
+		// the server takes the URL from it then.
+		e.URL = "http://" + dialAddr(l.Listen)
 	}
 	e.Verify = d.verify(o)
 	if len(e.Verify) > 0 && e.URL == "" && e.Runtime.Kubernetes != nil {

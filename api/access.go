@@ -11,7 +11,7 @@ import (
 
 // access is what a route needs of the request's token.
 type access struct {
-	public bool       // no token at all (the middleware lets it through)
+	public bool       // no token at all
 	need   ferry.Role // the role needed, or the least one with perEnv
 	// perEnv: the role the {env} path value's environment needs for
 	// changes (Server.EnvRoles).
@@ -59,19 +59,20 @@ var routeAccess = map[string]access{
 	"DELETE /api/v1/tokens/{name}":     needAdmin,
 }
 
-// accessOf returns pattern's rule and whether the table lists it.
-func accessOf(pattern string) (access, bool) {
+// accessOf returns pattern's rule.
+func accessOf(pattern string) access {
 	if a, ok := routeAccess[pattern]; ok {
-		return a, true
+		return a
 	}
 	if strings.HasPrefix(pattern, "GET ") {
-		return needViewer, false
+		return needViewer
 	}
-	return needAdmin, false
+	return needAdmin
 }
 
-// guardedMux is a ServeMux whose routes check the role their access rule needs
-// before their handler runs. Registering stays as with http.ServeMux.
+// guardedMux is a ServeMux whose routes check the token and role their
+// access rule needs before their handler runs. Registering stays as with
+// http.ServeMux.
 type guardedMux struct {
 	*http.ServeMux
 	s *Server
@@ -80,7 +81,7 @@ type guardedMux struct {
 }
 
 func (m *guardedMux) Handle(pattern string, h http.Handler) {
-	a, _ := accessOf(pattern)
+	a := accessOf(pattern)
 	m.patterns = append(m.patterns, pattern)
 	m.ServeMux.Handle(pattern, m.s.guard(a, h))
 }
@@ -89,13 +90,14 @@ func (m *guardedMux) HandleFunc(pattern string, h func(http.ResponseWriter, *htt
 	m.Handle(pattern, http.HandlerFunc(h))
 }
 
-// guard wraps h with a's role check; without access control (no Tokens)
+// guard wraps h with a's checks: a token (auth.Middleware answers 401
+// without a valid one), then the role. Without access control (no Tokens)
 // and for public routes, h runs as it is.
 func (s *Server) guard(a access, h http.Handler) http.Handler {
 	if s.Tokens == nil || a.public {
 		return h
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return auth.Middleware(s.Tokens.Lookup, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		need := a.need
 		if a.perEnv {
 			need = s.envRole(r.PathValue("env"), a.need)
@@ -106,7 +108,7 @@ func (s *Server) guard(a access, h http.Handler) http.Handler {
 			return
 		}
 		h.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // envRole is the role changing env needs: what its configuration says.
@@ -123,24 +125,9 @@ func (s *Server) envRole(env string, least ferry.Role) ferry.Role {
 	return ferry.RoleAdmin
 }
 
-// Handler returns every route; with Tokens set, every request but the
-// health check and webhooks needs a token (auth.Middleware) with the role
-// its route needs (routeAccess).
+// Handler returns every route; with Tokens set, each needs a token with
+// the role routeAccess gives it, but for the routes it opens (the health
+// check, the API's documentation and webhooks).
 func (s *Server) Handler() http.Handler {
-	m := s.routes()
-	if s.Tokens == nil {
-		return m
-	}
-	guarded := auth.Middleware(s.Tokens.Lookup, m)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// A route the table opens needs no token; the middleware itself
-		// exempts only the health check and webhooks.
-		if _, pattern := m.ServeMux.Handler(r); pattern != "" {
-			if a, _ := accessOf(pattern); a.public {
-				m.ServeHTTP(w, r)
-				return
-			}
-		}
-		guarded.ServeHTTP(w, r)
-	})
+	return s.routes()
 }

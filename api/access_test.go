@@ -111,6 +111,9 @@ func newTestAPI(t *testing.T, envRoles map[string]ferry.Role) *testAPI {
 	s := &Server{
 		App: "app", Ledger: store, Builds: ta.builds, Envs: fakeEnvs{}, Deployments: store,
 		Tokens: tokens, EnvRoles: envRoles, Logger: logger,
+		Hooks: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "hook reached")
+		}),
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
@@ -185,6 +188,39 @@ func TestRoles(t *testing.T) {
 		status, body := ta.do(t, ta.secrets[tt.role], tt.method, tt.path, tt.body)
 		if status != tt.wantStatus || !strings.Contains(body, tt.wantBody) {
 			t.Errorf("%s: %s %s = %d %s, want %d with %s", name, tt.method, tt.path, status, body, tt.wantStatus, tt.wantBody)
+		}
+	}
+}
+
+// TestPublicRoutes: the routes routeAccess opens need no token and ignore
+// a bad one; everything else, however its path is dressed up, needs one.
+func TestPublicRoutes(t *testing.T) {
+	ta := newTestAPI(t, devAndProd)
+	tests := []struct {
+		name       string
+		secret     string
+		method     string
+		path       string
+		wantStatus int
+		wantBody   string
+	}{
+		{"health check", "", "GET", "/healthz", 200, `"status": "ok"`},
+		{"health check, HEAD", "", "HEAD", "/healthz", 200, ""},
+		{"health check, unknown token", "ferry_nope", "GET", "/healthz", 200, `"status": "ok"`},
+		{"the API's documentation", "", "GET", "/api/v1/openapi.json", 200, `"openapi"`},
+		{"webhook", "", "POST", "/hooks/github", 200, "hook reached"},
+		{"webhook, revoked-looking token", "ferry_nope", "POST", "/hooks/gitlab", 200, "hook reached"},
+		// The mux redirects to the clean path, which needs admin.
+		{"not a webhook in disguise", "", "GET", "/hooks/../api/v1/tokens", 401, "this API needs a token"},
+		{"unknown API route", "", "GET", "/api/v1/nothing", 401, "this API needs a token"},
+		{"unknown API route, unknown token", "ferry_nope", "GET", "/api/v1/nothing", 401, "unknown API token"},
+		// No route answers POST /healthz, so no token is asked for.
+		{"POST to the health check", "", "POST", "/healthz", 405, "Method Not Allowed"},
+	}
+	for _, tt := range tests {
+		status, body := ta.do(t, tt.secret, tt.method, tt.path, "")
+		if status != tt.wantStatus || !strings.Contains(body, tt.wantBody) {
+			t.Errorf("%s: %s %s = %d %s, want %d with %q", tt.name, tt.method, tt.path, status, body, tt.wantStatus, tt.wantBody)
 		}
 	}
 }

@@ -50,8 +50,8 @@ type Server struct {
 	Dora Dora
 	// Hooks serves /hooks/{provider}; nil disables webhooks.
 	Hooks http.Handler
-	// Tokens authenticates every request but the health check and
-	// webhooks, and serves /api/v1/tokens; nil turns access control off
+	// Tokens authenticates the requests of every route routeAccess does
+	// not open (access.go), and serves /api/v1/tokens; nil turns access control off
 	// (tests of the API alone), and then X-Ferry-Actor names the actor.
 	Tokens Tokens
 	// EnvRoles is the role each environment's changes need (its
@@ -163,6 +163,24 @@ func queryInt(r *http.Request, name string, def int64) (int64, error) {
 		return 0, ferry.Errorf(ferry.EINVALID, "query parameter %s=%q is not a non-negative number", name, v)
 	}
 	return n, nil
+}
+
+// queryBool reports whether the query parameter name is "1" or "true".
+func queryBool(r *http.Request, name string) bool {
+	v := r.URL.Query().Get(name)
+	return v == "1" || v == "true"
+}
+
+// page reads a list's paging parameters: limit (def when absent) and
+// before, an id to list below.
+func page(r *http.Request, def int64) (limit, before int64, err error) {
+	if limit, err = queryInt(r, "limit", def); err != nil {
+		return 0, 0, err
+	}
+	if before, err = queryInt(r, "before", 0); err != nil {
+		return 0, 0, err
+	}
+	return limit, before, nil
 }
 
 // actor names who asked: the token's name, or without access control

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/ferryhq/ferry"
@@ -17,12 +18,7 @@ type BuildList struct {
 
 func (s *Server) listBuilds(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, err := queryInt(r, "limit", 50)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	before, err := queryInt(r, "before", 0)
+	limit, before, err := page(r, 50)
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -151,7 +147,7 @@ func (s *Server) buildLogs(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true"
+	follow := queryBool(r, "follow")
 	ctx := r.Context()
 	b, err := s.Ledger.Build(ctx, id)
 	if err != nil {
@@ -189,7 +185,7 @@ func (s *Server) buildLogs(w http.ResponseWriter, r *http.Request) {
 		if b, err = s.Ledger.Build(ctx, id); err != nil {
 			return
 		}
-		if !stepsEqual(lastSteps, b.Steps) {
+		if !slices.Equal(lastSteps, b.Steps) {
 			_ = enc.Encode(LogRecord{Steps: b.Steps})
 			lastSteps = b.Steps
 		}
@@ -213,30 +209,13 @@ func (s *Server) buildLogs(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func stepsEqual(a, b []ferry.Step) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // EventList is the body of GET /api/v1/events.
 type EventList struct {
 	Events []ferry.Event `json:"events"`
 }
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
-	limit, err := queryInt(r, "limit", 100)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	before, err := queryInt(r, "before", 0)
+	limit, before, err := page(r, 100)
 	if err != nil {
 		s.error(w, r, err)
 		return

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/controller"
@@ -43,7 +44,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := StatusBody{Environments: envs}
-	if c := r.URL.Query().Get("check"); c == "1" || c == "true" {
+	if queryBool(r, "check") {
 		if body.Drift, err = s.Envs.Check(r.Context()); err != nil {
 			s.error(w, r, err)
 			return
@@ -79,20 +80,17 @@ type DeploymentList struct {
 }
 
 func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
-	limit, err := queryInt(r, "limit", 50)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	before, err := queryInt(r, "before", 0)
+	limit, before, err := page(r, 50)
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
 	env := r.URL.Query().Get("env")
-	if env != "" && !s.knownEnv(env) {
-		s.error(w, r, ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q (environments: %v)", env, s.Envs.Names()))
-		return
+	if env != "" {
+		if err := s.knownEnv(env); err != nil {
+			s.error(w, r, err)
+			return
+		}
 	}
 	ds, err := s.Deployments.Deployments(r.Context(), ledger.DeploymentFilter{App: s.App, Env: env, Limit: int(limit), BeforeID: before})
 	if err != nil {
@@ -116,20 +114,21 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d)
 }
 
-func (s *Server) knownEnv(name string) bool {
-	for _, n := range s.Envs.Names() {
-		if n == name {
-			return true
-		}
+// knownEnv returns nil when the controller has an environment named name,
+// and an ENOTFOUND error listing the ones it has when not.
+func (s *Server) knownEnv(name string) error {
+	names := s.Envs.Names()
+	if !slices.Contains(names, name) {
+		return ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q (environments: %v)", name, names)
 	}
-	return false
+	return nil
 }
 
 // envLogs streams an environment's replica logs as plain text.
 func (s *Server) envLogs(w http.ResponseWriter, r *http.Request) {
 	env := r.PathValue("env")
-	if !s.knownEnv(env) {
-		s.error(w, r, ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q (environments: %v)", env, s.Envs.Names()))
+	if err := s.knownEnv(env); err != nil {
+		s.error(w, r, err)
 		return
 	}
 	tail, err := queryInt(r, "tail", 100)
@@ -137,7 +136,7 @@ func (s *Server) envLogs(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	follow := r.URL.Query().Get("follow") == "1" || r.URL.Query().Get("follow") == "true"
+	follow := queryBool(r, "follow")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)

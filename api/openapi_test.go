@@ -283,7 +283,7 @@ func roleName(a access) string {
 func TestOpenAPIRoles(t *testing.T) {
 	doc := openAPIDoc(t)
 	for key, op := range operations(doc) {
-		a, _ := accessOf(key)
+		a := accessOf(key)
 		want := roleName(a)
 		if got := op["x-ferry-role"]; got != want {
 			t.Errorf("%s: x-ferry-role = %v, want %s (access.go)", key, got, want)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"path"
 	"strings"
 
 	"github.com/ferryhq/ferry"
@@ -16,11 +15,12 @@ type Lookup func(ctx context.Context, hash string) (*ferry.Token, error)
 
 type tokenKey struct{}
 
-// Middleware authenticates every request to next except GET /healthz and
-// /hooks/… (webhooks prove themselves with signatures): a request without
+// Middleware authenticates every request to next: a request without
 // "Authorization: Bearer <secret>", or whose secret is unknown or revoked,
 // is answered 401 with a JSON error and never reaches next. The token of
 // an accepted request is in its context for Require, Actor and TokenOf.
+// Which routes need no token is the caller's business (the API's access
+// table wraps only the others).
 //
 // The secret is never compared: the ledger is searched for its SHA-256.
 // A constant-time comparison would be moot here: the time a lookup takes
@@ -29,10 +29,6 @@ type tokenKey struct{}
 // SHA-256.
 func Middleware(lookup Lookup, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if exempt(r) {
-			next.ServeHTTP(w, r)
-			return
-		}
 		secret, ferr := bearer(r)
 		if ferr != nil {
 			refuse(w, ferr)
@@ -54,17 +50,6 @@ func Middleware(lookup Lookup, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
 	})
-}
-
-// exempt reports whether r needs no token: the health check, and webhooks.
-// The path is cleaned first, so /hooks/../api/… is not exempt (the mux
-// redirects such a path to its clean form anyway).
-func exempt(r *http.Request) bool {
-	p := path.Clean("/" + r.URL.Path)
-	if p == "/healthz" {
-		return r.Method == http.MethodGet || r.Method == http.MethodHead
-	}
-	return strings.HasPrefix(p, "/hooks/")
 }
 
 // bearer returns the secret of r's Authorization header.
@@ -103,7 +88,7 @@ func writeError(w http.ResponseWriter, status int, err *ferry.Error) {
 }
 
 // TokenOf returns the token that authenticated r, or nil when none did
-// (an exempt route, or a server without access control).
+// (a public route, or a server without access control).
 func TokenOf(r *http.Request) *ferry.Token {
 	tok, _ := r.Context().Value(tokenKey{}).(*ferry.Token)
 	return tok

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/api"
 )
 
 func newBuildsCmd() *cobra.Command {
@@ -40,7 +41,7 @@ func newBuildsCmd() *cobra.Command {
 			return err
 		}
 		now := time.Now()
-		return out.print(cmd.OutOrStdout(), map[string]any{"builds": builds}, func(w *tabwriter.Writer) {
+		return out.print(cmd.OutOrStdout(), api.BuildList{Builds: builds}, func(w *tabwriter.Writer) {
 			fmt.Fprintln(w, "ID\tCOMMIT\tBRANCH\tSTATE\tDIGEST\tCREATED\tDURATION\tSUBJECT")
 			for _, b := range builds {
 				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.ShortCommit(), b.Branch, b.State,
@@ -84,7 +85,7 @@ func newBuildCmd() *cobra.Command {
 		if !follow {
 			return nil
 		}
-		return followBuild(cmd, c, b.ID)
+		return printLog(cmd, c, b.ID, true)
 	}
 	return cmd
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -20,7 +19,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/client"
 )
 
 // syncBuffer is a bytes.Buffer safe for the demo's writer and the test.
@@ -147,55 +145,17 @@ func TestDemoEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo")
 	}
-	dir := t.TempDir()
-	bin := ferryBinary(t) // the demo installs it as its repository's pre-receive hook
-	api, reg, dev, prod := freePort(t), freePort(t), freePort(t), freePort(t)
-	// Short readiness deadline so the never-ready commit fails fast.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"demo", "--dir", dir, "--app-src", "../examples/birthday-app", "--ferry-binary", bin,
-			"--api-port", fmt.Sprint(api), "--registry-port", fmt.Sprint(reg),
-			"--dev-port", fmt.Sprint(dev), "--prod-port", fmt.Sprint(prod)}, strings.NewReader(""), out, out)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("demo exited with %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Errorf("demo did not stop within 60s of Ctrl-C")
-		}
-	})
-	waitFor(t, 5*time.Minute, "the demo to print its next steps", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("demo ended early: %v\n%s", err, out.String())
-		default:
-		}
-		return strings.Contains(out.String(), "ferry is running.")
-	})
-	devURL := fmt.Sprintf("http://127.0.0.1:%d", dev)
-	c, err := client.New(fmt.Sprintf("http://127.0.0.1:%d", api))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The demo made an admin token and stored it where the CLI looks
+	d := startDemo(t)
+	dir, repo, devURL, apiURL, c := d.dir, d.repo, d.devURL, d.apiURL, d.c
+	ctx := t.Context()
+	// startDemo found the admin token the demo stored where the CLI looks
 	// (TestMain points XDG_CONFIG_HOME into a temp dir).
-	if c.Token, err = findToken("", c.Base); err != nil || c.Token == "" {
-		t.Fatalf("the demo's token for %s: %q, %v\n%s", c.Base, c.Token, err, out.String())
+	if !strings.Contains(d.out.String(), "made the admin token demo-admin and stored it for "+c.Base) {
+		t.Errorf("the demo does not say where its token is:\n%s", d.out.String())
 	}
-	if !strings.Contains(out.String(), "made the admin token demo-admin and stored it for "+c.Base) {
-		t.Errorf("the demo does not say where its token is:\n%s", out.String())
-	}
-	repo := filepath.Join(dir, "birthday-app.git")
 	head := gitCmd(t, dir, "--git-dir="+repo, "rev-parse", "master")
 	if got := versionOf(t, devURL); got != head {
-		t.Fatalf("dev serves %q, want master's head %s\n%s", got, head, out.String())
+		t.Fatalf("dev serves %q, want master's head %s\n%s", got, head, d.out.String())
 	}
 
 	// The user's loop: clone, change, commit, push; dev follows under load.
@@ -221,7 +181,6 @@ func TestDemoEndToEnd(t *testing.T) {
 
 	// What runs where: the status JSON keeps its documented shape, and the
 	// registry's latest and git's env/dev follow dev.
-	apiURL := fmt.Sprintf("http://127.0.0.1:%d", api)
 	waitFor(t, 30*time.Second, "dev's deployment to finish verifying", func() bool {
 		s, err := c.Status(ctx)
 		return err == nil && s.Environments[0].Commit == change && s.Environments[0].State == "healthy"
@@ -254,13 +213,11 @@ func TestDemoEndToEnd(t *testing.T) {
 		return gitCmd(t, dir, "--git-dir="+repo, "tag", "--list", "env/dev") != "" &&
 			gitCmd(t, dir, "--git-dir="+repo, "rev-parse", "env/dev^{commit}") == change
 	})
-	var latest string
 	waitFor(t, 10*time.Second, "registry tag latest to follow dev", func() bool {
-		latest, err = registryDigest(fmt.Sprintf("127.0.0.1:%d/birthday-app:latest", reg))
+		latest, err := registryDigest(d.image + ":latest")
 		return err == nil && latest == devSt.Digest
 	})
-	latest, err = registryDigest(fmt.Sprintf("127.0.0.1:%d/birthday-app:latest", reg))
-	if err != nil || latest != devSt.Digest {
+	if latest, err := registryDigest(d.image + ":latest"); err != nil || latest != devSt.Digest {
 		t.Errorf("registry latest = %s (%v), want dev's %s", latest, err, devSt.Digest)
 	}
 

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/api"
 )
 
 func newEventsCmd() *cobra.Command {
@@ -39,7 +40,7 @@ func newEventsCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return out.print(cmd.OutOrStdout(), map[string]any{"events": events}, func(w *tabwriter.Writer) {
+		return out.print(cmd.OutOrStdout(), api.EventList{Events: events}, func(w *tabwriter.Writer) {
 			fmt.Fprintln(w, "TIME\tKIND\tACTOR\tCOMMIT\tMESSAGE\tREASON")
 			for _, e := range events {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.DateTime), e.Kind, e.Actor,
@@ -80,7 +81,7 @@ func newHistoryCmd() *cobra.Command {
 			return err
 		}
 		now := time.Now()
-		return out.print(cmd.OutOrStdout(), map[string]any{"deployments": ds}, func(w *tabwriter.Writer) {
+		return out.print(cmd.OutOrStdout(), api.DeploymentList{Deployments: ds}, func(w *tabwriter.Writer) {
 			fmt.Fprintln(w, "ID\tENV\tKIND\tSTATE\tCOMMIT\tRELEASE\tREPLICAS\tWHEN\tTOOK\tBY\tREASON")
 			for _, d := range ds {
 				reason := d.Reason

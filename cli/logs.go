@@ -47,10 +47,7 @@ func newLogsCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if follow {
-			return followBuild(cmd, c, id)
-		}
-		return printLog(cmd, c, id, false)
+		return printLog(cmd, c, id, follow)
 	}
 	return cmd
 }
@@ -63,12 +60,8 @@ func parseID(s string) (int64, error) {
 	return id, nil
 }
 
-// followBuild streams a build's log and step changes until it ends; the
-// command fails when the build did not succeed.
-func followBuild(cmd *cobra.Command, c *client.Client, id int64) error {
-	return printLog(cmd, c, id, true)
-}
-
+// printLog prints build id's log and step changes; with follow it streams
+// them until the build ends, and fails when the build did not succeed.
 func printLog(cmd *cobra.Command, c *client.Client, id int64, follow bool) error {
 	w := cmd.OutOrStdout()
 	states := map[string]ferry.StepState{}

@@ -14,18 +14,18 @@ import (
 	"github.com/ferryhq/ferry/client"
 )
 
-// seedDemo is a `ferry demo` running in-process for one test.
-type seedDemo struct {
+// liveDemo is a `ferry demo` running in-process for one test.
+type liveDemo struct {
 	dir, repo                      string // the demo directory and its bare repository
 	apiURL, devURL, prodURL, image string // image: the registry repository, host:port/name
 	c                              *client.Client
 	out                            *syncBuffer
 }
 
-// startSeedDemo runs `ferry demo` in a temp dir on free ports until the
+// startDemo runs `ferry demo` in a temp dir on free ports until the
 // test ends, and returns once it serves dev, with an API client holding
 // the admin token the demo stored in the credentials file.
-func startSeedDemo(t *testing.T) *seedDemo {
+func startDemo(t *testing.T) *liveDemo {
 	t.Helper()
 	dir := t.TempDir()
 	bin := ferryBinary(t) // the demo's pre-receive hook runs it
@@ -57,7 +57,7 @@ func startSeedDemo(t *testing.T) *seedDemo {
 		}
 		return strings.Contains(out.String(), "ferry is running.")
 	})
-	d := &seedDemo{
+	d := &liveDemo{
 		dir: dir, repo: filepath.Join(dir, "birthday-app.git"), out: out,
 		apiURL:  fmt.Sprintf("http://127.0.0.1:%d", api),
 		devURL:  fmt.Sprintf("http://127.0.0.1:%d", dev),
@@ -76,7 +76,7 @@ func startSeedDemo(t *testing.T) *seedDemo {
 }
 
 // bare runs git in the demo's bare repository.
-func (d *seedDemo) bare(t *testing.T, args ...string) string {
+func (d *liveDemo) bare(t *testing.T, args ...string) string {
 	t.Helper()
 	return gitOK(t, d.dir, append([]string{"--git-dir=" + d.repo}, args...)...)
 }
@@ -89,7 +89,7 @@ type envStatus struct {
 }
 
 // statusOf runs `ferry status -o json` and returns env's entry.
-func (d *seedDemo) statusOf(t *testing.T, env string) envStatus {
+func (d *liveDemo) statusOf(t *testing.T, env string) envStatus {
 	t.Helper()
 	stdout, stderr, code := run(t, "status", "-o", "json", "--server", d.apiURL)
 	if code != 0 {
@@ -109,7 +109,7 @@ func (d *seedDemo) statusOf(t *testing.T, env string) envStatus {
 }
 
 // waitHealthy waits until `ferry status` shows env healthy on commit.
-func (d *seedDemo) waitHealthy(t *testing.T, env, commit string, timeout time.Duration) envStatus {
+func (d *liveDemo) waitHealthy(t *testing.T, env, commit string, timeout time.Duration) envStatus {
 	t.Helper()
 	var st envStatus
 	waitFor(t, timeout, fmt.Sprintf("%s to be healthy on %.12s", env, commit), func() bool {
@@ -119,7 +119,7 @@ func (d *seedDemo) waitHealthy(t *testing.T, env, commit string, timeout time.Du
 	return st
 }
 
-func (d *seedDemo) urlOf(env string) string {
+func (d *liveDemo) urlOf(env string) string {
 	if env == "prod" {
 		return d.prodURL
 	}
@@ -127,7 +127,7 @@ func (d *seedDemo) urlOf(env string) string {
 }
 
 // newestProd is prod's newest deployment, nil before the first.
-func (d *seedDemo) newestProd(t *testing.T) *ferry.Deployment {
+func (d *liveDemo) newestProd(t *testing.T) *ferry.Deployment {
 	t.Helper()
 	ds, err := d.c.Deployments(context.Background(), "prod", 1)
 	if err != nil {
@@ -144,7 +144,7 @@ func (d *seedDemo) newestProd(t *testing.T) *ferry.Deployment {
 // live tag on prod's digest, the annotated git tag RC… on commit in the
 // demo's repository, and env/prod. It returns the release's tag and prod's
 // deployment.
-func (d *seedDemo) released(t *testing.T, commit string, kind ferry.DeploymentKind) (string, *ferry.Deployment) {
+func (d *liveDemo) released(t *testing.T, commit string, kind ferry.DeploymentKind) (string, *ferry.Deployment) {
 	t.Helper()
 	var dep *ferry.Deployment
 	waitFor(t, 2*time.Minute, fmt.Sprintf("prod's %s of %.12s to end", kind, commit), func() bool {
@@ -192,7 +192,7 @@ func TestSeedCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo")
 	}
-	d := startSeedDemo(t)
+	d := startDemo(t)
 	ctx := context.Background()
 	first := d.bare(t, "rev-parse", "master")
 	d.waitHealthy(t, "dev", first, 3*time.Minute)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/api"
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/config"
@@ -224,7 +225,7 @@ func newTokenListCmd() *cobra.Command {
 			return err
 		}
 		now := time.Now()
-		return out.print(cmd.OutOrStdout(), map[string]any{"tokens": tokens}, func(w *tabwriter.Writer) {
+		return out.print(cmd.OutOrStdout(), api.TokenList{Tokens: tokens}, func(w *tabwriter.Writer) {
 			fmt.Fprintln(w, "NAME\tROLE\tCREATED\tBY\tLAST USED\tREVOKED")
 			for _, t := range tokens {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Role, ago(t.CreatedAt, now), dash(t.CreatedBy),

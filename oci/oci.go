@@ -1,12 +1,11 @@
 // Package oci turns a commit into an OCI image and publishes it, without a
 // container daemon.
 //
-// Two builders produce an image: BuildGo compiles a Go main package into a
-// static binary and assembles a small non-root image around it, with fixed
-// timestamps so that one commit always yields one digest; RunCommand runs a
-// user's own build command (a Dockerfile build, say), which pushes the image
-// itself. A Publisher then pushes, tags, resolves and pulls images in one
-// repository of any OCI registry, retrying while the registry is unavailable.
+// BuildGo compiles a Go main package into a static binary and assembles a
+// small non-root image around it, with fixed timestamps so that one commit
+// always yields one digest. A Publisher then pushes, tags, resolves and pulls
+// images in one repository of any OCI registry, retrying while the registry
+// is unavailable.
 package oci
 
 import (

@@ -232,25 +232,6 @@ func (p *Publisher) Resolve(ctx context.Context, tag string) (string, error) {
 	return desc.Digest.String(), nil
 }
 
-// Exists reports whether the repository holds the manifest digest.
-func (p *Publisher) Exists(ctx context.Context, digest string) (bool, error) {
-	ref, err := p.digestRef(digest)
-	if err != nil {
-		return false, err
-	}
-	err = p.retry.do(ctx, func(ctx context.Context) error {
-		_, err := remote.Head(ref, p.options(ctx)...)
-		return err
-	})
-	if isNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("check %s: %w", ref, err)
-	}
-	return true, nil
-}
-
 // Image returns the image with the manifest digest, for pulling. Its
 // manifest is fetched now; its config and layers when read.
 func (p *Publisher) Image(ctx context.Context, digest string) (v1.Image, error) {

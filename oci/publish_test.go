@@ -66,13 +66,6 @@ func TestPublisher(t *testing.T) {
 			t.Errorf("Resolve(%s) = %s, %v, want %s", tag, got, err, d)
 		}
 	}
-	if ok, err := p.Exists(ctx, d); !ok || err != nil {
-		t.Errorf("Exists(%s) = %v, %v, want true", d, ok, err)
-	}
-	other := "sha256:" + strings.Repeat("0", 64)
-	if ok, err := p.Exists(ctx, other); ok || err != nil {
-		t.Errorf("Exists(%s) = %v, %v, want false, nil", other, ok, err)
-	}
 	pulled, err := p.Image(ctx, d)
 	if err != nil {
 		t.Fatalf("Image: %v", err)
@@ -147,7 +140,6 @@ func TestPublisherInvalidInput(t *testing.T) {
 		{"Resolve(a:b)", func() error { _, err := p.Resolve(ctx, "a:b"); return err }()},
 		{"Tag(bad digest)", p.Tag(ctx, "sha256:xyz", "latest")},
 		{"Tag(bad tag)", p.Tag(ctx, good, "-latest")},
-		{"Exists(bad digest)", func() error { _, err := p.Exists(ctx, "abc"); return err }()},
 		{"Image(bad digest)", func() error { _, err := p.Image(ctx, "sha256:"); return err }()},
 		{"Push(bad tag)", func() error { _, err := p.Push(ctx, randomImage(t), "ok", "not ok"); return err }()},
 	}
@@ -233,12 +225,12 @@ func TestPushRegistryDown(t *testing.T) {
 	if attempts.Load() < 3 {
 		t.Errorf("retried %d times, want ≥ 3", attempts.Load())
 	}
-	// Resolve, Exists and Image report the same kind of error.
+	// Resolve and Image report the same kind of error.
 	if _, err := p.Resolve(t.Context(), "v1"); !IsRetryable(err) {
 		t.Errorf("Resolve on a down registry: IsRetryable(%v) = false", err)
 	}
-	if _, err := p.Exists(t.Context(), "sha256:"+strings.Repeat("c", 64)); !IsRetryable(err) {
-		t.Errorf("Exists on a down registry: IsRetryable(%v) = false", err)
+	if _, err := p.Image(t.Context(), "sha256:"+strings.Repeat("c", 64)); !IsRetryable(err) {
+		t.Errorf("Image on a down registry: IsRetryable(%v) = false", err)
 	}
 }
 

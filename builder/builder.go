@@ -170,14 +170,12 @@ func (b *Builder) Enqueue(ctx context.Context, branch, commit, trigger, actor st
 		return nil, false, fmt.Errorf("list queued builds: %w", err)
 	}
 	for _, q := range queued {
-		reason := fmt.Sprintf("superseded by %s, a newer head of %s", ferry.ShortSHA(commit), branch)
-		if err := b.ledger.TransitionBuild(ctx, q.ID, ferry.BuildQueued, ferry.BuildSuperseded, reason, now); err != nil {
+		if err := b.supersede(ctx, q, commit, actor, now); err != nil {
 			if ferry.ErrorCode(err) == ferry.ECONFLICT {
 				continue // it started meanwhile
 			}
 			return nil, false, fmt.Errorf("supersede build %d: %w", q.ID, err)
 		}
-		b.event(ctx, "build.superseded", actor, q, reason)
 	}
 	build := &ferry.Build{
 		App: b.cfg.App, Commit: commit, Branch: branch,
@@ -279,6 +277,17 @@ func (b *Builder) recoverInterrupted(ctx context.Context) error {
 	return nil
 }
 
+// supersede moves the queued build q to superseded, for commit, a newer
+// head of its branch, and records the event.
+func (b *Builder) supersede(ctx context.Context, q *ferry.Build, commit, actor string, now time.Time) error {
+	reason := fmt.Sprintf("superseded by %s, a newer head of %s", ferry.ShortSHA(commit), q.Branch)
+	if err := b.ledger.TransitionBuild(ctx, q.ID, ferry.BuildQueued, ferry.BuildSuperseded, reason, now); err != nil {
+		return err
+	}
+	b.event(ctx, "build.superseded", actor, q, reason)
+	return nil
+}
+
 // nextQueued returns the oldest queued build, or nil.
 func (b *Builder) nextQueued(ctx context.Context) (*ferry.Build, error) {
 	queued, err := b.ledger.Builds(ctx, ledger.BuildFilter{App: b.cfg.App, States: []ferry.BuildState{ferry.BuildQueued}, Limit: 1000})
@@ -289,10 +298,7 @@ func (b *Builder) nextQueued(ctx context.Context) (*ferry.Build, error) {
 	newest := map[string]*ferry.Build{}
 	for _, q := range queued { // newest first
 		if n, ok := newest[q.Branch]; ok {
-			reason := fmt.Sprintf("superseded by %s, a newer head of %s", n.ShortCommit(), q.Branch)
-			if err := b.ledger.TransitionBuild(ctx, q.ID, ferry.BuildQueued, ferry.BuildSuperseded, reason, b.now()); err == nil {
-				b.event(ctx, "build.superseded", "ferry", q, reason)
-			}
+			_ = b.supersede(ctx, q, n.Commit, "ferry", b.now())
 			continue
 		}
 		newest[q.Branch] = q

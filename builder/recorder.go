@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -80,14 +81,10 @@ func (r *recorder) plan(steps []pipeline.Step) {
 
 func (r *recorder) skipAll(steps []pipeline.Step, reason string) {
 	for _, s := range steps {
-		r.StepState(s.Name, 0, pipeline.Skipped, errString(reason))
+		r.StepState(s.Name, 0, pipeline.Skipped, errors.New(reason))
 	}
 	r.Line(StepPush, reason)
 }
-
-type errString string
-
-func (e errString) Error() string { return string(e) }
 
 // StepState implements pipeline.Listener.
 func (r *recorder) StepState(name string, attempt int, state pipeline.State, err error) {

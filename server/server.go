@@ -152,7 +152,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		buildGo = &builder.GoConfig{Main: g.Main, Ldflags: g.Ldflags, Env: g.Env}
 	}
 	s.builder, err = builder.New(builder.Config{
-		App: cfg.App, Image: image, Source: redactURL(cfg.Source.Repo),
+		App: cfg.App, Image: image, Source: s.repo.URL(),
 		WorkDir: filepath.Join(cfg.DataDir, "work"), Dir: cfg.Build.Dir,
 		Test: cfg.Build.Test, Timeout: cfg.Build.Timeout, Go: buildGo, Command: cfg.Build.Command,
 		PushAttempts: 8,
@@ -219,7 +219,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			}
 		},
 		OnError: func(err error, attempt int, next time.Duration) {
-			s.log.Warn("fetch failed; retrying", "repo", redactURL(cfg.Source.Repo), "attempt", attempt, "retry_in", next, "err", err)
+			s.log.Warn("fetch failed; retrying", "repo", s.repo.URL(), "attempt", attempt, "retry_in", next, "err", err)
 			s.event(runCtx, "source.error", fmt.Sprintf("fetch failed (attempt %d), retrying in %s", attempt, next), err.Error())
 		},
 	}
@@ -336,7 +336,7 @@ func (s *Server) Trigger(ctx context.Context, branch, commit, actor string) (*fe
 		return nil, false, ferry.Errorf(ferry.EINVALID, "branch %q is not built by ferry (built branches: %v)", branch, s.cfg.BuildBranches())
 	}
 	if err := s.repo.Fetch(ctx); err != nil {
-		return nil, false, ferry.Errorf(ferry.EUNAVAILABLE, "fetch %s: %v", redactURL(s.cfg.Source.Repo), err)
+		return nil, false, ferry.Errorf(ferry.EUNAVAILABLE, "%v", err) // err names the (redacted) URL
 	}
 	head, err := s.repo.Head(ctx, branch)
 	if err != nil {

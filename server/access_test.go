@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/ledger"
@@ -42,9 +41,9 @@ func (l *lockedBuffer) String() string {
 // the log.
 func TestAccess(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t, "testdata/tiny")
+	repo := newRepo(t, "testdata/tiny")
 	runtime := `runtime: { local: { listen: 127.0.0.1:0, readiness: /version, args: ["-listen", "{{.Addr}}"] } }`
-	yaml := withTest(tinyConfig(repo.dir, t.TempDir(), ""), "")
+	yaml := withTest(tinyConfig(repo.Dir, t.TempDir(), ""), "")
 	yaml = strings.Replace(yaml, "runtime: { local: { listen: 127.0.0.1:0 } }", runtime, 1) + "  prod:\n    from: dev\n    " + runtime + "\n"
 	logs := &lockedBuffer{}
 	s := start(t, yaml, Options{Logger: slog.New(slog.NewTextHandler(io.MultiWriter(logs, tWriter{t}), nil))})
@@ -74,10 +73,7 @@ func TestAccess(t *testing.T) {
 		}
 		return resp.StatusCode, string(b)
 	}
-	waitFor(t, 3*time.Minute, "dev to run the first build", func() bool {
-		_, err := s.Ledger().Current(ctx, "tiny", "dev")
-		return err == nil
-	})
+	waitDeployed(t, tokenClient(t, s, secrets[ferry.RoleViewer]), "dev", repo.Head()) // the first build
 
 	scale := `{"replicas": 2, "reason": "load"}`
 	for _, tc := range []struct {

@@ -16,14 +16,14 @@ import (
 // and a JSON error body with a code, and queues nothing.
 func TestAPIBadInput(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t, "testdata/tiny")
-	head := repo.git("rev-parse", "HEAD")
+	repo := newRepo(t, "testdata/tiny")
+	head := repo.Head()
 	// A commit that exists in the repository but not on master.
-	repo.git("checkout", "-q", "-b", "other")
-	repo.write("other.txt", "x")
-	other := repo.commit("a commit on other")
-	repo.git("checkout", "-q", "master")
-	s := start(t, withTest(tinyConfig(repo.dir, t.TempDir(), ""), ""), Options{})
+	repo.Git(time.Time{}, "checkout", "-q", "-b", "other")
+	repo.Write("other.txt", "x")
+	other := repo.CommitAll("a commit on other")
+	repo.Git(time.Time{}, "checkout", "-q", "master")
+	s := start(t, withTest(tinyConfig(repo.Dir, t.TempDir(), ""), ""), Options{})
 	waitBuild(t, s, head, time.Minute)
 	secret := tokenFor(t, s, ferry.RoleAdmin)
 

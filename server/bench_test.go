@@ -25,7 +25,7 @@ import (
 //
 //	go test -run '^$' -bench BuildOverhead -benchtime 5x ./server/
 func BenchmarkBuildOverhead(b *testing.B) {
-	repo := newGitRepo(b, "../examples/birthday-app")
+	repo := newRepo(b, "../examples/birthday-app")
 	data := b.TempDir()
 	ldflags := fmt.Sprintf("-X %s.Commit={{.Commit}}", buildinfoPkg)
 	yaml := fmt.Sprintf(`app: birthday-app
@@ -40,13 +40,13 @@ environments:
   dev:
     branch: master
     runtime: { local: { listen: 127.0.0.1:0 } }
-`, data, repo.dir, ldflags)
+`, data, repo.Dir, ldflags)
 	count := newCounter()
 	s := start(b, yaml, Options{Transport: count})
 	c := newClient(b, s)
 	ctx := context.Background()
 	// Warm the caches once, outside the measurement.
-	first := repo.git("rev-parse", "HEAD")
+	first := repo.Head()
 	if _, err := c.Trigger(ctx, "master", ""); err != nil {
 		b.Fatal(err)
 	}
@@ -57,14 +57,14 @@ environments:
 	b.ResetTimer()
 	for i := range b.N {
 		// By hand: go test + go build of a fresh variant.
-		repo.write("birthday/bench_variant.go", fmt.Sprintf("package birthday\n\nconst benchVariant = %d\n", 2*i+1))
+		repo.Write("birthday/bench_variant.go", fmt.Sprintf("package birthday\n\nconst benchVariant = %d\n", 2*i+1))
 		start := time.Now()
 		for _, args := range [][]string{
 			{"go", "test", "./birthday/..."},
 			{"go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -X " + buildinfoPkg + ".Commit=x", "-o", filepath.Join(b.TempDir(), "app"), "./cmd/birthday-app"},
 		} {
 			cmd := exec.Command(args[0], args[1:]...)
-			cmd.Dir = repo.dir
+			cmd.Dir = repo.Dir
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("%v: %v\n%s", args, err, out)
@@ -73,8 +73,8 @@ environments:
 		direct += time.Since(start)
 
 		// Through ferry: another variant, committed and triggered.
-		repo.write("birthday/bench_variant.go", fmt.Sprintf("package birthday\n\nconst benchVariant = %d\n", 2*i+2))
-		commit := repo.commit(fmt.Sprintf("bench variant %d", i))
+		repo.Write("birthday/bench_variant.go", fmt.Sprintf("package birthday\n\nconst benchVariant = %d\n", 2*i+2))
+		commit := repo.CommitAll(fmt.Sprintf("bench variant %d", i))
 		start = time.Now()
 		if _, err := c.Trigger(ctx, "master", ""); err != nil {
 			b.Fatal(err)
@@ -97,15 +97,7 @@ environments:
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := img.Manifest()
-	if err != nil {
-		b.Fatal(err)
-	}
-	size := m.Config.Size
-	for _, l := range m.Layers {
-		size += l.Size
-	}
-	b.ReportMetric(float64(size)/1e6, "image-MB")
+	b.ReportMetric(float64(imageSize(b, img))/1e6, "image-MB")
 
 	before := count.uploads.Load()
 	res, err := c.Trigger(ctx, "master", lastCommit)

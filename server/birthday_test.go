@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,8 +33,8 @@ func TestBuildBirthdayApp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds birthday-app")
 	}
-	repo := newGitRepo(t, "../examples/birthday-app")
-	commit := repo.git("rev-parse", "HEAD")
+	repo := newRepo(t, "../examples/birthday-app")
+	commit := repo.Head()
 	data := t.TempDir()
 	yaml := fmt.Sprintf(`app: birthday-app
 dataDir: %s
@@ -51,7 +50,7 @@ environments:
   dev:
     branch: master
     runtime: { local: { listen: 127.0.0.1:0 } }
-`, data, repo.dir, buildinfoPkg, buildinfoPkg)
+`, data, repo.Dir, buildinfoPkg, buildinfoPkg)
 	count := newCounter()
 	s := start(t, yaml, Options{Transport: count})
 
@@ -70,19 +69,7 @@ environments:
 
 	// The registry has the image under both tags, with the labels.
 	repoRef := s.ImageRepository()
-	for _, tag := range []string{ferry.CommitTag(commit), ferry.ShortCommitTag(commit)} {
-		ref, err := name.ParseReference(repoRef+":"+tag, name.Insecure)
-		if err != nil {
-			t.Fatal(err)
-		}
-		desc, err := remote.Head(ref)
-		if err != nil {
-			t.Fatalf("HEAD %s: %v", ref, err)
-		}
-		if desc.Digest.String() != b.Digest {
-			t.Errorf("%s digest = %s, want the build's %s", tag, desc.Digest, b.Digest)
-		}
-	}
+	wantImage(t, repoRef, commit, b.Digest)
 	ref, _ := name.ParseReference(repoRef+"@"+b.Digest, name.Insecure)
 	img, err := remote.Image(ref)
 	if err != nil {
@@ -92,7 +79,7 @@ environments:
 	if err != nil {
 		t.Fatal(err)
 	}
-	commitTime, err := time.Parse(time.RFC3339, repo.git("show", "-s", "--format=%cI", "HEAD"))
+	commitTime, err := time.Parse(time.RFC3339, repo.Git(time.Time{}, "show", "-s", "--format=%cI", "HEAD"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +87,7 @@ environments:
 		oci.LabelRevision: commit,
 		oci.LabelCreated:  commitTime.UTC().Format(time.RFC3339),
 		oci.LabelVersion:  ferry.ShortSHA(commit),
-		oci.LabelSource:   repo.dir,
+		oci.LabelSource:   repo.Dir,
 	}
 	for k, want := range wantLabels {
 		if got := cf.Config.Labels[k]; got != want {
@@ -153,7 +140,7 @@ environments:
 }
 
 // imageSize is the compressed size of img's layers and config.
-func imageSize(t *testing.T, img v1.Image) int64 {
+func imageSize(t testing.TB, img v1.Image) int64 {
 	t.Helper()
 	m, err := img.Manifest()
 	if err != nil {
@@ -185,12 +172,7 @@ func runImage(t *testing.T, img v1.Image, entrypoint []string) version {
 	if len(entrypoint) == 0 {
 		t.Fatal("image has no entrypoint")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, filepath.Join(root, entrypoint[0]), "-listen", addr, "-db", "sqlite://"+filepath.Join(t.TempDir(), "app.db"))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

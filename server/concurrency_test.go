@@ -23,14 +23,14 @@ func TestBurstOfPushesSupersedes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	g := newGate(t)
-	repo := newGitRepo(t, "testdata/tiny")
-	a := repo.git("rev-parse", "HEAD")
-	s := start(t, withTest(tinyConfig(repo.dir, t.TempDir(), ""), g.command()), Options{})
+	repo := newRepo(t, "testdata/tiny")
+	a := repo.Head()
+	s := start(t, withTest(tinyConfig(repo.Dir, t.TempDir(), ""), g.command()), Options{})
 	c := newClient(t, s)
 
 	waitState(t, s, a, ferry.BuildRunning, time.Minute)
-	repo.write("b.txt", "b")
-	b := repo.commit("commit B")
+	repo.Write("b.txt", "b")
+	b := repo.CommitAll("commit B")
 	res, err := c.Trigger(ctx, "master", b)
 	if err != nil {
 		t.Fatalf("trigger B: %v", err)
@@ -38,8 +38,8 @@ func TestBurstOfPushesSupersedes(t *testing.T) {
 	if !res.Queued || res.Build.State != ferry.BuildQueued {
 		t.Fatalf("trigger B: queued=%v state=%s, want a queued build", res.Queued, res.Build.State)
 	}
-	repo.write("c.txt", "c")
-	cc := repo.commit("commit C")
+	repo.Write("c.txt", "c")
+	cc := repo.CommitAll("commit C")
 	if res, err = c.Trigger(ctx, "master", cc); err != nil || !res.Queued {
 		t.Fatalf("trigger C: %+v, %v; want it queued", res, err)
 	}
@@ -87,10 +87,10 @@ func TestRestartResumesBuild(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	g := newGate(t)
-	repo := newGitRepo(t, "testdata/tiny")
-	commit := repo.git("rev-parse", "HEAD")
+	repo := newRepo(t, "testdata/tiny")
+	commit := repo.Head()
 	data := t.TempDir()
-	yaml := withTest(tinyConfig(repo.dir, data, ""), g.command())
+	yaml := withTest(tinyConfig(repo.Dir, data, ""), g.command())
 	s := start(t, yaml, Options{})
 	first := waitState(t, s, commit, ferry.BuildRunning, time.Minute)
 	waitFor(t, 30*time.Second, "the test step to wait on the gate", func() bool {
@@ -184,9 +184,9 @@ func TestRestartResumesBuild(t *testing.T) {
 func TestFollowBuildLogs(t *testing.T) {
 	t.Parallel()
 	g := newGate(t)
-	repo := newGitRepo(t, "testdata/tiny")
-	commit := repo.git("rev-parse", "HEAD")
-	s := start(t, withTest(tinyConfig(repo.dir, t.TempDir(), ""), g.command()), Options{})
+	repo := newRepo(t, "testdata/tiny")
+	commit := repo.Head()
+	s := start(t, withTest(tinyConfig(repo.Dir, t.TempDir(), ""), g.command()), Options{})
 	b := waitState(t, s, commit, ferry.BuildRunning, time.Minute)
 
 	c := newClient(t, s)
@@ -209,7 +209,7 @@ func TestFollowBuildLogs(t *testing.T) {
 			if !ok {
 				t.Fatalf("the stream ended (%v) before %s", <-done, what)
 			}
-			if r.Steps != nil && stepState(r.Steps, builder.StepTest) == ferry.StepRunning {
+			if r.Steps != nil && stepOf(r.Steps, builder.StepTest).State == ferry.StepRunning {
 				sawTestRunning = true
 			}
 			return r
@@ -261,21 +261,19 @@ func TestFollowBuildLogs(t *testing.T) {
 	}
 }
 
-func stepState(steps []ferry.Step, name string) ferry.StepState {
-	for _, st := range steps {
-		if st.Name == name {
-			return st.State
-		}
-	}
-	return ""
+// newClient is a client of s with a new admin token.
+func newClient(t testing.TB, s *Server) *client.Client {
+	t.Helper()
+	return tokenClient(t, s, tokenFor(t, s, ferry.RoleAdmin))
 }
 
-func newClient(t testing.TB, s *Server) *client.Client {
+// tokenClient is a client of s that sends the token secret.
+func tokenClient(t testing.TB, s *Server, secret string) *client.Client {
 	t.Helper()
 	c, err := client.New(s.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Token = tokenFor(t, s, ferry.RoleAdmin)
+	c.Token = secret
 	return c
 }

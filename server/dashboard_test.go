@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/internal/testenv"
 	"github.com/ferryhq/ferry/ledger"
 )
 
@@ -46,15 +47,15 @@ func TestDashboard(t *testing.T) {
 	browser := newBrowser(t)
 	artifacts := artifactDir(t)
 
-	repo := newGitRepo(t, "testdata/tiny")
+	repo := newRepo(t, "testdata/tiny")
 	gate := newGate(t)
 	runtime := `runtime: { local: { listen: 127.0.0.1:0, readiness: /version, args: ["-listen", "{{.Addr}}"] } }`
-	yaml := withTest(tinyConfig(repo.dir, t.TempDir(), ""), gate.command())
+	yaml := withTest(tinyConfig(repo.Dir, t.TempDir(), ""), gate.command())
 	yaml = strings.Replace(yaml, "runtime: { local: { listen: 127.0.0.1:0 } }", runtime, 1) +
 		"  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    " + runtime + "\n"
 	s := start(t, yaml, Options{})
 	ctx := context.Background()
-	commit := repo.git("rev-parse", "HEAD")
+	commit := repo.Head()
 	base := s.URL()
 
 	// Tokens made through the API by an admin, as a person would.
@@ -305,11 +306,7 @@ func newBrowser(t *testing.T) context.Context {
 		path = "/usr/bin/chromium"
 	}
 	if _, err := os.Stat(path); err != nil {
-		msg := fmt.Sprintf("no Chromium at %s (set FERRY_TEST_CHROMIUM): %v", path, err)
-		if slices.Contains(strings.Split(os.Getenv("FERRY_TEST_REQUIRE"), ","), "chromium") {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testenv.Unavailable(t, "chromium", "no Chromium at %s (set FERRY_TEST_CHROMIUM): %v", path, err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),

@@ -33,15 +33,15 @@ import (
 // keeps the failing test's output, runs no later step and pushes nothing.
 func TestFailingTestsFailTheBuild(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t, "testdata/tiny")
-	repo.write("broken_test.go", `package main
+	repo := newRepo(t, "testdata/tiny")
+	repo.Write("broken_test.go", `package main
 
 import "testing"
 
 func TestBroken(t *testing.T) { t.Fatal("ferry-marker: the answer is not 42") }
 `)
-	commit := repo.commit("break the tests")
-	s := start(t, tinyConfig(repo.dir, t.TempDir(), ""), Options{})
+	commit := repo.CommitAll("break the tests")
+	s := start(t, tinyConfig(repo.Dir, t.TempDir(), ""), Options{})
 
 	b := waitBuild(t, s, commit, 2*time.Minute)
 	if b.State != ferry.BuildFailed {
@@ -75,14 +75,14 @@ func TestBroken(t *testing.T) { t.Fatal("ferry-marker: the answer is not 42") }
 // build step with the compiler's message and pushes nothing.
 func TestCompileErrorFailsTheBuild(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t, "testdata/tiny")
-	main, err := os.ReadFile(filepath.Join(repo.dir, "main.go"))
+	repo := newRepo(t, "testdata/tiny")
+	main, err := os.ReadFile(filepath.Join(repo.Dir, "main.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo.write("main.go", string(main)+"\nfunc broken( {\n")
-	commit := repo.commit("break the build")
-	yaml := withTest(tinyConfig(repo.dir, t.TempDir(), ""), "")
+	repo.Write("main.go", string(main)+"\nfunc broken( {\n")
+	commit := repo.CommitAll("break the build")
+	yaml := withTest(tinyConfig(repo.Dir, t.TempDir(), ""), "")
 	s := start(t, yaml, Options{})
 
 	b := waitBuild(t, s, commit, 2*time.Minute)
@@ -109,8 +109,8 @@ func TestCompileErrorFailsTheBuild(t *testing.T) {
 // build with that status, its output kept, and no image.
 func TestFailingBuildCommand(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t, "testdata/tiny")
-	commit := repo.git("rev-parse", "HEAD")
+	repo := newRepo(t, "testdata/tiny")
+	commit := repo.Head()
 	yaml := fmt.Sprintf(`app: tiny
 dataDir: %s
 server: { listen: 127.0.0.1:0 }
@@ -122,7 +122,7 @@ environments:
   dev:
     branch: master
     runtime: { local: { listen: 127.0.0.1:0 } }
-`, t.TempDir(), repo.dir)
+`, t.TempDir(), repo.Dir)
 	s := start(t, yaml, Options{})
 
 	b := waitBuild(t, s, commit, time.Minute)
@@ -169,6 +169,8 @@ func TestUnreachableRepository(t *testing.T) {
 	})
 	t.Run("path", func(t *testing.T) {
 		t.Parallel()
+		repo := newRepo(t, "testdata/tiny") // moved to dir once ferry has failed to fetch it
+		commit := repo.Head()
 		dir := filepath.Join(t.TempDir(), "not-yet")
 		yaml := strings.Replace(tinyConfig(dir, t.TempDir(), ""), "poll: 0", "poll: 1s", 1)
 		s := start(t, yaml, Options{})
@@ -179,12 +181,9 @@ func TestUnreachableRepository(t *testing.T) {
 		wantServing(t, s)
 
 		// The repository appears: the next poll fetches it and builds its head.
-		repo := &gitRepo{t: t, dir: dir}
-		if err := copyTree("testdata/tiny", dir); err != nil {
+		if err := os.Rename(repo.Dir, dir); err != nil {
 			t.Fatal(err)
 		}
-		repo.git("init", "-q", "-b", "master")
-		commit := repo.commit("initial import")
 		b := waitBuild(t, s, commit, time.Minute)
 		if b.State != ferry.BuildSucceeded {
 			t.Fatalf("build after the repository appeared: %s (%s), want succeeded", b.State, b.Reason)
@@ -197,11 +196,11 @@ func TestUnreachableRepository(t *testing.T) {
 // the registry comes up, the build succeeds and the image is there.
 func TestRegistryDown(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t, "testdata/tiny")
-	commit := repo.git("rev-parse", "HEAD")
+	repo := newRepo(t, "testdata/tiny")
+	commit := repo.Head()
 	addr := freeAddr(t)
 	image := addr + "/tiny"
-	yaml := withTest(tinyConfig(repo.dir, t.TempDir(), ""), "")
+	yaml := withTest(tinyConfig(repo.Dir, t.TempDir(), ""), "")
 	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { image: "+image+" }", 1)
 	s := start(t, yaml, Options{})
 	if got := s.ImageRepository(); got != image {
@@ -217,7 +216,7 @@ func TestRegistryDown(t *testing.T) {
 		if b.State.Final() {
 			t.Fatalf("build ended %s (%s) while the registry was down", b.State, b.Reason)
 		}
-		push = stepOf(b, builder.StepPush)
+		push = stepOf(b.Steps, builder.StepPush)
 		return push.Attempts >= 2
 	})
 	if push.State != ferry.StepRunning {
@@ -242,20 +241,8 @@ func TestRegistryDown(t *testing.T) {
 	if b.State != ferry.BuildSucceeded {
 		t.Fatalf("build state after the registry came up = %s (%s), want succeeded", b.State, b.Reason)
 	}
-	for _, tag := range []string{ferry.CommitTag(commit), ferry.ShortCommitTag(commit)} {
-		ref, err := name.ParseReference(image+":"+tag, name.Insecure)
-		if err != nil {
-			t.Fatal(err)
-		}
-		desc, err := remote.Head(ref)
-		if err != nil {
-			t.Fatalf("HEAD %s: %v", ref, err)
-		}
-		if desc.Digest.String() != b.Digest {
-			t.Errorf("%s digest = %s, want the build's %s", ref, desc.Digest, b.Digest)
-		}
-	}
-	if got := stepOf(b, builder.StepPush); got.State != ferry.StepSucceeded || got.Attempts < 2 || got.Error != "" {
+	wantImage(t, image, commit, b.Digest)
+	if got := stepOf(b.Steps, builder.StepPush); got.State != ferry.StepSucceeded || got.Attempts < 2 || got.Error != "" {
 		t.Errorf("push step = %s after %d attempts (error %q), want succeeded after ≥ 2 with the error cleared", got.State, got.Attempts, got.Error)
 	}
 }
@@ -330,8 +317,9 @@ func wantSteps(t *testing.T, b *ferry.Build, want map[string]ferry.StepState) {
 	}
 }
 
-func stepOf(b *ferry.Build, name string) ferry.Step {
-	for _, st := range b.Steps {
+// stepOf returns the step called name, or a zero Step.
+func stepOf(steps []ferry.Step, name string) ferry.Step {
+	for _, st := range steps {
 		if st.Name == name {
 			return st
 		}
@@ -393,6 +381,24 @@ func builds(t testing.TB, s *Server) []*ferry.Build {
 		t.Fatal(err)
 	}
 	return bs
+}
+
+// wantImage checks that both tags of commit name digest.
+func wantImage(t *testing.T, repository, commit, digest string) {
+	t.Helper()
+	for _, tag := range []string{ferry.CommitTag(commit), ferry.ShortCommitTag(commit)} {
+		ref, err := name.ParseReference(repository+":"+tag, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		desc, err := remote.Head(ref)
+		if err != nil {
+			t.Fatalf("HEAD %s: %v", ref, err)
+		}
+		if desc.Digest.String() != digest {
+			t.Errorf("%s digest = %s, want the build's %s", ref, desc.Digest, digest)
+		}
+	}
 }
 
 // wantNoImage checks that the registry has neither tag of commit.

@@ -3,11 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
-	"io/fs"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -16,101 +12,16 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/auth"
+	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/internal/gittest"
 )
 
-// gitRepo is a real git repository in a temp dir that tests commit to.
-type gitRepo struct {
-	t   testing.TB
-	dir string
-	n   int
-}
-
-func newGitRepo(t testing.TB, from string) *gitRepo {
+// newRepo is a git repository holding a copy of the tree from, committed
+// as "initial import" by Ada Tester (whom the birthday test expects).
+func newRepo(t testing.TB, from string) *gittest.Repo {
 	t.Helper()
-	r := &gitRepo{t: t, dir: filepath.Join(t.TempDir(), "app")}
-	if err := copyTree(from, r.dir); err != nil {
-		t.Fatal(err)
-	}
-	r.git("init", "-q", "-b", "master")
-	r.commit("initial import")
-	return r
-}
-
-// git runs git in the repository with a fixed identity and clock, so
-// commits are reproducible.
-func (r *gitRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = r.dir
-	date := time.Date(2026, 1, 2, 3, 4, 5+r.n, 0, time.UTC).Format(time.RFC3339)
-	cmd.Env = append(os.Environ(),
-		"GIT_AUTHOR_NAME=Ada Tester", "GIT_AUTHOR_EMAIL=ada@example.com", "GIT_AUTHOR_DATE="+date,
-		"GIT_COMMITTER_NAME=Ada Tester", "GIT_COMMITTER_EMAIL=ada@example.com", "GIT_COMMITTER_DATE="+date,
-		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_SYSTEM=/dev/null",
-	)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// write sets a file's content (relative to the repository root).
-func (r *gitRepo) write(name, content string) {
-	r.t.Helper()
-	p := filepath.Join(r.dir, filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-// commit commits everything and returns the new head.
-func (r *gitRepo) commit(subject string) string {
-	r.t.Helper()
-	r.n++
-	r.git("add", "-A")
-	r.git("commit", "-q", "--allow-empty", "-m", subject)
-	return r.git("rev-parse", "HEAD")
-}
-
-// copyTree copies a directory, leaving out databases and binaries a
-// developer may have left in it.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		switch filepath.Ext(p) {
-		case ".db", ".db-wal", ".db-shm", ".test", ".out":
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.Create(target)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	})
+	return gittest.NewFrom(t, from, gittest.Author("Ada Tester"))
 }
 
 // tinyConfig is a ferry.yaml building server/testdata/tiny from repo.
@@ -205,6 +116,50 @@ func waitState(t *testing.T, s *Server, commit string, state ferry.BuildState, t
 	}
 	t.Fatalf("build of %s did not reach %s within %s", ferry.ShortSHA(commit), state, timeout)
 	return nil
+}
+
+// deployTimeout bounds waitFinished and waitDeployed: a first deployment
+// waits for its build (go test, go build) on a loaded machine.
+const deployTimeout = 3 * time.Minute
+
+// waitFinished waits until deployment id ends and fails unless it succeeded.
+func waitFinished(b testing.TB, c *client.Client, id int64) *ferry.Deployment {
+	b.Helper()
+	deadline := time.Now().Add(deployTimeout)
+	for time.Now().Before(deadline) {
+		d, err := c.Deployment(context.Background(), id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if d.State.Final() {
+			if d.State != ferry.DeploymentSucceeded {
+				b.Fatalf("deployment %d (%s of %s to %s) = %s: %s", d.ID, d.Kind, ferry.ShortSHA(d.Commit), d.Env, d.State, d.Error)
+			}
+			return d
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Fatalf("deployment %d did not end within %s", id, deployTimeout)
+	return nil
+}
+
+// waitDeployed waits until env's newest deployment is commit's and has
+// succeeded (verified, tags moved): only then may it be promoted.
+func waitDeployed(b testing.TB, c *client.Client, env, commit string) {
+	b.Helper()
+	deadline := time.Now().Add(deployTimeout)
+	for time.Now().Before(deadline) {
+		ds, err := c.Deployments(context.Background(), env, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ds) == 1 && ds[0].Commit == commit && ds[0].State.Final() {
+			waitFinished(b, c, ds[0].ID)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Fatalf("%s's deployment of %s did not end within %s", env, ferry.ShortSHA(commit), deployTimeout)
 }
 
 // counter counts the requests that upload blobs to a registry.

@@ -117,11 +117,11 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	k.deployment(devNS, "tiny", 2)
 	k.deployment(prodNS, "tiny", 4)
 
-	repo := newGitRepo(t, "testdata/tiny")
+	repo := newRepo(t, "testdata/tiny")
 	onKube := func(ns string) string {
 		return fmt.Sprintf("runtime: { kubernetes: { namespace: %s, deployment: tiny, container: app, kubeconfig: %s } }", ns, kubeconfig)
 	}
-	yaml := strings.Replace(tinyConfig(repo.dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
+	yaml := strings.Replace(tinyConfig(repo.Dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
 		onKube(devNS)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onKube(prodNS), 1)
 	s := start(t, yaml, Options{KubePoll: 100 * time.Millisecond})
 	c := newClient(t, s)
@@ -131,8 +131,8 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	// deployed triggers a build of master's head and waits until dev runs it.
 	deployed := func(subject string) (commit, image string) {
 		t.Helper()
-		repo.write("release.txt", subject+"\n")
-		commit = repo.commit(subject)
+		repo.Write("release.txt", subject+"\n")
+		commit = repo.CommitAll(subject)
 		if _, err := c.Trigger(ctx, "master", ""); err != nil {
 			t.Fatal(err)
 		}
@@ -183,8 +183,8 @@ func TestKubernetesEndToEnd(t *testing.T) {
 
 	// A build whose pods never become ready is reverted; B's pods serve
 	// throughout (maxUnavailable 0).
-	repo.write("release.txt", "broken\n")
-	broken := repo.commit("broken: crashes on start")
+	repo.Write("release.txt", "broken\n")
+	broken := repo.CommitAll("broken: crashes on start")
 	// kwok holds its pods in CrashLoopBackOff: a binary that crashes on
 	// start.
 	k.Stage(devNS, kube.AnnotationCommit, broken, kubetest.CrashLoop)
@@ -279,8 +279,8 @@ func TestKubernetesRestartMidRollout(t *testing.T) {
 	kubeconfig := k.Kubeconfig
 	devNS := k.Namespace("ferry-e2e-restart")
 	k.deployment(devNS, "tiny", 2)
-	repo := newGitRepo(t, "testdata/tiny")
-	yaml := strings.Replace(tinyConfig(repo.dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
+	repo := newRepo(t, "testdata/tiny")
+	yaml := strings.Replace(tinyConfig(repo.Dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
 		fmt.Sprintf("runtime: { kubernetes: { namespace: %s, deployment: tiny, container: app, kubeconfig: %s } }\n    rollout: { readyTimeout: 5m }", devNS, kubeconfig), 1)
 	// The second server must find the same registry: fix its port.
 	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+freeAddr(t)+" }", 1)
@@ -289,7 +289,7 @@ func TestKubernetesRestartMidRollout(t *testing.T) {
 	first := start(t, yaml, Options{KubePoll: 100 * time.Millisecond})
 	c := newClient(t, first)
 	repository := first.ImageRepository()
-	a := repo.commit("release A")
+	a := repo.CommitAll("release A")
 	if _, err := c.Trigger(ctx, "master", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -297,8 +297,8 @@ func TestKubernetesRestartMidRollout(t *testing.T) {
 	waitDeployed(t, c, "dev", a)
 	imageA := repository + "@" + bA.Digest
 
-	repo.write("release.txt", "B\n")
-	b := repo.commit("release B: never ready")
+	repo.Write("release.txt", "B\n")
+	b := repo.CommitAll("release B: never ready")
 	// kwok keeps its pods running but never ready.
 	k.Stage(devNS, kube.AnnotationCommit, b, kubetest.NotReady)
 	watch := k.WatchReady(devNS, "app=tiny", "")

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/internal/testenv"
 	"github.com/ferryhq/ferry/source"
 )
 
@@ -32,10 +32,7 @@ func promtool(t *testing.T) string {
 	if p, err := exec.LookPath("promtool"); err == nil {
 		return p
 	}
-	if slices.Contains(strings.Split(os.Getenv("FERRY_TEST_REQUIRE"), ","), "promtool") {
-		t.Fatal("promtool is required (FERRY_TEST_REQUIRE) but neither FERRY_TEST_PROMTOOL nor promtool on PATH is set")
-	}
-	t.Skip("no promtool: set FERRY_TEST_PROMTOOL or put promtool on PATH")
+	testenv.Unavailable(t, "promtool", "no promtool: set FERRY_TEST_PROMTOOL or put promtool on PATH")
 	return ""
 }
 
@@ -45,14 +42,14 @@ func promtool(t *testing.T) string {
 // labels saying what the ledger says.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t, "testdata/tiny")
+	repo := newRepo(t, "testdata/tiny")
 	runtime := `runtime: { local: { listen: 127.0.0.1:0, readiness: /version, args: ["-listen", "{{.Addr}}"] } }`
-	yaml := withTest(tinyConfig(repo.dir, t.TempDir(), ""), "")
+	yaml := withTest(tinyConfig(repo.Dir, t.TempDir(), ""), "")
 	yaml = strings.Replace(yaml, "runtime: { local: { listen: 127.0.0.1:0 } }", runtime, 1) + "  prod:\n    from: dev\n    " + runtime + "\n"
 	s := start(t, yaml, Options{})
 	c := newClient(t, s)
 	ctx := context.Background()
-	head := repo.git("rev-parse", "HEAD")
+	head := repo.Head()
 	build := waitBuild(t, s, head, 3*time.Minute)
 	if build.State != ferry.BuildSucceeded {
 		t.Fatalf("build of %s = %s: %s", ferry.ShortSHA(head), build.State, build.Reason)
@@ -127,7 +124,7 @@ func TestMetrics(t *testing.T) {
 		}
 		return math.NaN()
 	}
-	git := source.Open(repo.dir, t.TempDir(), nil)
+	git := source.Open(repo.Dir, t.TempDir(), nil)
 	if err := git.Fetch(ctx); err != nil {
 		t.Fatal(err)
 	}

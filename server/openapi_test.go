@@ -35,11 +35,11 @@ import (
 // operation of the document left uncalled fails the test.
 func TestOpenAPI(t *testing.T) {
 	t.Parallel()
-	repo := newGitRepo(t, "testdata/tiny")
+	repo := newRepo(t, "testdata/tiny")
 	hold := newGate(t) // backstop for the build that blocks until canceled
 	runtime := `runtime: { local: { listen: 127.0.0.1:0, readiness: /version, args: ["-listen", "{{.Addr}}"] } }`
 	// A commit that holds a file named block builds until canceled.
-	yaml := withTest(tinyConfig(repo.dir, t.TempDir(), ""), fmt.Sprintf(`while [ -f block ] && [ ! -f %s ]; do sleep 0.05; done`, hold.path))
+	yaml := withTest(tinyConfig(repo.Dir, t.TempDir(), ""), fmt.Sprintf(`while [ -f block ] && [ ! -f %s ]; do sleep 0.05; done`, hold.path))
 	yaml = strings.Replace(yaml, "runtime: { local: { listen: 127.0.0.1:0 } }", runtime, 1) + "  prod:\n    from: dev\n    " + runtime + "\n"
 	s := start(t, yaml, Options{})
 	t.Cleanup(func() { hold.release(t) }) // before the server closes
@@ -49,31 +49,32 @@ func TestOpenAPI(t *testing.T) {
 	c.doc = c.fetchDocument()
 	admin := tokenFor(t, s, ferry.RoleAdmin)
 	viewer := tokenFor(t, s, ferry.RoleViewer)
+	cl := tokenClient(t, s, admin) // to wait for deployments
 
 	// A: the initial import, built and running in dev, then released to prod.
-	headA := repo.git("rev-parse", "HEAD")
-	waitDeployment(t, s, "dev", headA)
+	headA := repo.Head()
+	waitDeployed(t, cl, "dev", headA)
 	var d ferry.Deployment
 	c.call(admin, "POST", "/api/v1/envs/prod/promote", `{"reason": "first release"}`, 202).into(&d)
-	waitDeploymentID(t, s, d.ID)
+	waitFinished(t, cl, d.ID)
 
 	// B: triggered, running in dev, promoted, rolled back.
-	repo.write("b.txt", "b\n")
-	headB := repo.commit("change b")
+	repo.Write("b.txt", "b\n")
+	headB := repo.CommitAll("change b")
 	var tr struct{ Build ferry.Build }
 	c.call(admin, "POST", "/api/v1/builds", `{"branch": "master"}`, 202).into(&tr)
 	if tr.Build.Commit != headB {
 		t.Fatalf("triggered build of %s, want %s", tr.Build.Commit, headB)
 	}
-	waitDeployment(t, s, "dev", headB)
+	waitDeployed(t, cl, "dev", headB)
 	c.call(admin, "POST", "/api/v1/builds", `{"branch": "master", "commit": "`+headB+`"}`, 200) // exists: not queued
 	c.call(admin, "POST", "/api/v1/envs/prod/promote", `{"ref": "dev", "reason": "second release"}`, 202).into(&d)
-	waitDeploymentID(t, s, d.ID)
+	waitFinished(t, cl, d.ID)
 	var rollback ferry.Deployment
 	c.call(admin, "POST", "/api/v1/envs/prod/rollback", `{"reason": "undo"}`, 202).into(&rollback)
-	waitDeploymentID(t, s, rollback.ID)
+	waitFinished(t, cl, rollback.ID)
 	c.call(admin, "POST", "/api/v1/envs/dev/scale", `{"replicas": 2, "reason": "load"}`, 202).into(&d)
-	waitDeploymentID(t, s, d.ID)
+	waitFinished(t, cl, d.ID)
 
 	// Prod locked while its status is read, then unlocked.
 	c.call(admin, "POST", "/api/v1/envs/prod/lock", `{"reason": "freeze"}`, 201)
@@ -81,8 +82,8 @@ func TestOpenAPI(t *testing.T) {
 	c.call(admin, "DELETE", "/api/v1/envs/prod/lock", `{"reason": "thaw"}`, 200)
 
 	// C: blocks in its test step until canceled.
-	repo.write("block", "\n")
-	headC := repo.commit("change c, which blocks")
+	repo.Write("block", "\n")
+	headC := repo.CommitAll("change c, which blocks")
 	c.call(admin, "POST", "/api/v1/builds", `{"branch": "master"}`, 202).into(&tr)
 	waitState(t, s, headC, ferry.BuildRunning, 3*time.Minute)
 	cancelC := fmt.Sprintf("/api/v1/builds/%d/cancel", tr.Build.ID)
@@ -140,7 +141,7 @@ func TestOpenAPI(t *testing.T) {
 	c.call(admin, "POST", cancelC, "", 409)
 	c.call(admin, "DELETE", "/api/v1/tokens/openapi-ci", "", 409)
 	c.unrouted(admin, "GET", "/api/v1/nothing", 404)
-	if err := os.Rename(repo.dir, repo.dir+".gone"); err != nil {
+	if err := os.Rename(repo.Dir, repo.Dir+".gone"); err != nil {
 		t.Fatal(err)
 	}
 	c.call(admin, "POST", "/api/v1/builds", `{"branch": "master"}`, 503)
@@ -156,30 +157,6 @@ func TestOpenAPI(t *testing.T) {
 	sort.Strings(uncovered)
 	if len(uncovered) > 0 {
 		t.Errorf("operations of the document this test never called with success: %q", uncovered)
-	}
-}
-
-// waitDeployment waits until env's newest deployment is of commit and has
-// succeeded.
-func waitDeployment(t *testing.T, s *Server, env, commit string) {
-	t.Helper()
-	waitFor(t, 3*time.Minute, env+" to run "+ferry.ShortSHA(commit), func() bool {
-		cur, err := s.Ledger().Current(context.Background(), "tiny", env)
-		return err == nil && cur.Commit == commit
-	})
-}
-
-// waitDeploymentID waits until deployment id ends, and wants it succeeded.
-func waitDeploymentID(t *testing.T, s *Server, id int64) {
-	t.Helper()
-	var d *ferry.Deployment
-	waitFor(t, 3*time.Minute, fmt.Sprintf("deployment %d to end", id), func() bool {
-		var err error
-		d, err = s.Ledger().Deployment(context.Background(), id)
-		return err == nil && d.State.Final()
-	})
-	if d.State != ferry.DeploymentSucceeded {
-		t.Fatalf("deployment %d (%s to %s) = %s: %s", id, d.Kind, d.Env, d.State, d.Error)
 	}
 }
 

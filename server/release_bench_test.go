@@ -33,13 +33,13 @@ import (
 //
 //	go test -run '^$' -bench PromoteRollback -benchtime 10x ./server/
 func BenchmarkPromoteRollback(b *testing.B) {
-	repo := newGitRepo(b, "testdata/tiny")
+	repo := newRepo(b, "testdata/tiny")
 	devAddr, prodAddr := freeAddr(b), freeAddr(b)
 	onLocal := func(replicas int, addr string) string {
 		return fmt.Sprintf("runtime: { local: { replicas: %d, listen: %s, readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }\n"+
 			"    verify: [ { http: GET /version, expect: 200 } ]", replicas, addr)
 	}
-	yaml := strings.Replace(tinyConfig(repo.dir, b.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
+	yaml := strings.Replace(tinyConfig(repo.Dir, b.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
 		onLocal(2, devAddr)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onLocal(4, prodAddr), 1)
 	count := newCounter()
 	s := start(b, yaml, Options{Transport: count})
@@ -51,8 +51,8 @@ func BenchmarkPromoteRollback(b *testing.B) {
 	type build struct{ commit, digest string }
 	var ab [2]build
 	for i := range ab {
-		repo.write("release.txt", fmt.Sprintf("release %d\n", i))
-		commit := repo.commit(fmt.Sprintf("release %d", i))
+		repo.Write("release.txt", fmt.Sprintf("release %d\n", i))
+		commit := repo.CommitAll(fmt.Sprintf("release %d", i))
 		if _, err := c.Trigger(ctx, "master", ""); err != nil {
 			b.Fatal(err)
 		}
@@ -220,44 +220,4 @@ func wantAnswers(b testing.TB, url, commit string, n int) {
 			b.Fatalf("answer %d from %s = %q, want commit %s on every replica", i, url, body, ferry.ShortSHA(commit))
 		}
 	}
-}
-
-// waitFinished waits until deployment id ends and fails unless it succeeded.
-func waitFinished(b testing.TB, c *client.Client, id int64) *ferry.Deployment {
-	b.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		d, err := c.Deployment(context.Background(), id)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if d.State.Final() {
-			if d.State != ferry.DeploymentSucceeded {
-				b.Fatalf("deployment %d (%s of %s to %s) = %s: %s", d.ID, d.Kind, ferry.ShortSHA(d.Commit), d.Env, d.State, d.Error)
-			}
-			return d
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	b.Fatalf("deployment %d did not end within a minute", id)
-	return nil
-}
-
-// waitDeployed waits until env's newest deployment is commit's and has
-// succeeded (verified, tags moved): only then may it be promoted.
-func waitDeployed(b testing.TB, c *client.Client, env, commit string) {
-	b.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		ds, err := c.Deployments(context.Background(), env, 1)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(ds) == 1 && ds[0].Commit == commit && ds[0].State.Final() {
-			waitFinished(b, c, ds[0].ID)
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	b.Fatalf("%s's deployment of %s did not end within a minute", env, ferry.ShortSHA(commit))
 }

@@ -24,16 +24,16 @@ import (
 //
 //	go test -run '^$' -bench PushToDev -benchtime 10x ./server/
 func BenchmarkPushToDev(b *testing.B) {
-	repo := newGitRepo(b, "testdata/tiny")
+	repo := newRepo(b, "testdata/tiny")
 	devAddr := freeAddr(b)
-	yaml := tinyConfig(repo.dir, b.TempDir(), "") // dev on port 0 is replaced below
+	yaml := tinyConfig(repo.Dir, b.TempDir(), "") // dev on port 0 is replaced below
 	yaml = strings.Replace(yaml, "runtime: { local: { listen: 127.0.0.1:0 } }",
 		fmt.Sprintf("runtime: { local: { replicas: 2, listen: %s, readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }\n    verify: [ { http: GET /version, expect: 200 } ]", devAddr), 1)
 	s := start(b, yaml, Options{})
 	c := newClient(b, s)
 	ctx := context.Background()
 	devURL := "http://" + devAddr
-	first := repo.git("rev-parse", "HEAD")
+	first := repo.Head()
 	if _, err := c.Trigger(ctx, "master", ""); err != nil {
 		b.Fatal(err)
 	}
@@ -74,8 +74,8 @@ func BenchmarkPushToDev(b *testing.B) {
 	var total, testBuild time.Duration
 	b.ResetTimer()
 	for i := range b.N {
-		repo.write("change.txt", fmt.Sprintf("change %d\n", i))
-		commit := repo.commit(fmt.Sprintf("change %d", i))
+		repo.Write("change.txt", fmt.Sprintf("change %d\n", i))
+		commit := repo.CommitAll(fmt.Sprintf("change %d", i))
 		start := time.Now()
 		if _, err := c.Trigger(ctx, "master", ""); err != nil {
 			b.Fatal(err)

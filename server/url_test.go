@@ -14,13 +14,13 @@ import (
 // TestURLOfPortZero: an environment whose balancer listens on port 0 is
 // known, checked and shown at the port it got, not at port 0.
 func TestURLOfPortZero(t *testing.T) {
-	repo := newGitRepo(t, "testdata/tiny")
-	yaml := strings.Replace(tinyConfig(repo.dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
+	repo := newRepo(t, "testdata/tiny")
+	yaml := strings.Replace(tinyConfig(repo.Dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
 		"runtime: { local: { listen: 127.0.0.1:0, readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }\n"+
 			"    verify: [ { http: GET /version, expect: 200 } ]", 1)
 	s := start(t, yaml, Options{})
 	c := newClient(t, s)
-	head := repo.git("rev-parse", "HEAD")
+	head := repo.Head()
 	if _, err := c.Trigger(context.Background(), "master", ""); err != nil {
 		t.Fatal(err)
 	}

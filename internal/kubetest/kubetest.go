@@ -27,6 +27,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ferryhq/ferry/internal/testenv"
 )
 
 // Cluster is a test's handle on the control plane.
@@ -47,14 +49,8 @@ func Connect(t testing.TB) *Cluster {
 	t.Helper()
 	missing := func(format string, args ...any) {
 		t.Helper()
-		msg := "no Kubernetes control plane: " + fmt.Sprintf(format, args...) +
-			"; start one with scripts/k8s-harness up and set FERRY_TEST_KUBECONFIG to the KUBECONFIG it prints"
-		for _, r := range strings.Split(os.Getenv("FERRY_TEST_REQUIRE"), ",") {
-			if strings.TrimSpace(r) == "kubernetes" {
-				t.Fatal(msg)
-			}
-		}
-		t.Skip(msg)
+		testenv.Unavailable(t, "kubernetes", "no Kubernetes control plane: %s; start one with scripts/k8s-harness up and set FERRY_TEST_KUBECONFIG to the KUBECONFIG it prints",
+			fmt.Sprintf(format, args...))
 	}
 	path := os.Getenv("FERRY_TEST_KUBECONFIG")
 	if path == "" {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/internal/testenv"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/ledger/ledgertest"
 	"github.com/ferryhq/ferry/ledger/postgres"
@@ -29,23 +29,13 @@ func TestLedger(t *testing.T) {
 	})
 }
 
-// unavailable ends tb: fatally when the suite requires PostgreSQL
-// (FERRY_TEST_REQUIRE lists "postgres"), as a skip otherwise.
-func unavailable(tb testing.TB, format string, args ...any) {
-	tb.Helper()
-	if slices.Contains(strings.Split(os.Getenv("FERRY_TEST_REQUIRE"), ","), "postgres") {
-		tb.Fatalf("postgres required: "+format, args...)
-	}
-	tb.Skipf("postgres unavailable: "+format, args...)
-}
-
 // newDatabase creates a fresh database on the server at
 // FERRY_TEST_POSTGRES_URL, drops it when tb ends, and returns its URL.
 func newDatabase(tb testing.TB) string {
 	tb.Helper()
 	admin := os.Getenv("FERRY_TEST_POSTGRES_URL")
 	if admin == "" {
-		unavailable(tb, "FERRY_TEST_POSTGRES_URL is not set")
+		testenv.Unavailable(tb, "postgres", "FERRY_TEST_POSTGRES_URL is not set")
 	}
 	u, err := url.Parse(admin)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -55,7 +45,7 @@ func newDatabase(tb testing.TB) string {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		unavailable(tb, "connect: %v", err)
+		testenv.Unavailable(tb, "postgres", "connect to postgres: %v", err)
 	}
 	defer conn.Close(ctx)
 

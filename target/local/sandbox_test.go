@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferryhq/ferry/internal/testenv"
 )
 
 // requireRoot skips the test unless ferry's tests run as root, and fails it
@@ -19,12 +21,7 @@ func requireRoot(t *testing.T) {
 	if sandboxAvailable() {
 		return
 	}
-	for _, r := range strings.Split(os.Getenv("FERRY_TEST_REQUIRE"), ",") {
-		if strings.TrimSpace(r) == "root" {
-			t.Fatal("sandboxed replicas need root")
-		}
-	}
-	t.Skip("sandboxed replicas need root")
+	testenv.Unavailable(t, "root", "sandboxed replicas need root")
 }
 
 func TestSandbox(t *testing.T) {

@@ -24,6 +24,7 @@ package webhook
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -265,15 +266,6 @@ func validBranch(b string) bool {
 	return true
 }
 
-func firstOf(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // githubPush is the part of GitHub's push payload that ferry reads.
 type githubPush struct {
 	Ref        string `json:"ref"`
@@ -310,7 +302,7 @@ func parseGitHub(h http.Header, payload []byte) (*Push, error) {
 	if err := decode(GitHub, payload, &v); err != nil {
 		return nil, err
 	}
-	p.Repo = firstOf(v.Repository.CloneURL, v.Repository.HTMLURL, v.Repository.FullName)
+	p.Repo = cmp.Or(v.Repository.CloneURL, v.Repository.HTMLURL, v.Repository.FullName)
 	p.Pusher = v.Pusher.Name
 	if err := p.refUpdate(v.Ref, v.Before, v.After, v.Deleted); err != nil {
 		return nil, err
@@ -353,7 +345,7 @@ func parseGitLab(h http.Header, payload []byte) (*Push, error) {
 	if err := decode(GitLab, payload, &v); err != nil {
 		return nil, err
 	}
-	switch kind := firstOf(v.ObjectKind, v.EventName); kind {
+	switch kind := cmp.Or(v.ObjectKind, v.EventName); kind {
 	case "push":
 	case "tag_push":
 		p.Ignore = "tag push (" + strings.TrimPrefix(v.Ref, "refs/tags/") + ")"
@@ -362,9 +354,9 @@ func parseGitLab(h http.Header, payload []byte) (*Push, error) {
 		p.Ignore = fmt.Sprintf("%s %q is not a push", p.Event, kind)
 		return p, nil
 	}
-	p.Repo = firstOf(v.Project.GitHTTPURL, v.Repository.GitHTTPURL, v.Project.WebURL, v.Project.PathWithNamespace)
-	p.Pusher = firstOf(v.UserUsername, v.UserName)
-	if err := p.refUpdate(v.Ref, v.Before, firstOf(v.After, v.CheckoutSHA), false); err != nil {
+	p.Repo = cmp.Or(v.Project.GitHTTPURL, v.Repository.GitHTTPURL, v.Project.WebURL, v.Project.PathWithNamespace)
+	p.Pusher = cmp.Or(v.UserUsername, v.UserName)
+	if err := p.refUpdate(v.Ref, v.Before, cmp.Or(v.After, v.CheckoutSHA), false); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -390,8 +382,8 @@ type giteaPush struct {
 func parseGitea(h http.Header, payload []byte) (*Push, error) {
 	p := &Push{
 		Provider: Gitea,
-		Event:    firstOf(h.Get("X-Gitea-Event"), h.Get("X-Forgejo-Event"), h.Get("X-Gogs-Event")),
-		Delivery: firstOf(h.Get("X-Gitea-Delivery"), h.Get("X-Forgejo-Delivery"), h.Get("X-Gogs-Delivery")),
+		Event:    cmp.Or(h.Get("X-Gitea-Event"), h.Get("X-Forgejo-Event"), h.Get("X-Gogs-Event")),
+		Delivery: cmp.Or(h.Get("X-Gitea-Delivery"), h.Get("X-Forgejo-Delivery"), h.Get("X-Gogs-Delivery")),
 	}
 	switch p.Event {
 	case "":
@@ -405,8 +397,8 @@ func parseGitea(h http.Header, payload []byte) (*Push, error) {
 	if err := decode(Gitea, payload, &v); err != nil {
 		return nil, err
 	}
-	p.Repo = firstOf(v.Repository.CloneURL, v.Repository.HTMLURL, v.Repository.FullName)
-	p.Pusher = firstOf(v.Pusher.Login, v.Pusher.Username)
+	p.Repo = cmp.Or(v.Repository.CloneURL, v.Repository.HTMLURL, v.Repository.FullName)
+	p.Pusher = cmp.Or(v.Pusher.Login, v.Pusher.Username)
 	if err := p.refUpdate(v.Ref, v.Before, v.After, false); err != nil {
 		return nil, err
 	}
@@ -449,7 +441,7 @@ func parseGeneric(h http.Header, payload []byte) (*Push, error) {
 	if after == "" {
 		return nil, ferry.Errorf(ferry.EINVALID, "generic push has no commit (want \"after\" or \"commit\")")
 	}
-	p.Repo = firstOf(v.Repository, v.Repo)
+	p.Repo = cmp.Or(v.Repository, v.Repo)
 	p.Pusher = v.Pusher
 	if err := p.refUpdate(ref, v.Before, after, false); err != nil {
 		return nil, err

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/ferryhq/ferry/target/local"
+	"github.com/ferryhq/ferry/runtime/local"
 )
 
 // TestMain lets this test binary serve as the local runtime's sandbox

@@ -14,7 +14,7 @@ import (
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/internal/kubetest"
-	kubetarget "github.com/ferryhq/ferry/target/kube"
+	kubetarget "github.com/ferryhq/ferry/runtime/kube"
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"

@@ -8,8 +8,8 @@ import (
 
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/controller"
-	"github.com/ferryhq/ferry/target/kube"
-	"github.com/ferryhq/ferry/target/local"
+	"github.com/ferryhq/ferry/runtime/kube"
+	"github.com/ferryhq/ferry/runtime/local"
 )
 
 // environments builds the controller's view of each configured

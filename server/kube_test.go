@@ -15,7 +15,7 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/internal/kubetest"
-	"github.com/ferryhq/ferry/target/kube"
+	"github.com/ferryhq/ferry/runtime/kube"
 )
 
 // cluster is the test's handle on the real control plane

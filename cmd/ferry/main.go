@@ -11,7 +11,7 @@ import (
 	"syscall"
 
 	"github.com/ferryhq/ferry/cli"
-	"github.com/ferryhq/ferry/target/local"
+	"github.com/ferryhq/ferry/runtime/local"
 )
 
 func main() {

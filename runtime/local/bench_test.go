@@ -13,7 +13,7 @@ import (
 // checks: Apply of a new digest until every replica runs it, old ones
 // drained and stopped. Each iteration alternates between two digests.
 //
-//	go test -run '^$' -bench Rollout -benchtime 30x -count 3 ./target/local/
+//	go test -run '^$' -bench Rollout -benchtime 30x -count 3 ./runtime/local/
 func BenchmarkRollout(b *testing.B) {
 	im := appImages(b)
 	modes := []string{"plain"}

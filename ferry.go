@@ -138,6 +138,11 @@ func ShortSHA(s string) string {
 	return s
 }
 
+// ZeroSHA is git's all-zero object id: the old value of a ref being made,
+// the new value of one being deleted, and, as an expected value, "the ref
+// must not exist yet".
+const ZeroSHA = "0000000000000000000000000000000000000000"
+
 // Tag names derived from a commit (DESIGN §4).
 func CommitTag(commit string) string      { return "sha-" + commit }
 func ShortCommitTag(commit string) string { return ShortSHA(commit) }

@@ -50,7 +50,7 @@ func TestDoraRoute(t *testing.T) {
 	}
 	s := &Server{
 		App: "app", Ledger: store, Envs: fakeEnvs{}, Deployments: store, Tokens: tokens, Logger: slog.New(slog.DiscardHandler),
-		Dora: &dora.Reporter{App: "app", Envs: []dora.Env{{Name: "dev"}, {Name: "prod", From: "dev"}}, Ledger: store,
+		Dora: &dora.Reporter{App: "app", Envs: []ferry.Environment{{Name: "dev"}, {Name: "prod", From: "dev"}}, Ledger: store,
 			Commits: dora.NewGitCommits(repo).WithContext, Now: func() time.Time { return now }},
 	}
 	srv := httptest.NewServer(s.Handler())

@@ -363,7 +363,7 @@ var goTypes = map[string]reflect.Type{
 	"Token":             reflect.TypeFor[ferry.Token](),
 	"EnvStatus":         reflect.TypeFor[controller.EnvStatus](),
 	"Replicas":          reflect.TypeFor[controller.Replicas](),
-	"Replica":           reflect.TypeFor[controller.Replica](),
+	"Replica":           reflect.TypeFor[ferry.Replica](),
 	"Drift":             reflect.TypeFor[controller.Drift](),
 	"Status":            reflect.TypeFor[StatusBody](),
 	"Side":              reflect.TypeFor[release.Side](),

@@ -22,7 +22,6 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/notify"
-	"github.com/ferryhq/ferry/source"
 )
 
 // Ledger is what the builder needs of the ledger.
@@ -40,7 +39,7 @@ type Ledger interface {
 
 // Source is what the builder needs of the git repository.
 type Source interface {
-	Commit(ctx context.Context, rev string) (source.Commit, error)
+	Commit(ctx context.Context, rev string) (ferry.Commit, error)
 	Checkout(ctx context.Context, sha, dir string) error
 	RemoveCheckout(ctx context.Context, dir string) error
 }
@@ -80,16 +79,10 @@ type Config struct {
 // GoConfig configures the Go image builder.
 type GoConfig struct {
 	Main string
-	// Ldflags is a text/template with the fields of TemplateData.
+	// Ldflags is a text/template over ferry.TemplateData (Time is the
+	// commit's time, so the output is the same for each build).
 	Ldflags string
 	Env     []string
-}
-
-// TemplateData is what ldflags templates may use.
-type TemplateData struct {
-	Commit, ShortCommit, Branch string
-	// Time is the commit's time, so the output is the same for each build.
-	Time time.Time
 }
 
 // Builder queues and runs builds. Create it with New, call Run once.

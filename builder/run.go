@@ -32,7 +32,7 @@ type run struct {
 	b      *Builder
 	build  *ferry.Build
 	dir    string
-	info   TemplateData
+	info   ferry.TemplateData
 	img    v1.Image
 	digest string
 }
@@ -143,7 +143,7 @@ func (r *run) checkout(ctx context.Context, log *pipeline.Log) error {
 	if err != nil {
 		return retryIf(err)
 	}
-	r.info = TemplateData{Commit: r.build.Commit, ShortCommit: r.build.ShortCommit(), Branch: r.build.Branch, Time: info.Time.UTC()}
+	r.info = ferry.TemplateData{Commit: r.build.Commit, ShortCommit: r.build.ShortCommit(), Branch: r.build.Branch, Time: info.Time.UTC()}
 	log.Printf("checking out %s (%s) into %s", r.build.Commit, info.Subject, r.dir)
 	if err := r.b.src.Checkout(ctx, r.build.Commit, r.dir); err != nil {
 		return retryIf(err)

@@ -82,7 +82,7 @@ func TestDoraCommand(t *testing.T) {
 	}
 	srv := httptest.NewServer((&api.Server{
 		App: "app", Ledger: store, Envs: doraEnvs{}, Deployments: store, Tokens: tokens, Logger: slog.New(slog.DiscardHandler),
-		Dora: &dora.Reporter{App: "app", Envs: []dora.Env{{Name: "dev"}, {Name: "prod", From: "dev"}}, Ledger: store,
+		Dora: &dora.Reporter{App: "app", Envs: []ferry.Environment{{Name: "dev"}, {Name: "prod", From: "dev"}}, Ledger: store,
 			Commits: dora.NewGitCommits(repo).WithContext, Now: func() time.Time { return now }},
 	}).Handler())
 	defer srv.Close()

@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferryhq/ferry"
 )
 
 // Defaults that a file may leave out.
@@ -31,18 +33,7 @@ const (
 	DefaultDataDir        = "ferry-data"
 	DefaultPoll           = 30 * time.Second
 	DefaultBuildTimeout   = 10 * time.Minute
-	DefaultReadiness      = "/"
-	DefaultReadyTimeout   = 60 * time.Second
-	DefaultGrace          = 30 * time.Second
-	DefaultCheckTimeout   = 10 * time.Second
 	DefaultPortEnv        = "PORT"
-)
-
-// Token roles that an environment may require (Environment.Role).
-const (
-	RoleDeployer = "deployer"
-	RoleReleaser = "releaser"
-	RoleAdmin    = "admin"
 )
 
 // Config is a parsed, checked ferry.yaml with defaults applied.
@@ -131,65 +122,13 @@ type GoBuild struct {
 	Env     []string // extra KEY=VALUE for `go build`
 }
 
-// TemplateData is what build.go.ldflags and environments.*.releaseTag
-// templates see.
-type TemplateData struct {
-	Commit      string    // full 40-hex commit
-	ShortCommit string    // 12-hex prefix
-	Branch      string    // branch the commit was built from
-	Time        time.Time // build time for ldflags, release time for releaseTag
-}
-
-// Environment is one place the app runs.
+// Environment is one place the app runs: the domain's environment, as
+// decoded and defaulted, with where it runs and the variables it gets.
 type Environment struct {
-	Name string
-	// Branch drives the environment: its new commits are built (when there
-	// is no From) or promoted (when there is). Empty for an environment
-	// reached only by `ferry promote`.
-	Branch string
-	// From is the upstream environment whose succeeded digests alone may
-	// be promoted here.
-	From string
-	// Soak is how long a digest must have run upstream before promotion.
-	Soak time.Duration
-	// ReleaseTag is a text/template over TemplateData naming the permanent
-	// tag of each release; empty for environments without releases.
-	ReleaseTag string
-	// Tags are the moving registry tags that follow this environment.
-	Tags []string
-	// Role is the token role needed to change the environment.
-	Role    string
+	ferry.Environment
 	Runtime Runtime
 	// Env is passed to the app, in file order.
 	Env []EnvVar
-	// URL is the base URL verification checks go to; for the local
-	// runtime it defaults to the load balancer's address.
-	URL     string
-	Verify  []Check
-	Rollout Rollout
-}
-
-// Upstream returns the environment this one is promoted from, or "".
-func (e *Environment) Upstream() string { return e.From }
-
-// Gated reports whether the environment only accepts digests that
-// succeeded upstream.
-func (e *Environment) Gated() bool { return e.From != "" }
-
-// RenderReleaseTag renders the release tag for data, or "" when the
-// environment has none. The caller adds "_2", "_3", … on a collision.
-func (e *Environment) RenderReleaseTag(data TemplateData) (string, error) {
-	if e.ReleaseTag == "" {
-		return "", nil
-	}
-	s, err := render("releaseTag", e.ReleaseTag, data)
-	if err != nil {
-		return "", fmt.Errorf("environment %s: %w", e.Name, err)
-	}
-	if !validTag(s) {
-		return "", fmt.Errorf("environment %s: release tag %q is not a valid tag", e.Name, s)
-	}
-	return s, nil
 }
 
 // Runtime is where an environment's replicas run; exactly one is set.
@@ -208,8 +147,7 @@ func (r Runtime) Kind() string {
 
 // Local runs replicas as processes on this machine behind a load balancer.
 type Local struct {
-	Replicas int    // desired replicas, ≥ 1
-	Listen   string // host:port of the load balancer
+	Listen string // host:port of the load balancer
 	// PortEnv names the environment variable carrying each replica's port
 	// number; empty when Args carry the port instead.
 	PortEnv string
@@ -233,7 +171,7 @@ type ReplicaData struct {
 func (l *Local) RenderArgs(data ReplicaData) ([]string, error) {
 	out := make([]string, len(l.Args))
 	for i, a := range l.Args {
-		s, err := render(fmt.Sprintf("args[%d]", i), a, data)
+		s, err := ferry.Render(fmt.Sprintf("args[%d]", i), a, data)
 		if err != nil {
 			return nil, err
 		}
@@ -264,26 +202,6 @@ type EnvVar struct {
 	Secret *SecretRef
 }
 
-// Check is one post-deployment HTTP verification.
-type Check struct {
-	Method   string
-	Path     string // starts with "/", may carry a query
-	Expect   int    // status wanted, default 200
-	Contains string // optional substring of the body
-	Timeout  time.Duration
-}
-
-// String renders the check as "GET /statusz → 200".
-func (c Check) String() string { return fmt.Sprintf("%s %s → %d", c.Method, c.Path, c.Expect) }
-
-// Rollout bounds a rolling update.
-type Rollout struct {
-	MaxSurge       int           // extra replicas during a rollout, default 1
-	MaxUnavailable int           // replicas that may be missing, default 0
-	ReadyTimeout   time.Duration // deadline for a new replica to become ready
-	Grace          time.Duration // SIGTERM to SIGKILL
-}
-
 // Load reads and parses the file at path. Problems name the path as given.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -308,6 +226,16 @@ func (c *Config) Env(name string) (*Environment, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Domain returns the environments as the rest of ferry sees them, in file
+// order.
+func (c *Config) Domain() []ferry.Environment {
+	out := make([]ferry.Environment, len(c.Environments))
+	for i, e := range c.Environments {
+		out[i] = e.Environment
+	}
+	return out
 }
 
 // EnvNames returns the environment names in file order.

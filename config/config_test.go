@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryhq/ferry"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -58,14 +60,14 @@ func TestDefaults(t *testing.T) {
 		{"Build.Dir", c.Build.Dir, "."},
 		{"Build.Timeout", c.Build.Timeout, 10 * time.Minute},
 		{"Build.Test", c.Build.Test, ""},
-		{"dev.Role", dev.Role, RoleDeployer},
+		{"dev.Role", dev.Role, ferry.RoleDeployer},
 		{"dev.Runtime.Kind", dev.Runtime.Kind(), "local"},
-		{"dev.Local.Replicas", dev.Runtime.Local.Replicas, 1},
+		{"dev.Replicas", dev.Replicas, 1},
 		{"dev.Local.Listen (loopback added)", dev.Runtime.Local.Listen, "127.0.0.1:8081"},
 		{"dev.Local.PortEnv", dev.Runtime.Local.PortEnv, "PORT"},
 		{"dev.Local.Readiness", dev.Runtime.Local.Readiness, "/"},
 		{"dev.URL", dev.URL, "http://127.0.0.1:8081"},
-		{"dev.Rollout", dev.Rollout, Rollout{MaxSurge: 1, MaxUnavailable: 0, ReadyTimeout: 60 * time.Second, Grace: 30 * time.Second}},
+		{"dev.Rollout", dev.Rollout, ferry.Rollout{MaxSurge: 1, MaxUnavailable: 0, ReadyTimeout: 60 * time.Second, Grace: 30 * time.Second}},
 		{"Warnings", len(c.Warnings), 0},
 	} {
 		if !reflect.DeepEqual(tt.got, tt.want) {
@@ -130,20 +132,20 @@ environments:
 		{"Build.Go", c.Build.Go, (*GoBuild)(nil)},
 		{"Build.Timeout", c.Build.Timeout, time.Hour},
 		{"dev.Local.PortEnv (args carry the port)", dev.Runtime.Local.PortEnv, ""},
-		{"dev.Local.Replicas", dev.Runtime.Local.Replicas, 3},
-		{"dev.Verify", dev.Verify, []Check{
+		{"dev.Replicas", dev.Replicas, 3},
+		{"dev.Verify", dev.Verify, []ferry.Check{
 			{Method: "GET", Path: "/statusz", Expect: 200, Timeout: 10 * time.Second},
 			{Method: "HEAD", Path: "/version?full=1", Expect: 204, Contains: "ok", Timeout: 2 * time.Second},
 		}},
-		{"prod.Role", prod.Role, RoleReleaser},
+		{"prod.Role", prod.Role, ferry.RoleReleaser},
 		{"prod.Soak", prod.Soak, 10 * time.Minute},
-		{"prod.Upstream", prod.Upstream(), "dev"},
+		{"prod.From", prod.From, "dev"},
 		{"prod.Gated", prod.Gated(), true},
 		{"dev.Gated", dev.Gated(), false},
 		{"prod.Runtime.Kind", prod.Runtime.Kind(), "kubernetes"},
 		{"prod.Kubernetes", *prod.Runtime.Kubernetes, Kubernetes{Namespace: "prod", Deployment: "demo", Kubeconfig: "/srv/app/kube/config", HPA: "demo"}},
 		{"prod.URL", prod.URL, ""},
-		{"prod.Rollout", prod.Rollout, Rollout{MaxSurge: 0, MaxUnavailable: 1, ReadyTimeout: 2 * time.Minute, Grace: 0}},
+		{"prod.Rollout", prod.Rollout, ferry.Rollout{MaxSurge: 0, MaxUnavailable: 1, ReadyTimeout: 2 * time.Minute, Grace: 0}},
 		{"Branches", c.Branches(), []string{"master", "release"}},
 		{"BuildBranches", c.BuildBranches(), []string{"master"}},
 		{"Downstream(dev)", c.Downstream("dev"), []string{"prod"}},
@@ -177,7 +179,7 @@ environments:
 }
 
 func TestBranchesDeduplicates(t *testing.T) {
-	c := &Config{Environments: []*Environment{{Name: "a", Branch: "master"}, {Name: "b"}, {Name: "c", Branch: "master"}, {Name: "d", Branch: "release"}}}
+	c := &Config{Environments: []*Environment{env("a", "master"), env("b", ""), env("c", "master"), env("d", "release")}}
 	if got, want := c.Branches(), []string{"master", "release"}; !slices.Equal(got, want) {
 		t.Errorf("Branches() = %v, want %v", got, want)
 	}
@@ -240,9 +242,9 @@ func TestExampleParses(t *testing.T) {
 	if got, want := c.EnvNames(), []string{"dev", "prod"}; !slices.Equal(got, want) {
 		t.Errorf("Example environments = %v, want %v", got, want)
 	}
-	tag, err := mustEnv(t, c, "prod").RenderReleaseTag(TemplateData{Time: time.Date(2026, 3, 4, 5, 6, 7, 0, time.FixedZone("CET", 3600))})
+	tag, err := mustEnv(t, c, "prod").ReleaseName(time.Date(2026, 3, 4, 5, 6, 7, 0, time.FixedZone("CET", 3600)))
 	if err != nil || tag != "RC20260304_0406" {
-		t.Errorf("prod.RenderReleaseTag(2026-03-04 05:06 CET) = %q, %v, want RC20260304_0406 (UTC)", tag, err)
+		t.Errorf("prod.ReleaseName(2026-03-04 05:06 CET) = %q, %v, want RC20260304_0406 (UTC)", tag, err)
 	}
 	args, err := mustEnv(t, c, "dev").Runtime.Local.RenderArgs(ReplicaData{Env: "dev", Replica: 1, Host: "127.0.0.1", Port: 41234, Addr: "127.0.0.1:41234"})
 	if err != nil || !slices.Equal(args, []string{"-listen", "127.0.0.1:41234"}) {
@@ -412,24 +414,6 @@ environments:
 	}
 }
 
-func TestRenderReleaseTag(t *testing.T) {
-	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, tt := range []struct {
-		tmpl, want, wantErr string
-	}{
-		{`RC{{ .Time.UTC.Format "20060102_1504" }}`, "RC20260102_0304", ""},
-		{`v{{ .ShortCommit }}`, "vabcdefabcdef", ""},
-		{``, "", ""},
-		{`{{ .Branch }}`, "", `environment prod: release tag "feature/x" is not a valid tag`},
-	} {
-		e := &Environment{Name: "prod", ReleaseTag: tt.tmpl}
-		got, err := e.RenderReleaseTag(TemplateData{Commit: strings.Repeat("abcdef", 6) + "abcd", ShortCommit: "abcdefabcdef", Branch: "feature/x", Time: at})
-		if got != tt.want || errString(err) != tt.wantErr {
-			t.Errorf("RenderReleaseTag(%q) = %q, %q; want %q, %q", tt.tmpl, got, errString(err), tt.want, tt.wantErr)
-		}
-	}
-}
-
 func TestSuggestion(t *testing.T) {
 	known := []string{"branch", "from", "soak", "releaseTag", "tags", "runtime", "verify"}
 	for _, tt := range []struct{ word, want string }{
@@ -469,7 +453,7 @@ environments:
 	if !reflect.DeepEqual(prod.Verify, dev.Verify) || len(prod.Verify) != 1 {
 		t.Errorf("prod.Verify = %+v, want dev's %+v", prod.Verify, dev.Verify)
 	}
-	if want := (Rollout{MaxSurge: 2, ReadyTimeout: 5 * time.Second, Grace: DefaultGrace}); prod.Rollout != want {
+	if want := (ferry.Rollout{MaxSurge: 2, ReadyTimeout: 5 * time.Second, Grace: ferry.DefaultGrace}); prod.Rollout != want {
 		t.Errorf("prod.Rollout = %+v, want %+v", prod.Rollout, want)
 	}
 }
@@ -517,4 +501,8 @@ func TestURLOfPortZero(t *testing.T) {
 			t.Errorf("URL with listen %q = %q, want %q", tc.listen, got, tc.want)
 		}
 	}
+}
+
+func env(name, branch string) *Environment {
+	return &Environment{Environment: ferry.Environment{Name: name, Branch: branch}}
 }

@@ -161,7 +161,7 @@ build:
     main: ./cmd/demo
     ldflags: -X main.commit={{.Comit}}
 environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:8081 } } } }
-`, `ferry.yaml:6: build.go.ldflags: bad template: executing "ldflags" at <.Comit>: can't evaluate field Comit in type config.TemplateData`},
+`, `ferry.yaml:6: build.go.ldflags: bad template: executing "ldflags" at <.Comit>: can't evaluate field Comit in type ferry.TemplateData`},
 		{"go env entry", `app: demo
 source: { repo: /srv/demo.git }
 build:

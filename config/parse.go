@@ -10,6 +10,8 @@ import (
 
 	"github.com/distribution/reference"
 	"gopkg.in/yaml.v3"
+
+	"github.com/ferryhq/ferry"
 )
 
 // Parse decodes and checks a configuration file's contents. name is used in
@@ -269,7 +271,7 @@ func (d *decoder) goBuild(top *object) *GoBuild {
 		o.missing("main")
 	}
 	if g.Ldflags != "" {
-		if _, err := render("ldflags", g.Ldflags, sampleData); err != nil {
+		if _, err := ferry.Render("ldflags", g.Ldflags, sampleData); err != nil {
 			d.errorf(o.node("ldflags"), o.field("ldflags"), "%v", err)
 		}
 	}
@@ -308,15 +310,15 @@ func (d *decoder) environments(top *object, c *Config) []*Environment {
 
 func (d *decoder) environment(p pair, c *Config) *Environment {
 	o := d.object(p.key, p.val, p.path, envFields...)
-	e := &Environment{
+	e := &Environment{Environment: ferry.Environment{
 		Name:       p.name,
 		Branch:     o.str("branch"),
 		From:       o.str("from"),
 		Soak:       o.duration("soak", 0, false),
 		ReleaseTag: o.str("releaseTag"),
-		Role:       o.str("role"),
+		Role:       ferry.Role(o.str("role")),
 		URL:        o.str("url"),
-	}
+	}}
 	if o.has("branch") {
 		if msg := branchProblem(e.Branch); msg != "" {
 			d.errorf(o.node("branch"), o.field("branch"), "%s", msg)
@@ -329,11 +331,11 @@ func (d *decoder) environment(p pair, c *Config) *Environment {
 		d.errorf(o.node("soak"), o.field("soak"), "needs from: soak is how long a digest ran in the upstream environment")
 	}
 	if e.ReleaseTag != "" {
-		tag, err := render("releaseTag", e.ReleaseTag, sampleData)
+		tag, err := ferry.Render("releaseTag", e.ReleaseTag, sampleData)
 		switch {
 		case err != nil:
 			d.errorf(o.node("releaseTag"), o.field("releaseTag"), "%v", err)
-		case !validTag(tag):
+		case !ferry.ValidTag(tag):
 			d.errorf(o.node("releaseTag"), o.field("releaseTag"), "renders %q, not a valid tag (want [A-Za-z0-9_][A-Za-z0-9._-]{0,127})", tag)
 		case reservedTag(tag) != "":
 			d.errorf(o.node("releaseTag"), o.field("releaseTag"), "renders %q, which %s", tag, reservedTag(tag))
@@ -342,21 +344,21 @@ func (d *decoder) environment(p pair, c *Config) *Environment {
 	tags, items := o.strings("tags")
 	for i, t := range tags {
 		switch {
-		case !validTag(t):
+		case !ferry.ValidTag(t):
 			d.errorf(items[i].val, items[i].path, "%q is not a valid tag (want [A-Za-z0-9_][A-Za-z0-9._-]{0,127})", t)
 		case reservedTag(t) != "":
 			d.errorf(items[i].val, items[i].path, "%q %s", t, reservedTag(t))
 		}
 	}
 	e.Tags = tags
-	roles := []string{RoleDeployer, RoleReleaser, RoleAdmin}
+	roles := []string{string(ferry.RoleDeployer), string(ferry.RoleReleaser), string(ferry.RoleAdmin)}
 	switch {
 	case !o.has("role") && e.From != "":
-		e.Role = RoleReleaser
+		e.Role = ferry.RoleReleaser
 	case !o.has("role"):
-		e.Role = RoleDeployer
-	case !slices.Contains(roles, e.Role):
-		d.errorf(o.node("role"), o.field("role"), "unknown role %q (want one of %s)%s", e.Role, quoteList(roles), suggestion(e.Role, roles))
+		e.Role = ferry.RoleDeployer
+	case !slices.Contains(roles, string(e.Role)):
+		d.errorf(o.node("role"), o.field("role"), "unknown role %q (want one of %s)%s", e.Role, quoteList(roles), suggestion(string(e.Role), roles))
 	}
 	e.Runtime = d.runtime(o, e, c)
 	e.Env = d.envVars(o)
@@ -403,11 +405,10 @@ func (d *decoder) runtime(env *object, e *Environment, c *Config) Runtime {
 
 func (d *decoder) local(rt *object, e *Environment) *Local {
 	o := d.object(rt.key("local"), rt.node("local"), rt.field("local"), "replicas", "listen", "port", "args", "readiness")
-	l := &Local{
-		Replicas:  o.integer("replicas", 1),
-		Readiness: DefaultReadiness,
-	}
-	if l.Replicas < 1 {
+	l := &Local{Readiness: ferry.DefaultReadiness}
+	// The count is the environment's; only the local runtime names it.
+	e.Replicas = o.integer("replicas", 1)
+	if e.Replicas < 1 {
 		d.errorf(o.node("replicas"), o.field("replicas"), "must be at least 1")
 	}
 	if !o.has("listen") {
@@ -439,12 +440,12 @@ func (d *decoder) local(rt *object, e *Environment) *Local {
 	l.Args = args
 	usesPort := false
 	for i, a := range args {
-		one, err := render("args", a, ReplicaData{Env: e.Name, Host: "127.0.0.1", Port: 40001, Addr: "127.0.0.1:40001"})
+		one, err := ferry.Render("args", a, ReplicaData{Env: e.Name, Host: "127.0.0.1", Port: 40001, Addr: "127.0.0.1:40001"})
 		if err != nil {
 			d.errorf(items[i].val, items[i].path, "%v", err)
 			continue
 		}
-		two, _ := render("args", a, ReplicaData{Env: e.Name, Host: "127.0.0.1", Port: 40002, Addr: "127.0.0.1:40002"})
+		two, _ := ferry.Render("args", a, ReplicaData{Env: e.Name, Host: "127.0.0.1", Port: 40002, Addr: "127.0.0.1:40002"})
 		usesPort = usesPort || one != two
 	}
 	if !o.has("port") && !usesPort {
@@ -520,14 +521,14 @@ func (d *decoder) envVars(env *object) []EnvVar {
 	return out
 }
 
-func (d *decoder) verify(env *object) []Check {
-	var out []Check
+func (d *decoder) verify(env *object) []ferry.Check {
+	var out []ferry.Check
 	for _, it := range env.list("verify") {
 		o := d.object(it.val, it.val, it.path, "http", "expect", "contains", "timeout")
-		c := Check{
+		c := ferry.Check{
 			Expect:   o.integer("expect", 200),
 			Contains: o.str("contains"),
-			Timeout:  o.duration("timeout", DefaultCheckTimeout, true),
+			Timeout:  o.duration("timeout", ferry.DefaultCheckTimeout, true),
 		}
 		if !o.has("http") {
 			o.missing("http")
@@ -553,13 +554,13 @@ func (d *decoder) verify(env *object) []Check {
 	return out
 }
 
-func (d *decoder) rollout(env *object) Rollout {
+func (d *decoder) rollout(env *object) ferry.Rollout {
 	o := d.object(env.key("rollout"), env.node("rollout"), env.field("rollout"), "maxSurge", "maxUnavailable", "readyTimeout", "grace")
-	r := Rollout{
+	r := ferry.Rollout{
 		MaxSurge:       o.integer("maxSurge", 1),
 		MaxUnavailable: o.integer("maxUnavailable", 0),
-		ReadyTimeout:   o.duration("readyTimeout", DefaultReadyTimeout, true),
-		Grace:          o.duration("grace", DefaultGrace, false),
+		ReadyTimeout:   o.duration("readyTimeout", ferry.DefaultReadyTimeout, true),
+		Grace:          o.duration("grace", ferry.DefaultGrace, false),
 	}
 	if r.MaxSurge < 0 {
 		d.errorf(o.node("maxSurge"), o.field("maxSurge"), "must not be negative")

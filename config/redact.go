@@ -102,8 +102,8 @@ func (c *Config) environmentsView() *yaml.Node {
 			"soak", soak,
 			"releaseTag", optional(e.ReleaseTag),
 			"tags", list(tags...),
-			"role", str(e.Role),
-			"runtime", e.Runtime.view(),
+			"role", str(string(e.Role)),
+			"runtime", e.Runtime.view(e.Replicas),
 			"env", mapping(env...),
 			"url", optional(e.URL),
 			"verify", list(verify...),
@@ -118,7 +118,7 @@ func (c *Config) environmentsView() *yaml.Node {
 	return mapping(kv...)
 }
 
-func (r Runtime) view() *yaml.Node {
+func (r Runtime) view(replicas int) *yaml.Node {
 	switch {
 	case r.Local != nil:
 		l := r.Local
@@ -131,7 +131,7 @@ func (r Runtime) view() *yaml.Node {
 			port = mapping("env", str(l.PortEnv))
 		}
 		return mapping("local", mapping(
-			"replicas", integer(l.Replicas),
+			"replicas", integer(replicas),
 			"listen", str(l.Listen),
 			"port", port,
 			"args", list(args...),

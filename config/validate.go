@@ -1,29 +1,25 @@
 package config
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
+
+	"github.com/ferryhq/ferry"
 )
 
 var (
 	appName  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 	envName  = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 	varName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	tagName  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 	shortTag = regexp.MustCompile(`^[0-9a-f]{12}$`)
 	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 )
-
-// validTag reports whether s is a valid OCI tag.
-func validTag(s string) bool { return tagName.MatchString(s) }
 
 // reservedTag explains why s may not be used as a moving tag, or "".
 func reservedTag(s string) string {
@@ -149,32 +145,7 @@ func urlProblem(s string) string {
 	return ""
 }
 
-// render executes a text/template; referring to a missing field is an
-// error.
-func render(name, text string, data any) (string, error) {
-	t, err := template.New(name).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return "", templateError(err)
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return "", templateError(err)
-	}
-	return b.String(), nil
-}
-
-// templateError drops text/template's "template: NAME:" prefix, which
-// repeats the field the problem already names.
-func templateError(err error) error {
-	msg := strings.TrimPrefix(err.Error(), "template: ")
-	if i := strings.Index(msg, ": "); i >= 0 {
-		msg = msg[i+2:]
-	}
-	return fmt.Errorf("bad template: %s", msg)
-}
-
-// sampleData is what templates are rendered with to check them.
-var sampleData = TemplateData{
+var sampleData = ferry.TemplateData{
 	Commit:      "0123456789abcdef0123456789abcdef01234567",
 	ShortCommit: "0123456789ab",
 	Branch:      "master",

@@ -17,26 +17,13 @@ type Drift struct {
 	Fix  string `json:"fix"`
 }
 
-// resolver reads a registry tag; the publisher implements it.
-type resolver interface {
-	Resolve(ctx context.Context, tag string) (string, error)
-}
-
-// revParser reads a git revision; source.Repo implements it.
-type revParser interface {
-	Head(ctx context.Context, branch string) (string, error)
-	ResolveTag(ctx context.Context, tag string) (string, error)
-}
-
 // Check compares, for every environment, what the ledger says it runs with
 // what its replicas really run, the registry tags that follow it and its
 // git refs (env/<name>, and the release branch of a gated environment).
 func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 	drifts := []Drift{}
-	if c.git != nil {
-		if err := c.git.Fetch(ctx); err != nil {
-			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "fetch the repository: %v", err)
-		}
+	if err := c.git.Fetch(ctx); err != nil {
+		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "fetch the repository: %v", err)
 	}
 	for _, r := range c.envs {
 		name := r.env.Name
@@ -58,7 +45,7 @@ func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 		if cur.Release == "" {
 			redeploy = fmt.Sprintf("ferry build %s (or restart ferry: it restores %s from the ledger)", r.env.Branch, name)
 		}
-		st, err := r.env.Target.Status(ctx)
+		st, err := r.env.Runtime.Status(ctx)
 		switch {
 		case err != nil:
 			drifts = append(drifts, Drift{Env: name, What: "runtime", Want: cur.Digest, Got: "unreadable: " + err.Error(), Fix: "check the runtime"})
@@ -72,31 +59,25 @@ func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 				}
 			}
 		}
-		if res, ok := c.tags.(resolver); ok {
-			for _, tag := range r.env.Tags {
-				got, err := res.Resolve(ctx, tag)
-				if err != nil {
-					got = "missing (" + ferry.ErrorMessage(err) + ")"
-				}
-				if got != cur.Digest {
-					drifts = append(drifts, Drift{Env: name, What: "registry tag " + tag, Want: cur.Digest, Got: got, Fix: redeploy})
-				}
+		for _, tag := range r.env.Tags {
+			got, err := c.tags.Resolve(ctx, tag)
+			if err != nil {
+				got = "missing (" + ferry.ErrorMessage(err) + ")"
+			}
+			if got != cur.Digest {
+				drifts = append(drifts, Drift{Env: name, What: "registry tag " + tag, Want: cur.Digest, Got: got, Fix: redeploy})
 			}
 		}
-		rp, ok := c.git.(revParser)
-		if !ok {
-			continue
-		}
 		tag := "env/" + name
-		got, err := rp.ResolveTag(ctx, tag)
+		got, err := c.git.ResolveTag(ctx, tag)
 		if err != nil {
 			got = "missing"
 		}
 		if got != cur.Commit {
 			drifts = append(drifts, Drift{Env: name, What: "git tag " + tag, Want: cur.Commit, Got: got, Fix: redeploy})
 		}
-		if r.env.Gated != nil && r.env.Branch != "" {
-			head, err := rp.Head(ctx, r.env.Branch)
+		if r.env.Gated() && r.env.Branch != "" {
+			head, err := c.git.Head(ctx, r.env.Branch)
 			if err != nil {
 				head = "missing"
 			}

@@ -35,65 +35,49 @@ type Locks interface {
 	Quarantined(ctx context.Context, app, commit string) (*ferry.Quarantine, error)
 }
 
-// Tagger moves registry tags.
-type Tagger interface {
+// Registry moves and reads the registry tags that follow environments.
+type Registry interface {
 	Tag(ctx context.Context, digest, tag string) error
+	Resolve(ctx context.Context, tag string) (string, error)
 }
 
-// Refs moves git refs on the app's repository.
-type Refs interface {
-	SetRef(ctx context.Context, ref, sha, expect string) error
-}
-
-// Env is one environment as the controller sees it.
+// Env is one environment as the controller drives it: the domain's
+// environment with its runtime and the variables its replicas get.
 type Env struct {
-	Name string
-	// Branch, for an environment without From, is the branch whose newest
-	// succeeded build the environment runs.
-	Branch string
-	From   string
-	// Replicas is the count used until a scale changes it. Zero leaves
-	// the count to the runtime: a Kubernetes Deployment keeps its own
-	// replicas (or its HorizontalPodAutoscaler's) until `ferry scale`.
-	Replicas int
-	// Tags are the registry tags that follow the environment.
-	Tags    []string
-	Vars    []Var
-	Rollout Rollout
-	// Verify runs after a rollout against URL; a failure reverts.
-	Verify []Check
-	URL    string
-	Target Target
-	// Gated, for an environment with From, says how releases are made.
-	Gated *Gated
+	ferry.Environment
+	// Runtime runs the environment's replicas; the controller is its only
+	// caller for changes (see ferry.Runtime).
+	Runtime ferry.Runtime
+	// Vars are given to the app, secrets resolved.
+	Vars []ferry.Var
 }
 
-// Check is one post-deploy HTTP verification.
-type Check struct {
-	Method, Path string
-	Expect       int
-	Contains     string
-	Timeout      time.Duration
-}
-
-// Config is the controller's fixed settings.
+// Config is everything the controller needs; every field but Logger is
+// required, and New names a missing one.
 type Config struct {
 	App string
 	// Image is the repository images are pulled from.
 	Image string
 	Envs  []Env
-	// Git is the app's repository, for releases (promote, rollback, tags).
+	// Ledger records deployments and events; Locks holds locks and
+	// quarantines (both usually the ledger).
+	Ledger Ledger
+	Locks  Locks
+	// Registry moves the tags that follow environments and releases.
+	Registry Registry
+	// Git is the app's repository, for releases (promote, rollback, tags)
+	// and the env/* refs.
 	Git Git
-	// Locks holds locks and quarantines; usually the ledger.
-	Locks Locks
+	// Now is the clock.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Controller drives every environment.
 type Controller struct {
 	cfg    Config
 	ledger Ledger
-	tags   Tagger
-	refs   Refs
+	tags   Registry
 	git    Git
 	locks  Locks
 	now    func() time.Time
@@ -107,8 +91,11 @@ type Controller struct {
 
 // envRunner serialises one environment's rollouts.
 type envRunner struct {
-	env  Env
-	wake chan struct{}
+	env Env
+	// mainline is the branch whose history alone a gated environment
+	// releases: the branch at the root of its upstream chain.
+	mainline string
+	wake     chan struct{}
 
 	// promoteMu serialises promotions and rollbacks: their gates and the
 	// move of the release branch are one step.
@@ -124,22 +111,49 @@ type envRunner struct {
 	// finishing is set once active succeeded and only its tags are left to
 	// move: a new request may queue behind it without being refused.
 	finishing bool
-	progress  Progress
+	progress  ferry.Progress
 	alert     string // a release head that was pushed but not deployed, and why
 }
 
-// New returns a controller; Run starts it.
-func New(cfg Config, l Ledger, tags Tagger, refs Refs, now func() time.Time, logger *slog.Logger) *Controller {
-	c := &Controller{cfg: cfg, ledger: l, tags: tags, refs: refs, git: cfg.Git, locks: cfg.Locks, now: now, log: logger, byName: map[string]*envRunner{}, changed: notify.New()}
-	if c.locks == nil {
-		c.locks = noLocks{}
+// New returns a controller; Start starts it. It refuses a Config that
+// misses a dependency, naming it.
+func New(cfg Config) (*Controller, error) {
+	var missing []string
+	for _, dep := range []struct {
+		name  string
+		unset bool
+	}{
+		{"App", cfg.App == ""}, {"Image", cfg.Image == ""}, {"Envs", len(cfg.Envs) == 0},
+		{"Ledger", cfg.Ledger == nil}, {"Locks", cfg.Locks == nil}, {"Registry", cfg.Registry == nil},
+		{"Git", cfg.Git == nil}, {"Now", cfg.Now == nil},
+	} {
+		if dep.unset {
+			missing = append(missing, dep.name)
+		}
 	}
 	for _, e := range cfg.Envs {
-		r := &envRunner{env: e, wake: make(chan struct{}, 1)}
+		if e.Runtime == nil {
+			missing = append(missing, "Envs["+e.Name+"].Runtime")
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("controller: missing %s", strings.Join(missing, ", "))
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Controller{cfg: cfg, ledger: cfg.Ledger, tags: cfg.Registry, git: cfg.Git, locks: cfg.Locks, now: cfg.Now, log: logger, byName: map[string]*envRunner{}, changed: notify.New()}
+	domain := make([]ferry.Environment, len(cfg.Envs))
+	for i, e := range cfg.Envs {
+		domain[i] = e.Environment
+	}
+	for _, e := range cfg.Envs {
+		r := &envRunner{env: e, mainline: ferry.Mainline(domain, e.Name), wake: make(chan struct{}, 1)}
 		c.envs = append(c.envs, r)
 		c.byName[e.Name] = r
 	}
-	return c
+	return c, nil
 }
 
 // Changed returns a channel closed at the next change of any deployment.
@@ -198,7 +212,7 @@ func (c *Controller) restore(ctx context.Context, r *envRunner) error {
 	case err == nil:
 		spec := c.spec(r, cur)
 		c.log.Info("restoring environment", "env", r.env.Name, "digest", cur.Digest, "replicas", cur.Replicas)
-		if err := r.env.Target.Apply(ctx, spec, func(Progress) {}); err != nil {
+		if err := r.env.Runtime.Apply(ctx, spec, func(ferry.Progress) {}); err != nil {
 			c.event(ctx, "environment.restore-failed", "ferry", cur, err.Error())
 			return fmt.Errorf("restore %s to %s: %w", r.env.Name, cur.Digest, err)
 		}
@@ -343,7 +357,7 @@ func (c *Controller) names() []string {
 func (c *Controller) Close(ctx context.Context) error {
 	var errs []error
 	for _, r := range c.envs {
-		if err := r.env.Target.Close(ctx); err != nil {
+		if err := r.env.Runtime.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close %s: %w", r.env.Name, err))
 		}
 	}
@@ -361,22 +375,4 @@ func (c *Controller) event(ctx context.Context, kind, actor string, d *ferry.Dep
 		c.log.Error("record event", "kind", kind, "err", err)
 	}
 	c.changed.Notify()
-}
-
-// noLocks is the Locks of a ledger that has none: nothing is locked or
-// quarantined, and locking is refused.
-type noLocks struct{}
-
-var errNoLocks = ferry.Errorf(ferry.EUNAVAILABLE, "this ledger keeps no locks or quarantines")
-
-func (noLocks) Lock(context.Context, *ferry.Lock) error { return errNoLocks }
-func (noLocks) Unlock(context.Context, string, string) (*ferry.Lock, error) {
-	return nil, errNoLocks
-}
-func (noLocks) LockOf(_ context.Context, _, env string) (*ferry.Lock, error) {
-	return nil, ferry.Errorf(ferry.ENOTFOUND, "environment %s is not locked", env)
-}
-func (noLocks) AddQuarantine(context.Context, *ferry.Quarantine) error { return errNoLocks }
-func (noLocks) Quarantined(_ context.Context, _, commit string) (*ferry.Quarantine, error) {
-	return nil, ferry.Errorf(ferry.ENOTFOUND, "%s is not quarantined", commit)
 }

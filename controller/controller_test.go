@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -25,7 +24,7 @@ import (
 // changing what runs, as the real runtimes do. Apply may be held by gate.
 type fakeTarget struct {
 	mu      sync.Mutex
-	running Spec
+	running ferry.Spec
 	applied []string // digests, in call order
 	fail    map[string]error
 	gate    chan struct{}
@@ -36,7 +35,7 @@ func newFakeTarget() *fakeTarget {
 	return &fakeTarget{fail: map[string]error{}, entered: make(chan string, 16)}
 }
 
-func (f *fakeTarget) Apply(ctx context.Context, spec Spec, progress func(Progress)) error {
+func (f *fakeTarget) Apply(ctx context.Context, spec ferry.Spec, progress func(ferry.Progress)) error {
 	f.mu.Lock()
 	f.applied = append(f.applied, spec.Digest)
 	gate, err := f.gate, f.fail[spec.Digest]
@@ -52,7 +51,7 @@ func (f *fakeTarget) Apply(ctx context.Context, spec Spec, progress func(Progres
 	if err != nil {
 		return err
 	}
-	progress(Progress{Message: "all replicas on " + spec.Digest, Ready: spec.Replicas, Updated: spec.Replicas, Desired: spec.Replicas})
+	progress(ferry.Progress{Message: "all replicas on " + spec.Digest, Ready: spec.Replicas, Updated: spec.Replicas, Desired: spec.Replicas})
 	f.mu.Lock()
 	f.running = spec
 	f.mu.Unlock()
@@ -66,16 +65,16 @@ func (f *fakeTarget) Scale(_ context.Context, n int) error {
 	return nil
 }
 
-func (f *fakeTarget) Status(context.Context) (Status, error) {
+func (f *fakeTarget) Status(context.Context) (ferry.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return Status{Digest: f.running.Digest, Ready: f.running.Replicas, Desired: f.running.Replicas}, nil
+	return ferry.Status{Digest: f.running.Digest, Ready: f.running.Replicas, Desired: f.running.Replicas}, nil
 }
 
 func (f *fakeTarget) Logs(context.Context, io.Writer, int, bool) error { return nil }
 func (f *fakeTarget) Close(context.Context) error                      { return nil }
 
-func (f *fakeTarget) runs() Spec {
+func (f *fakeTarget) runs() ferry.Spec {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.running
@@ -101,6 +100,31 @@ func (t *fakeTags) SetRef(_ context.Context, ref, sha, _ string) error {
 	return nil
 }
 
+func (t *fakeTags) Resolve(_ context.Context, tag string) (string, error) {
+	if d := t.get(tag); d != "" {
+		return d, nil
+	}
+	return "", ferry.Errorf(ferry.ENOTFOUND, "no tag %s", tag)
+}
+
+// The rest of Git, for an environment that takes no releases: nothing is
+// ever asked of a branch, and refs are what SetRef wrote.
+func (t *fakeTags) Fetch(context.Context) error { return nil }
+func (t *fakeTags) Head(_ context.Context, branch string) (string, error) {
+	return "", ferry.Errorf(ferry.ENOTFOUND, "no branch %s", branch)
+}
+func (t *fakeTags) IsAncestor(context.Context, string, string) (bool, error)    { return false, nil }
+func (t *fakeTags) Log(context.Context, string, string) ([]ferry.Commit, error) { return nil, nil }
+func (t *fakeTags) CreateTag(_ context.Context, name, commit, _ string) error {
+	return t.SetRef(context.Background(), "refs/tags/"+name, commit, "")
+}
+func (t *fakeTags) ResolveTag(_ context.Context, tag string) (string, error) {
+	if sha := t.get("refs/tags/" + tag); sha != "" {
+		return sha, nil
+	}
+	return "", ferry.Errorf(ferry.ENOTFOUND, "no tag %s", tag)
+}
+
 func (t *fakeTags) get(k string) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -118,7 +142,7 @@ type fixture struct {
 	n      atomic.Int64
 }
 
-func newFixture(t *testing.T, verify []Check, url string) *fixture {
+func newFixture(t *testing.T, verify []ferry.Check, url string) *fixture {
 	t.Helper()
 	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
 	if err != nil {
@@ -130,9 +154,14 @@ func newFixture(t *testing.T, verify []Check, url string) *fixture {
 	return f
 }
 
-func (f *fixture) start(verify []Check, url string) {
-	env := Env{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}, Verify: verify, URL: url, Target: f.target}
-	f.ctrl = New(Config{App: "app", Image: "registry.test/app", Envs: []Env{env}}, f.ledger, f.tags, f.tags, time.Now, slog.New(slog.DiscardHandler))
+func (f *fixture) start(verify []ferry.Check, url string) {
+	env := Env{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}, Verify: verify, URL: url}, Runtime: f.target}
+	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: []Env{env},
+		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.tags, Now: time.Now})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.ctrl = ctrl
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel, f.done = cancel, make(chan struct{})
 	if err := f.ctrl.Start(ctx); err != nil {
@@ -219,10 +248,10 @@ func TestDeploySucceedsAndMovesTags(t *testing.T) {
 	}
 	st, err := f.ctrl.Status(context.Background())
 	if err != nil || len(st) != 1 {
-		t.Fatalf("Status = %v, %v", st, err)
+		t.Fatalf("ferry.Status = %v, %v", st, err)
 	}
 	if st[0].State != "healthy" || st[0].Commit != b.Commit || st[0].Replicas != (Replicas{Ready: 2, Desired: 2}) {
-		t.Errorf("Status = %+v, want healthy on %s with 2/2", st[0], b.Commit)
+		t.Errorf("ferry.Status = %+v, want healthy on %s with 2/2", st[0], b.Commit)
 	}
 }
 
@@ -270,7 +299,7 @@ func TestFailedVerificationReverts(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	f := newFixture(t, []Check{{Method: "GET", Path: "/statusz", Expect: 200, Timeout: 300 * time.Millisecond}}, srv.URL)
+	f := newFixture(t, []ferry.Check{{Method: "GET", Path: "/statusz", Expect: 200, Timeout: 300 * time.Millisecond}}, srv.URL)
 	good := f.build()
 	if d := f.wait(f.deploy(good).ID); d.State != ferry.DeploymentSucceeded {
 		t.Fatalf("good deployment = %s: %s", d.State, d.Error)

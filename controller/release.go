@@ -10,7 +10,6 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/release"
-	"github.com/ferryhq/ferry/source"
 )
 
 // Git is what releases need of the app's repository.
@@ -18,20 +17,10 @@ type Git interface {
 	Fetch(ctx context.Context) error
 	Head(ctx context.Context, branch string) (string, error)
 	IsAncestor(ctx context.Context, ancestor, descendant string) (bool, error)
-	Log(ctx context.Context, from, to string) ([]source.Commit, error)
+	Log(ctx context.Context, from, to string) ([]ferry.Commit, error)
 	SetRef(ctx context.Context, ref, sha, expect string) error
 	CreateTag(ctx context.Context, name, commit, message string) error
-}
-
-// Gated is how an environment with an upstream takes releases.
-type Gated struct {
-	// Soak is how long a digest must have run upstream.
-	Soak time.Duration
-	// ReleaseTag renders the release tag for a release made at t.
-	ReleaseTag func(t time.Time) (string, error)
-	// Mainline is the branch whose history alone may be released (the
-	// upstream chain's branch, master).
-	Mainline string
+	ResolveTag(ctx context.Context, tag string) (string, error)
 }
 
 // candidate is what a promotion would roll out.
@@ -52,7 +41,7 @@ func (c *Controller) Promote(ctx context.Context, env, ref, actor, reason string
 	if err != nil {
 		return nil, err
 	}
-	if r.env.From == "" || r.env.Gated == nil {
+	if !r.env.Gated() {
 		return nil, ferry.Errorf(ferry.EINVALID, "%s takes no promotions: it follows branch %s", env, r.env.Branch)
 	}
 	r.promoteMu.Lock()
@@ -197,16 +186,16 @@ func (c *Controller) gates(ctx context.Context, r *envRunner, cand candidate) er
 	} else if ferry.ErrorCode(err) != ferry.ENOTFOUND {
 		return err
 	}
-	main, err := c.git.Head(ctx, r.env.Gated.Mainline)
+	main, err := c.git.Head(ctx, r.mainline)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", r.env.Gated.Mainline, err)
+		return fmt.Errorf("read %s: %w", r.mainline, err)
 	}
 	on, err := c.git.IsAncestor(ctx, cand.commit, main)
 	if err != nil {
 		return err
 	}
 	if !on {
-		return ferry.Errorf(ferry.ECONFLICT, "%s is not on %s's history: only commits of %s are released", ferry.ShortSHA(cand.commit), r.env.Gated.Mainline, r.env.Gated.Mainline)
+		return ferry.Errorf(ferry.ECONFLICT, "%s is not on %s's history: only commits of %s are released", ferry.ShortSHA(cand.commit), r.mainline, r.mainline)
 	}
 	ran, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: up, Digest: cand.digest, Limit: 100})
 	if err != nil {
@@ -230,7 +219,7 @@ func (c *Controller) gates(ctx context.Context, r *envRunner, cand candidate) er
 		}
 		return ferry.Errorf(ferry.ECONFLICT, "%s never ran in %s: only digests that succeeded there are promoted", ferry.ShortSHA(cand.commit), up)
 	}
-	if soak := r.env.Gated.Soak; soak > 0 {
+	if soak := r.env.Soak; soak > 0 {
 		ranFor := c.now().Sub(first.FinishedAt)
 		if ranFor < soak {
 			return ferry.Errorf(ferry.ECONFLICT, "%s has run in %s for %s; %s needs %s of soak (promotable at %s)",
@@ -251,7 +240,7 @@ func (c *Controller) moveRelease(ctx context.Context, r *envRunner, commit strin
 	head, err := c.git.Head(ctx, branch)
 	switch {
 	case ferry.ErrorCode(err) == ferry.ENOTFOUND:
-		head = source.ZeroSHA
+		head = ferry.ZeroSHA
 	case err != nil:
 		return err
 	case head == commit:
@@ -275,7 +264,7 @@ func (c *Controller) moveRelease(ctx context.Context, r *envRunner, commit strin
 // newReleaseTag renders the release tag for now, adding _2, _3 … when a
 // release of the same minute exists.
 func (c *Controller) newReleaseTag(ctx context.Context, r *envRunner) (string, error) {
-	base, err := r.env.Gated.ReleaseTag(c.now())
+	base, err := r.env.ReleaseName(c.now())
 	if err != nil {
 		return "", err
 	}
@@ -300,7 +289,7 @@ func (c *Controller) Rollback(ctx context.Context, env, to, actor, reason string
 	if err != nil {
 		return nil, err
 	}
-	if r.env.Gated == nil {
+	if !r.env.Gated() {
 		return nil, ferry.Errorf(ferry.EINVALID, "%s has no releases to roll back to: it follows branch %s", env, r.env.Branch)
 	}
 	r.promoteMu.Lock()
@@ -394,7 +383,7 @@ func (c *Controller) releaseNotes(ctx context.Context, r *envRunner, d *ferry.De
 // fetch).
 func (c *Controller) ReleaseHead(ctx context.Context, branch, sha string) {
 	for _, r := range c.envs {
-		if r.env.Gated != nil && r.env.Branch == branch {
+		if r.env.Gated() && r.env.Branch == branch {
 			c.releaseHead(ctx, r, sha)
 		}
 	}

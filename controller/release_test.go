@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,18 +52,15 @@ func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
 	repo := source.Open(f.origin, filepath.Join(t.TempDir(), "cache"), nil)
 	f.repo = repo
 	envs := []Env{
-		{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}, Target: f.dev},
-		{Name: "prod", Branch: "release", From: "dev", Replicas: 2, Tags: []string{"live"}, Target: f.prod,
-			Gated: &Gated{Soak: soak, Mainline: "master", ReleaseTag: func(t time.Time) (string, error) {
-				return "RC" + t.UTC().Format("20060102_1504"), nil
-			}}},
+		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
+		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: soak, Replicas: 2, Tags: []string{"live"}}, Runtime: f.prod},
 	}
-	cfg := Config{App: "app", Image: "registry.test/app", Envs: envs, Git: repo}
-	if locks, ok := f.ledger.(Locks); ok {
-		cfg.Locks = locks
+	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
+		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: repo, Now: func() time.Time { return f.now }})
+	if err != nil {
+		t.Fatal(err)
 	}
-	f.ctrl = New(cfg, f.ledger, f.tags, repo,
-		func() time.Time { return f.now }, slog.New(slog.DiscardHandler))
+	f.ctrl = ctrl
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel, f.done = cancel, make(chan struct{})
 	if err := f.ctrl.Start(ctx); err != nil {

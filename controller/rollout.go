@@ -36,8 +36,8 @@ func (c *Controller) loop(ctx context.Context, r *envRunner) {
 	}
 }
 
-func (c *Controller) spec(r *envRunner, d *ferry.Deployment) Spec {
-	return Spec{
+func (c *Controller) spec(r *envRunner, d *ferry.Deployment) ferry.Spec {
+	return ferry.Spec{
 		Env: r.env.Name, Commit: d.Commit, Image: c.cfg.Image, Digest: d.Digest,
 		Replicas: d.Replicas, Release: d.Release, DeploymentID: d.ID,
 		Vars: r.env.Vars, Rollout: r.env.Rollout,
@@ -67,7 +67,7 @@ func (c *Controller) execute(ctx context.Context, r *envRunner, d *ferry.Deploym
 	}
 	c.event(ctx, "deployment.started", d.Actor, d, "")
 	start := c.now()
-	progress := func(p Progress) {
+	progress := func(p ferry.Progress) {
 		r.mu.Lock()
 		r.progress = p
 		r.mu.Unlock()
@@ -76,9 +76,9 @@ func (c *Controller) execute(ctx context.Context, r *envRunner, d *ferry.Deploym
 	}
 
 	if d.Kind == ferry.DeployScale && prev != nil && prev.Digest == d.Digest {
-		err = r.env.Target.Scale(ctx, d.Replicas)
+		err = r.env.Runtime.Scale(ctx, d.Replicas)
 	} else {
-		err = r.env.Target.Apply(ctx, c.spec(r, d), progress)
+		err = r.env.Runtime.Apply(ctx, c.spec(r, d), progress)
 	}
 	if ctx.Err() != nil {
 		return // shutting down: the next start closes and restores
@@ -122,16 +122,14 @@ func (c *Controller) afterSuccess(ctx context.Context, r *envRunner, d *ferry.De
 			c.event(ctx, "tag.failed", "ferry", d, fmt.Sprintf("registry tag %s: %v", tag, err))
 		}
 	}
-	if d.Kind == ferry.DeployPromote && d.Release != "" && c.git != nil {
+	if d.Kind == ferry.DeployPromote && d.Release != "" {
 		if err := c.git.CreateTag(ctx, d.Release, d.Commit, c.releaseNotes(ctx, r, d)); err != nil {
 			c.event(ctx, "tag.failed", "ferry", d, fmt.Sprintf("git tag %s: %v", d.Release, err))
 		}
 	}
-	if c.refs != nil {
-		ref := "refs/tags/env/" + r.env.Name
-		if err := c.refs.SetRef(ctx, ref, d.Commit, ""); err != nil {
-			c.event(ctx, "tag.failed", "ferry", d, fmt.Sprintf("git %s: %v", ref, err))
-		}
+	ref := "refs/tags/env/" + r.env.Name
+	if err := c.git.SetRef(ctx, ref, d.Commit, ""); err != nil {
+		c.event(ctx, "tag.failed", "ferry", d, fmt.Sprintf("git %s: %v", ref, err))
 	}
 }
 
@@ -154,7 +152,7 @@ func (c *Controller) revert(ctx context.Context, r *envRunner, d, prev *ferry.De
 		return
 	}
 	_ = c.ledger.TransitionDeployment(ctx, back.ID, ferry.DeploymentPending, ferry.DeploymentRolling, "", c.now())
-	err := r.env.Target.Apply(ctx, c.spec(r, back), func(Progress) {})
+	err := r.env.Runtime.Apply(ctx, c.spec(r, back), func(ferry.Progress) {})
 	if err != nil {
 		_ = c.ledger.TransitionDeployment(ctx, back.ID, ferry.DeploymentRolling, ferry.DeploymentFailed, err.Error(), c.now())
 		c.event(ctx, "deployment.failed", "ferry", back, err.Error())
@@ -195,7 +193,7 @@ func (c *Controller) verify(ctx context.Context, env Env) error {
 	return nil
 }
 
-func (c *Controller) check(ctx context.Context, client *http.Client, base string, chk Check) error {
+func (c *Controller) check(ctx context.Context, client *http.Client, base string, chk ferry.Check) error {
 	var last error
 	for {
 		last = c.checkOnce(ctx, client, base, chk)
@@ -210,7 +208,7 @@ func (c *Controller) check(ctx context.Context, client *http.Client, base string
 	}
 }
 
-func (c *Controller) checkOnce(ctx context.Context, client *http.Client, base string, chk Check) error {
+func (c *Controller) checkOnce(ctx context.Context, client *http.Client, base string, chk ferry.Check) error {
 	req, err := http.NewRequestWithContext(ctx, chk.Method, strings.TrimRight(base, "/")+chk.Path, nil)
 	if err != nil {
 		return err

@@ -17,14 +17,14 @@ type EnvStatus struct {
 	Release     string   `json:"release"`
 	Replicas    Replicas `json:"replicas"`
 	// State is healthy, rolling, verifying, degraded, down or empty.
-	State        string    `json:"state"`
-	DeployedAt   string    `json:"deployedAt"`
-	DeployedBy   string    `json:"deployedBy"`
-	DeploymentID int64     `json:"deploymentId,omitempty"`
-	URL          string    `json:"url,omitempty"`
-	Progress     string    `json:"progress,omitempty"`
-	Pods         []Replica `json:"pods,omitempty"`
-	Error        string    `json:"error,omitempty"`
+	State        string          `json:"state"`
+	DeployedAt   string          `json:"deployedAt"`
+	DeployedBy   string          `json:"deployedBy"`
+	DeploymentID int64           `json:"deploymentId,omitempty"`
+	URL          string          `json:"url,omitempty"`
+	Progress     string          `json:"progress,omitempty"`
+	Pods         []ferry.Replica `json:"pods,omitempty"`
+	Error        string          `json:"error,omitempty"`
 	// Alert is a release head pushed to git but not deployed, and why.
 	Alert string `json:"alert,omitempty"`
 	// Lock is set while the environment is locked.
@@ -53,7 +53,7 @@ func (c *Controller) Status(ctx context.Context) ([]EnvStatus, error) {
 		case ferry.ErrorCode(err) != ferry.ENOTFOUND:
 			return nil, err
 		}
-		ts, err := r.env.Target.Status(ctx)
+		ts, err := r.env.Runtime.Status(ctx)
 		if err != nil {
 			st.Error = err.Error()
 		} else {
@@ -94,7 +94,7 @@ func (c *Controller) Logs(ctx context.Context, env string, w io.Writer, tail int
 	if err != nil {
 		return err
 	}
-	return r.env.Target.Logs(ctx, w, tail, follow)
+	return r.env.Runtime.Logs(ctx, w, tail, follow)
 }
 
 // Names lists the environments in configuration order.

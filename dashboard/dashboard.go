@@ -19,7 +19,7 @@
 // SameSite=Strict cookie and looked up again on every request, so a revoked
 // token ends its session at once; nothing but the sign-in page is shown to
 // anyone else. An action button is shown only when the token's role allows
-// that change of that environment (Env.Role, as the API's EnvRoles), and the
+// that change of that environment (Environment.Role, as the API's EnvRoles), and the
 // action checks it again. Every POST must come from the dashboard's own
 // origin (Sec-Fetch-Site or Origin), else it is refused with a 403 page.
 package dashboard
@@ -89,23 +89,12 @@ type Ledger interface {
 	Quarantines(ctx context.Context, app string) ([]*ferry.Quarantine, error)
 }
 
-// Env is one environment as the dashboard's actions see it.
-type Env struct {
-	Name string
-	// From is the upstream environment of a gated environment (one that
-	// takes promotions and rollbacks); "" for one that follows a branch.
-	From string
-	// Role is the role its changes need. An invalid or empty role means
-	// admin, so a wiring mistake closes an environment, as in the API.
-	Role ferry.Role
-}
-
 // Config is what the dashboard shows and where it gets it.
 type Config struct {
 	App     string
 	Version string
 	// Envs are the environments in configuration order.
-	Envs         []Env
+	Envs         []ferry.Environment
 	Environments Environments
 	Releases     Releases
 	Builds       Builds
@@ -131,7 +120,7 @@ type Config struct {
 // Dashboard is the dashboard's HTTP handler.
 type Dashboard struct {
 	cfg    Config
-	envs   map[string]Env
+	envs   map[string]ferry.Environment
 	tmpl   *template.Template
 	assets fs.FS
 	// assetVersion changes with the assets, so browsers fetch new ones.
@@ -167,7 +156,7 @@ func New(cfg Config) (*Dashboard, error) {
 	if cfg.Settle <= 0 {
 		cfg.Settle = 150 * time.Millisecond
 	}
-	d := &Dashboard{cfg: cfg, envs: map[string]Env{}}
+	d := &Dashboard{cfg: cfg, envs: map[string]ferry.Environment{}}
 	for _, e := range cfg.Envs {
 		if e.From != "" && !cfg.hasEnv(e.From) {
 			return nil, fmt.Errorf("dashboard: environment %s: unknown upstream %q", e.Name, e.From)

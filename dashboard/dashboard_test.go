@@ -192,7 +192,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	}
 	cfg := Config{
 		App: app, Version: "test",
-		Envs:         []Env{{Name: "dev", Role: ferry.RoleDeployer}, {Name: "prod", From: "dev", Role: ferry.RoleReleaser}},
+		Envs:         []ferry.Environment{{Name: "dev", Role: ferry.RoleDeployer}, {Name: "prod", From: "dev", Role: ferry.RoleReleaser}},
 		Environments: f.envs, Releases: f.rel, Builds: broadcastBuilds{f.builds}, Ledger: store,
 		Tokens: f.tokens.Lookup, Now: func() time.Time { return f.now },
 		Heartbeat: time.Hour, Settle: 20 * time.Millisecond,
@@ -790,7 +790,7 @@ func TestNew(t *testing.T) {
 	}{
 		{"no environments", func(c *Config) { c.Environments = nil }, "Environments is required"},
 		{"no ledger", func(c *Config) { c.Ledger = nil }, "Ledger is required"},
-		{"unknown upstream", func(c *Config) { c.Envs = []Env{{Name: "prod", From: "dve"}} }, `environment prod: unknown upstream "dve"`},
+		{"unknown upstream", func(c *Config) { c.Envs = []ferry.Environment{{Name: "prod", From: "dve"}} }, `environment prod: unknown upstream "dve"`},
 	} {
 		cfg := good
 		tc.edit(&cfg)
@@ -801,7 +801,7 @@ func TestNew(t *testing.T) {
 	if _, err := New(good); err != nil {
 		t.Errorf("New(good) = %v", err)
 	}
-	if got := roleOf(Env{Name: "x", Role: "root"}); got != ferry.RoleAdmin {
+	if got := roleOf(ferry.Environment{Name: "x", Role: "root"}); got != ferry.RoleAdmin {
 		t.Errorf("roleOf(invalid role) = %s, want admin", got)
 	}
 }

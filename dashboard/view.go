@@ -131,7 +131,7 @@ const (
 
 // roleOf is the role changing env needs: its configured role, or admin
 // when that is not a valid role (the API's rule).
-func roleOf(e Env) ferry.Role {
+func roleOf(e ferry.Environment) ferry.Role {
 	if e.Role.Valid() {
 		return e.Role
 	}
@@ -139,7 +139,7 @@ func roleOf(e Env) ferry.Role {
 }
 
 // mayChange reports whether user may change env.
-func mayChange(user *ferry.Token, e Env) bool {
+func mayChange(user *ferry.Token, e ferry.Environment) bool {
 	return user != nil && !user.Revoked() && user.Role.Allows(roleOf(e))
 }
 

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/config"
-	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/internal/kubetest"
 	kubetarget "github.com/ferryhq/ferry/runtime/kube"
 	"gopkg.in/yaml.v3"
@@ -568,9 +568,9 @@ func TestCluster(t *testing.T) {
 		}
 		defer rt.Close(ctx)
 		digest := "sha256:" + strings.Repeat("cd", 32)
-		spec := controller.Spec{
+		spec := ferry.Spec{
 			Env: "prod", Commit: strings.Repeat("c", 40), Image: "registry.example.com/team/birthday-app", Digest: digest,
-			Release: "RC20261127_0300", DeploymentID: 7, Rollout: controller.Rollout{MaxSurge: 1, ReadyTimeout: 30 * time.Second},
+			Release: "RC20261127_0300", DeploymentID: 7, Rollout: ferry.Rollout{MaxSurge: 1, ReadyTimeout: 30 * time.Second},
 		}
 		if err := rt.Apply(ctx, spec, nil); err != nil {
 			t.Fatalf("the kube runtime as ferry: roll prod to %s: %v", digest, err)

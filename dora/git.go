@@ -7,15 +7,14 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/source"
 )
 
 // Log is what GitCommits reads of the app's repository (*source.Repo).
 type Log interface {
 	// Log returns the commits reachable from to and not from from.
-	Log(ctx context.Context, from, to string) ([]source.Commit, error)
+	Log(ctx context.Context, from, to string) ([]ferry.Commit, error)
 	// Commit describes one commit.
-	Commit(ctx context.Context, rev string) (source.Commit, error)
+	Commit(ctx context.Context, rev string) (ferry.Commit, error)
 }
 
 // maxCached bounds GitCommits' cache; it is emptied when full.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/internal/gittest"
-	"github.com/ferryhq/ferry/source"
 )
 
 // countingLog counts the git commands GitCommits runs.
@@ -19,12 +18,12 @@ type countingLog struct {
 	calls atomic.Int64
 }
 
-func (c *countingLog) Log(ctx context.Context, from, to string) ([]source.Commit, error) {
+func (c *countingLog) Log(ctx context.Context, from, to string) ([]ferry.Commit, error) {
 	c.calls.Add(1)
 	return c.repo.Log(ctx, from, to)
 }
 
-func (c *countingLog) Commit(ctx context.Context, rev string) (source.Commit, error) {
+func (c *countingLog) Commit(ctx context.Context, rev string) (ferry.Commit, error) {
 	c.calls.Add(1)
 	return c.repo.Commit(ctx, rev)
 }

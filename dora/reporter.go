@@ -73,31 +73,6 @@ func FormatWindow(d time.Duration) string {
 	return d.String()
 }
 
-// Env is an environment as far as DORA figures care.
-type Env struct {
-	Name string
-	// From is the upstream environment it is promoted from; "" for one
-	// driven by a branch.
-	From string
-}
-
-// Production names the production environments of envs, in their order:
-// those gated behind another (From set) that no other environment is
-// promoted from, the end of each promotion chain.
-func Production(envs []Env) []string {
-	upstream := map[string]bool{}
-	for _, e := range envs {
-		upstream[e.From] = true
-	}
-	out := []string{}
-	for _, e := range envs {
-		if e.From != "" && !upstream[e.Name] {
-			out = append(out, e.Name)
-		}
-	}
-	return out
-}
-
 // Deployments is what a Reporter reads of the ledger.
 type Deployments interface {
 	Deployments(ctx context.Context, f ledger.DeploymentFilter) ([]*ferry.Deployment, error)
@@ -107,7 +82,7 @@ type Deployments interface {
 type Reporter struct {
 	App string
 	// Envs are the configured environments, in configuration order.
-	Envs   []Env
+	Envs   []ferry.Environment
 	Ledger Deployments
 	// Commits gives the commit times for one report's context, e.g.
 	// (*GitCommits).WithContext.
@@ -128,7 +103,7 @@ func (r *Reporter) Reports(ctx context.Context, env string, window time.Duration
 	if window < MinWindow || window > MaxWindow {
 		return nil, ferry.Errorf(ferry.EINVALID, "window %s is out of range: it must be from %s to %s", window, FormatWindow(MinWindow), FormatWindow(MaxWindow))
 	}
-	names := Production(r.Envs)
+	names := ferry.Production(r.Envs)
 	if env != "" {
 		if !r.known(env) {
 			return nil, ferry.Errorf(ferry.ENOTFOUND, "no environment %q (have %s)", env, strings.Join(r.names(), ", "))

@@ -3,7 +3,6 @@ package dora
 import (
 	"context"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -57,24 +56,6 @@ func TestParseWindow(t *testing.T) {
 		}
 		if back, err := ParseWindow(FormatWindow(tc.in)); tc.in >= MinWindow && (err != nil || back != tc.in) {
 			t.Errorf("ParseWindow(FormatWindow(%v)) = %v, %v", tc.in, back, err)
-		}
-	}
-}
-
-func TestProduction(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		envs []Env
-		want []string
-	}{
-		{nil, []string{}},
-		{[]Env{{Name: "dev"}}, []string{}}, // nothing gated: no production
-		{[]Env{{Name: "dev"}, {Name: "prod", From: "dev"}}, []string{"prod"}},
-		{[]Env{{Name: "dev"}, {Name: "staging", From: "dev"}, {Name: "prod", From: "staging"}}, []string{"prod"}},
-		{[]Env{{Name: "prod", From: "staging"}, {Name: "dev"}, {Name: "eu", From: "dev"}, {Name: "staging", From: "dev"}}, []string{"prod", "eu"}},
-	} {
-		if got := Production(tc.envs); !slices.Equal(got, tc.want) || got == nil {
-			t.Errorf("Production(%v) = %#v, want %#v", tc.envs, got, tc.want)
 		}
 	}
 }
@@ -140,7 +121,7 @@ func TestReporter(t *testing.T) {
 	counted := &countingLedger{store: store}
 	rep := &Reporter{
 		App:     "app",
-		Envs:    []Env{{Name: "dev"}, {Name: "staging", From: "dev"}, {Name: "prod", From: "staging"}, {Name: "canary", From: "dev"}},
+		Envs:    []ferry.Environment{{Name: "dev"}, {Name: "staging", From: "dev"}, {Name: "prod", From: "staging"}, {Name: "canary", From: "dev"}},
 		Ledger:  counted,
 		Commits: NewGitCommits(r.Source()).WithContext,
 		Now:     func() time.Time { return now },
@@ -213,7 +194,7 @@ func TestReporterPages(t *testing.T) {
 		record(t, store, "dev", deploy, ok, commit, now.Add(-day+time.Duration(i)*time.Second))
 	}
 	counted := &countingLedger{store: store}
-	rep := &Reporter{App: "app", Envs: []Env{{Name: "dev"}}, Ledger: counted,
+	rep := &Reporter{App: "app", Envs: []ferry.Environment{{Name: "dev"}}, Ledger: counted,
 		Commits: NewGitCommits(r.Source()).WithContext, Now: func() time.Time { return now }}
 	got, err := rep.Reports(context.Background(), "dev", 36*time.Hour)
 	if err != nil {

@@ -233,7 +233,7 @@ func newFixture(t *testing.T) *fixture {
 			{Name: "qa", State: "empty"},
 		},
 		Dora: &dora.Reporter{
-			App: "app", Envs: []dora.Env{{Name: "dev"}, {Name: "prod", From: "dev"}, {Name: "qa", From: "dev"}},
+			App: "app", Envs: []ferry.Environment{{Name: "dev"}, {Name: "prod", From: "dev"}, {Name: "qa", From: "dev"}},
 			Ledger: store, Commits: dora.NewGitCommits(repo).WithContext, Now: func() time.Time { return now },
 		},
 	}

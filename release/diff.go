@@ -6,21 +6,20 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/source"
 )
 
 // Logger reads history: the commits reachable from to and not from from,
 // newest first (from empty: everything reachable from to). source.Repo
 // is one.
 type Logger interface {
-	Log(ctx context.Context, from, to string) ([]source.Commit, error)
+	Log(ctx context.Context, from, to string) ([]ferry.Commit, error)
 }
 
 // Diff returns the commits in fromCommit and not in toCommit (ahead) and
 // those in toCommit and not in fromCommit (behind), newest first. An empty
 // commit stands for an environment that runs nothing: everything on the
 // other side is then ahead (or behind).
-func Diff(ctx context.Context, repo Logger, fromCommit, toCommit string) (ahead, behind []source.Commit, err error) {
+func Diff(ctx context.Context, repo Logger, fromCommit, toCommit string) (ahead, behind []ferry.Commit, err error) {
 	if fromCommit == toCommit {
 		return nil, nil, nil
 	}
@@ -76,7 +75,7 @@ func Compare(ctx context.Context, repo Logger, from, to Side) (*Comparison, erro
 	return &Comparison{From: from, To: to, Ahead: changes(ahead), Behind: changes(behind)}, nil
 }
 
-func changes(cs []source.Commit) []Change {
+func changes(cs []ferry.Commit) []Change {
 	out := make([]Change, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, Change{Commit: c.SHA, Subject: c.Subject, Author: c.Author, AuthorEmail: c.AuthorEmail, Time: c.Time})

@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/source"
 )
 
-func shas(cs []source.Commit) []string {
+func shas(cs []ferry.Commit) []string {
 	var s []string
 	for _, c := range cs {
 		s = append(s, c.SHA)
@@ -64,13 +65,13 @@ func TestDiff(t *testing.T) {
 }
 
 func TestReleaseNotes(t *testing.T) {
-	cs := []source.Commit{
+	cs := []ferry.Commit{
 		{SHA: strings.Repeat("1a2b", 10), Subject: "fix: birthdays on Feb 29", Author: "Ada Lovelace"},
 		{SHA: strings.Repeat("9f8e", 10), Subject: "docs:\thow to run", Author: "Grace  Hopper"},
 	}
 	for _, tc := range []struct {
 		name, tag, prev string
-		commits         []source.Commit
+		commits         []ferry.Commit
 		want            string
 	}{
 		{"since a release", "RC20240301_1200", "RC20240229_0900", cs,

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/source"
 )
 
 // MaxNoteLines bounds the commits listed in release notes; the rest are
@@ -22,7 +21,7 @@ const MaxNoteLines = 200
 //
 //	  1a2b3c4d5e6f fix: birthdays on Feb 29 (Ada Lovelace)
 //	  9f8e7d6c5b4a docs: how to run birthday-app (Grace Hopper)
-func ReleaseNotes(tag, previous string, commits []source.Commit) string {
+func ReleaseNotes(tag, previous string, commits []ferry.Commit) string {
 	var b strings.Builder
 	n := len(commits)
 	plural := "s"

@@ -38,7 +38,7 @@ type Git interface {
 
 // Zero is the all-zero id git uses for "no commit": an Old of Zero creates
 // the branch, a New of Zero deletes it.
-const Zero = source.ZeroSHA
+const Zero = ferry.ZeroSHA
 
 // Move is one update of the release branch.
 type Move struct {

@@ -16,12 +16,8 @@ import (
 // figures of the production environments over dora.DefaultWindow. Its event
 // streams carry follow=1, so endStreams lets them go at shutdown.
 func (s *Server) dashboardHandler(roles map[string]ferry.Role) (http.Handler, error) {
-	envs := make([]dashboard.Env, 0, len(s.cfg.Environments))
-	for _, e := range s.cfg.Environments {
-		envs = append(envs, dashboard.Env{Name: e.Name, From: e.From, Role: roles[e.Name]})
-	}
 	d, err := dashboard.New(dashboard.Config{
-		App: s.cfg.App, Version: s.opts.Version, Envs: envs,
+		App: s.cfg.App, Version: s.opts.Version, Envs: s.cfg.Domain(),
 		Environments: s.ctrl, Releases: s.ctrl, Builds: s.builder, Ledger: s.ledger,
 		Tokens: s.tokens().Lookup,
 		DORA: func(ctx context.Context) ([]dora.Report, error) {

@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"time"
 
+	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/runtime/kube"
@@ -18,7 +18,7 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 	defer func() {
 		if err != nil { // release the targets already made
 			for _, e := range envs {
-				e.Target.Close(context.Background())
+				e.Runtime.Close(context.Background())
 			}
 		}
 	}()
@@ -27,23 +27,10 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 		if err != nil {
 			return nil, err
 		}
-		env := controller.Env{
-			Name: e.Name, Branch: e.Branch, From: e.From, Tags: e.Tags, Vars: vars, URL: e.URL,
-			Rollout: controller.Rollout{
-				MaxSurge: e.Rollout.MaxSurge, MaxUnavailable: e.Rollout.MaxUnavailable,
-				ReadyTimeout: e.Rollout.ReadyTimeout, Grace: e.Rollout.Grace,
-			},
-		}
-		if e.From != "" {
-			env.Gated = &controller.Gated{Soak: e.Soak, Mainline: s.mainline(e), ReleaseTag: releaseTag(e)}
-		}
-		for _, c := range e.Verify {
-			env.Verify = append(env.Verify, controller.Check{Method: c.Method, Path: c.Path, Expect: c.Expect, Contains: c.Contains, Timeout: c.Timeout})
-		}
+		env := controller.Env{Environment: e.Environment, Vars: vars}
 		switch {
 		case e.Runtime.Local != nil:
 			l := e.Runtime.Local
-			env.Replicas = l.Replicas
 			t, err := local.New(local.Config{
 				Env:       e.Name,
 				DataDir:   s.cfg.DataDir,
@@ -58,7 +45,7 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 			if err != nil {
 				return nil, fmt.Errorf("environment %s: %w", e.Name, err)
 			}
-			env.Target = t
+			env.Runtime = t
 			if env.URL == "" {
 				env.URL = "http://" + t.Addr()
 			}
@@ -79,7 +66,7 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 			if err != nil {
 				return nil, fmt.Errorf("environment %s: %w", e.Name, err)
 			}
-			env.Target = t
+			env.Runtime = t
 		default:
 			return nil, fmt.Errorf("environment %s: no runtime configured", e.Name)
 		}
@@ -88,32 +75,10 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 	return envs, nil
 }
 
-// mainline is the branch of the root of e's upstream chain: only its
-// history is released.
-func (s *Server) mainline(e *config.Environment) string {
-	for e.From != "" {
-		up, ok := s.cfg.Env(e.From)
-		if !ok {
-			break
-		}
-		e = up
-	}
-	return e.Branch
-}
-
-func releaseTag(e *config.Environment) func(time.Time) (string, error) {
-	return func(t time.Time) (string, error) {
-		if e.ReleaseTag == "" {
-			return "RC" + t.UTC().Format("20060102_1504"), nil
-		}
-		return e.RenderReleaseTag(config.TemplateData{Time: t})
-	}
-}
-
 // vars resolves an environment's variables; secrets are read now, from the
 // environment or files, and never logged.
-func (s *Server) vars(e *config.Environment) ([]controller.Var, error) {
-	var out []controller.Var
+func (s *Server) vars(e *config.Environment) ([]ferry.Var, error) {
+	var out []ferry.Var
 	for _, v := range e.Env {
 		value := v.Value
 		if v.Secret != nil {
@@ -122,7 +87,7 @@ func (s *Server) vars(e *config.Environment) ([]controller.Var, error) {
 				return nil, fmt.Errorf("environments.%s.env.%s: %w", e.Name, v.Name, err)
 			}
 		}
-		out = append(out, controller.Var{Name: v.Name, Value: value})
+		out = append(out, ferry.Var{Name: v.Name, Value: value})
 	}
 	return out, nil
 }

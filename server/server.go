@@ -165,21 +165,23 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	ccfg := controller.Config{App: cfg.App, Image: image, Envs: envs, Git: s.repo}
-	if locks, ok := s.ledger.(controller.Locks); ok {
-		ccfg.Locks = locks
+	s.ctrl, err = controller.New(controller.Config{
+		App: cfg.App, Image: image, Envs: envs,
+		Ledger: s.ledger, Locks: s.ledger, Registry: s.pub, Git: s.repo,
+		Now: s.opts.Now, Logger: s.log.With("part", "controller"),
+	})
+	if err != nil {
+		for _, e := range envs {
+			e.Runtime.Close(context.Background())
+		}
+		return err
 	}
-	s.ctrl = controller.New(ccfg,
-		s.ledger, s.pub, s.repo, s.opts.Now, s.log.With("part", "controller"))
 
 	hooks, err := s.webhooks()
 	if err != nil {
 		return err
 	}
-	roles, err := envRoles(cfg)
-	if err != nil {
-		return err
-	}
+	roles := envRoles(cfg)
 	s.dora = s.doraReporter()
 	apiServer := &api.Server{
 		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks,

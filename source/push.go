@@ -12,7 +12,7 @@ import (
 
 // SetRef points ref (e.g. refs/tags/env/dev, refs/heads/release) at sha on
 // the remote, pushing from the cache. With expect set (a full commit id, or
-// ZeroSHA for "must not exist"), the update is made only if the remote's ref
+// ferry.ZeroSHA for "must not exist"), the update is made only if the remote's ref
 // still points there — git's force-with-lease — and a mismatch is ECONFLICT;
 // with expect empty the ref is forced. The cache's copy of the ref follows.
 func (r *Repo) SetRef(ctx context.Context, ref, sha, expect string) error {
@@ -32,7 +32,7 @@ func (r *Repo) SetRef(ctx context.Context, ref, sha, expect string) error {
 	args := []string{"-c", "protocol.file.allow=always", "push", "--quiet", "--porcelain"}
 	if expect != "" {
 		lease := expect
-		if expect == ZeroSHA {
+		if expect == ferry.ZeroSHA {
 			lease = ""
 		}
 		args = append(args, "--force-with-lease="+ref+":"+lease)
@@ -43,7 +43,7 @@ func (r *Repo) SetRef(ctx context.Context, ref, sha, expect string) error {
 	if _, err := r.git(ctx, args...); err != nil {
 		if expect != "" {
 			// Was it the lease? Ask the remote what the ref is now.
-			if now, lerr := r.remoteRef(ctx, ref); lerr == nil && now != strings.TrimPrefix(expect, ZeroSHA) {
+			if now, lerr := r.remoteRef(ctx, ref); lerr == nil && now != strings.TrimPrefix(expect, ferry.ZeroSHA) {
 				return ferry.Errorf(ferry.ECONFLICT, "%s is %s on the remote, not %s as expected: it moved meanwhile",
 					ref, dashIfEmpty(ferry.ShortSHA(now)), ferry.ShortSHA(expect))
 			}
@@ -76,6 +76,3 @@ func dashIfEmpty(s string) string {
 	}
 	return s
 }
-
-// ZeroSHA as SetRef's expect means the ref must not exist yet.
-const ZeroSHA = "0000000000000000000000000000000000000000"

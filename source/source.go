@@ -44,15 +44,6 @@ const (
 	DefaultFetchTimeout = 10 * time.Minute
 )
 
-// Commit describes one commit.
-type Commit struct {
-	SHA         string
-	Subject     string
-	Author      string
-	AuthorEmail string
-	Time        time.Time // committer time, UTC
-}
-
 // Repo is one remote repository and its fetch cache. Its methods may be
 // called from several goroutines: fetches are serialised; reads and
 // checkouts run concurrently with each other and with a fetch.
@@ -295,8 +286,8 @@ func (r *Repo) Heads(ctx context.Context) (map[string]string, error) {
 // subject never holds a newline: git joins the first paragraph).
 const commitFormat = "--format=%H%x00%s%x00%an%x00%ae%x00%ct"
 
-func parseCommits(out []byte) ([]Commit, error) {
-	var cs []Commit
+func parseCommits(out []byte) ([]ferry.Commit, error) {
+	var cs []ferry.Commit
 	for line := range strings.Lines(string(out)) {
 		line = strings.TrimSuffix(line, "\n")
 		f := strings.Split(line, "\x00")
@@ -307,27 +298,27 @@ func parseCommits(out []byte) ([]Commit, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parse commit time %q: %w", f[4], err)
 		}
-		cs = append(cs, Commit{SHA: f[0], Subject: f[1], Author: f[2], AuthorEmail: f[3], Time: time.Unix(sec, 0).UTC()})
+		cs = append(cs, ferry.Commit{SHA: f[0], Subject: f[1], Author: f[2], AuthorEmail: f[3], Time: time.Unix(sec, 0).UTC()})
 	}
 	return cs, nil
 }
 
 // Commit describes the commit that rev (a commit id, branch or tag) names.
-func (r *Repo) Commit(ctx context.Context, rev string) (Commit, error) {
+func (r *Repo) Commit(ctx context.Context, rev string) (ferry.Commit, error) {
 	sha, err := r.resolve(ctx, rev)
 	if err != nil {
-		return Commit{}, err
+		return ferry.Commit{}, err
 	}
 	out, err := r.git(ctx, "log", "-1", "--no-walk", commitFormat, sha, "--")
 	if err != nil {
-		return Commit{}, err
+		return ferry.Commit{}, err
 	}
 	cs, err := parseCommits(out)
 	if err != nil {
-		return Commit{}, err
+		return ferry.Commit{}, err
 	}
 	if len(cs) != 1 {
-		return Commit{}, fmt.Errorf("git log %s: %d commits, want 1", sha, len(cs))
+		return ferry.Commit{}, fmt.Errorf("git log %s: %d commits, want 1", sha, len(cs))
 	}
 	return cs[0], nil
 }
@@ -352,7 +343,7 @@ func (r *Repo) IsAncestor(ctx context.Context, ancestor, descendant string) (boo
 
 // Log returns the commits reachable from to and not from from, newest
 // first; with from empty, every commit reachable from to.
-func (r *Repo) Log(ctx context.Context, from, to string) ([]Commit, error) {
+func (r *Repo) Log(ctx context.Context, from, to string) ([]ferry.Commit, error) {
 	t, err := r.resolve(ctx, to)
 	if err != nil {
 		return nil, err

@@ -75,7 +75,7 @@ func TestFetchAndRead(t *testing.T) {
 				t.Errorf("Head(feat) = %q, %v, want %s", got, err, ferry.ENOTFOUND)
 			}
 
-			want := Commit{SHA: h.c1, Subject: "first", Author: "Ada Lovelace", AuthorEmail: "ada@example.com", Time: baseTime}
+			want := ferry.Commit{SHA: h.c1, Subject: "first", Author: "Ada Lovelace", AuthorEmail: "ada@example.com", Time: baseTime}
 			for _, rev := range []string{h.c1, h.c1[:12], "v1", "master~1"} {
 				if got, err := r.Commit(ctx, rev); got != want || err != nil {
 					t.Errorf("Commit(%s) = %+v, %v, want %+v", rev, got, err, want)
@@ -260,7 +260,7 @@ func TestLog(t *testing.T) {
 	h := newHistory(t)
 	c4 := h.up.commit("fourth", map[string]string{"x": "4"})
 	r := fetched(t, h.up.bare)
-	shas := func(cs []Commit) []string {
+	shas := func(cs []ferry.Commit) []string {
 		var s []string
 		for _, c := range cs {
 			s = append(s, c.SHA)

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/controller"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,7 +26,7 @@ import (
 // already names the image, its annotations are left as they are: they keep
 // saying which deployment started the pods, and the same digest deployed
 // again (a promotion, a redeploy, a new replica count) restarts nothing.
-func (t *Target) Apply(ctx context.Context, spec controller.Spec, progress func(controller.Progress)) error {
+func (t *Runtime) Apply(ctx context.Context, spec ferry.Spec, progress func(ferry.Progress)) error {
 	if err := t.open("apply to"); err != nil {
 		return err
 	}
@@ -83,13 +82,13 @@ func (t *Target) Apply(ctx context.Context, spec controller.Spec, progress func(
 		return fmt.Errorf("apply to %s: %w", t.cfg.Env, t.apiError(err, "patch", "deployment "+t.cfg.Deployment))
 	}
 	desired := int(replicaCount(d))
-	limit := rolloutDeadline(readyTimeout(spec.Rollout), desired, maxSurge(d, desired), t.slack)
+	limit := rolloutDeadline(spec.Rollout.WithDefaults().ReadyTimeout, desired, maxSurge(d, desired), t.slack)
 	t.log.Info("rolling out", "digest", spec.Digest, "replicas", desired, "generation", d.Generation, "deadline", limit)
 	return t.follow(ctx, d, ci, limit, progress)
 }
 
 // checkSpec rejects a spec that cannot name an image by digest.
-func (t *Target) checkSpec(spec controller.Spec) error {
+func (t *Runtime) checkSpec(spec ferry.Spec) error {
 	switch {
 	case spec.Env != "" && t.cfg.Env != "" && spec.Env != t.cfg.Env:
 		return ferry.Errorf(ferry.EINVALID, "apply to %s: spec is for environment %q", t.cfg.Env, spec.Env)
@@ -105,7 +104,7 @@ func (t *Target) checkSpec(spec controller.Spec) error {
 
 // annotations are ferry's annotations for spec; nil values remove an
 // annotation (an empty release, commit or deployment id).
-func annotations(spec controller.Spec) map[string]*string {
+func annotations(spec ferry.Spec) map[string]*string {
 	val := func(s string) *string {
 		if s == "" {
 			return nil

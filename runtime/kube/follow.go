@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/controller"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -66,7 +65,7 @@ const (
 
 // follower follows one rollout of a Deployment.
 type follower struct {
-	t        *Target
+	t        *Runtime
 	d        *appsv1.Deployment
 	name     string // the container ferry sets
 	image    string // the image the rollout is to
@@ -75,8 +74,8 @@ type follower struct {
 	waiting  map[string]string // last waiting reason seen, by pod
 	start    time.Time
 	limit    time.Duration
-	progress func(controller.Progress)
-	last     controller.Progress
+	progress func(ferry.Progress)
+	last     ferry.Progress
 	reported bool
 }
 
@@ -84,7 +83,7 @@ type follower struct {
 // complete, within limit, reporting progress. It watches the Deployment
 // and its pods; when a watch cannot be opened or breaks, it reads them
 // every Poll and opens it again.
-func (t *Target) follow(ctx context.Context, d *appsv1.Deployment, ci int, limit time.Duration, progress func(controller.Progress)) error {
+func (t *Runtime) follow(ctx context.Context, d *appsv1.Deployment, ci int, limit time.Duration, progress func(ferry.Progress)) error {
 	c := d.Spec.Template.Spec.Containers[ci]
 	f := &follower{
 		t: t, d: d, name: c.Name, image: c.Image, start: t.now(), limit: limit, progress: progress,
@@ -188,7 +187,7 @@ func results(w watch.Interface) <-chan watch.Event {
 
 // watchDeployment watches the Deployment from resource version rv; nil
 // when the watch cannot be opened.
-func (t *Target) watchDeployment(ctx context.Context, rv string) watch.Interface {
+func (t *Runtime) watchDeployment(ctx context.Context, rv string) watch.Interface {
 	w, err := t.cs.AppsV1().Deployments(t.cfg.Namespace).Watch(ctx, metav1.ListOptions{
 		FieldSelector:   "metadata.name=" + t.cfg.Deployment,
 		ResourceVersion: rv,
@@ -229,7 +228,7 @@ func (f *follower) check() (bool, error) {
 		return false, ferry.Errorf(ferry.ECONFLICT, "rollout of %s: deployment %s in namespace %s was changed meanwhile: container %s now runs %s, not %s", f.t.cfg.Env, f.d.Name, f.d.Namespace, f.name, img, f.image)
 	}
 	st := rolloutState(f.d)
-	pr := controller.Progress{
+	pr := ferry.Progress{
 		Message: st.msg,
 		Ready:   int(f.d.Status.ReadyReplicas),
 		Desired: int(replicaCount(f.d)),
@@ -268,7 +267,7 @@ func (f *follower) check() (bool, error) {
 }
 
 // report calls progress when anything but the time changed.
-func (f *follower) report(p controller.Progress) {
+func (f *follower) report(p ferry.Progress) {
 	if f.reported && p == f.last {
 		return
 	}

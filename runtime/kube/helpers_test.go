@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/controller"
+	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/internal/kubetest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -61,11 +61,11 @@ func (c *cluster) namespace() string {
 }
 
 // spec is a spec of the test image at digest, as ferry would apply it.
-func spec(digest string, id int64, replicas int) controller.Spec {
-	return controller.Spec{
+func spec(digest string, id int64, replicas int) ferry.Spec {
+	return ferry.Spec{
 		Env: "test", Image: testImage, Digest: digest, Replicas: replicas,
 		Commit: strings.Repeat(digest[7:8], 40), Release: "v" + digest[7:11], DeploymentID: id,
-		Rollout: controller.Rollout{MaxSurge: 1, ReadyTimeout: 30 * time.Second},
+		Rollout: ferry.Rollout{MaxSurge: 1, ReadyTimeout: 30 * time.Second},
 	}
 }
 
@@ -73,7 +73,7 @@ func spec(digest string, id int64, replicas int) controller.Spec {
 // s, ferry's annotations on it and its template as a former Apply of s
 // leaves them, rolling one replica at a time without going below the desired
 // count.
-func testDeployment(ns string, s controller.Spec) *appsv1.Deployment {
+func testDeployment(ns string, s ferry.Spec) *appsv1.Deployment {
 	labels := map[string]string{"app": "app"}
 	replicas := int32(s.Replicas)
 	tmpl := map[string]string{}
@@ -154,8 +154,8 @@ func (c *cluster) eventually(timeout time.Duration, cond func() (bool, string)) 
 	}
 }
 
-// target is a Target for the Deployment "app" in ns.
-func (c *cluster) target(ns string, mod ...func(*Config)) *Target {
+// target is a Runtime for the Deployment "app" in ns.
+func (c *cluster) target(ns string, mod ...func(*Config)) *Runtime {
 	c.t.Helper()
 	cfg := Config{
 		Env: "test", Namespace: ns, Deployment: "app",

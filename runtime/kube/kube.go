@@ -1,4 +1,4 @@
-// Package kube is ferry's Kubernetes runtime (controller.Target): one
+// Package kube is ferry's Kubernetes runtime (ferry.Runtime): one
 // environment is one Deployment in its namespace, created beforehand by the
 // user's manifests. Ferry changes only the image of one container, always
 // repository@digest, the replica count (or an HorizontalPodAutoscaler's
@@ -34,7 +34,6 @@
 package kube
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,8 +46,6 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/config"
-	"github.com/ferryhq/ferry/controller"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -93,9 +90,9 @@ type Config struct {
 	Poll time.Duration
 }
 
-// Target is one environment's Deployment. It keeps no state of the cluster
+// Runtime is one environment's Deployment. It keeps no state of the cluster
 // between calls: every method reads what the cluster says.
-type Target struct {
+type Runtime struct {
 	cfg   Config
 	cs    kubernetes.Interface
 	http  *http.Client // nil when given a clientset
@@ -105,10 +102,10 @@ type Target struct {
 
 	mu      sync.Mutex
 	closed  bool
-	rollout controller.Rollout // of the last Apply, for Scale
+	rollout ferry.Rollout // of the last Apply, for Scale
 }
 
-var _ controller.Target = (*Target)(nil)
+var _ ferry.Runtime = (*Runtime)(nil)
 
 // rolloutSlack is added to ferry's rollout deadline for the Deployment,
 // ReplicaSet and scheduler controllers to act and report.
@@ -116,7 +113,7 @@ const rolloutSlack = 30 * time.Second
 
 // New connects to the cluster that cfg names. It does not contact the
 // cluster: a missing Deployment shows at the first call.
-func New(cfg Config) (*Target, error) {
+func New(cfg Config) (*Runtime, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
@@ -141,7 +138,7 @@ func New(cfg Config) (*Target, error) {
 }
 
 // NewForClient is New with a clientset made by the caller.
-func NewForClient(cfg Config, cs kubernetes.Interface) (*Target, error) {
+func NewForClient(cfg Config, cs kubernetes.Interface) (*Runtime, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
@@ -158,7 +155,7 @@ func (cfg Config) check() error {
 	return nil
 }
 
-func newTarget(cfg Config, cs kubernetes.Interface) *Target {
+func newTarget(cfg Config, cs kubernetes.Interface) *Runtime {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -168,7 +165,7 @@ func newTarget(cfg Config, cs kubernetes.Interface) *Target {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 500 * time.Millisecond
 	}
-	return &Target{
+	return &Runtime{
 		cfg:   cfg,
 		cs:    cs,
 		log:   cfg.Logger.With("env", cfg.Env, "namespace", cfg.Namespace, "deployment", cfg.Deployment),
@@ -202,7 +199,7 @@ func restConfig(kubeconfig, context string) (*rest.Config, error) {
 
 // Close releases the client's idle connections. The cluster keeps running
 // what it runs. Close may be called more than once.
-func (t *Target) Close(ctx context.Context) error {
+func (t *Runtime) Close(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -216,7 +213,7 @@ func (t *Target) Close(ctx context.Context) error {
 }
 
 // open fails once the target is closed.
-func (t *Target) open(op string) error {
+func (t *Runtime) open(op string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -226,7 +223,7 @@ func (t *Target) open(op string) error {
 }
 
 // deployment reads the environment's Deployment.
-func (t *Target) deployment(ctx context.Context) (*appsv1.Deployment, error) {
+func (t *Runtime) deployment(ctx context.Context) (*appsv1.Deployment, error) {
 	d, err := t.cs.AppsV1().Deployments(t.cfg.Namespace).Get(ctx, t.cfg.Deployment, metav1.GetOptions{})
 	if err != nil {
 		return nil, t.apiError(err, "get", "deployment "+t.cfg.Deployment)
@@ -236,7 +233,7 @@ func (t *Target) deployment(ctx context.Context) (*appsv1.Deployment, error) {
 
 // container finds the index of the container ferry sets in d's pod
 // template.
-func (t *Target) container(d *appsv1.Deployment) (int, error) {
+func (t *Runtime) container(d *appsv1.Deployment) (int, error) {
 	cs := d.Spec.Template.Spec.Containers
 	names := make([]string, len(cs))
 	for i, c := range cs {
@@ -258,7 +255,7 @@ func (t *Target) container(d *appsv1.Deployment) (int, error) {
 
 // apiError turns an API error about an object into one a user can act on:
 // not found, forbidden and unreachable name the namespace and the object.
-func (t *Target) apiError(err error, verb, object string) error {
+func (t *Runtime) apiError(err error, verb, object string) error {
 	ns := t.cfg.Namespace
 	var netErr net.Error
 	switch {
@@ -284,9 +281,4 @@ func apiMessage(err error) string {
 		return s.Status().Message
 	}
 	return err.Error()
-}
-
-// readyTimeout is the spec's ready timeout, or ferry's default.
-func readyTimeout(ro controller.Rollout) time.Duration {
-	return cmp.Or(max(ro.ReadyTimeout, 0), config.DefaultReadyTimeout)
 }

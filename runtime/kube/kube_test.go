@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/internal/kubetest"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -25,16 +24,16 @@ import (
 // progressLog records the progress an Apply reports.
 type progressLog struct {
 	mu sync.Mutex
-	ps []controller.Progress
+	ps []ferry.Progress
 }
 
-func (l *progressLog) add(p controller.Progress) {
+func (l *progressLog) add(p ferry.Progress) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.ps = append(l.ps, p)
 }
 
-func (l *progressLog) all() []controller.Progress {
+func (l *progressLog) all() []ferry.Progress {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.ps)
@@ -143,7 +142,7 @@ func TestApplyIdempotent(t *testing.T) {
 
 	called := 0
 	start := time.Now()
-	if err := kt.Apply(ctx, s, func(controller.Progress) { called++ }); err != nil {
+	if err := kt.Apply(ctx, s, func(ferry.Progress) { called++ }); err != nil {
 		t.Fatalf("Apply(running spec): %v", err)
 	}
 	took := time.Since(start)
@@ -576,7 +575,7 @@ func TestErrors(t *testing.T) {
 	}
 
 	// Bad specs lose nothing.
-	for _, bad := range []controller.Spec{
+	for _, bad := range []ferry.Spec{
 		{Env: "test", Image: testImage, Digest: "latest"},
 		{Env: "test", Image: testImage + "@sha256:" + strings.Repeat("a", 64), Digest: s.Digest},
 		{Env: "test", Image: testImage, Digest: s.Digest, Replicas: -1},

@@ -25,7 +25,7 @@ const logConnect = 10 * time.Second
 // the cluster does not serve a pod's log (no kubelet to reach, as with
 // kwok, or a kubelet that does not answer within 10 s), Logs writes what
 // the other pods serve and returns an unavailable error naming the pod.
-func (t *Target) Logs(ctx context.Context, w io.Writer, tail int, follow bool) error {
+func (t *Runtime) Logs(ctx context.Context, w io.Writer, tail int, follow bool) error {
 	if err := t.open("logs of"); err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func (t *Target) Logs(ctx context.Context, w io.Writer, tail int, follow bool) e
 }
 
 // podLog copies one pod's log to out.
-func (t *Target) podLog(ctx context.Context, out *lineWriter, pod string, opts *corev1.PodLogOptions) error {
+func (t *Runtime) podLog(ctx context.Context, out *lineWriter, pod string, opts *corev1.PodLogOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	timer := time.AfterFunc(logConnect, cancel)

@@ -22,7 +22,7 @@ import (
 // Without an HPA it patches the Deployment's scale subresource and waits
 // until that many replicas are ready, within the last Apply's ready
 // timeout (ferry's default before any) plus 30 s.
-func (t *Target) Scale(ctx context.Context, replicas int) error {
+func (t *Runtime) Scale(ctx context.Context, replicas int) error {
 	if err := t.open("scale"); err != nil {
 		return err
 	}
@@ -54,13 +54,13 @@ func (t *Target) Scale(ctx context.Context, replicas int) error {
 	t.mu.Lock()
 	ro := t.rollout
 	t.mu.Unlock()
-	limit := rolloutDeadline(readyTimeout(ro), 1, 1, t.slack)
+	limit := rolloutDeadline(ro.WithDefaults().ReadyTimeout, 1, 1, t.slack)
 	t.log.Info("scaling", "replicas", replicas, "deadline", limit)
 	return t.follow(ctx, d, ci, limit, nil)
 }
 
 // scaleHPA sets the autoscaler's bounds for replicas.
-func (t *Target) scaleHPA(ctx context.Context, replicas int) error {
+func (t *Runtime) scaleHPA(ctx context.Context, replicas int) error {
 	if replicas < 1 {
 		return ferry.Errorf(ferry.EINVALID, "scale %s: horizontal pod autoscaler %s keeps at least 1 replica; scale to 0 needs a deployment without one", t.cfg.Env, t.cfg.HPA)
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/controller"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,36 +21,28 @@ import (
 // terminating, oldest first. Digest is the one digest all of them run
 // (empty when they differ or none runs) and Commit the Deployment's
 // ferry.dev/commit annotation when its ferry.dev/digest is that digest.
-func (t *Target) Status(ctx context.Context) (controller.Status, error) {
+func (t *Runtime) Status(ctx context.Context) (ferry.Status, error) {
 	if err := t.open("status of"); err != nil {
-		return controller.Status{}, err
+		return ferry.Status{}, err
 	}
 	d, err := t.deployment(ctx)
 	if err != nil {
-		return controller.Status{}, fmt.Errorf("status of %s: %w", t.cfg.Env, err)
+		return ferry.Status{}, fmt.Errorf("status of %s: %w", t.cfg.Env, err)
 	}
 	ci, err := t.container(d)
 	if err != nil {
-		return controller.Status{}, fmt.Errorf("status of %s: %w", t.cfg.Env, err)
+		return ferry.Status{}, fmt.Errorf("status of %s: %w", t.cfg.Env, err)
 	}
 	pods, err := t.currentPods(ctx, d)
 	if err != nil {
-		return controller.Status{}, fmt.Errorf("status of %s: %w", t.cfg.Env, err)
+		return ferry.Status{}, fmt.Errorf("status of %s: %w", t.cfg.Env, err)
 	}
 	name := d.Spec.Template.Spec.Containers[ci].Name
-	st := controller.Status{Desired: int(replicaCount(d))}
+	reps := make([]ferry.Replica, len(pods))
 	for i, p := range pods {
-		r := replica(p, name)
-		if r.Ready {
-			st.Ready++
-		}
-		if i == 0 {
-			st.Digest = r.Digest
-		} else if r.Digest != st.Digest {
-			st.Digest = ""
-		}
-		st.Replicas = append(st.Replicas, r)
+		reps[i] = replica(p, name)
 	}
+	st := ferry.NewStatus(int(replicaCount(d)), reps)
 	if st.Digest != "" && st.Digest == d.Annotations[AnnotationDigest] {
 		st.Commit = d.Annotations[AnnotationCommit]
 	}
@@ -60,7 +51,7 @@ func (t *Target) Status(ctx context.Context) (controller.Status, error) {
 
 // currentPods lists the pods of d's ReplicaSets that are not terminating,
 // oldest first.
-func (t *Target) currentPods(ctx context.Context, d *appsv1.Deployment) ([]*corev1.Pod, error) {
+func (t *Runtime) currentPods(ctx context.Context, d *appsv1.Deployment) ([]*corev1.Pod, error) {
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil {
 		return nil, ferry.Errorf(ferry.EINVALID, "deployment %s in namespace %s: selector: %v", d.Name, d.Namespace, err)
@@ -98,9 +89,9 @@ func (t *Target) currentPods(ctx context.Context, d *appsv1.Deployment) ([]*core
 
 // replica describes pod p, whose ferry-managed container is named
 // container.
-func replica(p *corev1.Pod, container string) controller.Replica {
+func replica(p *corev1.Pod, container string) ferry.Replica {
 	cs := mainStatus(p, container)
-	r := controller.Replica{
+	r := ferry.Replica{
 		ID:       p.Name,
 		Digest:   podDigest(p, container),
 		Ready:    podReady(p),

@@ -24,7 +24,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/lb"
 	"github.com/ferryhq/ferry/oci"
 )
@@ -139,9 +138,9 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// newTarget returns a started Target for environment "dev" on a free port,
+// newTarget returns a started Runtime for environment "dev" on a free port,
 // closed when the test ends.
-func newTarget(t testing.TB, im images, edit ...func(*Config)) *Target {
+func newTarget(t testing.TB, im images, edit ...func(*Config)) *Runtime {
 	t.Helper()
 	cfg := Config{
 		Env:       "dev",
@@ -169,15 +168,15 @@ func newTarget(t testing.TB, im images, edit ...func(*Config)) *Target {
 }
 
 // spec is a spec of digest with n replicas and test-sized rollout bounds.
-func spec(digest string, n int) controller.Spec {
-	return controller.Spec{
+func spec(digest string, n int) ferry.Spec {
+	return ferry.Spec{
 		Env: "dev", Commit: commit(1), Image: "app", Digest: digest, Replicas: n,
-		Rollout: controller.Rollout{ReadyTimeout: 15 * time.Second, Grace: 3 * time.Second},
+		Rollout: ferry.Rollout{ReadyTimeout: 15 * time.Second, Grace: 3 * time.Second},
 	}
 }
 
 // apply applies s and fails the test on error.
-func apply(t testing.TB, tg *Target, s controller.Spec) {
+func apply(t testing.TB, tg *Runtime, s ferry.Spec) {
 	t.Helper()
 	if err := tg.Apply(t.Context(), s, nil); err != nil {
 		t.Fatalf("Apply(%s×%d): %v", ferry.ShortDigest(s.Digest), s.Replicas, err)
@@ -185,7 +184,7 @@ func apply(t testing.TB, tg *Target, s controller.Spec) {
 }
 
 // get GETs path through the balancer and returns the trimmed body.
-func get(t testing.TB, tg *Target, path string) (int, string) {
+func get(t testing.TB, tg *Runtime, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + tg.Addr() + path)
 	if err != nil {
@@ -207,7 +206,7 @@ type load struct {
 	wg         sync.WaitGroup
 }
 
-func startLoad(tg *Target, workers int) *load {
+func startLoad(tg *Runtime, workers int) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{versions: map[string]int{}, cancel: cancel}
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -281,7 +280,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 }
 
 // status returns the target's status, failing the test on error.
-func status(t testing.TB, tg *Target) controller.Status {
+func status(t testing.TB, tg *Runtime) ferry.Status {
 	t.Helper()
 	st, err := tg.Status(t.Context())
 	if err != nil {
@@ -291,7 +290,7 @@ func status(t testing.TB, tg *Target) controller.Status {
 }
 
 // pids returns the pids of the replicas' processes.
-func pids(tg *Target) []int {
+func pids(tg *Runtime) []int {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
 	var out []int

@@ -1,6 +1,6 @@
 // Package local is ferry's embedded runtime: it runs an environment's
 // replicas as processes on this machine behind a load balancer
-// (controller.Target).
+// (ferry.Runtime).
 //
 // Images are pulled by digest and unpacked once per digest under
 // DataDir/images/<hex>/ (rootfs/ and config.json), shared by every
@@ -58,8 +58,6 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/config"
-	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/lb"
 )
 
@@ -80,7 +78,7 @@ type Config struct {
 	PortEnv string
 	// Args returns the arguments of replica number replica (0-based among
 	// the replicas of one spec), which listens on host:port
-	// (config.Local.RenderArgs). When it returns any, they replace the
+	// (the configuration's local.args). When it returns any, they replace the
 	// image's Cmd after its Entrypoint. May be nil.
 	Args func(replica int, host string, port int) ([]string, error)
 	// Images pulls images by digest; *oci.Publisher satisfies it.
@@ -102,9 +100,9 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Target runs one environment's replicas behind its load balancer. The
+// Runtime runs one environment's replicas behind its load balancer. The
 // balancer listens from New on; Close stops everything.
-type Target struct {
+type Runtime struct {
 	cfg     Config
 	lb      *lb.Balancer
 	images  *imageStore
@@ -118,20 +116,20 @@ type Target struct {
 
 	mu       sync.Mutex
 	replicas []*replica // live: not yet stopped
-	spec     *controller.Spec
+	spec     *ferry.Spec
 	desired  int
 	seq      int // last replica number used
 	closed   bool
 }
 
-var _ controller.Target = (*Target)(nil)
+var _ ferry.Runtime = (*Runtime)(nil)
 
 // validEnv is what an environment name may be, as it names directories.
 var validEnv = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 
 // New prepares the environment's directories and starts its load
 // balancer on cfg.Listen; replicas start with the first Apply.
-func New(cfg Config) (*Target, error) {
+func New(cfg Config) (*Runtime, error) {
 	if !validEnv.MatchString(cfg.Env) {
 		return nil, ferry.Errorf(ferry.EINVALID, "local runtime: environment name %q: want letters, digits, '.', '_' or '-'", cfg.Env)
 	}
@@ -143,7 +141,7 @@ func New(cfg Config) (*Target, error) {
 		return nil, fmt.Errorf("local runtime %s: %w", cfg.Env, err)
 	}
 	cfg.DataDir = dataDir
-	cfg.Readiness = cmp.Or(cfg.Readiness, config.DefaultReadiness)
+	cfg.Readiness = cmp.Or(cfg.Readiness, ferry.DefaultReadiness)
 	cfg.LogSize = cmp.Or(cfg.LogSize, 10<<20)
 	cfg.LogFiles = cmp.Or(cfg.LogFiles, 3)
 	if cfg.Logger == nil {
@@ -152,7 +150,7 @@ func New(cfg Config) (*Target, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	t := &Target{
+	t := &Runtime{
 		cfg:     cfg,
 		log:     cfg.Logger.With("env", cfg.Env),
 		now:     cfg.Now,
@@ -191,10 +189,10 @@ func New(cfg Config) (*Target, error) {
 }
 
 // Addr is the load balancer's address, with the port it really got.
-func (t *Target) Addr() string { return t.lb.Addr() }
+func (t *Runtime) Addr() string { return t.lb.Addr() }
 
 // Sandboxed reports whether replicas run sandboxed (chrooted, as 65532).
-func (t *Target) Sandboxed() bool { return t.sandbox }
+func (t *Runtime) Sandboxed() bool { return t.sandbox }
 
 // ReplicaError says which new replica made a rollout fail, and why.
 type ReplicaError struct {
@@ -224,7 +222,7 @@ func (e *ReplicaError) Error() string {
 // logTail is how many lines of a failed replica's log go into its error.
 const logTail = 10
 
-// Apply rolls the environment to spec: see controller.Target. New
+// Apply rolls the environment to spec: see ferry.Runtime. New
 // replicas start in batches of at most MaxSurge (default 1) above the
 // desired count, or after stopping MaxUnavailable old ones when MaxSurge is
 // 0; each batch must be ready within ReadyTimeout before as many old
@@ -232,7 +230,7 @@ const logTail = 10
 // match spec are kept. On failure the failing batch is stopped, the
 // replicas that already replaced old ones keep serving, and the error is a
 // *ReplicaError.
-func (t *Target) Apply(ctx context.Context, spec controller.Spec, progress func(controller.Progress)) error {
+func (t *Runtime) Apply(ctx context.Context, spec ferry.Spec, progress func(ferry.Progress)) error {
 	if spec.Env != "" && spec.Env != t.cfg.Env {
 		return ferry.Errorf(ferry.EINVALID, "apply to %s: spec is for environment %q", t.cfg.Env, spec.Env)
 	}
@@ -241,7 +239,7 @@ func (t *Target) Apply(ctx context.Context, spec controller.Spec, progress func(
 	}
 	t.applyMu.Lock()
 	defer t.applyMu.Unlock()
-	ro := rolloutDefaults(spec.Rollout)
+	ro := spec.Rollout.WithDefaults()
 	spec.Rollout = ro
 	key := specKey(spec)
 	r := &rollout{t: t, spec: spec, key: key, progress: progress}
@@ -275,7 +273,7 @@ func (t *Target) Apply(ctx context.Context, spec controller.Spec, progress func(
 // Scale sets the number of replicas of the last applied spec, starting
 // new ones (ready before Scale returns) or draining and stopping extra
 // ones.
-func (t *Target) Scale(ctx context.Context, replicas int) error {
+func (t *Runtime) Scale(ctx context.Context, replicas int) error {
 	if replicas < 0 {
 		return ferry.Errorf(ferry.EINVALID, "scale %s: %d replicas", t.cfg.Env, replicas)
 	}
@@ -292,31 +290,27 @@ func (t *Target) Scale(ctx context.Context, replicas int) error {
 
 // Status reports the replicas that run, their process state and the
 // balancer's view of their readiness.
-func (t *Target) Status(ctx context.Context) (controller.Status, error) {
+func (t *Runtime) Status(ctx context.Context) (ferry.Status, error) {
 	ready := map[string]bool{}
 	for _, b := range t.lb.Backends() {
 		ready[b.ID] = b.Ready
 	}
 	t.mu.Lock()
 	rs := slices.Clone(t.replicas)
-	st := controller.Status{Desired: t.desired}
+	desired := t.desired
 	t.mu.Unlock()
+	reps := make([]ferry.Replica, len(rs))
 	for i, r := range rs {
 		s := r.snapshot()
-		rep := controller.Replica{
+		reps[i] = ferry.Replica{
 			ID: r.id, Digest: r.digest, Addr: s.addr, Restarts: s.restarts,
 			Started: s.started, State: s.state,
 			Ready: ready[r.id] && s.state != stateStopping && s.pid != 0,
 		}
-		if rep.Ready {
-			st.Ready++
-		}
-		if i == 0 {
-			st.Digest, st.Commit = r.digest, r.commit
-		} else if r.digest != st.Digest {
-			st.Digest, st.Commit = "", ""
-		}
-		st.Replicas = append(st.Replicas, rep)
+	}
+	st := ferry.NewStatus(desired, reps)
+	if st.Digest != "" {
+		st.Commit = rs[0].commit
 	}
 	return st, nil
 }
@@ -324,7 +318,7 @@ func (t *Target) Status(ctx context.Context) (controller.Status, error) {
 // Close stops every replica (drain, SIGTERM, SIGKILL after the grace
 // period of the last applied spec, at once when ctx ends) and the load
 // balancer.
-func (t *Target) Close(ctx context.Context) error {
+func (t *Runtime) Close(ctx context.Context) error {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -332,7 +326,7 @@ func (t *Target) Close(ctx context.Context) error {
 	}
 	t.closed = true
 	rs := slices.Clone(t.replicas)
-	grace := config.DefaultGrace
+	grace := ferry.DefaultGrace
 	if t.spec != nil {
 		grace = t.spec.Rollout.Grace
 	}
@@ -342,7 +336,7 @@ func (t *Target) Close(ctx context.Context) error {
 }
 
 // stop stops replicas concurrently and forgets them.
-func (t *Target) stop(ctx context.Context, rs []*replica, grace time.Duration) {
+func (t *Runtime) stop(ctx context.Context, rs []*replica, grace time.Duration) {
 	var wg sync.WaitGroup
 	for _, r := range rs {
 		wg.Go(func() { r.stop(ctx, grace) })
@@ -360,7 +354,7 @@ func (t *Target) stop(ctx context.Context, rs []*replica, grace time.Duration) {
 
 // partition splits the live replicas that are not stopping into those
 // running key and the others. t.mu must be held.
-func (t *Target) partition(key string) (cur, old []*replica) {
+func (t *Runtime) partition(key string) (cur, old []*replica) {
 	for _, r := range t.replicas {
 		if r.snapshot().state == stateStopping {
 			continue
@@ -375,7 +369,7 @@ func (t *Target) partition(key string) (cur, old []*replica) {
 }
 
 // newReplica creates and starts a replica of spec numbered index.
-func (t *Target) newReplica(spec controller.Spec, key string, img *image, index int) (*replica, error) {
+func (t *Runtime) newReplica(spec ferry.Spec, key string, img *image, index int) (*replica, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -406,26 +400,9 @@ func (t *Target) newReplica(spec controller.Spec, key string, img *image, index 
 	return r, nil
 }
 
-// rolloutDefaults fills a rollout's missing bounds: one surge replica when
-// neither surge nor unavailability is allowed, ferry's default ready
-// timeout. A grace period of 0 is the configuration's choice (SIGKILL at
-// once, after the replica drained from the balancer), not a missing one.
-func rolloutDefaults(ro controller.Rollout) controller.Rollout {
-	ro.MaxSurge = max(ro.MaxSurge, 0)
-	ro.MaxUnavailable = max(ro.MaxUnavailable, 0)
-	if ro.MaxSurge == 0 && ro.MaxUnavailable == 0 {
-		ro.MaxSurge = 1
-	}
-	if ro.ReadyTimeout <= 0 {
-		ro.ReadyTimeout = config.DefaultReadyTimeout
-	}
-	ro.Grace = max(ro.Grace, 0)
-	return ro
-}
-
 // specKey identifies what a replica runs: the digest and the variables.
 // Replicas with another key are replaced by a rollout.
-func specKey(spec controller.Spec) string {
+func specKey(spec ferry.Spec) string {
 	h := sha256.New()
 	io.WriteString(h, spec.Digest)
 	for _, v := range spec.Vars {

@@ -10,15 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry/controller"
+	"github.com/ferryhq/ferry"
 )
 
 func TestApplyServesAndIsIdempotent(t *testing.T) {
 	im := appImages(t)
 	tg := newTarget(t, im)
-	var steps []controller.Progress
+	var steps []ferry.Progress
 	s := spec(im.v1, 2)
-	if err := tg.Apply(t.Context(), s, func(p controller.Progress) { steps = append(steps, p) }); err != nil {
+	if err := tg.Apply(t.Context(), s, func(p ferry.Progress) { steps = append(steps, p) }); err != nil {
 		t.Fatal(err)
 	}
 	if code, body := get(t, tg, "/version"); code != 200 || body != "v1" {
@@ -79,7 +79,7 @@ func TestRolloutWithLargerSurge(t *testing.T) {
 	s := spec(im.v2, 4)
 	s.Rollout.MaxSurge = 2
 	most := 0
-	err := tg.Apply(t.Context(), s, func(controller.Progress) {
+	err := tg.Apply(t.Context(), s, func(ferry.Progress) {
 		tg.mu.Lock()
 		most = max(most, len(tg.replicas))
 		tg.mu.Unlock()
@@ -162,7 +162,7 @@ func TestCanceledRolloutThenRevertConverges(t *testing.T) {
 	defer cancel()
 	// Cancel as soon as the first old replica was replaced: the rollout
 	// stops half way.
-	err := tg.Apply(ctx, spec(im.v2, 2), func(p controller.Progress) {
+	err := tg.Apply(ctx, spec(im.v2, 2), func(p ferry.Progress) {
 		if strings.Contains(p.Message, "(replaced)") {
 			cancel()
 		}
@@ -310,22 +310,6 @@ func TestNextBackoff(t *testing.T) {
 	}
 }
 
-func TestRolloutDefaults(t *testing.T) {
-	for _, tc := range []struct {
-		in, want controller.Rollout
-	}{
-		// A zero grace period is the configuration's `grace: 0s`: kept.
-		{controller.Rollout{}, controller.Rollout{MaxSurge: 1, ReadyTimeout: time.Minute}},
-		{controller.Rollout{MaxUnavailable: 1, ReadyTimeout: time.Second, Grace: time.Second},
-			controller.Rollout{MaxUnavailable: 1, ReadyTimeout: time.Second, Grace: time.Second}},
-		{controller.Rollout{MaxSurge: -3, MaxUnavailable: -1, Grace: -time.Second}, controller.Rollout{MaxSurge: 1, ReadyTimeout: time.Minute}},
-	} {
-		if got := rolloutDefaults(tc.in); got != tc.want {
-			t.Errorf("rolloutDefaults(%+v) = %+v, want %+v", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestRolloutWithoutSurge(t *testing.T) {
 	im := appImages(t)
 	tg := newTarget(t, im)
@@ -334,7 +318,7 @@ func TestRolloutWithoutSurge(t *testing.T) {
 	s.Rollout.MaxUnavailable = 1
 	s.Rollout.MaxSurge = 0
 	most := 0
-	err := tg.Apply(t.Context(), s, func(controller.Progress) {
+	err := tg.Apply(t.Context(), s, func(ferry.Progress) {
 		tg.mu.Lock()
 		most = max(most, len(tg.replicas))
 		tg.mu.Unlock()

@@ -20,7 +20,7 @@ const logPoll = 100 * time.Millisecond
 // lines of every replica, those started meanwhile included, until ctx
 // ends. Following survives rotation. With no replica running it shows
 // the logs of the replicas that ran last.
-func (t *Target) Logs(ctx context.Context, w io.Writer, tail int, follow bool) error {
+func (t *Runtime) Logs(ctx context.Context, w io.Writer, tail int, follow bool) error {
 	out := &prefixWriter{w: w}
 	followers := map[string]*follower{}
 	defer func() {
@@ -87,10 +87,10 @@ func (t *Target) Logs(ctx context.Context, w io.Writer, tail int, follow bool) e
 }
 
 // logName is the current log file of replica id.
-func (t *Target) logName(id string) string { return filepath.Join(t.logDir, id+".log") }
+func (t *Runtime) logName(id string) string { return filepath.Join(t.logDir, id+".log") }
 
 // liveIDs are the ids of the replicas not yet stopped, sorted.
-func (t *Target) liveIDs() []string {
+func (t *Runtime) liveIDs() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ids := make([]string, len(t.replicas))
@@ -103,7 +103,7 @@ func (t *Target) liveIDs() []string {
 
 // logIDs are the replicas whose logs Logs shows first: the live ones, or
 // when none runs those whose logs were kept.
-func (t *Target) logIDs() []string {
+func (t *Runtime) logIDs() []string {
 	if ids := t.liveIDs(); len(ids) > 0 {
 		return ids
 	}

@@ -59,7 +59,7 @@ type replica struct {
 	commit string
 	img    *image
 	vars   []string // environment: image's, then the spec's
-	t      *Target
+	t      *Runtime
 	log    *logFile
 
 	ready   chan struct{} // closed when first ready

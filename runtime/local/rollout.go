@@ -7,16 +7,15 @@ import (
 	"strings"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/controller"
 )
 
 // rollout is one Apply in progress.
 type rollout struct {
-	t        *Target
-	spec     controller.Spec // with rollout defaults
+	t        *Runtime
+	spec     ferry.Spec // with rollout defaults
 	key      string
 	img      *image
-	progress func(controller.Progress)
+	progress func(ferry.Progress)
 }
 
 // run converges the environment on the spec, one step at a time: stop
@@ -204,7 +203,7 @@ func (r *rollout) report(format string, args ...any) {
 	for _, b := range r.t.lb.Backends() {
 		ready[b.ID] = b.Ready
 	}
-	p := controller.Progress{Time: r.t.now(), Message: msg, Desired: r.spec.Replicas}
+	p := ferry.Progress{Time: r.t.now(), Message: msg, Desired: r.spec.Replicas}
 	r.t.mu.Lock()
 	for _, rep := range r.t.replicas {
 		if ready[rep.id] {

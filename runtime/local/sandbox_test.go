@@ -38,7 +38,7 @@ func TestSandbox(t *testing.T) {
 	// Both environments at once: the image is pulled and unpacked once.
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
-	for i, tg := range []*Target{dev, prod} {
+	for i, tg := range []*Runtime{dev, prod} {
 		wg.Go(func() {
 			s := spec(im.v1, 1)
 			s.Env = tg.cfg.Env

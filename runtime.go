@@ -1,4 +1,4 @@
-package controller
+package ferry
 
 import (
 	"context"
@@ -6,11 +6,12 @@ import (
 	"time"
 )
 
-// Target runs one environment's replicas: the local runtime (processes
-// behind a load balancer) or Kubernetes (a Deployment). The controller owns
-// this contract; runtimes implement it.
+// Runtime runs one environment's replicas: the local runtime (processes
+// behind a load balancer, package runtime/local) or Kubernetes (a
+// Deployment, package runtime/kube). The controller is its only caller for
+// changes; the runtimes implement it.
 //
-// Call order and concurrency. The controller creates one Target per
+// Call order and concurrency. The controller creates one Runtime per
 // environment and is its only caller for changes: Apply and Scale are
 // never called concurrently with each other for the same environment (the
 // controller runs one rollout per environment at a time). Status and Logs
@@ -23,7 +24,7 @@ import (
 // controller calls Apply with the spec of the environment's current
 // deployment from the ledger, which adopts what a runtime still runs or
 // starts it again.
-type Target interface {
+type Runtime interface {
 	// Apply rolls the environment to spec with zero downtime: surge new
 	// replicas within the rollout bounds, wait for each to be ready within
 	// spec.Rollout.ReadyTimeout, route traffic to it, drain and stop an old
@@ -41,7 +42,7 @@ type Target interface {
 	// Logs writes the replicas' recent output (tail lines each), then, with
 	// follow, new lines until ctx ends.
 	Logs(ctx context.Context, w io.Writer, tail int, follow bool) error
-	// Close releases the target. For the local runtime it stops the
+	// Close releases the runtime. For the local runtime it stops the
 	// replicas (SIGTERM, then SIGKILL after the grace period) and the load
 	// balancer.
 	Close(ctx context.Context) error
@@ -61,21 +62,13 @@ type Spec struct {
 	// DeploymentID is recorded on what runs, so Status can say which
 	// deployment put it there.
 	DeploymentID int64
-	// Env is the environment given to the app, with secrets resolved.
+	// Vars is the environment given to the app, with secrets resolved.
 	Vars    []Var
 	Rollout Rollout
 }
 
-// Var is one environment variable for the app.
+// Var is one environment variable for the app, its secrets resolved.
 type Var struct{ Name, Value string }
-
-// Rollout bounds a rolling update.
-type Rollout struct {
-	MaxSurge       int           // extra replicas allowed during the update (default 1)
-	MaxUnavailable int           // replicas allowed below the desired count (default 0)
-	ReadyTimeout   time.Duration // how long a new replica may take to become ready
-	Grace          time.Duration // SIGTERM → SIGKILL
-}
 
 // Progress is one step of a rollout, for the ledger and the CLI.
 type Progress struct {
@@ -95,6 +88,24 @@ type Status struct {
 	Ready    int
 	Desired  int
 	Replicas []Replica
+}
+
+// NewStatus derives Ready and Digest from the replicas: the one rule both
+// runtimes report by. The caller sets Commit when it knows the commit of
+// Digest.
+func NewStatus(desired int, replicas []Replica) Status {
+	st := Status{Desired: desired, Replicas: replicas}
+	for i, r := range replicas {
+		if r.Ready {
+			st.Ready++
+		}
+		if i == 0 {
+			st.Digest = r.Digest
+		} else if r.Digest != st.Digest {
+			st.Digest = ""
+		}
+	}
+	return st
 }
 
 // Replica is one running copy of the app.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/controller"
@@ -29,12 +30,71 @@ type DeploymentLedger interface {
 
 // StatusBody is the body of GET /api/v1/status.
 type StatusBody struct {
-	Environments []controller.EnvStatus `json:"environments"`
+	Environments []EnvStatus `json:"environments"`
 	// Drift is set with ?check=1: every disagreement between the ledger,
 	// the runtimes, the registry tags and git, with its fix.
-	Drift []controller.Drift `json:"drift,omitempty"`
+	Drift []Drift `json:"drift,omitempty"`
 	// Checked says whether drift was looked for.
 	Checked bool `json:"checked,omitempty"`
+}
+
+// EnvStatus is one environment in GET /api/v1/status (and `ferry
+// status`). The JSON shape is a contract: fields may be added, never
+// renamed.
+type EnvStatus struct {
+	Name        string   `json:"name"`
+	Commit      string   `json:"commit"`
+	ShortCommit string   `json:"shortCommit"`
+	Digest      string   `json:"digest"`
+	Release     string   `json:"release"`
+	Replicas    Replicas `json:"replicas"`
+	// State is healthy, rolling, degraded, down or empty.
+	State string `json:"state"`
+	// DeployedAt is when the running deployment finished; left out while
+	// the environment runs nothing.
+	DeployedAt   time.Time       `json:"deployedAt,omitzero"`
+	DeployedBy   string          `json:"deployedBy"`
+	DeploymentID int64           `json:"deploymentId,omitempty"`
+	URL          string          `json:"url,omitempty"`
+	Progress     string          `json:"progress,omitempty"`
+	Pods         []ferry.Replica `json:"pods,omitempty"`
+	// Error says why the runtime's status could not be read.
+	Error string `json:"error,omitempty"`
+	// Alert is a release head pushed to git but not deployed, and why.
+	Alert string `json:"alert,omitempty"`
+	// Lock is set while the environment is locked.
+	Lock *ferry.Lock `json:"lock,omitempty"`
+}
+
+// Replicas counts an environment's replicas.
+type Replicas struct {
+	Ready   int `json:"ready"`
+	Desired int `json:"desired"`
+}
+
+// Drift is one place where what runs, the ledger, the registry and git
+// disagree, with the command that fixes it.
+type Drift struct {
+	Env  string `json:"env"`
+	What string `json:"what"`
+	Want string `json:"want"`
+	Got  string `json:"got"`
+	Fix  string `json:"fix"`
+}
+
+// envStatus is st on the wire. A runtime's error shows as its safe
+// message; the log keeps the detail.
+func (s *Server) envStatus(r *http.Request, st controller.EnvStatus) EnvStatus {
+	out := EnvStatus{
+		Name: st.Name, Commit: st.Commit, ShortCommit: st.ShortCommit, Digest: st.Digest, Release: st.Release,
+		Replicas: Replicas{Ready: st.Replicas.Ready, Desired: st.Replicas.Desired},
+		State:    st.State, DeployedAt: st.DeployedAt, DeployedBy: st.DeployedBy, DeploymentID: st.DeploymentID,
+		URL: st.URL, Progress: st.Progress, Pods: st.Pods, Alert: st.Alert, Lock: st.Lock,
+	}
+	if st.Err != nil {
+		out.Error = st.Err.Error()
+	}
+	return out
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -43,11 +103,18 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	body := StatusBody{Environments: envs}
+	body := StatusBody{Environments: make([]EnvStatus, len(envs))}
+	for i, st := range envs {
+		body.Environments[i] = s.envStatus(r, st)
+	}
 	if queryBool(r, "check") {
-		if body.Drift, err = s.Envs.Check(r.Context()); err != nil {
+		drifts, err := s.Envs.Check(r.Context())
+		if err != nil {
 			s.error(w, r, err)
 			return
+		}
+		for _, d := range drifts {
+			body.Drift = append(body.Drift, Drift{Env: d.Env, What: d.What, Want: d.Want, Got: d.Got, Fix: d.Fix})
 		}
 		body.Checked = true
 	}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/dora"
 	"github.com/ferryhq/ferry/release"
 )
@@ -361,10 +360,10 @@ var goTypes = map[string]reflect.Type{
 	"Lock":              reflect.TypeFor[ferry.Lock](),
 	"Quarantine":        reflect.TypeFor[ferry.Quarantine](),
 	"Token":             reflect.TypeFor[ferry.Token](),
-	"EnvStatus":         reflect.TypeFor[controller.EnvStatus](),
-	"Replicas":          reflect.TypeFor[controller.Replicas](),
+	"EnvStatus":         reflect.TypeFor[EnvStatus](),
+	"Replicas":          reflect.TypeFor[Replicas](),
 	"Replica":           reflect.TypeFor[ferry.Replica](),
-	"Drift":             reflect.TypeFor[controller.Drift](),
+	"Drift":             reflect.TypeFor[Drift](),
 	"Status":            reflect.TypeFor[StatusBody](),
 	"Side":              reflect.TypeFor[release.Side](),
 	"Change":            reflect.TypeFor[release.Change](),

@@ -203,11 +203,14 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	devSt := st.Environments[0]
 	if devSt.Commit != change || !strings.HasPrefix(devSt.Digest, "sha256:") || devSt.Release != "" ||
-		devSt.State != "healthy" || devSt.Replicas.Ready != 2 || devSt.Replicas.Desired != 2 || devSt.DeployedAt == "" {
+		devSt.State != "healthy" || devSt.Replicas.Ready != 2 || devSt.Replicas.Desired != 2 {
 		t.Errorf("dev status = %+v, want healthy 2/2 on %s", devSt, change)
 	}
-	if st.Environments[1].State != "empty" {
-		t.Errorf("prod status = %+v, want empty before any release", st.Environments[1])
+	if _, err := time.Parse(time.RFC3339Nano, devSt.DeployedAt); err != nil {
+		t.Errorf("dev status deployedAt = %q, want an RFC 3339 time: %v", devSt.DeployedAt, err)
+	}
+	if st.Environments[1].State != "empty" || st.Environments[1].DeployedAt != "" {
+		t.Errorf("prod status = %+v, want empty before any release, without deployedAt", st.Environments[1])
 	}
 	waitFor(t, 10*time.Second, "git tag env/dev to follow dev", func() bool {
 		return gitCmd(t, dir, "--git-dir="+repo, "tag", "--list", "env/dev") != "" &&

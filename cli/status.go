@@ -59,8 +59,8 @@ func printStatus(cmd *cobra.Command, out *output, st *api.StatusBody) error {
 		now := time.Now()
 		for _, e := range st.Environments {
 			deployed := "-"
-			if t, err := time.Parse(time.RFC3339, e.DeployedAt); err == nil {
-				deployed = ago(t, now)
+			if !e.DeployedAt.IsZero() {
+				deployed = ago(e.DeployedAt, now)
 			}
 			state := e.State
 			if e.Progress != "" {

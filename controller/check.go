@@ -9,12 +9,13 @@ import (
 
 // Drift is one place where what runs, the ledger, the registry and git
 // disagree, with the command that fixes it.
+// It is a domain value; the API's wire form of it is api.Drift.
 type Drift struct {
-	Env  string `json:"env"`
-	What string `json:"what"`
-	Want string `json:"want"`
-	Got  string `json:"got"`
-	Fix  string `json:"fix"`
+	Env  string
+	What string
+	Want string
+	Got  string
+	Fix  string
 }
 
 // Check compares, for every environment, what the ledger says it runs with

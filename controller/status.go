@@ -3,38 +3,43 @@ package controller
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/ferryhq/ferry"
 )
 
-// EnvStatus is one environment in `ferry status`. The JSON shape is a
-// contract: fields may be added, never renamed.
+// EnvStatus is one environment as the controller sees it: what the ledger
+// says runs and what the runtime really runs. It is a domain value; the
+// API's wire form of it is api.EnvStatus.
 type EnvStatus struct {
-	Name        string   `json:"name"`
-	Commit      string   `json:"commit"`
-	ShortCommit string   `json:"shortCommit"`
-	Digest      string   `json:"digest"`
-	Release     string   `json:"release"`
-	Replicas    Replicas `json:"replicas"`
-	// State is healthy, rolling, verifying, degraded, down or empty.
-	State        string          `json:"state"`
-	DeployedAt   string          `json:"deployedAt"`
-	DeployedBy   string          `json:"deployedBy"`
-	DeploymentID int64           `json:"deploymentId,omitempty"`
-	URL          string          `json:"url,omitempty"`
-	Progress     string          `json:"progress,omitempty"`
-	Pods         []ferry.Replica `json:"pods,omitempty"`
-	Error        string          `json:"error,omitempty"`
+	Name        string
+	Commit      string
+	ShortCommit string
+	Digest      string
+	Release     string
+	Replicas    Replicas
+	// State is healthy, rolling, degraded, down or empty.
+	State string
+	// DeployedAt is when the deployment that runs finished; zero while
+	// nothing runs.
+	DeployedAt   time.Time
+	DeployedBy   string
+	DeploymentID int64
+	URL          string
+	Progress     string
+	Pods         []ferry.Replica
+	// Err is why the runtime's status could not be read, or nil.
+	Err error
 	// Alert is a release head pushed to git but not deployed, and why.
-	Alert string `json:"alert,omitempty"`
+	Alert string
 	// Lock is set while the environment is locked.
-	Lock *ferry.Lock `json:"lock,omitempty"`
+	Lock *ferry.Lock
 }
 
 // Replicas counts an environment's replicas.
 type Replicas struct {
-	Ready   int `json:"ready"`
-	Desired int `json:"desired"`
+	Ready   int
+	Desired int
 }
 
 // Status reports every environment: what the ledger says runs and what
@@ -47,7 +52,7 @@ func (c *Controller) Status(ctx context.Context) ([]EnvStatus, error) {
 		switch {
 		case err == nil:
 			st.Commit, st.ShortCommit, st.Digest, st.Release = cur.Commit, ferry.ShortSHA(cur.Commit), cur.Digest, cur.Release
-			st.DeployedAt = cur.FinishedAt.UTC().Format("2006-01-02T15:04:05Z")
+			st.DeployedAt = cur.FinishedAt
 			st.DeployedBy, st.DeploymentID = cur.Actor, cur.ID
 			st.Replicas.Desired = cur.Replicas
 		case ferry.ErrorCode(err) != ferry.ENOTFOUND:
@@ -55,7 +60,7 @@ func (c *Controller) Status(ctx context.Context) ([]EnvStatus, error) {
 		}
 		ts, err := r.env.Runtime.Status(ctx)
 		if err != nil {
-			st.Error = err.Error()
+			st.Err = err
 		} else {
 			st.Replicas.Ready = ts.Ready
 			st.Pods = ts.Replicas

@@ -183,7 +183,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	}
 	f.envs.status = []controller.EnvStatus{
 		{Name: "dev", Commit: commitA, ShortCommit: ferry.ShortSHA(commitA), Digest: digestA, Replicas: controller.Replicas{Ready: 2, Desired: 2},
-			State: "healthy", DeployedAt: "2026-01-02T03:04:05Z", DeployedBy: "ferry", DeploymentID: dep.ID, URL: "http://127.0.0.1:8081"},
+			State: "healthy", DeployedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), DeployedBy: "ferry", DeploymentID: dep.ID, URL: "http://127.0.0.1:8081"},
 		{Name: "prod", State: "empty", URL: "http://127.0.0.1:0"},
 	}
 	f.rel.diff = &release.Comparison{

@@ -56,6 +56,8 @@ type matrixView struct {
 
 type envRow struct {
 	controller.EnvStatus
+	// Error says why the runtime's status could not be read.
+	Error    string
 	Upstream string
 	// Latest is the environment's newest deployment when it is not the
 	// one that runs: in progress, or failed.
@@ -197,6 +199,9 @@ func (d *Dashboard) loadMatrix(ctx context.Context) *matrixView {
 	}
 	for _, st := range sts {
 		row := envRow{EnvStatus: st, Upstream: d.envs[st.Name].From}
+		if st.Err != nil {
+			row.Error = st.Err.Error()
+		}
 		ds, err := d.cfg.Ledger.Deployments(ctx, ledger.DeploymentFilter{App: d.cfg.App, Env: st.Name, Limit: 1})
 		if err == nil && len(ds) == 1 && ds[0].ID != st.DeploymentID {
 			row.Latest = ds[0]

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,37 +14,40 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/dora"
 	"github.com/ferryhq/ferry/release"
 )
 
-// openAPIDoc returns the embedded document, decoded from its JSON form.
-func openAPIDoc(t *testing.T) map[string]any {
+// loadOpenAPI loads an OpenAPI document with kin-openapi and validates
+// it: its structure, every $ref, every schema, default and example.
+func loadOpenAPI(t *testing.T, data []byte) *openapi3.T {
 	t.Helper()
-	b, err := openAPIJSON()
+	doc, err := openapi3.NewLoader().LoadFromData(data)
 	if err != nil {
-		t.Fatalf("openapi.yaml does not convert to JSON: %v", err)
+		t.Fatalf("load the OpenAPI document: %v", err)
 	}
-	var doc map[string]any
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
+	if err := doc.Validate(t.Context()); err != nil {
+		t.Fatalf("the OpenAPI document is not valid: %v", err)
 	}
 	return doc
 }
 
-// httpMethods are the operation keys of an OpenAPI path item.
-var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+// openAPIDoc is the embedded document, loaded and validated.
+func openAPIDoc(t *testing.T) *openapi3.T {
+	t.Helper()
+	return loadOpenAPI(t, openAPIYAML)
+}
 
 // operations returns every operation of doc keyed "METHOD /path", as the
 // mux's patterns are written.
-func operations(doc map[string]any) map[string]map[string]any {
-	ops := map[string]map[string]any{}
-	for path, item := range doc["paths"].(map[string]any) {
-		for _, m := range httpMethods {
-			if op, ok := item.(map[string]any)[m].(map[string]any); ok {
-				ops[strings.ToUpper(m)+" "+path] = op
-			}
+func operations(doc *openapi3.T) map[string]*openapi3.Operation {
+	ops := map[string]*openapi3.Operation{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			ops[method+" "+path] = op
 		}
 	}
 	return ops
@@ -61,112 +63,84 @@ func allRoutes() []string {
 	return s.routes().patterns
 }
 
-// TestOpenAPIDocumentParses: the document converts to JSON, is OpenAPI
-// 3.1, every $ref in it resolves, every component schema is used, and
-// every object schema refuses undocumented properties (so that the server
-// tests catch a field the document lacks).
+// TestOpenAPIDocumentParses: the document, as written and as served
+// (JSON), is a valid OpenAPI 3.1 document to kin-openapi; every component
+// is used; every object schema refuses undocumented properties (so that
+// the server tests catch a field the document lacks); and every operation
+// has an operationId of its own.
 func TestOpenAPIDocumentParses(t *testing.T) {
 	doc := openAPIDoc(t)
-	if v, _ := doc["openapi"].(string); !strings.HasPrefix(v, "3.1.") {
-		t.Errorf("openapi = %q, want 3.1.x", v)
+	if !strings.HasPrefix(doc.OpenAPI, "3.1.") {
+		t.Errorf("openapi = %q, want 3.1.x", doc.OpenAPI)
+	}
+	served, err := openAPIJSON()
+	if err != nil {
+		t.Fatalf("openapi.yaml does not convert to JSON: %v", err)
+	}
+	loadOpenAPI(t, served)
+
+	var raw any
+	if err := json.Unmarshal(served, &raw); err != nil {
+		t.Fatal(err)
 	}
 	refs := map[string]bool{}
-	var walk func(v any, at string)
-	walk = func(v any, at string) {
+	var walk func(v any)
+	walk = func(v any) {
 		switch v := v.(type) {
 		case map[string]any:
-			if ref, ok := v["$ref"]; ok {
-				s, _ := ref.(string)
-				if _, err := resolveRef(doc, s); err != nil {
-					t.Errorf("%s: $ref %q: %v", at, ref, err)
-				}
-				refs[s] = true
+			if ref, ok := v["$ref"].(string); ok {
+				refs[ref] = true
 			}
-			for k, e := range v {
-				walk(e, at+"/"+k)
+			for _, e := range v {
+				walk(e)
 			}
 		case []any:
-			for i, e := range v {
-				walk(e, at+"/"+strconv.Itoa(i))
+			for _, e := range v {
+				walk(e)
 			}
 		}
 	}
-	walk(doc, "#")
+	walk(raw)
 	if len(refs) == 0 {
 		t.Fatal("the document has no $ref at all")
 	}
-	components := doc["components"].(map[string]any)
-	for _, kind := range []string{"schemas", "responses", "parameters"} {
-		for name, s := range components[kind].(map[string]any) {
-			ref := "#/components/" + kind + "/" + name
-			if !refs[ref] {
-				t.Errorf("%s is never used", ref)
-			}
-			if kind != "schemas" {
-				continue
-			}
-			schema := s.(map[string]any)
-			if schema["type"] == "object" && schema["properties"] != nil && schema["additionalProperties"] != false {
-				t.Errorf("schema %s lacks additionalProperties: false", name)
-			}
+	var components []string
+	for name := range doc.Components.Schemas {
+		components = append(components, "#/components/schemas/"+name)
+	}
+	for name := range doc.Components.Responses {
+		if !slices.Contains(unroutedResponses, name) {
+			components = append(components, "#/components/responses/"+name)
 		}
 	}
-	// Schemas use only the keywords the server test's validator checks
-	// (a flow mapping's unquoted comma makes a new key, for one).
-	var checkSchema func(v any, at string)
-	checkSchema = func(v any, at string) {
-		s, ok := v.(map[string]any)
-		if !ok {
-			t.Errorf("%s: the schema is not an object", at)
-			return
-		}
-		for k, e := range s {
-			switch k {
-			case "description", "default", "title", "examples", "$ref", "type", "enum", "const", "required",
-				"additionalProperties", "format", "pattern", "minimum", "maximum":
-			case "properties":
-				for name, p := range e.(map[string]any) {
-					checkSchema(p, at+"/properties/"+name)
-				}
-			case "items":
-				checkSchema(e, at+"/items")
-			default:
-				t.Errorf("%s: keyword %q is not one the tests check", at, k)
-			}
+	for name := range doc.Components.Parameters {
+		components = append(components, "#/components/parameters/"+name)
+	}
+	for _, ref := range components {
+		if !refs[ref] {
+			t.Errorf("%s is never used", ref)
 		}
 	}
-	var findSchemas func(v any, at string)
-	findSchemas = func(v any, at string) {
-		switch v := v.(type) {
-		case map[string]any:
-			for k, e := range v {
-				if k == "schema" {
-					checkSchema(e, at+"/schema")
-				} else {
-					findSchemas(e, at+"/"+k)
-				}
-			}
-		case []any:
-			for i, e := range v {
-				findSchemas(e, at+"/"+strconv.Itoa(i))
-			}
+	for _, name := range unroutedResponses {
+		if doc.Components.Responses[name] == nil {
+			t.Errorf("the document lacks the response %s (for requests no operation serves)", name)
 		}
 	}
-	findSchemas(doc["paths"], "#/paths")
-	findSchemas(components["parameters"], "#/components/parameters")
-	for name, s := range components["schemas"].(map[string]any) {
-		checkSchema(s, "#/components/schemas/"+name)
+	for name, s := range doc.Components.Schemas {
+		ap := s.Value.AdditionalProperties.Has
+		if s.Value.Type.Is("object") && len(s.Value.Properties) > 0 && (ap == nil || *ap) {
+			t.Errorf("schema %s lacks additionalProperties: false", name)
+		}
 	}
 
 	ids := map[string]string{}
 	for key, op := range operations(doc) {
-		id, _ := op["operationId"].(string)
-		if id == "" {
+		if op.OperationID == "" {
 			t.Errorf("%s has no operationId", key)
-		} else if other, dup := ids[id]; dup {
-			t.Errorf("%s and %s share operationId %s", key, other, id)
+		} else if other, dup := ids[op.OperationID]; dup {
+			t.Errorf("%s and %s share operationId %s", key, other, op.OperationID)
 		}
-		ids[id] = key
+		ids[op.OperationID] = key
 	}
 	// A broken document is an error, not a panic.
 	if _, err := yamlToJSON([]byte("paths: [unclosed")); err == nil {
@@ -174,31 +148,15 @@ func TestOpenAPIDocumentParses(t *testing.T) {
 	}
 }
 
-// resolveRef follows a local JSON pointer (#/a/b) in doc.
-func resolveRef(doc map[string]any, ref string) (any, error) {
-	rest, ok := strings.CutPrefix(ref, "#/")
-	if !ok {
-		return nil, fmt.Errorf("not a local reference")
-	}
-	var cur any = doc
-	for part := range strings.SplitSeq(rest, "/") {
-		part = strings.ReplaceAll(strings.ReplaceAll(part, "~1", "/"), "~0", "~")
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("%q is not inside an object", part)
-		}
-		if cur, ok = m[part]; !ok {
-			return nil, fmt.Errorf("no %q", part)
-		}
-	}
-	return cur, nil
-}
+// unroutedResponses are the shared responses of requests that no
+// operation serves, so that no operation refers to them; the server's
+// tests check real answers against them.
+var unroutedResponses = []string{}
 
 // TestOpenAPIRoutes: the document's operations are exactly the routes
 // the server registers, and each path parameter is declared.
 func TestOpenAPIRoutes(t *testing.T) {
-	doc := openAPIDoc(t)
-	ops := operations(doc)
+	ops := operations(openAPIDoc(t))
 	var methodless []string
 	routes := map[string]bool{}
 	for _, p := range allRoutes() {
@@ -240,20 +198,11 @@ func TestOpenAPIRoutes(t *testing.T) {
 			inPath = append(inPath, m[1])
 		}
 		var declared []string
-		params, _ := op["parameters"].([]any)
-		for _, p := range params {
-			pm := p.(map[string]any)
-			if ref, ok := pm["$ref"].(string); ok {
-				r, err := resolveRef(doc, ref)
-				if err != nil {
-					t.Fatal(err)
-				}
-				pm = r.(map[string]any)
-			}
-			if pm["in"] == "path" {
-				declared = append(declared, pm["name"].(string))
-				if pm["required"] != true {
-					t.Errorf("%s: path parameter %s is not required", key, pm["name"])
+		for _, p := range op.Parameters {
+			if p.Value.In == openapi3.ParameterInPath {
+				declared = append(declared, p.Value.Name)
+				if !p.Value.Required {
+					t.Errorf("%s: path parameter %s is not required", key, p.Value.Name)
 				}
 			}
 		}
@@ -280,25 +229,22 @@ func roleName(a access) string {
 // description say what access.go's table enforces, and it documents the
 // refusals that follow (401 without a token, 403 below its role).
 func TestOpenAPIRoles(t *testing.T) {
-	doc := openAPIDoc(t)
-	for key, op := range operations(doc) {
+	for key, op := range operations(openAPIDoc(t)) {
 		a := accessOf(key)
 		want := roleName(a)
-		if got := op["x-ferry-role"]; got != want {
+		if got := op.Extensions["x-ferry-role"]; got != want {
 			t.Errorf("%s: x-ferry-role = %v, want %s (access.go)", key, got, want)
 		}
-		if desc, _ := op["description"].(string); !strings.Contains(desc, "Role: "+want) {
+		if !strings.Contains(op.Description, "Role: "+want) {
 			t.Errorf("%s: description does not say %q", key, "Role: "+want)
 		}
-		security, set := op["security"].([]any)
-		if a.public != (set && len(security) == 0) {
-			t.Errorf("%s: security = %v, want [] exactly when the route is public (it is public: %v)", key, op["security"], a.public)
+		if open := op.Security != nil && len(*op.Security) == 0; a.public != open {
+			t.Errorf("%s: security = %v, want [] exactly when the route is public (it is public: %v)", key, op.Security, a.public)
 		}
-		responses := op["responses"].(map[string]any)
-		if _, ok := responses["401"]; ok == a.public {
+		if ok := op.Responses.Value("401") != nil; ok == a.public {
 			t.Errorf("%s: documents 401: %v, want %v", key, ok, !a.public)
 		}
-		if _, ok := responses["403"]; ok != (!a.public && a.need != ferry.RoleViewer) {
+		if ok := op.Responses.Value("403") != nil; ok != (!a.public && a.need != ferry.RoleViewer) {
 			t.Errorf("%s: documents 403: %v, want %v (it needs %s)", key, ok, !ok, want)
 		}
 	}
@@ -310,9 +256,8 @@ func TestOpenAPIRoles(t *testing.T) {
 func TestOpenAPIErrors(t *testing.T) {
 	doc := openAPIDoc(t)
 	codes := []string{ferry.ECONFLICT, ferry.EINTERNAL, ferry.EINVALID, ferry.ENOTFOUND, ferry.EUNAUTHORIZED, ferry.EFORBIDDEN, ferry.EUNAVAILABLE}
-	errSchema := doc["components"].(map[string]any)["schemas"].(map[string]any)["Error"].(map[string]any)
 	var enum []string
-	for _, c := range errSchema["properties"].(map[string]any)["code"].(map[string]any)["enum"].([]any) {
+	for _, c := range doc.Components.Schemas["Error"].Value.Properties["code"].Value.Enum {
 		enum = append(enum, c.(string))
 	}
 	slices.Sort(codes)
@@ -330,7 +275,7 @@ func TestOpenAPIErrors(t *testing.T) {
 		responseOf[st] = "#/components/responses/" + names[st]
 	}
 	for key, op := range operations(doc) {
-		for st, r := range op["responses"].(map[string]any) {
+		for st, r := range op.Responses.Map() {
 			n, err := strconv.Atoi(st)
 			if err != nil {
 				t.Errorf("%s: response %q is not a status", key, st)
@@ -339,9 +284,8 @@ func TestOpenAPIErrors(t *testing.T) {
 			if n < 400 {
 				continue
 			}
-			ref, _ := r.(map[string]any)["$ref"].(string)
-			if want := responseOf[n]; ref != want {
-				t.Errorf("%s: response %d = %v, want $ref %q (no error code maps to %d when that is empty)", key, n, r, want, n)
+			if want := responseOf[n]; r.Ref != want {
+				t.Errorf("%s: response %d = $ref %q, want $ref %q (no error code maps to %d when that is empty)", key, n, r.Ref, want, n)
 			}
 		}
 	}
@@ -396,8 +340,7 @@ var noGoType = []string{"Health", "Version", "BuildState", "StepState", "Deploym
 // omitzero). The server tests see real answers; this sees the fields
 // an answer leaves out.
 func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
-	doc := openAPIDoc(t)
-	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	schemas := openAPIDoc(t).Components.Schemas
 	schemaOf := map[reflect.Type]string{}
 	for name, typ := range goTypes {
 		schemaOf[typ] = name
@@ -409,33 +352,23 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	}
 	timeType := reflect.TypeFor[time.Time]()
 	// checkType compares one value's Go type with its schema.
-	var checkType func(at string, typ reflect.Type, s map[string]any)
-	checkType = func(at string, typ reflect.Type, s map[string]any) {
-		if ref, ok := s["$ref"].(string); ok {
-			target, err := resolveRef(doc, ref)
-			if err != nil {
-				t.Errorf("%s: %v", at, err)
-				return
-			}
-			for typ.Kind() == reflect.Pointer {
-				typ = typ.Elem()
-			}
-			if typ.Kind() == reflect.Struct && typ != timeType {
-				if want := "#/components/schemas/" + schemaOf[typ]; ref != want {
-					t.Errorf("%s: $ref %s, want %s (Go type %s)", at, ref, want, typ)
-				}
-				return
-			}
-			s = target.(map[string]any)
-		}
+	var checkType func(at string, typ reflect.Type, sr *openapi3.SchemaRef)
+	checkType = func(at string, typ reflect.Type, sr *openapi3.SchemaRef) {
 		for typ.Kind() == reflect.Pointer {
 			typ = typ.Elem()
 		}
+		if sr.Ref != "" && typ.Kind() == reflect.Struct && typ != timeType {
+			if want := "#/components/schemas/" + schemaOf[typ]; sr.Ref != want {
+				t.Errorf("%s: $ref %s, want %s (Go type %s)", at, sr.Ref, want, typ)
+			}
+			return
+		}
+		s := sr.Value // a $ref's target, resolved by the loader
 		want := ""
 		switch {
 		case typ == timeType:
 			want = "string"
-			if s["format"] != "date-time" {
+			if s.Format != "date-time" {
 				t.Errorf("%s: a time.Time without format: date-time", at)
 			}
 		case typ.Kind() == reflect.String:
@@ -448,11 +381,10 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 			want = "number"
 		case typ.Kind() == reflect.Slice:
 			want = "array"
-			items, ok := s["items"].(map[string]any)
-			if !ok {
+			if s.Items == nil {
 				t.Errorf("%s: an array without items", at)
 			} else {
-				checkType(at+"[]", typ.Elem(), items)
+				checkType(at+"[]", typ.Elem(), s.Items)
 			}
 		case typ.Kind() == reflect.Struct:
 			t.Errorf("%s: Go struct %s is described inline; use $ref to its schema", at, typ)
@@ -461,22 +393,18 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 			t.Errorf("%s: Go kind %s is not handled by this test", at, typ.Kind())
 			return
 		}
-		if s["type"] != want {
-			t.Errorf("%s: type %v, want %s (Go type %s)", at, s["type"], want, typ)
+		if !s.Type.Is(want) {
+			t.Errorf("%s: type %v, want %s (Go type %s)", at, s.Type.Slice(), want, typ)
 		}
 	}
 	for name, typ := range goTypes {
-		s, ok := schemas[name].(map[string]any)
+		sr, ok := schemas[name]
 		if !ok {
 			t.Errorf("goTypes names schema %s, which the document lacks", name)
 			continue
 		}
-		props, _ := s["properties"].(map[string]any)
-		var required []string
-		req, _ := s["required"].([]any)
-		for _, r := range req {
-			required = append(required, r.(string))
-		}
+		props := sr.Value.Properties
+		required := slices.Clone(sr.Value.Required)
 		isRequest := strings.HasSuffix(name, "Request")
 		var alwaysWritten []string
 		fields := map[string]bool{}
@@ -493,7 +421,7 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 			if !strings.Contains(","+opts+",", ",omitempty,") && !strings.Contains(","+opts+",", ",omitzero,") {
 				alwaysWritten = append(alwaysWritten, jsonName)
 			}
-			ps, ok := props[jsonName].(map[string]any)
+			ps, ok := props[jsonName]
 			if !ok {
 				t.Errorf("%s: Go field %s.%s (JSON %q) is not documented", name, typ, f.Name, jsonName)
 				continue

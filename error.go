@@ -7,7 +7,8 @@ import (
 )
 
 // Error codes. HTTPStatus maps each to one HTTP status; the message of an
-// *Error is safe to show a user, while wrapped causes stay in the logs.
+// *Error is safe to show a user, while its cause and any context wrapped
+// around it stay in the logs.
 const (
 	ECONFLICT     = "conflict"
 	EINTERNAL     = "internal"
@@ -18,17 +19,36 @@ const (
 	EUNAVAILABLE  = "unavailable"
 )
 
-// Error is an error a user may see.
+// Error is an error a user may see: Message is a sentence safe to show.
+// Err, its cause when it has one, is not: Error includes it, for the
+// logs; ErrorMessage does not.
 type Error struct {
 	Code    string
 	Message string
+	Err     error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
 
-// Errorf returns an *Error with the code and a formatted message.
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the code and a formatted message. The
+// message is shown to users: never format an internal error into it;
+// Wrap keeps one as the cause instead.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error with the code and a formatted message, safe to
+// show, whose cause is err: the logs see it, users do not.
+func Wrap(err error, code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
@@ -53,6 +73,17 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// ErrorHidden reports whether err says more than ErrorMessage shows: it
+// is internal, its *Error has a cause, or context is wrapped around that
+// *Error. Whoever shows a user ErrorMessage(err) logs such an err whole.
+func ErrorHidden(err error) bool {
+	if err == nil {
+		return false
+	}
+	e, ok := errors.AsType[*Error](err)
+	return !ok || e.Err != nil || e != err
 }
 
 // HTTPStatus is the HTTP status every ferry server part (the API, the

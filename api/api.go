@@ -116,12 +116,26 @@ type ErrorBody struct {
 	Code  string `json:"code"`
 }
 
+// error answers err: its status and safe message. What the message leaves
+// out goes to the log (logError).
 func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
-	code := ferry.ErrorCode(err)
-	if code == ferry.EINTERNAL {
-		s.Logger.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
+	s.logError(r, "api", err)
+	writeJSON(w, ferry.HTTPStatus(err), ErrorBody{Error: ferry.ErrorMessage(err), Code: ferry.ErrorCode(err)})
+}
+
+// logError logs err whole when a user sees less of it than it says
+// (ferry.ErrorHidden): as an error for a fault of the server (5xx), as a
+// warning otherwise.
+func (s *Server) logError(r *http.Request, msg string, err error, args ...any) {
+	if !ferry.ErrorHidden(err) {
+		return
 	}
-	writeJSON(w, ferry.HTTPStatus(err), ErrorBody{Error: ferry.ErrorMessage(err), Code: code})
+	level := slog.LevelWarn
+	if ferry.HTTPStatus(err) >= 500 {
+		level = slog.LevelError
+	}
+	args = append([]any{"method", r.Method, "path", r.URL.Path}, args...)
+	s.Logger.Log(r.Context(), level, msg, append(args, "code", ferry.ErrorCode(err), "err", err)...)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

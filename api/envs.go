@@ -92,7 +92,8 @@ func (s *Server) envStatus(r *http.Request, st controller.EnvStatus) EnvStatus {
 		URL: st.URL, Progress: st.Progress, Pods: st.Pods, Alert: st.Alert, Lock: st.Lock,
 	}
 	if st.Err != nil {
-		out.Error = st.Err.Error()
+		out.Error = ferry.ErrorMessage(st.Err)
+		s.logError(r, "runtime status", st.Err, "env", st.Name)
 	}
 	return out
 }

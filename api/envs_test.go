@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,6 +74,36 @@ func TestStatusWire(t *testing.T) {
 		wantJSON, _ := json.Marshal(want)
 		if !bytes.Equal(gotJSON, wantJSON) {
 			t.Errorf("GET %s = %s\nwant %s", target, gotJSON, wantJSON)
+		}
+	}
+}
+
+// TestStatusRuntimeErrorIsSafe: an environment whose runtime status could
+// not be read says so with its error's safe message; the cause is only in
+// the log.
+func TestStatusRuntimeErrorIsSafe(t *testing.T) {
+	cause := errors.New("dial tcp 10.1.2.3:6443: connect: connection refused")
+	envs := statusEnvs{status: []controller.EnvStatus{
+		{Name: "dev", State: "empty", Err: ferry.Wrap(cause, ferry.EUNAVAILABLE, "the cluster cannot be reached")},
+		{Name: "prod", State: "empty", Err: errors.New("disk on fire")},
+	}}
+	logs := &bytes.Buffer{}
+	s := &Server{App: "app", Envs: envs, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	rec := httptest.NewRecorder()
+	s.status(rec, httptest.NewRequest("GET", "/api/v1/status", nil))
+	var body StatusBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 200 {
+		t.Fatalf("GET /api/v1/status = %d %s (%v)", rec.Code, rec.Body, err)
+	}
+	if got := []string{body.Environments[0].Error, body.Environments[1].Error}; got[0] != "the cluster cannot be reached" || got[1] != "internal error" {
+		t.Errorf("status errors = %q, want the safe messages", got)
+	}
+	for _, secret := range []string{"10.1.2.3", "disk on fire"} {
+		if strings.Contains(rec.Body.String(), secret) {
+			t.Errorf("the answer shows the internal %q: %s", secret, rec.Body)
+		}
+		if !strings.Contains(logs.String(), secret) {
+			t.Errorf("the log lacks the internal %q:\n%s", secret, logs)
 		}
 	}
 }

@@ -18,13 +18,19 @@ type Drift struct {
 	Fix  string
 }
 
+// errFetch is a failed fetch of the app's repository as users see it;
+// git's own words (paths, stderr) stay in the logs.
+func errFetch(err error) error {
+	return ferry.Wrap(err, ferry.EUNAVAILABLE, "cannot fetch the app's repository now; try again")
+}
+
 // Check compares, for every environment, what the ledger says it runs with
 // what its replicas really run, the registry tags that follow it and its
 // git refs (env/<name>, and the release branch of a gated environment).
 func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 	drifts := []Drift{}
 	if err := c.git.Fetch(ctx); err != nil {
-		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "fetch the repository: %v", err)
+		return nil, errFetch(err)
 	}
 	for _, r := range c.envs {
 		name := r.env.Name
@@ -49,7 +55,11 @@ func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 		st, err := r.env.Runtime.Status(ctx)
 		switch {
 		case err != nil:
-			drifts = append(drifts, Drift{Env: name, What: "runtime", Want: cur.Digest, Got: "unreadable: " + err.Error(), Fix: "check the runtime"})
+			err = statusError(err)
+			if ferry.ErrorHidden(err) {
+				c.log.Warn("check: runtime status", "env", name, "err", err)
+			}
+			drifts = append(drifts, Drift{Env: name, What: "runtime", Want: cur.Digest, Got: "unreadable: " + ferry.ErrorMessage(err), Fix: "check the runtime"})
 		case st.Ready < cur.Replicas:
 			drifts = append(drifts, Drift{Env: name, What: "replicas ready", Want: fmt.Sprint(cur.Replicas), Got: fmt.Sprint(st.Ready), Fix: "ferry logs " + name})
 		}

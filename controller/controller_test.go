@@ -27,8 +27,10 @@ type fakeTarget struct {
 	running ferry.Spec
 	applied []string // digests, in call order
 	fail    map[string]error
-	gate    chan struct{}
-	entered chan string
+	// statusErr, when set, is what Status returns.
+	statusErr error
+	gate      chan struct{}
+	entered   chan string
 }
 
 func newFakeTarget() *fakeTarget {
@@ -68,6 +70,9 @@ func (f *fakeTarget) Scale(_ context.Context, n int) error {
 func (f *fakeTarget) Status(context.Context) (ferry.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.statusErr != nil {
+		return ferry.Status{}, f.statusErr
+	}
 	return ferry.Status{Digest: f.running.Digest, Ready: f.running.Replicas, Desired: f.running.Replicas}, nil
 }
 

@@ -47,7 +47,7 @@ func (c *Controller) Promote(ctx context.Context, env, ref, actor, reason string
 	r.promoteMu.Lock()
 	defer r.promoteMu.Unlock()
 	if err := c.git.Fetch(ctx); err != nil {
-		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "fetch the repository: %v", err)
+		return nil, errFetch(err)
 	}
 	cand, err := c.resolve(ctx, r, ref)
 	if err != nil {
@@ -295,7 +295,7 @@ func (c *Controller) Rollback(ctx context.Context, env, to, actor, reason string
 	r.promoteMu.Lock()
 	defer r.promoteMu.Unlock()
 	if err := c.git.Fetch(ctx); err != nil {
-		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "fetch the repository: %v", err)
+		return nil, errFetch(err)
 	}
 	target, err := c.rollbackTarget(ctx, r, to)
 	if err != nil {
@@ -549,7 +549,7 @@ func (c *Controller) Diff(ctx context.Context, from, to string) (*release.Compar
 		return nil, err
 	}
 	if err := c.git.Fetch(ctx); err != nil {
-		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "fetch the repository: %v", err)
+		return nil, errFetch(err)
 	}
 	return release.Compare(ctx, c.git, f, t)
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -60,7 +61,7 @@ func (c *Controller) Status(ctx context.Context) ([]EnvStatus, error) {
 		}
 		ts, err := r.env.Runtime.Status(ctx)
 		if err != nil {
-			st.Err = err
+			st.Err = statusError(err)
 		} else {
 			st.Replicas.Ready = ts.Ready
 			st.Pods = ts.Replicas
@@ -91,6 +92,16 @@ func (c *Controller) Status(ctx context.Context) ([]EnvStatus, error) {
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// statusError is why a runtime's status could not be read, as users may
+// see it (ferry.ErrorMessage): the runtime's own message, or for an
+// internal error a sentence that keeps it as the hidden cause.
+func statusError(err error) error {
+	if _, ok := errors.AsType[*ferry.Error](err); ok {
+		return err
+	}
+	return ferry.Wrap(err, ferry.EINTERNAL, "the runtime did not report its status")
 }
 
 // Logs streams an environment's replica logs.

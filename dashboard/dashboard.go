@@ -271,10 +271,10 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, name string, 
 	}
 }
 
-// safe is the message of err a person may see; internal errors are
-// logged with their detail and shown as a generic text.
+// safe is the message of err a person may see; what it leaves out
+// (ferry.ErrorHidden: an internal error, a cause) is logged.
 func (d *Dashboard) safe(what string, err error) string {
-	if ferry.ErrorCode(err) == ferry.EINTERNAL {
+	if ferry.ErrorHidden(err) {
 		d.cfg.Logger.Error("dashboard", "what", what, "err", err)
 	}
 	return ferry.ErrorMessage(err)

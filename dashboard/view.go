@@ -200,7 +200,7 @@ func (d *Dashboard) loadMatrix(ctx context.Context) *matrixView {
 	for _, st := range sts {
 		row := envRow{EnvStatus: st, Upstream: d.envs[st.Name].From}
 		if st.Err != nil {
-			row.Error = st.Err.Error()
+			row.Error = d.safe("runtime status "+st.Name, st.Err)
 		}
 		ds, err := d.cfg.Ledger.Deployments(ctx, ledger.DeploymentFilter{App: d.cfg.App, Env: st.Name, Limit: 1})
 		if err == nil && len(ds) == 1 && ds[0].ID != st.DeploymentID {

@@ -68,7 +68,7 @@ func NewPublisher(repo string, opts ...Option) (*Publisher, error) {
 	}
 	r, err := name.NewRepository(repo, nopts...)
 	if err != nil {
-		return nil, ferry.Errorf(ferry.EINVALID, "image repository %q: %v", repo, err)
+		return nil, ferry.Wrap(err, ferry.EINVALID, "image repository %q is not a valid repository name", repo)
 	}
 	if !strings.Contains(repo, "/") {
 		// name.NewRepository would read "app" as "index.docker.io/library/app";
@@ -121,7 +121,7 @@ func (p *Publisher) options(ctx context.Context) []remote.Option {
 func (p *Publisher) digestRef(digest string) (name.Digest, error) {
 	d, err := name.NewDigest(p.repo.Name()+"@"+digest, p.nameOptions()...)
 	if err != nil {
-		return name.Digest{}, ferry.Errorf(ferry.EINVALID, "image digest %q: %v", digest, err)
+		return name.Digest{}, ferry.Wrap(err, ferry.EINVALID, "image digest %q is not a valid digest (sha256:<64 hex>)", digest)
 	}
 	return d, nil
 }
@@ -135,7 +135,7 @@ func (p *Publisher) tagRef(tag string) (name.Tag, error) {
 	}
 	t, err := name.NewTag(p.repo.Name()+":"+tag, p.nameOptions()...)
 	if err != nil {
-		return name.Tag{}, ferry.Errorf(ferry.EINVALID, "image tag %q: %v", tag, err)
+		return name.Tag{}, ferry.Wrap(err, ferry.EINVALID, "image tag %q is not valid in repository %s", tag, p.repo.Name())
 	}
 	return t, nil
 }

@@ -338,7 +338,7 @@ func (s *Server) Trigger(ctx context.Context, branch, commit, actor string) (*fe
 		return nil, false, ferry.Errorf(ferry.EINVALID, "branch %q is not built by ferry (built branches: %v)", branch, s.cfg.BuildBranches())
 	}
 	if err := s.repo.Fetch(ctx); err != nil {
-		return nil, false, ferry.Errorf(ferry.EUNAVAILABLE, "%v", err) // err names the (redacted) URL
+		return nil, false, ferry.Wrap(err, ferry.EUNAVAILABLE, "cannot fetch %s now; try again", s.repo.URL())
 	}
 	head, err := s.repo.Head(ctx, branch)
 	if err != nil {

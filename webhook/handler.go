@@ -98,7 +98,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		if status == http.StatusUnauthorized {
 			log.Warn("webhook refused", "reason", ferry.ErrorMessage(err))
 		} else {
-			log.Info("webhook rejected", "status", status, "reason", ferry.ErrorMessage(err))
+			log.Info("webhook rejected", "status", status, "reason", ferry.ErrorMessage(err), "err", err)
 		}
 		writeJSON(w, status, errorBody{ferry.ErrorMessage(err)})
 		return

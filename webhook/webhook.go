@@ -210,7 +210,7 @@ func decode(provider string, payload []byte, v any) error {
 		if errors.Is(err, io.EOF) {
 			return ferry.Errorf(ferry.EINVALID, "malformed %s payload: empty body", provider)
 		}
-		return ferry.Errorf(ferry.EINVALID, "malformed %s payload: %v", provider, err)
+		return ferry.Wrap(err, ferry.EINVALID, "malformed %s payload: not valid JSON", provider)
 	}
 	if d.More() {
 		return ferry.Errorf(ferry.EINVALID, "malformed %s payload: data after the JSON object", provider)

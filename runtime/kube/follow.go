@@ -91,7 +91,7 @@ func (t *Runtime) follow(ctx context.Context, d *appsv1.Deployment, ci int, limi
 	}
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil {
-		return ferry.Errorf(ferry.EINVALID, "deployment %s in namespace %s: selector: %v", d.Name, d.Namespace, err)
+		return ferry.Wrap(err, ferry.EINVALID, "deployment %s in namespace %s has a selector ferry cannot read", d.Name, d.Namespace)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -119,7 +119,7 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	rc, err := restConfig(cfg.Kubeconfig, cfg.Context)
 	if err != nil {
-		return nil, ferry.Errorf(ferry.EINVALID, "kubernetes runtime %s: %v", cfg.Env, err)
+		return nil, ferry.Wrap(err, ferry.EINVALID, "kubernetes runtime %s: no usable cluster configuration (kubeconfig or in-cluster)", cfg.Env)
 	}
 	rc.UserAgent = "ferry"
 	rc.QPS, rc.Burst = 20, 40
@@ -269,7 +269,7 @@ func (t *Runtime) apiError(err error, verb, object string) error {
 		return ferry.Errorf(ferry.EINVALID, "%s %s in namespace %s: %s", verb, object, ns, apiMessage(err))
 	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsServiceUnavailable(err),
 		apierrors.IsTooManyRequests(err), apierrors.IsInternalError(err), errors.As(err, &netErr):
-		return ferry.Errorf(ferry.EUNAVAILABLE, "%s %s in namespace %s: kubernetes API unavailable: %v", verb, object, ns, err)
+		return ferry.Wrap(err, ferry.EUNAVAILABLE, "%s %s in namespace %s: kubernetes API unavailable", verb, object, ns)
 	}
 	return fmt.Errorf("%s %s in namespace %s: %w", verb, object, ns, err)
 }

@@ -102,7 +102,7 @@ func copyLines(ctx context.Context, out *lineWriter, pod string, r io.Reader) er
 			return nil
 		}
 		if err != nil {
-			return ferry.Errorf(ferry.EUNAVAILABLE, "log of pod %s broke off: %v", pod, err)
+			return ferry.Wrap(err, ferry.EUNAVAILABLE, "log of pod %s broke off", pod)
 		}
 	}
 }

@@ -54,7 +54,7 @@ func (t *Runtime) Status(ctx context.Context) (ferry.Status, error) {
 func (t *Runtime) currentPods(ctx context.Context, d *appsv1.Deployment) ([]*corev1.Pod, error) {
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil {
-		return nil, ferry.Errorf(ferry.EINVALID, "deployment %s in namespace %s: selector: %v", d.Name, d.Namespace, err)
+		return nil, ferry.Wrap(err, ferry.EINVALID, "deployment %s in namespace %s has a selector ferry cannot read", d.Name, d.Namespace)
 	}
 	opts := metav1.ListOptions{LabelSelector: sel.String()}
 	rss, err := t.cs.AppsV1().ReplicaSets(d.Namespace).List(ctx, opts)

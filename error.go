@@ -17,6 +17,8 @@ const (
 	EUNAUTHORIZED = "unauthorized"
 	EFORBIDDEN    = "forbidden"
 	EUNAVAILABLE  = "unavailable"
+	// EMETHOD is a request with a method its path has no route for.
+	EMETHOD = "method_not_allowed"
 )
 
 // Error is an error a user may see: Message is a sentence safe to show.
@@ -98,6 +100,8 @@ func HTTPStatus(err error) int {
 		return http.StatusForbidden
 	case ENOTFOUND:
 		return http.StatusNotFound
+	case EMETHOD:
+		return http.StatusMethodNotAllowed
 	case ECONFLICT:
 		return http.StatusConflict
 	case EUNAVAILABLE:

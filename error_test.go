@@ -17,6 +17,7 @@ func TestHTTPStatus(t *testing.T) {
 		{Errorf(EFORBIDDEN, "no"), http.StatusForbidden},
 		{Errorf(ENOTFOUND, "gone"), http.StatusNotFound},
 		{Errorf(ECONFLICT, "busy"), http.StatusConflict},
+		{Errorf(EMETHOD, "GET only"), http.StatusMethodNotAllowed},
 		{Errorf(EUNAVAILABLE, "later"), http.StatusServiceUnavailable},
 		{fmt.Errorf("promote: %w", Errorf(ECONFLICT, "locked")), http.StatusConflict},
 		{errors.New("disk on fire"), http.StatusInternalServerError},

@@ -35,7 +35,7 @@ var routeAccess = map[string]access{
 	"GET /healthz":                     openRoute,
 	"GET /api/v1/openapi.json":         openRoute,  // the API's documentation
 	"/hooks/":                          openRoute,  // webhooks check their signatures
-	"/api/":                            needViewer, // the JSON 404 for unknown routes
+	"/api/":                            needViewer, // the JSON 404 or 405 for unknown routes
 	"GET /api/v1/version":              needViewer,
 	"GET /api/v1/builds":               needViewer,
 	"GET /api/v1/builds/{id}":          needViewer,

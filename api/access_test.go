@@ -215,7 +215,7 @@ func TestPublicRoutes(t *testing.T) {
 		{"unknown API route", "", "GET", "/api/v1/nothing", 401, "this API needs a token"},
 		{"unknown API route, unknown token", "ferry_nope", "GET", "/api/v1/nothing", 401, "unknown API token"},
 		// No route answers POST /healthz, so no token is asked for.
-		{"POST to the health check", "", "POST", "/healthz", 405, "Method Not Allowed"},
+		{"POST to the health check", "", "POST", "/healthz", 405, `"code": "method_not_allowed"`},
 	}
 	for _, tt := range tests {
 		status, body := ta.do(t, tt.secret, tt.method, tt.path, "")

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferryhq/ferry"
@@ -101,13 +102,42 @@ func (s *Server) routes() *guardedMux {
 		mux.HandleFunc("GET /api/v1/tokens", s.listTokens)
 		mux.HandleFunc("DELETE /api/v1/tokens/{name}", s.revokeToken)
 	}
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		s.error(w, r, ferry.Errorf(ferry.ENOTFOUND, "no API route %s %s", r.Method, r.URL.Path))
-	})
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { s.noRoute(mux.ServeMux, w, r) })
 	if s.Hooks != nil {
 		mux.Handle("/hooks/", s.Hooks)
 	}
 	return mux
+}
+
+// ServeHTTP serves r with its route, and a request no route serves
+// outside /api/ (whose catch-all needs a token first) as the API does:
+// noRoute.
+func (m *guardedMux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := m.ServeMux.Handler(r); pattern == "" {
+		m.s.noRoute(m.ServeMux, w, r)
+		return
+	}
+	m.ServeMux.ServeHTTP(w, r)
+}
+
+// noRoute answers a request that no route of mux serves: 405 with the
+// methods its path has in Allow, or 404 when it has none.
+func (s *Server) noRoute(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		// Patterns without a method are catch-alls, not routes of the path.
+		if _, pattern := mux.Handler(probe); strings.Contains(pattern, " ") {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		s.error(w, r, ferry.Errorf(ferry.ENOTFOUND, "no API route %s %s", r.Method, r.URL.Path))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	s.error(w, r, ferry.Errorf(ferry.EMETHOD, "%s %s: this path answers only %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 }
 
 // ErrorBody is the JSON of every error response.

@@ -151,7 +151,7 @@ func TestOpenAPIDocumentParses(t *testing.T) {
 // unroutedResponses are the shared responses of requests that no
 // operation serves, so that no operation refers to them; the server's
 // tests check real answers against them.
-var unroutedResponses = []string{}
+var unroutedResponses = []string{"MethodNotAllowed"}
 
 // TestOpenAPIRoutes: the document's operations are exactly the routes
 // the server registers, and each path parameter is declared.
@@ -255,7 +255,7 @@ func TestOpenAPIRoles(t *testing.T) {
 // shared response of that status.
 func TestOpenAPIErrors(t *testing.T) {
 	doc := openAPIDoc(t)
-	codes := []string{ferry.ECONFLICT, ferry.EINTERNAL, ferry.EINVALID, ferry.ENOTFOUND, ferry.EUNAUTHORIZED, ferry.EFORBIDDEN, ferry.EUNAVAILABLE}
+	codes := []string{ferry.ECONFLICT, ferry.EINTERNAL, ferry.EINVALID, ferry.ENOTFOUND, ferry.EUNAUTHORIZED, ferry.EFORBIDDEN, ferry.EUNAVAILABLE, ferry.EMETHOD}
 	var enum []string
 	for _, c := range doc.Components.Schemas["Error"].Value.Properties["code"].Value.Enum {
 		enum = append(enum, c.(string))
@@ -266,7 +266,8 @@ func TestOpenAPIErrors(t *testing.T) {
 		t.Errorf("Error.code enum = %q, want ferry's codes %q", enum, codes)
 	}
 	responseOf := map[int]string{}
-	names := map[int]string{400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 500: "Internal", 503: "Unavailable"}
+	names := map[int]string{400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+		409: "Conflict", 500: "Internal", 503: "Unavailable"}
 	for _, c := range codes {
 		st := ferry.HTTPStatus(ferry.Errorf(c, "x"))
 		if names[st] == "" {
@@ -275,6 +276,10 @@ func TestOpenAPIErrors(t *testing.T) {
 		responseOf[st] = "#/components/responses/" + names[st]
 	}
 	for key, op := range operations(doc) {
+		// No operation answers 405, which is for the methods a path lacks.
+		if op.Responses.Value("405") != nil {
+			t.Errorf("%s documents 405", key)
+		}
 		for st, r := range op.Responses.Map() {
 			n, err := strconv.Atoi(st)
 			if err != nil {

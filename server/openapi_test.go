@@ -143,6 +143,9 @@ func TestOpenAPI(t *testing.T) {
 	c.call(admin, "POST", cancelC, "", 409)
 	c.call(admin, "DELETE", "/api/v1/tokens/openapi-ci", "", 409)
 	c.unrouted(admin, "GET", "/api/v1/nothing", 404)
+	c.wrongMethod(admin, "PUT", "/api/v1/builds", 405)
+	c.wrongMethod(admin, "GET", "/api/v1/envs/prod/lock", 405)
+	c.wrongMethod("", "POST", "/healthz", 405)
 	if err := os.Rename(repo.Dir, repo.Dir+".gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -315,13 +318,48 @@ func (c *apiCheck) unrouted(token, method, target string, status int) {
 	c.validateShared(fmt.Sprintf("%s %s → %d", method, target, status), "NotFound", resp, got)
 }
 
+// wrongMethod checks an answer to a method that a path of the document
+// has no operation for: the document's shared MethodNotAllowed response,
+// with an Allow header naming exactly the path's methods (and HEAD with
+// GET).
+func (c *apiCheck) wrongMethod(token, method, target string, status int) {
+	c.t.Helper()
+	if _, _, err := c.router.FindRoute(c.request(token, method, target, "")); !errors.Is(err, routers.ErrMethodNotAllowed) {
+		c.t.Fatalf("%s %s: routing it with the document = %v, want %v", method, target, err, routers.ErrMethodNotAllowed)
+	}
+	var allow []string
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+		probe := m
+		if m == "HEAD" {
+			probe = "GET" // served by every GET route
+		}
+		if _, _, err := c.router.FindRoute(c.request(token, probe, target, "")); err == nil {
+			allow = append(allow, m)
+		}
+	}
+	resp, got := c.send(token, method, target, "")
+	if resp.StatusCode != status {
+		c.t.Fatalf("%s %s = %d %s, want %d", method, target, resp.StatusCode, got, status)
+	}
+	if want := strings.Join(allow, ", "); resp.Header.Get("Allow") != want {
+		c.t.Errorf("%s %s: Allow = %q, want the document's methods of the path %q", method, target, resp.Header.Get("Allow"), want)
+	}
+	c.validateShared(fmt.Sprintf("%s %s → %d", method, target, status), "MethodNotAllowed", resp, got)
+}
+
 // validateShared checks an answer against the shared response name of
-// the document (#/components/responses/name): its Content-Type and body.
+// the document (#/components/responses/name): its required headers,
+// Content-Type and body.
 func (c *apiCheck) validateShared(what, name string, resp *http.Response, body []byte) {
 	c.t.Helper()
 	r := c.doc.Components.Responses[name]
 	if r == nil {
 		c.t.Fatalf("the document has no shared response %s", name)
+	}
+	for h, ref := range r.Value.Headers {
+		if ref.Value.Required && resp.Header.Get(h) == "" {
+			c.t.Errorf("%s: no %s header, which response %s requires", what, h, name)
+		}
 	}
 	mt := resp.Header.Get("Content-Type")
 	media := r.Value.Content.Get(mt)

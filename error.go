@@ -19,6 +19,8 @@ const (
 	EUNAVAILABLE  = "unavailable"
 	// EMETHOD is a request with a method its path has no route for.
 	EMETHOD = "method_not_allowed"
+	// ETOOLARGE is a request body over the limit.
+	ETOOLARGE = "too_large"
 )
 
 // Error is an error a user may see: Message is a sentence safe to show.
@@ -104,6 +106,8 @@ func HTTPStatus(err error) int {
 		return http.StatusMethodNotAllowed
 	case ECONFLICT:
 		return http.StatusConflict
+	case ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
 	case EUNAVAILABLE:
 		return http.StatusServiceUnavailable
 	}

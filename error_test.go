@@ -18,6 +18,7 @@ func TestHTTPStatus(t *testing.T) {
 		{Errorf(ENOTFOUND, "gone"), http.StatusNotFound},
 		{Errorf(ECONFLICT, "busy"), http.StatusConflict},
 		{Errorf(EMETHOD, "GET only"), http.StatusMethodNotAllowed},
+		{Errorf(ETOOLARGE, "too big"), http.StatusRequestEntityTooLarge},
 		{Errorf(EUNAVAILABLE, "later"), http.StatusServiceUnavailable},
 		{fmt.Errorf("promote: %w", Errorf(ECONFLICT, "locked")), http.StatusConflict},
 		{errors.New("disk on fire"), http.StatusInternalServerError},

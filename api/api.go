@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -176,17 +177,86 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// decode reads a JSON body of at most 64 KiB into v, refusing unknown fields.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+// maxBody is the most a request body may hold.
+const maxBody = 64 << 10
+
+// decode reads r's body, which must be one JSON object, into v; see
+// readBody.
+func decode(w http.ResponseWriter, r *http.Request, v any) error { return readBody(w, r, v, false) }
+
+// decodeOptional is decode for a body a request may leave out: an empty
+// one leaves v as it is.
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
+	return readBody(w, r, v, true)
+}
+
+// readBody is every handler's one way to read a JSON body: at most
+// maxBody bytes (else ETOOLARGE), one JSON object with no field v lacks
+// and nothing but white space after it (else EINVALID, with a message
+// that names what is wrong).
+func readBody(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return ferry.Errorf(ferry.EINVALID, "request body is empty; expected JSON")
-		}
-		return ferry.Errorf(ferry.EINVALID, "request body: %v", err)
+	err := dec.Decode(v)
+	if errors.Is(err, io.EOF) && optional {
+		return nil
 	}
-	return nil
+	if err == nil {
+		var rest json.RawMessage
+		err = dec.Decode(&rest)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); !tooLarge {
+			return ferry.Wrap(err, ferry.EINVALID, "request body has more after its JSON object")
+		}
+	}
+	return bodyError(err)
+}
+
+// bodyError is why a request body could not be decoded, in words a user
+// can act on.
+func bodyError(err error) error {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return ferry.Wrap(err, ferry.ETOOLARGE, "request body is over %d KiB", maxBody>>10)
+	}
+	if syn, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return ferry.Wrap(err, ferry.EINVALID, "request body is not valid JSON (at byte %d)", syn.Offset)
+	}
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		if te.Field == "" {
+			return ferry.Wrap(err, ferry.EINVALID, "request body must be a JSON object")
+		}
+		return ferry.Wrap(err, ferry.EINVALID, "request body: %s must be %s", te.Field, jsonKind(te.Type))
+	}
+	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return ferry.Wrap(err, ferry.EINVALID, "request body: unknown field %s", field)
+	}
+	switch {
+	case errors.Is(err, io.EOF):
+		return ferry.Errorf(ferry.EINVALID, "request body is empty; expected a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return ferry.Wrap(err, ferry.EINVALID, "request body ends inside its JSON")
+	}
+	return ferry.Wrap(err, ferry.EINVALID, "request body could not be read")
+}
+
+// jsonKind names the JSON value a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 func pathID(r *http.Request) (int64, error) {

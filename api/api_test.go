@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -51,5 +54,70 @@ func TestWrongMethod(t *testing.T) {
 		if tc.status == 405 && !strings.Contains(body.Error, tc.allow) {
 			t.Errorf("%s %s: message %q does not name the methods %s", tc.method, tc.path, body.Error, tc.allow)
 		}
+	}
+}
+
+// TestStrictBodies: every request body is one JSON object of at most 64
+// KiB with no unknown field and nothing after it, refused with a message
+// in plain words (no decoder's or Go type's name); an optional body may be
+// left out, however the request is framed.
+func TestStrictBodies(t *testing.T) {
+	ta := newTestAPI(t, devAndProd)
+	deployer, admin := ta.secrets[ferry.RoleDeployer], ta.secrets[ferry.RoleAdmin]
+	big := `{"branch": "` + strings.Repeat("a", 70<<10) + `"}`
+	for _, tc := range []struct {
+		secret, method, path, body string
+		status                     int
+		want                       string // in the message
+	}{
+		{deployer, "POST", "/api/v1/builds", `{"branch": "master"}` + "\n \n", 202, ""},
+		{deployer, "POST", "/api/v1/builds", `{"branch": "master", "extra": 1}`, 400, `unknown field "extra"`},
+		{deployer, "POST", "/api/v1/builds", `{"branch": "master"} {"branch": "x"}`, 400, "more after its JSON object"},
+		{deployer, "POST", "/api/v1/builds", `{"branch": "master"}}`, 400, "more after its JSON object"},
+		{deployer, "POST", "/api/v1/builds", `{"branch": "master"} x`, 400, "more after its JSON object"},
+		{deployer, "POST", "/api/v1/builds", "", 400, "request body is empty"},
+		{deployer, "POST", "/api/v1/builds", `{"branch": `, 400, "ends inside its JSON"},
+		{deployer, "POST", "/api/v1/builds", `nope`, 400, "not valid JSON (at byte 2)"},
+		{deployer, "POST", "/api/v1/builds", `[1]`, 400, "must be a JSON object"},
+		{deployer, "POST", "/api/v1/builds", `{"branch": 1}`, 400, "branch must be a string"},
+		{deployer, "POST", "/api/v1/envs/dev/scale", `{"replicas": "2"}`, 400, "replicas must be a whole number"},
+		{deployer, "POST", "/api/v1/builds", big, 413, "over 64 KiB"},
+		{deployer, "POST", "/api/v1/builds", `{"branch": "master"}` + strings.Repeat(" ", 70<<10), 413, "over 64 KiB"},
+		{admin, "DELETE", "/api/v1/tokens/viewer", `{"reason": "x", "why": "y"}`, 400, `unknown field "why"`},
+		{admin, "DELETE", "/api/v1/tokens/viewer", "", 200, ""},
+	} {
+		status, body := ta.do(t, tc.secret, tc.method, tc.path, tc.body)
+		var eb ErrorBody
+		_ = json.Unmarshal([]byte(body), &eb)
+		what := tc.body
+		if len(what) > 60 {
+			what = what[:60] + "…"
+		}
+		if status != tc.status || !strings.Contains(eb.Error, tc.want) {
+			t.Errorf("%s %s %q = %d %s, want %d with %q", tc.method, tc.path, what, status, body, tc.status, tc.want)
+		}
+		if wantCode := map[int]string{400: ferry.EINVALID, 413: ferry.ETOOLARGE}[tc.status]; eb.Code != wantCode {
+			t.Errorf("%s %s %q: code %q, want %q", tc.method, tc.path, what, eb.Code, wantCode)
+		}
+		if strings.Contains(eb.Error, "json:") || strings.Contains(eb.Error, "api.") {
+			t.Errorf("%s %s %q: message %q shows the decoder's words", tc.method, tc.path, what, eb.Error)
+		}
+	}
+
+	// An optional body left out of a chunked request (no Content-Length:
+	// before, only that header told an absent body).
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ta.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "DELETE /api/v1/tokens/deployer HTTP/1.1\r\nHost: ferry\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n", admin)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("DELETE /api/v1/tokens/deployer, chunked without a body = %d, want 200", resp.StatusCode)
 	}
 }

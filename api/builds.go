@@ -56,7 +56,7 @@ type TriggerResponse struct {
 
 func (s *Server) triggerBuild(w http.ResponseWriter, r *http.Request) {
 	var req TriggerRequest
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -102,11 +102,9 @@ func (s *Server) cancelBuild(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req CancelRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &req); err != nil {
-			s.error(w, r, err)
-			return
-		}
+	if err := decodeOptional(w, r, &req); err != nil {
+		s.error(w, r, err)
+		return
 	}
 	if err := s.Builds.Cancel(r.Context(), id, actor(r), req.Reason); err != nil {
 		s.error(w, r, err)

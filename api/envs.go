@@ -130,7 +130,7 @@ type ScaleRequest struct {
 
 func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
 	var req ScaleRequest
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}

@@ -255,7 +255,7 @@ func TestOpenAPIRoles(t *testing.T) {
 // shared response of that status.
 func TestOpenAPIErrors(t *testing.T) {
 	doc := openAPIDoc(t)
-	codes := []string{ferry.ECONFLICT, ferry.EINTERNAL, ferry.EINVALID, ferry.ENOTFOUND, ferry.EUNAUTHORIZED, ferry.EFORBIDDEN, ferry.EUNAVAILABLE, ferry.EMETHOD}
+	codes := []string{ferry.ECONFLICT, ferry.EINTERNAL, ferry.EINVALID, ferry.ENOTFOUND, ferry.EUNAUTHORIZED, ferry.EFORBIDDEN, ferry.EUNAVAILABLE, ferry.EMETHOD, ferry.ETOOLARGE}
 	var enum []string
 	for _, c := range doc.Components.Schemas["Error"].Value.Properties["code"].Value.Enum {
 		enum = append(enum, c.(string))
@@ -267,7 +267,7 @@ func TestOpenAPIErrors(t *testing.T) {
 	}
 	responseOf := map[int]string{}
 	names := map[int]string{400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
-		409: "Conflict", 500: "Internal", 503: "Unavailable"}
+		409: "Conflict", 413: "TooLarge", 500: "Internal", 503: "Unavailable"}
 	for _, c := range codes {
 		st := ferry.HTTPStatus(ferry.Errorf(c, "x"))
 		if names[st] == "" {
@@ -276,9 +276,13 @@ func TestOpenAPIErrors(t *testing.T) {
 		responseOf[st] = "#/components/responses/" + names[st]
 	}
 	for key, op := range operations(doc) {
-		// No operation answers 405, which is for the methods a path lacks.
-		if op.Responses.Value("405") != nil {
-			t.Errorf("%s documents 405", key)
+		// A body is decoded strictly (400) and within a limit (413); no
+		// operation answers 405, which is for the methods a path lacks.
+		hasBody := op.RequestBody != nil
+		for st, want := range map[string]bool{"400": hasBody, "413": hasBody, "405": false} {
+			if got := op.Responses.Value(st) != nil; got != want && (want || st != "400") {
+				t.Errorf("%s: documents %s: %v, want %v (it has a request body: %v)", key, st, got, want, hasBody)
+			}
 		}
 		for st, r := range op.Responses.Map() {
 			n, err := strconv.Atoi(st)

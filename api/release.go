@@ -62,7 +62,7 @@ type QuarantineRequest struct {
 
 func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
 	var req PromoteRequest
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -76,7 +76,7 @@ func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	var req RollbackRequest
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -90,7 +90,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) lock(w http.ResponseWriter, r *http.Request) {
 	var req ReasonRequest
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -104,11 +104,9 @@ func (s *Server) lock(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
 	var req ReasonRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &req); err != nil {
-			s.error(w, r, err)
-			return
-		}
+	if err := decodeOptional(w, r, &req); err != nil {
+		s.error(w, r, err)
+		return
 	}
 	l, err := s.Releases.Unlock(r.Context(), r.PathValue("env"), actor(r), req.Reason)
 	if err != nil {
@@ -120,7 +118,7 @@ func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) quarantine(w http.ResponseWriter, r *http.Request) {
 	var req QuarantineRequest
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}

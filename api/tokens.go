@@ -42,7 +42,7 @@ type TokenList struct {
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	var req TokenRequest
-	if err := decode(r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -75,11 +75,9 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 	var req RevokeRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &req); err != nil {
-			s.error(w, r, err)
-			return
-		}
+	if err := decodeOptional(w, r, &req); err != nil {
+		s.error(w, r, err)
+		return
 	}
 	tok, err := s.Tokens.Revoke(r.Context(), r.PathValue("name"), actor(r), req.Reason)
 	if err != nil {

@@ -142,6 +142,8 @@ func TestOpenAPI(t *testing.T) {
 	c.call(admin, "GET", "/api/v1/dora?env=nope", "", 404)
 	c.call(admin, "POST", cancelC, "", 409)
 	c.call(admin, "DELETE", "/api/v1/tokens/openapi-ci", "", 409)
+	c.call(admin, "POST", "/api/v1/envs/dev/scale", `{"replicas": 2, "why": "load"}`, 400)
+	c.call(admin, "POST", "/api/v1/envs/dev/scale", `{"replicas": 2}`+strings.Repeat(" ", 65<<10), 413)
 	c.unrouted(admin, "GET", "/api/v1/nothing", 404)
 	c.wrongMethod(admin, "PUT", "/api/v1/builds", 405)
 	c.wrongMethod(admin, "GET", "/api/v1/envs/prod/lock", 405)

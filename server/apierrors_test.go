@@ -56,7 +56,9 @@ func TestAPIBadInput(t *testing.T) {
 		{"bad log cursor", "GET", "/api/v1/builds/1/logs?after=x", ``, 400, ferry.EINVALID, "after"},
 		{"bad event filter", "GET", "/api/v1/events?build=x", ``, 400, ferry.EINVALID, "build"},
 		{"unknown route", "GET", "/api/v1/nothing", ``, 404, ferry.ENOTFOUND, "no API route"},
-		{"wrong method", "DELETE", "/api/v1/builds/1", ``, 404, ferry.ENOTFOUND, "no API route DELETE"},
+		{"wrong method", "DELETE", "/api/v1/builds/1", ``, 405, ferry.EMETHOD, "answers only GET, HEAD"},
+		{"data after the object", "POST", "/api/v1/builds", `{"branch":"master"} {"branch":"master"}`, 400, ferry.EINVALID, "more after its JSON object"},
+		{"body over 64 KiB", "POST", "/api/v1/builds", `{"branch":"master","commit":"` + strings.Repeat("0", 65<<10) + `"}`, 413, ferry.ETOOLARGE, "64 KiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := http.NewRequest(tc.method, s.URL()+tc.path, strings.NewReader(tc.body))
@@ -73,6 +75,9 @@ func TestAPIBadInput(t *testing.T) {
 			body, _ := io.ReadAll(resp.Body)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("%s %s = %d %s, want %d", tc.method, tc.path, resp.StatusCode, body, tc.status)
+			}
+			if allow := resp.Header.Get("Allow"); (tc.status == 405) != (allow == "GET, HEAD") {
+				t.Errorf("Allow = %q, want %q exactly for 405", allow, "GET, HEAD")
 			}
 			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type = %q, want application/json", ct)

@@ -203,7 +203,7 @@ func (c *Controller) recoverInterrupted(ctx context.Context) error {
 	return nil
 }
 
-// restore applies the environment's current deployment to its target
+// restore applies the environment's current deployment to its runtime
 // (adopting or restarting replicas), then queues the newest succeeded build
 // for an environment driven by a branch if it is not what runs.
 func (c *Controller) restore(ctx context.Context, r *envRunner) error {
@@ -353,7 +353,7 @@ func (c *Controller) names() []string {
 	return out
 }
 
-// Close stops every target (replicas and load balancers).
+// Close stops every runtime (replicas and load balancers).
 func (c *Controller) Close(ctx context.Context) error {
 	var errs []error
 	for _, r := range c.envs {

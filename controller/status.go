@@ -38,7 +38,7 @@ type Replicas struct {
 }
 
 // Status reports every environment: what the ledger says runs and what
-// the target really runs.
+// the runtime really runs.
 func (c *Controller) Status(ctx context.Context) ([]EnvStatus, error) {
 	out := make([]EnvStatus, 0, len(c.envs))
 	for _, r := range c.envs {

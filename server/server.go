@@ -156,7 +156,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		WorkDir: filepath.Join(cfg.DataDir, "work"), Dir: cfg.Build.Dir,
 		Test: cfg.Build.Test, Timeout: cfg.Build.Timeout, Go: buildGo, Command: cfg.Build.Command,
 		PushAttempts: 8,
-	}, s.ledger, s.repo, s.pub, s.opts.Now, s.log.With("part", "builder"))
+		Ledger:       s.ledger, Git: s.repo, Registry: s.pub, Now: s.opts.Now, Logger: s.log.With("part", "builder"),
+	})
 	if err != nil {
 		return err
 	}

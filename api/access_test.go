@@ -61,12 +61,21 @@ func (f *fakeBuilds) Trigger(_ context.Context, branch, commit, actor string) (*
 func (f *fakeBuilds) Cancel(context.Context, int64, string, string) error { return nil }
 func (f *fakeBuilds) Changed() <-chan struct{}                            { return make(chan struct{}) }
 
-// fakeEnvs knows dev and prod and accepts every scale of them.
-type fakeEnvs struct{}
+// fakeEnvs knows dev and prod, each needing the role roles gives it for
+// changes, and accepts every scale of them.
+type fakeEnvs struct{ roles map[string]ferry.Role }
 
 func (fakeEnvs) Status(context.Context) ([]controller.EnvStatus, error) { return nil, nil }
 func (fakeEnvs) Names() []string                                        { return []string{"dev", "prod"} }
-func (fakeEnvs) Check(context.Context) ([]controller.Drift, error)      { return nil, nil }
+
+func (f fakeEnvs) Environment(name string) (ferry.Environment, bool) {
+	if name != "dev" && name != "prod" {
+		return ferry.Environment{}, false
+	}
+	return ferry.Environment{Name: name, Role: f.roles[name]}, true
+}
+
+func (fakeEnvs) Check(context.Context) ([]controller.Drift, error) { return nil, nil }
 func (fakeEnvs) Logs(context.Context, string, io.Writer, int, bool) error {
 	return nil
 }
@@ -109,8 +118,8 @@ func newTestAPI(t *testing.T, envRoles map[string]ferry.Role) *testAPI {
 		ta.secrets[r] = secret
 	}
 	s := &Server{
-		App: "app", Ledger: store, Builds: ta.builds, Envs: fakeEnvs{}, Deployments: store,
-		Tokens: tokens, EnvRoles: envRoles, Logger: logger,
+		App: "app", Ledger: store, Builds: ta.builds, Envs: fakeEnvs{roles: envRoles}, Deployments: store,
+		Tokens: tokens, Logger: logger,
 		Hooks: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, "hook reached")
 		}),

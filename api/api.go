@@ -54,10 +54,7 @@ type Server struct {
 	// not open (access.go), and serves /api/v1/tokens; nil turns access control off
 	// (tests of the API alone), and then X-Ferry-Actor names the actor.
 	Tokens Tokens
-	// EnvRoles is the role each environment's changes need (its
-	// configuration's role); see access.go.
-	EnvRoles map[string]ferry.Role
-	Logger   *slog.Logger
+	Logger *slog.Logger
 	// Heartbeat is how often a log follower gets an empty keep-alive
 	// line while nothing happens. Default 15s.
 	Heartbeat time.Duration

@@ -107,17 +107,3 @@ func Actor(r *http.Request) string {
 	}
 	return ""
 }
-
-// Require returns nil when r's token has role need or a higher one: an
-// EFORBIDDEN error naming the token, its role and the role needed when it
-// does not, and EUNAUTHORIZED without a token.
-func Require(r *http.Request, need ferry.Role) error {
-	tok := TokenOf(r)
-	if tok == nil {
-		return ferry.Errorf(ferry.EUNAUTHORIZED, "this needs a token with role %s", need)
-	}
-	if !tok.Role.Allows(need) {
-		return ferry.Errorf(ferry.EFORBIDDEN, "token %q has role %s; this needs %s", tok.Name, tok.Role, need)
-	}
-	return nil
-}

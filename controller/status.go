@@ -99,3 +99,13 @@ func (c *Controller) Logs(ctx context.Context, env string, w io.Writer, tail int
 
 // Names lists the environments in configuration order.
 func (c *Controller) Names() []string { return c.names() }
+
+// Environment returns the environment named name as configured, and
+// whether there is one.
+func (c *Controller) Environment(name string) (ferry.Environment, bool) {
+	r, ok := c.byName[name]
+	if !ok {
+		return ferry.Environment{}, false
+	}
+	return r.env.Environment, true
+}

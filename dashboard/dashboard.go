@@ -19,9 +19,10 @@
 // SameSite=Strict cookie and looked up again on every request, so a revoked
 // token ends its session at once; nothing but the sign-in page is shown to
 // anyone else. An action button is shown only when the token's role allows
-// that change of that environment (Environment.Role, as the API's EnvRoles), and the
-// action checks it again. Every POST must come from the dashboard's own
-// origin (Sec-Fetch-Site or Origin), else it is refused with a 403 page.
+// that change of that environment, and the action checks it again, both
+// by auth.MayChange, the API's own rule. Every POST must come from the
+// dashboard's own origin (Sec-Fetch-Site or Origin), else it is refused
+// with a 403 page.
 package dashboard
 
 import (

@@ -801,9 +801,6 @@ func TestNew(t *testing.T) {
 	if _, err := New(good); err != nil {
 		t.Errorf("New(good) = %v", err)
 	}
-	if got := roleOf(ferry.Environment{Name: "x", Role: "root"}); got != ferry.RoleAdmin {
-		t.Errorf("roleOf(invalid role) = %s, want admin", got)
-	}
 }
 
 // TestStreamsEndWhenRevoked: an open stream of a token revoked meanwhile

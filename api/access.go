@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -90,11 +91,17 @@ func (m *guardedMux) HandleFunc(pattern string, h func(http.ResponseWriter, *htt
 }
 
 // guard wraps h with a's checks: a token (auth.Middleware answers 401
-// without a valid one), then the role (auth.Allowed). Without access
-// control (no Tokens) and for public routes, h runs as it is.
+// without a valid one), then the role (auth.Allowed). Public routes run h
+// as it is. A server without Tokens is closed, not open: its guarded
+// routes answer 500 and log why.
 func (s *Server) guard(a access, h http.Handler) http.Handler {
-	if s.Tokens == nil || a.public {
+	if a.public {
 		return h
+	}
+	if s.Tokens == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.error(w, r, errNoTokens)
+		})
 	}
 	return auth.Middleware(s.Tokens.Lookup, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		need := s.need(r, a)
@@ -125,9 +132,12 @@ func (s *Server) need(r *http.Request, a access) ferry.Role {
 	return auth.EnvRole(env)
 }
 
-// Handler returns every route; with Tokens set, each needs a token with
-// the role routeAccess gives it, but for the routes it opens (the health
-// check, the API's documentation and webhooks).
+// errNoTokens is a server wired without its token lookup.
+var errNoTokens = errors.New("api: Server.Tokens is nil, so no token can be checked; refusing every guarded route")
+
+// Handler returns every route; each needs a token with the role
+// routeAccess gives it, but for the routes it opens (the health check, the
+// API's documentation and webhooks).
 func (s *Server) Handler() http.Handler {
 	return s.routes()
 }

@@ -88,7 +88,7 @@ func writeError(w http.ResponseWriter, status int, err *ferry.Error) {
 }
 
 // TokenOf returns the token that authenticated r, or nil when none did
-// (a public route, or a server without access control).
+// (a public route).
 func TokenOf(r *http.Request) *ferry.Token {
 	tok, _ := r.Context().Value(tokenKey{}).(*ferry.Token)
 	return tok

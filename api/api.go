@@ -56,7 +56,7 @@ type Server struct {
 	Tokens Tokens
 	Logger *slog.Logger
 	// Heartbeat is how often a log follower gets an empty keep-alive
-	// line while nothing happens. Default 15s.
+	// line while it waits; ledger.DefaultHeartbeat (15s) when 0.
 	Heartbeat time.Duration
 }
 

@@ -21,7 +21,6 @@ import (
 	"strings"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/source"
 )
 
 // Git is what the rules read from a repository.
@@ -185,7 +184,7 @@ type TagMove struct {
 // once, annotated, on a commit of mainline's history, and never moved or
 // deleted. Names that are not release tags are not checked.
 func CheckTag(ctx context.Context, g Git, t TagMove, mainline string) (Verdict, error) {
-	if !source.IsReleaseTag(t.Name) {
+	if !ferry.IsReleaseTag(t.Name) {
 		return Verdict{Allowed: true, Kind: Unchanged, Reason: t.Name + " is not a release tag"}, nil
 	}
 	old, nw := t.Old, t.New

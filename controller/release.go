@@ -553,3 +553,27 @@ func (c *Controller) Diff(ctx context.Context, from, to string) (*release.Compar
 	}
 	return release.Compare(ctx, c.git, f, t)
 }
+
+// KnownReleases lists env's known releases, newest first: the release
+// names its succeeded deployments carried (release.KnownReleases, the one
+// definition). A push of the release branch may return to one of them;
+// `ferry hook pre-receive` asks for them through the API.
+func (c *Controller) KnownReleases(ctx context.Context, env string) ([]release.Known, error) {
+	r, err := c.env(env)
+	if err != nil {
+		return nil, err
+	}
+	if !r.env.Gated() {
+		return nil, ferry.Errorf(ferry.EINVALID, "%s has no releases: it follows branch %s", env, r.env.Branch)
+	}
+	return c.knownReleases(ctx, r)
+}
+
+// knownReleases reads r's known releases from the ledger.
+func (c *Controller) knownReleases(ctx context.Context, r *envRunner) ([]release.Known, error) {
+	ds, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.Name, States: []ferry.DeploymentState{ferry.DeploymentSucceeded}, Limit: 1000})
+	if err != nil {
+		return nil, fmt.Errorf("list the releases of %s: %w", r.env.Name, err)
+	}
+	return release.KnownReleases(r.env.Environment, ds), nil
+}

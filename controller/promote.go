@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/release"
 )
 
 // candidate is what a promotion would roll out.
@@ -21,16 +21,17 @@ var shortHex = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
 
 // Promote rolls env forward to what its upstream runs (ref "" or the
 // upstream's name), or to a given commit (full or at least 7 hex) or
-// release tag, after every gate passed. It moves the release branch (fast
-// forward only), tags the digest with a new release tag (no rebuild, no
-// upload) and queues the rollout. Refusals are *ferry.Error with the reason.
+// release tag, after every gate passed (release.Gates, on the facts
+// promotionFacts gathers). It moves the release branch (fast forward
+// only), tags the digest with a new release tag (no rebuild, no upload)
+// and queues the rollout. Refusals are *ferry.Error with the reason.
 func (c *Controller) Promote(ctx context.Context, env, ref, actor, reason string) (*ferry.Deployment, error) {
 	r, err := c.env(env)
 	if err != nil {
 		return nil, err
 	}
-	if !r.env.Gated() {
-		return nil, ferry.Errorf(ferry.EINVALID, "%s takes no promotions: it follows branch %s", env, r.env.Branch)
+	if err := release.TakesPromotions(r.env.Environment); err != nil {
+		return nil, err
 	}
 	r.promoteMu.Lock()
 	defer r.promoteMu.Unlock()
@@ -41,10 +42,14 @@ func (c *Controller) Promote(ctx context.Context, env, ref, actor, reason string
 	if err != nil {
 		return nil, c.refuse(ctx, r, "promote", ref, actor, err)
 	}
-	if err := c.gates(ctx, r, cand); err != nil {
+	facts, err := c.promotionFacts(ctx, r, cand)
+	if err == nil {
+		err = release.Gates(facts)
+	}
+	if err != nil {
 		return nil, c.refuse(ctx, r, "promote", cand.commit, actor, err)
 	}
-	if err := c.moveRelease(ctx, r, cand.commit, false); err != nil {
+	if err := c.moveBranch(ctx, r, cand.commit, facts.Head); err != nil {
 		return nil, c.refuse(ctx, r, "promote", cand.commit, actor, err)
 	}
 	tag, err := c.newReleaseTag(ctx, r)
@@ -62,29 +67,6 @@ func (c *Controller) Promote(ctx context.Context, env, ref, actor, reason string
 		d.Reason = fmt.Sprintf("promote %s from %s as %s", ferry.ShortSHA(cand.commit), r.env.From, tag)
 	}
 	return c.request(ctx, r, d)
-}
-
-// refuse records a refused action and returns its error.
-func (c *Controller) refuse(ctx context.Context, r *envRunner, action, what, actor string, err error) error {
-	e := &ferry.Event{
-		Time: c.now(), Actor: actor, Kind: action + ".refused", App: c.cfg.App, Env: r.env.Name,
-		Message: fmt.Sprintf("%s %s to %s refused", action, dashIf(what), r.env.Name), Reason: ferry.ErrorMessage(err),
-	}
-	if ferry.ValidCommit(what) {
-		e.Commit = what
-	}
-	if aerr := c.ledger.AddEvent(ctx, e); aerr != nil {
-		c.log.Error("record refusal", "err", aerr)
-	}
-	c.changed.Notify()
-	return err
-}
-
-func dashIf(s string) string {
-	if s == "" {
-		return "(upstream)"
-	}
-	return ferry.ShortSHA(s)
 }
 
 // resolve finds the commit and digest a promotion names.
@@ -152,69 +134,50 @@ func (c *Controller) buildOf(ctx context.Context, ref string) (*ferry.Build, err
 	return found, nil
 }
 
-// gates checks every rule a promotion must pass (DESIGN §6).
-func (c *Controller) gates(ctx context.Context, r *envRunner, cand candidate) error {
-	name, up := r.env.Name, r.env.From
-	if l, err := c.locks.LockOf(ctx, c.cfg.App, name); err == nil {
-		return ferry.Errorf(ferry.ECONFLICT, "%s is locked by %s since %s UTC: %s (ferry unlock %s)", name, l.Actor, l.CreatedAt.UTC().Format(time.DateTime), l.Reason, name)
-	} else if ferry.ErrorCode(err) != ferry.ENOTFOUND {
-		return err
+// promotionFacts gathers what the promotion gates decide on: the lock,
+// a rollout in progress, a quarantine, the candidate's place on the
+// mainline, its digest's deployments upstream, and where the release
+// branch points.
+func (c *Controller) promotionFacts(ctx context.Context, r *envRunner, cand candidate) (release.PromotionFacts, error) {
+	f := release.PromotionFacts{Env: r.env.Environment, Mainline: r.mainline, Commit: cand.commit, Rollout: r.rollout(), Now: c.now()}
+	var err error
+	if f.Lock, err = absent(c.locks.LockOf(ctx, c.cfg.App, r.env.Name)); err != nil {
+		return f, err
 	}
-	r.mu.Lock()
-	busy := r.active
-	if busy == nil || r.finishing {
-		busy = r.pending
-	}
-	r.mu.Unlock()
-	if busy != nil {
-		return ferry.Errorf(ferry.ECONFLICT, "a rollout of %s is in progress (deployment %d, %s %s); wait for it to end", name, busy.ID, busy.Kind, ferry.ShortSHA(busy.Commit))
-	}
-	if q, err := c.locks.Quarantined(ctx, c.cfg.App, cand.commit); err == nil {
-		return ferry.Errorf(ferry.ECONFLICT, "%s is quarantined by %s: %s", ferry.ShortSHA(cand.commit), q.Actor, q.Reason)
-	} else if ferry.ErrorCode(err) != ferry.ENOTFOUND {
-		return err
+	if f.Quarantine, err = absent(c.locks.Quarantined(ctx, c.cfg.App, cand.commit)); err != nil {
+		return f, err
 	}
 	main, err := c.git.Head(ctx, r.mainline)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", r.mainline, err)
+		return f, fmt.Errorf("read %s: %w", r.mainline, err)
 	}
-	on, err := c.git.IsAncestor(ctx, cand.commit, main)
-	if err != nil {
-		return err
+	if f.OnMainline, err = c.git.IsAncestor(ctx, cand.commit, main); err != nil {
+		return f, err
 	}
-	if !on {
-		return ferry.Errorf(ferry.ECONFLICT, "%s is not on %s's history: only commits of %s are released", ferry.ShortSHA(cand.commit), r.mainline, r.mainline)
+	if f.Upstream, err = c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.From, Digest: cand.digest, Limit: 100}); err != nil {
+		return f, err
 	}
-	ran, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: up, Digest: cand.digest, Limit: 100})
-	if err != nil {
-		return err
+	if f.Head, err = c.branchHead(ctx, r); err != nil {
+		return f, err
 	}
-	var first *ferry.Deployment
-	var failed *ferry.Deployment
-	for _, d := range ran { // newest first
-		switch d.State {
-		case ferry.DeploymentSucceeded:
-			first = d
-		case ferry.DeploymentFailed, ferry.DeploymentRolledBack:
-			if failed == nil {
-				failed = d
-			}
+	if f.Head != "" && f.Head != release.Zero && f.Head != cand.commit {
+		if f.Forward, err = c.git.IsAncestor(ctx, f.Head, cand.commit); err != nil {
+			return f, err
 		}
 	}
-	if first == nil {
-		if failed != nil {
-			return ferry.Errorf(ferry.ECONFLICT, "%s failed in %s (deployment %d: %s): it is not promoted", ferry.ShortSHA(cand.commit), up, failed.ID, failed.Error)
-		}
-		return ferry.Errorf(ferry.ECONFLICT, "%s never ran in %s: only digests that succeeded there are promoted", ferry.ShortSHA(cand.commit), up)
+	return f, nil
+}
+
+// rollout is the deployment of r in progress, or the one waiting to start
+// when none is (or the one in progress only moves its tags), nil when
+// there is none.
+func (r *envRunner) rollout() *ferry.Deployment {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.active == nil || r.finishing {
+		return r.pending
 	}
-	if soak := r.env.Soak; soak > 0 {
-		ranFor := c.now().Sub(first.FinishedAt)
-		if ranFor < soak {
-			return ferry.Errorf(ferry.ECONFLICT, "%s has run in %s for %s; %s needs %s of soak (promotable at %s)",
-				ferry.ShortSHA(cand.commit), up, ranFor.Round(time.Second), name, soak, first.FinishedAt.Add(soak).UTC().Format(time.DateTime))
-		}
-	}
-	return nil
+	return r.active
 }
 
 // newReleaseTag renders the release tag for now, adding _2, _3 … when a

@@ -20,36 +20,62 @@ type Git interface {
 	ResolveTag(ctx context.Context, tag string) (string, error)
 }
 
-// moveRelease points the environment's branch at commit: forward only for
-// a promotion; for a rollback, back to an earlier release. Either way with
-// a lease, so a concurrent push is refused instead of overwritten.
-func (c *Controller) moveRelease(ctx context.Context, r *envRunner, commit string, back bool) error {
-	branch := r.env.Branch
-	if branch == "" {
+// branchHead is where r's branch points: release.Zero when it does not
+// exist yet, "" when the environment has no branch.
+func (c *Controller) branchHead(ctx context.Context, r *envRunner) (string, error) {
+	if r.env.Branch == "" {
+		return "", nil
+	}
+	head, err := c.git.Head(ctx, r.env.Branch)
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		return release.Zero, nil
+	}
+	return head, err
+}
+
+// moveBranch points r's branch at commit with a lease on head, where the
+// facts saw it, so that a concurrent push is refused instead of
+// overwritten. Whether it may move there is the rules' to say, before.
+func (c *Controller) moveBranch(ctx context.Context, r *envRunner, commit, head string) error {
+	if r.env.Branch == "" || head == commit {
 		return nil
 	}
-	head, err := c.git.Head(ctx, branch)
-	switch {
-	case ferry.ErrorCode(err) == ferry.ENOTFOUND:
-		head = ferry.ZeroSHA
-	case err != nil:
-		return err
-	case head == commit:
-		return nil
-	case !back:
-		ff, err := c.git.IsAncestor(ctx, head, commit)
-		if err != nil {
-			return err
-		}
-		if !ff {
-			return ferry.Errorf(ferry.ECONFLICT, "%s (%s) is not an ancestor of %s: a promotion only moves %s forward; to go back use ferry rollback %s",
-				branch, ferry.ShortSHA(head), ferry.ShortSHA(commit), branch, r.env.Name)
-		}
-	}
-	if err := c.git.SetRef(ctx, "refs/heads/"+branch, commit, head); err != nil {
-		return fmt.Errorf("move %s to %s: %w", branch, ferry.ShortSHA(commit), err)
+	if err := c.git.SetRef(ctx, "refs/heads/"+r.env.Branch, commit, head); err != nil {
+		return fmt.Errorf("move %s to %s: %w", r.env.Branch, ferry.ShortSHA(commit), err)
 	}
 	return nil
+}
+
+// refuse records a refused action and returns its error.
+func (c *Controller) refuse(ctx context.Context, r *envRunner, action, what, actor string, err error) error {
+	e := &ferry.Event{
+		Time: c.now(), Actor: actor, Kind: action + ".refused", App: c.cfg.App, Env: r.env.Name,
+		Message: fmt.Sprintf("%s %s to %s refused", action, dashIf(what), r.env.Name), Reason: ferry.ErrorMessage(err),
+	}
+	if ferry.ValidCommit(what) {
+		e.Commit = what
+	}
+	if aerr := c.ledger.AddEvent(ctx, e); aerr != nil {
+		c.log.Error("record refusal", "err", aerr)
+	}
+	c.changed.Notify()
+	return err
+}
+
+func dashIf(s string) string {
+	if s == "" {
+		return "(upstream)"
+	}
+	return ferry.ShortSHA(s)
+}
+
+// absent turns ferry.ENOTFOUND into a nil result: a row that is not
+// there is a fact (no lock, no quarantine), not an error.
+func absent[T any](v *T, err error) (*T, error) {
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		return nil, nil
+	}
+	return v, err
 }
 
 // releaseNotes lists the commits of a release since the previous one (the

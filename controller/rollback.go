@@ -4,19 +4,20 @@ import (
 	"context"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/release"
 )
 
 // Rollback returns env to an earlier release at once (no build): the one
-// named, or the previous succeeded release. The release branch is reset to
-// that release's commit with a lease, so nothing redeploys the bad head.
+// named, or the previous known release (release.RollbackTarget), unless
+// it is quarantined (release.RollbackGates). The release branch is reset
+// to that release's commit with a lease, so nothing redeploys the bad head.
 func (c *Controller) Rollback(ctx context.Context, env, to, actor, reason string) (*ferry.Deployment, error) {
 	r, err := c.env(env)
 	if err != nil {
 		return nil, err
 	}
-	if !r.env.Gated() {
-		return nil, ferry.Errorf(ferry.EINVALID, "%s has no releases to roll back to: it follows branch %s", env, r.env.Branch)
+	if err := release.TakesRollbacks(r.env.Environment); err != nil {
+		return nil, err
 	}
 	r.promoteMu.Lock()
 	defer r.promoteMu.Unlock()
@@ -27,13 +28,18 @@ func (c *Controller) Rollback(ctx context.Context, env, to, actor, reason string
 	if err != nil {
 		return nil, c.refuse(ctx, r, "rollback", to, actor, err)
 	}
-	if q, err := c.locks.Quarantined(ctx, c.cfg.App, target.Commit); err == nil {
-		return nil, c.refuse(ctx, r, "rollback", target.Commit, actor,
-			ferry.Errorf(ferry.ECONFLICT, "%s (%s) is quarantined by %s: %s", target.Release, ferry.ShortSHA(target.Commit), q.Actor, q.Reason))
-	} else if ferry.ErrorCode(err) != ferry.ENOTFOUND {
+	q, err := absent(c.locks.Quarantined(ctx, c.cfg.App, target.Commit))
+	if err != nil {
 		return nil, err
 	}
-	if err := c.moveRelease(ctx, r, target.Commit, true); err != nil {
+	if err := release.RollbackGates(release.RollbackFacts{Env: r.env.Environment, Target: target, Quarantine: q}); err != nil {
+		return nil, c.refuse(ctx, r, "rollback", target.Commit, actor, err)
+	}
+	head, err := c.branchHead(ctx, r)
+	if err == nil {
+		err = c.moveBranch(ctx, r, target.Commit, head)
+	}
+	if err != nil {
 		return nil, c.refuse(ctx, r, "rollback", target.Commit, actor, err)
 	}
 	d := &ferry.Deployment{
@@ -46,36 +52,16 @@ func (c *Controller) Rollback(ctx context.Context, env, to, actor, reason string
 	return c.request(ctx, r, d)
 }
 
-// rollbackTarget is the named release, which must have run successfully in
-// env, or the newest succeeded release before the current one.
-func (c *Controller) rollbackTarget(ctx context.Context, r *envRunner, to string) (*ferry.Deployment, error) {
-	ds, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.Name, States: []ferry.DeploymentState{ferry.DeploymentSucceeded}, Limit: 1000})
+// rollbackTarget reads r's known releases and what it runs, and picks the
+// release to return to.
+func (c *Controller) rollbackTarget(ctx context.Context, r *envRunner, to string) (release.Known, error) {
+	known, err := c.knownReleases(ctx, r)
 	if err != nil {
-		return nil, err
+		return release.Known{}, err
 	}
-	if to != "" {
-		for _, d := range ds {
-			if d.Release == to {
-				return d, nil
-			}
-		}
-		return nil, ferry.Errorf(ferry.ENOTFOUND, "release %s never ran successfully in %s: nothing to roll back to", to, r.env.Name)
-	}
-	cur, err := c.ledger.Current(ctx, c.cfg.App, r.env.Name)
+	cur, err := absent(c.ledger.Current(ctx, c.cfg.App, r.env.Name))
 	if err != nil {
-		return nil, ferry.Errorf(ferry.ECONFLICT, "%s runs nothing yet: nothing to roll back", r.env.Name)
+		return release.Known{}, err
 	}
-	for _, d := range ds {
-		if d.Release != "" && d.Release != cur.Release && d.Digest != cur.Digest {
-			return d, nil
-		}
-	}
-	return nil, ferry.Errorf(ferry.ECONFLICT, "%s has no earlier release than %s to roll back to", r.env.Name, dashRelease(cur.Release))
-}
-
-func dashRelease(s string) string {
-	if s == "" {
-		return "what it runs"
-	}
-	return s
+	return release.RollbackTarget(r.env.Environment, known, cur, to)
 }

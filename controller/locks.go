@@ -22,7 +22,7 @@ func (c *Controller) Lock(ctx context.Context, env, actor, reason string) (*ferr
 	if err := c.locks.Lock(ctx, l); err != nil {
 		return nil, err
 	}
-	c.ledgerEvent(ctx, "env.locked", actor, env, "", fmt.Sprintf("%s locked", env), reason)
+	c.record(ctx, ferry.Event{Actor: actor, Kind: "env.locked", Env: env, Message: fmt.Sprintf("%s locked", env), Reason: reason})
 	return l, nil
 }
 
@@ -35,7 +35,7 @@ func (c *Controller) Unlock(ctx context.Context, env, actor, reason string) (*fe
 	if err != nil {
 		return nil, err
 	}
-	c.ledgerEvent(ctx, "env.unlocked", actor, env, "", fmt.Sprintf("%s unlocked (locked by %s: %s)", env, l.Actor, l.Reason), reason)
+	c.record(ctx, ferry.Event{Actor: actor, Kind: "env.unlocked", Env: env, Message: fmt.Sprintf("%s unlocked (locked by %s: %s)", env, l.Actor, l.Reason), Reason: reason})
 	return l, nil
 }
 
@@ -68,14 +68,7 @@ func (c *Controller) Quarantine(ctx context.Context, ref, actor, reason string) 
 	if err := c.locks.AddQuarantine(ctx, q); err != nil {
 		return nil, err
 	}
-	c.ledgerEvent(ctx, "release.quarantined", actor, "", q.Commit, fmt.Sprintf("%s quarantined", strings.TrimSpace(q.Release+" "+ferry.ShortSHA(q.Commit))), reason)
+	c.record(ctx, ferry.Event{Actor: actor, Kind: "release.quarantined", Commit: q.Commit,
+		Message: fmt.Sprintf("%s quarantined", strings.TrimSpace(q.Release+" "+ferry.ShortSHA(q.Commit))), Reason: reason})
 	return q, nil
-}
-
-func (c *Controller) ledgerEvent(ctx context.Context, kind, actor, env, commit, msg, reason string) {
-	e := &ferry.Event{Time: c.now(), Actor: actor, Kind: kind, App: c.cfg.App, Env: env, Commit: commit, Message: msg, Reason: reason}
-	if err := c.ledger.AddEvent(ctx, e); err != nil {
-		c.log.Error("record event", "kind", kind, "err", err)
-	}
-	c.changed.Notify()
 }

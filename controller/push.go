@@ -84,11 +84,7 @@ func (c *Controller) classifyHead(ctx context.Context, r *envRunner, sha string)
 
 func (c *Controller) illegal(ctx context.Context, r *envRunner, sha, msg string) {
 	c.setAlert(r, msg)
-	e := &ferry.Event{Time: c.now(), Actor: "git push", Kind: "release.illegal", App: c.cfg.App, Env: r.env.Name, Commit: sha, Message: msg}
-	if err := c.ledger.AddEvent(ctx, e); err != nil {
-		c.log.Error("record illegal release head", "err", err)
-	}
-	c.changed.Notify()
+	c.record(ctx, ferry.Event{Actor: "git push", Kind: "release.illegal", Env: r.env.Name, Commit: sha, Message: msg})
 }
 
 func (c *Controller) setAlert(r *envRunner, msg string) {

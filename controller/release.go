@@ -48,17 +48,14 @@ func (c *Controller) moveBranch(ctx context.Context, r *envRunner, commit, head 
 
 // refuse records a refused action and returns its error.
 func (c *Controller) refuse(ctx context.Context, r *envRunner, action, what, actor string, err error) error {
-	e := &ferry.Event{
-		Time: c.now(), Actor: actor, Kind: action + ".refused", App: c.cfg.App, Env: r.env.Name,
+	e := ferry.Event{
+		Actor: actor, Kind: action + ".refused", Env: r.env.Name,
 		Message: fmt.Sprintf("%s %s to %s refused", action, dashIf(what), r.env.Name), Reason: ferry.ErrorMessage(err),
 	}
 	if ferry.ValidCommit(what) {
 		e.Commit = what
 	}
-	if aerr := c.ledger.AddEvent(ctx, e); aerr != nil {
-		c.log.Error("record refusal", "err", aerr)
-	}
-	c.changed.Notify()
+	c.record(ctx, e)
 	return err
 }
 

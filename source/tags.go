@@ -4,18 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/ferryhq/ferry"
 )
-
-// ReleaseTagPattern is the shape of a release tag (DESIGN §4):
-// RCyyyyMMdd_HHmm in UTC, with _2, _3 … for more releases in one minute.
-var ReleaseTagPattern = regexp.MustCompile(`^RC[0-9]{8}_[0-9]{4}(_[0-9]+)?$`)
-
-// IsReleaseTag reports whether name (without refs/tags/) is a release tag.
-func IsReleaseTag(name string) bool { return ReleaseTagPattern.MatchString(name) }
 
 // ReleaseTagFormat is the for-each-ref format ParseReleaseTags reads:
 // the tag's name, its own object type, and what it peels to.
@@ -30,7 +22,7 @@ func ParseReleaseTags(out []byte) map[string]string {
 	tags := make(map[string]string)
 	for line := range strings.Lines(string(out)) {
 		f := strings.Split(strings.TrimSuffix(line, "\n"), "\x00")
-		if len(f) != 4 || !IsReleaseTag(f[0]) || f[1] != "tag" || f[2] != "commit" {
+		if len(f) != 4 || !ferry.IsReleaseTag(f[0]) || f[1] != "tag" || f[2] != "commit" {
 			continue
 		}
 		tags[f[0]] = f[3]

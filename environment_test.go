@@ -105,3 +105,27 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+func TestIsReleaseTag(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{"RC20240301_1200", true},
+		{"RC20240301_1200_2", true},
+		{"RC20240301_1200_17", true},
+		{"RC20240301_120", false},
+		{"RC2024030_1200", false},
+		{"RC20240301-1200", false},
+		{"RC20240301_1200_", false},
+		{"RC20240301_1200_x", false},
+		{"rc20240301_1200", false},
+		{"xRC20240301_1200", false},
+		{"v1", false},
+		{"", false},
+	} {
+		if got := IsReleaseTag(tc.name); got != tc.want {
+			t.Errorf("IsReleaseTag(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -116,6 +116,15 @@ type Replica struct {
 	Ready    bool      `json:"ready"`
 	Restarts int       `json:"restarts"`
 	Started  time.Time `json:"started,omitzero"`
-	// State is running, starting, crash-looping, stopping or stopped.
+	// State is one of the Replica… states below.
 	State string `json:"state"`
 }
+
+// Replica states, as both runtimes report them.
+const (
+	ReplicaStarting     = "starting"      // not ready yet
+	ReplicaRunning      = "running"       // ready
+	ReplicaCrashLooping = "crash-looping" // restarting, never ready
+	ReplicaStopping     = "stopping"      // draining, terminating
+	ReplicaStopped      = "stopped"       // ended
+)

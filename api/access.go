@@ -1,8 +1,8 @@
 package api
 
 import (
+	"errors"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/ferryhq/ferry"
@@ -14,7 +14,7 @@ type access struct {
 	public bool       // no token at all
 	need   ferry.Role // the role needed, or the least one with perEnv
 	// perEnv: the role the {env} path value's environment needs for
-	// changes (Server.EnvRoles).
+	// changes (auth.EnvRole).
 	perEnv bool
 }
 
@@ -46,6 +46,7 @@ var routeAccess = map[string]access{
 	"GET /api/v1/deployments":          needViewer,
 	"GET /api/v1/deployments/{id}":     needViewer,
 	"GET /api/v1/dora":                 needViewer,
+	"GET /api/v1/envs/{env}/releases":  needViewer, // what ferry hook pre-receive asks
 	"POST /api/v1/builds":              needDeployer,
 	"POST /api/v1/builds/{id}/cancel":  needDeployer,
 	"POST /api/v1/envs/{env}/scale":    needEnvRole,
@@ -91,18 +92,21 @@ func (m *guardedMux) HandleFunc(pattern string, h func(http.ResponseWriter, *htt
 }
 
 // guard wraps h with a's checks: a token (auth.Middleware answers 401
-// without a valid one), then the role. Without access control (no Tokens)
-// and for public routes, h runs as it is.
+// without a valid one), then the role (auth.Allowed). Public routes run h
+// as it is. A server without Tokens is closed, not open: its guarded
+// routes answer 500 and log why.
 func (s *Server) guard(a access, h http.Handler) http.Handler {
-	if s.Tokens == nil || a.public {
+	if a.public {
 		return h
 	}
+	if s.Tokens == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.error(w, r, errNoTokens)
+		})
+	}
 	return auth.Middleware(s.Tokens.Lookup, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		need := a.need
-		if a.perEnv {
-			need = s.envRole(r.PathValue("env"), a.need)
-		}
-		if err := auth.Require(r, need); err != nil {
+		need := s.need(r, a)
+		if err := auth.Allowed(auth.TokenOf(r), need); err != nil {
 			s.Logger.Warn("refused", "method", r.Method, "path", r.URL.Path, "token", auth.Actor(r), "need", need)
 			s.error(w, r, err)
 			return
@@ -111,23 +115,30 @@ func (s *Server) guard(a access, h http.Handler) http.Handler {
 	}))
 }
 
-// envRole is the role changing env needs: what its configuration says.
-// An environment that does not exist needs least (the handler then refuses
-// it by name); one that exists but has no role here needs admin, so a
-// wiring mistake closes an environment rather than opening it.
-func (s *Server) envRole(env string, least ferry.Role) ferry.Role {
-	if r, ok := s.EnvRoles[env]; ok && r.Valid() {
-		return r
+// need is the role a request on a route with rule a needs: the rule's, or
+// for a change of the {env} environment the role its configuration names
+// (auth.EnvRole). An environment that does not exist needs the rule's
+// least role (the handler then refuses it by name).
+func (s *Server) need(r *http.Request, a access) ferry.Role {
+	if !a.perEnv {
+		return a.need
 	}
-	if s.Envs != nil && !slices.Contains(s.Envs.Names(), env) {
-		return least
+	if s.Envs == nil {
+		return ferry.RoleAdmin
 	}
-	return ferry.RoleAdmin
+	env, ok := s.Envs.Environment(r.PathValue("env"))
+	if !ok {
+		return a.need
+	}
+	return auth.EnvRole(env)
 }
 
-// Handler returns every route; with Tokens set, each needs a token with
-// the role routeAccess gives it, but for the routes it opens (the health
-// check, the API's documentation and webhooks).
+// errNoTokens is a server wired without its token lookup.
+var errNoTokens = errors.New("api: Server.Tokens is nil, so no token can be checked; refusing every guarded route")
+
+// Handler returns every route; each needs a token with the role
+// routeAccess gives it, but for the routes it opens (the health check, the
+// API's documentation and webhooks).
 func (s *Server) Handler() http.Handler {
 	return s.routes()
 }

@@ -53,15 +53,12 @@ type Server struct {
 	// Hooks serves /hooks/{provider}; nil disables webhooks.
 	Hooks http.Handler
 	// Tokens authenticates the requests of every route routeAccess does
-	// not open (access.go), and serves /api/v1/tokens; nil turns access control off
-	// (tests of the API alone), and then X-Ferry-Actor names the actor.
+	// not open (access.go), and serves /api/v1/tokens. It is required:
+	// without it those routes refuse every request.
 	Tokens Tokens
-	// EnvRoles is the role each environment's changes need (its
-	// configuration's role); see access.go.
-	EnvRoles map[string]ferry.Role
-	Logger   *slog.Logger
+	Logger *slog.Logger
 	// Heartbeat is how often a log follower gets an empty keep-alive
-	// line while nothing happens. Default 15s.
+	// line while it waits; ledger.DefaultHeartbeat (15s) when 0.
 	Heartbeat time.Duration
 }
 
@@ -95,14 +92,13 @@ func (s *Server) routes() *guardedMux {
 		mux.HandleFunc("POST /api/v1/envs/{env}/rollback", s.rollback)
 		mux.HandleFunc("POST /api/v1/envs/{env}/lock", s.lock)
 		mux.HandleFunc("DELETE /api/v1/envs/{env}/lock", s.unlock)
+		mux.HandleFunc("GET /api/v1/envs/{env}/releases", s.knownReleases)
 		mux.HandleFunc("POST /api/v1/quarantines", s.quarantine)
 		mux.HandleFunc("GET /api/v1/diff", s.diff)
 	}
-	if s.Tokens != nil {
-		mux.HandleFunc("POST /api/v1/tokens", s.createToken)
-		mux.HandleFunc("GET /api/v1/tokens", s.listTokens)
-		mux.HandleFunc("DELETE /api/v1/tokens/{name}", s.revokeToken)
-	}
+	mux.HandleFunc("POST /api/v1/tokens", s.createToken)
+	mux.HandleFunc("GET /api/v1/tokens", s.listTokens)
+	mux.HandleFunc("DELETE /api/v1/tokens/{name}", s.revokeToken)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { s.noRoute(mux.ServeMux, w, r) })
 	if s.Hooks != nil {
 		mux.Handle("/hooks/", s.Hooks)
@@ -297,14 +293,5 @@ func page(r *http.Request, def int64) (limit, before int64, err error) {
 	return limit, before, nil
 }
 
-// actor names who asked: the token's name, or without access control
-// (no Server.Tokens) the X-Ferry-Actor header.
-func actor(r *http.Request) string {
-	if a := auth.Actor(r); a != "" {
-		return a
-	}
-	if a := r.Header.Get("X-Ferry-Actor"); a != "" && len(a) <= 64 {
-		return a
-	}
-	return "api"
-}
+// actor names who asked: the name of the token that authenticated r.
+func actor(r *http.Request) string { return auth.Actor(r) }

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
-	"slices"
-	"time"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/ledger"
@@ -147,64 +145,72 @@ func (s *Server) buildLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	follow := queryBool(r, "follow")
 	ctx := r.Context()
-	b, err := s.Ledger.Build(ctx, id)
-	if err != nil {
+	if _, err := s.Ledger.Build(ctx, id); err != nil {
 		s.error(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+	out := newNDJSONLog(w)
+	err = ledger.Follow(ctx, s.Ledger, ledger.LogFollow{
+		Build: id, After: after, Live: follow, Changed: s.Builds.Changed, Heartbeat: s.Heartbeat,
+	}, out)
+	if err != nil && ctx.Err() == nil {
+		s.Logger.Error("read build log", "build", id, "err", err)
+	}
+}
+
+// ndjsonLog writes what ledger.Follow reads as LogRecords, one JSON object
+// a line; an empty object is a keep-alive.
+type ndjsonLog struct {
+	bw  *bufio.Writer
+	enc *json.Encoder
+	f   http.Flusher
+}
+
+func newNDJSONLog(w http.ResponseWriter) *ndjsonLog {
 	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	flusher, _ := w.(http.Flusher)
-	flush := func() {
-		_ = bw.Flush()
-		if flusher != nil {
-			flusher.Flush()
+	f, _ := w.(http.Flusher)
+	return &ndjsonLog{bw: bw, enc: json.NewEncoder(bw), f: f}
+}
+
+func (n *ndjsonLog) Read(lines []ferry.LogLine, b *ferry.Build, stepsChanged bool) error {
+	for i := range lines {
+		if err := n.enc.Encode(LogRecord{Line: &lines[i]}); err != nil {
+			return err
 		}
 	}
-	heartbeat := s.Heartbeat
-	if heartbeat <= 0 {
-		heartbeat = 15 * time.Second
-	}
-	var lastSteps []ferry.Step
-	for {
-		changed := s.Builds.Changed() // before reading, so no change is missed
-		lines, err := s.Ledger.Logs(ctx, id, after, 1000)
-		if err != nil {
-			s.Logger.Error("read build log", "build", id, "err", err)
-			return
-		}
-		for i := range lines {
-			_ = enc.Encode(LogRecord{Line: &lines[i]})
-			after = lines[i].Seq
-		}
-		if b, err = s.Ledger.Build(ctx, id); err != nil {
-			return
-		}
-		if !slices.Equal(lastSteps, b.Steps) {
-			_ = enc.Encode(LogRecord{Steps: b.Steps})
-			lastSteps = b.Steps
-		}
-		if len(lines) == 1000 {
-			flush()
-			continue // more to read at once
-		}
-		if b.State.Final() || !follow {
-			_ = enc.Encode(LogRecord{State: b.State, Reason: b.Reason, Digest: b.Digest})
-			flush()
-			return
-		}
-		flush()
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		case <-time.After(heartbeat):
-			_, _ = bw.WriteString("{}\n")
+	if stepsChanged {
+		if err := n.enc.Encode(LogRecord{Steps: b.Steps}); err != nil {
+			return err
 		}
 	}
+	return n.flush()
+}
+
+func (n *ndjsonLog) End(b *ferry.Build) error {
+	if err := n.enc.Encode(LogRecord{State: b.State, Reason: b.Reason, Digest: b.Digest}); err != nil {
+		return err
+	}
+	return n.flush()
+}
+
+func (n *ndjsonLog) Idle() error {
+	if _, err := n.bw.WriteString("{}\n"); err != nil {
+		return err
+	}
+	return n.flush()
+}
+
+func (n *ndjsonLog) flush() error {
+	if err := n.bw.Flush(); err != nil {
+		return err
+	}
+	if n.f != nil {
+		n.f.Flush()
+	}
+	return nil
 }
 
 // EventList is the body of GET /api/v1/events.

@@ -19,6 +19,9 @@ type Environments interface {
 	Scale(ctx context.Context, env string, replicas int, actor, reason string) (*ferry.Deployment, error)
 	Logs(ctx context.Context, env string, w io.Writer, tail int, follow bool) error
 	Names() []string
+	// Environment is the environment named name as configured, and
+	// whether there is one.
+	Environment(name string) (ferry.Environment, bool)
 	Check(ctx context.Context) ([]controller.Drift, error)
 }
 

@@ -321,6 +321,8 @@ var goTypes = map[string]reflect.Type{
 	"Side":              reflect.TypeFor[release.Side](),
 	"Change":            reflect.TypeFor[release.Change](),
 	"Comparison":        reflect.TypeFor[release.Comparison](),
+	"KnownRelease":      reflect.TypeFor[release.Known](),
+	"ReleaseList":       reflect.TypeFor[ReleaseList](),
 	"DoraReport":        reflect.TypeFor[dora.Report](),
 	"BuildList":         reflect.TypeFor[BuildList](),
 	"EventList":         reflect.TypeFor[EventList](),

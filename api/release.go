@@ -17,6 +17,26 @@ type Releases interface {
 	Unlock(ctx context.Context, env, actor, reason string) (*ferry.Lock, error)
 	Quarantine(ctx context.Context, ref, actor, reason string) (*ferry.Quarantine, error)
 	Diff(ctx context.Context, from, to string) (*release.Comparison, error)
+	// KnownReleases lists a gated environment's known releases, newest
+	// first (release.KnownReleases).
+	KnownReleases(ctx context.Context, env string) ([]release.Known, error)
+}
+
+// ReleaseList is the body of GET /api/v1/envs/{env}/releases.
+type ReleaseList struct {
+	Releases []release.Known `json:"releases"`
+}
+
+func (s *Server) knownReleases(w http.ResponseWriter, r *http.Request) {
+	ks, err := s.Releases.KnownReleases(r.Context(), r.PathValue("env"))
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if ks == nil {
+		ks = []release.Known{}
+	}
+	writeJSON(w, http.StatusOK, ReleaseList{Releases: ks})
 }
 
 func (s *Server) diff(w http.ResponseWriter, r *http.Request) {

@@ -198,6 +198,47 @@ func TestRequire(t *testing.T) {
 	}
 }
 
+// TestMayChange: an environment's changes need its configured role, and
+// admin when it names none or no role; a revoked token may change nothing.
+func TestMayChange(t *testing.T) {
+	deployer := &ferry.Token{Name: "ci", Role: ferry.RoleDeployer}
+	admin := &ferry.Token{Name: "boss", Role: ferry.RoleAdmin}
+	revoked := &ferry.Token{Name: "old", Role: ferry.RoleAdmin, RevokedAt: time.Unix(1, 0)}
+	dev := ferry.Environment{Name: "dev", Role: ferry.RoleDeployer}
+	prod := ferry.Environment{Name: "prod", From: "dev", Role: ferry.RoleReleaser}
+	unset := ferry.Environment{Name: "qa"}
+	typo := ferry.Environment{Name: "qa", Role: "releasr"}
+	tests := []struct {
+		tok      *ferry.Token
+		env      ferry.Environment
+		wantRole ferry.Role
+		wantCode string
+		wantMsg  string
+	}{
+		{deployer, dev, ferry.RoleDeployer, "", ""},
+		{deployer, prod, ferry.RoleReleaser, ferry.EFORBIDDEN, `token "ci" has role deployer; this needs releaser`},
+		{admin, prod, ferry.RoleReleaser, "", ""},
+		{deployer, unset, ferry.RoleAdmin, ferry.EFORBIDDEN, `token "ci" has role deployer; this needs admin`},
+		{deployer, typo, ferry.RoleAdmin, ferry.EFORBIDDEN, `token "ci" has role deployer; this needs admin`},
+		{admin, typo, ferry.RoleAdmin, "", ""},
+		{revoked, dev, ferry.RoleDeployer, ferry.EUNAUTHORIZED, `API token "old" was revoked`},
+		{nil, dev, ferry.RoleDeployer, ferry.EUNAUTHORIZED, "this needs a token with role deployer"},
+	}
+	for _, tt := range tests {
+		name := "no token"
+		if tt.tok != nil {
+			name = tt.tok.Name
+		}
+		if got := auth.EnvRole(tt.env); got != tt.wantRole {
+			t.Errorf("EnvRole(%s with role %q) = %s, want %s", tt.env.Name, tt.env.Role, got, tt.wantRole)
+		}
+		err := auth.MayChange(tt.tok, tt.env)
+		if ferry.ErrorCode(err) != tt.wantCode || ferry.ErrorMessage(err) != tt.wantMsg {
+			t.Errorf("MayChange(%s, %s with role %q) = %v, want code %q message %q", name, tt.env.Name, tt.env.Role, err, tt.wantCode, tt.wantMsg)
+		}
+	}
+}
+
 // clock is a settable time.
 type clock struct{ t time.Time }
 

@@ -88,7 +88,7 @@ func writeError(w http.ResponseWriter, status int, err *ferry.Error) {
 }
 
 // TokenOf returns the token that authenticated r, or nil when none did
-// (a public route, or a server without access control).
+// (a public route).
 func TokenOf(r *http.Request) *ferry.Token {
 	tok, _ := r.Context().Value(tokenKey{}).(*ferry.Token)
 	return tok
@@ -106,18 +106,4 @@ func Actor(r *http.Request) string {
 		return tok.Name
 	}
 	return ""
-}
-
-// Require returns nil when r's token has role need or a higher one: an
-// EFORBIDDEN error naming the token, its role and the role needed when it
-// does not, and EUNAUTHORIZED without a token.
-func Require(r *http.Request, need ferry.Role) error {
-	tok := TokenOf(r)
-	if tok == nil {
-		return ferry.Errorf(ferry.EUNAUTHORIZED, "this needs a token with role %s", need)
-	}
-	if !tok.Role.Allows(need) {
-		return ferry.Errorf(ferry.EFORBIDDEN, "token %q has role %s; this needs %s", tok.Name, tok.Role, need)
-	}
-	return nil
 }

@@ -74,6 +74,13 @@ type Config struct {
 	Command string
 	// PushAttempts bounds retries of a push to a registry that is down.
 	PushAttempts int
+
+	// The builder's dependencies, all required but Logger.
+	Ledger   Ledger
+	Git      Source    // the app's repository
+	Registry Publisher // where images go
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // GoConfig configures the Go image builder.
@@ -107,13 +114,20 @@ type Builder struct {
 	cancel   context.CancelFunc
 }
 
-// New returns a Builder; now is its clock.
-func New(cfg Config, l Ledger, src Source, pub Publisher, now func() time.Time, logger *slog.Logger) (*Builder, error) {
+// New returns a Builder. It refuses a Config that misses a dependency.
+func New(cfg Config) (*Builder, error) {
 	if (cfg.Go == nil) == (cfg.Command == "") {
 		return nil, errors.New("builder: exactly one of Go and Command must be set")
 	}
+	if cfg.Ledger == nil || cfg.Git == nil || cfg.Registry == nil || cfg.Now == nil {
+		return nil, errors.New("builder: Ledger, Git, Registry and Now are required")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	b := &Builder{
-		cfg: cfg, ledger: l, src: src, pub: pub, now: now, log: logger,
+		cfg: cfg, ledger: cfg.Ledger, src: cfg.Git, pub: cfg.Registry, now: cfg.Now, log: logger,
 		wake: make(chan struct{}, 1), changed: notify.New(),
 	}
 	if cfg.Timeout <= 0 {

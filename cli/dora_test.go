@@ -25,6 +25,9 @@ import (
 type doraEnvs struct{}
 
 func (doraEnvs) Names() []string { return []string{"dev", "prod"} }
+func (doraEnvs) Environment(name string) (ferry.Environment, bool) {
+	return ferry.Environment{Name: name}, name == "dev" || name == "prod"
+}
 func (doraEnvs) Status(context.Context) ([]controller.EnvStatus, error) {
 	return nil, ferry.Errorf(ferry.EUNAVAILABLE, "no controller in this test")
 }

@@ -45,21 +45,32 @@ ref updates ("<old> <new> <ref>" lines) on standard input and refuses the whole 
 (non-zero exit, the reason on standard error, which git shows the pusher as
 "remote: …") when one of them breaks the release rules:
 
-  release moves only fast-forward along master's history (a promotion) or back to
-  the commit of a known release, one with an annotated RC… tag (a rollback);
-  it is never deleted. Release tags (RC…) are annotated, on master's history,
-  and never moved or deleted. Other refs pass.
+  release moves only fast-forward along master's history (a promotion) or to
+  the commit of a known release (a rollback); it is never deleted. Release
+  tags (RC…) are annotated, on master's history, and never moved or deleted.
+  Other refs pass.
 
-Install it as hooks/pre-receive of the bare repository:
+A known release is the ledger's: a release that a deployment of the environment
+(--env) carried and that succeeded, as ferry's API lists it
+(GET /api/v1/envs/{env}/releases). An RC… tag in git does not make one. The hook asks
+the server --server (else FERRY_SERVER, else http://127.0.0.1:7070) with --token, else
+FERRY_TOKEN, else the token the credentials file holds for that server, as every
+client command does; a viewer token is enough. It asks only when the push updates a
+release branch, and fails closed: when the server cannot be asked, such a push is
+refused.
+
+Install it as hooks/pre-receive of the bare repository, with a token of its own
+(ferry token create --role viewer --name git-hook):
 
   #!/bin/sh
-  exec /usr/local/bin/ferry hook pre-receive`,
+  FERRY_TOKEN=ferry_… exec /usr/local/bin/ferry hook pre-receive --server https://ferry.example.com`,
 		Args: cobra.NoArgs,
 	}
 	cmd.Flags().StringVar(&opts.mainline, "master", "master", "the branch whose history alone may be released")
 	cmd.Flags().StringSliceVar(&opts.branches, "branch", []string{"release"}, "the branch(es) that track a gated environment")
-	cmd.Flags().StringVar(&opts.env, "env", "prod", "the environment the branch tracks (named in the advice to the pusher)")
+	cmd.Flags().StringVar(&opts.env, "env", "prod", "the gated environment the branch tracks: its known releases are what the branch may return to")
 	cmd.Flags().StringVar(&gitDir, "git-dir", "", "the repository (default: $GIT_DIR, set by git, else the current directory)")
+	newClient := serverFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		dir := gitDir
 		if dir == "" {
@@ -72,7 +83,14 @@ Install it as hooks/pre-receive of the bare repository:
 		if err != nil {
 			return fmt.Errorf("push refused: %w", err)
 		}
-		refused, err := preReceive(cmd.Context(), release.GitDir{Path: dir}, updates, opts, cmd.ErrOrStderr())
+		ask := func(ctx context.Context) ([]release.Known, error) {
+			c, err := newClient()
+			if err != nil {
+				return nil, err
+			}
+			return c.KnownReleases(ctx, opts.env)
+		}
+		refused, err := preReceive(cmd.Context(), release.GitDir{Path: dir}, updates, opts, ask, cmd.ErrOrStderr())
 		if err != nil {
 			// Fail closed: a push that cannot be checked is not let through.
 			return fmt.Errorf("push refused: cannot check it: %w", err)
@@ -112,8 +130,8 @@ func readRefUpdates(r io.Reader) ([]refUpdate, error) {
 
 // pushView is the repository as it will be if the push is accepted, as
 // far as the rules care: a mainline updated by the same push counts at
-// its new head (`git push origin master release` in one go). New release
-// tags do not count as known releases until they have landed.
+// its new head (`git push origin master release` in one go). Known
+// releases are the ledger's, so release tags pushed along change nothing.
 type pushView struct {
 	release.GitDir
 	heads map[string]string
@@ -130,21 +148,33 @@ func (p pushView) Head(ctx context.Context, branch string) (string, error) {
 }
 
 // preReceive checks every update, printing one line per checked ref to w,
-// and returns how many were refused. An error means some could not be
-// checked.
-func preReceive(ctx context.Context, g release.GitDir, updates []refUpdate, opts hookOptions, w io.Writer) (refused int, err error) {
+// and returns how many were refused. known asks ferry for the known
+// releases of opts.env, once, when an update of a release branch needs
+// them. An error means some update could not be checked.
+func preReceive(ctx context.Context, g release.GitDir, updates []refUpdate, opts hookOptions, known func(context.Context) ([]release.Known, error), w io.Writer) (refused int, err error) {
 	view := pushView{GitDir: g, heads: map[string]string{}}
 	for _, u := range updates {
 		if u.ref == "refs/heads/"+opts.mainline {
 			view.heads[opts.mainline] = u.new
 		}
 	}
+	var releases []release.Known
+	asked := false
 	for _, u := range updates {
 		if b, ok := strings.CutPrefix(u.ref, "refs/heads/"); ok && slices.Contains(opts.branches, b) {
-			v, err := release.Check(ctx, view, release.Move{Branch: b, Old: u.old, New: u.new}, opts.mainline)
+			m := release.Move{Branch: b, Old: u.old, New: u.new}
+			f, err := release.Observe(ctx, view, m, opts.mainline)
 			if err != nil {
 				return refused, fmt.Errorf("%s: %w", b, err)
 			}
+			if !asked {
+				if releases, err = known(ctx); err != nil {
+					return refused, fmt.Errorf("the known releases of %s: %w", opts.env, err)
+				}
+				asked = true
+			}
+			f.Env, f.Known = opts.env, releases
+			v := release.Classify(m, f)
 			if v.Allowed {
 				if v.Kind != release.Unchanged {
 					fmt.Fprintf(w, "ferry: %s → %s accepted (%s): %s\n", b, ferry.ShortSHA(u.new), v.Kind, v.Reason)
@@ -165,11 +195,11 @@ func preReceive(ctx context.Context, g release.GitDir, updates []refUpdate, opts
 					return refused, fmt.Errorf("tag %s: %w", name, err)
 				}
 			}
-			v, err := release.CheckTag(ctx, view, t, opts.mainline)
+			f, err := release.ObserveTag(ctx, view, t, opts.mainline)
 			if err != nil {
 				return refused, fmt.Errorf("tag %s: %w", name, err)
 			}
-			if !v.Allowed {
+			if v := release.ClassifyTag(t, f); !v.Allowed {
 				refused++
 				fmt.Fprintf(w, "ferry: refusing to update tag %s: %s\n", name, v.Reason)
 			}

@@ -3,12 +3,23 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/api"
+	"github.com/ferryhq/ferry/auth"
+	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/ledger/sqlite"
+	"github.com/ferryhq/ferry/release"
 )
 
 var (
@@ -88,17 +99,81 @@ func installHook(t *testing.T, bare, bin string, args ...string) {
 	}
 }
 
+// ledgerReleases answers the known releases route from a ledger, the
+// way the controller does: prod's succeeded deployments, through
+// release.KnownReleases. The other release routes are not called here.
+type ledgerReleases struct {
+	api.Releases
+	store ledger.Store
+}
+
+var hookProd = ferry.Environment{Name: "prod", Branch: "release", From: "dev"}
+
+func (l ledgerReleases) KnownReleases(ctx context.Context, env string) ([]release.Known, error) {
+	if env != hookProd.Name {
+		return nil, ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q (environments: [dev prod])", env)
+	}
+	ds, err := l.store.Deployments(ctx, ledger.DeploymentFilter{App: "app", Env: env, States: []ferry.DeploymentState{ferry.DeploymentSucceeded}, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	return release.KnownReleases(hookProd, ds), nil
+}
+
+// hookServer is ferry's API for the hook: the real routes with access
+// control over a SQLite ledger. released records that prod ran commit as
+// a release, which makes it a known release.
+type hookServer struct {
+	url, token string // token: a viewer's, all the hook needs
+	store      ledger.Store
+	n          int
+}
+
+func newHookServer(t *testing.T) *hookServer {
+	t.Helper()
+	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	tokens := &auth.Tokens{Store: store, App: "app"}
+	_, viewer, err := tokens.Create(t.Context(), "git-hook", ferry.RoleViewer, "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer((&api.Server{
+		App: "app", Ledger: store, Releases: ledgerReleases{store: store}, Tokens: tokens, Logger: slog.New(slog.DiscardHandler),
+	}).Handler())
+	t.Cleanup(srv.Close)
+	return &hookServer{url: srv.URL, token: viewer, store: store}
+}
+
+func (h *hookServer) flags() []string { return []string{"--server", h.url, "--token", h.token} }
+
+func (h *hookServer) released(t *testing.T, commit, rel string) {
+	t.Helper()
+	h.n++
+	at := time.Date(2024, 3, 1, 12, h.n, 0, 0, time.UTC)
+	d := &ferry.Deployment{App: "app", Env: "prod", Kind: ferry.DeployPromote, State: ferry.DeploymentSucceeded, Commit: commit,
+		Digest: fmt.Sprintf("sha256:%064x", h.n), Release: rel, Replicas: 1, Actor: "test", CreatedAt: at, StartedAt: at, FinishedAt: at}
+	if err := h.store.CreateDeployment(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestPreReceiveHook pushes to a real bare repository guarded by the
 // ferry binary as its pre-receive hook: the seed's promote and rollback
 // pass, every illegal move of release is refused with the reason, and the
-// remote's release stays where it was.
+// remote's release stays where it was. The known releases are those of
+// ferry's ledger, asked of its API: an RC… tag pushed by hand makes none.
 func TestPreReceiveHook(t *testing.T) {
 	t.Parallel()
 	bin := ferryBinary(t)
+	ferrySrv := newHookServer(t)
 	dir := t.TempDir()
 	bare, work := filepath.Join(dir, "app.git"), filepath.Join(dir, "work")
 	gitOK(t, dir, "init", "-q", "--bare", "--initial-branch=master", bare)
-	installHook(t, bare, bin)
+	installHook(t, bare, bin, ferrySrv.flags()...)
 	gitOK(t, dir, "clone", "-q", bare, work)
 	commit := func(msg string) string {
 		gitOK(t, work, "commit", "-q", "--allow-empty", "-m", msg)
@@ -171,7 +246,9 @@ func TestPreReceiveHook(t *testing.T) {
 	// Deleting release.
 	refused("delete", "may not be deleted", ":release")
 
-	// Release m2 gets its annotated RC tag; release moves on to m3.
+	// ferry releases m2 (prod runs it as RC20240301_1200) and pushes its
+	// annotated RC tag; release moves on to m3.
+	ferrySrv.released(t, m2, "RC20240301_1200")
 	gitOK(t, work, "tag", "-a", "-m", "RC20240301_1200: first release", "RC20240301_1200", m2)
 	accepted("release tag", "RC20240301_1200")
 	gitOK(t, work, "checkout", "-q", "release")
@@ -186,6 +263,12 @@ func TestPreReceiveHook(t *testing.T) {
 	if remote("refs/heads/release") != m2 {
 		t.Fatalf("release = %.12s after rollback, want %.12s", remote("refs/heads/release"), m2)
 	}
+	// A forged release: an annotated RC… tag on master passes the tag
+	// rules, but prod never ran m1, so release may not go back to it.
+	// (Before the ledger decided what a known release is, the tag did.)
+	gitOK(t, work, "tag", "-a", "-m", "forged", "RC20240301_1100", m1)
+	accepted("a forged release tag", "RC20240301_1100")
+	refused("back to a forged release", m1[:12]+" is not a fast-forward of "+m2[:12]+" and not a known release of prod", "--force", m1+":refs/heads/release")
 
 	// Release tags: annotated, on master, permanent.
 	gitOK(t, work, "tag", "RC20240302_0900", m3)
@@ -212,21 +295,32 @@ func TestPreReceiveHook(t *testing.T) {
 	// Other branches are not checked, even forced backwards.
 	accepted("force-push of another branch", "--force", m1+":refs/heads/feature")
 	// A release branch configured by flag.
-	installHook(t, bare, bin, "--branch", "release,stable", "--master", "master", "--env", "prod")
+	installHook(t, bare, bin, append(ferrySrv.flags(), "--branch", "release,stable", "--master", "master", "--env", "prod")...)
 	accepted("stable created", m4+":refs/heads/stable")
 	refused("stable moved backwards", "not a fast-forward", "--force", m1+":refs/heads/stable")
+
+	// Fail closed: when ferry cannot be asked, a push of release is
+	// refused; one that moves no release branch does not ask.
+	installHook(t, bare, bin, "--server", "http://127.0.0.1:1", "--token", ferrySrv.token)
+	if out, ok := push(m5+":refs/heads/master", m5+":refs/heads/release"); ok || !strings.Contains(out, "cannot check it") {
+		t.Errorf("git push of release with ferry unreachable: accepted %v\n%s\nwant refused: it cannot be checked", ok, out)
+	}
+	accepted("master with ferry unreachable", "master")
 }
 
 // TestPreReceiveInput runs the hook command in-process on hand-written
-// input: malformed lines and an unreadable repository refuse the push.
+// input: malformed lines, an unreadable repository and known releases
+// that cannot be had refuse the push.
 func TestPreReceiveInput(t *testing.T) {
 	t.Parallel()
+	ferrySrv := newHookServer(t)
 	dir := t.TempDir()
 	bare := filepath.Join(dir, "app.git")
 	gitOK(t, dir, "init", "-q", "--bare", "--initial-branch=master", bare)
 	hook := func(stdin string, args ...string) (string, int) {
 		var stdout, stderr bytes.Buffer
-		err := Run(context.Background(), append([]string{"hook", "pre-receive", "--git-dir", bare}, args...), strings.NewReader(stdin), &stdout, &stderr)
+		base := append([]string{"hook", "pre-receive", "--git-dir", bare}, ferrySrv.flags()...)
+		err := Run(context.Background(), append(base, args...), strings.NewReader(stdin), &stdout, &stderr)
 		code := 0
 		if err != nil {
 			stderr.WriteString(err.Error())
@@ -255,5 +349,25 @@ func TestPreReceiveInput(t *testing.T) {
 	got, code := hook(zero+" "+sha+" refs/heads/release\n", "--git-dir", filepath.Join(dir, "missing.git"))
 	if code == 0 || !strings.Contains(got, "cannot check it") {
 		t.Errorf("hook on a missing repository = exit %d, %q; want a refusal saying it cannot check", code, got)
+	}
+	// Known releases that cannot be had: the push is refused too.
+	gitOK(t, dir, "--git-dir="+bare, "update-ref", "refs/heads/master", gitOK(t, dir, "--git-dir="+bare, "commit-tree", "-m", "m1", gitOK(t, dir, "--git-dir="+bare, "mktree")))
+	m1 := gitOK(t, dir, "--git-dir="+bare, "rev-parse", "master")
+	create := zero + " " + m1 + " refs/heads/release\n"
+	if got, code := hook(create); code != 0 || !strings.Contains(got, "accepted (create)") {
+		t.Errorf("hook pre-receive creating release on master = exit %d, %q; want accepted", code, got)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown environment", []string{"--env", "staging"}, `unknown environment "staging"`},
+		{"no token", []string{"--token", "ferry_nope"}, "cannot check it"},
+		{"no server", []string{"--server", "http://127.0.0.1:1"}, "cannot reach the ferry server"},
+	} {
+		if got, code := hook(create, tc.args...); code == 0 || !strings.Contains(got, "cannot check it") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: hook pre-receive %s = exit %d, %q; want a refusal saying it cannot check, with %q", tc.name, strings.Join(tc.args, " "), code, got, tc.want)
+		}
 	}
 }

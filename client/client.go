@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/api"
+	"github.com/ferryhq/ferry/release"
 )
 
 // Client talks to one ferry server.
@@ -283,4 +284,14 @@ func (c *Client) Quarantine(ctx context.Context, ref, reason string) (*ferry.Qua
 	var out ferry.Quarantine
 	err := c.do(ctx, http.MethodPost, "/api/v1/quarantines", api.QuarantineRequest{Ref: ref, Reason: reason}, &out)
 	return &out, err
+}
+
+// KnownReleases lists env's known releases, newest first: the releases
+// the ledger says env ran (release.KnownReleases).
+func (c *Client) KnownReleases(ctx context.Context, env string) ([]release.Known, error) {
+	var out api.ReleaseList
+	if err := c.do(ctx, http.MethodGet, "/api/v1/envs/"+url.PathEscape(env)+"/releases", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Releases, nil
 }

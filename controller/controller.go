@@ -203,7 +203,7 @@ func (c *Controller) recoverInterrupted(ctx context.Context) error {
 	return nil
 }
 
-// restore applies the environment's current deployment to its target
+// restore applies the environment's current deployment to its runtime
 // (adopting or restarting replicas), then queues the newest succeeded build
 // for an environment driven by a branch if it is not what runs.
 func (c *Controller) restore(ctx context.Context, r *envRunner) error {
@@ -353,7 +353,7 @@ func (c *Controller) names() []string {
 	return out
 }
 
-// Close stops every target (replicas and load balancers).
+// Close stops every runtime (replicas and load balancers).
 func (c *Controller) Close(ctx context.Context) error {
 	var errs []error
 	for _, r := range c.envs {
@@ -364,15 +364,25 @@ func (c *Controller) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// event records what happened to deployment d (kind deployment.queued,
+// tag.failed, …), with a message naming it.
 func (c *Controller) event(ctx context.Context, kind, actor string, d *ferry.Deployment, reason string) {
 	what := kind[strings.IndexByte(kind, '.')+1:]
 	msg := fmt.Sprintf("%s %d to %s: %s %s", d.Kind, d.ID, d.Env, ferry.ShortSHA(d.Commit), what)
 	if d.Kind == ferry.DeployScale {
 		msg = fmt.Sprintf("scale %d of %s to %d replicas: %s", d.ID, d.Env, d.Replicas, what)
 	}
-	e := &ferry.Event{Time: c.now(), Actor: actor, Kind: kind, App: c.cfg.App, Env: d.Env, Commit: d.Commit, BuildID: d.BuildID, Message: msg, Reason: reason}
-	if err := c.ledger.AddEvent(ctx, e); err != nil {
-		c.log.Error("record event", "kind", kind, "err", err)
+	c.record(ctx, ferry.Event{Actor: actor, Kind: kind, Env: d.Env, Commit: d.Commit, BuildID: d.BuildID, Message: msg, Reason: reason})
+}
+
+// record is the one way the controller writes an audit event: it stamps
+// e with the clock and the app, appends it to the ledger (a failure is
+// logged, never returned: the change it records has happened) and wakes
+// followers.
+func (c *Controller) record(ctx context.Context, e ferry.Event) {
+	e.Time, e.App = c.now(), c.cfg.App
+	if err := c.ledger.AddEvent(ctx, &e); err != nil {
+		c.log.Error("record event", "kind", e.Kind, "err", err)
 	}
 	c.changed.Notify()
 }

@@ -405,3 +405,43 @@ func TestScale(t *testing.T) {
 		t.Errorf("next deployment replicas = %d, want 4", d.Replicas)
 	}
 }
+
+func TestNewNamesMissingDependencies(t *testing.T) {
+	full := func() Config {
+		tags := &fakeTags{tags: map[string]string{}}
+		l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return Config{App: "app", Image: "registry.test/app",
+			Envs:   []Env{{Environment: ferry.Environment{Name: "dev", Branch: "master"}, Runtime: newFakeTarget()}},
+			Ledger: l, Locks: l, Registry: tags, Git: tags, Now: time.Now}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"complete", func(*Config) {}, ""},
+		{"no logger is fine", func(c *Config) { c.Logger = nil }, ""},
+		{"no locks", func(c *Config) { c.Locks = nil }, "controller: missing Locks"},
+		{"no git, no clock", func(c *Config) { c.Git, c.Now = nil, nil }, "controller: missing Git, Now"},
+		{"no runtime", func(c *Config) { c.Envs[0].Runtime = nil }, "controller: missing Envs[dev].Runtime"},
+		{"nothing", func(c *Config) { *c = Config{} }, "controller: missing App, Image, Envs, Ledger, Locks, Registry, Git, Now"},
+	} {
+		cfg := full()
+		tc.change(&cfg)
+		_, err := New(cfg)
+		if got := errText(err); got != tc.want {
+			t.Errorf("New(%s) error = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

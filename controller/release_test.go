@@ -474,3 +474,59 @@ func (f *relFixture) releaseHead(sha string) {
 	}
 	f.ctrl.ReleaseHead(context.Background(), "release", sha)
 }
+
+// TestReleasePushOffMainline: a fast-forward of what prod runs that is
+// not on master's history breaks the same rule the hook applies; it is
+// an illegal head, never a promotion.
+func TestReleasePushOffMainline(t *testing.T) {
+	f := newRelFixture(t, 0)
+	a := f.commit("master", "a")
+	f.inDev(a)
+	if _, err := f.promote(""); err != nil {
+		t.Fatal(err)
+	}
+	f.git(f.work, "checkout", "-q", "-b", "feature")
+	off := f.commit("feature", "after a, off master")
+	f.git(f.work, "push", "-q", "origin", off.Commit+":refs/heads/release")
+	f.releaseHead(off.Commit)
+	if got := f.prod.runs().Digest; got != a.Digest {
+		t.Errorf("prod runs %s after a push off master, want %s", got, a.Digest)
+	}
+	st, _ := f.ctrl.Status(context.Background())
+	if want := "is not on master's history (only commits of master are released)"; !strings.Contains(st[1].Alert, want) {
+		t.Errorf("prod alert = %q, want it to contain %q", st[1].Alert, want)
+	}
+	events, _ := f.ledger.Events(context.Background(), ledger.EventFilter{App: "app", Kind: "release.illegal"})
+	if len(events) != 1 || events[0].Commit != off.Commit {
+		t.Errorf("release.illegal events = %+v, want one for %.12s", events, off.Commit)
+	}
+}
+
+// TestKnownReleases: the releases prod ran, newest first, once each; an
+// environment without releases is refused by name.
+func TestKnownReleases(t *testing.T) {
+	f := newRelFixture(t, 0)
+	a := f.commit("master", "a")
+	f.inDev(a)
+	ra, _ := f.promote("")
+	f.now = f.now.Add(time.Minute)
+	b := f.commit("master", "b")
+	f.inDev(b)
+	rb, _ := f.promote("")
+	d, err := f.ctrl.Rollback(context.Background(), "prod", "", "ada", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.wait(d.ID)
+	got, err := f.ctrl.KnownReleases(context.Background(), "prod")
+	if err != nil || len(got) != 2 || got[0].Release != ra.Release || got[0].Commit != a.Commit || got[0].DeploymentID != d.ID ||
+		got[1].Release != rb.Release || got[1].Commit != b.Commit {
+		t.Errorf("KnownReleases(prod) = %+v, %v; want %s (by the rollback %d), then %s", got, err, ra.Release, d.ID, rb.Release)
+	}
+	if _, err := f.ctrl.KnownReleases(context.Background(), "dev"); ferry.ErrorCode(err) != ferry.EINVALID {
+		t.Errorf("KnownReleases(dev) = %v, want EINVALID: dev has no releases", err)
+	}
+	if _, err := f.ctrl.KnownReleases(context.Background(), "prdo"); ferry.ErrorCode(err) != ferry.ENOTFOUND {
+		t.Errorf("KnownReleases(prdo) = %v, want ENOTFOUND", err)
+	}
+}

@@ -44,7 +44,7 @@ type Replicas struct {
 }
 
 // Status reports every environment: what the ledger says runs and what
-// the target really runs.
+// the runtime really runs.
 func (c *Controller) Status(ctx context.Context) ([]EnvStatus, error) {
 	out := make([]EnvStatus, 0, len(c.envs))
 	for _, r := range c.envs {
@@ -115,3 +115,13 @@ func (c *Controller) Logs(ctx context.Context, env string, w io.Writer, tail int
 
 // Names lists the environments in configuration order.
 func (c *Controller) Names() []string { return c.names() }
+
+// Environment returns the environment named name as configured, and
+// whether there is one.
+func (c *Controller) Environment(name string) (ferry.Environment, bool) {
+	r, ok := c.byName[name]
+	if !ok {
+		return ferry.Environment{}, false
+	}
+	return r.env.Environment, true
+}

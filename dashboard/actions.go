@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/auth"
 )
 
 // actionTimeout bounds one action; it does not end when the browser
@@ -49,12 +50,10 @@ func (d *Dashboard) action(w http.ResponseWriter, r *http.Request) {
 	case act != "promote" && act != "rollback" && act != "lock" && act != "unlock":
 		reply(http.StatusNotFound, notice{Text: fmt.Sprintf("There is no action %q (promote, rollback, lock, unlock).", act)})
 		return
-	case user == nil:
-		reply(http.StatusForbidden, notice{Text: "This ferry has no access control, so its dashboard changes nothing: use the CLI or the API."})
-		return
-	case !mayChange(user, env):
-		d.cfg.Logger.Warn("dashboard refused", "action", act, "env", name, "token", user.Name, "role", user.Role, "need", roleOf(env))
-		reply(http.StatusForbidden, notice{Text: fmt.Sprintf("Token %q has role %s; %s of %s needs %s.", user.Name, user.Role, act, name, roleOf(env))})
+	case auth.MayChange(user, env) != nil:
+		need := auth.EnvRole(env)
+		d.cfg.Logger.Warn("dashboard refused", "action", act, "env", name, "token", user.Name, "role", user.Role, "need", need)
+		reply(http.StatusForbidden, notice{Text: fmt.Sprintf("Token %q has role %s; %s of %s needs %s.", user.Name, user.Role, act, name, need)})
 		return
 	case (act == "promote" || act == "rollback") && env.From == "":
 		reply(http.StatusBadRequest, notice{Text: fmt.Sprintf("%s takes no promotions or rollbacks: it follows its branch.", name)})

@@ -14,14 +14,15 @@
 // fragments rendered on the server and swaps them in; running builds
 // stream their log lines and step changes over /builds/{id}/log.
 //
-// Access follows the API's rules. With a token lookup (Config.Tokens) a
-// person signs in by pasting an API token, kept in an HttpOnly,
+// Access follows the API's rules. A person signs in by pasting an API
+// token (looked up by Config.Tokens), kept in an HttpOnly,
 // SameSite=Strict cookie and looked up again on every request, so a revoked
 // token ends its session at once; nothing but the sign-in page is shown to
 // anyone else. An action button is shown only when the token's role allows
-// that change of that environment (Environment.Role, as the API's EnvRoles), and the
-// action checks it again. Every POST must come from the dashboard's own
-// origin (Sec-Fetch-Site or Origin), else it is refused with a 403 page.
+// that change of that environment, and the action checks it again, both
+// by auth.MayChange, the API's own rule. Every POST must come from the
+// dashboard's own origin (Sec-Fetch-Site or Origin), else it is refused
+// with a 403 page.
 package dashboard
 
 import (
@@ -99,9 +100,8 @@ type Config struct {
 	Releases     Releases
 	Builds       Builds
 	Ledger       Ledger
-	// Tokens looks tokens up by their secret's hash (auth.Tokens.Lookup).
-	// Nil turns access control off: everything is shown to anyone and no
-	// action is offered, since nobody can sign in.
+	// Tokens looks tokens up by their secret's hash (auth.Tokens.Lookup);
+	// required, as every page but the sign-in page needs a signed-in token.
 	Tokens auth.Lookup
 	// DORA, when set, computes the DORA figures the dashboard shows
 	// (normally dora.Reporter's of the production environments).
@@ -143,6 +143,8 @@ func New(cfg Config) (*Dashboard, error) {
 		return nil, errors.New("dashboard: Builds is required")
 	case cfg.Ledger == nil:
 		return nil, errors.New("dashboard: Ledger is required")
+	case cfg.Tokens == nil:
+		return nil, errors.New("dashboard: Tokens is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -253,14 +255,12 @@ type errorView struct {
 // base is what every page's frame shows.
 type base struct {
 	App, Version, Asset string
-	// Access says whether access control is on; User is the signed-in
-	// token.
-	Access bool
-	User   *ferry.Token
+	// User is the signed-in token.
+	User *ferry.Token
 }
 
 func (d *Dashboard) base(user *ferry.Token) base {
-	return base{App: d.cfg.App, Version: d.cfg.Version, Asset: d.assetVersion, Access: d.cfg.Tokens != nil, User: user}
+	return base{App: d.cfg.App, Version: d.cfg.Version, Asset: d.assetVersion, User: user}
 }
 
 // render executes a template; a failure midway is logged (the status is

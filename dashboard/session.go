@@ -48,14 +48,10 @@ func (d *Dashboard) who(r *http.Request) (*ferry.Token, string, error) {
 	return tok, "", nil
 }
 
-// signedIn answers r itself and returns false unless r may see the
-// dashboard: always without access control, else with a valid session.
-// A page request without one is sent to the sign-in page; a fragment,
-// stream or action gets 401.
+// signedIn returns r's token, or answers r itself and returns false when
+// r has no valid session: a page request is sent to the sign-in page; a
+// fragment, stream or action gets 401.
 func (d *Dashboard) signedIn(w http.ResponseWriter, r *http.Request, page bool) (*ferry.Token, bool) {
-	if d.cfg.Tokens == nil {
-		return nil, true
-	}
 	tok, why, err := d.who(r)
 	if err != nil {
 		d.cfg.Logger.Error("dashboard: look up session token", "err", err)
@@ -87,11 +83,9 @@ type signInView struct {
 }
 
 func (d *Dashboard) signInPage(w http.ResponseWriter, r *http.Request) {
-	if d.cfg.Tokens != nil {
-		if tok, _, err := d.who(r); err == nil && tok != nil {
-			http.Redirect(w, r, "/", http.StatusSeeOther)
-			return
-		}
+	if tok, _, err := d.who(r); err == nil && tok != nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
 	}
 	v := signInView{base: d.base(nil), Message: signInReasons[r.URL.Query().Get("why")]}
 	d.html(w, http.StatusOK)
@@ -101,10 +95,6 @@ func (d *Dashboard) signInPage(w http.ResponseWriter, r *http.Request) {
 // signIn checks the pasted token and keeps it in the session cookie.
 func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request) {
 	if !d.sameOrigin(w, r) {
-		return
-	}
-	if d.cfg.Tokens == nil {
-		d.errorPage(w, r, http.StatusNotFound, "No sign-in", "This ferry has no access control: there is nothing to sign in to.")
 		return
 	}
 	refuse := func(status int, msg string) {

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -147,9 +147,6 @@ func (d *Dashboard) changes(w http.ResponseWriter, r *http.Request) {
 // of a token revoked meanwhile ends at its next heartbeat (the browser's
 // reconnect is then refused). A ledger that cannot answer keeps it.
 func (d *Dashboard) stillSignedIn(r *http.Request) bool {
-	if d.cfg.Tokens == nil {
-		return true
-	}
 	tok, _, err := d.who(r)
 	return err != nil || tok != nil
 }
@@ -222,8 +219,7 @@ func (d *Dashboard) buildLog(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ctx := r.Context()
-	b, err := d.cfg.Ledger.Build(ctx, id)
-	if err != nil {
+	if _, err := d.cfg.Ledger.Build(ctx, id); err != nil {
 		d.errorPage(w, r, ferry.HTTPStatus(err), "No build", d.safe("build", err))
 		return
 	}
@@ -233,59 +229,50 @@ func (d *Dashboard) buildLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(s.w, "retry: %d\n\n", 2000)
-	heartbeat := time.NewTicker(d.cfg.Heartbeat)
-	defer heartbeat.Stop()
-	var lastSteps []stepData
-	for {
-		changed := d.cfg.Builds.Changed() // before reading, so no change is missed
-		lines, err := d.cfg.Ledger.Logs(ctx, id, after, ledger.MaxLogLimit)
-		if err != nil {
-			if ctx.Err() == nil {
-				d.cfg.Logger.Error("dashboard: read build log", "build", id, "err", err)
-			}
-			return
-		}
-		for _, l := range lines {
-			data, _ := json.Marshal(logLine{Step: l.Step, Time: l.Time, Text: l.Text})
-			s.event(strconv.FormatInt(l.Seq, 10), "line", string(data))
-			after = l.Seq
-		}
-		if b, err = d.cfg.Ledger.Build(ctx, id); err != nil {
-			return
-		}
+	err = ledger.Follow(ctx, d.cfg.Ledger, ledger.LogFollow{
+		Build: id, After: after, Live: true, Changed: d.cfg.Builds.Changed, Heartbeat: d.cfg.Heartbeat,
+	}, &sseLog{s: s, stillSignedIn: func() bool { return d.stillSignedIn(r) }})
+	if err != nil && ctx.Err() == nil && !errors.Is(err, errSignedOut) {
+		d.cfg.Logger.Error("dashboard: read build log", "build", id, "err", err)
+	}
+}
+
+// errSignedOut ends a stream whose session ended.
+var errSignedOut = errors.New("the session ended")
+
+// sseLog writes what ledger.Follow reads as server-sent events (see
+// buildLog); at each heartbeat it ends the stream of a session that ended.
+type sseLog struct {
+	s             *sse
+	stillSignedIn func() bool
+}
+
+func (l *sseLog) Read(lines []ferry.LogLine, b *ferry.Build, stepsChanged bool) error {
+	for _, ln := range lines {
+		data, _ := json.Marshal(logLine{Step: ln.Step, Time: ln.Time, Text: ln.Text})
+		l.s.event(strconv.FormatInt(ln.Seq, 10), "line", string(data))
+	}
+	if stepsChanged {
 		steps := make([]stepData, 0, len(b.Steps))
 		for _, st := range b.Steps {
 			steps = append(steps, stepData{Name: st.Name, State: st.State, Attempts: st.Attempts, Error: st.Error})
 		}
-		if !slices.Equal(steps, lastSteps) {
-			data, _ := json.Marshal(steps)
-			s.event("", "steps", string(data))
-			lastSteps = steps
-		}
-		if len(lines) == ledger.MaxLogLimit {
-			if s.flush() != nil {
-				return
-			}
-			continue // more to read at once
-		}
-		if b.State.Final() {
-			data, _ := json.Marshal(endData{State: b.State, Reason: b.Reason, Digest: b.Digest})
-			s.event("", "end", string(data))
-			_ = s.flush()
-			return
-		}
-		if s.flush() != nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		case <-heartbeat.C:
-			if !d.stillSignedIn(r) {
-				return
-			}
-			s.comment("keep-alive")
-		}
+		data, _ := json.Marshal(steps)
+		l.s.event("", "steps", string(data))
 	}
+	return l.s.flush()
+}
+
+func (l *sseLog) End(b *ferry.Build) error {
+	data, _ := json.Marshal(endData{State: b.State, Reason: b.Reason, Digest: b.Digest})
+	l.s.event("", "end", string(data))
+	return l.s.flush()
+}
+
+func (l *sseLog) Idle() error {
+	if !l.stillSignedIn() {
+		return errSignedOut
+	}
+	l.s.comment("keep-alive")
+	return l.s.flush()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/dora"
 	"github.com/ferryhq/ferry/ledger"
@@ -131,20 +132,6 @@ const (
 	fragmentDeadline = 30 * time.Second
 )
 
-// roleOf is the role changing env needs: its configured role, or admin
-// when that is not a valid role (the API's rule).
-func roleOf(e ferry.Environment) ferry.Role {
-	if e.Role.Valid() {
-		return e.Role
-	}
-	return ferry.RoleAdmin
-}
-
-// mayChange reports whether user may change env.
-func mayChange(user *ferry.Token, e ferry.Environment) bool {
-	return user != nil && !user.Revoked() && user.Role.Allows(roleOf(e))
-}
-
 // load fills the parts of a view that are named (all when none is).
 func (d *Dashboard) load(ctx context.Context, user *ferry.Token, parts ...string) *view {
 	ctx, cancel := context.WithTimeout(ctx, fragmentDeadline)
@@ -152,7 +139,7 @@ func (d *Dashboard) load(ctx context.Context, user *ferry.Token, parts ...string
 	want := func(p string) bool { return len(parts) == 0 || slices.Contains(parts, p) }
 	v := &view{base: d.base(user)}
 	for _, e := range d.cfg.Envs {
-		if mayChange(user, e) {
+		if auth.MayChange(user, e) == nil {
 			v.CanAct = true
 		}
 	}
@@ -225,7 +212,7 @@ func (d *Dashboard) loadActions(ctx context.Context, user *ferry.Token) []action
 	}
 	var out []actionView
 	for _, e := range d.cfg.Envs {
-		if !mayChange(user, e) {
+		if auth.MayChange(user, e) != nil {
 			continue
 		}
 		a := actionView{Env: e.Name, Upstream: e.From, Lock: locks[e.Name]}

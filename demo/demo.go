@@ -62,7 +62,7 @@ func Prepare(ctx context.Context, dir, appSrc, ferry string, ports Ports, progre
 		}
 		l.Created = true
 	}
-	if err := installHook(l, ferry); err != nil {
+	if err := installHook(l, ferry, fmt.Sprintf("http://127.0.0.1:%d", ports.API)); err != nil {
 		return nil, fmt.Errorf("install the pre-receive hook: %w", err)
 	}
 	if _, err := os.Stat(l.Config); err != nil {
@@ -115,8 +115,11 @@ func createRepo(ctx context.Context, appSrc, bare string) error {
 
 // installHook copies ferry's executable to <dir>/bin/ferry (`go run`
 // deletes its own binary on exit) and makes the repository's pre-receive
-// hook run it: release moves only along master or back to a release.
-func installHook(l *Layout, ferry string) error {
+// hook run it: release moves only along master or back to a release. The
+// hook asks the demo's server (at server) for prod's known releases, with
+// the token the demo stores for it in the credentials file of whoever
+// pushes.
+func installHook(l *Layout, ferry, server string) error {
 	if ferry == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -137,8 +140,9 @@ func installHook(l *Layout, ferry string) error {
 	}
 	script := "#!/bin/sh\n" +
 		"# Installed by `ferry demo`: refuses pushes that move release other than\n" +
-		"# forward along master or back to a release (RC… tag), and protects RC… tags.\n" +
-		"exec " + shellQuote(l.Ferry) + " hook pre-receive --master master --branch release --env prod\n"
+		"# forward along master or back to a release prod ran (ferry's ledger says\n" +
+		"# which, through the demo's server), and protects RC… tags.\n" +
+		"exec " + shellQuote(l.Ferry) + " hook pre-receive --server " + shellQuote(server) + " --master master --branch release --env prod\n"
 	hooks := filepath.Join(l.Repo, "hooks")
 	if err := os.MkdirAll(hooks, 0o755); err != nil {
 		return err

@@ -37,7 +37,7 @@ func TestPrepareInstallsHook(t *testing.T) {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	if got, want := runHook(), "v1 hook pre-receive --master master --branch release --env prod"; got != want {
+	if got, want := runHook(), "v1 hook pre-receive --server http://127.0.0.1:7070 --master master --branch release --env prod"; got != want {
 		t.Errorf("the hook runs %q, want %q", got, want)
 	}
 	// A second Prepare (a resumed demo) refreshes the copy.

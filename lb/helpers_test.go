@@ -6,12 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/loadtest"
 	"github.com/ferryhq/ferry/lb"
 )
 
@@ -156,101 +155,22 @@ func addReady(t *testing.T, b *lb.Balancer, rs ...*replica) {
 	}
 }
 
-// load is a load generator: workers send requests over keep-alive
-// connections until stopped or max requests were sent, and count failures
-// (transport errors and non-2xx answers).
-type load struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	errs       []string
-	seen       []sample
-	stop       context.CancelFunc
-	wg         sync.WaitGroup
-}
-
-type sample struct {
-	start   time.Time
-	replica string
-}
-
-// startLoad runs workers against url. Every postEvery-th request of a worker
-// is a POST /echo whose body must come back (0: never).
-func startLoad(url string, workers int, max int64, limit time.Duration, postEvery int) *load {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	l := &load{stop: cancel}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	var sent atomic.Int64
-	for w := range workers {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for i := 0; ctx.Err() == nil && sent.Add(1) <= max; i++ {
-				start := time.Now()
-				var (
-					res *http.Response
-					err error
-					msg string
-				)
-				if postEvery > 0 && i%postEvery == postEvery-1 {
-					msg = fmt.Sprintf("w%d-%d", w, i)
-					res, err = client.Post(url+"/echo", "text/plain", strings.NewReader(msg))
-				} else {
-					res, err = client.Get(url + "/")
-				}
-				if err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					l.fail(err.Error())
-					continue
-				}
-				body, err := io.ReadAll(res.Body)
-				res.Body.Close()
-				switch {
-				case err != nil:
-					l.fail(err.Error())
-				case res.StatusCode/100 != 2:
-					l.fail(fmt.Sprintf("%s: %s", res.Status, body))
-				case msg != "" && string(body) != msg:
-					l.fail(fmt.Sprintf("echo = %q, want %q", body, msg))
-				default:
-					l.ok.Add(1)
-					l.mu.Lock()
-					l.seen = append(l.seen, sample{start, res.Header.Get(lb.ReplicaHeader)})
-					l.mu.Unlock()
-				}
+// startLoad runs workers against url over keep-alive connections until
+// finished, max requests were sent or limit passed. Every postEvery-th
+// request of a worker is a POST /echo whose body must come back (0:
+// never). Served counts the answers by the replica that gave them.
+func startLoad(url string, workers int, max int64, limit time.Duration, postEvery int) *loadtest.Load {
+	return loadtest.Start(loadtest.Config{
+		Workers: workers, Max: max, Duration: limit,
+		Request: func(w, i int) loadtest.Request {
+			if postEvery > 0 && i%postEvery == postEvery-1 {
+				msg := fmt.Sprintf("w%d-%d", w, i)
+				return loadtest.Request{Method: http.MethodPost, URL: url + "/echo", Body: msg, Want: msg}
 			}
-		}()
-	}
-	return l
-}
-
-func (l *load) fail(msg string) {
-	l.failed.Add(1)
-	l.mu.Lock()
-	if len(l.errs) < 10 {
-		l.errs = append(l.errs, msg)
-	}
-	l.mu.Unlock()
-}
-
-func (l *load) finish() {
-	l.stop()
-	l.wg.Wait()
-}
-
-// servedBy counts the successful responses per replica among requests that
-// started after since.
-func (l *load) servedBy(since time.Time) map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	m := map[string]int{}
-	for _, s := range l.seen {
-		if s.start.After(since) {
-			m[s.replica]++
-		}
-	}
-	return m
+			return loadtest.Request{URL: url + "/"}
+		},
+		Key: func(res *http.Response, _ []byte) string { return res.Header.Get(lb.ReplicaHeader) },
+	})
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -23,8 +23,8 @@ func TestRollingSwitchUnderLoadLosesNothing(t *testing.T) {
 	addReady(t, b, old...)
 
 	l := startLoad("http://"+b.Addr(), 8, 1_000_000, 60*time.Second, 4)
-	defer l.finish()
-	waitFor(t, "load running", func() bool { return l.ok.Load() > 50 })
+	defer l.Stop()
+	waitFor(t, "load running", func() bool { return l.OK() > 50 })
 
 	began := time.Now()
 	var switched time.Time
@@ -58,16 +58,16 @@ func TestRollingSwitchUnderLoadLosesNothing(t *testing.T) {
 		switched = time.Now()
 		old = next
 		waitFor(t, "load on the new replicas", func() bool {
-			return len(l.servedBy(switched)) > 0 && l.ok.Load() > int64(g*500)
+			return len(l.Served(switched)) > 0 && l.OK() > int64(g*500)
 		})
 	}
 	time.Sleep(100 * time.Millisecond)
-	l.finish()
+	l.Stop()
 
-	if n := l.failed.Load(); n != 0 {
-		t.Errorf("%d of %d requests failed across %d rollouts, want 0; first: %v", n, n+l.ok.Load(), rounds, l.errs)
+	if n := l.Failed(); n != 0 {
+		t.Errorf("%d of %d requests failed across %d rollouts, want 0; first: %v", n, n+l.OK(), rounds, l.Errors())
 	}
-	final := l.servedBy(switched)
+	final := l.Served(switched)
 	want := []string{old[0].id, old[1].id}
 	for id := range final {
 		if !slices.Contains(want, id) {
@@ -80,7 +80,7 @@ func TestRollingSwitchUnderLoadLosesNothing(t *testing.T) {
 		}
 	}
 	t.Logf("%d requests in %v (%.0f/s), %d failed, %d rollouts",
-		l.ok.Load(), time.Since(began).Round(time.Millisecond), float64(l.ok.Load())/time.Since(began).Seconds(), l.failed.Load(), rounds)
+		l.OK(), time.Since(began).Round(time.Millisecond), float64(l.OK())/time.Since(began).Seconds(), l.Failed(), rounds)
 }
 
 // TestCrashedReplicaUnderLoad closes one replica's listener and connections
@@ -93,23 +93,23 @@ func TestCrashedReplicaUnderLoad(t *testing.T) {
 	addReady(t, b, a, victim, c)
 
 	l := startLoad("http://"+b.Addr(), 8, 1_000_000, 30*time.Second, 0)
-	defer l.finish()
+	defer l.Stop()
 	waitFor(t, "requests in flight on the victim", func() bool { return victim.active.Load() > 0 })
 	victim.crash()
 	crashed := time.Now()
-	waitFor(t, "load after the crash", func() bool { return l.ok.Load() > 500 && len(l.servedBy(crashed)) > 0 })
+	waitFor(t, "load after the crash", func() bool { return l.OK() > 500 && len(l.Served(crashed)) > 0 })
 	time.Sleep(200 * time.Millisecond)
-	l.finish()
+	l.Stop()
 
-	if n := l.failed.Load(); n != 0 {
-		t.Errorf("%d GETs failed after a replica crashed, want 0; first: %v", n, l.errs)
+	if n := l.Failed(); n != 0 {
+		t.Errorf("%d GETs failed after a replica crashed, want 0; first: %v", n, l.Errors())
 	}
 	st, _ := status(b, "b")
 	if st.Ready || st.LastError == "" {
 		t.Errorf("status(crashed) = %+v, want not ready with its error", st)
 	}
 	// Requests that started well after the crash never reach it.
-	if n := l.servedBy(crashed.Add(50 * time.Millisecond))["b"]; n != 0 {
+	if n := l.Served(crashed.Add(50 * time.Millisecond))["b"]; n != 0 {
 		t.Errorf("crashed replica served %d requests after its crash", n)
 	}
 	if got := b.ReadyCount(); got != 2 {

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/source"
 )
 
 // GitDir is a repository on disk read with the git command line: the
@@ -110,15 +109,6 @@ func (g GitDir) IsAncestor(ctx context.Context, ancestor, descendant string) (bo
 		return false, nil
 	}
 	return err == nil, err
-}
-
-// ReleaseTags returns the annotated release tags and their commits.
-func (g GitDir) ReleaseTags(ctx context.Context) (map[string]string, error) {
-	out, err := g.git(ctx, "for-each-ref", source.ReleaseTagFormat, "refs/tags/RC*")
-	if err != nil {
-		return nil, err
-	}
-	return source.ParseReleaseTags(out), nil
 }
 
 // Peel says whether object is an annotated tag and which commit it

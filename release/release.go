@@ -1,27 +1,40 @@
-// Package release holds the rules for the branch that tracks a gated
-// environment (DESIGN §4, §6.3): `release` moves fast-forward along
-// master's history (a promotion) or back to the commit of a known release,
-// one that carries an annotated RC… tag (a rollback). Anything else — not
-// a fast-forward, not on master, an unknown commit, deleting the branch —
-// is refused, with a sentence that names the rule. Release tags themselves
-// are permanent: annotated, on master, never moved or deleted.
+// Package release holds the rules of a gated environment's releases
+// (DESIGN §4, §6) as pure functions over facts gathered beforehand, so
+// that each rule is written once and table-tested without git or a ledger:
 //
-// The rules are plain functions over a small Git interface. Two
-// implementations exist: source.Repo (the controller's fetch cache) and
-// GitDir (a repository on disk, used by `ferry hook pre-receive` inside a
-// git server). The package also renders release notes and compares what
-// two environments run.
+//   - Gates: may a commit be promoted to an environment now (it takes
+//     promotions, is not locked, runs no rollout, the commit is not
+//     quarantined, is on the mainline's history, succeeded upstream and
+//     soaked there, and the release branch only moves forward)?
+//   - RollbackTarget and RollbackGates: which release a rollback returns
+//     to, and whether it may.
+//   - Classify: what a move of the release branch is — a promotion (a
+//     fast-forward along the mainline), a return to a known release (a
+//     rollback), the branch's creation, no change — or which rule it
+//     breaks, in a sentence.
+//   - ClassifyTag: release tags (RC…) are annotated, on the mainline's
+//     history, and never moved or deleted.
+//
+// A known release is the ledger's, and only the ledger's: a succeeded
+// deployment of the gated environment that carries a release name
+// (KnownReleases). An annotated RC… tag in git proves nothing; anyone who
+// can push can make one.
+//
+// Two callers gather the facts. The controller reads its ledger and its
+// fetch cache (source.Repo) when it promotes, rolls back or sees a push to
+// the release branch; `ferry hook pre-receive`, inside a git server, reads
+// the repository through GitDir and asks ferry's API for the known
+// releases. Both read git through Observe and ObserveTag and the small Git
+// interface, so both decide on the same facts. The package also renders
+// release notes and compares what two environments run.
 package release
 
 import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/source"
 )
 
 // Git is what the rules read from a repository.
@@ -32,8 +45,6 @@ type Git interface {
 	// IsAncestor reports whether ancestor is reachable from descendant (a
 	// commit is its own ancestor); ferry.ENOTFOUND for an unknown commit.
 	IsAncestor(ctx context.Context, ancestor, descendant string) (bool, error)
-	// ReleaseTags returns the annotated release tags: tag → commit.
-	ReleaseTags(ctx context.Context) (map[string]string, error)
 }
 
 // Zero is the all-zero id git uses for "no commit": an Old of Zero creates
@@ -46,6 +57,7 @@ type Move struct {
 	Branch string
 	// Old is where the branch points now (Zero or empty: it does not
 	// exist), New where it would point (Zero: deleted). Full commit ids.
+	// For the controller, Old is what the environment runs.
 	Old, New string
 }
 
@@ -54,206 +66,162 @@ type Kind string
 
 // Kinds of allowed moves.
 const (
-	Promote   Kind = "promote"   // fast-forward along master's history
-	Rollback  Kind = "rollback"  // back (or over) to a known release's commit
-	Create    Kind = "create"    // the branch is created at a commit on master or of a release
+	Promote   Kind = "promote"   // fast-forward along the mainline's history
+	Rollback  Kind = "rollback"  // to a known release's commit, back or over
+	Create    Kind = "create"    // the branch is created at a commit of the mainline or of a known release
 	Unchanged Kind = "unchanged" // the branch stays where it is
 )
 
-// Verdict is the outcome of a check.
+// Rule names the rule a refused move breaks.
+type Rule string
+
+// The rules of the release branch.
+const (
+	RuleNoDelete Rule = "no-delete" // the branch is never deleted
+	RuleCommit   Rule = "commit"    // it names a commit of the repository
+	RuleMainline Rule = "mainline"  // it moves forward only along the mainline's history
+	RuleForward  Rule = "forward"   // it moves forward, or to a known release
+)
+
+// Verdict is the outcome of a rule.
 type Verdict struct {
 	Allowed bool `json:"allowed"`
 	// Kind is set when Allowed.
 	Kind Kind `json:"kind,omitempty"`
-	// Release is the release tag a rollback (or a create) returns to.
+	// Release is the known release a rollback (or a create) goes to.
 	Release string `json:"release,omitempty"`
+	// Rule is the rule a refused move breaks.
+	Rule Rule `json:"rule,omitempty"`
 	// Reason is a sentence: for a refusal it names the rule broken, for
 	// an allowed move what it is.
 	Reason string `json:"reason"`
 }
 
-func refuse(format string, args ...any) Verdict {
-	return Verdict{Reason: fmt.Sprintf(format, args...)}
+func refuse(rule Rule, format string, args ...any) Verdict {
+	return Verdict{Rule: rule, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Check applies the release branch's rules to m, with mainline (normally
-// "master") the branch whose history alone may be released. An error
-// means the rules could not be applied (git failed, bad input), never
-// that the move is illegal: refusals are a Verdict with Allowed false.
-func Check(ctx context.Context, g Git, m Move, mainline string) (Verdict, error) {
-	branch := m.Branch
-	if branch == "" {
-		branch = "release"
+// MoveFacts is what Classify knows of a move: the repository's side read by
+// Observe, the ledger's (Env, Known) filled in by the caller.
+type MoveFacts struct {
+	// Env is the gated environment the branch tracks, named in messages.
+	Env string
+	// Mainline is the branch whose history alone is released;
+	// HasMainline says whether it exists.
+	Mainline    string
+	HasMainline bool
+	// Exists says whether New is a commit of the repository.
+	Exists bool
+	// OnMainline says whether New is on the mainline's history.
+	OnMainline bool
+	// FastForward says whether Old is an ancestor of New (false when Old
+	// is Zero or no longer a commit of the repository).
+	FastForward bool
+	// Known are the environment's known releases, newest first
+	// (KnownReleases).
+	Known []Known
+}
+
+// Classify applies the release branch's rules to m. The branch is never
+// deleted. A move to the commit of a known release is a return to that
+// release (a rollback), whether the commit is before or after Old: no new
+// release is made of a commit that already is one. Any other move must be
+// a fast-forward of Old along the mainline's history (a promotion). A
+// branch that does not exist yet may be created at a commit of the
+// mainline's history, or else at a known release. Anything else is
+// refused, with a sentence naming every rule the move fails.
+func Classify(m Move, f MoveFacts) Verdict {
+	branch := cmp.Or(m.Branch, "release")
+	old := cmp.Or(m.Old, Zero)
+	switch {
+	case !ferry.ValidCommit(old) || !ferry.ValidCommit(m.New):
+		return refuse(RuleCommit, "%s → %s is not a move between two commit ids", m.Old, m.New)
+	case m.New == Zero:
+		return refuse(RuleNoDelete, "%s may not be deleted: it tracks what the environment runs", branch)
+	case m.New == old:
+		return Verdict{Allowed: true, Kind: Unchanged, Reason: fmt.Sprintf("%s stays at %s", branch, short(old))}
+	case !f.Exists:
+		return refuse(RuleCommit, "%s is not a commit of this repository", short(m.New))
 	}
-	old := m.Old
-	if old == "" {
-		old = Zero
-	}
-	if !ferry.ValidCommit(old) {
-		return Verdict{}, ferry.Errorf(ferry.EINVALID, "invalid old commit %q", m.Old)
-	}
-	if !ferry.ValidCommit(m.New) {
-		return Verdict{}, ferry.Errorf(ferry.EINVALID, "invalid new commit %q", m.New)
-	}
-	if m.New == Zero {
-		return refuse("%s may not be deleted: it tracks what the environment runs", branch), nil
-	}
-	if m.New == old {
-		return Verdict{Allowed: true, Kind: Unchanged, Reason: fmt.Sprintf("%s stays at %s", branch, short(old))}, nil
+	onMain := f.OnMainline && f.HasMainline
+	rel, known := ReleaseOf(f.Known, m.New)
+	switch {
+	case old == Zero && onMain:
+		return Verdict{Allowed: true, Kind: Create, Reason: fmt.Sprintf("%s created at %s, on %s's history", branch, short(m.New), f.Mainline)}
+	case known:
+		kind := Rollback
+		if old == Zero {
+			kind = Create
+		}
+		return Verdict{Allowed: true, Kind: kind, Release: rel.Release, Reason: fmt.Sprintf("%s to %s, the commit of release %s", branch, short(m.New), rel.Release)}
+	case onMain && f.FastForward:
+		return Verdict{Allowed: true, Kind: Promote, Reason: fmt.Sprintf("fast-forward of %s to %s along %s", short(old), short(m.New), f.Mainline)}
 	}
 
+	// Refused: say which rules failed, in the pusher's terms.
+	notMain := fmt.Sprintf("not on %s's history", f.Mainline)
+	if !f.HasMainline {
+		notMain = fmt.Sprintf("not on %s's history (%s does not exist)", f.Mainline, f.Mainline)
+	}
+	notRelease := "not a known release of " + cmp.Or(f.Env, "the environment")
+	switch {
+	case old == Zero:
+		return refuse(RuleMainline, "%s is %s and %s", short(m.New), notMain, notRelease)
+	case f.FastForward:
+		return refuse(RuleMainline, "%s is %s (only commits of %s are released) and %s", short(m.New), notMain, f.Mainline, notRelease)
+	case onMain:
+		return refuse(RuleForward, "%s is not a fast-forward of %s and %s", short(m.New), short(old), notRelease)
+	}
+	return refuse(RuleForward, "%s is not a fast-forward of %s, %s, and %s", short(m.New), short(old), notMain, notRelease)
+}
+
+// Observe reads from g what Classify needs to know of m: whether the
+// mainline exists, whether New is a commit, on the mainline's history, and
+// a fast-forward of Old. The caller adds the environment and its known
+// releases. An error means the facts could not be read (git failed, bad
+// input), never that the move is illegal.
+func Observe(ctx context.Context, g Git, m Move, mainline string) (MoveFacts, error) {
+	f := MoveFacts{Mainline: mainline}
+	old := cmp.Or(m.Old, Zero)
+	if !ferry.ValidCommit(old) {
+		return f, ferry.Errorf(ferry.EINVALID, "invalid old commit %q", m.Old)
+	}
+	if !ferry.ValidCommit(m.New) {
+		return f, ferry.Errorf(ferry.EINVALID, "invalid new commit %q", m.New)
+	}
+	if m.New == Zero || m.New == old {
+		return f, nil // decided without the repository
+	}
 	head, err := g.Head(ctx, mainline)
 	switch {
 	case ferry.ErrorCode(err) == ferry.ENOTFOUND:
 		head = ""
 	case err != nil:
-		return Verdict{}, fmt.Errorf("read %s: %w", mainline, err)
+		return f, fmt.Errorf("read %s: %w", mainline, err)
 	}
+	f.HasMainline = head != ""
 	// Is New on the mainline's history? Without a mainline, asking whether
 	// New is its own ancestor still tells an unknown commit from a known one.
-	top := head
-	if top == "" {
-		top = m.New
-	}
-	onMain, err := g.IsAncestor(ctx, m.New, top)
+	on, err := g.IsAncestor(ctx, m.New, cmp.Or(head, m.New))
 	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-		return refuse("%s is not a commit of this repository", short(m.New)), nil
+		return f, nil
 	}
 	if err != nil {
-		return Verdict{}, fmt.Errorf("is %s on %s: %w", short(m.New), mainline, err)
+		return f, fmt.Errorf("is %s on %s: %w", short(m.New), mainline, err)
 	}
-	onMain = onMain && head != ""
-	ff := false
+	f.Exists = true
+	f.OnMainline = on && f.HasMainline
 	if old != Zero {
-		ff, err = g.IsAncestor(ctx, old, m.New)
+		f.FastForward, err = g.IsAncestor(ctx, old, m.New)
 		switch {
 		case ferry.ErrorCode(err) == ferry.ENOTFOUND:
-			// The old head is gone (or the new one unknown): not a
-			// fast-forward of anything we can see.
-			ff = false
+			// The old head is gone: not a fast-forward of anything we can see.
+			f.FastForward = false
 		case err != nil:
-			return Verdict{}, fmt.Errorf("is %s a fast-forward of %s: %w", short(m.New), short(old), err)
+			return f, fmt.Errorf("is %s a fast-forward of %s: %w", short(m.New), short(old), err)
 		}
 	}
-	if onMain && (ff || old == Zero) {
-		if old == Zero {
-			return Verdict{Allowed: true, Kind: Create, Reason: fmt.Sprintf("%s created at %s, on %s's history", branch, short(m.New), mainline)}, nil
-		}
-		return Verdict{Allowed: true, Kind: Promote, Reason: fmt.Sprintf("fast-forward of %s to %s along %s", short(old), short(m.New), mainline)}, nil
-	}
-
-	tags, err := g.ReleaseTags(ctx)
-	if err != nil {
-		return Verdict{}, fmt.Errorf("list release tags: %w", err)
-	}
-	if rel := newestTag(tags, m.New); rel != "" {
-		kind := Rollback
-		if old == Zero {
-			kind = Create
-		}
-		return Verdict{Allowed: true, Kind: kind, Release: rel, Reason: fmt.Sprintf("%s to %s, the commit of release %s", branch, short(m.New), rel)}, nil
-	}
-
-	// Refused: say which rules failed, in the pusher's terms.
-	notMain := fmt.Sprintf("not on %s's history", mainline)
-	if head == "" {
-		notMain = fmt.Sprintf("not on %s's history (%s does not exist)", mainline, mainline)
-	}
-	const notRelease = "not a known release (no annotated RC… tag)"
-	switch {
-	case old == Zero:
-		return refuse("%s is %s and %s", short(m.New), notMain, notRelease), nil
-	case ff:
-		return refuse("%s is %s (only commits of %s are released) and %s", short(m.New), notMain, mainline, notRelease), nil
-	case onMain:
-		return refuse("%s is not a fast-forward of %s and %s", short(m.New), short(old), notRelease), nil
-	}
-	return refuse("%s is not a fast-forward of %s, %s, and %s", short(m.New), short(old), notMain, notRelease), nil
-}
-
-// TagMove is one update of a release tag (refs/tags/RC…).
-type TagMove struct {
-	Name     string
-	Old, New string // the tag objects (Zero or empty: absent)
-	// Annotated and Commit describe New: whether it is a tag object, and
-	// the commit it peels to.
-	Annotated bool
-	Commit    string
-}
-
-// CheckTag applies the release tags' rules to t: a release tag is created
-// once, annotated, on a commit of mainline's history, and never moved or
-// deleted. Names that are not release tags are not checked.
-func CheckTag(ctx context.Context, g Git, t TagMove, mainline string) (Verdict, error) {
-	if !source.IsReleaseTag(t.Name) {
-		return Verdict{Allowed: true, Kind: Unchanged, Reason: t.Name + " is not a release tag"}, nil
-	}
-	old, nw := t.Old, t.New
-	if old == "" {
-		old = Zero
-	}
-	if nw == "" {
-		nw = Zero
-	}
-	switch {
-	case old == nw:
-		return Verdict{Allowed: true, Kind: Unchanged, Reason: t.Name + " stays"}, nil
-	case nw == Zero:
-		return refuse("release tag %s may not be deleted: releases are findable forever", t.Name), nil
-	case old != Zero:
-		return refuse("release tag %s exists and never moves", t.Name), nil
-	case !t.Annotated:
-		return refuse("release tag %s must be an annotated tag (git tag -a)", t.Name), nil
-	case !ferry.ValidCommit(t.Commit) || t.Commit == Zero:
-		return refuse("release tag %s must name a commit", t.Name), nil
-	}
-	head, err := g.Head(ctx, mainline)
-	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-		return refuse("release tag %s: %s does not exist, so %s is not on its history", t.Name, mainline, short(t.Commit)), nil
-	}
-	if err != nil {
-		return Verdict{}, fmt.Errorf("read %s: %w", mainline, err)
-	}
-	on, err := g.IsAncestor(ctx, t.Commit, head)
-	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-		return refuse("release tag %s names %s, which is not a commit of this repository", t.Name, short(t.Commit)), nil
-	}
-	if err != nil {
-		return Verdict{}, fmt.Errorf("is %s on %s: %w", short(t.Commit), mainline, err)
-	}
-	if !on {
-		return refuse("release tag %s names %s, which is not on %s's history: only commits of %s are released", t.Name, short(t.Commit), mainline, mainline), nil
-	}
-	return Verdict{Allowed: true, Kind: Create, Release: t.Name, Reason: fmt.Sprintf("release tag %s on %s", t.Name, short(t.Commit))}, nil
-}
-
-// newestTag returns the greatest release tag naming commit (names sort by
-// time: RCyyyyMMdd_HHmm, then _2, _3 …), or "".
-func newestTag(tags map[string]string, commit string) string {
-	var names []string
-	for name, c := range tags {
-		if c == commit {
-			names = append(names, name)
-		}
-	}
-	if len(names) == 0 {
-		return ""
-	}
-	slices.SortFunc(names, compareTags)
-	return names[len(names)-1]
-}
-
-// compareTags orders release tags by time, then by their _N suffix
-// (RC…_1200 < RC…_1200_2 < RC…_1200_10).
-func compareTags(a, b string) int {
-	const minute = len("RCyyyyMMdd_HHmm")
-	if len(a) >= minute && len(b) >= minute && a[:minute] == b[:minute] {
-		// Same minute: a shorter suffix is a smaller number.
-		if c := cmp.Compare(len(a), len(b)); c != 0 {
-			return c
-		}
-	}
-	return strings.Compare(a, b)
+	return f, nil
 }
 
 func short(sha string) string { return ferry.ShortSHA(sha) }

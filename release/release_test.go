@@ -21,8 +21,11 @@ import (
 //	               └─ f1            (feature)
 //	x1                              (side: an orphan commit, off master)
 //
-// Annotated release tags: RC20240301_1200 on m2, RC20240302_0900 on x1.
-// A lightweight tag named like a release, RC20240101_0000, on m1.
+// The ledger knows two releases (known): RC20240301_1200 on m2 and
+// RC20240302_0900 on x1, which also carry annotated tags. m1 carries a
+// lightweight tag named like a release, RC20240101_0000, and an annotated
+// one, RC20240201_0000, that no deployment ever carried: neither makes m1
+// a known release.
 type repo struct {
 	t                      *testing.T
 	work, bare             string
@@ -91,6 +94,7 @@ func newRepo(t *testing.T) *repo {
 	r.git("tag", "-a", "-m", "release", "RC20240301_1200", r.m2)
 	r.git("tag", "-a", "-m", "release", "RC20240302_0900", r.x1)
 	r.git("tag", "RC20240101_0000", r.m1)
+	r.git("tag", "-a", "-m", "forged", "RC20240201_0000", r.m1)
 	r.git("branch", "release", r.m3)
 	r.git("push", "--quiet", "origin", "master", "feature", "side", "release", "--tags")
 	return r
@@ -105,8 +109,26 @@ func (r *repo) implementations(t *testing.T) map[string]Git {
 	return map[string]Git{"GitDir": GitDir{Path: r.bare}, "source.Repo": cache}
 }
 
+// known are the releases the ledger knows of r, newest first.
+func (r *repo) known() []Known {
+	return []Known{{Release: "RC20240302_0900", Commit: r.x1}, {Release: "RC20240301_1200", Commit: r.m2}}
+}
+
+// check is what both callers do: read the facts of m from g, add the
+// environment and its known releases, and classify.
+func check(ctx context.Context, g Git, m Move, mainline string, known []Known) (Verdict, error) {
+	f, err := Observe(ctx, g, m, mainline)
+	if err != nil {
+		return Verdict{}, err
+	}
+	f.Env, f.Known = "prod", known
+	return Classify(m, f), nil
+}
+
 const unknown = "0123456789abcdef0123456789abcdef01234567"
 
+// TestCheck classifies moves of release on a real repository, the facts
+// read by Observe through each Git the callers use.
 func TestCheck(t *testing.T) {
 	t.Parallel()
 	r := newRepo(t)
@@ -131,6 +153,7 @@ func TestCheck(t *testing.T) {
 		{"create at a release off master", Zero, r.x1, "master", want{true, Create, "RC20240302_0900", ""}},
 		{"back to an untagged commit", r.m4, r.m3, "master", want{false, "", "", "is not a fast-forward of " + r.m4[:12] + " and not a known release"}},
 		{"back to a lightweight RC tag", r.m3, r.m1, "master", want{false, "", "", "not a known release"}},
+		{"back to an annotated RC tag the ledger does not know", r.m4, r.m1, "master", want{false, "", "", "and not a known release of prod"}},
 		{"fast-forward off master", r.m2, r.f1, "master", want{false, "", "", "is not on master's history (only commits of master are released)"}},
 		{"sideways to a feature commit", r.m3, r.f1, "master", want{false, "", "", "not a fast-forward of " + r.m3[:12] + ", not on master's history"}},
 		{"create off master", Zero, r.f1, "master", want{false, "", "", "not on master's history and not a known release"}},
@@ -143,7 +166,7 @@ func TestCheck(t *testing.T) {
 	} {
 		for impl, g := range impls {
 			m := Move{Old: tc.old, New: tc.new}
-			got, err := Check(t.Context(), g, m, tc.mainline)
+			got, err := check(t.Context(), g, m, tc.mainline, r.known())
 			if err != nil {
 				t.Errorf("%s: %s: Check(%.7s → %.7s) error = %v", impl, tc.name, tc.old, tc.new, err)
 				continue
@@ -160,8 +183,11 @@ func TestCheck(t *testing.T) {
 func TestCheckBadInput(t *testing.T) {
 	g := GitDir{Path: t.TempDir()} // never reached
 	for _, m := range []Move{{Old: "abc", New: Zero}, {Old: Zero, New: "master"}, {Old: Zero, New: ""}, {Old: strings.ToUpper(unknown), New: unknown}} {
-		if _, err := Check(t.Context(), g, m, "master"); ferry.ErrorCode(err) != ferry.EINVALID {
-			t.Errorf("Check(%+v) error = %v, want EINVALID", m, err)
+		if _, err := Observe(t.Context(), g, m, "master"); ferry.ErrorCode(err) != ferry.EINVALID {
+			t.Errorf("Observe(%+v) error = %v, want EINVALID", m, err)
+		}
+		if v := Classify(m, MoveFacts{}); v.Allowed {
+			t.Errorf("Classify(%+v) = %+v, want refused", m, v)
 		}
 	}
 }
@@ -171,22 +197,21 @@ type broken struct{ err error }
 
 func (b broken) Head(context.Context, string) (string, error)             { return "", b.err }
 func (b broken) IsAncestor(context.Context, string, string) (bool, error) { return false, b.err }
-func (b broken) ReleaseTags(context.Context) (map[string]string, error)   { return nil, b.err }
 
 func TestCheckGitFails(t *testing.T) {
 	boom := errors.New("git: boom")
-	_, err := Check(t.Context(), broken{boom}, Move{Old: unknown, New: strings.Repeat("1", 40)}, "master")
+	_, err := Observe(t.Context(), broken{boom}, Move{Old: unknown, New: strings.Repeat("1", 40)}, "master")
 	if !errors.Is(err, boom) {
-		t.Errorf("Check with a failing git = %v, want the git error (never a verdict)", err)
+		t.Errorf("Observe with a failing git = %v, want the git error (never a verdict)", err)
 	}
-	_, err = CheckTag(t.Context(), broken{boom}, TagMove{Name: "RC20240301_1200", New: unknown, Annotated: true, Commit: unknown}, "master")
+	_, err = ObserveTag(t.Context(), broken{boom}, TagMove{Name: "RC20240301_1200", New: unknown, Annotated: true, Commit: unknown}, "master")
 	if !errors.Is(err, boom) {
-		t.Errorf("CheckTag with a failing git = %v, want the git error", err)
+		t.Errorf("ObserveTag with a failing git = %v, want the git error", err)
 	}
 	// A missing git directory is an error too, not a refusal or a pass.
-	_, err = Check(t.Context(), GitDir{Path: filepath.Join(t.TempDir(), "nope.git")}, Move{Old: unknown, New: strings.Repeat("1", 40)}, "master")
+	_, err = Observe(t.Context(), GitDir{Path: filepath.Join(t.TempDir(), "nope.git")}, Move{Old: unknown, New: strings.Repeat("1", 40)}, "master")
 	if err == nil {
-		t.Errorf("Check on a missing repository = nil error, want one")
+		t.Errorf("Observe on a missing repository = nil error, want one")
 	}
 }
 
@@ -231,23 +256,10 @@ func TestCheckTag(t *testing.T) {
 		{"names no commit", TagMove{Name: "RC20240401_1300", New: unknown, Annotated: true}, false, "must name a commit"},
 		{"not a release tag", TagMove{Name: "v1.2.3", Old: old, New: Zero}, true, "not a release tag"},
 	} {
-		got, err := CheckTag(t.Context(), g, tc.move, "master")
+		f, err := ObserveTag(t.Context(), g, tc.move, "master")
+		got := ClassifyTag(tc.move, f)
 		if err != nil || got.Allowed != tc.allowed || !strings.Contains(got.Reason, tc.reason) {
-			t.Errorf("%s: CheckTag(%+v) = %+v, %v, want allowed=%v, reason containing %q", tc.name, tc.move, got, err, tc.allowed, tc.reason)
+			t.Errorf("%s: ClassifyTag(%+v) = %+v, %v, want allowed=%v, reason containing %q", tc.name, tc.move, got, err, tc.allowed, tc.reason)
 		}
-	}
-}
-
-func TestNewestTag(t *testing.T) {
-	c := strings.Repeat("a", 40)
-	tags := map[string]string{
-		"RC20240301_1200": c, "RC20240301_1200_2": c, "RC20240301_1200_10": c, "RC20240301_1200_9": c,
-		"RC20240229_2359": c, "RC20240301_1300": strings.Repeat("b", 40),
-	}
-	if got := newestTag(tags, c); got != "RC20240301_1200_10" {
-		t.Errorf("newestTag = %q, want RC20240301_1200_10", got)
-	}
-	if got := newestTag(tags, unknown); got != "" {
-		t.Errorf("newestTag(untagged) = %q, want empty", got)
 	}
 }

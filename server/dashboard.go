@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/dashboard"
 	"github.com/ferryhq/ferry/dora"
 )
@@ -15,7 +14,7 @@ import (
 // signed-in token whose role allows them (package dashboard), and the DORA
 // figures of the production environments over dora.DefaultWindow. Its event
 // streams carry follow=1, so endStreams lets them go at shutdown.
-func (s *Server) dashboardHandler(roles map[string]ferry.Role) (http.Handler, error) {
+func (s *Server) dashboardHandler() (http.Handler, error) {
 	d, err := dashboard.New(dashboard.Config{
 		App: s.cfg.App, Version: s.opts.Version, Envs: s.cfg.Domain(),
 		Environments: s.ctrl, Releases: s.ctrl, Builds: s.builder, Ledger: s.ledger,

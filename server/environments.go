@@ -13,7 +13,7 @@ import (
 )
 
 // environments builds the controller's view of each configured
-// environment, with its runtime target and resolved variables.
+// environment, with its runtime and resolved variables.
 func (s *Server) environments() (envs []controller.Env, err error) {
 	defer func() {
 		if err != nil { // release the targets already made

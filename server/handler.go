@@ -1,16 +1,12 @@
 package server
 
-import (
-	"net/http"
-
-	"github.com/ferryhq/ferry"
-)
+import "net/http"
 
 // handler puts the parts that answer HTTP under one root: the API (with
 // /healthz and the webhooks), the Prometheus metrics and the dashboard.
-// Each part checks its own access; roles are the environments' (envRoles).
-func (s *Server) handler(api http.Handler, roles map[string]ferry.Role) (http.Handler, error) {
-	dash, err := s.dashboardHandler(roles)
+// Each part checks its own access.
+func (s *Server) handler(api http.Handler) (http.Handler, error) {
+	dash, err := s.dashboardHandler()
 	if err != nil {
 		return nil, err
 	}

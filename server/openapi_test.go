@@ -123,6 +123,7 @@ func TestOpenAPI(t *testing.T) {
 		"/api/v1/dora",
 		"/api/v1/dora?env=dev&window=2w",
 		"/api/v1/diff?from=dev&to=prod",
+		"/api/v1/envs/prod/releases",
 		"/api/v1/tokens",
 	} {
 		token := viewer
@@ -135,6 +136,7 @@ func TestOpenAPI(t *testing.T) {
 	// Errors: one of each status the server can be brought to here.
 	c.call(admin, "GET", "/api/v1/builds?limit=-1", "", 400)
 	c.call(admin, "POST", "/api/v1/envs/dev/scale", `{"replicas": 0}`, 400)
+	c.call(viewer, "GET", "/api/v1/envs/dev/releases", "", 400) // dev is not gated
 	c.call("", "GET", "/api/v1/builds", "", 401)
 	c.call(tok.Secret, "GET", "/api/v1/builds", "", 401) // revoked
 	c.call(viewer, "POST", "/api/v1/builds", `{"branch": "master"}`, 403)

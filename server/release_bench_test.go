@@ -6,13 +6,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/client"
+	"github.com/ferryhq/ferry/internal/loadtest"
 )
 
 // BenchmarkPromoteRollback measures a controlled release and its undo on
@@ -76,40 +75,7 @@ func BenchmarkPromoteRollback(b *testing.B) {
 	waitFinished(b, c, d.ID)
 
 	// The load: 8 clients, each on its own keep-alive connection.
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tr := &http.Transport{MaxIdleConnsPerHost: 1}
-			defer tr.CloseIdleConnections()
-			hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := hc.Get(prodURL + "/version")
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err == nil {
-					ok.Add(1)
-					continue
-				}
-				failed.Add(1)
-				firstErr.CompareAndSwap(nil, err.Error())
-			}
-		}()
-	}
+	load := loadtest.Start(loadtest.Config{Workers: 8, URL: prodURL + "/version"})
 	loadStart := time.Now()
 
 	var promote, rollback, promoteCall, rollbackCall time.Duration
@@ -151,22 +117,21 @@ func BenchmarkPromoteRollback(b *testing.B) {
 		cycleUploads += count.uploads.Load() - cycleStart
 	}
 	b.StopTimer()
-	close(stop)
-	wg.Wait()
+	load.Stop()
 	elapsed := time.Since(loadStart)
 	n := float64(b.N)
 	b.ReportMetric(promote.Seconds()/n, "promote-s/op")
 	b.ReportMetric(rollback.Seconds()/n, "rollback-s/op")
 	b.ReportMetric(promoteCall.Seconds()/n, "promote-call-s/op")
 	b.ReportMetric(rollbackCall.Seconds()/n, "rollback-call-s/op")
-	b.ReportMetric(float64(ok.Load()+failed.Load())/elapsed.Seconds(), "load-req/s")
-	b.ReportMetric(float64(failed.Load()), "failed-requests")
+	b.ReportMetric(float64(load.OK()+load.Failed())/elapsed.Seconds(), "load-req/s")
+	b.ReportMetric(float64(load.Failed()), "failed-requests")
 	b.ReportMetric(float64(promoteUploads), "promote-blob-uploads")
 	b.ReportMetric(float64(promoteRequests)/n, "promote-registry-req/op")
 	b.ReportMetric(float64(cycleUploads), "cycle-blob-uploads")
-	b.Logf("%d cycles: releases %s; %d requests ok, %d failed", b.N, strings.Join(releases, " "), ok.Load(), failed.Load())
-	if e := firstErr.Load(); e != nil {
-		b.Logf("first failed request: %s", e)
+	b.Logf("%d cycles: releases %s; %d requests ok, %d failed", b.N, strings.Join(releases, " "), load.OK(), load.Failed())
+	if errs := load.Errors(); len(errs) > 0 {
+		b.Logf("first failed request: %s", errs[0])
 	}
 }
 

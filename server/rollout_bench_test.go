@@ -6,13 +6,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/builder"
+	"github.com/ferryhq/ferry/internal/loadtest"
 )
 
 // BenchmarkPushToDev measures the loop a developer waits on: a new commit
@@ -39,36 +38,7 @@ func BenchmarkPushToDev(b *testing.B) {
 	}
 	waitServing(b, devURL, first, 5*time.Minute)
 
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			hc := &http.Client{Timeout: 10 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := hc.Get(devURL + "/version")
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode == http.StatusOK {
-						ok.Add(1)
-						continue
-					}
-					err = fmt.Errorf("status %d", resp.StatusCode)
-				}
-				failed.Add(1)
-				firstErr.CompareAndSwap(nil, err.Error())
-			}
-		}()
-	}
+	load := loadtest.Start(loadtest.Config{Workers: 8, URL: devURL + "/version"})
 	loadStart := time.Now()
 
 	var total, testBuild time.Duration
@@ -93,17 +63,16 @@ func BenchmarkPushToDev(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	close(stop)
-	wg.Wait()
+	load.Stop()
 	elapsed := time.Since(loadStart)
 	n := float64(b.N)
 	b.ReportMetric(total.Seconds()/n, "push-to-serving-s/op")
 	b.ReportMetric(testBuild.Seconds()/n, "test+build-s/op")
 	b.ReportMetric((total-testBuild).Seconds()/n, "ferry-s/op")
-	b.ReportMetric(float64(ok.Load()+failed.Load())/elapsed.Seconds(), "load-req/s")
-	b.ReportMetric(float64(failed.Load()), "failed-requests")
-	if e := firstErr.Load(); e != nil {
-		b.Logf("first failed request: %s", e)
+	b.ReportMetric(float64(load.OK()+load.Failed())/elapsed.Seconds(), "load-req/s")
+	b.ReportMetric(float64(load.Failed()), "failed-requests")
+	if errs := load.Errors(); len(errs) > 0 {
+		b.Logf("first failed request: %s", errs[0])
 	}
 }
 

@@ -156,7 +156,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		WorkDir: filepath.Join(cfg.DataDir, "work"), Dir: cfg.Build.Dir,
 		Test: cfg.Build.Test, Timeout: cfg.Build.Timeout, Go: buildGo, Command: cfg.Build.Command,
 		PushAttempts: 8,
-	}, s.ledger, s.repo, s.pub, s.opts.Now, s.log.With("part", "builder"))
+		Ledger:       s.ledger, Git: s.repo, Registry: s.pub, Now: s.opts.Now, Logger: s.log.With("part", "builder"),
+	})
 	if err != nil {
 		return err
 	}
@@ -181,15 +182,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	roles := envRoles(cfg)
 	s.dora = s.doraReporter()
 	apiServer := &api.Server{
-		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks,
-		Tokens: s.tokens(), EnvRoles: roles,
+		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks, Tokens: s.tokens(),
 		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Dora: s.dora,
 		Logger: s.log.With("part", "api"),
 	}
-	root, err := s.handler(apiServer.Handler(), roles)
+	root, err := s.handler(apiServer.Handler())
 	if err != nil {
 		return err
 	}

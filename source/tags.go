@@ -4,49 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/ferryhq/ferry"
 )
-
-// ReleaseTagPattern is the shape of a release tag (DESIGN §4):
-// RCyyyyMMdd_HHmm in UTC, with _2, _3 … for more releases in one minute.
-var ReleaseTagPattern = regexp.MustCompile(`^RC[0-9]{8}_[0-9]{4}(_[0-9]+)?$`)
-
-// IsReleaseTag reports whether name (without refs/tags/) is a release tag.
-func IsReleaseTag(name string) bool { return ReleaseTagPattern.MatchString(name) }
-
-// ReleaseTagFormat is the for-each-ref format ParseReleaseTags reads:
-// the tag's name, its own object type, and what it peels to.
-const ReleaseTagFormat = "--format=%(refname:strip=2)%00%(objecttype)%00%(*objecttype)%00%(*objectname)"
-
-// ParseReleaseTags reads `git for-each-ref ReleaseTagFormat refs/tags/RC*`
-// output and keeps the annotated tags whose name is a release tag and
-// whose target is a commit: tag → commit. Lightweight tags are left out:
-// a release is always an annotated tag (it carries its release notes, its
-// tagger and date), so a bare ref named RC… proves nothing.
-func ParseReleaseTags(out []byte) map[string]string {
-	tags := make(map[string]string)
-	for line := range strings.Lines(string(out)) {
-		f := strings.Split(strings.TrimSuffix(line, "\n"), "\x00")
-		if len(f) != 4 || !IsReleaseTag(f[0]) || f[1] != "tag" || f[2] != "commit" {
-			continue
-		}
-		tags[f[0]] = f[3]
-	}
-	return tags
-}
-
-// ReleaseTags returns the annotated release tags (RC…) and the commit each
-// names, as of the last fetch.
-func (r *Repo) ReleaseTags(ctx context.Context) (map[string]string, error) {
-	out, err := r.git(ctx, "for-each-ref", ReleaseTagFormat, "refs/tags/RC*")
-	if err != nil {
-		return nil, err
-	}
-	return ParseReleaseTags(out), nil
-}
 
 // DefaultTagger is the identity CreateTag signs release tags with.
 const DefaultTagger = "ferry <ferry@localhost>"

@@ -1,7 +1,6 @@
 package source
 
 import (
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,47 +8,6 @@ import (
 
 	"github.com/ferryhq/ferry"
 )
-
-func TestIsReleaseTag(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		want bool
-	}{
-		{"RC20240301_1200", true},
-		{"RC20240301_1200_2", true},
-		{"RC20240301_1200_17", true},
-		{"RC20240301_120", false},
-		{"RC2024030_1200", false},
-		{"RC20240301-1200", false},
-		{"RC20240301_1200_", false},
-		{"RC20240301_1200_x", false},
-		{"rc20240301_1200", false},
-		{"xRC20240301_1200", false},
-		{"v1", false},
-		{"", false},
-	} {
-		if got := IsReleaseTag(tc.name); got != tc.want {
-			t.Errorf("IsReleaseTag(%q) = %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
-
-func TestReleaseTags(t *testing.T) {
-	t.Parallel()
-	h := newHistory(t)
-	h.up.git("tag", "-a", "-m", "release", "RC20240301_1200", h.c1)
-	h.up.git("tag", "-a", "-m", "second release same minute", "RC20240301_1200_2", h.c2)
-	h.up.git("tag", "RC20240302_0900", h.c2)                              // lightweight: not a release
-	h.up.git("tag", "-a", "-m", "not a release name", "RC2024_bad", h.c2) // wrong shape
-	h.up.git("tag", "-a", "-m", "on a tree", "RC20240303_0900", h.c1+"^{tree}")
-	h.up.push()
-	r := fetched(t, h.up.bare)
-	got, err := r.ReleaseTags(t.Context())
-	want := map[string]string{"RC20240301_1200": h.c1, "RC20240301_1200_2": h.c2}
-	if err != nil || !maps.Equal(got, want) {
-		t.Errorf("ReleaseTags() = %v, %v, want %v", got, err, want)
-	}
-}
 
 func TestCreateTag(t *testing.T) {
 	t.Parallel()
@@ -79,8 +37,8 @@ func TestCreateTag(t *testing.T) {
 	if who := gitIn(t, h.up.bare, "for-each-ref", "--format=%(taggername) %(taggeremail)", "refs/tags/RC20240301_1200"); who != "Grace Hopper <grace@example.com>" {
 		t.Errorf("tagger = %q, want Grace Hopper <grace@example.com>", who)
 	}
-	if tags, err := r.ReleaseTags(ctx); err != nil || tags["RC20240301_1200"] != h.c2 {
-		t.Errorf("cache ReleaseTags() = %v, %v, want RC20240301_1200 → %.7s", tags, err, h.c2)
+	if got, err := r.ResolveTag(ctx, "RC20240301_1200"); err != nil || got != h.c2 {
+		t.Errorf("cache ResolveTag(RC20240301_1200) = %.7s, %v, want %.7s", got, err, h.c2)
 	}
 
 	// Again, same commit: nothing to do, no error.
@@ -105,8 +63,8 @@ func TestCreateTag(t *testing.T) {
 	if p, _ := remoteTag("RC20240302_0800"); p != h.c1 {
 		t.Errorf("remote RC20240302_0800 = %.7s, want %.7s (unchanged)", p, h.c1)
 	}
-	if tags, _ := r.ReleaseTags(ctx); tags["RC20240302_0800"] != "" {
-		t.Errorf("cache keeps the refused tag: %v", tags)
+	if got, err := r.ResolveTag(ctx, "RC20240302_0800"); ferry.ErrorCode(err) != ferry.ENOTFOUND {
+		t.Errorf("cache ResolveTag(RC20240302_0800) = %.7s, %v: the cache keeps the refused tag", got, err)
 	}
 	// The same tag on the same commit already on the remote: idempotent.
 	if err := r.CreateTag(ctx, "RC20240302_0800", h.c1, "mine"); err != nil {
@@ -122,8 +80,8 @@ func TestCreateTag(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no tags today") {
 		t.Errorf("CreateTag refused by the remote = %v, want an error with the hook's message", err)
 	}
-	if tags, _ := r.ReleaseTags(ctx); tags["RC20240303_1000"] != "" {
-		t.Errorf("cache keeps a tag the remote refused: %v", tags)
+	if got, err := r.ResolveTag(ctx, "RC20240303_1000"); ferry.ErrorCode(err) != ferry.ENOTFOUND {
+		t.Errorf("cache ResolveTag(RC20240303_1000) = %.7s, %v: the cache keeps a tag the remote refused", got, err)
 	}
 
 	for _, bad := range []struct{ name, commit string }{

@@ -163,6 +163,26 @@ func (c *Cluster) Stage(ns, key, value, status string) {
 		}
 	})
 
+	// kwok learns of a new Stage through its watch, so a pod made at once
+	// may still get the default stages: a probe that turns Ready proves
+	// only that, and the next probe tries again.
+	for end := time.Now().Add(30 * time.Second); ; {
+		applied, last := c.probeStage(ctx, ns, key, value, end)
+		if applied {
+			return
+		}
+		if time.Now().After(end) {
+			c.t.Fatalf("after 30s, kwok does not apply stage %s to a probe pod: %+v", name, last)
+		}
+	}
+}
+
+// probeStage makes a probe pod in ns with annotation key=value and waits
+// until kwok runs it, at most until end: applied when it runs and is not
+// Ready (the test's Stage took it), false when it became Ready (the
+// default stages did) or end passed. The probe is deleted again.
+func (c *Cluster) probeStage(ctx context.Context, ns, key, value string, end time.Time) (applied bool, last corev1.PodStatus) {
+	c.t.Helper()
 	probe := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "stage-probe-" + randHex(4), Namespace: ns, Annotations: map[string]string{key: value}},
 		Spec: corev1.PodSpec{
@@ -172,28 +192,27 @@ func (c *Cluster) Stage(ns, key, value, status string) {
 	}
 	pods := c.Client.CoreV1().Pods(ns)
 	if _, err := pods.Create(ctx, probe, metav1.CreateOptions{}); err != nil {
-		c.t.Fatalf("create the probe pod of kwok stage %s: %v", name, err)
+		c.t.Fatalf("create a probe pod: %v", err)
 	}
-	var last corev1.PodStatus
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	defer func() {
+		if err := pods.Delete(ctx, probe.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))}); err != nil && !apierrors.IsNotFound(err) {
+			c.t.Fatalf("delete probe pod %s: %v", probe.Name, err)
+		}
+	}()
+	for ; time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		p, err := pods.Get(ctx, probe.Name, metav1.GetOptions{})
 		if err != nil {
-			c.t.Fatalf("probe pod of kwok stage %s: %v", name, err)
-		}
-		if PodReady(p) {
-			c.t.Fatalf("probe pod %s/%s became ready: kwok did not apply stage %s", ns, probe.Name, name)
-		}
-		if p.Status.Phase == corev1.PodRunning {
-			break
+			c.t.Fatalf("probe pod %s: %v", probe.Name, err)
 		}
 		last = p.Status
-		if time.Now().After(end) {
-			c.t.Fatalf("after 30s, probe pod of kwok stage %s: %+v", name, last)
+		switch {
+		case PodReady(p):
+			return false, last
+		case p.Status.Phase == corev1.PodRunning:
+			return true, last
 		}
 	}
-	if err := pods.Delete(ctx, probe.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))}); err != nil {
-		c.t.Fatalf("delete the probe pod of kwok stage %s: %v", name, err)
-	}
+	return false, last
 }
 
 // Pod status templates for Stage. Both run, are not Ready, and keep their

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/internal/replicalog"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -379,7 +380,7 @@ func TestRoundElapsed(t *testing.T) {
 
 func TestCopyLines(t *testing.T) {
 	var buf bytes.Buffer
-	out := &lineWriter{w: &buf}
+	out := replicalog.New(&buf)
 	long := strings.Repeat("x", 100_000)
 	in := "first\n\nthird " + long + "\nno newline at the end"
 	if err := copyLines(context.Background(), out, "app-1", strings.NewReader(in)); err != nil {

@@ -212,7 +212,7 @@ func (t *Runtime) Close(ctx context.Context) error {
 	return nil
 }
 
-// open fails once the target is closed.
+// open fails once the runtime is closed.
 func (t *Runtime) open(op string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()

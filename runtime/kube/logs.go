@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/internal/replicalog"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -46,7 +47,7 @@ func (t *Runtime) Logs(ctx context.Context, w io.Writer, tail int, follow bool) 
 		TailLines: new(int64(max(tail, 0))),
 		Follow:    follow,
 	}
-	out := &lineWriter{w: w}
+	out := replicalog.New(w)
 	errs := make([]error, len(pods))
 	if follow {
 		var wg sync.WaitGroup
@@ -59,8 +60,8 @@ func (t *Runtime) Logs(ctx context.Context, w io.Writer, tail int, follow bool) 
 			errs[i] = t.podLog(ctx, out, p.Name, opts)
 		}
 	}
-	if out.err != nil {
-		return out.err
+	if err := out.Err(); err != nil {
+		return err
 	}
 	if follow && ctx.Err() != nil {
 		return nil
@@ -69,7 +70,7 @@ func (t *Runtime) Logs(ctx context.Context, w io.Writer, tail int, follow bool) 
 }
 
 // podLog copies one pod's log to out.
-func (t *Runtime) podLog(ctx context.Context, out *lineWriter, pod string, opts *corev1.PodLogOptions) error {
+func (t *Runtime) podLog(ctx context.Context, out *replicalog.Writer, pod string, opts *corev1.PodLogOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	timer := time.AfterFunc(logConnect, cancel)
@@ -89,12 +90,12 @@ func (t *Runtime) podLog(ctx context.Context, out *lineWriter, pod string, opts 
 
 // copyLines writes every line read from r to out, prefixed with pod,
 // until r ends or ctx does.
-func copyLines(ctx context.Context, out *lineWriter, pod string, r io.Reader) error {
+func copyLines(ctx context.Context, out *replicalog.Writer, pod string, r io.Reader) error {
 	br := bufio.NewReader(r)
 	for {
 		line, err := br.ReadString('\n')
 		if line != "" {
-			if werr := out.line(pod, strings.TrimSuffix(line, "\n")); werr != nil {
+			if werr := out.Lines(pod, strings.TrimSuffix(line, "\n")); werr != nil {
 				return werr
 			}
 		}
@@ -128,21 +129,4 @@ func joinLogErrors(errs []error) error {
 		return ferry.Errorf(e.Code, "%s (and %d more pods)", e.Message, n-1)
 	}
 	return fmt.Errorf("%w (and %d more pods)", first, n-1)
-}
-
-// lineWriter writes whole prefixed lines from several goroutines; after
-// the first write error it writes nothing more.
-type lineWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	err error
-}
-
-func (lw *lineWriter) line(prefix, line string) error {
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	if lw.err == nil {
-		_, lw.err = fmt.Fprintf(lw.w, "%s | %s\n", prefix, line)
-	}
-	return lw.err
 }

@@ -154,13 +154,13 @@ func digestOf(ref string) string {
 func podState(p *corev1.Pod) string {
 	switch {
 	case p.DeletionTimestamp != nil:
-		return "stopping"
+		return ferry.ReplicaStopping
 	case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
-		return "stopped"
+		return ferry.ReplicaStopped
 	case waitingReason(p) == "CrashLoopBackOff":
-		return "crash-looping"
+		return ferry.ReplicaCrashLooping
 	case podReady(p):
-		return "running"
+		return ferry.ReplicaRunning
 	}
-	return "starting"
+	return ferry.ReplicaStarting
 }

@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -24,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/internal/loadtest"
 	"github.com/ferryhq/ferry/lb"
 	"github.com/ferryhq/ferry/oci"
 )
@@ -197,74 +197,29 @@ func get(t testing.TB, tg *Runtime, path string) (int, string) {
 
 // load sends GET /version through the balancer from a few goroutines,
 // each pausing briefly between requests, until stopped.
-type load struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	versions   map[string]int
-	errs       []string
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
+type load struct{ *loadtest.Load }
+
+func startLoad(tg *Runtime, workers int) load {
+	return load{loadtest.Start(loadtest.Config{
+		Workers: workers, URL: "http://" + tg.Addr() + "/version", Pause: time.Millisecond,
+		Key: func(_ *http.Response, body []byte) string { return strings.TrimSpace(string(body)) },
+	})}
 }
 
-func startLoad(tg *Runtime, workers int) *load {
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &load{versions: map[string]int{}, cancel: cancel}
-	client := &http.Client{Timeout: 10 * time.Second}
-	url := "http://" + tg.Addr() + "/version"
-	for range workers {
-		l.wg.Go(func() {
-			for ctx.Err() == nil {
-				l.one(ctx, client, url)
-				time.Sleep(time.Millisecond)
-			}
-		})
-	}
-	return l
-}
-
-func (l *load) one(ctx context.Context, client *http.Client, url string) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-	resp, err := client.Do(req)
-	if ctx.Err() != nil {
-		return
-	}
-	var body []byte
-	if err == nil {
-		body, err = io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err == nil && resp.StatusCode != 200 {
-			err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
-		}
-	}
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err != nil {
-		l.failed.Add(1)
-		if len(l.errs) < 5 {
-			l.errs = append(l.errs, err.Error())
-		}
-		return
-	}
-	l.ok.Add(1)
-	l.versions[strings.TrimSpace(string(body))]++
-}
-
-// stop ends the load and fails the test on any failed request.
-func (l *load) stop(t testing.TB) map[string]int {
+// stop ends the load and fails the test on any failed request; it returns
+// how often each version answered.
+func (l load) stop(t testing.TB) map[string]int {
 	t.Helper()
-	l.cancel()
-	l.wg.Wait()
-	t.Logf("load: %d ok, %d failed, versions %v", l.ok.Load(), l.failed.Load(), l.versions)
-	if n := l.failed.Load(); n > 0 {
-		t.Errorf("%d failed requests, want 0; first: %q", n, l.errs)
+	l.Stop()
+	versions := l.Served(time.Time{})
+	t.Logf("load: %d ok, %d failed, versions %v", l.OK(), l.Failed(), versions)
+	if n := l.Failed(); n > 0 {
+		t.Errorf("%d failed requests, want 0; first: %q", n, l.Errors())
 	}
-	if l.ok.Load() == 0 {
+	if l.OK() == 0 {
 		t.Errorf("no request succeeded")
 	}
-	return l.versions
+	return versions
 }
 
 // waitFor polls cond every 20ms until it holds or timeout passes.

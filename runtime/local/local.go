@@ -305,7 +305,7 @@ func (t *Runtime) Status(ctx context.Context) (ferry.Status, error) {
 		reps[i] = ferry.Replica{
 			ID: r.id, Digest: r.digest, Addr: s.addr, Restarts: s.restarts,
 			Started: s.started, State: s.state,
-			Ready: ready[r.id] && s.state != stateStopping && s.pid != 0,
+			Ready: ready[r.id] && s.state != ferry.ReplicaStopping && s.pid != 0,
 		}
 	}
 	st := ferry.NewStatus(desired, reps)
@@ -356,7 +356,7 @@ func (t *Runtime) stop(ctx context.Context, rs []*replica, grace time.Duration) 
 // running key and the others. t.mu must be held.
 func (t *Runtime) partition(key string) (cur, old []*replica) {
 	for _, r := range t.replicas {
-		if r.snapshot().state == stateStopping {
+		if r.snapshot().state == ferry.ReplicaStopping {
 			continue
 		}
 		if r.key == key {
@@ -391,7 +391,7 @@ func (t *Runtime) newReplica(spec ferry.Spec, key string, img *image, index int)
 	}
 	r := &replica{
 		id: id, index: index, key: key, digest: spec.Digest, commit: spec.Commit,
-		img: img, vars: vars, t: t, log: lf, port: port, state: stateStarting,
+		img: img, vars: vars, t: t, log: lf, port: port, state: ferry.ReplicaStarting,
 		ready: make(chan struct{}), looping: make(chan struct{}),
 		stopCh: make(chan struct{}), done: make(chan struct{}),
 	}

@@ -29,7 +29,7 @@ func TestApplyServesAndIsIdempotent(t *testing.T) {
 		t.Errorf("Status = %+v, want digest %s, 2/2 ready", st, im.v1)
 	}
 	for _, r := range st.Replicas {
-		if r.State != stateRunning || !r.Ready || r.Addr == "" || r.Digest != im.v1 || r.Started.IsZero() {
+		if r.State != ferry.ReplicaRunning || !r.Ready || r.Addr == "" || r.Digest != im.v1 || r.Started.IsZero() {
 			t.Errorf("replica %+v, want running, ready, with address and start time", r)
 		}
 	}
@@ -228,7 +228,7 @@ func TestKilledReplicaRestarts(t *testing.T) {
 	l.stop(t)
 	st := status(t, tg)
 	for _, r := range st.Replicas {
-		if r.State != stateRunning {
+		if r.State != ferry.ReplicaRunning {
 			t.Errorf("replica %s is %s, want running", r.ID, r.State)
 		}
 	}

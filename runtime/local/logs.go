@@ -2,14 +2,14 @@ package local
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/replicalog"
 )
 
 // logPoll is how often Logs looks for new lines when following.
@@ -21,7 +21,7 @@ const logPoll = 100 * time.Millisecond
 // ends. Following survives rotation. With no replica running it shows
 // the logs of the replicas that ran last.
 func (t *Runtime) Logs(ctx context.Context, w io.Writer, tail int, follow bool) error {
-	out := &prefixWriter{w: w}
+	out := replicalog.New(w)
 	followers := map[string]*follower{}
 	defer func() {
 		for _, f := range followers {
@@ -39,7 +39,7 @@ func (t *Runtime) Logs(ctx context.Context, w io.Writer, tail int, follow bool) 
 			size = fi.Size()
 		}
 		lines, _ := tailLog(name, t.cfg.LogFiles, tail, size)
-		if err := out.lines(id, lines); err != nil {
+		if err := out.Lines(id, lines...); err != nil {
 			f.Close()
 			return err
 		}
@@ -71,7 +71,7 @@ func (t *Runtime) Logs(ctx context.Context, w io.Writer, tail int, follow bool) 
 		slices.Sort(ids)
 		for _, id := range ids {
 			f := followers[id]
-			if err := out.lines(id, f.poll()); err != nil {
+			if err := out.Lines(id, f.poll()...); err != nil {
 				werr = err
 				cancel()
 				return
@@ -124,24 +124,4 @@ func compareIDs(a, b string) int {
 		return len(a) - len(b)
 	}
 	return strings.Compare(a, b)
-}
-
-// prefixWriter writes lines prefixed with a replica's id.
-type prefixWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (p *prefixWriter) lines(id string, lines []string) error {
-	if len(lines) == 0 {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var b strings.Builder
-	for _, l := range lines {
-		fmt.Fprintf(&b, "%s | %s\n", id, l)
-	}
-	_, err := io.WriteString(p.w, b.String())
-	return err
 }

@@ -18,15 +18,6 @@ import (
 	"github.com/ferryhq/ferry/lb"
 )
 
-// Replica states, as Status reports them.
-const (
-	stateStarting     = "starting"
-	stateRunning      = "running"
-	stateCrashLooping = "crash-looping"
-	stateStopping     = "stopping"
-	stateStopped      = "stopped"
-)
-
 // Restarts back off exponentially from backoffMin to backoffMax; a run
 // that lasted backoffReset starts the sequence over. A replica whose last
 // crashLoopRuns runs all ended before it became ready is crash-looping.
@@ -142,9 +133,9 @@ func (r *replica) supervise() {
 		}
 		delay = nextBackoff(delay, ran)
 		r.restarts++
-		r.state = stateStarting
+		r.state = ferry.ReplicaStarting
 		if r.failures >= crashLoopRuns {
-			r.state = stateCrashLooping
+			r.state = ferry.ReplicaCrashLooping
 			r.loopOnce.Do(func() { close(r.looping) })
 		}
 		failures := r.failures
@@ -248,7 +239,7 @@ func exitString(err error) string {
 func (r *replica) markReady() {
 	r.mu.Lock()
 	if !r.stopping {
-		r.state = stateRunning
+		r.state = ferry.ReplicaRunning
 		r.failures = 0
 	}
 	r.mu.Unlock()
@@ -294,8 +285,8 @@ func (r *replica) start() (*exec.Cmd, error) {
 	}
 	r.proc = cmd.Process
 	r.started = r.t.now()
-	if r.state != stateCrashLooping {
-		r.state = stateStarting
+	if r.state != ferry.ReplicaCrashLooping {
+		r.state = ferry.ReplicaStarting
 	}
 	mode := "plain"
 	if r.t.sandbox {
@@ -364,7 +355,7 @@ func (r *replica) stop(ctx context.Context, grace time.Duration) {
 		return
 	}
 	r.stopping = true
-	r.state = stateStopping
+	r.state = ferry.ReplicaStopping
 	close(r.stopCh)
 	r.mu.Unlock()
 
@@ -387,7 +378,7 @@ func (r *replica) stop(ctx context.Context, grace time.Duration) {
 		<-r.done
 	}
 	r.mu.Lock()
-	r.state = stateStopped
+	r.state = ferry.ReplicaStopped
 	r.mu.Unlock()
 	end := r.t.now()
 	r.t.log.Info("replica stopped", "replica", r.id,

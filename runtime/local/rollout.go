@@ -186,7 +186,7 @@ func pickStop(rs []*replica, n int) []*replica {
 func isReady(r *replica) bool {
 	select {
 	case <-r.ready:
-		return r.snapshot().state == stateRunning
+		return r.snapshot().state == ferry.ReplicaRunning
 	default:
 		return false
 	}

@@ -10,11 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ferryhq/ferry/examples/birthday-app/birthday"
 	"github.com/ferryhq/ferry/examples/birthday-app/store/migrate"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
 )
 
 //go:embed migrations/*.sql
@@ -43,11 +44,41 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	s := &Store{db: db}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrateWhenFree(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// openWait bounds how long Open waits for other openers of a fresh file.
+const openWait = 10 * time.Second
+
+// migrateWhenFree migrates, trying again while the file is busy. Replicas
+// starting together on a fresh file race to switch it to write-ahead
+// logging, and SQLite answers that switch with SQLITE_BUSY at once, without
+// waiting the busy timeout; a moment later the file is in WAL mode and
+// the next try waits for the lock like any writer.
+func (s *Store) migrateWhenFree(ctx context.Context) error {
+	deadline := time.Now().Add(openWait)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := s.migrate(ctx)
+		if !busy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// busy reports whether err is SQLite's SQLITE_BUSY (or an extended code
+// of it).
+func busy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == 5
 }
 
 // migrate applies pending migrations in one immediate transaction, which

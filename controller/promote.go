@@ -1,0 +1,201 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/release"
+)
+
+// candidate is what a promotion would roll out.
+type candidate struct {
+	commit, digest, release string
+	buildID                 int64
+}
+
+var shortHex = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
+
+// Promote rolls env forward to what its upstream runs (ref "" or the
+// upstream's name), or to a given commit (full or at least 7 hex) or
+// release tag, after every gate passed (release.Gates, on the facts
+// promotionFacts gathers). It moves the release branch (fast forward
+// only), tags the digest with a new release tag (no rebuild, no upload)
+// and queues the rollout. Refusals are *ferry.Error with the reason.
+func (c *Controller) Promote(ctx context.Context, env, ref, actor, reason string) (*ferry.Deployment, error) {
+	r, err := c.env(env)
+	if err != nil {
+		return nil, err
+	}
+	if err := release.TakesPromotions(r.env.Environment); err != nil {
+		return nil, err
+	}
+	r.promoteMu.Lock()
+	defer r.promoteMu.Unlock()
+	if err := c.git.Fetch(ctx); err != nil {
+		return nil, errFetch(err)
+	}
+	cand, err := c.resolve(ctx, r, ref)
+	if err != nil {
+		return nil, c.refuse(ctx, r, "promote", ref, actor, err)
+	}
+	facts, err := c.promotionFacts(ctx, r, cand)
+	if err == nil {
+		err = release.Gates(facts)
+	}
+	if err != nil {
+		return nil, c.refuse(ctx, r, "promote", cand.commit, actor, err)
+	}
+	if err := c.moveBranch(ctx, r, cand.commit, facts.Head); err != nil {
+		return nil, c.refuse(ctx, r, "promote", cand.commit, actor, err)
+	}
+	tag, err := c.newReleaseTag(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.tags.Tag(ctx, cand.digest, tag); err != nil {
+		return nil, fmt.Errorf("tag %s as %s: %w", ferry.ShortSHA(cand.commit), tag, err)
+	}
+	d := &ferry.Deployment{
+		App: c.cfg.App, Env: env, Kind: ferry.DeployPromote, BuildID: cand.buildID,
+		Commit: cand.commit, Digest: cand.digest, Release: tag, Actor: actor, Reason: reason,
+	}
+	if d.Reason == "" {
+		d.Reason = fmt.Sprintf("promote %s from %s as %s", ferry.ShortSHA(cand.commit), r.env.From, tag)
+	}
+	return c.request(ctx, r, d)
+}
+
+// resolve finds the commit and digest a promotion names.
+func (c *Controller) resolve(ctx context.Context, r *envRunner, ref string) (candidate, error) {
+	up := r.env.From
+	switch {
+	case ref == "" || ref == up:
+		cur, err := c.ledger.Current(ctx, c.cfg.App, up)
+		if err != nil {
+			if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+				return candidate{}, ferry.Errorf(ferry.ECONFLICT, "%s runs nothing yet: nothing to promote", up)
+			}
+			return candidate{}, err
+		}
+		return candidate{commit: cur.Commit, digest: cur.Digest, buildID: cur.BuildID}, nil
+	case strings.HasPrefix(ref, "RC"):
+		ds, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Release: ref, Limit: 1})
+		if err != nil {
+			return candidate{}, err
+		}
+		if len(ds) == 0 {
+			return candidate{}, ferry.Errorf(ferry.ENOTFOUND, "no release %s", ref)
+		}
+		return candidate{commit: ds[0].Commit, digest: ds[0].Digest, buildID: ds[0].BuildID}, nil
+	case shortHex.MatchString(ref):
+		b, err := c.buildOf(ctx, ref)
+		if err != nil {
+			return candidate{}, err
+		}
+		return candidate{commit: b.Commit, digest: b.Digest, buildID: b.ID}, nil
+	}
+	return candidate{}, ferry.Errorf(ferry.EINVALID, "%q is neither a commit, a release tag (RC…) nor the upstream environment %q", ref, up)
+}
+
+// buildOf finds the succeeded build of a commit given in full or by prefix.
+// A full commit id is one indexed lookup; a prefix is matched against the
+// newest 1000 succeeded builds.
+func (c *Controller) buildOf(ctx context.Context, ref string) (*ferry.Build, error) {
+	if ferry.ValidCommit(ref) {
+		b, err := c.ledger.BuildByCommit(ctx, c.cfg.App, ref)
+		switch {
+		case ferry.ErrorCode(err) == ferry.ENOTFOUND || err == nil && b.State != ferry.BuildSucceeded:
+			return nil, ferry.Errorf(ferry.ENOTFOUND, "commit %s has no succeeded build: it never ran in dev", ref)
+		case err != nil:
+			return nil, err
+		}
+		return b, nil
+	}
+	builds, err := c.ledger.Builds(ctx, ledger.BuildFilter{App: c.cfg.App, States: []ferry.BuildState{ferry.BuildSucceeded}, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	var found *ferry.Build
+	for _, b := range builds {
+		if strings.HasPrefix(b.Commit, ref) {
+			if found != nil {
+				return nil, ferry.Errorf(ferry.EINVALID, "commit prefix %s is ambiguous: give more digits", ref)
+			}
+			found = b
+		}
+	}
+	if found == nil {
+		return nil, ferry.Errorf(ferry.ENOTFOUND, "commit %s has no succeeded build: it never ran in dev", ref)
+	}
+	return found, nil
+}
+
+// promotionFacts gathers what the promotion gates decide on: the lock,
+// a rollout in progress, a quarantine, the candidate's place on the
+// mainline, its digest's deployments upstream, and where the release
+// branch points.
+func (c *Controller) promotionFacts(ctx context.Context, r *envRunner, cand candidate) (release.PromotionFacts, error) {
+	f := release.PromotionFacts{Env: r.env.Environment, Mainline: r.mainline, Commit: cand.commit, Rollout: r.rollout(), Now: c.now()}
+	var err error
+	if f.Lock, err = absent(c.locks.LockOf(ctx, c.cfg.App, r.env.Name)); err != nil {
+		return f, err
+	}
+	if f.Quarantine, err = absent(c.locks.Quarantined(ctx, c.cfg.App, cand.commit)); err != nil {
+		return f, err
+	}
+	main, err := c.git.Head(ctx, r.mainline)
+	if err != nil {
+		return f, fmt.Errorf("read %s: %w", r.mainline, err)
+	}
+	if f.OnMainline, err = c.git.IsAncestor(ctx, cand.commit, main); err != nil {
+		return f, err
+	}
+	if f.Upstream, err = c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.From, Digest: cand.digest, Limit: 100}); err != nil {
+		return f, err
+	}
+	if f.Head, err = c.branchHead(ctx, r); err != nil {
+		return f, err
+	}
+	if f.Head != "" && f.Head != release.Zero && f.Head != cand.commit {
+		if f.Forward, err = c.git.IsAncestor(ctx, f.Head, cand.commit); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// rollout is the deployment of r in progress, or the one waiting to start
+// when none is (or the one in progress only moves its tags), nil when
+// there is none.
+func (r *envRunner) rollout() *ferry.Deployment {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.active == nil || r.finishing {
+		return r.pending
+	}
+	return r.active
+}
+
+// newReleaseTag renders the release tag for now, adding _2, _3 … when a
+// release of the same minute exists.
+func (c *Controller) newReleaseTag(ctx context.Context, r *envRunner) (string, error) {
+	base, err := r.env.ReleaseName(c.now())
+	if err != nil {
+		return "", err
+	}
+	tag := base
+	for n := 2; ; n++ {
+		ds, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Release: tag, Limit: 1})
+		if err != nil {
+			return "", err
+		}
+		if len(ds) == 0 {
+			return tag, nil
+		}
+		tag = fmt.Sprintf("%s_%d", base, n)
+	}
+}

@@ -1,0 +1,276 @@
+package release
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry"
+)
+
+// The rules on facts alone: no git, no ledger.
+
+// sha is a fake commit id made of one repeated hex digit.
+func sha(c string) string { return strings.Repeat(c, 40) }
+
+func TestClassify(t *testing.T) {
+	a, b, c, x := sha("a"), sha("b"), sha("c"), sha("e")
+	known := []Known{{Release: "RC20240302_0900", Commit: x}, {Release: "RC20240301_1200_2", Commit: a}, {Release: "RC20240301_1200", Commit: a}}
+	// onMain: New is a commit on master's history; ff: and a fast-forward.
+	onMain := MoveFacts{Env: "prod", Mainline: "master", HasMainline: true, Exists: true, OnMainline: true, Known: known}
+	ff := onMain
+	ff.FastForward = true
+	off := onMain // a commit off master
+	off.OnMainline = false
+	offFF := off
+	offFF.FastForward = true
+	noMain := MoveFacts{Env: "prod", Mainline: "trunk", Exists: true, FastForward: true, Known: known}
+	missing := MoveFacts{Env: "prod", Mainline: "master", HasMainline: true, Known: known}
+	type want struct {
+		allowed bool
+		kind    Kind
+		release string
+		rule    Rule
+		reason  string // a fragment of the reason
+	}
+	for _, tc := range []struct {
+		name string
+		move Move
+		f    MoveFacts
+		want want
+	}{
+		{"promote: fast-forward along master", Move{Old: a, New: b}, ff, want{true, Promote, "", "", "fast-forward of aaaaaaaaaaaa to bbbbbbbbbbbb along master"}},
+		{"unchanged", Move{Old: b, New: b}, MoveFacts{}, want{true, Unchanged, "", "", "release stays at bbbbbbbbbbbb"}},
+		{"rollback: back to a known release", Move{Old: b, New: a}, onMain, want{true, Rollback, "RC20240301_1200_2", "", "release to aaaaaaaaaaaa, the commit of release RC20240301_1200_2"}},
+		{"rollback: a known release off master", Move{Old: b, New: x}, off, want{true, Rollback, "RC20240302_0900", "", "the commit of release RC20240302_0900"}},
+		{"rollback: forward onto a known release", Move{Old: c, New: a}, ff, want{true, Rollback, "RC20240301_1200_2", "", "the commit of release"}},
+		{"rollback without a mainline", Move{Old: b, New: a}, noMain, want{true, Rollback, "RC20240301_1200_2", "", ""}},
+		{"create on master", Move{New: b}, onMain, want{true, Create, "", "", "release created at bbbbbbbbbbbb, on master's history"}},
+		{"create on master at a known release", Move{Old: Zero, New: a}, onMain, want{true, Create, "", "", "on master's history"}},
+		{"create at a known release off master", Move{Old: Zero, New: x}, off, want{true, Create, "RC20240302_0900", "", "the commit of release RC20240302_0900"}},
+		{"branch named in messages", Move{Branch: "stable", Old: b, New: b}, MoveFacts{}, want{true, Unchanged, "", "", "stable stays"}},
+		{"delete", Move{Old: b, New: Zero}, MoveFacts{}, want{false, "", "", RuleNoDelete, "release may not be deleted"}},
+		{"unknown commit", Move{Old: b, New: c}, missing, want{false, "", "", RuleCommit, "cccccccccccc is not a commit of this repository"}},
+		{"bad ids", Move{Old: "abc", New: b}, onMain, want{false, "", "", RuleCommit, "not a move between two commit ids"}},
+		{"back to an unknown commit of master", Move{Old: b, New: c}, onMain, want{false, "", "", RuleForward, "cccccccccccc is not a fast-forward of bbbbbbbbbbbb and not a known release of prod"}},
+		{"fast-forward off master", Move{Old: b, New: c}, offFF, want{false, "", "", RuleMainline, "cccccccccccc is not on master's history (only commits of master are released) and not a known release of prod"}},
+		{"sideways", Move{Old: b, New: c}, off, want{false, "", "", RuleForward, "cccccccccccc is not a fast-forward of bbbbbbbbbbbb, not on master's history, and not a known release of prod"}},
+		{"create off master", Move{New: c}, off, want{false, "", "", RuleMainline, "cccccccccccc is not on master's history and not a known release of prod"}},
+		{"no mainline: forward refused", Move{Old: b, New: c}, noMain, want{false, "", "", RuleMainline, "not on trunk's history (trunk does not exist)"}},
+		{"no environment named", Move{Old: b, New: c}, MoveFacts{Mainline: "master", HasMainline: true, Exists: true, OnMainline: true}, want{false, "", "", RuleForward, "not a known release of the environment"}},
+		{"a forged release is not known", Move{Old: b, New: c}, func() MoveFacts { f := onMain; f.Known = nil; return f }(), want{false, "", "", RuleForward, "not a known release"}},
+	} {
+		got := Classify(tc.move, tc.f)
+		w := tc.want
+		if got.Allowed != w.allowed || got.Kind != w.kind || got.Release != w.release || got.Rule != w.rule || !strings.Contains(got.Reason, w.reason) {
+			t.Errorf("%s: Classify(%.7s → %.7s) = %+v, want allowed=%v kind=%q release=%q rule=%q reason containing %q",
+				tc.name, tc.move.Old, tc.move.New, got, w.allowed, w.kind, w.release, w.rule, w.reason)
+		}
+	}
+}
+
+func TestClassifyTag(t *testing.T) {
+	obj, c := sha("d"), sha("c")
+	on := TagFacts{Mainline: "master", HasMainline: true, Exists: true, OnMainline: true}
+	for _, tc := range []struct {
+		name    string
+		move    TagMove
+		f       TagFacts
+		allowed bool
+		reason  string
+	}{
+		{"new annotated tag on master", TagMove{Name: "RC20240401_1000", New: obj, Annotated: true, Commit: c}, on, true, "release tag RC20240401_1000 on cccccccccccc"},
+		{"unchanged", TagMove{Name: "RC20240401_1000", Old: obj, New: obj}, TagFacts{}, true, "stays"},
+		{"not a release tag", TagMove{Name: "v1.2.3", Old: obj, New: Zero}, TagFacts{}, true, "not a release tag"},
+		{"deleted", TagMove{Name: "RC20240401_1000", Old: obj, New: Zero}, TagFacts{}, false, "may not be deleted"},
+		{"deleted, empty new", TagMove{Name: "RC20240401_1000", Old: obj}, TagFacts{}, false, "may not be deleted"},
+		{"moved", TagMove{Name: "RC20240401_1000", Old: obj, New: sha("e"), Annotated: true, Commit: c}, on, false, "exists and never moves"},
+		{"lightweight", TagMove{Name: "RC20240401_1000", New: c, Commit: c}, on, false, "must be an annotated tag"},
+		{"names no commit", TagMove{Name: "RC20240401_1000", New: obj, Annotated: true}, on, false, "must name a commit"},
+		{"no mainline", TagMove{Name: "RC20240401_1000", New: obj, Annotated: true, Commit: c}, TagFacts{Mainline: "master"}, false, "master does not exist"},
+		{"unknown commit", TagMove{Name: "RC20240401_1000", New: obj, Annotated: true, Commit: c}, TagFacts{Mainline: "master", HasMainline: true}, false, "not a commit of this repository"},
+		{"off master", TagMove{Name: "RC20240401_1000", New: obj, Annotated: true, Commit: c}, TagFacts{Mainline: "master", HasMainline: true, Exists: true}, false, "not on master's history: only commits of master are released"},
+	} {
+		got := ClassifyTag(tc.move, tc.f)
+		if got.Allowed != tc.allowed || !strings.Contains(got.Reason, tc.reason) {
+			t.Errorf("%s: ClassifyTag(%+v) = %+v, want allowed=%v, reason containing %q", tc.name, tc.move, got, tc.allowed, tc.reason)
+		}
+	}
+}
+
+func TestKnownReleases(t *testing.T) {
+	prod := ferry.Environment{Name: "prod", Branch: "release", From: "dev"}
+	at := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	d := func(id int64, env string, state ferry.DeploymentState, release, commit string) *ferry.Deployment {
+		return &ferry.Deployment{ID: id, Env: env, State: state, Release: release, Commit: commit, Digest: "sha256:" + commit[:8], BuildID: id * 10, FinishedAt: at.Add(time.Duration(id) * time.Minute)}
+	}
+	ds := []*ferry.Deployment{ // newest first
+		d(7, "prod", ferry.DeploymentSucceeded, "RC2", sha("b")), // a scale of RC2
+		d(6, "prod", ferry.DeploymentRolledBack, "RC3", sha("c")),
+		d(5, "prod", ferry.DeploymentSucceeded, "RC2", sha("b")),
+		d(4, "dev", ferry.DeploymentSucceeded, "RC9", sha("e")),
+		d(3, "prod", ferry.DeploymentFailed, "RC4", sha("d")),
+		d(2, "prod", ferry.DeploymentSucceeded, "", sha("f")),
+		d(1, "prod", ferry.DeploymentSucceeded, "RC1", sha("a")),
+	}
+	got := KnownReleases(prod, ds)
+	want := []Known{
+		{Release: "RC2", Commit: sha("b"), Digest: "sha256:bbbbbbbb", BuildID: 70, DeploymentID: 7, FinishedAt: at.Add(7 * time.Minute)},
+		{Release: "RC1", Commit: sha("a"), Digest: "sha256:aaaaaaaa", BuildID: 10, DeploymentID: 1, FinishedAt: at.Add(time.Minute)},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("KnownReleases(prod) = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("KnownReleases(prod)[%d] = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if got := KnownReleases(ferry.Environment{Name: "dev", Branch: "master"}, ds); got == nil || len(got) != 0 {
+		t.Errorf("KnownReleases(dev) = %#v, want an empty list: dev is not gated", got)
+	}
+	if k, ok := ReleaseOf(got, sha("a")); !ok || k.Release != "RC1" {
+		t.Errorf("ReleaseOf(aaaa…) = %+v, %v, want RC1", k, ok)
+	}
+	if k, ok := ReleaseOf(got, sha("c")); ok {
+		t.Errorf("ReleaseOf(cccc…) = %+v, want none: its release was rolled back", k)
+	}
+}
+
+func TestGates(t *testing.T) {
+	now := time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC)
+	prod := ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: 10 * time.Minute}
+	cand := sha("c")
+	ok := func() PromotionFacts {
+		return PromotionFacts{
+			Env: prod, Mainline: "master", Commit: cand, OnMainline: true,
+			Upstream: []*ferry.Deployment{{ID: 3, State: ferry.DeploymentSucceeded, FinishedAt: now.Add(-time.Hour)}},
+			Head:     sha("b"), Forward: true, Now: now,
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		change   func(*PromotionFacts)
+		wantCode string // "" for allowed
+		wantMsg  string
+	}{
+		{"every gate passes", func(*PromotionFacts) {}, "", ""},
+		{"takes no promotions", func(f *PromotionFacts) { f.Env = ferry.Environment{Name: "dev", Branch: "master"} },
+			ferry.EINVALID, "dev takes no promotions: it follows branch master"},
+		{"locked", func(f *PromotionFacts) {
+			f.Lock = &ferry.Lock{Actor: "ada", Reason: "audit", CreatedAt: now.Add(-time.Hour)}
+		}, ferry.ECONFLICT, "prod is locked by ada since 2026-11-26 22:50:00 UTC: audit (ferry unlock prod)"},
+		{"rollout in progress", func(f *PromotionFacts) {
+			f.Rollout = &ferry.Deployment{ID: 9, Kind: ferry.DeployPromote, Commit: sha("9")}
+		}, ferry.ECONFLICT, "a rollout of prod is in progress (deployment 9, promote 999999999999); wait for it to end"},
+		{"quarantined", func(f *PromotionFacts) { f.Quarantine = &ferry.Quarantine{Actor: "bob", Reason: "corrupts carts"} },
+			ferry.ECONFLICT, "cccccccccccc is quarantined by bob: corrupts carts"},
+		{"not on master", func(f *PromotionFacts) { f.OnMainline = false },
+			ferry.ECONFLICT, "cccccccccccc is not on master's history: only commits of master are released"},
+		{"never ran upstream", func(f *PromotionFacts) { f.Upstream = nil },
+			ferry.ECONFLICT, "cccccccccccc never ran in dev: only digests that succeeded there are promoted"},
+		{"only failed upstream", func(f *PromotionFacts) {
+			f.Upstream = []*ferry.Deployment{
+				{ID: 5, State: ferry.DeploymentRolledBack, Error: "crash-looping"},
+				{ID: 4, State: ferry.DeploymentFailed, Error: "never ready"},
+				{ID: 2, State: ferry.DeploymentSuperseded},
+			}
+		}, ferry.ECONFLICT, "cccccccccccc failed in dev (deployment 5: crash-looping): it is not promoted"},
+		{"failed once, succeeded since", func(f *PromotionFacts) {
+			f.Upstream = append([]*ferry.Deployment{{ID: 8, State: ferry.DeploymentFailed}}, f.Upstream...)
+		}, "", ""},
+		{"soaking", func(f *PromotionFacts) { f.Upstream[0].FinishedAt = now.Add(-4 * time.Minute) },
+			ferry.ECONFLICT, "cccccccccccc has run in dev for 4m0s; prod needs 10m0s of soak (promotable at 2026-11-26 23:56:00)"},
+		{"soaked exactly", func(f *PromotionFacts) { f.Upstream[0].FinishedAt = now.Add(-10 * time.Minute) }, "", ""},
+		{"soak counts from the first success", func(f *PromotionFacts) {
+			f.Upstream = []*ferry.Deployment{
+				{ID: 7, State: ferry.DeploymentSucceeded, FinishedAt: now.Add(-time.Minute)},
+				{ID: 2, State: ferry.DeploymentSucceeded, FinishedAt: now.Add(-time.Hour)},
+			}
+		}, "", ""},
+		{"no soak", func(f *PromotionFacts) { f.Env.Soak = 0; f.Upstream[0].FinishedAt = now }, "", ""},
+		{"release would move back", func(f *PromotionFacts) { f.Forward = false },
+			ferry.ECONFLICT, "release (bbbbbbbbbbbb) is not an ancestor of cccccccccccc: a promotion only moves release forward; to go back use ferry rollback prod"},
+		{"release does not exist yet", func(f *PromotionFacts) { f.Head, f.Forward = Zero, false }, "", ""},
+		{"release already there", func(f *PromotionFacts) { f.Head, f.Forward = cand, false }, "", ""},
+		{"no release branch", func(f *PromotionFacts) { f.Env.Branch, f.Forward = "", false }, "", ""},
+		{"the first gate broken is the refusal", func(f *PromotionFacts) {
+			f.Lock = &ferry.Lock{Actor: "ada", Reason: "audit"}
+			f.OnMainline, f.Upstream = false, nil
+		}, ferry.ECONFLICT, "prod is locked by ada"},
+	} {
+		f := ok()
+		tc.change(&f)
+		err := Gates(f)
+		if tc.wantCode == "" {
+			if err != nil {
+				t.Errorf("%s: Gates(%.7s) = %v, want nil", tc.name, f.Commit, err)
+			}
+			continue
+		}
+		if ferry.ErrorCode(err) != tc.wantCode || !strings.Contains(ferry.ErrorMessage(err), tc.wantMsg) {
+			t.Errorf("%s: Gates(%.7s) = %v, want %s containing %q", tc.name, f.Commit, err, tc.wantCode, tc.wantMsg)
+		}
+	}
+}
+
+func TestRollbackTarget(t *testing.T) {
+	prod := ferry.Environment{Name: "prod", Branch: "release", From: "dev"}
+	rc3 := Known{Release: "RC3", Commit: sha("c"), Digest: "sha256:c"}
+	rc2 := Known{Release: "RC2", Commit: sha("b"), Digest: "sha256:b"}
+	rc1 := Known{Release: "RC1", Commit: sha("a"), Digest: "sha256:a"}
+	known := []Known{rc3, rc2, rc1}
+	for _, tc := range []struct {
+		name     string
+		env      ferry.Environment
+		known    []Known
+		current  *ferry.Deployment
+		to       string
+		want     Known
+		wantCode string
+		wantMsg  string
+	}{
+		{"the previous release", prod, known, &ferry.Deployment{Release: "RC3", Digest: "sha256:c"}, "", rc2, "", ""},
+		{"the named release", prod, known, &ferry.Deployment{Release: "RC3", Digest: "sha256:c"}, "RC1", rc1, "", ""},
+		{"named while running nothing", prod, known, nil, "RC2", rc2, "", ""},
+		{"skips a release of the digest that runs", prod, known, &ferry.Deployment{Release: "RC3_2", Digest: "sha256:c"}, "", rc2, "", ""},
+		{"after a rollback, the one before", prod, []Known{rc1, rc3, rc2}, &ferry.Deployment{Release: "RC1", Digest: "sha256:a"}, "", rc3, "", ""},
+		{"never ran", prod, known, &ferry.Deployment{Release: "RC3"}, "RC9", Known{}, ferry.ENOTFOUND, "release RC9 never ran successfully in prod: nothing to roll back to"},
+		{"runs nothing", prod, known, nil, "", Known{}, ferry.ECONFLICT, "prod runs nothing yet: nothing to roll back"},
+		{"no earlier release", prod, []Known{rc3}, &ferry.Deployment{Release: "RC3", Digest: "sha256:c"}, "", Known{}, ferry.ECONFLICT, "prod has no earlier release than RC3 to roll back to"},
+		{"no release at all", prod, nil, &ferry.Deployment{Digest: "sha256:c"}, "", Known{}, ferry.ECONFLICT, "prod has no earlier release than what it runs to roll back to"},
+		{"not gated", ferry.Environment{Name: "dev", Branch: "master"}, known, nil, "", Known{}, ferry.EINVALID, "dev has no releases to roll back to: it follows branch master"},
+	} {
+		got, err := RollbackTarget(tc.env, tc.known, tc.current, tc.to)
+		if tc.wantCode == "" {
+			if err != nil || got != tc.want {
+				t.Errorf("%s: RollbackTarget(%q) = %+v, %v, want %s", tc.name, tc.to, got, err, tc.want.Release)
+			}
+			continue
+		}
+		if ferry.ErrorCode(err) != tc.wantCode || !strings.Contains(ferry.ErrorMessage(err), tc.wantMsg) {
+			t.Errorf("%s: RollbackTarget(%q) = %+v, %v, want %s containing %q", tc.name, tc.to, got, err, tc.wantCode, tc.wantMsg)
+		}
+	}
+}
+
+func TestRollbackGates(t *testing.T) {
+	prod := ferry.Environment{Name: "prod", Branch: "release", From: "dev"}
+	target := Known{Release: "RC2", Commit: sha("b")}
+	for _, tc := range []struct {
+		name     string
+		f        RollbackFacts
+		wantCode string
+		wantMsg  string
+	}{
+		{"allowed", RollbackFacts{Env: prod, Target: target}, "", ""},
+		{"quarantined", RollbackFacts{Env: prod, Target: target, Quarantine: &ferry.Quarantine{Actor: "ada", Reason: "corrupts carts"}},
+			ferry.ECONFLICT, "RC2 (bbbbbbbbbbbb) is quarantined by ada: corrupts carts"},
+		{"not gated", RollbackFacts{Env: ferry.Environment{Name: "dev", Branch: "master"}, Target: target}, ferry.EINVALID, "dev has no releases"},
+	} {
+		err := RollbackGates(tc.f)
+		if tc.wantCode == "" && err != nil || tc.wantCode != "" && (ferry.ErrorCode(err) != tc.wantCode || !strings.Contains(ferry.ErrorMessage(err), tc.wantMsg)) {
+			t.Errorf("%s: RollbackGates(%s) = %v, want %q containing %q", tc.name, tc.f.Target.Release, err, tc.wantCode, tc.wantMsg)
+		}
+	}
+}

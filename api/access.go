@@ -46,6 +46,7 @@ var routeAccess = map[string]access{
 	"GET /api/v1/deployments":          needViewer,
 	"GET /api/v1/deployments/{id}":     needViewer,
 	"GET /api/v1/dora":                 needViewer,
+	"GET /api/v1/diff":                 needViewer,
 	"GET /api/v1/envs/{env}/releases":  needViewer, // what ferry hook pre-receive asks
 	"POST /api/v1/builds":              needDeployer,
 	"POST /api/v1/builds/{id}/cancel":  needDeployer,

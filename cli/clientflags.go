@@ -29,7 +29,6 @@ func serverFlag(cmd *cobra.Command) func() (*client.Client, error) {
 		if err != nil {
 			return nil, usageErrorf("--server: %v", err)
 		}
-		c.Actor = actorName()
 		if c.Token, err = findToken(*token, c.Base); err != nil {
 			return nil, err
 		}

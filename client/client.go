@@ -23,9 +23,8 @@ import (
 // Client talks to one ferry server.
 type Client struct {
 	// Base is the server's URL, e.g. http://127.0.0.1:7070.
-	Base  string
-	HTTP  *http.Client
-	Actor string
+	Base string
+	HTTP *http.Client
 	// Token is the API token's secret, sent as "Authorization: Bearer …".
 	Token string
 }
@@ -71,9 +70,6 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.Actor != "" {
-		req.Header.Set("X-Ferry-Actor", c.Actor)
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)

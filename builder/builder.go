@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -74,6 +75,11 @@ type Config struct {
 	Command string
 	// PushAttempts bounds retries of a push to a registry that is down.
 	PushAttempts int
+	// Integration, when set, runs each pushed image on trial (Trial) and
+	// checks it before the commit's tags are set: only an image that
+	// passes becomes deployable.
+	Integration *Integration
+	Trial       Trial
 
 	// The builder's dependencies, all required but Logger.
 	Ledger   Ledger
@@ -81,6 +87,29 @@ type Config struct {
 	Registry Publisher // where images go
 	Now      func() time.Time
 	Logger   *slog.Logger
+}
+
+// Integration is what the integration step asks of a trial run.
+type Integration struct {
+	// Checks run against the trial's URL (package verify).
+	Checks []ferry.Check
+	// Command, when set, runs in the worktree after the checks, with
+	// FERRY_URL the trial's base URL.
+	Command string
+	// Timeout bounds the step: start, checks and command.
+	Timeout time.Duration
+}
+
+// Trial runs a built image the way an environment would, in a throwaway
+// environment of its own, for the integration step.
+type Trial interface {
+	// Start runs digest (of commit) as one replica named for build, and
+	// returns its base URL once the replica is ready. Its progress goes
+	// to log. stop, set when err is nil, stops the replica and removes
+	// all it wrote; with failed it first writes the replica's recent
+	// output to log. A Start that fails has already cleaned up, its error
+	// saying why (and the output the replica gave).
+	Start(ctx context.Context, build int64, commit, digest string, log io.Writer) (url string, stop func(failed bool), err error)
 }
 
 // GoConfig configures the Go image builder.
@@ -121,6 +150,9 @@ func New(cfg Config) (*Builder, error) {
 	}
 	if cfg.Ledger == nil || cfg.Git == nil || cfg.Registry == nil || cfg.Now == nil {
 		return nil, errors.New("builder: Ledger, Git, Registry and Now are required")
+	}
+	if cfg.Integration != nil && cfg.Trial == nil {
+		return nil, errors.New("builder: Integration needs a Trial to run images on")
 	}
 	logger := cfg.Logger
 	if logger == nil {

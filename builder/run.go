@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,16 +17,23 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/oci"
 	"github.com/ferryhq/ferry/pipeline"
+	"github.com/ferryhq/ferry/verify"
 )
 
 // Step names, in order.
 const (
-	StepCheckout = "checkout"
-	StepTest     = "test"
-	StepBuild    = "build"
-	StepPush     = "push"
-	StepTag      = "tag"
+	StepCheckout    = "checkout"
+	StepTest        = "test"
+	StepBuild       = "build"
+	StepPush        = "push"
+	StepIntegration = "integration"
+	StepTag         = "tag"
 )
+
+// candidateTag names the image a build command pushes: a commit's own tags
+// (sha-…, the short commit) are set only once every step passed, so an
+// image under them is one that passed, and adopting it is safe.
+func candidateTag(commit string) string { return "candidate-" + commit }
 
 // run is the state one build's steps share.
 type run struct {
@@ -131,6 +139,12 @@ func (r *run) steps() []pipeline.Step {
 		}},
 		{Name: StepBuild, Run: r.buildImage},
 		{Name: StepPush, Run: r.push, MaxAttempts: r.b.cfg.PushAttempts},
+		{Name: StepIntegration, Run: r.integration, Skip: func() string {
+			if r.b.cfg.Integration == nil {
+				return "no integration checks configured"
+			}
+			return ""
+		}},
 		{Name: StepTag, Run: r.tag, MaxAttempts: r.b.cfg.PushAttempts},
 	}
 }
@@ -170,7 +184,7 @@ func (r *run) env() []string {
 		"FERRY_SHORT_COMMIT="+r.build.ShortCommit(),
 		"FERRY_BRANCH="+r.build.Branch,
 		"FERRY_BUILD_ID="+fmt.Sprint(r.build.ID),
-		"FERRY_IMAGE="+r.b.pub.Ref(ferry.CommitTag(r.build.Commit)),
+		"FERRY_IMAGE="+r.b.pub.Ref(candidateTag(r.build.Commit)),
 		"FERRY_WORKDIR="+r.dir,
 	)
 }
@@ -187,12 +201,12 @@ func (r *run) test(ctx context.Context, log *pipeline.Log) error {
 
 // shell runs command with sh -c in the worktree, within the step timeout;
 // on timeout or cancellation the whole process group is killed.
-func (r *run) shell(ctx context.Context, command string, log *pipeline.Log) error {
+func (r *run) shell(ctx context.Context, command string, log *pipeline.Log, env ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, r.b.cfg.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", command)
 	cmd.Dir = r.appDir()
-	cmd.Env = r.env()
+	cmd.Env = append(r.env(), env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -229,19 +243,26 @@ func (r *run) buildImage(ctx context.Context, log *pipeline.Log) error {
 	return nil
 }
 
+// push uploads the image by digest, without the commit's tags (the tag
+// step sets them once the image passed), or finds the one the build
+// command pushed under candidateTag.
 func (r *run) push(ctx context.Context, log *pipeline.Log) error {
-	tag := ferry.CommitTag(r.build.Commit)
 	if r.img == nil { // the user's command pushed it
+		tag := candidateTag(r.build.Commit)
 		digest, err := r.b.pub.Resolve(ctx, tag)
 		if err != nil {
 			return retryIf(fmt.Errorf("the build command did not push %s: %w", r.b.pub.Ref(tag), err))
 		}
 		r.digest = digest
-		log.Printf("found %s", r.b.pub.Ref("@"+digest))
+		log.Printf("found %s", r.b.pub.Ref(digest))
 		return nil
 	}
-	log.Printf("pushing %s", r.b.pub.Ref(tag))
-	digest, err := r.b.pub.Push(ctx, r.img, tag)
+	h, err := r.img.Digest()
+	if err != nil {
+		return fmt.Errorf("image digest: %w", err)
+	}
+	log.Printf("pushing %s", r.b.pub.Ref(h.String()))
+	digest, err := r.b.pub.Push(ctx, r.img)
 	if err != nil {
 		return retryIf(err)
 	}
@@ -250,11 +271,46 @@ func (r *run) push(ctx context.Context, log *pipeline.Log) error {
 	return nil
 }
 
-func (r *run) tag(ctx context.Context, log *pipeline.Log) error {
-	short := ferry.ShortCommitTag(r.build.Commit)
-	if err := r.b.pub.Tag(ctx, r.digest, short); err != nil {
-		return retryIf(err)
+// integration runs the pushed image on trial and asks it the configured
+// checks, then the command; a failure fails the build, and the image never
+// gets the commit's tags.
+func (r *run) integration(ctx context.Context, log *pipeline.Log) error {
+	in := r.b.cfg.Integration
+	ctx, cancel := context.WithTimeout(ctx, in.Timeout)
+	defer cancel()
+	start := time.Now()
+	log.Printf("starting %s on trial", ferry.ShortDigest(r.digest))
+	url, stop, err := r.b.cfg.Trial.Start(ctx, r.build.ID, r.build.Commit, r.digest, log)
+	if err != nil {
+		return fmt.Errorf("the image did not start: %w", err)
 	}
-	log.Printf("tagged %s", r.b.pub.Ref(short))
+	passed := false
+	defer func() { stop(!passed) }()
+	log.Printf("ready at %s after %s", url, time.Since(start).Round(time.Millisecond))
+	for _, chk := range in.Checks {
+		if err := verify.Run(ctx, http.DefaultClient, url, []ferry.Check{chk}); err != nil {
+			return fmt.Errorf("integration check failed: %w", err)
+		}
+		log.Printf("passed %s", chk)
+	}
+	if in.Command != "" {
+		log.Printf("$ FERRY_URL=%s %s", url, in.Command)
+		if err := r.shell(ctx, in.Command, log, "FERRY_URL="+url); err != nil {
+			return fmt.Errorf("integration command failed: %w", err)
+		}
+	}
+	passed = true
+	log.Printf("integration passed in %s", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// tag gives the image that passed every step the commit's tags.
+func (r *run) tag(ctx context.Context, log *pipeline.Log) error {
+	for _, tag := range []string{ferry.CommitTag(r.build.Commit), ferry.ShortCommitTag(r.build.Commit)} {
+		if err := r.b.pub.Tag(ctx, r.digest, tag); err != nil {
+			return retryIf(err)
+		}
+		log.Printf("tagged %s", r.b.pub.Ref(tag))
+	}
 	return nil
 }

@@ -23,7 +23,7 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 		}
 	}()
 	for _, e := range s.cfg.Environments {
-		vars, err := s.vars(e)
+		vars, err := s.vars("environments."+e.Name+".env", e.Env)
 		if err != nil {
 			return nil, err
 		}
@@ -75,16 +75,17 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 	return envs, nil
 }
 
-// vars resolves an environment's variables; secrets are read now, from the
-// environment or files, and never logged.
-func (s *Server) vars(e *config.Environment) ([]ferry.Var, error) {
+// vars resolves the variables at field (environments.dev.env,
+// build.integration.env); secrets are read now, from the environment or
+// files, and never logged.
+func (s *Server) vars(field string, vars []config.EnvVar) ([]ferry.Var, error) {
 	var out []ferry.Var
-	for _, v := range e.Env {
+	for _, v := range vars {
 		value := v.Value
 		if v.Secret != nil {
 			var err error
 			if value, err = v.Secret.Resolve(s.opts.Getenv, s.opts.ReadFile); err != nil {
-				return nil, fmt.Errorf("environments.%s.env.%s: %w", e.Name, v.Name, err)
+				return nil, fmt.Errorf("%s.%s: %w", field, v.Name, err)
 			}
 		}
 		out = append(out, ferry.Var{Name: v.Name, Value: value})

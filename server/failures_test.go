@@ -53,11 +53,12 @@ func TestBroken(t *testing.T) { t.Fatal("ferry-marker: the answer is not 42") }
 		t.Errorf("build reason = %q, want it to say the tests failed with exit status 1", b.Reason)
 	}
 	wantSteps(t, b, map[string]ferry.StepState{
-		builder.StepCheckout: ferry.StepSucceeded,
-		builder.StepTest:     ferry.StepFailed,
-		builder.StepBuild:    ferry.StepPending,
-		builder.StepPush:     ferry.StepPending,
-		builder.StepTag:      ferry.StepPending,
+		builder.StepCheckout:    ferry.StepSucceeded,
+		builder.StepTest:        ferry.StepFailed,
+		builder.StepBuild:       ferry.StepPending,
+		builder.StepPush:        ferry.StepPending,
+		builder.StepIntegration: ferry.StepPending,
+		builder.StepTag:         ferry.StepPending,
 	})
 	log := logLines(t, s, b.ID)
 	if !hasLine(log, builder.StepTest, "ferry-marker: the answer is not 42") {
@@ -95,11 +96,12 @@ func TestCompileErrorFailsTheBuild(t *testing.T) {
 		t.Errorf("build reason = %q, want the compiler's message (main.go:…: syntax error …)", b.Reason)
 	}
 	wantSteps(t, b, map[string]ferry.StepState{
-		builder.StepCheckout: ferry.StepSucceeded,
-		builder.StepTest:     ferry.StepSkipped,
-		builder.StepBuild:    ferry.StepFailed,
-		builder.StepPush:     ferry.StepPending,
-		builder.StepTag:      ferry.StepPending,
+		builder.StepCheckout:    ferry.StepSucceeded,
+		builder.StepTest:        ferry.StepSkipped,
+		builder.StepBuild:       ferry.StepFailed,
+		builder.StepPush:        ferry.StepPending,
+		builder.StepIntegration: ferry.StepPending,
+		builder.StepTag:         ferry.StepPending,
 	})
 	if log := logLines(t, s, b.ID); !hasLine(log, builder.StepBuild, "syntax error") {
 		t.Errorf("the build step's log does not hold the compiler's output; log:\n%s", dumpLog(log))
@@ -135,11 +137,12 @@ environments:
 		t.Errorf("build reason = %q, want it to say the build command failed with exit status 3", b.Reason)
 	}
 	wantSteps(t, b, map[string]ferry.StepState{
-		builder.StepCheckout: ferry.StepSucceeded,
-		builder.StepTest:     ferry.StepSkipped,
-		builder.StepBuild:    ferry.StepFailed,
-		builder.StepPush:     ferry.StepPending,
-		builder.StepTag:      ferry.StepPending,
+		builder.StepCheckout:    ferry.StepSucceeded,
+		builder.StepTest:        ferry.StepSkipped,
+		builder.StepBuild:       ferry.StepFailed,
+		builder.StepPush:        ferry.StepPending,
+		builder.StepIntegration: ferry.StepPending,
+		builder.StepTag:         ferry.StepPending,
 	})
 	if log := logLines(t, s, b.ID); !hasLine(log, builder.StepBuild, "building-marker") {
 		t.Errorf("the build step's log does not hold the command's output; log:\n%s", dumpLog(log))

@@ -154,12 +154,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if g := cfg.Build.Go; g != nil {
 		buildGo = &builder.GoConfig{Main: g.Main, Ldflags: g.Ldflags, Env: g.Env}
 	}
+	integration, trial, err := s.integration()
+	if err != nil {
+		return err
+	}
 	s.builder, err = builder.New(builder.Config{
 		App: cfg.App, Image: image, Source: s.repo.URL(),
 		WorkDir: filepath.Join(cfg.DataDir, "work"), Dir: cfg.Build.Dir,
 		Test: cfg.Build.Test, Timeout: cfg.Build.Timeout, Go: buildGo, Command: cfg.Build.Command,
-		PushAttempts: 8,
-		Ledger:       s.ledger, Git: s.repo, Registry: s.pub, Now: s.opts.Now, Logger: s.log.With("part", "builder"),
+		PushAttempts: 8, Integration: integration, Trial: trial,
+		Ledger: s.ledger, Git: s.repo, Registry: s.pub, Now: s.opts.Now, Logger: s.log.With("part", "builder"),
 	})
 	if err != nil {
 		return err

@@ -104,6 +104,8 @@ type Store interface {
 	TokenStore
 	// LockStore keeps environment locks and quarantines (lock.go).
 	LockStore
+	// DeliveryStore remembers webhook deliveries (delivery.go).
+	DeliveryStore
 	// Close releases the store's connections. It is safe to call twice.
 	Close() error
 }

@@ -3,6 +3,8 @@ package ledgertest
 import (
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -83,6 +85,7 @@ func testOddKeys(t *testing.T, open OpenFunc) {
 			{"AddQuarantine(Release)", "release", func() error {
 				return s.AddQuarantine(ctx, &ferry.Quarantine{App: "app", Commit: b.Commit, Release: v, Reason: "bad", Actor: "ada", CreatedAt: t0})
 			}},
+			{"AddDelivery(id)", "webhook delivery id", func() error { _, err := s.AddDelivery(ctx, "github", v, t0); return err }},
 		}
 		for _, c := range calls {
 			what := fmt.Sprintf("%s with %s", c.name, odd.name)
@@ -210,4 +213,76 @@ func testTextLimits(t *testing.T, open OpenFunc) {
 	} {
 		wantCode(t, k.name+" one byte over the limit", k.call(), ferry.EINVALID)
 	}
+}
+
+// testDeliveries: a webhook delivery is new once per (provider, id), also
+// from another store on the same database and after reopening, and under
+// concurrent arrivals exactly one is new; a forgotten one is new again;
+// deliveries older than the retention are pruned as new ones arrive.
+func testDeliveries(t *testing.T, open OpenFunc) {
+	s := mustOpen(t, open)
+	ctx := t.Context()
+	add := func(s ledger.Store, provider, id string, when time.Time, want bool) {
+		t.Helper()
+		got, err := s.AddDelivery(ctx, provider, id, when)
+		if err != nil || got != want {
+			t.Errorf("AddDelivery(%s, %s, %s) = %v, %v, want %v", provider, id, when.UTC().Format(time.DateTime), got, err, want)
+		}
+	}
+	const id = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+	add(s, "github", id, t0, true)
+	add(s, "github", id, at(time.Second), false)
+	add(s, "gitea", id, at(time.Second), true) // another sender's ids are its own
+	add(s, "github", "another", at(time.Second), true)
+
+	other := mustOpen(t, open) // another server on the same ledger
+	add(other, "github", id, at(time.Minute), false)
+
+	if err := s.ForgetDelivery(ctx, "github", id); err != nil {
+		t.Fatalf("ForgetDelivery = %v", err)
+	}
+	if err := s.ForgetDelivery(ctx, "github", "never-seen"); err != nil {
+		t.Errorf("ForgetDelivery(never seen) = %v, want nil", err)
+	}
+	add(other, "github", id, at(time.Minute), true)
+
+	// Twenty at once: one is new.
+	var wg sync.WaitGroup
+	var fresh, failed atomic.Int32
+	for i := range 20 {
+		st := s
+		if i%2 == 1 {
+			st = other
+		}
+		wg.Go(func() {
+			ok, err := st.AddDelivery(ctx, "gitlab", "burst", at(time.Hour))
+			if err != nil {
+				failed.Add(1)
+			}
+			if ok {
+				fresh.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if fresh.Load() != 1 || failed.Load() != 0 {
+		t.Errorf("20 concurrent AddDelivery of one delivery: %d new, %d failed, want 1 new and none failed", fresh.Load(), failed.Load())
+	}
+
+	// Within the retention a delivery is remembered; past it, pruned.
+	late := at(time.Minute + ledger.DeliveryRetention - time.Second)
+	add(s, "github", id, late, false)
+	add(s, "github", "trigger-prune", at(time.Hour+ledger.DeliveryRetention+time.Second), true)
+	add(s, "github", id, at(time.Hour+ledger.DeliveryRetention+2*time.Second), true)
+	add(s, "gitlab", "burst", at(time.Hour+ledger.DeliveryRetention+2*time.Second), true)
+
+	for _, tt := range []struct{ name, provider, id string }{
+		{"no provider", "", id},
+		{"no id", "github", ""},
+	} {
+		_, err := s.AddDelivery(ctx, tt.provider, tt.id, t0)
+		wantCode(t, "AddDelivery("+tt.name+")", err, ferry.EINVALID)
+	}
+	_, err := s.AddDelivery(ctx, "github", "no-time", time.Time{})
+	wantCode(t, "AddDelivery(no time)", err, ferry.EINVALID)
 }

@@ -12,8 +12,9 @@
 // field, error codes, ordering, filters and paging, compare-and-set
 // transitions of builds and deployments and gapless log numbering under
 // concurrency, what an environment currently runs, API tokens, keys refused
-// and free text capped alike (NUL, invalid UTF-8, lengths), and that data
-// survives reopening the database.
+// and free text capped alike (NUL, invalid UTF-8, lengths), webhook
+// deliveries recognised once, and that data survives reopening the
+// database.
 package ledgertest
 
 import (
@@ -64,6 +65,7 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"Quarantines", testQuarantines},
 		{"OddKeys", testOddKeys},
 		{"TextLimits", testTextLimits},
+		{"Deliveries", testDeliveries},
 		{"NotFound", testNotFound},
 		{"EmptyLists", testEmptyLists},
 		{"Reopen", testReopen},

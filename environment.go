@@ -122,13 +122,33 @@ func Production(envs []Environment) []string {
 	return out
 }
 
-// Check is one post-deployment HTTP verification.
+// Check is one HTTP check against an environment (verify, after a rollout)
+// or a build's trial run (the integration step): a request, and what the
+// answer must be.
 type Check struct {
-	Method   string
-	Path     string // starts with "/", may carry a query
-	Expect   int    // status wanted
-	Contains string // optional substring of the body
-	Timeout  time.Duration
+	Method  string
+	Path    string // starts with "/", may carry a query
+	Headers []Header
+	Body    string
+	Expect  int // status wanted
+	// Contains is an optional substring of the body.
+	Contains string
+	// JSON, when set, checks one field of a JSON body.
+	JSON    *JSONCheck
+	Timeout time.Duration
+}
+
+// Header is one request header of a Check.
+type Header struct{ Name, Value string }
+
+// JSONCheck checks one field of a JSON answer: Field is a dotted path
+// ("user.name", "items.0.id"); the field's value, as JSON renders a string
+// without quotes or anything else as written, must equal Equals when set
+// and contain Contains when set.
+type JSONCheck struct {
+	Field    string
+	Equals   string
+	Contains string
 }
 
 // String renders the check as "GET /statusz → 200".

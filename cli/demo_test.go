@@ -15,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/ferryhq/ferry"
 )
 
@@ -217,11 +214,28 @@ func TestDemoEndToEnd(t *testing.T) {
 			gitCmd(t, dir, "--git-dir="+repo, "rev-parse", "env/dev^{commit}") == change
 	})
 	waitFor(t, 10*time.Second, "registry tag latest to follow dev", func() bool {
-		latest, err := registryDigest(d.image + ":latest")
+		latest, err := d.tagDigest("latest")
 		return err == nil && latest == devSt.Digest
 	})
-	if latest, err := registryDigest(d.image + ":latest"); err != nil || latest != devSt.Digest {
+	if latest, err := d.tagDigest("latest"); err != nil || latest != devSt.Digest {
 		t.Errorf("registry latest = %s (%v), want dev's %s", latest, err, devSt.Digest)
+	}
+	// Only ferry writes to (or reads) its registry: a local user's request
+	// without its credentials is refused and changes nothing.
+	planted := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + devSt.Digest + `","size":1},"layers":[]}`
+	for _, req := range []struct{ method, path, body string }{
+		{"GET", "manifests/latest", ""},
+		{"PUT", "manifests/latest", planted},
+		{"PUT", "manifests/sha-" + strings.Repeat("0", 40), planted},
+		{"DELETE", "manifests/" + devSt.Digest, ""},
+		{"POST", "blobs/uploads/", ""},
+	} {
+		if got := d.anonymousStatus(t, req.method, req.path, req.body); got != http.StatusUnauthorized {
+			t.Errorf("%s /v2/birthday-app/%s without credentials = %d, want 401", req.method, req.path, got)
+		}
+	}
+	if latest, err := d.tagDigest("latest"); err != nil || latest != devSt.Digest {
+		t.Errorf("registry latest after the refused requests = %s (%v), want dev's %s", latest, err, devSt.Digest)
 	}
 
 	// Scaling under load drops nothing and is recorded.
@@ -307,17 +321,33 @@ func TestDemoEndToEnd(t *testing.T) {
 	})
 }
 
-// registryDigest resolves a tag in a plain-HTTP loopback registry.
-func registryDigest(ref string) (string, error) {
-	r, err := name.ParseReference(ref, name.Insecure)
+// tagDigest reads the digest the demo's embedded registry stores under
+// tag, from its storage: the registry answers only ferry, which alone
+// holds its credentials.
+func (d *liveDemo) tagDigest(tag string) (string, error) {
+	link := filepath.Join(d.dir, "ferry-data", "registry", "docker", "registry", "v2", "repositories",
+		"birthday-app", "_manifests", "tags", tag, "current", "link")
+	b, err := os.ReadFile(link)
+	return strings.TrimSpace(string(b)), err
+}
+
+// anonymousStatus is the status the demo's registry answers method on
+// path (under /v2/birthday-app/) without credentials, as a replica or
+// another local user would ask.
+func (d *liveDemo) anonymousStatus(t *testing.T, method, path, body string) int {
+	t.Helper()
+	host, _, _ := strings.Cut(d.image, "/")
+	req, err := http.NewRequest(method, "http://"+host+"/v2/birthday-app/"+path, strings.NewReader(body))
 	if err != nil {
-		return "", err
+		t.Fatal(err)
 	}
-	desc, err := remote.Head(r)
+	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", err
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	return desc.Digest.String(), nil
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {

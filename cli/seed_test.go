@@ -161,11 +161,11 @@ func (d *liveDemo) released(t *testing.T, commit string, kind ferry.DeploymentKi
 		t.Errorf("ferry status prod = %+v, want release %s on %s, 2 ready", st, rc, dep.Digest)
 	}
 	waitFor(t, 30*time.Second, "live, "+rc+" and env/prod to follow prod", func() bool {
-		live, err := registryDigest(d.image + ":live")
+		live, err := d.tagDigest("live")
 		if err != nil || live != dep.Digest {
 			return false
 		}
-		if tagged, err := registryDigest(d.image + ":" + rc); err != nil || tagged != dep.Digest {
+		if tagged, err := d.tagDigest(rc); err != nil || tagged != dep.Digest {
 			return false
 		}
 		typ, err := gitTry(d.dir, "--git-dir="+d.repo, "cat-file", "-t", rc)

@@ -28,12 +28,13 @@ import (
 
 // Defaults that a file may leave out.
 const (
-	DefaultServerListen   = "127.0.0.1:7070"
-	DefaultRegistryListen = "127.0.0.1:5050"
-	DefaultDataDir        = "ferry-data"
-	DefaultPoll           = 30 * time.Second
-	DefaultBuildTimeout   = 10 * time.Minute
-	DefaultPortEnv        = "PORT"
+	DefaultServerListen       = "127.0.0.1:7070"
+	DefaultRegistryListen     = "127.0.0.1:5050"
+	DefaultDataDir            = "ferry-data"
+	DefaultPoll               = 30 * time.Second
+	DefaultBuildTimeout       = 10 * time.Minute
+	DefaultIntegrationTimeout = 2 * time.Minute
+	DefaultPortEnv            = "PORT"
 )
 
 // Config is a parsed, checked ferry.yaml with defaults applied.
@@ -113,6 +114,26 @@ type Build struct {
 	// Exactly one of Go and Command is set.
 	Go      *GoBuild
 	Command string
+	// Integration, when set, runs each new image on trial before it may be
+	// deployed.
+	Integration *Integration
+}
+
+// Integration is the build's last gate: the new image runs like a replica
+// would, in a throwaway environment of its own (own data directory, so
+// its own SQLite database, and a free loopback port), with the local
+// runtime settings of the first environment its branch drives; once it is
+// ready, Checks run against it, then Command (a shell command in the
+// commit's worktree, with FERRY_URL set to the trial's base URL). Only an
+// image that passes is tagged and deployable.
+type Integration struct {
+	// Env is given to the trial run (not the environments' variables: they
+	// may name a shared database).
+	Env     []EnvVar
+	Checks  []ferry.Check
+	Command string
+	// Timeout bounds the whole step.
+	Timeout time.Duration
 }
 
 // GoBuild builds a static Go binary into a minimal image, without Docker.

@@ -506,3 +506,36 @@ func TestURLOfPortZero(t *testing.T) {
 func env(name, branch string) *Environment {
 	return &Environment{Environment: ferry.Environment{Name: name, Branch: branch}}
 }
+
+func TestParseIntegrationAndRichChecks(t *testing.T) {
+	c := mustParse(t, "ferry.yaml", `app: demo
+source: { repo: /srv/demo.git }
+build:
+  command: make image
+  integration:
+    env: { DATABASE_URL: sqlite://trial.db }
+    checks:
+      - { http: PUT /hello/ada, headers: { Content-Type: application/json }, body: '{"dateOfBirth":"1990-05-17"}', expect: 204 }
+      - { http: GET /hello/ada, json: { field: message, contains: "Hello, ada" } }
+    command: go test ./e2e/...
+environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:8081 } } } }
+`)
+	in := c.Build.Integration
+	if in == nil {
+		t.Fatal("Build.Integration = nil")
+	}
+	want := []ferry.Check{
+		{Method: "PUT", Path: "/hello/ada", Headers: []ferry.Header{{Name: "Content-Type", Value: "application/json"}},
+			Body: `{"dateOfBirth":"1990-05-17"}`, Expect: 204, Timeout: ferry.DefaultCheckTimeout},
+		{Method: "GET", Path: "/hello/ada", Expect: 200, JSON: &ferry.JSONCheck{Field: "message", Contains: "Hello, ada"}, Timeout: ferry.DefaultCheckTimeout},
+	}
+	if !reflect.DeepEqual(in.Checks, want) {
+		t.Errorf("integration checks = %+v, want %+v", in.Checks, want)
+	}
+	if in.Command != "go test ./e2e/..." || in.Timeout != DefaultIntegrationTimeout || len(in.Env) != 1 || in.Env[0].Value != "sqlite://trial.db" {
+		t.Errorf("integration = %+v", in)
+	}
+	if v := c.Redacted(); !strings.Contains(v, `PUT /hello/ada (1 header, body) → 204 within 10s`) || !strings.Contains(v, `GET /hello/ada → 200, JSON message contains "Hello, ada" within 10s`) {
+		t.Errorf("Redacted() does not show the checks:\n%s", v)
+	}
+}

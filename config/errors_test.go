@@ -162,6 +162,39 @@ build:
     ldflags: -X main.commit={{.Comit}}
 environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:8081 } } } }
 `, `ferry.yaml:6: build.go.ldflags: bad template: executing "ldflags" at <.Comit>: can't evaluate field Comit in type ferry.TemplateData`},
+		{"integration asks nothing", `app: demo
+source: { repo: /srv/demo.git }
+build:
+  command: make image
+  integration: { env: { DB: sqlite://t.db } }
+environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:8081 } } } }
+`, `ferry.yaml:5: build.integration: needs checks, a command, or both: the trial run of the image must be asked something`},
+		{"check header name", `app: demo
+source: { repo: /srv/demo.git }
+build:
+  command: make image
+  integration:
+    checks: [ { http: PUT /x, headers: { "Bad Name": 1 }, expect: 204 } ]
+environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:8081 } } } }
+`, `ferry.yaml:6: build.integration.checks[0].headers.Bad Name: invalid header name`},
+		{"check json without field", `app: demo
+source: { repo: /srv/demo.git }
+build: { command: make image }
+environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+    verify: [ { http: GET /x, json: { equals: ok } } ]
+`, `ferry.yaml:8: environments.dev.verify[0].json.field: required`},
+		{"check json field path", `app: demo
+source: { repo: /srv/demo.git }
+build: { command: make image }
+environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+    verify: [ { http: GET /x, json: { field: "a..b", equals: ok } } ]
+`, `ferry.yaml:8: environments.dev.verify[0].json.field: want a dotted path of names or indexes (user.name, items.0.id), got "a..b"`},
 		{"go env entry", `app: demo
 source: { repo: /srv/demo.git }
 build:

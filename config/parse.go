@@ -236,7 +236,7 @@ func (d *decoder) build(top *object) Build {
 		top.missing("build")
 		return Build{}
 	}
-	o := d.object(top.key("build"), top.node("build"), "build", "dir", "test", "timeout", "go", "command")
+	o := d.object(top.key("build"), top.node("build"), "build", "dir", "test", "timeout", "go", "command", "integration")
 	b := Build{
 		Dir:     ".",
 		Test:    o.str("test"),
@@ -261,7 +261,24 @@ func (d *decoder) build(top *object) Build {
 	if hasGo {
 		b.Go = d.goBuild(o)
 	}
+	if o.has("integration") {
+		b.Integration = d.integration(o)
+	}
 	return b
+}
+
+func (d *decoder) integration(build *object) *Integration {
+	o := d.object(build.key("integration"), build.node("integration"), "build.integration", "env", "checks", "command", "timeout")
+	in := &Integration{
+		Env:     d.envVars(o),
+		Checks:  d.checks(o, "checks"),
+		Command: o.str("command"),
+		Timeout: o.duration("timeout", DefaultIntegrationTimeout, true),
+	}
+	if len(in.Checks) == 0 && in.Command == "" && !o.bad {
+		d.errorf(o.at, o.path, "needs checks, a command, or both: the trial run of the image must be asked something")
+	}
+	return in
 }
 
 func (d *decoder) goBuild(top *object) *GoBuild {
@@ -372,7 +389,7 @@ func (d *decoder) environment(p pair, c *Config) *Environment {
 		// the server takes the URL from it then.
 		e.URL = "http://" + dialAddr(l.Listen)
 	}
-	e.Verify = d.verify(o)
+	e.Verify = d.checks(o, "verify")
 	if len(e.Verify) > 0 && e.URL == "" && e.Runtime.Kubernetes != nil {
 		d.errorf(o.node("verify"), o.field("verify"), "checks need url: the address where ferry reaches this environment's Service or Ingress")
 	}
@@ -521,14 +538,37 @@ func (d *decoder) envVars(env *object) []EnvVar {
 	return out
 }
 
-func (d *decoder) verify(env *object) []ferry.Check {
+// checks decodes the list of HTTP checks under name (verify, or
+// build.integration.checks).
+func (d *decoder) checks(parent *object, name string) []ferry.Check {
 	var out []ferry.Check
-	for _, it := range env.list("verify") {
-		o := d.object(it.val, it.val, it.path, "http", "expect", "contains", "timeout")
+	for _, it := range parent.list(name) {
+		o := d.object(it.val, it.val, it.path, "http", "headers", "body", "expect", "contains", "json", "timeout")
 		c := ferry.Check{
+			Body:     o.str("body"),
 			Expect:   o.integer("expect", 200),
 			Contains: o.str("contains"),
 			Timeout:  o.duration("timeout", ferry.DefaultCheckTimeout, true),
+		}
+		for _, p := range d.pairs(o.node("headers"), o.field("headers")) {
+			if !headerName.MatchString(p.name) {
+				d.errorf(p.key, p.path, "invalid header name")
+			}
+			if p.val.Kind != yaml.ScalarNode || strings.ContainsAny(p.val.Value, "\r\n") {
+				d.errorf(p.val, p.path, "want a one-line string")
+				continue
+			}
+			c.Headers = append(c.Headers, ferry.Header{Name: p.name, Value: p.val.Value})
+		}
+		if o.has("json") {
+			j := d.object(o.key("json"), o.node("json"), o.field("json"), "field", "equals", "contains")
+			c.JSON = &ferry.JSONCheck{Field: j.str("field"), Equals: j.str("equals"), Contains: j.str("contains")}
+			switch {
+			case !j.has("field"):
+				j.missing("field")
+			case !jsonField.MatchString(c.JSON.Field):
+				d.errorf(j.node("field"), j.field("field"), "want a dotted path of names or indexes (user.name, items.0.id), got %q", c.JSON.Field)
+			}
 		}
 		if !o.has("http") {
 			o.missing("http")

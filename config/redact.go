@@ -2,10 +2,12 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ferryhq/ferry"
 	"gopkg.in/yaml.v3"
 )
 
@@ -66,7 +68,75 @@ func (b Build) view() *yaml.Node {
 		"timeout", str(formatDuration(b.Timeout)),
 		"go", g,
 		"command", optional(b.Command),
+		"integration", b.Integration.view(),
 	)
+}
+
+func (in *Integration) view() *yaml.Node {
+	if in == nil {
+		return nil
+	}
+	return mapping(
+		"env", envView(in.Env),
+		"checks", checksView(in.Checks),
+		"command", optional(in.Command),
+		"timeout", str(formatDuration(in.Timeout)),
+	)
+}
+
+// envView shows variables with secrets as references and passwords in
+// URLs masked.
+func envView(vars []EnvVar) *yaml.Node {
+	var env []any
+	for _, v := range vars {
+		if v.Secret != nil {
+			env = append(env, v.Name, str("secret "+v.Secret.String()))
+		} else {
+			env = append(env, v.Name, str(redactURL(v.Value)))
+		}
+	}
+	return mapping(env...)
+}
+
+// checksView shows each check on one line: "PUT /hello/ada (2 headers,
+// body) → 204 containing "x", JSON message contains "Hello" within 10s".
+func checksView(checks []ferry.Check) *yaml.Node {
+	out := make([]*yaml.Node, len(checks))
+	for i, ch := range checks {
+		s := ch.Method + " " + ch.Path
+		var sends []string
+		if n := len(ch.Headers); n > 0 {
+			sends = append(sends, fmt.Sprintf("%d header%s", n, plural(n)))
+		}
+		if ch.Body != "" {
+			sends = append(sends, "body")
+		}
+		if len(sends) > 0 {
+			s += " (" + strings.Join(sends, ", ") + ")"
+		}
+		s += fmt.Sprintf(" → %d", ch.Expect)
+		if ch.Contains != "" {
+			s += " containing " + strconv.Quote(ch.Contains)
+		}
+		if j := ch.JSON; j != nil {
+			s += ", JSON " + j.Field
+			if j.Equals != "" {
+				s += " = " + strconv.Quote(j.Equals)
+			}
+			if j.Contains != "" {
+				s += " contains " + strconv.Quote(j.Contains)
+			}
+		}
+		out[i] = str(s + " within " + formatDuration(ch.Timeout))
+	}
+	return list(out...)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 func (c *Config) environmentsView() *yaml.Node {
@@ -76,22 +146,8 @@ func (c *Config) environmentsView() *yaml.Node {
 		for i, t := range e.Tags {
 			tags[i] = str(t)
 		}
-		var env []any
-		for _, v := range e.Env {
-			if v.Secret != nil {
-				env = append(env, v.Name, str("secret "+v.Secret.String()))
-			} else {
-				env = append(env, v.Name, str(redactURL(v.Value)))
-			}
-		}
-		verify := make([]*yaml.Node, len(e.Verify))
-		for i, ch := range e.Verify {
-			s := ch.String()
-			if ch.Contains != "" {
-				s += " containing " + strconv.Quote(ch.Contains)
-			}
-			verify[i] = str(s + " within " + formatDuration(ch.Timeout))
-		}
+		env := envView(e.Env)
+		verify := checksView(e.Verify)
 		var soak *yaml.Node
 		if e.From != "" {
 			soak = str(formatDuration(e.Soak))
@@ -104,9 +160,9 @@ func (c *Config) environmentsView() *yaml.Node {
 			"tags", list(tags...),
 			"role", str(string(e.Role)),
 			"runtime", e.Runtime.view(e.Replicas),
-			"env", mapping(env...),
+			"env", env,
 			"url", optional(e.URL),
-			"verify", list(verify...),
+			"verify", verify,
 			"rollout", mapping(
 				"maxSurge", integer(e.Rollout.MaxSurge),
 				"maxUnavailable", integer(e.Rollout.MaxUnavailable),

@@ -13,12 +13,15 @@ import (
 )
 
 var (
-	appName  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-	envName  = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
-	varName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	shortTag = regexp.MustCompile(`^[0-9a-f]{12}$`)
-	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+	appName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	envName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+	varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// headerName is an HTTP field name (RFC 9110 token).
+	headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	jsonField  = regexp.MustCompile(`^[^.\s]+(\.[^.\s]+)*$`)
+	shortTag   = regexp.MustCompile(`^[0-9a-f]{12}$`)
+	dnsLabel   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	hostName   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 )
 
 // reservedTag explains why s may not be used as a moving tag, or "".

@@ -3,12 +3,11 @@ package controller
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/verify"
 )
 
 // loop runs one environment's deployments, one at a time, newest request
@@ -174,60 +173,8 @@ func (c *Controller) fail(ctx context.Context, d *ferry.Deployment, from ferry.D
 	c.event(ctx, "deployment.failed", d.Actor, d, err.Error())
 }
 
-// verify runs the environment's checks; each must pass within its timeout
-// (connection errors and wrong answers are retried until then).
+// verify runs the environment's checks (package verify); each must pass
+// within its timeout.
 func (c *Controller) verify(ctx context.Context, env Env) error {
-	client := &http.Client{}
-	for _, chk := range env.Verify {
-		timeout := chk.Timeout
-		if timeout <= 0 {
-			timeout = 10 * time.Second
-		}
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		err := c.check(cctx, client, env.URL, chk)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", chk.Method, chk.Path, err)
-		}
-	}
-	return nil
-}
-
-func (c *Controller) check(ctx context.Context, client *http.Client, base string, chk ferry.Check) error {
-	var last error
-	for {
-		last = c.checkOnce(ctx, client, base, chk)
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return last
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func (c *Controller) checkOnce(ctx context.Context, client *http.Client, base string, chk ferry.Check) error {
-	req, err := http.NewRequestWithContext(ctx, chk.Method, strings.TrimRight(base, "/")+chk.Path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	expect := chk.Expect
-	if expect == 0 {
-		expect = http.StatusOK
-	}
-	if resp.StatusCode != expect {
-		return fmt.Errorf("status %d, want %d", resp.StatusCode, expect)
-	}
-	if chk.Contains != "" && !strings.Contains(string(body), chk.Contains) {
-		return fmt.Errorf("body does not contain %q", chk.Contains)
-	}
-	return nil
+	return verify.Run(ctx, http.DefaultClient, env.URL, env.Verify)
 }

@@ -32,13 +32,22 @@ func TestEmbeddedRegistryEndToEnd(t *testing.T) {
 	ctx := t.Context()
 	srv := startRegistry(t)
 	cnt := &counter{}
-	p := newPublisher(t, srv.Host()+"/hello", WithTransport(cnt))
+	p := newPublisher(t, srv.Host()+"/hello", WithTransport(cnt), WithBasicAuth(srv.Credentials()))
 	c := commitN(30)
 	long, short := ferry.CommitTag(c), ferry.ShortCommitTag(c)
 
 	start := time.Now()
 	img := buildHello(t, helloModule(t), c)
 	built := time.Since(start)
+
+	// Without the registry's credentials nothing gets in.
+	anon := newPublisher(t, srv.Host()+"/hello", WithRetry(Retry{Deadline: time.Second}))
+	if _, err := anon.Push(ctx, img, long); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("Push without credentials = %v, want a 401 refusal", err)
+	}
+	if _, err := p.Resolve(ctx, long); ferry.ErrorCode(err) != ferry.ENOTFOUND {
+		t.Fatalf("Resolve(%s) after the refused push = %v, want ENOTFOUND", long, err)
+	}
 
 	start = time.Now()
 	d, err := p.Push(ctx, img, long, short)

@@ -44,6 +44,19 @@ func WithInsecure() Option { return func(p *Publisher) { p.insecure = true } }
 // credential helpers).
 func WithKeychain(k authn.Keychain) Option { return func(p *Publisher) { p.keychain = k } }
 
+// WithBasicAuth sends user and password to the registry (HTTP basic
+// authentication) instead of asking the keychain: ferry's embedded
+// registry, whose credentials only ferry holds.
+func WithBasicAuth(user, password string) Option {
+	return WithKeychain(basicKeychain{authn.FromConfig(authn.AuthConfig{Username: user, Password: password})})
+}
+
+// basicKeychain gives one authenticator for every registry: a Publisher
+// talks to one.
+type basicKeychain struct{ auth authn.Authenticator }
+
+func (k basicKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }
+
 // WithRetry sets how an unavailable registry is retried (DefaultRetry).
 func WithRetry(r Retry) Option { return func(p *Publisher) { p.retry = r } }
 

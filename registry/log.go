@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/sirupsen/logrus"
@@ -63,6 +64,12 @@ func (bridge) Fire(e *logrus.Entry) error {
 	// Client errors (unknown manifest, bad digest, …) are logged by
 	// distribution at error level; for ferry they are the client's business.
 	if status, ok := e.Data["http.response.status"].(int); ok && status < 500 {
+		level = slog.LevelDebug
+	}
+	// Every client first asks without credentials and is challenged: the
+	// protocol, not an attempt. Wrong credentials ("authentication
+	// failure") stay a warning.
+	if strings.Contains(e.Message, "authentication challenge") && strings.Contains(e.Message, "invalid authorization credential") {
 		level = slog.LevelDebug
 	}
 	attrs := make([]slog.Attr, 0, len(forwarded))

@@ -5,8 +5,12 @@
 //
 // The registry speaks plain HTTP and, by default, only on a loopback
 // address: it is where ferry pushes the images it builds and where local
-// runtimes pull them from. Any OCI client (package oci, docker, crane) can
-// use it.
+// runtimes pull them from. Every request needs the credentials the Server
+// makes when it is created (Credentials): HTTP basic authentication through
+// distribution's htpasswd access controller, with a random password that
+// lives only in ferry's memory (the file keeps its bcrypt hash). Replicas
+// and other local users can neither push, tag, delete nor read; only the
+// process holding the Server can hand the credentials on.
 package registry
 
 import (
@@ -24,13 +28,23 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/distribution/distribution/v3/configuration"
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // access controller "htpasswd"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // storage driver "filesystem"
 )
 
 // DefaultAddr is the listen address used when Config.Addr is empty.
 const DefaultAddr = "127.0.0.1:5050"
+
+// htpasswdFile holds the bcrypt hash of the credentials of the running
+// Server, rewritten at every New.
+const htpasswdFile = "htpasswd"
+
+// User is the name the registry's credentials carry.
+const User = "ferry"
 
 // secretFile holds the HMAC secret that signs upload state, kept in the data
 // directory so that an upload started before a restart can still finish.
@@ -45,7 +59,8 @@ type Config struct {
 	// a free port (see Server.Addr).
 	Addr string
 	// AllowRemote permits a listen address that is not loopback. The
-	// registry has no authentication: only set it on a trusted network.
+	// registry speaks plain HTTP, so its credentials cross the network in
+	// the clear: only set it on a trusted network.
 	AllowRemote bool
 	// Logger receives the registry's warnings and errors; nil discards them.
 	Logger *slog.Logger
@@ -54,9 +69,10 @@ type Config struct {
 // Server is an embedded registry. Create it with New, then Start it; Close
 // stops it. A process may run several servers on different directories.
 type Server struct {
-	dir  string
-	addr string
-	log  *slog.Logger
+	dir      string
+	addr     string
+	password string
+	log      *slog.Logger
 	app  *handlers.App
 	srv  *http.Server
 
@@ -98,11 +114,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	logger = logger.With("component", "registry")
 
+	password, err := writeCredentials(dir)
+	if err != nil {
+		return nil, err
+	}
 	app, err := newApp(dir, secret)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, addr: addr, log: logger, app: app, fresh: map[net.Conn]struct{}{}}
+	s := &Server{dir: dir, addr: addr, password: password, log: logger, app: app, fresh: map[net.Conn]struct{}{}}
 	s.srv = &http.Server{
 		Handler:           app,
 		ReadHeaderTimeout: 30 * time.Second,
@@ -148,6 +168,9 @@ func newApp(dir, secret string) (app *handlers.App, err error) {
 		},
 	}
 	cfg.HTTP.Secret = secret
+	cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{
+		"realm": "ferry", "path": filepath.Join(dir, htpasswdFile),
+	}}
 	quietLogrus()
 	defer func() {
 		if r := recover(); r != nil {
@@ -166,7 +189,7 @@ func checkAddr(addr string, allowRemote bool) error {
 	if allowRemote || isLoopback(host) {
 		return nil
 	}
-	return fmt.Errorf("registry: listen address %q is not loopback (the registry has no authentication; allow remote access explicitly to use it)", addr)
+	return fmt.Errorf("registry: listen address %q is not loopback (the registry speaks plain HTTP, so its credentials would cross the network in the clear; allow remote access explicitly to use it)", addr)
 }
 
 func isLoopback(host string) bool {
@@ -175,6 +198,49 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Credentials returns the user and password every request to the registry
+// needs. The password is made anew by New; only its hash is on disk.
+func (s *Server) Credentials() (user, password string) { return User, s.password }
+
+// writeCredentials makes a random password and writes its htpasswd line
+// (mode 0600) for distribution's access controller. The password has 256
+// random bits, so bcrypt's work factor adds nothing and the cheapest cost
+// keeps each request's check near a millisecond.
+func writeCredentials(dir string) (string, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("registry: generate credentials: %w", err)
+	}
+	password := hex.EncodeToString(raw[:])
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		return "", fmt.Errorf("registry: hash credentials: %w", err)
+	}
+	if err := writeFile(dir, htpasswdFile, User+":"+string(hash)+"\n"); err != nil {
+		return "", fmt.Errorf("registry: write credentials: %w", err)
+	}
+	return password, nil
+}
+
+// writeFile replaces dir/name with content atomically, mode 0600.
+func writeFile(dir, name, content string) error {
+	tmp, err := os.CreateTemp(dir, name+".*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.WriteString(content)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
 }
 
 // loadSecret reads the data directory's HTTP secret, creating it on first use.
@@ -193,18 +259,7 @@ func loadSecret(dir string) (string, error) {
 		return "", fmt.Errorf("registry: generate secret: %w", err)
 	}
 	secret := hex.EncodeToString(raw[:])
-	tmp, err := os.CreateTemp(dir, secretFile+".*")
-	if err != nil {
-		return "", fmt.Errorf("registry: write secret: %w", err)
-	}
-	_, werr := tmp.WriteString(secret + "\n")
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("registry: write secret: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
+	if err := writeFile(dir, secretFile, secret+"\n"); err != nil {
 		return "", fmt.Errorf("registry: write secret: %w", err)
 	}
 	return secret, nil

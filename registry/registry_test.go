@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -35,6 +36,12 @@ func start(t *testing.T, dir string) *registry.Server {
 	return s
 }
 
+// auth is the registry's credentials, as ferry's publisher sends them.
+func auth(s *registry.Server) remote.Option {
+	user, password := s.Credentials()
+	return remote.WithAuth(&authn.Basic{Username: user, Password: password})
+}
+
 func ref(t *testing.T, s *registry.Server, repoTag string) name.Reference {
 	t.Helper()
 	r, err := name.ParseReference(s.Host()+"/"+repoTag, name.Insecure)
@@ -50,7 +57,7 @@ func push(t *testing.T, s *registry.Server, repoTag string) v1.Hash {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref(t, s, repoTag), img); err != nil {
+	if err := remote.Write(ref(t, s, repoTag), img, auth(s)); err != nil {
 		t.Fatalf("push %s: %v", repoTag, err)
 	}
 	d, err := img.Digest()
@@ -80,7 +87,7 @@ func TestPersistsAcrossRestart(t *testing.T) {
 	}
 
 	s2 := start(t, dir)
-	desc, err := remote.Get(ref(t, s2, "team/app:v1"))
+	desc, err := remote.Get(ref(t, s2, "team/app:v1"), auth(s2))
 	if err != nil {
 		t.Fatalf("tag after restart: %v", err)
 	}
@@ -115,10 +122,10 @@ func TestTwoServersInOneProcess(t *testing.T) {
 	}
 	push(t, a, "app:a")
 	push(t, b, "app:b")
-	if _, err := remote.Head(ref(t, a, "app:a")); err != nil {
+	if _, err := remote.Head(ref(t, a, "app:a"), auth(a)); err != nil {
 		t.Errorf("a lost its image: %v", err)
 	}
-	_, err := remote.Head(ref(t, b, "app:a"))
+	_, err := remote.Head(ref(t, b, "app:a"), auth(b))
 	var terr *transport.Error
 	if !errors.As(err, &terr) || terr.StatusCode != http.StatusNotFound {
 		t.Errorf("HEAD app:a on b = %v, want 404", err)
@@ -129,10 +136,10 @@ func TestDeleteEnabled(t *testing.T) {
 	s := start(t, t.TempDir())
 	d := push(t, s, "app:gone")
 	byDigest := ref(t, s, "app@"+d.String())
-	if err := remote.Delete(byDigest); err != nil {
+	if err := remote.Delete(byDigest, auth(s)); err != nil {
 		t.Fatalf("delete by digest: %v", err)
 	}
-	if _, err := remote.Head(byDigest); err == nil {
+	if _, err := remote.Head(byDigest, auth(s)); err == nil {
 		t.Error("manifest still present after delete")
 	}
 }
@@ -213,7 +220,7 @@ func TestLogsGoToSlog(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if _, err := remote.Head(ref(t, s, "app:absent")); err == nil {
+	if _, err := remote.Head(ref(t, s, "app:absent"), auth(s)); err == nil {
 		t.Fatal("HEAD of an absent tag succeeded")
 	}
 	s.Close()
@@ -236,5 +243,94 @@ func TestLogsGoToSlog(t *testing.T) {
 	}
 	if !sawMiss {
 		t.Errorf("the unknown manifest was not logged through slog; got %d records", len(rec.recs))
+	}
+}
+
+// TestRefusesWithoutCredentials tries every kind of request a replica or
+// another local user could make, without credentials and with wrong ones:
+// each is 401 and the registry is unchanged.
+func TestRefusesWithoutCredentials(t *testing.T) {
+	s := start(t, t.TempDir())
+	want := push(t, s, "app:v1")
+	planted, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := planted.RawManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + s.Addr()
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/v2/", ""},
+		{"GET", "/v2/_catalog", ""},
+		{"GET", "/v2/app/tags/list", ""},
+		{"GET", "/v2/app/manifests/v1", ""},
+		{"HEAD", "/v2/app/manifests/" + want.String(), ""},
+		{"POST", "/v2/app/blobs/uploads/", ""},
+		{"PUT", "/v2/app/manifests/sha-" + strings.Repeat("a", 40), string(manifest)},
+		{"PUT", "/v2/app/manifests/v1", string(manifest)},
+		{"DELETE", "/v2/app/manifests/" + want.String(), ""},
+	} {
+		for _, who := range []struct {
+			name, user, password string
+		}{{"anonymous", "", ""}, {"wrong password", registry.User, "guess"}, {"other user", "root", "root"}} {
+			req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			if who.user != "" {
+				req.SetBasicAuth(who.user, who.password)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s %s as %s = %d, want 401", tc.method, tc.path, who.name, resp.StatusCode)
+			}
+		}
+	}
+	desc, err := remote.Get(ref(t, s, "app:v1"), auth(s))
+	if err != nil || desc.Digest != want {
+		t.Fatalf("app:v1 after the refused requests = %v, %v; want %s unchanged", desc, err, want)
+	}
+	if _, err := remote.Head(ref(t, s, "app:sha-"+strings.Repeat("a", 40)), auth(s)); err == nil {
+		t.Error("the planted tag exists")
+	}
+}
+
+// TestCredentialsChangeAtRestart checks that a password seen once (say,
+// leaked from a process that held it) stops working when the registry is
+// made anew, and that only its hash is on disk.
+func TestCredentialsChangeAtRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir)
+	push(t, s, "app:v1")
+	_, old := s.Credentials()
+	s.Close()
+	s2 := start(t, dir)
+	if _, now := s2.Credentials(); now == old || len(now) < 64 {
+		t.Fatalf("password after restart = %q (was %q), want a new 256-bit one", now, old)
+	}
+	stale := remote.WithAuth(&authn.Basic{Username: registry.User, Password: old})
+	_, err := remote.Head(ref(t, s2, "app:v1"), stale)
+	var terr *transport.Error
+	if !errors.As(err, &terr) || terr.StatusCode != http.StatusUnauthorized {
+		t.Errorf("HEAD with the old password = %v, want 401", err)
+	}
+	if _, err := remote.Head(ref(t, s2, "app:v1"), auth(s2)); err != nil {
+		t.Errorf("HEAD with the new password = %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "htpasswd"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("htpasswd = %v, %v; want mode 0600", fi, err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "htpasswd"))
+	_, now := s2.Credentials()
+	if strings.Contains(string(b), now) || !strings.HasPrefix(string(b), registry.User+":$2") {
+		t.Errorf("htpasswd = %q, want only a bcrypt hash of the password", b)
 	}
 }

@@ -93,7 +93,7 @@ environments:
 	b.ReportMetric((ferryTotal-direct).Seconds()/n, "overhead-s/op")
 
 	ref, _ := name.ParseReference(s.ImageRepository()+"@"+lastDigest, name.Insecure)
-	img, err := remote.Image(ref)
+	img, err := remote.Image(ref, registryAuth(s))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -69,9 +69,9 @@ environments:
 
 	// The registry has the image under both tags, with the labels.
 	repoRef := s.ImageRepository()
-	wantImage(t, repoRef, commit, b.Digest)
+	wantImage(t, s, repoRef, commit, b.Digest)
 	ref, _ := name.ParseReference(repoRef+"@"+b.Digest, name.Insecure)
-	img, err := remote.Image(ref)
+	img, err := remote.Image(ref, registryAuth(s))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -65,7 +67,7 @@ func TestBroken(t *testing.T) { t.Fatal("ferry-marker: the answer is not 42") }
 		t.Errorf("the test step's log does not name the failing test; log:\n%s", dumpLog(log))
 	}
 	wantEvent(t, s, "build.failed", b.ID, "tests failed")
-	wantNoImage(t, s.ImageRepository(), commit)
+	wantNoImage(t, s, s.ImageRepository(), commit)
 	if n := len(builds(t, s)); n != 1 {
 		t.Errorf("%d builds recorded, want 1 (only the branch's head)", n)
 	}
@@ -102,7 +104,7 @@ func TestCompileErrorFailsTheBuild(t *testing.T) {
 	if log := logLines(t, s, b.ID); !hasLine(log, builder.StepBuild, "syntax error") {
 		t.Errorf("the build step's log does not hold the compiler's output; log:\n%s", dumpLog(log))
 	}
-	wantNoImage(t, s.ImageRepository(), commit)
+	wantNoImage(t, s, s.ImageRepository(), commit)
 }
 
 // TestFailingBuildCommand: a user's build command that exits 3 fails the
@@ -142,7 +144,7 @@ environments:
 	if log := logLines(t, s, b.ID); !hasLine(log, builder.StepBuild, "building-marker") {
 		t.Errorf("the build step's log does not hold the command's output; log:\n%s", dumpLog(log))
 	}
-	wantNoImage(t, s.ImageRepository(), commit)
+	wantNoImage(t, s, s.ImageRepository(), commit)
 }
 
 // TestUnreachableRepository: a repository that cannot be fetched is retried
@@ -195,7 +197,10 @@ func TestUnreachableRepository(t *testing.T) {
 // by the push step (attempts and "retrying" visible in the ledger); when
 // the registry comes up, the build succeeds and the image is there.
 func TestRegistryDown(t *testing.T) {
-	t.Parallel()
+	// Not parallel: an external registry's credentials come from the docker
+	// configuration, $DOCKER_CONFIG here.
+	docker := t.TempDir()
+	t.Setenv("DOCKER_CONFIG", docker)
 	repo := newRepo(t, "testdata/tiny")
 	commit := repo.Head()
 	addr := freeAddr(t)
@@ -232,6 +237,11 @@ func TestRegistryDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	user, password := reg.Credentials()
+	login := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, addr, base64.StdEncoding.EncodeToString([]byte(user+":"+password)))
+	if err := os.WriteFile(filepath.Join(docker, "config.json"), []byte(login), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := reg.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +251,7 @@ func TestRegistryDown(t *testing.T) {
 	if b.State != ferry.BuildSucceeded {
 		t.Fatalf("build state after the registry came up = %s (%s), want succeeded", b.State, b.Reason)
 	}
-	wantImage(t, image, commit, b.Digest)
+	wantImage(t, s, image, commit, b.Digest)
 	if got := stepOf(b.Steps, builder.StepPush); got.State != ferry.StepSucceeded || got.Attempts < 2 || got.Error != "" {
 		t.Errorf("push step = %s after %d attempts (error %q), want succeeded after ≥ 2 with the error cleared", got.State, got.Attempts, got.Error)
 	}
@@ -384,14 +394,14 @@ func builds(t testing.TB, s *Server) []*ferry.Build {
 }
 
 // wantImage checks that both tags of commit name digest.
-func wantImage(t *testing.T, repository, commit, digest string) {
+func wantImage(t *testing.T, s *Server, repository, commit, digest string) {
 	t.Helper()
 	for _, tag := range []string{ferry.CommitTag(commit), ferry.ShortCommitTag(commit)} {
 		ref, err := name.ParseReference(repository+":"+tag, name.Insecure)
 		if err != nil {
 			t.Fatal(err)
 		}
-		desc, err := remote.Head(ref)
+		desc, err := remote.Head(ref, registryAuth(s))
 		if err != nil {
 			t.Fatalf("HEAD %s: %v", ref, err)
 		}
@@ -401,15 +411,25 @@ func wantImage(t *testing.T, repository, commit, digest string) {
 	}
 }
 
+// registryAuth is how tests read s's registry: with the embedded
+// registry's credentials, or the docker configuration's for another one.
+func registryAuth(s *Server) remote.Option {
+	if s.registry == nil {
+		return remote.WithAuthFromKeychain(authn.DefaultKeychain)
+	}
+	user, password := s.registry.Credentials()
+	return remote.WithAuth(&authn.Basic{Username: user, Password: password})
+}
+
 // wantNoImage checks that the registry has neither tag of commit.
-func wantNoImage(t *testing.T, repository, commit string) {
+func wantNoImage(t *testing.T, s *Server, repository, commit string) {
 	t.Helper()
 	for _, tag := range []string{ferry.CommitTag(commit), ferry.ShortCommitTag(commit)} {
 		ref, err := name.ParseReference(repository+":"+tag, name.Insecure)
 		if err != nil {
 			t.Fatal(err)
 		}
-		desc, err := remote.Head(ref)
+		desc, err := remote.Head(ref, registryAuth(s))
 		terr, ok := errors.AsType[*transport.Error](err)
 		if !ok || terr.StatusCode != http.StatusNotFound {
 			t.Errorf("HEAD %s = %v, %v; want 404: nothing may be pushed", ref, desc, err)

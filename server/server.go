@@ -142,6 +142,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if cfg.Registry.Insecure {
 		pubOpts = append(pubOpts, oci.WithInsecure())
 	}
+	if s.registry != nil {
+		pubOpts = append(pubOpts, oci.WithBasicAuth(s.registry.Credentials()))
+	}
 	if s.pub, err = oci.NewPublisher(image, pubOpts...); err != nil {
 		return fmt.Errorf("registry %s: %w", image, err)
 	}

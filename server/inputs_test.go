@@ -15,12 +15,13 @@ import (
 	"github.com/ferryhq/ferry/ledger"
 )
 
-// TestOddInputs runs one table of requests holding NUL bytes or invalid
-// UTF-8 against a real server on each ledger engine: every one is 400
-// with the same message on both (on PostgreSQL they were 500s, SQLSTATE
-// 22021), nothing is recorded, and a webhook's 100 KiB pusher name is
-// stored capped.
-func TestOddInputs(t *testing.T) {
+// TestInputsOnEveryEngine runs one table of requests holding NUL bytes or
+// invalid UTF-8 against a real server on each ledger engine: every one is
+// 400 with the same message on both (on PostgreSQL they were 500s,
+// SQLSTATE 22021) and nothing is recorded. A webhook's 100 KiB pusher name
+// is stored capped, and the same delivery sent 50 times records one
+// event.
+func TestInputsOnEveryEngine(t *testing.T) {
 	t.Parallel()
 	answers := map[string]map[string]string{} // engine → request → answer
 	for _, engine := range []string{"sqlite", "postgres"} {
@@ -112,16 +113,21 @@ func oddInputs(t *testing.T, engine string) map[string]string {
 		t.Errorf("refused requests added %d events, want none: %+v", len(es)-eventsBefore, es[:len(es)-eventsBefore])
 	}
 
-	// A webhook push whose pusher is named in 100 KiB: its event is
-	// stored with the text cut to the ledger's limit and marked.
+	// A webhook push whose pusher is named in 100 KiB, sent 50 times
+	// with one delivery id: one event, its text cut to the ledger's limit
+	// and marked.
 	pusher := strings.Repeat("p", 100<<10)
 	body := []byte(`{"ref":"refs/heads/master","after":"` + head + `","pusher":"` + pusher + `"}`)
-	if code, answer := postHook(t, s, "generic", http.Header{"X-Ferry-Signature": {sign(hookSecret, body)}}, body); code != http.StatusAccepted {
-		t.Fatalf("generic push with a 100 KiB pusher: %d %.200s, want 202", code, answer)
+	h := http.Header{"X-Ferry-Signature": {sign(hookSecret, body)}, "X-Ferry-Delivery": {"ci-run-" + engine}}
+	for i := range 50 {
+		code, answer := postHook(t, s, "generic", h, body)
+		if want := map[bool]int{true: http.StatusAccepted, false: http.StatusOK}[i == 0]; code != want {
+			t.Fatalf("generic push with a 100 KiB pusher, delivery %d: %d %.200s, want %d", i+1, code, answer, want)
+		}
 	}
-	es := events(t, s, "webhook.push")
+	es := events(t, s, "webhook.")
 	if len(es) != 1 {
-		t.Fatalf("webhook.push events = %d, want 1", len(es))
+		t.Fatalf("webhook events after 50 deliveries with one id = %d, want 1", len(es))
 	}
 	if m := es[0].Message; len(m) > ledger.MaxText || !strings.HasSuffix(m, ledger.TruncatedMark) || !strings.Contains(m, "by ppp") {
 		t.Errorf("webhook.push message is %d bytes ending %q, want the pusher cut to at most %d bytes and marked", len(m), m[max(0, len(m)-20):], ledger.MaxText)

@@ -93,7 +93,8 @@ func (m *guardedMux) HandleFunc(pattern string, h func(http.ResponseWriter, *htt
 }
 
 // guard wraps h with a's checks: a token (auth.Middleware answers 401
-// without a valid one), then the role (auth.Allowed). Public routes run h
+// without a valid one), then the role (auth.Allowed), then the text of the
+// request's path and query parameters (checkParams). Public routes run h
 // as it is. A server without Tokens is closed, not open: its guarded
 // routes answer 500 and log why.
 func (s *Server) guard(a access, h http.Handler) http.Handler {
@@ -109,6 +110,10 @@ func (s *Server) guard(a access, h http.Handler) http.Handler {
 		need := s.need(r, a)
 		if err := auth.Allowed(auth.TokenOf(r), need); err != nil {
 			s.Logger.Warn("refused", "method", r.Method, "path", r.URL.Path, "token", auth.Actor(r), "need", need)
+			s.error(w, r, err)
+			return
+		}
+		if err := checkParams(r); err != nil {
 			s.error(w, r, err)
 			return
 		}

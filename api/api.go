@@ -9,8 +9,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -188,8 +191,9 @@ func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
 
 // readBody is every handler's one way to read a JSON body: at most
 // maxBody bytes (else ETOOLARGE), one JSON object with no field v lacks
-// and nothing but white space after it (else EINVALID, with a message
-// that names what is wrong).
+// and nothing but white space after it, and no string in it that the
+// ledger refuses (checkBody) (else EINVALID, with a message that names
+// what is wrong).
 func readBody(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
@@ -201,7 +205,7 @@ func readBody(w http.ResponseWriter, r *http.Request, v any, optional bool) erro
 		var rest json.RawMessage
 		err = dec.Decode(&rest)
 		if errors.Is(err, io.EOF) {
-			return nil
+			return checkBody(v)
 		}
 		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); !tooLarge {
 			return ferry.Wrap(err, ferry.EINVALID, "request body has more after its JSON object")
@@ -253,6 +257,59 @@ func jsonKind(t reflect.Type) string {
 		return "an array"
 	}
 	return "an object"
+}
+
+// wildcard finds the {name} and {name...} wildcards of a route pattern.
+var wildcard = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?:\.\.\.)?\}`)
+
+// checkParams refuses a request whose path values or query parameters
+// hold a NUL byte or invalid UTF-8 (ledger.CheckText, the rule every
+// ledger engine applies), naming the parameter: such text names nothing
+// ferry has, and would otherwise reach git or the ledger.
+func checkParams(r *http.Request) error {
+	for _, m := range wildcard.FindAllStringSubmatch(r.Pattern, -1) {
+		if err := ledger.CheckText("path parameter "+m[1], r.PathValue(m[1])); err != nil {
+			return err
+		}
+	}
+	q := r.URL.Query()
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if err := ledger.CheckText("query parameter name", name); err != nil {
+			return err
+		}
+		for _, v := range q[name] {
+			if err := ledger.CheckText("query parameter "+name, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkBody refuses a decoded request body (a pointer to a struct of
+// plain fields, as every request type is) with a string field that holds a
+// NUL byte, written \u0000 in JSON, naming the field. The JSON decoder
+// has already replaced invalid UTF-8 by U+FFFD.
+func checkBody(v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	rv = rv.Elem()
+	for i := range rv.NumField() {
+		f := rv.Type().Field(i)
+		if !f.IsExported() || f.Type.Kind() != reflect.String {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		if err := ledger.CheckText("request body: "+name, rv.Field(i).String()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func pathID(r *http.Request) (int64, error) {

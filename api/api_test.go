@@ -121,3 +121,46 @@ func TestStrictBodies(t *testing.T) {
 		t.Errorf("DELETE /api/v1/tokens/deployer, chunked without a body = %d, want 200", resp.StatusCode)
 	}
 }
+
+// TestOddText: a NUL byte or invalid UTF-8 in a path value, a query
+// parameter or a body's string is refused with 400 and a message naming
+// it, before the handler runs, whatever the ledger behind (the server's
+// tests run the same on PostgreSQL).
+func TestOddText(t *testing.T) {
+	ta := newTestAPI(t, devAndProd)
+	viewer, deployer, admin := ta.secrets[ferry.RoleViewer], ta.secrets[ferry.RoleDeployer], ta.secrets[ferry.RoleAdmin]
+	for _, tc := range []struct {
+		secret, method, path, body string
+		want                       string // the message
+	}{
+		{viewer, "GET", "/api/v1/builds?branch=%00", "", "query parameter branch contains a NUL byte"},
+		{viewer, "GET", "/api/v1/builds?branch=ma%FFster", "", "query parameter branch is not valid UTF-8"},
+		{viewer, "GET", "/api/v1/builds?state=queued&state=%00", "", "query parameter state contains a NUL byte"},
+		{viewer, "GET", "/api/v1/builds?%FF=1", "", "query parameter name is not valid UTF-8"},
+		{viewer, "GET", "/api/v1/events?kind=build.%00", "", "query parameter kind contains a NUL byte"},
+		{viewer, "GET", "/api/v1/events?env=%C3", "", "query parameter env is not valid UTF-8"},
+		{viewer, "GET", "/api/v1/deployments?env=%00", "", "query parameter env contains a NUL byte"},
+		{viewer, "GET", "/api/v1/envs/de%00v/logs", "", "path parameter env contains a NUL byte"},
+		{deployer, "POST", "/api/v1/envs/%FF/scale", `{"replicas": 2}`, "path parameter env is not valid UTF-8"},
+		{deployer, "POST", "/api/v1/builds", `{"branch": "ma\u0000ster"}`, "request body: branch contains a NUL byte"},
+		{deployer, "POST", "/api/v1/builds", `{"branch": "master", "commit": "\u0000"}`, "request body: commit contains a NUL byte"},
+		{deployer, "POST", "/api/v1/builds/1/cancel", `{"reason": "x\u0000"}`, "request body: reason contains a NUL byte"},
+		{admin, "DELETE", "/api/v1/tokens/vie%00wer", "", "path parameter name contains a NUL byte"},
+		{admin, "POST", "/api/v1/tokens", `{"name": "ci\u0000", "role": "viewer"}`, "request body: name contains a NUL byte"},
+	} {
+		status, body := ta.do(t, tc.secret, tc.method, tc.path, tc.body)
+		var eb ErrorBody
+		_ = json.Unmarshal([]byte(body), &eb)
+		if status != 400 || eb.Code != ferry.EINVALID || eb.Error != tc.want {
+			t.Errorf("%s %s %s = %d %s, want 400 %q", tc.method, tc.path, tc.body, status, body, tc.want)
+		}
+	}
+	// Without a token the answer is still 401: the check runs after it.
+	if status, body := ta.do(t, "", "GET", "/api/v1/builds?branch=%00", ""); status != 401 {
+		t.Errorf("GET /api/v1/builds?branch=%%00 without a token = %d %s, want 401", status, body)
+	}
+	// Text that is only unusual is taken.
+	if status, body := ta.do(t, viewer, "GET", "/api/v1/builds?branch=f%C3%BCr-%E2%9C%93", ""); status != 200 {
+		t.Errorf("GET /api/v1/builds?branch=für-✓ = %d %s, want 200", status, body)
+	}
+}

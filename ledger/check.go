@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -45,10 +46,10 @@ func PrepareCreate(b *ferry.Build) error {
 	if !validBuildState(b.State) {
 		return ferry.Errorf(ferry.EINVALID, "unknown build state %q", b.State)
 	}
-	for _, s := range []*string{&b.App, &b.Branch, &b.Subject, &b.Author, &b.Trigger, &b.Reason, &b.Image, &b.Digest} {
-		*s = CleanText(*s)
+	if err := CheckKeys(Key{"app", b.App, MaxName}, Key{"branch", b.Branch, MaxRef}, Key{"trigger", b.Trigger, MaxName}); err != nil {
+		return err
 	}
-	return nil
+	return prepareBuildText(b)
 }
 
 // PrepareUpdate checks a build about to be updated and makes its free text
@@ -57,9 +58,18 @@ func PrepareUpdate(b *ferry.Build) error {
 	if !validBuildState(b.State) {
 		return ferry.Errorf(ferry.EINVALID, "unknown build state %q", b.State)
 	}
-	for _, s := range []*string{&b.Subject, &b.Author, &b.Reason, &b.Image, &b.Digest} {
-		*s = CleanText(*s)
+	return prepareBuildText(b)
+}
+
+// prepareBuildText checks the image and digest a build names and caps its
+// free text: what both create and update write.
+func prepareBuildText(b *ferry.Build) error {
+	if err := CheckKeys(Key{"build image", b.Image, MaxRef}, Key{"build digest", b.Digest, MaxRef}); err != nil {
+		return err
 	}
+	b.Subject = StoreText(b.Subject, MaxSubject)
+	b.Author = StoreText(b.Author, MaxPerson)
+	b.Reason = StoreText(b.Reason, MaxText)
 	return nil
 }
 
@@ -78,7 +88,7 @@ func Transition(b *ferry.Build, from, to ferry.BuildState, reason string, at tim
 		return ferry.Errorf(ferry.ECONFLICT, "build %d is %s, not %s", b.ID, b.State, from)
 	}
 	b.State = to
-	b.Reason = CleanText(reason)
+	b.Reason = StoreText(reason, MaxText)
 	switch {
 	case to == ferry.BuildRunning:
 		b.StartedAt, b.FinishedAt = at, time.Time{}
@@ -96,14 +106,16 @@ func PrepareStep(s *ferry.Step) error {
 	if s.Name == "" {
 		return ferry.Errorf(ferry.EINVALID, "step of build %d needs a name", s.BuildID)
 	}
+	if err := CheckKey("step name", s.Name, MaxName); err != nil {
+		return err
+	}
 	if !validStepState(s.State) {
 		return ferry.Errorf(ferry.EINVALID, "step %s: unknown state %q", s.Name, s.State)
 	}
 	if s.Attempts < 0 {
 		return ferry.Errorf(ferry.EINVALID, "step %s: negative attempts %d", s.Name, s.Attempts)
 	}
-	s.Name = CleanText(s.Name)
-	s.Error = CleanText(s.Error)
+	s.Error = StoreText(s.Error, MaxText)
 	return nil
 }
 
@@ -115,11 +127,13 @@ func PrepareLines(buildID int64, lines []ferry.LogLine) error {
 		if l.Time.IsZero() {
 			return ferry.Errorf(ferry.EINVALID, "log line %d of build %d needs a time", i, buildID)
 		}
+		if err := CheckKey(fmt.Sprintf("step of log line %d of build %d", i, buildID), l.Step, MaxName); err != nil {
+			return err
+		}
 	}
 	for i := range lines {
 		lines[i].BuildID = buildID
-		lines[i].Step = CleanText(lines[i].Step)
-		lines[i].Text = CleanText(lines[i].Text)
+		lines[i].Text = StoreText(lines[i].Text, MaxLogLine)
 	}
 	return nil
 }
@@ -133,9 +147,13 @@ func PrepareEvent(e *ferry.Event) error {
 	if e.Time.IsZero() {
 		return ferry.Errorf(ferry.EINVALID, "event %s needs a time", e.Kind)
 	}
-	for _, s := range []*string{&e.Actor, &e.Kind, &e.App, &e.Env, &e.Commit, &e.Message, &e.Reason} {
-		*s = CleanText(*s)
+	if err := CheckKeys(Key{"event kind", e.Kind, MaxName}, Key{"event app", e.App, MaxName},
+		Key{"event environment", e.Env, MaxName}, Key{"event commit", e.Commit, MaxRef}); err != nil {
+		return err
 	}
+	e.Actor = StoreText(e.Actor, MaxPerson)
+	e.Message = StoreText(e.Message, MaxText)
+	e.Reason = StoreText(e.Reason, MaxText)
 	return nil
 }
 

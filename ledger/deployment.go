@@ -41,12 +41,13 @@ func PrepareCreateDeployment(d *ferry.Deployment) error {
 	case d.BuildID < 0:
 		return ferry.Errorf(ferry.EINVALID, "deployment build id %d is negative", d.BuildID)
 	}
+	if err := CheckEnv(d.App, d.Env); err != nil {
+		return err
+	}
 	if err := checkDeployment(d); err != nil {
 		return err
 	}
-	for _, s := range []*string{&d.App, &d.Env, &d.Actor} {
-		*s = CleanText(*s)
-	}
+	d.Actor = StoreText(d.Actor, MaxPerson)
 	return nil
 }
 
@@ -68,9 +69,10 @@ func checkDeployment(d *ferry.Deployment) error {
 	case d.Replicas < 0:
 		return ferry.Errorf(ferry.EINVALID, "deployment replicas %d is negative", d.Replicas)
 	}
-	for _, s := range []*string{&d.Release, &d.Reason, &d.Error} {
-		*s = CleanText(*s)
+	if err := CheckKey("release", d.Release, MaxRef); err != nil {
+		return err
 	}
+	d.Reason, d.Error = StoreText(d.Reason, MaxText), StoreText(d.Error, MaxText)
 	return nil
 }
 
@@ -94,7 +96,7 @@ func TransitionDeployment(d *ferry.Deployment, from, to ferry.DeploymentState, e
 		return ferry.Errorf(ferry.ECONFLICT, "deployment %d is %s, not %s", d.ID, d.State, from)
 	}
 	d.State = to
-	d.Error = CleanText(errMsg)
+	d.Error = StoreText(errMsg, MaxText)
 	switch {
 	case to == ferry.DeploymentRolling:
 		d.StartedAt, d.FinishedAt = at, time.Time{}

@@ -16,9 +16,13 @@
 //     encoded as JSON []);
 //   - times come back in UTC and equal (time.Equal) to what was stored, to
 //     the microsecond;
+//   - keys (apps, environments, branches, commits, releases, names) with a
+//     NUL byte or invalid UTF-8, or over their limit, are refused with
+//     EINVALID, in writes, lookups and filters alike (text.go);
 //   - free text (log lines, messages, commit subjects) is stored as valid
 //     UTF-8 without NUL bytes: anything else is replaced by U+FFFD, so that
-//     odd tool output is kept rather than refused.
+//     odd tool output is kept rather than refused; text over its limit is
+//     cut and marked (StoreText, text.go).
 package ledger
 
 import (
@@ -100,6 +104,8 @@ type Store interface {
 	TokenStore
 	// LockStore keeps environment locks and quarantines (lock.go).
 	LockStore
+	// DeliveryStore remembers webhook deliveries (delivery.go).
+	DeliveryStore
 	// Close releases the store's connections. It is safe to call twice.
 	Close() error
 }

@@ -47,6 +47,58 @@ func TestCleanText(t *testing.T) {
 	}
 }
 
+func TestStoreText(t *testing.T) {
+	mark := ledger.TruncatedMark
+	tests := []struct {
+		in   string
+		most int
+		want string
+	}{
+		{"", 20, ""},
+		{"short", 20, "short"},
+		{"exactly twenty bytes", 20, "exactly twenty bytes"},
+		{"twenty-one bytes long", 20, "twenty" + mark}, // the mark is 14 bytes
+		{"nul\x00 \xff", 20, "nul\uFFFD \uFFFD"},
+		// "é" is two bytes: never cut inside one.
+		{strings.Repeat("é", 20), 20, "ééé" + mark},
+		{strings.Repeat("é", 20), 21, "ééé" + mark},
+		{strings.Repeat("é", 20), 22, "éééé" + mark},
+		{"too long for its mark", 5, mark},
+	}
+	for _, tt := range tests {
+		got := ledger.StoreText(tt.in, tt.most)
+		if got != tt.want {
+			t.Errorf("StoreText(%q, %d) = %q, want %q", tt.in, tt.most, got, tt.want)
+		}
+		if again := ledger.StoreText(got, tt.most); again != got {
+			t.Errorf("StoreText(StoreText(%q, %d)) = %q, want it unchanged", tt.in, tt.most, again)
+		}
+	}
+}
+
+func TestCheckKey(t *testing.T) {
+	tests := []struct {
+		in   string
+		most int
+		want string // the message, "" for none
+	}{
+		{"master", 10, ""},
+		{"ünï", 6, ""},
+		{"RC\x00x", 10, "branch contains a NUL byte"},
+		{"ma\xffster", 10, "branch is not valid UTF-8"},
+		{"ünïcö", 6, "branch is 8 bytes long, more than the 6 allowed"},
+	}
+	for _, tt := range tests {
+		err := ledger.CheckKey("branch", tt.in, tt.most)
+		if got := ferry.ErrorMessage(err); err != nil && got != tt.want || err == nil && tt.want != "" {
+			t.Errorf("CheckKey(branch, %q, %d) = %v, want %q", tt.in, tt.most, err, tt.want)
+		}
+		if err != nil && ferry.ErrorCode(err) != ferry.EINVALID {
+			t.Errorf("CheckKey(branch, %q, %d) code %q, want %q", tt.in, tt.most, ferry.ErrorCode(err), ferry.EINVALID)
+		}
+	}
+}
+
 func TestTransition(t *testing.T) {
 	t1 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	t2 := t1.Add(time.Minute)

@@ -28,10 +28,12 @@ type LockStore interface {
 }
 
 // PrepareLock checks a lock before it is stored, its text trimmed and
-// cleaned (CleanText) like every other text the ledger keeps.
+// made storable (StoreText) like every other text the ledger keeps.
 func PrepareLock(l *ferry.Lock) error {
-	l.Reason, l.Actor = CleanText(strings.TrimSpace(l.Reason)), CleanText(strings.TrimSpace(l.Actor))
-	l.App, l.Env = CleanText(l.App), CleanText(l.Env)
+	l.Reason, l.Actor = StoreText(strings.TrimSpace(l.Reason), MaxText), StoreText(strings.TrimSpace(l.Actor), MaxPerson)
+	if err := CheckEnv(l.App, l.Env); err != nil {
+		return err
+	}
 	switch {
 	case l.App == "" || l.Env == "":
 		return ferry.Errorf(ferry.EINVALID, "a lock needs an app and an environment")
@@ -57,10 +59,12 @@ func NotLocked(env string) error {
 }
 
 // PrepareQuarantine checks a quarantine before it is stored, its text
-// trimmed and cleaned (CleanText).
+// trimmed and made storable (StoreText).
 func PrepareQuarantine(q *ferry.Quarantine) error {
-	q.Reason, q.Actor = CleanText(strings.TrimSpace(q.Reason)), CleanText(strings.TrimSpace(q.Actor))
-	q.App, q.Release = CleanText(q.App), CleanText(q.Release)
+	q.Reason, q.Actor = StoreText(strings.TrimSpace(q.Reason), MaxText), StoreText(strings.TrimSpace(q.Actor), MaxPerson)
+	if err := CheckKeys(Key{"app", q.App, MaxName}, Key{"release", q.Release, MaxRef}); err != nil {
+		return err
+	}
 	switch {
 	case q.App == "":
 		return ferry.Errorf(ferry.EINVALID, "a quarantine needs an app")

@@ -46,7 +46,7 @@ func PrepareToken(t *ferry.Token) error {
 	if t.CreatedAt.IsZero() {
 		return ferry.Errorf(ferry.EINVALID, "token %s needs a creation time", t.Name)
 	}
-	t.CreatedBy = CleanText(t.CreatedBy)
+	t.CreatedBy = StoreText(t.CreatedBy, MaxPerson)
 	return nil
 }
 

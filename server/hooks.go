@@ -33,7 +33,13 @@ func (s *Server) webhooks() (http.Handler, error) {
 		s.poller.Trigger()
 		return nil
 	}
-	return webhook.Handler(func(string) []byte { return secret }, onPush, s.log.With("part", "webhook")), nil
+	return webhook.Handler(webhook.Config{
+		SecretFor:  func(string) []byte { return secret },
+		OnPush:     onPush,
+		Deliveries: s.ledger, // a delivery sent again is recognised, across restarts and servers
+		Now:        s.opts.Now,
+		Logger:     s.log.With("part", "webhook"),
+	}), nil
 }
 
 // hookTriggers remembers which webhook announced a branch's head, so that

@@ -88,6 +88,21 @@ func TestWebhooks(t *testing.T) {
 	if es := events(t, s, "webhook.push"); len(es) != 1 || !strings.Contains(es[0].Message, ferry.ShortSHA(b)) {
 		t.Errorf("webhook.push events = %+v, want one naming %s", es, ferry.ShortSHA(b))
 	}
+	// The same delivery 50 times more (a sender's retries, a replay):
+	// each is answered "already received" and records nothing.
+	before, buildsBefore := len(events(t, s, "webhook.")), len(builds(t, s))
+	for i := range 50 {
+		code, body := postHook(t, s, "github", h, payload)
+		if code != http.StatusOK || !strings.Contains(body, "already received") {
+			t.Fatalf("replay %d of delivery d-1: status %d %s, want 200 already received", i+1, code, body)
+		}
+	}
+	if es := events(t, s, "webhook."); len(es) != before {
+		t.Errorf("50 replays of one delivery added %d webhook events, want none: %+v", len(es)-before, es[:len(es)-before])
+	}
+	if n := len(builds(t, s)); n != buildsBefore {
+		t.Errorf("50 replays of one delivery: %d builds, want %d", n, buildsBefore)
+	}
 
 	// The generic webhook, signed with X-Ferry-Signature, builds C.
 	repo.Write("c.txt", "c")

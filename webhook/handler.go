@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/ferryhq/ferry"
 )
@@ -18,25 +19,65 @@ import (
 // by the next poll.
 const MaxBodyBytes = 4 << 20
 
+// Config is what Handler needs.
+type Config struct {
+	// SecretFor returns the shared secret for a provider (empty: that
+	// provider's deliveries are all refused).
+	SecretFor func(provider string) []byte
+	// OnPush is called with every authenticated push to a branch, and
+	// only then, once per delivery id (see Deliveries). It should queue
+	// work and return, since the sender waits (GitHub gives up after
+	// 10 s). An error it returns is answered with the status of its ferry
+	// error code.
+	OnPush func(context.Context, *Push) error
+	// Deliveries remembers the deliveries handed to OnPush by their id, so
+	// that one sent again is answered without calling OnPush. Nil
+	// remembers none.
+	Deliveries Deliveries
+	// Now is the clock that dates deliveries; time.Now when nil.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Deliveries remembers deliveries by the id their sender gives them
+// (Push.Delivery): ferry's ledger, so that it holds across restarts and
+// servers.
+type Deliveries interface {
+	// AddDelivery records a delivery and reports whether it is new.
+	AddDelivery(ctx context.Context, provider, id string, at time.Time) (bool, error)
+	// ForgetDelivery removes one, so that the sender's retry is accepted.
+	ForgetDelivery(ctx context.Context, provider, id string) error
+}
+
+// AlreadyReceived is the Ignored reason of a delivery whose id was seen
+// before.
+const AlreadyReceived = "already received"
+
 // Handler serves POST /hooks/{provider} for github, gitlab, gitea and
-// generic. Mount it at "/hooks/". secretFor returns the shared secret for a
-// provider (empty: that provider's deliveries are all refused). onPush is
-// called with every authenticated push to a branch, and only then; it
-// should queue work and return, since the sender waits (GitHub gives up
-// after 10 s). An error it returns is answered with the status of its
-// ferry error code.
+// generic. Mount it at "/hooks/".
+//
+// A push with a delivery id is recorded in cfg.Deliveries before OnPush
+// is called; a delivery with an id already recorded (a retry, a
+// redelivery, a replay) is answered 200 with "ignored": "already received"
+// and OnPush is not called. When OnPush fails the delivery is forgotten
+// again, so that the sender's retry is acted on. A delivery without an id
+// (the generic provider without X-Ferry-Delivery) cannot be recognised and
+// is handed to OnPush every time.
 //
 // Responses are JSON: 202 {"accepted":true,"branch":…,"commit":…} for a
-// push handed to onPush; 200 {"accepted":false,"ignored":reason} for pings,
-// tag pushes, deleted branches and other events; {"error":…} with 401 for
-// a missing or bad signature, 400 for a malformed delivery, 404 for an
-// unknown provider, 405 for a method other than POST, 413 for a body over
-// MaxBodyBytes.
-func Handler(secretFor func(provider string) []byte, onPush func(context.Context, *Push) error, logger *slog.Logger) http.Handler {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+// push handed to OnPush; 200 {"accepted":false,"ignored":reason} for pings,
+// tag pushes, deleted branches, other events and deliveries already
+// received; {"error":…} with 401 for a missing or bad signature, 400 for a
+// malformed delivery, 404 for an unknown provider, 405 for a method other
+// than POST, 413 for a body over MaxBodyBytes.
+func Handler(cfg Config) http.Handler {
+	h := &handler{Config: cfg}
+	if h.Logger == nil {
+		h.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{secretFor: secretFor, onPush: onPush, logger: logger}
+	if h.Now == nil {
+		h.Now = time.Now
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hooks/{provider}", h.serve)
 	mux.HandleFunc("/hooks/", func(w http.ResponseWriter, r *http.Request) {
@@ -46,9 +87,7 @@ func Handler(secretFor func(provider string) []byte, onPush func(context.Context
 }
 
 type handler struct {
-	secretFor func(string) []byte
-	onPush    func(context.Context, *Push) error
-	logger    *slog.Logger
+	Config
 }
 
 type errorBody struct {
@@ -72,7 +111,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{"unknown webhook provider: want github, gitlab, gitea or generic"})
 		return
 	}
-	log := h.logger.With("provider", provider, "remote", r.RemoteAddr)
+	log := h.Logger.With("provider", provider, "remote", r.RemoteAddr)
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{"webhooks are delivered with POST"})
@@ -89,8 +128,8 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var secret []byte
-	if h.secretFor != nil {
-		secret = h.secretFor(provider)
+	if h.SecretFor != nil {
+		secret = h.SecretFor(provider)
 	}
 	p, err := Parse(provider, r.Header, body, secret)
 	if err != nil {
@@ -109,14 +148,47 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, acceptedBody{Provider: provider, Delivery: p.Delivery, Branch: p.Branch, Ignored: p.Ignore})
 		return
 	}
-	if err := h.onPush(r.Context(), p); err != nil {
+	recorded, err := h.record(r.Context(), provider, p)
+	if err != nil {
+		status := ferry.HTTPStatus(err)
+		log.Error("webhook delivery not recorded", "status", status, "err", err)
+		writeJSON(w, status, errorBody{ferry.ErrorMessage(err)})
+		return
+	}
+	if !recorded {
+		log.Info("webhook already received", "branch", p.Branch, "commit", p.After)
+		writeJSON(w, http.StatusOK, acceptedBody{Provider: provider, Delivery: p.Delivery, Branch: p.Branch, Commit: p.After, Ignored: AlreadyReceived})
+		return
+	}
+	if err := h.OnPush(r.Context(), p); err != nil {
 		status := ferry.HTTPStatus(err)
 		log.Error("webhook push not queued", "branch", p.Branch, "commit", p.After, "status", status, "err", err)
+		h.forget(r.Context(), log, provider, p)
 		writeJSON(w, status, errorBody{ferry.ErrorMessage(err)})
 		return
 	}
 	log.Info("webhook push accepted", "branch", p.Branch, "commit", p.After, "pusher", p.Pusher)
 	writeJSON(w, http.StatusAccepted, acceptedBody{Accepted: true, Provider: provider, Delivery: p.Delivery, Branch: p.Branch, Commit: p.After})
+}
+
+// record records p's delivery and reports whether it is new; a delivery
+// without an id, or a handler without Deliveries, is always new.
+func (h *handler) record(ctx context.Context, provider string, p *Push) (bool, error) {
+	if p.Delivery == "" || h.Deliveries == nil {
+		return true, nil
+	}
+	return h.Deliveries.AddDelivery(ctx, provider, p.Delivery, h.Now())
+}
+
+// forget removes p's delivery after OnPush failed, even when the sender
+// has hung up, so that its retry is acted on.
+func (h *handler) forget(ctx context.Context, log *slog.Logger, provider string, p *Push) {
+	if p.Delivery == "" || h.Deliveries == nil {
+		return
+	}
+	if err := h.Deliveries.ForgetDelivery(context.WithoutCancel(ctx), provider, p.Delivery); err != nil {
+		log.Error("webhook delivery not forgotten: the sender's retry will be taken as already received", "err", err)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

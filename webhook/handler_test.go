@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/ledger/sqlite"
 )
 
 // recorder is the onPush of a test server: it keeps what was queued.
@@ -42,7 +45,7 @@ func newServer(t *testing.T, secrets map[string]string) (*httptest.Server, *reco
 	rec := &recorder{}
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	h := Handler(func(p string) []byte { return []byte(secrets[p]) }, rec.onPush, logger)
+	h := Handler(Config{SecretFor: func(p string) []byte { return []byte(secrets[p]) }, OnPush: rec.onPush, Logger: logger})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv, rec, &logs
@@ -197,5 +200,111 @@ func TestHandlerOnPushError(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), io.ErrUnexpectedEOF.Error()) {
 		t.Errorf("onPush's internal error is not in the log:\n%s", logs)
+	}
+}
+
+// openLedger opens a SQLite ledger on path, the real store the server
+// hands Handler as its Deliveries.
+func openLedger(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	l, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// TestHandlerReplay: a delivery sent again and again, by each provider, is
+// handed to OnPush once; every replay is answered 200 "already received".
+// The ledger remembers it across a restart (a new handler on the reopened
+// ledger) and for another server on the same ledger. A delivery OnPush
+// failed is forgotten, so the sender's retry is acted on. A generic
+// delivery without an id cannot be recognised and is taken every time.
+func TestHandlerReplay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	secrets := func(string) []byte { return secret }
+	now := func() time.Time { return time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC) }
+	serve := func(l Deliveries) (*httptest.Server, *recorder) {
+		rec := &recorder{}
+		srv := httptest.NewServer(Handler(Config{SecretFor: secrets, OnPush: rec.onPush, Deliveries: l, Now: now}))
+		t.Cleanup(srv.Close)
+		return srv, rec
+	}
+	first := openLedger(t, path)
+	srv, rec := serve(first)
+
+	deliveries := []struct {
+		name, path string
+		d          delivery
+	}{
+		{"github", "/hooks/github", github("push", load(t, "github-push.json"), secret)},
+		{"gitlab", "/hooks/gitlab", gitlab("Push Hook", load(t, "gitlab-push.json"), string(secret))},
+		{"gitlab with Idempotency-Key", "/hooks/gitlab", gitlab("Push Hook", load(t, "gitlab-push.json"), string(secret)).with("Idempotency-Key", "908a6d9e-45fd-46c8-97e6-c4f350f219dd")},
+		{"gitea", "/hooks/gitea", gitea("push", load(t, "gitea-push.json"), secret)},
+		{"generic", "/hooks/generic", generic(load(t, "generic-ref.json"), secret).with("X-Ferry-Delivery", "ci-run-42")},
+	}
+	for _, tc := range deliveries {
+		before := len(rec.queued())
+		for i := range 50 {
+			status, body, _ := post(t, srv, "POST", tc.path, tc.d)
+			switch {
+			case i == 0 && (status != 202 || body["accepted"] != true):
+				t.Errorf("%s: first delivery = %d %v, want 202 accepted", tc.name, status, body)
+			case i > 0 && (status != 200 || body["accepted"] != false || body["ignored"] != AlreadyReceived || body["delivery"] == ""):
+				t.Errorf("%s: replay %d = %d %v, want 200 ignored %q naming the delivery", tc.name, i, status, body, AlreadyReceived)
+			}
+		}
+		if n := len(rec.queued()) - before; n != 1 {
+			t.Errorf("%s: 50 deliveries with one id called OnPush %d times, want once", tc.name, n)
+		}
+	}
+
+	// Another server sharing the ledger, and this one after a restart,
+	// know them all.
+	other, otherRec := serve(openLedger(t, path))
+	first.Close()
+	restarted, restartedRec := serve(openLedger(t, path))
+	for _, tc := range deliveries {
+		for _, s := range []*httptest.Server{other, restarted} {
+			if status, body, _ := post(t, s, "POST", tc.path, tc.d); status != 200 || body["ignored"] != AlreadyReceived {
+				t.Errorf("%s after a restart or on another server = %d %v, want 200 %q", tc.name, status, body, AlreadyReceived)
+			}
+		}
+	}
+	if n := len(otherRec.queued()) + len(restartedRec.queued()); n != 0 {
+		t.Errorf("replays after a restart or on another server called OnPush %d times, want none", n)
+	}
+
+	// OnPush fails: the delivery is forgotten, and its retry is taken.
+	retry := github("push", load(t, "github-push.json"), secret).with("X-GitHub-Delivery", "retried-delivery")
+	restartedRec.mu.Lock()
+	restartedRec.err = ferry.Errorf(ferry.EUNAVAILABLE, "build queue is full")
+	restartedRec.mu.Unlock()
+	if status, body, _ := post(t, restarted, "POST", "/hooks/github", retry); status != 503 {
+		t.Errorf("delivery OnPush refused = %d %v, want 503", status, body)
+	}
+	restartedRec.mu.Lock()
+	restartedRec.err = nil
+	restartedRec.mu.Unlock()
+	if status, body, _ := post(t, restarted, "POST", "/hooks/github", retry); status != 202 {
+		t.Errorf("retry of a delivery OnPush refused = %d %v, want 202", status, body)
+	}
+
+	// Without an id, nothing tells a replay from a new push.
+	anonymous := generic(load(t, "generic-ref.json"), secret)
+	for range 3 {
+		if status, body, _ := post(t, restarted, "POST", "/hooks/generic", anonymous); status != 202 {
+			t.Errorf("generic delivery without an id = %d %v, want 202", status, body)
+		}
+	}
+	if n := len(restartedRec.queued()); n != 4 {
+		t.Errorf("OnPush called %d times after the restart, want 4 (the retry and 3 without an id)", n)
+	}
+
+	// A delivery id the ledger cannot take is refused as malformed.
+	odd := github("push", load(t, "github-push.json"), secret).with("X-GitHub-Delivery", strings.Repeat("x", 300))
+	if status, body, _ := post(t, restarted, "POST", "/hooks/github", odd); status != 400 || !strings.Contains(body["error"].(string), "delivery id") {
+		t.Errorf("a 300-byte delivery id = %d %v, want 400 naming the delivery id", status, body)
 	}
 }

@@ -9,12 +9,17 @@
 //     X-GitHub-Event (push; ping is acknowledged), X-GitHub-Delivery;
 //     a JSON or form-encoded ("payload=…") body.
 //   - gitlab: X-Gitlab-Token equal to the secret, X-Gitlab-Event (Push Hook,
-//     or System Hook with object_kind push), X-Gitlab-Event-UUID.
+//     or System Hook with object_kind push), Idempotency-Key (the same on
+//     every retry, GitLab 17.4 and later) or else X-Gitlab-Event-UUID.
 //   - gitea (and Forgejo, Gogs): X-Gitea-Signature or X-Forgejo-Signature
 //     "<hex HMAC-SHA256 of the JSON payload>", or X-Hub-Signature-256, all
-//     of which Gitea sends; X-Gitea-Event / X-Forgejo-Event.
-//   - generic: X-Ferry-Signature "sha256=<hex HMAC-SHA256 of the body>" and
+//     of which Gitea sends; X-Gitea-Event / X-Forgejo-Event,
+//     X-Gitea-Delivery / X-Forgejo-Delivery / X-Gogs-Delivery.
+//   - generic: X-Ferry-Signature "sha256=<hex HMAC-SHA256 of the body>",
+//     X-Ferry-Delivery (optional: an id the sender keeps on retries), and
 //     {"ref":"refs/heads/B","after":"<sha>"} or {"branch":"B","commit":"<sha>"}.
+//
+// The delivery id (Push.Delivery) is what Handler deduplicates by.
 //
 // Every delivery must be authenticated: an empty secret refuses them all.
 // Parse checks the signature before it interprets the payload.
@@ -53,7 +58,7 @@ const (
 type Push struct {
 	Provider string `json:"provider"`
 	Event    string `json:"event"`              // as the sender names it: push, Push Hook, ping, …
-	Delivery string `json:"delivery,omitempty"` // the sender's delivery id, for logs
+	Delivery string `json:"delivery,omitempty"` // the sender's delivery id: the same on a retry or replay
 	Repo     string `json:"repo,omitempty"`     // clone URL, or the repository's name
 	Branch   string `json:"branch,omitempty"`
 	Before   string `json:"before,omitempty"` // may be all zeros for a new branch
@@ -332,7 +337,7 @@ type gitlabPush struct {
 }
 
 func parseGitLab(h http.Header, payload []byte) (*Push, error) {
-	p := &Push{Provider: GitLab, Event: h.Get("X-Gitlab-Event"), Delivery: h.Get("X-Gitlab-Event-UUID")}
+	p := &Push{Provider: GitLab, Event: h.Get("X-Gitlab-Event"), Delivery: cmp.Or(h.Get("Idempotency-Key"), h.Get("X-Gitlab-Event-UUID"))}
 	switch p.Event {
 	case "":
 		return nil, ferry.Errorf(ferry.EINVALID, "missing X-Gitlab-Event header")

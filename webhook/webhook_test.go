@@ -168,6 +168,8 @@ func parseCases(t *testing.T) []parseCase {
 
 		// GitLab
 		{name: "gitlab push", provider: GitLab, d: gitlab("Push Hook", glPush, string(secret)), want: glWant},
+		{name: "gitlab push with Idempotency-Key", provider: GitLab, d: gitlab("Push Hook", glPush, string(secret)).with("Idempotency-Key", "908a6d9e-45fd-46c8-97e6-c4f350f219dd"),
+			want: with(glWant, func(p *Push) { p.Delivery = "908a6d9e-45fd-46c8-97e6-c4f350f219dd" })}, // the same on every retry
 		{name: "gitlab system hook push", provider: GitLab, d: gitlab("System Hook", load(t, "gitlab-system-push.json"), string(secret)),
 			want: with(glWant, func(p *Push) { p.Event, p.Branch = "System Hook", "release" })},
 		{name: "gitlab system hook repository_update", provider: GitLab, d: gitlab("System Hook", load(t, "gitlab-system-repository-update.json"), string(secret)),

@@ -11,8 +11,10 @@
 // The suite checks behaviour through ledger.Store only: round trips of every
 // field, error codes, ordering, filters and paging, compare-and-set
 // transitions of builds and deployments and gapless log numbering under
-// concurrency, what an environment currently runs, API tokens, and that data
-// survives reopening the database.
+// concurrency, what an environment currently runs, API tokens, keys refused
+// and free text capped alike (NUL, invalid UTF-8, lengths), webhook
+// deliveries recognised once, and that data survives reopening the
+// database.
 package ledgertest
 
 import (
@@ -61,6 +63,9 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"Tokens", testTokens},
 		{"Locks", testLocks},
 		{"Quarantines", testQuarantines},
+		{"OddKeys", testOddKeys},
+		{"TextLimits", testTextLimits},
+		{"Deliveries", testDeliveries},
 		{"NotFound", testNotFound},
 		{"EmptyLists", testEmptyLists},
 		{"Reopen", testReopen},

@@ -72,6 +72,9 @@ func (s *Store) Deployment(ctx context.Context, id int64) (*ferry.Deployment, er
 
 // Current implements ledger.Store.
 func (s *Store) Current(ctx context.Context, app, env string) (*ferry.Deployment, error) {
+	if err := ledger.CheckEnv(app, env); err != nil {
+		return nil, err
+	}
 	d, err := scanDeployment(s.pool.QueryRow(ctx, `
 		SELECT `+deploymentColumns+` FROM deployments
 		WHERE app = $1 AND env = $2 AND state = $3
@@ -88,6 +91,9 @@ func (s *Store) Current(ctx context.Context, app, env string) (*ferry.Deployment
 
 // Deployments implements ledger.Store.
 func (s *Store) Deployments(ctx context.Context, f ledger.DeploymentFilter) ([]*ferry.Deployment, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
 	var (
 		where []string
 		args  params

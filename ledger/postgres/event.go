@@ -30,6 +30,9 @@ func (s *Store) AddEvent(ctx context.Context, e *ferry.Event) error {
 
 // Events implements ledger.Store.
 func (s *Store) Events(ctx context.Context, f ledger.EventFilter) ([]ferry.Event, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
 	var (
 		where []string
 		args  params

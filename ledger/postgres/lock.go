@@ -41,6 +41,9 @@ func (s *Store) Lock(ctx context.Context, l *ferry.Lock) error {
 
 // Unlock implements ledger.LockStore.
 func (s *Store) Unlock(ctx context.Context, app, env string) (*ferry.Lock, error) {
+	if err := ledger.CheckEnv(app, env); err != nil {
+		return nil, err
+	}
 	l, err := scanLock(s.pool.QueryRow(ctx, `DELETE FROM locks WHERE app = $1 AND env = $2 RETURNING app, env, reason, actor, created_at`, app, env))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ledger.NotLocked(env)
@@ -53,6 +56,9 @@ func (s *Store) Unlock(ctx context.Context, app, env string) (*ferry.Lock, error
 
 // LockOf implements ledger.LockStore.
 func (s *Store) LockOf(ctx context.Context, app, env string) (*ferry.Lock, error) {
+	if err := ledger.CheckEnv(app, env); err != nil {
+		return nil, err
+	}
 	l, err := scanLock(s.pool.QueryRow(ctx, `SELECT app, env, reason, actor, created_at FROM locks WHERE app = $1 AND env = $2`, app, env))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ledger.NotLocked(env)
@@ -65,6 +71,9 @@ func (s *Store) LockOf(ctx context.Context, app, env string) (*ferry.Lock, error
 
 // Locks implements ledger.LockStore.
 func (s *Store) Locks(ctx context.Context, app string) ([]*ferry.Lock, error) {
+	if err := ledger.CheckKey("app", app, ledger.MaxName); err != nil {
+		return nil, err
+	}
 	return queryList(ctx, s.pool, "list locks", scanLock, `SELECT app, env, reason, actor, created_at FROM locks WHERE app = $1 ORDER BY env`, app)
 }
 
@@ -99,6 +108,9 @@ func (s *Store) AddQuarantine(ctx context.Context, q *ferry.Quarantine) error {
 
 // Quarantined implements ledger.LockStore.
 func (s *Store) Quarantined(ctx context.Context, app, commit string) (*ferry.Quarantine, error) {
+	if err := ledger.CheckCommit(app, commit); err != nil {
+		return nil, err
+	}
 	q, err := scanQuarantine(s.pool.QueryRow(ctx, `SELECT `+quarantineColumns+` FROM quarantines WHERE app = $1 AND commit_sha = $2`, app, commit))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ledger.NotQuarantined(commit)
@@ -111,5 +123,8 @@ func (s *Store) Quarantined(ctx context.Context, app, commit string) (*ferry.Qua
 
 // Quarantines implements ledger.LockStore.
 func (s *Store) Quarantines(ctx context.Context, app string) ([]*ferry.Quarantine, error) {
+	if err := ledger.CheckKey("app", app, ledger.MaxName); err != nil {
+		return nil, err
+	}
 	return queryList(ctx, s.pool, "list quarantines", scanQuarantine, `SELECT `+quarantineColumns+` FROM quarantines WHERE app = $1 ORDER BY id DESC`, app)
 }

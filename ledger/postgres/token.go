@@ -72,6 +72,9 @@ func (s *Store) Tokens(ctx context.Context) ([]*ferry.Token, error) {
 // update finds no unrevoked token, reading the row afterwards tells a
 // missing token from a revoked one without a race.
 func (s *Store) RevokeToken(ctx context.Context, name string, at time.Time) error {
+	if err := ledger.CheckKey("token name", name, ledger.MaxName); err != nil {
+		return err
+	}
 	if at.IsZero() {
 		return ferry.Errorf(ferry.EINVALID, "revoking token %s needs a time", name)
 	}

@@ -77,6 +77,9 @@ func (s *Store) Build(ctx context.Context, id int64) (*ferry.Build, error) {
 
 // BuildByCommit implements ledger.Store.
 func (s *Store) BuildByCommit(ctx context.Context, app, commit string) (*ferry.Build, error) {
+	if err := ledger.CheckCommit(app, commit); err != nil {
+		return nil, err
+	}
 	b, err := s.buildWithSteps(ctx, `SELECT `+buildColumns+` FROM builds WHERE app = ? AND commit_sha = ?`, app, commit)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ledger.CommitNotFound(app, commit)
@@ -127,6 +130,9 @@ func (s *Store) buildWithSteps(ctx context.Context, query string, args ...any) (
 
 // Builds implements ledger.Store.
 func (s *Store) Builds(ctx context.Context, f ledger.BuildFilter) ([]*ferry.Build, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
 	var (
 		where []string
 		args  []any

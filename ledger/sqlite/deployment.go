@@ -78,6 +78,9 @@ func (s *Store) Deployment(ctx context.Context, id int64) (*ferry.Deployment, er
 
 // Current implements ledger.Store.
 func (s *Store) Current(ctx context.Context, app, env string) (*ferry.Deployment, error) {
+	if err := ledger.CheckEnv(app, env); err != nil {
+		return nil, err
+	}
 	d, err := scanDeployment(s.r.QueryRowContext(ctx, `
 		SELECT `+deploymentColumns+` FROM deployments
 		WHERE app = ? AND env = ? AND state = ?
@@ -94,6 +97,9 @@ func (s *Store) Current(ctx context.Context, app, env string) (*ferry.Deployment
 
 // Deployments implements ledger.Store.
 func (s *Store) Deployments(ctx context.Context, f ledger.DeploymentFilter) ([]*ferry.Deployment, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
 	var (
 		where []string
 		args  []any

@@ -42,6 +42,9 @@ func (s *Store) Lock(ctx context.Context, l *ferry.Lock) error {
 
 // Unlock implements ledger.LockStore.
 func (s *Store) Unlock(ctx context.Context, app, env string) (*ferry.Lock, error) {
+	if err := ledger.CheckEnv(app, env); err != nil {
+		return nil, err
+	}
 	l, err := scanLock(s.w.QueryRowContext(ctx, `DELETE FROM locks WHERE app = ? AND env = ? RETURNING app, env, reason, actor, created_at`, app, env))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ledger.NotLocked(env)
@@ -54,6 +57,9 @@ func (s *Store) Unlock(ctx context.Context, app, env string) (*ferry.Lock, error
 
 // LockOf implements ledger.LockStore.
 func (s *Store) LockOf(ctx context.Context, app, env string) (*ferry.Lock, error) {
+	if err := ledger.CheckEnv(app, env); err != nil {
+		return nil, err
+	}
 	l, err := scanLock(s.r.QueryRowContext(ctx, `SELECT app, env, reason, actor, created_at FROM locks WHERE app = ? AND env = ?`, app, env))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ledger.NotLocked(env)
@@ -66,6 +72,9 @@ func (s *Store) LockOf(ctx context.Context, app, env string) (*ferry.Lock, error
 
 // Locks implements ledger.LockStore.
 func (s *Store) Locks(ctx context.Context, app string) ([]*ferry.Lock, error) {
+	if err := ledger.CheckKey("app", app, ledger.MaxName); err != nil {
+		return nil, err
+	}
 	return queryList(ctx, s.r, "list locks", scanLock, `SELECT app, env, reason, actor, created_at FROM locks WHERE app = ? ORDER BY env`, app)
 }
 
@@ -102,6 +111,9 @@ func (s *Store) AddQuarantine(ctx context.Context, q *ferry.Quarantine) error {
 
 // Quarantined implements ledger.LockStore.
 func (s *Store) Quarantined(ctx context.Context, app, commit string) (*ferry.Quarantine, error) {
+	if err := ledger.CheckCommit(app, commit); err != nil {
+		return nil, err
+	}
 	q, err := scanQuarantine(s.r.QueryRowContext(ctx, `SELECT `+quarantineColumns+` FROM quarantines WHERE app = ? AND commit_sha = ?`, app, commit))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ledger.NotQuarantined(commit)
@@ -114,5 +126,8 @@ func (s *Store) Quarantined(ctx context.Context, app, commit string) (*ferry.Qua
 
 // Quarantines implements ledger.LockStore.
 func (s *Store) Quarantines(ctx context.Context, app string) ([]*ferry.Quarantine, error) {
+	if err := ledger.CheckKey("app", app, ledger.MaxName); err != nil {
+		return nil, err
+	}
 	return queryList(ctx, s.r, "list quarantines", scanQuarantine, `SELECT `+quarantineColumns+` FROM quarantines WHERE app = ? ORDER BY id DESC`, app)
 }

@@ -79,6 +79,9 @@ func (s *Store) Tokens(ctx context.Context) ([]*ferry.Token, error) {
 
 // RevokeToken implements ledger.Store.
 func (s *Store) RevokeToken(ctx context.Context, name string, at time.Time) error {
+	if err := ledger.CheckKey("token name", name, ledger.MaxName); err != nil {
+		return err
+	}
 	if at.IsZero() {
 		return ferry.Errorf(ferry.EINVALID, "revoking token %s needs a time", name)
 	}

@@ -226,10 +226,17 @@ source:
   repo: ./birthday-app.git
   poll: 2s
 build:
-  test: go test ./birthday/...
+  test: go test ./...                  # the app's whole suite
   go:
     main: ./cmd/birthday-app
     ldflags: -X ` + buildinfo + `.Commit={{"{{"}}.Commit{{"}}"}} -X ` + buildinfo + `.BuildTime={{"{{"}}.Time.UTC.Format "2006-01-02T15:04:05Z"{{"}}"}}
+  integration:                         # each image on trial, with its own database, before dev
+    env:
+      DATABASE_URL: sqlite://birthday-trial.db
+    checks: &roundtrip
+      - { http: GET /statusz, expect: 200 }
+      - { http: PUT /hello/ferrycheck, headers: { Content-Type: application/json }, body: '{"dateOfBirth":"1990-05-17"}', expect: 204 }
+      - { http: GET /hello/ferrycheck, expect: 200, json: { field: message, contains: "Hello, ferrycheck!" } }
 environments:
   dev:
     branch: master                     # every commit on master is built and rolled out here
@@ -239,8 +246,7 @@ environments:
     rollout: { readyTimeout: 15s, grace: 10s }   # a replica not ready in 15s fails the rollout
     env:
       DATABASE_URL: sqlite://birthday-dev.db   # dev and prod never share a database
-    verify:
-      - { http: GET /statusz, expect: 200 }
+    verify: *roundtrip                 # the same round trip after every rollout
   prod:
     branch: release                    # changed only by a controlled release
     from: dev
@@ -251,8 +257,7 @@ environments:
     rollout: { readyTimeout: 15s, grace: 10s }
     env:
       DATABASE_URL: sqlite://birthday-prod.db
-    verify:
-      - { http: GET /statusz, expect: 200 }
+    verify: *roundtrip
 `))
 
 func writeConfig(path string, ports Ports) error {

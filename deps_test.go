@@ -22,7 +22,7 @@ var adapters = []string{
 
 // users are the parts that put adapters to work; no adapter may depend on
 // them.
-var users = []string{"config", "controller", "builder", "release", "api", "auth", "dashboard", "dora", "metrics", "server", "cli", "client"}
+var users = []string{"config", "controller", "builder", "release", "verify", "api", "auth", "dashboard", "dora", "metrics", "server", "cli", "client"}
 
 // TestImportGraph holds the layout docs/ARCHITECTURE.md draws: the root
 // imports nothing of the module; configuration and the release rules only

@@ -37,6 +37,13 @@ build:
     main: ./cmd/birthday-app
     ldflags: -s -w -X main.commit={{.Commit}} -X main.buildTime={{.Time.UTC.Format "2006-01-02T15:04:05Z"}}
   # command: docker build -t "$FERRY_IMAGE" . && docker push "$FERRY_IMAGE"   # instead of go
+  integration:                    # each image on trial (own database, own port) before dev
+    env: { DATABASE_URL: sqlite://trial.db }
+    checks:
+      - { http: PUT /hello/ada, headers: { Content-Type: application/json }, body: '{"dateOfBirth":"1990-05-17"}', expect: 204 }
+      - { http: GET /hello/ada, expect: 200, json: { field: message, contains: "Hello, ada" } }
+    # command: go test ./e2e/...  # FERRY_URL is the trial's address
+    timeout: 2m
 
 environments:                     # in order: dev first, then what is promoted from it
   dev:

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/builder"
 	"github.com/ferryhq/ferry/oci"
 )
 
@@ -59,7 +60,7 @@ environments:
 		t.Fatalf("build state = %s (%s), want succeeded", b.State, b.Reason)
 	}
 	for _, st := range b.Steps {
-		if st.State != ferry.StepSucceeded {
+		if st.State != ferry.StepSucceeded && !(st.Name == builder.StepIntegration && st.State == ferry.StepSkipped) { // no build.integration here
 			t.Errorf("step %s = %s, want succeeded", st.Name, st.State)
 		}
 	}

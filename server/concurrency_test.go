@@ -165,7 +165,7 @@ func TestRestartResumesBuild(t *testing.T) {
 		t.Errorf("resumed build id = %d, want the interrupted build %d", b.ID, first.ID)
 	}
 	for _, st := range b.Steps {
-		if st.State != ferry.StepSucceeded {
+		if st.State != ferry.StepSucceeded && !(st.Name == builder.StepIntegration && st.State == ferry.StepSkipped) { // no build.integration here
 			t.Errorf("step %s = %s (%s), want succeeded", st.Name, st.State, st.Error)
 		}
 	}

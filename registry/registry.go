@@ -73,8 +73,8 @@ type Server struct {
 	addr     string
 	password string
 	log      *slog.Logger
-	app  *handlers.App
-	srv  *http.Server
+	app      *handlers.App
+	srv      *http.Server
 
 	mu     sync.Mutex
 	ln     net.Listener

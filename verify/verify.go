@@ -49,7 +49,7 @@ func Run(ctx context.Context, client *http.Client, base string, checks []ferry.C
 
 func retry(ctx context.Context, client *http.Client, base string, chk ferry.Check) error {
 	for {
-		last := Once(ctx, client, base, chk)
+		last := once(ctx, client, base, chk)
 		if last == nil {
 			return nil
 		}
@@ -61,8 +61,8 @@ func retry(ctx context.Context, client *http.Client, base string, chk ferry.Chec
 	}
 }
 
-// Once sends chk's request once and judges the answer.
-func Once(ctx context.Context, client *http.Client, base string, chk ferry.Check) error {
+// once sends chk's request once and judges the answer.
+func once(ctx context.Context, client *http.Client, base string, chk ferry.Check) error {
 	var body io.Reader
 	if chk.Body != "" {
 		body = strings.NewReader(chk.Body)

@@ -139,12 +139,8 @@ func (c *Controller) buildOf(ctx context.Context, ref string) (*ferry.Build, err
 // mainline, its digest's deployments upstream, and where the release
 // branch points.
 func (c *Controller) promotionFacts(ctx context.Context, r *envRunner, cand candidate) (release.PromotionFacts, error) {
-	f := release.PromotionFacts{Env: r.env.Environment, Mainline: r.mainline, Commit: cand.commit, Rollout: r.rollout(), Now: c.now()}
-	var err error
-	if f.Lock, err = absent(c.locks.LockOf(ctx, c.cfg.App, r.env.Name)); err != nil {
-		return f, err
-	}
-	if f.Quarantine, err = absent(c.locks.Quarantined(ctx, c.cfg.App, cand.commit)); err != nil {
+	f, err := c.ledgerPromotionFacts(ctx, r, cand)
+	if err != nil {
 		return f, err
 	}
 	main, err := c.git.Head(ctx, r.mainline)
@@ -154,9 +150,6 @@ func (c *Controller) promotionFacts(ctx context.Context, r *envRunner, cand cand
 	if f.OnMainline, err = c.git.IsAncestor(ctx, cand.commit, main); err != nil {
 		return f, err
 	}
-	if f.Upstream, err = c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.From, Digest: cand.digest, Limit: 100}); err != nil {
-		return f, err
-	}
 	if f.Head, err = c.branchHead(ctx, r); err != nil {
 		return f, err
 	}
@@ -164,6 +157,25 @@ func (c *Controller) promotionFacts(ctx context.Context, r *envRunner, cand cand
 		if f.Forward, err = c.git.IsAncestor(ctx, f.Head, cand.commit); err != nil {
 			return f, err
 		}
+	}
+	return f, nil
+}
+
+// ledgerPromotionFacts gathers the promotion facts the ledger and the
+// controller hold: the lock, a rollout in progress, a quarantine and the
+// candidate digest's deployments upstream. Where the candidate stands in
+// git is the caller's to add.
+func (c *Controller) ledgerPromotionFacts(ctx context.Context, r *envRunner, cand candidate) (release.PromotionFacts, error) {
+	f := release.PromotionFacts{Env: r.env.Environment, Mainline: r.mainline, Commit: cand.commit, Rollout: r.rollout(), Now: c.now()}
+	var err error
+	if f.Lock, err = absent(c.locks.LockOf(ctx, c.cfg.App, r.env.Name)); err != nil {
+		return f, err
+	}
+	if f.Quarantine, err = absent(c.locks.Quarantined(ctx, c.cfg.App, cand.commit)); err != nil {
+		return f, err
+	}
+	if f.Upstream, err = c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.From, Digest: cand.digest, Limit: 100}); err != nil {
+		return f, err
 	}
 	return f, nil
 }

@@ -139,9 +139,10 @@ func installHook(l *Layout, ferry, server string) error {
 		return fmt.Errorf("copy ferry's executable: %w", err)
 	}
 	script := "#!/bin/sh\n" +
-		"# Installed by `ferry demo`: refuses pushes that move release other than\n" +
-		"# forward along master or back to a release prod ran (ferry's ledger says\n" +
-		"# which, through the demo's server), and protects RC… tags.\n" +
+		"# Installed by `ferry demo`: refuses pushes that ferry would not deploy as\n" +
+		"# they say (release moved other than forward along master or back to a\n" +
+		"# release prod ran, or past a lock or quarantine) and any push of ferry's own\n" +
+		"# RC… and env/… tags; the demo's server judges each (push-check).\n" +
 		"exec " + shellQuote(l.Ferry) + " hook pre-receive --server " + shellQuote(server) + " --master master --branch release --env prod\n"
 	hooks := filepath.Join(l.Repo, "hooks")
 	if err := os.MkdirAll(hooks, 0o755); err != nil {

@@ -26,7 +26,8 @@ func errFetch(err error) error {
 
 // Check compares, for every environment, what the ledger says it runs with
 // what its replicas really run, the registry tags that follow it and its
-// git refs (env/<name>, and the release branch of a gated environment).
+// git refs (env/<name>, and the release branch of a gated environment),
+// and finds release tags that no release of the ledger made (forgeries).
 func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 	drifts := []Drift{}
 	if err := c.git.Fetch(ctx); err != nil {
@@ -98,5 +99,9 @@ func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 			}
 		}
 	}
-	return drifts, nil
+	forged, err := c.forgeries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(drifts, forged...), nil
 }

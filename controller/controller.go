@@ -39,6 +39,8 @@ type Locks interface {
 type Registry interface {
 	Tag(ctx context.Context, digest, tag string) error
 	Resolve(ctx context.Context, tag string) (string, error)
+	// ListTags lists the repository's tags.
+	ListTags(ctx context.Context) ([]string, error)
 }
 
 // Env is one environment as the controller drives it: the domain's

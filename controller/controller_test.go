@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -128,6 +129,32 @@ func (t *fakeTags) ResolveTag(_ context.Context, tag string) (string, error) {
 		return sha, nil
 	}
 	return "", ferry.Errorf(ferry.ENOTFOUND, "no tag %s", tag)
+}
+
+// ListTags lists the registry tags (the keys SetRef did not write).
+func (t *fakeTags) ListTags(context.Context) ([]string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for k := range t.tags {
+		if !strings.HasPrefix(k, "refs/") {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// Tags lists the git tags under refs/tags/ starting with prefix.
+func (t *fakeTags) Tags(_ context.Context, prefix string) (map[string]string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range t.tags {
+		if name, ok := strings.CutPrefix(k, "refs/tags/"); ok && strings.HasPrefix(name, prefix) {
+			out[name] = v
+		}
+	}
+	return out, nil
 }
 
 func (t *fakeTags) get(k string) string {

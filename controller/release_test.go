@@ -427,6 +427,53 @@ func TestStatusCheckFindsDrift(t *testing.T) {
 	if !found {
 		t.Errorf("Check = %+v, want the moved release branch with its fix", drifts)
 	}
+
+	// A forger's release tags: one in git for a release the ledger never
+	// made, and the real release's name re-pointed in the registry.
+	rel := f.ledgerRelease(a.Commit)
+	f.git(f.work, "tag", "-a", "-m", "forged", "RC20990101_0003", b.Commit)
+	f.git(f.work, "push", "-q", "origin", "RC20990101_0003")
+	forgedDigest := "sha256:" + strings.Repeat("f", 64)
+	if err := f.tags.Tag(context.Background(), forgedDigest, rel); err != nil {
+		t.Fatal(err)
+	}
+	drifts, err = f.ctrl.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Drift{
+		"git tag RC20990101_0003": {Env: "prod", Got: b.Commit, Want: "no such tag: the ledger has no release RC20990101_0003", Fix: "on the git server: git tag -d RC20990101_0003"},
+		"registry tag " + rel:     {Env: "prod", Got: forgedDigest, Want: a.Digest, Fix: "delete the tag " + rel},
+	}
+	for _, d := range drifts {
+		w, ok := want[d.What]
+		if !ok {
+			continue
+		}
+		delete(want, d.What)
+		if d.Env != w.Env || d.Got != w.Got || d.Want != w.Want || !strings.HasPrefix(d.Fix, w.Fix) {
+			t.Errorf("Check: %+v, want %+v", d, w)
+		}
+	}
+	for what := range want {
+		t.Errorf("Check = %+v, want the forged %s", drifts, what)
+	}
+}
+
+// ledgerRelease is the release name of prod's newest deployment of commit.
+func (f *relFixture) ledgerRelease(commit string) string {
+	f.t.Helper()
+	ds, err := f.ledger.Deployments(context.Background(), ledger.DeploymentFilter{App: "app", Env: "prod", Limit: 100})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Commit == commit && d.Release != "" {
+			return d.Release
+		}
+	}
+	f.t.Fatalf("prod has no release of %.12s", commit)
+	return ""
 }
 
 func TestTwoPromotionsAtOnce(t *testing.T) {

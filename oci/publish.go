@@ -271,3 +271,20 @@ func isNotFound(err error) bool {
 	te, ok := errors.AsType[*transport.Error](err)
 	return ok && te.StatusCode == http.StatusNotFound
 }
+
+// ListTags lists the repository's tags (an empty repository has none).
+func (p *Publisher) ListTags(ctx context.Context) ([]string, error) {
+	var tags []string
+	err := p.retry.do(ctx, func(ctx context.Context) error {
+		var err error
+		tags, err = remote.List(p.repo, p.options(ctx)...)
+		return err
+	})
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list the tags of %s: %w", p.repo.Name(), err)
+	}
+	return tags, nil
+}

@@ -353,3 +353,42 @@ func TestRollbackGates(t *testing.T) {
 		}
 	}
 }
+
+func TestForgeries(t *testing.T) {
+	a, b := sha("a"), sha("b")
+	da, db := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	records := Records([]*ferry.Deployment{
+		{Release: "RC20240302_0900", Commit: b, Digest: db, State: ferry.DeploymentFailed}, // a failed attempt still made its registry tag
+		{Release: "", Commit: b, Digest: db},
+		{Release: "RC20240301_1200", Commit: a, Digest: da, State: ferry.DeploymentSucceeded},
+		{Release: "RC20240301_1200", Commit: b, Digest: db, State: ferry.DeploymentSucceeded}, // older: the newest record counts
+	})
+	for _, tc := range []struct {
+		name          string
+		git, registry map[string]string
+		want          []string // Where/Tag: a fragment of Why
+	}{
+		{"all ferry's", map[string]string{"RC20240301_1200": a, "env/prod": b, "v1.0": b},
+			map[string]string{"RC20240301_1200": da, "RC20240302_0900": db, "latest": db, "sha-" + a: da}, nil},
+		{"no such release", map[string]string{"RC20990101_0003": a}, map[string]string{"RC20990101_0003": da}, []string{
+			"git/RC20990101_0003: git tag RC20990101_0003 names aaaaaaaaaaaa, but the ledger has no release RC20990101_0003",
+			"registry/RC20990101_0003: registry tag RC20990101_0003 names " + ferry.ShortDigest(da) + ", but the ledger has no release",
+		}},
+		{"another commit or digest", map[string]string{"RC20240301_1200": b}, map[string]string{"RC20240302_0900": da}, []string{
+			"git/RC20240301_1200: git tag RC20240301_1200 names bbbbbbbbbbbb, but release RC20240301_1200 ran commit aaaaaaaaaaaa",
+			"registry/RC20240302_0900: names " + ferry.ShortDigest(da) + ", but release RC20240302_0900 ran digest " + ferry.ShortDigest(db),
+		}},
+	} {
+		got := Forgeries(records, tc.git, tc.registry)
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: Forgeries = %+v, want %d", tc.name, got, len(tc.want))
+			continue
+		}
+		for i, w := range tc.want {
+			where, why, _ := strings.Cut(w, ": ")
+			if g := got[i]; g.Where+"/"+g.Tag != where || !strings.Contains(g.Why, why) {
+				t.Errorf("%s: forgery %d = %+v, want %s with %q", tc.name, i, g, where, why)
+			}
+		}
+	}
+}

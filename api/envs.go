@@ -190,7 +190,7 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) {
 func (s *Server) knownEnv(name string) error {
 	names := s.Envs.Names()
 	if !slices.Contains(names, name) {
-		return ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q (environments: %v)", name, names)
+		return ferry.UnknownEnvironment(name, names)
 	}
 	return nil
 }

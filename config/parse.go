@@ -375,7 +375,7 @@ func (d *decoder) environment(p pair, c *Config) *Environment {
 	case !o.has("role"):
 		e.Role = ferry.RoleDeployer
 	case !slices.Contains(roles, string(e.Role)):
-		d.errorf(o.node("role"), o.field("role"), "unknown role %q (want one of %s)%s", e.Role, quoteList(roles), suggestion(string(e.Role), roles))
+		d.errorf(o.node("role"), o.field("role"), "unknown role %q (want one of %s)%s", e.Role, quoteList(roles), ferry.DidYouMean(string(e.Role), roles))
 	}
 	e.Runtime = d.runtime(o, e, c)
 	e.Env = d.envVars(o)
@@ -580,7 +580,7 @@ func (d *decoder) checks(parent *object, name string) []ferry.Check {
 			case !ok || strings.ContainsAny(target, " \t"):
 				d.errorf(o.node("http"), o.field("http"), "want \"METHOD /path\", got %q", spec)
 			case !slices.Contains(httpMethods, method):
-				d.errorf(o.node("http"), o.field("http"), "unknown method %q%s", method, suggestion(method, httpMethods))
+				d.errorf(o.node("http"), o.field("http"), "unknown method %q%s", method, ferry.DidYouMean(method, httpMethods))
 			case !strings.HasPrefix(target, "/"):
 				d.errorf(o.node("http"), o.field("http"), "path %q must start with /", target)
 			}
@@ -631,7 +631,7 @@ func (d *decoder) crossCheck(c *Config) {
 		case e.From == e.Name:
 			d.errorf(d.at(f), f, "an environment cannot follow itself")
 		case byName[e.From] == nil:
-			d.errorf(d.at(f), f, "unknown environment %q%s", e.From, suggestion(e.From, names))
+			d.errorf(d.at(f), f, "unknown environment %q%s", e.From, ferry.DidYouMean(e.From, names))
 		default:
 			cycle := cycleFrom(e, byName)
 			if cycle != nil && !slices.ContainsFunc(cycle, func(n string) bool { return order[n] < order[e.Name] }) {

@@ -342,7 +342,7 @@ func (c *Controller) Scale(ctx context.Context, env string, replicas int, actor,
 func (c *Controller) env(name string) (*envRunner, error) {
 	r, ok := c.byName[name]
 	if !ok {
-		return nil, ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q (environments: %v)", name, c.names())
+		return nil, ferry.UnknownEnvironment(name, c.names())
 	}
 	return r, nil
 }

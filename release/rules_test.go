@@ -255,6 +255,12 @@ func TestGates(t *testing.T) {
 				{ID: 2, State: ferry.DeploymentSuperseded},
 			}
 		}, ferry.ECONFLICT, "cccccccccccc failed in dev (deployment 5: crash-looping): it is not promoted"},
+		{"still rolling out upstream", func(f *PromotionFacts) {
+			f.Upstream = []*ferry.Deployment{{ID: 6, State: ferry.DeploymentVerifying}}
+		}, ferry.ECONFLICT, "cccccccccccc is still rolling out in dev (deployment 6, verifying): promote it once it has succeeded there"},
+		{"rolling out again after a failure", func(f *PromotionFacts) {
+			f.Upstream = []*ferry.Deployment{{ID: 7, State: ferry.DeploymentRolling}, {ID: 5, State: ferry.DeploymentFailed, Error: "never ready"}}
+		}, ferry.ECONFLICT, "cccccccccccc is still rolling out in dev (deployment 7, rolling)"},
 		{"failed once, succeeded since", func(f *PromotionFacts) {
 			f.Upstream = append([]*ferry.Deployment{{ID: 8, State: ferry.DeploymentFailed}}, f.Upstream...)
 		}, "", ""},

@@ -57,6 +57,9 @@ func startDemo(t *testing.T) *liveDemo {
 		}
 		return strings.Contains(out.String(), "ferry is running.")
 	})
+	if want := fmt.Sprintf("(curl http://127.0.0.1:%d/version)", dev); !strings.Contains(out.String(), want) {
+		t.Errorf("the demo does not print dev's served address %s:\n%s", want, out.String())
+	}
 	d := &liveDemo{
 		dir: dir, repo: filepath.Join(dir, "birthday-app.git"), out: out,
 		apiURL:  fmt.Sprintf("http://127.0.0.1:%d", api),

@@ -316,6 +316,15 @@ func (c *Config) ImageRepository() string {
 	return dialAddr(c.Registry.Listen) + "/" + c.App
 }
 
+// ServerURL is where a client on this machine reaches ferry's server:
+// server.publicURL when set, else server.listen dialled on loopback.
+func (c *Config) ServerURL() string {
+	if c.Server.PublicURL != "" {
+		return strings.TrimRight(c.Server.PublicURL, "/")
+	}
+	return "http://" + dialAddr(c.Server.Listen)
+}
+
 // dialAddr turns a listen address into one a client on this machine can
 // dial: an empty or wildcard host becomes 127.0.0.1.
 func dialAddr(listen string) string {

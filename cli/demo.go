@@ -98,6 +98,14 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 		} else {
 			say(fmt.Sprintf("using the %s token %s stored for %s in %s", tok.Role, tok.Name, srv.URL(), credsPath))
 		}
+		curPath, err := currentServerPath()
+		if err != nil {
+			return err
+		}
+		if err := writeCurrentServer(curPath, currentServer{Server: srv.URL(), Credentials: credsPath, WrittenBy: "ferry demo", WrittenAt: time.Now().UTC()}); err != nil {
+			return err
+		}
+		say(fmt.Sprintf("%s is the CLI's current server (%s): later commands need no --server", srv.URL(), curPath))
 		say("waiting for the first build of master and its rollout to dev (log: " + logFile.Name() + ")")
 		if err := watchFirstRollout(ctx, out, srv, cfg.App); err != nil {
 			if ctx.Err() != nil {

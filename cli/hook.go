@@ -57,7 +57,8 @@ ferry judges the updates itself (POST /api/v1/envs/{env}/push-check) on the fact
 it acts on, with the same rules and sentences as ferry promote and ferry rollback,
 so that what the hook accepts, ferry deploys. The hook sends what it read of its own
 repository (the pushed objects are there, not yet in ferry's copy). It asks the
-server --server (else FERRY_SERVER, else http://127.0.0.1:7070) with --token, else
+server --server (else FERRY_SERVER, else the current-server file's, else
+http://127.0.0.1:7070) with --token, else
 FERRY_TOKEN, else the token the credentials file holds for that server, as every
 client command does; a viewer token is enough. It asks only when the push touches
 one of those refs, and fails closed: when the server cannot be asked, such a push is

@@ -60,6 +60,13 @@ func startDemo(t *testing.T) *liveDemo {
 	if want := fmt.Sprintf("(curl http://127.0.0.1:%d/version)", dev); !strings.Contains(out.String(), want) {
 		t.Errorf("the demo does not print dev's served address %s:\n%s", want, out.String())
 	}
+	// The demo made its server the CLI's current one (TestMain points
+	// XDG_CONFIG_HOME into a temp dir).
+	if path, err := currentServerPath(); err != nil {
+		t.Error(err)
+	} else if cur, err := readCurrentServer(path); err != nil || cur == nil || cur.Server != fmt.Sprintf("http://127.0.0.1:%d", api) {
+		t.Errorf("current-server file after ferry demo = %+v, %v; want the demo's server", cur, err)
+	}
 	d := &liveDemo{
 		dir: dir, repo: filepath.Join(dir, "birthday-app.git"), out: out,
 		apiURL:  fmt.Sprintf("http://127.0.0.1:%d", api),

@@ -28,6 +28,10 @@ type Client struct {
 	HTTP *http.Client
 	// Token is the API token's secret, sent as "Authorization: Bearer …".
 	Token string
+	// Unreachable says, when the server cannot be reached, where its
+	// address came from and how to choose another; empty: the CLI's
+	// --server or FERRY_SERVER.
+	Unreachable string
 }
 
 // New returns a client of the server at base.
@@ -80,7 +84,11 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("cannot reach the ferry server at %s (is `ferry serve` running? set --server or FERRY_SERVER): %w", c.Base, unwrapURL(err))
+		hint := c.Unreachable
+		if hint == "" {
+			hint = "is `ferry serve` running? set --server or FERRY_SERVER"
+		}
+		return nil, fmt.Errorf("cannot reach the ferry server at %s (%s): %w", c.Base, hint, unwrapURL(err))
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()

@@ -106,11 +106,11 @@ func TestParseCommand(t *testing.T) {
 		{"ferry logs dev", true},
 		{"ferry promote bbbbbbbbbbbb --to prod, or ferry rollback prod", false}, // two commands
 		{"ferry build master (or restart ferry: it restores dev from the ledger)", false},
-		{"ferry rollback", false},            // needs ENV
-		{"ferry scale dev", false},           // needs N
-		{"ferry promote --too prod", false},  // unknown flag
-		{"ferry promot", false},              // unknown command
-		{"ferry token", false},               // a group, not a command
+		{"ferry rollback", false},           // needs ENV
+		{"ferry scale dev", false},          // needs N
+		{"ferry promote --too prod", false}, // unknown flag
+		{"ferry promot", false},             // unknown command
+		{"ferry token", false},              // a group, not a command
 		{"check the runtime", false},
 	} {
 		if err := parseCommand(tt.line); (err == nil) != tt.ok {

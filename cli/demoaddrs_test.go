@@ -64,6 +64,23 @@ func TestDemoPrintsTheAddressesOfFerryYAML(t *testing.T) {
 			t.Errorf("the demo prints\n%s\nwant a line with %q", out.String(), want)
 		}
 	}
+	// Every command it suggests parses with the real command tree.
+	n := 0
+	for _, line := range strings.Split(out.String(), "\n") {
+		_, cmd, ok := strings.Cut(line, "go run ./cmd/ferry ")
+		if !ok {
+			continue
+		}
+		cmd, _, _ = strings.Cut(cmd, "#")
+		cmd, _, _ = strings.Cut(cmd, ")")
+		n++
+		if err := parseCommand("ferry " + strings.TrimSpace(cmd)); err != nil {
+			t.Errorf("the demo suggests %q: %v", line, err)
+		}
+	}
+	if n < 5 {
+		t.Errorf("the demo suggests %d ferry commands, want its next steps:\n%s", n, out.String())
+	}
 	for _, stale := range []string{":7070", ":8081", ":8082", ":5050"} {
 		if strings.Contains(out.String(), stale) {
 			t.Errorf("the demo prints the default port %s that ferry.yaml no longer has:\n%s", stale, out.String())

@@ -311,6 +311,7 @@ var goTypes = map[string]reflect.Type{
 	"Event":             reflect.TypeFor[ferry.Event](),
 	"Deployment":        reflect.TypeFor[ferry.Deployment](),
 	"Lock":              reflect.TypeFor[ferry.Lock](),
+	"Alert":             reflect.TypeFor[ferry.Alert](),
 	"Quarantine":        reflect.TypeFor[ferry.Quarantine](),
 	"Token":             reflect.TypeFor[ferry.Token](),
 	"EnvStatus":         reflect.TypeFor[EnvStatus](),

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/api"
 )
 
@@ -155,5 +158,53 @@ func TestStatusCheckGolden(t *testing.T) {
 				t.Errorf("ferry status --check -o %s =\n%s\nwant (%s)\n%s", format, got.String(), golden, want)
 			}
 		})
+	}
+}
+
+// TestStatusShowsAlerts: plain `ferry status` prints every alert the
+// server reports (and -o json keeps them), so master red, a release head
+// not deployed and an environment lagging its branch are seen without
+// --check.
+func TestStatusShowsAlerts(t *testing.T) {
+	body := api.StatusBody{Environments: []api.EnvStatus{
+		{Name: "dev", State: "healthy", Alerts: []ferry.Alert{
+			{Kind: ferry.AlertMainlineRed, Message: "master is red: build 9 of bbbbbbbbbbbb failed; see ferry logs build 9"},
+			{Kind: ferry.AlertLagging, Message: "dev runs aaaaaaaaaaaa, not master's newest succeeded build 8 (cccccccccccc); see ferry history dev"},
+		}},
+		{Name: "prod", State: "healthy", Alert: "eeeeeeeeeeee was pushed to release but is not deployed"}, // an older server: no list
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("check") {
+			t.Errorf("plain ferry status asked for a check: %s", r.URL)
+		}
+		json.NewEncoder(w).Encode(body)
+	}))
+	defer srv.Close()
+	stdout, stderr, code := run(t, "status", "--server", srv.URL, "--token", "ferry_x")
+	if code != 0 {
+		t.Fatalf("ferry status: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"ALERT dev mainline-red: master is red: build 9 of bbbbbbbbbbbb failed; see ferry logs build 9",
+		"ALERT dev lagging: dev runs aaaaaaaaaaaa, not master's newest succeeded build 8 (cccccccccccc); see ferry history dev",
+		"ALERT prod release: eeeeeeeeeeee was pushed to release but is not deployed",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("ferry status printed\n%s\nwant %q", stdout, want)
+		}
+	}
+	stdout, _, code = run(t, "status", "-o", "json", "--server", srv.URL, "--token", "ferry_x")
+	if code != 0 || !strings.Contains(stdout, `"kind": "mainline-red"`) || !strings.Contains(stdout, `"kind": "lagging"`) {
+		t.Errorf("ferry status -o json = exit %d\n%s\nwant the alerts", code, stdout)
+	}
+	// Every command an alert suggests parses.
+	for _, e := range body.Environments {
+		for _, a := range alertsOf(e) {
+			if _, cmd, ok := strings.Cut(a.Message, "see "); ok {
+				if err := parseCommand(cmd); err != nil {
+					t.Errorf("alert %q suggests %q: %v", a.Message, cmd, err)
+				}
+			}
+		}
 	}
 }

@@ -43,6 +43,8 @@ func TestDriftGolden(t *testing.T) {
 	b := f.commit("master", "b")
 	f.git(f.work, "push", "-q", "origin", b.Commit+":refs/heads/release")
 	f.git("", "--git-dir="+f.origin, "tag", "-d", "env/dev")
+	f.git(f.work, "tag", "-a", "-m", "forged", "RC20990101_0003", b.Commit) // a release tag ferry never made
+	f.git(f.work, "push", "-q", "origin", "refs/tags/RC20990101_0003")
 	if err := f.tags.Tag(ctx, b.Digest, "latest"); err != nil {
 		t.Fatal(err)
 	}
@@ -111,14 +113,16 @@ func TestDriftGolden(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("Check =\n%s\nwant (%s)\n%s", got, filepath.Base(driftGolden), want)
 	}
-	for _, want := range []string{"registry tag latest", "git tag env/dev", "replicas ready", "registry tag live", "git branch release", "runtime", "rollout"} {
+	for _, want := range []string{"registry tag latest", "git tag env/dev", "replicas ready", "registry tag live", "git branch release", "git tag RC20990101_0003", "runtime", "rollout"} {
 		if !bytes.Contains(got, []byte(`"What": "`+want+`"`)) {
 			t.Errorf("the drifts lack %q:\n%s", want, got)
 		}
 	}
 
 	// The fixes work: once the lost replica is back (what `ferry logs dev`
-	// would lead to), running the suggested commands leaves no drift.
+	// would lead to) and the forged tag deleted on the git server, running
+	// the suggested commands leaves no drift.
+	f.git("", "--git-dir="+f.origin, "tag", "-d", "RC20990101_0003")
 	f.dev.mu.Lock()
 	f.dev.running.Replicas = 2
 	f.dev.mu.Unlock()

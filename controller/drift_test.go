@@ -40,7 +40,7 @@ func TestDriftGolden(t *testing.T) {
 		t.Fatalf("Check after a clean release = %+v, %v; want none", drifts, err)
 	}
 
-	b := f.commit("master", "b")
+	b := f.commit("feature", "b") // not master's: dev has no newer build to converge on
 	f.git(f.work, "push", "-q", "origin", b.Commit+":refs/heads/release")
 	f.git("", "--git-dir="+f.origin, "tag", "-d", "env/dev")
 	f.git(f.work, "tag", "-a", "-m", "forged", "RC20990101_0003", b.Commit) // a release tag ferry never made

@@ -62,13 +62,20 @@ func LoadOrCreateKey(dir string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", privPath, err)
 	}
-	pubPath := filepath.Join(dir, PublicKeyFile)
-	if old, err := os.ReadFile(pubPath); err != nil || !bytes.Equal(old, k.pem) {
-		if err := writeFile(pubPath, k.pem, 0o644); err != nil {
-			return nil, err
-		}
+	if err := k.WritePublic(dir); err != nil {
+		return nil, err
 	}
 	return k, nil
+}
+
+// WritePublic writes the public key to PublicKeyFile in dir, unless the
+// file already holds it.
+func (k *Key) WritePublic(dir string) error {
+	path := filepath.Join(dir, PublicKeyFile)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, k.pem) {
+		return nil
+	}
+	return writeFile(path, k.pem, 0o644)
 }
 
 // ParseKey reads a PEM private key: PKCS#8, SEC 1 ("EC PRIVATE KEY") or

@@ -117,12 +117,18 @@ func (s *Signer) Sign(ctx context.Context, digest string, p ferry.Provenance) er
 		return fmt.Errorf("attest %s: %w", digest, err)
 	}
 
-	// The attestation first: an image whose signature is there has both.
-	if _, err := s.reg.Push(ctx, attImg, AttestationTag(digest)); err != nil {
-		return fmt.Errorf("store attestation of %s: %w", digest, err)
+	// Both at once: a build is recorded succeeded only after this step,
+	// and one interrupted half-way signs again when it resumes.
+	var attErr, sigErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { _, attErr = s.reg.Push(ctx, attImg, AttestationTag(digest)) })
+	wg.Go(func() { _, sigErr = s.reg.Push(ctx, sigImg, SignatureTag(digest)) })
+	wg.Wait()
+	if attErr != nil {
+		return fmt.Errorf("store attestation of %s: %w", digest, attErr)
 	}
-	if _, err := s.reg.Push(ctx, sigImg, SignatureTag(digest)); err != nil {
-		return fmt.Errorf("store signature of %s: %w", digest, err)
+	if sigErr != nil {
+		return fmt.Errorf("store signature of %s: %w", digest, sigErr)
 	}
 	return nil
 }

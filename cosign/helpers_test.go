@@ -3,6 +3,8 @@ package cosign_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sync/atomic"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +20,7 @@ import (
 // embedded starts ferry's embedded registry (credentials required) on a
 // free loopback port and returns a publisher for repo in it, with the
 // registry's credentials.
-func embedded(t testing.TB, repo string) (*oci.Publisher, *registry.Server) {
+func embedded(t testing.TB, repo string, opts ...oci.Option) (*oci.Publisher, *registry.Server) {
 	t.Helper()
 	reg, err := registry.New(registry.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
 	if err != nil {
@@ -29,7 +31,7 @@ func embedded(t testing.TB, repo string) (*oci.Publisher, *registry.Server) {
 	}
 	t.Cleanup(func() { reg.Close() })
 	user, password := reg.Credentials()
-	pub, err := oci.NewPublisher(reg.Host()+"/"+repo, oci.WithBasicAuth(user, password))
+	pub, err := oci.NewPublisher(reg.Host()+"/"+repo, append([]oci.Option{oci.WithBasicAuth(user, password)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,4 +84,12 @@ func wantRefusal(t *testing.T, err error, want string) {
 	case want != "" && (ferry.ErrorCode(err) != ferry.EFORBIDDEN || !strings.Contains(ferry.ErrorMessage(err), want)):
 		t.Errorf("Verify = %v (code %s), want %s containing %q", err, ferry.ErrorCode(err), ferry.EFORBIDDEN, want)
 	}
+}
+
+// counting counts the HTTP requests sent to the registry.
+type counting struct{ n atomic.Int64 }
+
+func (c *counting) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
 }

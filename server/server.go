@@ -155,6 +155,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	signer, verifier := cosign.NewSigner(key, s.pub), key.NewVerifier(s.pub)
+	keyPath := cfg.Signing.Key
+	if keyPath == "" {
+		keyPath = filepath.Join(cfg.DataDir, cosign.PrivateKeyFile)
+	}
+	s.log.Info("signing images; every rollout verifies them", "key", keyPath, "public_key", filepath.Join(cfg.DataDir, cosign.PublicKeyFile))
 
 	s.repo = source.Open(cfg.Source.Repo, filepath.Join(cfg.DataDir, "git"), s.log.With("part", "source"))
 	var buildGo *builder.GoConfig

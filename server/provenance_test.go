@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -201,4 +202,59 @@ func wantEventKind(t *testing.T, s *Server, kind, reason string) {
 		}
 	}
 	t.Errorf("no %s event with a reason containing %q; events: %+v", kind, reason, events(t, s, kind))
+}
+
+// TestKubernetesRefusesUnverified: the check is the controller's, so it
+// holds on Kubernetes too. dev runs A in a Deployment; A's signature and
+// attestation are replaced by another key's, and ferry restarts: the
+// restore is refused with the reason and the Deployment is not touched —
+// A's pods keep running. A new build B then rolls out as usual.
+func TestKubernetesRefusesUnverified(t *testing.T) {
+	k := newCluster(t)
+	ns := k.Namespace("ferry-sign-dev")
+	k.deployment(ns, "tiny", 2)
+	repo := newRepo(t, "testdata/tiny")
+	onKube := fmt.Sprintf("runtime: { kubernetes: { namespace: %s, deployment: tiny, container: app, kubeconfig: %s } }", ns, k.Kubeconfig)
+	yaml := strings.Replace(tinyConfig(repo.Dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }", onKube, 1)
+	s := start(t, yaml, Options{KubePoll: 100 * time.Millisecond})
+	ctx := context.Background()
+
+	a := repo.Head()
+	ba := waitBuild(t, s, a, 5*time.Minute)
+	waitDeployed(t, newClient(t, s), "dev", a)
+	imageA := s.ImageRepository() + "@" + ba.Digest
+	if got, _ := k.image(ns, "tiny"); got != imageA {
+		t.Fatalf("dev's Deployment runs %s, want %s", got, imageA)
+	}
+
+	other, err := cosign.LoadOrCreateKey(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := oci.NewPublisher(s.ImageRepository(), oci.WithBasicAuth(s.registry.Credentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cosign.NewSigner(other, pub).Sign(ctx, ba.Digest, ferry.Provenance{Commit: a}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = start(t, yaml, Options{KubePoll: 100 * time.Millisecond})
+	waitFor(t, time.Minute, "the refused restore", func() bool { return len(events(t, s, "environment.restore-failed")) > 0 })
+	wantEventKind(t, s, "deployment.refused", "refused: "+ferry.ShortDigest(ba.Digest)+" is signed, but not with ferry's key")
+	if got, _ := k.image(ns, "tiny"); got != imageA {
+		t.Errorf("after the refused restore dev's Deployment runs %s, want %s untouched", got, imageA)
+	}
+	waitFor(t, 30*time.Second, "A's 2 pods still ready", func() bool { on, other := k.readyOn(ns, "tiny", imageA); return on == 2 && other == 0 })
+
+	repo.Write("release.txt", "B\n")
+	b := repo.CommitAll("release B")
+	if _, _, err := s.Trigger(ctx, "master", b, "test"); err != nil {
+		t.Fatal(err)
+	}
+	bb := waitBuild(t, s, b, 5*time.Minute)
+	waitDeployed(t, newClient(t, s), "dev", b)
+	if got, _ := k.image(ns, "tiny"); got != s.ImageRepository()+"@"+bb.Digest {
+		t.Errorf("dev's Deployment runs %s after B, want B's %s", got, bb.Digest)
+	}
 }

@@ -70,6 +70,9 @@ type Config struct {
 	// Git is the app's repository, for releases (promote, rollback, tags)
 	// and the env/* refs.
 	Git Git
+	// Verifier checks every digest's signature and provenance before its
+	// rollout (see Controller.apply).
+	Verifier Verifier
 	// Now is the clock.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -127,7 +130,7 @@ func New(cfg Config) (*Controller, error) {
 	}{
 		{"App", cfg.App == ""}, {"Image", cfg.Image == ""}, {"Envs", len(cfg.Envs) == 0},
 		{"Ledger", cfg.Ledger == nil}, {"Locks", cfg.Locks == nil}, {"Registry", cfg.Registry == nil},
-		{"Git", cfg.Git == nil}, {"Now", cfg.Now == nil},
+		{"Git", cfg.Git == nil}, {"Verifier", cfg.Verifier == nil}, {"Now", cfg.Now == nil},
 	} {
 		if dep.unset {
 			missing = append(missing, dep.name)
@@ -214,7 +217,7 @@ func (c *Controller) restore(ctx context.Context, r *envRunner) error {
 	case err == nil:
 		spec := c.spec(r, cur)
 		c.log.Info("restoring environment", "env", r.env.Name, "digest", cur.Digest, "replicas", cur.Replicas)
-		if err := r.env.Runtime.Apply(ctx, spec, func(ferry.Progress) {}); err != nil {
+		if err := c.apply(ctx, r, cur, spec, func(ferry.Progress) {}); err != nil {
 			c.event(ctx, "environment.restore-failed", "ferry", cur, err.Error())
 			return fmt.Errorf("restore %s to %s: %w", r.env.Name, cur.Digest, err)
 		}

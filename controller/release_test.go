@@ -56,7 +56,7 @@ func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
 		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: soak, Replicas: 2, Tags: []string{"live"}}, Runtime: f.prod},
 	}
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
-		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: repo, Now: func() time.Time { return f.now }})
+		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: repo, Verifier: newFakeVerifier(), Now: func() time.Time { return f.now }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,6 +92,10 @@ type Controller struct {
 	byName  map[string]*envRunner
 	changed *notify.Broadcast
 	wg      sync.WaitGroup
+
+	// verified holds the digests status --check has verified (unsigned).
+	verifiedMu sync.Mutex
+	verified   map[string]bool
 }
 
 // envRunner serialises one environment's rollouts.
@@ -148,7 +152,7 @@ func New(cfg Config) (*Controller, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Controller{cfg: cfg, ledger: cfg.Ledger, tags: cfg.Registry, git: cfg.Git, locks: cfg.Locks, now: cfg.Now, log: logger, byName: map[string]*envRunner{}, changed: notify.New()}
+	c := &Controller{cfg: cfg, ledger: cfg.Ledger, tags: cfg.Registry, git: cfg.Git, locks: cfg.Locks, now: cfg.Now, log: logger, byName: map[string]*envRunner{}, changed: notify.New(), verified: map[string]bool{}}
 	domain := make([]ferry.Environment, len(cfg.Envs))
 	for i, e := range cfg.Envs {
 		domain[i] = e.Environment

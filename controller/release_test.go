@@ -23,6 +23,7 @@ type relFixture struct {
 	ledger    ledger.Store
 	dev, prod *fakeTarget
 	tags      *fakeTags
+	verify    *fakeVerifier
 	ctrl      *Controller
 	origin    string // bare repository
 	repo      *source.Repo
@@ -55,8 +56,9 @@ func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
 		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
 		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: soak, Replicas: 2, Tags: []string{"live"}}, Runtime: f.prod},
 	}
+	f.verify = newFakeVerifier()
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
-		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: repo, Verifier: newFakeVerifier(), Now: func() time.Time { return f.now }})
+		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: repo, Verifier: f.verify, Now: func() time.Time { return f.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,6 +459,23 @@ func TestStatusCheckFindsDrift(t *testing.T) {
 	}
 	for what := range want {
 		t.Errorf("Check = %+v, want the forged %s", drifts, what)
+	}
+
+	// The signature of what dev and prod run replaced after the rollout.
+	f.verify.forge(a.Digest, "signed by another key")
+	f.ctrl.verified = map[string]bool{} // as after a restart: nothing checked yet
+	drifts, err = f.ctrl.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned := map[string]bool{}
+	for _, d := range drifts {
+		if d.What == "digest it runs is not signed by ferry" && strings.Contains(d.Got, "signed by another key") {
+			unsigned[d.Env] = true
+		}
+	}
+	if !unsigned["dev"] || !unsigned["prod"] {
+		t.Errorf("Check = %+v, want dev's and prod's digest reported unsigned", drifts)
 	}
 }
 

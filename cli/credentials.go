@@ -75,27 +75,7 @@ func saveCredential(path, server, name, secret string) error {
 		return err
 	}
 	c.Servers[serverKey(server)] = credential{Name: name, Token: secret}
-	data, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("credentials file: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".credentials-*.json") // mode 0600
-	if err != nil {
-		return fmt.Errorf("credentials file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("credentials file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("credentials file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := writePrivateJSON(path, c); err != nil {
 		return fmt.Errorf("credentials file: %w", err)
 	}
 	return nil

@@ -70,30 +70,37 @@ func readCurrentServer(path string) (*currentServer, error) {
 // writeCurrentServer makes cur the current server, atomically, readable by
 // its owner only.
 func writeCurrentServer(path string, cur currentServer) error {
-	data, err := json.MarshalIndent(cur, "", "  ")
+	if err := writePrivateJSON(path, cur); err != nil {
+		return fmt.Errorf("current-server file: %w", err)
+	}
+	return nil
+}
+
+// writePrivateJSON writes v as indented JSON to path, atomically (a
+// temporary file renamed over it), readable by its owner only, making the
+// directory (0700) when it is missing.
+func writePrivateJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("current-server file: %w", err)
+		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".current-server-*") // mode 0600
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*") // mode 0600
 	if err != nil {
-		return fmt.Errorf("current-server file: %w", err)
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(append(data, '\n')); err != nil {
 		tmp.Close()
-		return fmt.Errorf("current-server file: %w", err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("current-server file: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("current-server file: %w", err)
-	}
-	return nil
+	return os.Rename(tmp.Name(), path)
 }
 
 // serverSource is where the CLI found the server it talks to, for

@@ -54,7 +54,7 @@ func TestSchema(t *testing.T) {
 		WHERE tablename = 'deployments' AND indexname <> 'deployments_pkey'`).Scan(&indexes); err != nil {
 		t.Fatal(err)
 	}
-	if want := "deployments_by_build,deployments_by_env,deployments_by_release,deployments_by_state"; indexes != want {
+	if want := "deployments_by_app,deployments_by_app_state,deployments_by_build,deployments_by_env,deployments_by_release,deployments_by_state"; indexes != want {
 		t.Errorf("indexes of deployments = %s, want %s", indexes, want)
 	}
 }

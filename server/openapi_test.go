@@ -133,6 +133,11 @@ func TestOpenAPI(t *testing.T) {
 		c.call(token, "GET", path, "", 200)
 	}
 
+	// How ferry would judge a hand-made env/prod tag (what the hook asks).
+	c.call(viewer, "POST", "/api/v1/envs/prod/push-check", fmt.Sprintf(
+		`{"updates": [{"ref": "refs/tags/env/prod", "old": "%s", "new": "%s", "commit": "%s"}]}`, ferry.ZeroSHA, headA, headA), 200)
+	c.call(viewer, "POST", "/api/v1/envs/prod/push-check", `{"updates": []}`, 400)
+
 	// Errors: one of each status the server can be brought to here.
 	c.call(admin, "GET", "/api/v1/builds?limit=-1", "", 400)
 	c.call(admin, "POST", "/api/v1/envs/dev/scale", `{"replicas": 0}`, 400)

@@ -26,7 +26,8 @@ func errFetch(err error) error {
 
 // Check compares, for every environment, what the ledger says it runs with
 // what its replicas really run, the registry tags that follow it and its
-// git refs (env/<name>, and the release branch of a gated environment).
+// git refs (env/<name>, and the release branch of a gated environment),
+// and whether an environment fed by a branch runs its head's build.
 func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 	drifts := []Drift{}
 	if err := c.git.Fetch(ctx); err != nil {
@@ -40,6 +41,11 @@ func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 		if busy {
 			drifts = append(drifts, Drift{Env: name, What: "rollout", Want: "none in progress", Got: "a rollout is in progress", Fix: "check again once it ends"})
 			continue
+		}
+		if d, ok, err := c.lagDrift(ctx, r); err != nil {
+			return nil, err
+		} else if ok {
+			drifts = append(drifts, d)
 		}
 		cur, err := c.ledger.Current(ctx, c.cfg.App, name)
 		if ferry.ErrorCode(err) == ferry.ENOTFOUND {

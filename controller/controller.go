@@ -228,7 +228,7 @@ func (c *Controller) restore(ctx context.Context, r *envRunner) error {
 func (c *Controller) BuildSucceeded(ctx context.Context, b *ferry.Build) ([]*ferry.Deployment, error) {
 	var out []*ferry.Deployment
 	for _, r := range c.envs {
-		if r.env.From != "" || r.env.Branch != b.Branch {
+		if r.env.From != "" || r.env.Branch != b.Branch || c.behindHead(ctx, r, b) {
 			continue
 		}
 		d := &ferry.Deployment{

@@ -144,6 +144,23 @@ func (c *Controller) deployment(r *envRunner, b *ferry.Build, actor, reason stri
 	}
 }
 
+// behindHead reports whether build b, just succeeded, is not the head of
+// r's branch while the head's own build has succeeded (a build of an
+// older commit asked for by hand): convergence would undo its rollout
+// at once, so it is not rolled out.
+func (c *Controller) behindHead(ctx context.Context, r *envRunner, b *ferry.Build) bool {
+	head, err := c.git.Head(ctx, r.env.Branch)
+	if err != nil || head == b.Commit {
+		return false
+	}
+	hb, err := c.ledger.BuildByCommit(ctx, c.cfg.App, head)
+	if err != nil || hb.State != ferry.BuildSucceeded {
+		return false
+	}
+	c.log.Info("build succeeded behind its branch's head; not deployed", "env", r.env.Name, "build", b.ID, "head", head)
+	return true
+}
+
 // BranchHead tells the controller that branch, a built branch, now points
 // at sha (the poller calls it after each fetch that moved it, the cache
 // already holding sha). Each environment the branch feeds converges on it

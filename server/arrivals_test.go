@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -86,5 +88,50 @@ func TestEveryCommitRecorded(t *testing.T) {
 	// The list is newest first, in history order: the head on top.
 	if len(all) > 0 && all[0].Commit != head {
 		t.Errorf("newest build is %s, want the head %s", ferry.ShortSHA(all[0].Commit), ferry.ShortSHA(head))
+	}
+}
+
+// TestWebhookPushRecordsEveryCommit: one webhook delivery for a push of
+// five commits (ferry polls only when told) records all five: the head
+// built, the four others superseded by it, and one build.arrivals event.
+func TestWebhookPushRecordsEveryCommit(t *testing.T) {
+	t.Parallel()
+	repo := newRepo(t, "testdata/tiny")
+	a := repo.Head()
+	yaml := withTest(tinyConfig(repo.Dir, t.TempDir(), ""), "")
+	yaml = strings.Replace(yaml, "poll: 0 }", "poll: 0, webhookSecret: { env: FERRY_TEST_HOOK_SECRET } }", 1)
+	getenv := func(k string) string {
+		if k == "FERRY_TEST_HOOK_SECRET" {
+			return hookSecret
+		}
+		return os.Getenv(k)
+	}
+	s := start(t, yaml, Options{Getenv: getenv})
+	if b := waitBuild(t, s, a, 3*time.Minute); b.State != ferry.BuildSucceeded {
+		t.Fatalf("first build = %s (%s)", b.State, b.Reason)
+	}
+	var pushed []string
+	for i := range 5 {
+		repo.Write("n.txt", fmt.Sprint(i))
+		pushed = append(pushed, repo.CommitAll(fmt.Sprintf("push %d", i)))
+	}
+	head := pushed[len(pushed)-1]
+	payload := githubPush(t, "refs/heads/master", a, head)
+	h := http.Header{"X-GitHub-Event": {"push"}, "X-GitHub-Delivery": {"d-arrivals"}, "X-Hub-Signature-256": {sign(hookSecret, payload)}}
+	if code, body := postHook(t, s, "github", h, payload); code != http.StatusAccepted {
+		t.Fatalf("github push: status %d %s, want 202", code, body)
+	}
+	if b := waitBuild(t, s, head, 3*time.Minute); b.State != ferry.BuildSucceeded || b.Trigger != "webhook:github" {
+		t.Fatalf("head's build = %s (%s) by %q, want succeeded by webhook:github", b.State, b.Reason, b.Trigger)
+	}
+	for i, sha := range pushed[:4] {
+		b, err := s.Ledger().BuildByCommit(context.Background(), "tiny", sha)
+		if err != nil || b.State != ferry.BuildSuperseded || !strings.Contains(b.Reason, "superseded by "+ferry.ShortSHA(head)) || b.Trigger != "webhook:github" {
+			t.Errorf("push %d = %+v, %v; want superseded by the head %s, triggered by webhook:github", i, b, err, ferry.ShortSHA(head))
+		}
+	}
+	es := events(t, s, "build.arrivals")
+	if len(es) != 1 || !strings.Contains(es[0].Reason, "5 new commits on master") {
+		t.Errorf("build.arrivals events = %+v, want one counting 5 new commits", es)
 	}
 }

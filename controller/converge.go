@@ -230,7 +230,11 @@ func (c *Controller) lagDrift(ctx context.Context, r *envRunner) (Drift, bool, e
 		Want: fmt.Sprintf("its head %s (build %d)", ferry.ShortSHA(head), f.build.ID), Got: got,
 		Fix: "ferry build " + r.env.Branch}
 	if verdict == lagHeldBack {
-		d.Got += fmt.Sprintf(" (deployment %d of the head %s: %s)", f.last.ID, f.last.State, f.last.Error)
+		why, _, _ := strings.Cut(f.last.Error, "\n") // the first line: no replica logs in a drift
+		if len(why) > 200 {
+			why = why[:200] + "…"
+		}
+		d.Got += fmt.Sprintf(" (deployment %d of the head %s: %s)", f.last.ID, f.last.State, strings.ToValidUTF8(why, ""))
 	}
 	return d, true, nil
 }

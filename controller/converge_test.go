@@ -165,7 +165,10 @@ func TestConvergeOnBranchReset(t *testing.T) {
 		t.Errorf("Check before dev converged = %+v, want dev lagging master", drifts)
 	}
 	f.ctrl.BranchHead(context.Background(), "master", a.Commit)
-	waitUntil(t, func() bool { return f.dev.runs().Digest == a.Digest }, "dev to run a again")
+	waitUntil(t, func() bool {
+		cur, err := f.ledger.Current(context.Background(), "app", "dev")
+		return err == nil && cur.Digest == a.Digest
+	}, "dev to run a again")
 	cur, err := f.ledger.Current(context.Background(), "app", "dev")
 	if err != nil || cur.Kind != ferry.DeployDeploy || cur.Actor != "ferry" || !strings.Contains(cur.Reason, "follows master") {
 		t.Errorf("current = %+v, %v; want a deploy by ferry that says dev follows master", cur, err)

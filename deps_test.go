@@ -15,7 +15,7 @@ const module = "github.com/ferryhq/ferry"
 // internal packages and their technology's libraries), never on the parts
 // that use them, nor on each other.
 var adapters = []string{
-	"source", "oci", "registry", "webhook",
+	"source", "oci", "registry", "webhook", "cosign",
 	"ledger/sqlite", "ledger/postgres",
 	"runtime/local", "runtime/kube",
 }

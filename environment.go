@@ -220,3 +220,10 @@ type Commit struct {
 	AuthorEmail string
 	Time        time.Time // committer time, UTC
 }
+
+// UnknownEnvironment is the ENOTFOUND error for an environment name that is
+// none of names: it suggests the closest (`--to prdo` → "did you mean
+// "prod"?") and lists them all.
+func UnknownEnvironment(name string, names []string) error {
+	return Errorf(ENOTFOUND, "unknown environment %q%s (environments: %s)", name, DidYouMean(name, names), strings.Join(names, ", "))
+}

@@ -32,33 +32,34 @@ var (
 // other route missing here needs admin, so a new route that changes
 // something is closed until it is listed.
 var routeAccess = map[string]access{
-	"GET /healthz":                     openRoute,
-	"GET /api/v1/openapi.json":         openRoute,  // the API's documentation
-	"/hooks/":                          openRoute,  // webhooks check their signatures
-	"/api/":                            needViewer, // the JSON 404 or 405 for unknown routes
-	"GET /api/v1/version":              needViewer,
-	"GET /api/v1/builds":               needViewer,
-	"GET /api/v1/builds/{id}":          needViewer,
-	"GET /api/v1/builds/{id}/logs":     needViewer,
-	"GET /api/v1/events":               needViewer,
-	"GET /api/v1/status":               needViewer,
-	"GET /api/v1/envs/{env}/logs":      needViewer,
-	"GET /api/v1/deployments":          needViewer,
-	"GET /api/v1/deployments/{id}":     needViewer,
-	"GET /api/v1/dora":                 needViewer,
-	"GET /api/v1/diff":                 needViewer,
-	"GET /api/v1/envs/{env}/releases":  needViewer, // what ferry hook pre-receive asks
-	"POST /api/v1/builds":              needDeployer,
-	"POST /api/v1/builds/{id}/cancel":  needDeployer,
-	"POST /api/v1/envs/{env}/scale":    needEnvRole,
-	"POST /api/v1/envs/{env}/promote":  needEnvRole,
-	"POST /api/v1/envs/{env}/rollback": needEnvRole,
-	"POST /api/v1/envs/{env}/lock":     needEnvRole,
-	"DELETE /api/v1/envs/{env}/lock":   needEnvRole,
-	"POST /api/v1/quarantines":         needReleaser,
-	"POST /api/v1/tokens":              needAdmin,
-	"GET /api/v1/tokens":               needAdmin,
-	"DELETE /api/v1/tokens/{name}":     needAdmin,
+	"GET /healthz":                       openRoute,
+	"GET /api/v1/openapi.json":           openRoute,  // the API's documentation
+	"/hooks/":                            openRoute,  // webhooks check their signatures
+	"/api/":                              needViewer, // the JSON 404 or 405 for unknown routes
+	"GET /api/v1/version":                needViewer,
+	"GET /api/v1/builds":                 needViewer,
+	"GET /api/v1/builds/{id}":            needViewer,
+	"GET /api/v1/builds/{id}/logs":       needViewer,
+	"GET /api/v1/events":                 needViewer,
+	"GET /api/v1/status":                 needViewer,
+	"GET /api/v1/envs/{env}/logs":        needViewer,
+	"GET /api/v1/deployments":            needViewer,
+	"GET /api/v1/deployments/{id}":       needViewer,
+	"GET /api/v1/dora":                   needViewer,
+	"GET /api/v1/diff":                   needViewer,
+	"GET /api/v1/envs/{env}/releases":    needViewer, // what ferry hook pre-receive asks
+	"POST /api/v1/envs/{env}/push-check": needViewer, // ferry hook pre-receive: a question, it changes nothing
+	"POST /api/v1/builds":                needDeployer,
+	"POST /api/v1/builds/{id}/cancel":    needDeployer,
+	"POST /api/v1/envs/{env}/scale":      needEnvRole,
+	"POST /api/v1/envs/{env}/promote":    needEnvRole,
+	"POST /api/v1/envs/{env}/rollback":   needEnvRole,
+	"POST /api/v1/envs/{env}/lock":       needEnvRole,
+	"DELETE /api/v1/envs/{env}/lock":     needEnvRole,
+	"POST /api/v1/quarantines":           needReleaser,
+	"POST /api/v1/tokens":                needAdmin,
+	"GET /api/v1/tokens":                 needAdmin,
+	"DELETE /api/v1/tokens/{name}":       needAdmin,
 }
 
 // accessOf returns pattern's rule.

@@ -180,6 +180,7 @@ func TestRoles(t *testing.T) {
 		{ferry.RoleDeployer, "POST", "/api/v1/envs/prod/scale", scale, 403, `token \"deployer\" has role deployer; this needs releaser`},
 		{ferry.RoleDeployer, "POST", "/api/v1/envs/prdo/scale", scale, 404, `unknown environment \"prdo\"`},
 		{ferry.RoleViewer, "POST", "/api/v1/envs/prdo/scale", scale, 403, "this needs deployer"},
+		{ferry.RoleViewer, "GET", "/api/v1/deployments?env=prdo", "", 404, `unknown environment \"prdo\" (did you mean \"prod\"?)`},
 		{ferry.RoleReleaser, "POST", "/api/v1/envs/prod/scale", scale, 202, `"actor": "releaser"`},
 		{ferry.RoleAdmin, "POST", "/api/v1/envs/prod/scale", scale, 202, `"actor": "admin"`},
 		{ferry.RoleReleaser, "GET", "/api/v1/tokens", "", 403, `token \"releaser\" has role releaser; this needs admin`},

@@ -96,6 +96,7 @@ func (s *Server) routes() *guardedMux {
 		mux.HandleFunc("POST /api/v1/envs/{env}/lock", s.lock)
 		mux.HandleFunc("DELETE /api/v1/envs/{env}/lock", s.unlock)
 		mux.HandleFunc("GET /api/v1/envs/{env}/releases", s.knownReleases)
+		mux.HandleFunc("POST /api/v1/envs/{env}/push-check", s.checkPush)
 		mux.HandleFunc("POST /api/v1/quarantines", s.quarantine)
 		mux.HandleFunc("GET /api/v1/diff", s.diff)
 	}

@@ -65,6 +65,10 @@ type EnvStatus struct {
 	Error string `json:"error,omitempty"`
 	// Alert is a release head pushed to git but not deployed, and why.
 	Alert string `json:"alert,omitempty"`
+	// Alerts is every alert of the environment (the one above among
+	// them): its mainline red, its release branch not deployed, or it
+	// lagging its branch. Left out when there is none.
+	Alerts []ferry.Alert `json:"alerts,omitempty"`
 	// Lock is set while the environment is locked.
 	Lock *ferry.Lock `json:"lock,omitempty"`
 }
@@ -108,8 +112,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := StatusBody{Environments: make([]EnvStatus, len(envs))}
+	alerts := s.alerts(r, envs)
 	for i, st := range envs {
 		body.Environments[i] = s.envStatus(r, st)
+		body.Environments[i].Alerts = alerts[i]
 	}
 	if queryBool(r, "check") {
 		drifts, err := s.Envs.Check(r.Context())
@@ -190,7 +196,7 @@ func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) {
 func (s *Server) knownEnv(name string) error {
 	names := s.Envs.Names()
 	if !slices.Contains(names, name) {
-		return ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q (environments: %v)", name, names)
+		return ferry.UnknownEnvironment(name, names)
 	}
 	return nil
 }

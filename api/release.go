@@ -20,6 +20,43 @@ type Releases interface {
 	// KnownReleases lists a gated environment's known releases, newest
 	// first (release.KnownReleases).
 	KnownReleases(ctx context.Context, env string) ([]release.Known, error)
+	// CheckPush judges the ref updates of a push into the app's repository
+	// as ferry would act on them (release.JudgePush), one verdict each.
+	CheckPush(ctx context.Context, env string, updates []release.PushUpdate) ([]release.Verdict, error)
+}
+
+// MaxPushUpdates bounds the updates of one push check; `ferry hook
+// pre-receive` sends more in several requests.
+const MaxPushUpdates = 100
+
+// PushCheckRequest is the body of POST /api/v1/envs/{env}/push-check: the
+// ref updates of a push that touch env's branch, release tags or env/*
+// tags, with what the git server's hook read of each.
+type PushCheckRequest struct {
+	Updates []release.PushUpdate `json:"updates"`
+}
+
+// PushCheck is its answer: a verdict per update, in order.
+type PushCheck struct {
+	Verdicts []release.Verdict `json:"verdicts"`
+}
+
+func (s *Server) checkPush(w http.ResponseWriter, r *http.Request) {
+	var req PushCheckRequest
+	if err := decode(w, r, &req); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if n := len(req.Updates); n == 0 || n > MaxPushUpdates {
+		s.error(w, r, ferry.Errorf(ferry.EINVALID, "a push check takes 1 to %d updates, got %d", MaxPushUpdates, n))
+		return
+	}
+	vs, err := s.Releases.CheckPush(r.Context(), r.PathValue("env"), req.Updates)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, PushCheck{Verdicts: vs})
 }
 
 // ReleaseList is the body of GET /api/v1/envs/{env}/releases.

@@ -1,10 +1,12 @@
 // Package builder turns commits into images: it queues builds per branch
 // (the newest head supersedes queued ones), runs each through the pipeline
-// engine with the concrete steps — checkout, test, build image, push, tag —
-// and records every state change and log line in the ledger.
+// engine with the concrete steps — checkout, test, build image, push, sign,
+// integration, tag — and records every state change and log line in the
+// ledger.
 //
 // A commit is built at most once: the ledger is asked first, then the
-// registry (an image tagged sha-<commit> is adopted, not rebuilt).
+// registry (an image tagged sha-<commit> is adopted, not rebuilt, when its
+// signature and provenance verify; otherwise it is built again).
 package builder
 
 import (
@@ -56,6 +58,18 @@ type Publisher interface {
 	Ref(digestOrTag string) string
 }
 
+// Signer signs a pushed digest with ferry's key and stores its signature
+// and its provenance attestation next to the image (package cosign).
+type Signer interface {
+	Sign(ctx context.Context, digest string, p ferry.Provenance) error
+}
+
+// Verifier checks a digest's signature and attestation against ferry's key
+// and the ledger's build record (b.Digest is empty while b runs).
+type Verifier interface {
+	Verify(ctx context.Context, digest string, b *ferry.Build) error
+}
+
 // Config is how builds are made.
 type Config struct {
 	App string
@@ -84,10 +98,16 @@ type Config struct {
 	Integration *Integration
 	Trial       Trial
 
+	// BuilderID names this ferry in provenance attestations (SLSA
+	// builder.id).
+	BuilderID string
+
 	// The builder's dependencies, all required but Logger.
 	Ledger   Ledger
 	Git      Source    // the app's repository
 	Registry Publisher // where images go
+	Signer   Signer    // signs what passed the tests and was pushed
+	Verifier Verifier  // checks an image found under sha-<commit> before adopting it
 	Now      func() time.Time
 	Logger   *slog.Logger
 }
@@ -151,8 +171,8 @@ func New(cfg Config) (*Builder, error) {
 	if (cfg.Go == nil) == (cfg.Command == "") {
 		return nil, errors.New("builder: exactly one of Go and Command must be set")
 	}
-	if cfg.Ledger == nil || cfg.Git == nil || cfg.Registry == nil || cfg.Now == nil {
-		return nil, errors.New("builder: Ledger, Git, Registry and Now are required")
+	if cfg.Ledger == nil || cfg.Git == nil || cfg.Registry == nil || cfg.Signer == nil || cfg.Verifier == nil || cfg.Now == nil {
+		return nil, errors.New("builder: Ledger, Git, Registry, Signer, Verifier and Now are required")
 	}
 	if cfg.Integration != nil && cfg.Trial == nil {
 		return nil, errors.New("builder: Integration needs a Trial to run images on")

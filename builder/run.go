@@ -26,6 +26,7 @@ const (
 	StepTest        = "test"
 	StepBuild       = "build"
 	StepPush        = "push"
+	StepSign        = "sign"
 	StepIntegration = "integration"
 	StepTag         = "tag"
 )
@@ -77,9 +78,9 @@ func (b *Builder) runBuild(ctx context.Context, build *ferry.Build) {
 	rec.plan(p.Steps)
 
 	var err error
-	if digest, ok := r.alreadyPushed(bctx); ok {
+	if digest, ok := r.alreadyPushed(bctx, rec); ok {
 		r.digest = digest
-		rec.skipAll(p.Steps, fmt.Sprintf("image %s already in the registry", ferry.CommitTag(build.Commit)))
+		rec.skipAll(p.Steps, fmt.Sprintf("image %s already in the registry, signed by ferry", ferry.CommitTag(build.Commit)))
 	} else {
 		err = p.Run(bctx)
 	}
@@ -118,11 +119,22 @@ func (b *Builder) finish(ctx, runCtx context.Context, build *ferry.Build, digest
 }
 
 // alreadyPushed reports an image that an earlier run (or another ferry)
-// pushed for this commit; it is adopted instead of rebuilt.
-func (r *run) alreadyPushed(ctx context.Context) (string, bool) {
-	digest, err := r.b.pub.Resolve(ctx, ferry.CommitTag(r.build.Commit))
+// pushed, signed and tagged for this commit; it is adopted instead of
+// rebuilt. An image under the commit's tag that does not verify (planted
+// by hand, signed with another key, attesting another commit) is not
+// adopted: the build runs every step, and its tag step moves the tag to
+// the image it made. The refusal is recorded as an event and a log line.
+func (r *run) alreadyPushed(ctx context.Context, rec *recorder) (string, bool) {
+	tag := ferry.CommitTag(r.build.Commit)
+	digest, err := r.b.pub.Resolve(ctx, tag)
 	if err != nil {
 		return "", false // absent, or the registry is down: the push step retries
+	}
+	if err := r.b.cfg.Verifier.Verify(ctx, digest, r.build); err != nil {
+		reason := fmt.Sprintf("not adopting %s (%s): %s; building the commit", r.b.pub.Ref(tag), ferry.ShortDigest(digest), ferry.ErrorMessage(err))
+		rec.Line(StepCheckout, reason)
+		r.b.event(ctx, "build.adopt-refused", "ferry", r.build, reason)
+		return "", false
 	}
 	r.dir = ""
 	return digest, true
@@ -139,6 +151,7 @@ func (r *run) steps() []pipeline.Step {
 		}},
 		{Name: StepBuild, Run: r.buildImage},
 		{Name: StepPush, Run: r.push, MaxAttempts: r.b.cfg.PushAttempts},
+		{Name: StepSign, Run: r.sign, MaxAttempts: r.b.cfg.PushAttempts},
 		{Name: StepIntegration, Run: r.integration, Skip: func() string {
 			if r.b.cfg.Integration == nil {
 				return "no integration checks configured"
@@ -268,6 +281,28 @@ func (r *run) push(ctx context.Context, log *pipeline.Log) error {
 	}
 	r.digest = digest
 	log.Printf("pushed %s", digest)
+	return nil
+}
+
+// sign signs the pushed digest with ferry's key and stores the signature
+// and the provenance attestation (commit, branch, test command and result,
+// builder, times) in the registry next to the image. Only an image that
+// passed the tests gets here; every rollout checks what this step wrote.
+func (r *run) sign(ctx context.Context, log *pipeline.Log) error {
+	result := ferry.TestPassed
+	if r.b.cfg.Test == "" {
+		result = ferry.TestSkipped
+	}
+	start := time.Now()
+	p := ferry.Provenance{
+		App: r.b.cfg.App, BuildID: r.build.ID, Commit: r.build.Commit, Branch: r.build.Branch,
+		Source: r.b.cfg.Source, Image: r.b.cfg.Image, Test: r.b.cfg.Test, TestResult: result,
+		Builder: r.b.cfg.BuilderID, Started: r.build.StartedAt, Finished: r.b.now(),
+	}
+	if err := r.b.cfg.Signer.Sign(ctx, r.digest, p); err != nil {
+		return retryIf(err)
+	}
+	log.Printf("signed %s and attested its provenance (commit %s, tests %s) in %s", ferry.ShortDigest(r.digest), r.build.ShortCommit(), result, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -72,7 +72,8 @@ environments:
 		{"bad server URL", []string{"builds", "--server", "localhost:7070"}, 2, []string{"--server"}},
 		{"unreachable server", []string{"builds", "--server", "http://127.0.0.1:1"}, 1, []string{"cannot reach the ferry server at http://127.0.0.1:1"}},
 		{"bad build id", []string{"logs", "build", "x1"}, 2, []string{`build id "x1" is not a positive number`}},
-		{"unknown command", []string{"promot"}, 1, []string{`unknown command "promot"`}},
+		{"unknown command", []string{"promot"}, 1, []string{`unknown command "promot"`, "Did you mean this?\n\tpromote"}},
+		{"swapped letters", []string{"stauts"}, 1, []string{`unknown command "stauts"`, "Did you mean this?\n\tstatus"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

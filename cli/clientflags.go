@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"os"
+	"fmt"
 	"os/user"
 
 	"github.com/spf13/cobra"
@@ -14,22 +14,28 @@ import (
 const defaultServer = "http://127.0.0.1:7070"
 
 // serverFlag adds --server and --token to a client command and returns a
-// constructor for the API client. The token is --token, else FERRY_TOKEN,
-// else the credentials file's token for the server (credentials.go).
+// constructor for the API client. The server is --server, else
+// FERRY_SERVER, else the current-server file's (currentserver.go), else
+// defaultServer; the token is --token, else FERRY_TOKEN, else the
+// credentials file's token for the server (credentials.go).
 func serverFlag(cmd *cobra.Command) func() (*client.Client, error) {
-	def := os.Getenv("FERRY_SERVER")
-	if def == "" {
-		def = defaultServer
-	}
-	addr := cmd.Flags().String("server", def, "ferry server URL (env FERRY_SERVER)")
+	// No default shown: it is decided at run time, by the precedence above.
+	addr := cmd.Flags().String("server", "", "ferry server URL (default: env FERRY_SERVER, else the current-server file's, else "+defaultServer+")")
 	// No default shown: it would print a secret in --help.
 	token := cmd.Flags().String("token", "", "API token (default: env FERRY_TOKEN, else the credentials file's token for the server)")
 	return func() (*client.Client, error) {
-		c, err := client.New(*addr)
+		src, err := findServer(*addr)
 		if err != nil {
-			return nil, usageErrorf("--server: %v", err)
+			return nil, err
 		}
-		if c.Token, err = findToken(*token, c.Base); err != nil {
+		c, err := client.New(src.url)
+		if err != nil {
+			return nil, usageErrorf("%s: %v", src.from, err)
+		}
+		if src.credentials != "" {
+			c.Unreachable = fmt.Sprintf("the current server, from %s: start it again (ferry demo), pass --server, or remove that file", src.from)
+		}
+		if c.Token, err = findTokenIn(*token, c.Base, src.credentials); err != nil {
 			return nil, err
 		}
 		return c, nil

@@ -115,15 +115,23 @@ func serverKey(server string) string {
 // findToken returns the API token for server: flag (--token) when set,
 // else FERRY_TOKEN, else the credentials file's entry for server, else "".
 func findToken(flag, server string) (string, error) {
+	return findTokenIn(flag, server, "")
+}
+
+// findTokenIn is findToken reading the credentials file at path (empty:
+// the default one, credentialsPath).
+func findTokenIn(flag, server, path string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
 	if t := os.Getenv("FERRY_TOKEN"); t != "" {
 		return t, nil
 	}
-	path, err := credentialsPath()
-	if err != nil {
-		return "", nil // no home directory: no file to read
+	if path == "" {
+		var err error
+		if path, err = credentialsPath(); err != nil {
+			return "", nil // no home directory: no file to read
+		}
 	}
 	c, err := readCredentials(path)
 	if err != nil {

@@ -1,17 +1,23 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/client"
+	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/demo"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/server"
@@ -46,12 +52,19 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 		out := cmd.OutOrStdout()
 		say := func(s string) { fmt.Fprintln(out, "▸", s) }
 		ctx := cmd.Context()
-		layout, err := demo.Prepare(ctx, dir, appSrc, ferry, ports, say)
+		layout, err := demo.Prepare(ctx, dir, appSrc, ports, say)
 		if err != nil {
 			return err
 		}
 		cfg, err := loadConfig(cmd, layout.Config)
 		if err != nil {
+			return err
+		}
+		// On a resumed demo ferry.yaml decides the addresses, not the flags.
+		for _, w := range ignoredPorts(cmd, cfg, ports) {
+			say(w)
+		}
+		if err := layout.InstallHook(ferry, cfg.ServerURL()); err != nil {
 			return err
 		}
 		logFile, err := os.OpenFile(filepath.Join(layout.Dir, "ferry.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -85,6 +98,14 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 		} else {
 			say(fmt.Sprintf("using the %s token %s stored for %s in %s", tok.Role, tok.Name, srv.URL(), credsPath))
 		}
+		curPath, err := currentServerPath()
+		if err != nil {
+			return err
+		}
+		if err := writeCurrentServer(curPath, currentServer{Server: srv.URL(), Credentials: credsPath, WrittenBy: "ferry demo", WrittenAt: time.Now().UTC()}); err != nil {
+			return err
+		}
+		say(fmt.Sprintf("%s is the CLI's current server (%s): later commands need no --server", srv.URL(), curPath))
 		say("waiting for the first build of master and its rollout to dev (log: " + logFile.Name() + ")")
 		if err := watchFirstRollout(ctx, out, srv, cfg.App); err != nil {
 			if ctx.Err() != nil {
@@ -92,7 +113,7 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 			}
 			return err
 		}
-		printNextSteps(out, layout, ports)
+		printNextSteps(out, layout, servedAddrs(ctx, cfg, srv.URL(), srv.ImageRepository()))
 		<-ctx.Done()
 		return nil
 	}
@@ -150,17 +171,87 @@ func watchFirstRollout(ctx context.Context, w io.Writer, srv *server.Server, app
 	}
 }
 
-func printNextSteps(w io.Writer, l *demo.Layout, p demo.Ports) {
-	fmt.Fprintf(w, `
-ferry is running.
-  dev       http://127.0.0.1:%[3]d   (curl http://127.0.0.1:%[3]d/version)
-  prod      http://127.0.0.1:%[4]d   (empty until a release)
-  dashboard http://127.0.0.1:%[1]d/  (sign in with a token: go run ./cmd/ferry token create --name me --role releaser)
-  API       http://127.0.0.1:%[1]d   (the CLI's default --server; /metrics for Prometheus)
-  registry  127.0.0.1:%[2]d/birthday-app
+// demoAddrs are the addresses a running demo serves.
+type demoAddrs struct {
+	API   string // ferry's server URL
+	Image string // the image repository in the embedded registry
+	Envs  []envAddr
+}
 
+type envAddr struct {
+	Name, URL string
+	Gated     bool // changed only by a release
+}
+
+// servedAddrs are the addresses the demo serves: the server's own, and
+// each environment's URL as the server reports it (GET /api/v1/status:
+// the balancer's real port), else as ferry.yaml says.
+func servedAddrs(ctx context.Context, cfg *config.Config, apiURL, image string) demoAddrs {
+	a := demoAddrs{API: apiURL, Image: image}
+	urls := map[string]string{}
+	if c, err := client.New(apiURL); err == nil {
+		c.Token, _ = findToken("", c.Base)
+		if st, err := c.Status(ctx); err == nil {
+			for _, e := range st.Environments {
+				urls[e.Name] = e.URL
+			}
+		}
+	}
+	for _, e := range cfg.Environments {
+		a.Envs = append(a.Envs, envAddr{Name: e.Name, URL: cmp.Or(urls[e.Name], e.URL), Gated: e.Gated()})
+	}
+	return a
+}
+
+// ignoredPorts warns about port flags given on a resumed demo whose
+// ferry.yaml says otherwise: the file decides, as the printed addresses
+// show.
+func ignoredPorts(cmd *cobra.Command, cfg *config.Config, p demo.Ports) []string {
+	var out []string
+	check := func(flag string, port int, field, listen string) {
+		if !cmd.Flags().Changed(flag) {
+			return
+		}
+		if _, got, err := net.SplitHostPort(listen); err == nil && got != strconv.Itoa(port) {
+			out = append(out, fmt.Sprintf("--%s %d is ignored: %s keeps %s: %s (edit it to change the port)", flag, port, cfg.Path, field, listen))
+		}
+	}
+	check("api-port", p.API, "server.listen", cfg.Server.Listen)
+	check("registry-port", p.Registry, "registry.listen", cfg.Registry.Listen)
+	for _, e := range cfg.Environments {
+		if e.Runtime.Local == nil {
+			continue
+		}
+		switch e.Name {
+		case "dev":
+			check("dev-port", p.Dev, "environments.dev.runtime.local.listen", e.Runtime.Local.Listen)
+		case "prod":
+			check("prod-port", p.Prod, "environments.prod.runtime.local.listen", e.Runtime.Local.Listen)
+		}
+	}
+	return out
+}
+
+func printNextSteps(w io.Writer, l *demo.Layout, a demoAddrs) {
+	fmt.Fprintln(w, "\nferry is running.")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, e := range a.Envs {
+		switch {
+		case e.Gated:
+			fmt.Fprintf(tw, "  %s\t%s\t(empty until a release)\n", e.Name, dash(e.URL))
+		case e.URL != "":
+			fmt.Fprintf(tw, "  %s\t%s\t(curl %s/version)\n", e.Name, e.URL, e.URL)
+		default:
+			fmt.Fprintf(tw, "  %s\t-\n", e.Name)
+		}
+	}
+	fmt.Fprintf(tw, "  dashboard\t%s/\t(sign in with a token: go run ./cmd/ferry token create --name me --role releaser)\n", a.API)
+	fmt.Fprintf(tw, "  API\t%s\t(the CLI's current server from now on; /metrics for Prometheus)\n", a.API)
+	fmt.Fprintf(tw, "  registry\t%s\n", a.Image)
+	tw.Flush()
+	fmt.Fprintf(w, `
 Next steps, in another terminal:
-  git clone %[5]s birthday-app && cd birthday-app
+  git clone %s birthday-app && cd birthday-app
   # change something, then:
   git commit -am "my change" && git push origin master
   go run ./cmd/ferry status          # from ferry's repository: what runs where
@@ -172,5 +263,5 @@ Next steps, in another terminal:
   go run ./cmd/ferry dora            # deployment frequency, lead time, failure rate, time to restore
 
 Ctrl-C stops everything; run the demo again to resume.
-`, p.API, p.Registry, p.Dev, p.Prod, l.Repo)
+`, l.Repo)
 }

@@ -78,8 +78,8 @@ func printDora(w *tabwriter.Writer, reps []dora.Report) {
 		if r.Restores > 0 {
 			restore = fmt.Sprintf("%s (%s)", humanSeconds(r.TimeToRestoreSeconds), plural(r.Restores, "restore"))
 		}
-		if r.Deployments > 0 || r.Failures > 0 {
-			cfr = fmt.Sprintf("%s (%s)", percent(r.ChangeFailureRate), plural(r.Failures, "failure"))
+		if r.Changes > 0 {
+			cfr = fmt.Sprintf("%s (%d of %s)", percent(r.ChangeFailureRate), r.Failures, plural(r.Changes, "change"))
 		}
 		fmt.Fprintf(w, "%s\t%d\t%.2f\t%s\t%s\t%s\n", r.Env, r.Deployments, r.DeploymentsPerDay, lead, cfr, restore)
 	}

@@ -105,7 +105,7 @@ func TestDoraCommand(t *testing.T) {
 	want := dora.Report{
 		Env: "prod", From: now.Add(-30 * 24 * time.Hour), To: now,
 		Deployments: 3, DeploymentsPerDay: 0.1, LeadTimeSeconds: 25 * 3600, LeadTimeSamples: 5,
-		ChangeFailureRate: 1.0 / 3, Failures: 1, TimeToRestoreSeconds: 45 * 60, Restores: 1,
+		ChangeFailureRate: 1.0 / 3, Failures: 1, Changes: 3, TimeToRestoreSeconds: 45 * 60, Restores: 1,
 	}
 	if len(body.Reports) != 1 || body.Reports[0] != want {
 		t.Errorf("ferry dora -o json = %+v, want [%+v]", body.Reports, want)
@@ -123,8 +123,8 @@ func TestDoraCommand(t *testing.T) {
 	}
 	for _, line := range []string{
 		"DORA figures over 30d: 2026-05-02 12:00 to 2026-06-01 12:00 UTC",
-		"ENV   DEPLOYMENTS  PER DAY  LEAD TIME         CHANGE FAILURE RATE  TIME TO RESTORE",
-		"prod  3            0.10     1d1h (5 commits)  33.3% (1 failure)    45m (1 restore)",
+		"ENV   DEPLOYMENTS  PER DAY  LEAD TIME         CHANGE FAILURE RATE     TIME TO RESTORE",
+		"prod  3            0.10     1d1h (5 commits)  33.3% (1 of 3 changes)  45m (1 restore)",
 	} {
 		if !strings.Contains(stdout, line) {
 			t.Errorf("ferry dora printed\n%s\nwant a line %q", stdout, line)

@@ -39,25 +39,31 @@ func newPreReceiveCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "pre-receive",
-		Short: "Refuse pushes that move release other than forward along master or back to a release",
+		Short: "Refuse pushes that ferry would not deploy, and any push of ferry's own tags",
 		Long: `Run by a git server as the repository's pre-receive hook: it reads the pushed
 ref updates ("<old> <new> <ref>" lines) on standard input and refuses the whole push
 (non-zero exit, the reason on standard error, which git shows the pusher as
-"remote: …") when one of them breaks the release rules:
+"remote: …") when ferry would not act on one of them as the push says:
 
   release moves only fast-forward along master's history (a promotion) or to
-  the commit of a known release (a rollback); it is never deleted. Release
-  tags (RC…) are annotated, on master's history, and never moved or deleted.
-  Other refs pass.
+  the commit of a known release (a rollback), and only when that promotion or
+  rollback passes its gates (prod not locked, the commit not quarantined, it
+  succeeded in dev and soaked there); it is never deleted. Release tags (RC…)
+  and environment tags (env/…) are ferry's: an RC tag may only be created,
+  annotated, for a release of the ledger on that release's commit, and never
+  moved or deleted; env/<name> may only name what <name> runs. Other refs pass.
 
-A known release is the ledger's: a release that a deployment of the environment
-(--env) carried and that succeeded, as ferry's API lists it
-(GET /api/v1/envs/{env}/releases). An RC… tag in git does not make one. The hook asks
-the server --server (else FERRY_SERVER, else http://127.0.0.1:7070) with --token, else
+ferry judges the updates itself (POST /api/v1/envs/{env}/push-check) on the facts
+it acts on, with the same rules and sentences as ferry promote and ferry rollback,
+so that what the hook accepts, ferry deploys. The hook sends what it read of its own
+repository (the pushed objects are there, not yet in ferry's copy). It asks the
+server --server (else FERRY_SERVER, else the current-server file's, else
+http://127.0.0.1:7070) with --token, else
 FERRY_TOKEN, else the token the credentials file holds for that server, as every
-client command does; a viewer token is enough. It asks only when the push updates a
-release branch, and fails closed: when the server cannot be asked, such a push is
-refused.
+client command does; a viewer token is enough. It asks only when the push touches
+one of those refs, and fails closed: when the server cannot be asked, such a push is
+refused. ferry's own pushes (the release branch, RC and env tags) pass through the
+same hook and the same judgement.
 
 Install it as hooks/pre-receive of the bare repository, with a token of its own
 (ferry token create --role viewer --name git-hook):
@@ -83,14 +89,14 @@ Install it as hooks/pre-receive of the bare repository, with a token of its own
 		if err != nil {
 			return fmt.Errorf("push refused: %w", err)
 		}
-		ask := func(ctx context.Context) ([]release.Known, error) {
+		check := func(ctx context.Context, ups []release.PushUpdate) ([]release.Verdict, error) {
 			c, err := newClient()
 			if err != nil {
 				return nil, err
 			}
-			return c.KnownReleases(ctx, opts.env)
+			return c.CheckPush(ctx, opts.env, ups)
 		}
-		refused, err := preReceive(cmd.Context(), release.GitDir{Path: dir}, updates, opts, ask, cmd.ErrOrStderr())
+		refused, err := preReceive(cmd.Context(), release.GitDir{Path: dir}, updates, opts, check, cmd.ErrOrStderr())
 		if err != nil {
 			// Fail closed: a push that cannot be checked is not let through.
 			return fmt.Errorf("push refused: cannot check it: %w", err)
@@ -147,62 +153,75 @@ func (p pushView) Head(ctx context.Context, branch string) (string, error) {
 	return p.GitDir.Head(ctx, branch)
 }
 
-// preReceive checks every update, printing one line per checked ref to w,
-// and returns how many were refused. known asks ferry for the known
-// releases of opts.env, once, when an update of a release branch needs
-// them. An error means some update could not be checked.
-func preReceive(ctx context.Context, g release.GitDir, updates []refUpdate, opts hookOptions, known func(context.Context) ([]release.Known, error), w io.Writer) (refused int, err error) {
+// preReceive reads from g what ferry needs to know of each update that
+// touches ferry's refs (a release branch, release tags, env/* tags), asks
+// ferry to judge them (check: release.JudgePush, on the ledger's facts, in
+// one call), prints one line per accepted move and per refusal to w, and
+// returns how many were refused. Other refs are not ferry's and pass
+// without asking. An error means some update could not be checked.
+func preReceive(ctx context.Context, g release.GitDir, updates []refUpdate, opts hookOptions, check func(context.Context, []release.PushUpdate) ([]release.Verdict, error), w io.Writer) (refused int, err error) {
 	view := pushView{GitDir: g, heads: map[string]string{}}
 	for _, u := range updates {
 		if u.ref == "refs/heads/"+opts.mainline {
 			view.heads[opts.mainline] = u.new
 		}
 	}
-	var releases []release.Known
-	asked := false
+	var ups []release.PushUpdate
 	for _, u := range updates {
-		if b, ok := strings.CutPrefix(u.ref, "refs/heads/"); ok && slices.Contains(opts.branches, b) {
-			m := release.Move{Branch: b, Old: u.old, New: u.new}
-			f, err := release.Observe(ctx, view, m, opts.mainline)
-			if err != nil {
-				return refused, fmt.Errorf("%s: %w", b, err)
-			}
-			if !asked {
-				if releases, err = known(ctx); err != nil {
-					return refused, fmt.Errorf("the known releases of %s: %w", opts.env, err)
-				}
-				asked = true
-			}
-			f.Env, f.Known = opts.env, releases
-			v := release.Classify(m, f)
-			if v.Allowed {
-				if v.Kind != release.Unchanged {
-					fmt.Fprintf(w, "ferry: %s → %s accepted (%s): %s\n", b, ferry.ShortSHA(u.new), v.Kind, v.Reason)
-				}
+		p := release.PushUpdate{Ref: u.ref, Old: u.old, New: u.new}
+		if b, ok := strings.CutPrefix(u.ref, "refs/heads/"); ok {
+			if !slices.Contains(opts.branches, b) {
 				continue
 			}
-			refused++
-			fmt.Fprintf(w, "ferry: refusing to update %s: %s\n", b, v.Reason)
-			fmt.Fprintf(w, "ferry: %s tracks %s and moves only forward along %s (git merge --ff-only <commit of %s>; git push)"+
-				" or back to a release (ferry rollback %s [--to RC…], or git branch -f %s <RC…>; git push --force)\n",
-				b, opts.env, opts.mainline, opts.mainline, opts.env, b)
+			if p.Move, err = release.Observe(ctx, view, release.Move{Branch: b, Old: u.old, New: u.new}, opts.mainline); err != nil {
+				return 0, fmt.Errorf("%s: %w", b, err)
+			}
+			ups = append(ups, p)
 			continue
 		}
-		if name, ok := strings.CutPrefix(u.ref, "refs/tags/"); ok && strings.HasPrefix(name, "RC") {
-			t := release.TagMove{Name: name, Old: u.old, New: u.new}
-			if u.new != release.Zero {
-				if t.Annotated, t.Commit, err = g.Peel(ctx, u.new); err != nil {
-					return refused, fmt.Errorf("tag %s: %w", name, err)
-				}
+		name, ok := strings.CutPrefix(u.ref, "refs/tags/")
+		if !ok || !ferry.IsReleaseTag(name) && !strings.HasPrefix(name, release.EnvTagPrefix) {
+			continue
+		}
+		if u.new != release.Zero {
+			if p.Annotated, p.Commit, err = g.Peel(ctx, u.new); err != nil {
+				return 0, fmt.Errorf("tag %s: %w", name, err)
 			}
-			f, err := release.ObserveTag(ctx, view, t, opts.mainline)
-			if err != nil {
-				return refused, fmt.Errorf("tag %s: %w", name, err)
+		}
+		if ferry.IsReleaseTag(name) {
+			t := release.TagMove{Name: name, Old: u.old, New: u.new, Annotated: p.Annotated, Commit: p.Commit}
+			if p.Tag, err = release.ObserveTag(ctx, view, t, opts.mainline); err != nil {
+				return 0, fmt.Errorf("tag %s: %w", name, err)
 			}
-			if v := release.ClassifyTag(t, f); !v.Allowed {
-				refused++
-				fmt.Fprintf(w, "ferry: refusing to update tag %s: %s\n", name, v.Reason)
+		}
+		ups = append(ups, p)
+	}
+	if len(ups) == 0 {
+		return 0, nil
+	}
+	verdicts, err := check(ctx, ups)
+	if err != nil {
+		return 0, fmt.Errorf("ask ferry about %s: %w", opts.env, err)
+	}
+	for i, v := range verdicts {
+		u := ups[i]
+		b, isBranch := strings.CutPrefix(u.Ref, "refs/heads/")
+		tag := strings.TrimPrefix(u.Ref, "refs/tags/")
+		switch {
+		case v.Allowed && isBranch && v.Kind != release.Unchanged:
+			fmt.Fprintf(w, "ferry: %s → %s accepted (%s): %s\n", b, ferry.ShortSHA(u.New), v.Kind, v.Reason)
+		case v.Allowed:
+		case isBranch:
+			refused++
+			fmt.Fprintf(w, "ferry: refusing to update %s: %s\n", b, v.Reason)
+			if v.Rule != release.RuleGate {
+				fmt.Fprintf(w, "ferry: %s tracks %s and moves only forward along %s (git merge --ff-only <commit of %s>; git push)"+
+					" or back to a release (ferry rollback %s [--to RC…], or git branch -f %s <RC…>; git push --force)\n",
+					b, opts.env, opts.mainline, opts.mainline, opts.env, b)
 			}
+		default:
+			refused++
+			fmt.Fprintf(w, "ferry: refusing to update tag %s: %s\n", tag, v.Reason)
 		}
 	}
 	return refused, nil

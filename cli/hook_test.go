@@ -109,6 +109,28 @@ type ledgerReleases struct {
 
 var hookProd = ferry.Environment{Name: "prod", Branch: "release", From: "dev"}
 
+// CheckPush judges a push on the ledger's known releases and what each
+// environment runs, as the controller does; the gates of the promotion or
+// rollback a move starts (locks, quarantines, success in dev) are the
+// controller's, and are shown through the demo (TestSeedCommands).
+func (l ledgerReleases) CheckPush(ctx context.Context, env string, ups []release.PushUpdate) ([]release.Verdict, error) {
+	known, err := l.KnownReleases(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	f := release.PushFacts{Env: hookProd, Known: known, Runs: map[string]string{}}
+	for _, name := range []string{"dev", "prod"} {
+		if cur, err := l.store.Current(ctx, "app", name); err == nil {
+			f.Runs[name] = cur.Commit
+		}
+	}
+	out := make([]release.Verdict, len(ups))
+	for i, u := range ups {
+		out[i] = release.JudgePush(u, f)
+	}
+	return out, nil
+}
+
 func (l ledgerReleases) KnownReleases(ctx context.Context, env string) ([]release.Known, error) {
 	if env != hookProd.Name {
 		return nil, ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q (environments: [dev prod])", env)
@@ -263,12 +285,30 @@ func TestPreReceiveHook(t *testing.T) {
 	if remote("refs/heads/release") != m2 {
 		t.Fatalf("release = %.12s after rollback, want %.12s", remote("refs/heads/release"), m2)
 	}
-	// A forged release: an annotated RC… tag on master passes the tag
-	// rules, but prod never ran m1, so release may not go back to it.
-	// (Before the ledger decided what a known release is, the tag did.)
+	// A forged release: an annotated RC… tag on master is refused, since
+	// the ledger has no such release (before issue 12 the hook took it).
 	gitOK(t, work, "tag", "-a", "-m", "forged", "RC20240301_1100", m1)
-	accepted("a forged release tag", "RC20240301_1100")
+	refused("a forged release tag", "release tag RC20240301_1100 is not a release of prod in ferry's ledger", "RC20240301_1100")
+	if got := remote("refs/tags/RC20240301_1100"); got != "" {
+		t.Errorf("the forged tag reached the remote: %.12s", got)
+	}
+	// Even where such a tag got in some other way (a git admin), prod never
+	// ran m1, so release may not go back to it.
+	gitOK(t, bare, "fetch", "-q", work, "refs/tags/RC20240301_1100:refs/tags/RC20240301_1100")
 	refused("back to a forged release", m1[:12]+" is not a fast-forward of "+m2[:12]+" and not a known release of prod", "--force", m1+":refs/heads/release")
+	// The next release's name, pushed before ferry promotes, onto another
+	// commit than the one the release runs: refused.
+	ferrySrv.released(t, m3, "RC20240301_1300")
+	gitOK(t, work, "tag", "-a", "-m", "squatted", "RC20240301_1300", m2)
+	refused("a release tag on another commit than its release", "release tag RC20240301_1300 names "+m2[:12]+", but release RC20240301_1300 of prod ran "+m3[:12], "RC20240301_1300")
+	gitOK(t, work, "tag", "-d", "RC20240301_1300")
+
+	// Environment tags are ferry's: env/prod names what prod runs (m3,
+	// the newest release), and nothing else.
+	refused("env/prod on a commit prod does not run", "env/prod is ferry's: it names what prod runs ("+m3[:12]+"), not "+m1[:12], m1+":refs/tags/env/prod")
+	accepted("env/prod on what prod runs", m3+":refs/tags/env/prod")
+	refused("env/prod deleted", "env/prod may not be deleted", ":refs/tags/env/prod")
+	refused("env/dev while dev runs nothing", "dev runs nothing yet", m3+":refs/tags/env/dev")
 
 	// Release tags: annotated, on master, permanent.
 	gitOK(t, work, "tag", "RC20240302_0900", m3)

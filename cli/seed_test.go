@@ -57,6 +57,16 @@ func startDemo(t *testing.T) *liveDemo {
 		}
 		return strings.Contains(out.String(), "ferry is running.")
 	})
+	if want := fmt.Sprintf("(curl http://127.0.0.1:%d/version)", dev); !strings.Contains(out.String(), want) {
+		t.Errorf("the demo does not print dev's served address %s:\n%s", want, out.String())
+	}
+	// The demo made its server the CLI's current one (TestMain points
+	// XDG_CONFIG_HOME into a temp dir).
+	if path, err := currentServerPath(); err != nil {
+		t.Error(err)
+	} else if cur, err := readCurrentServer(path); err != nil || cur == nil || cur.Server != fmt.Sprintf("http://127.0.0.1:%d", api) {
+		t.Errorf("current-server file after ferry demo = %+v, %v; want the demo's server", cur, err)
+	}
 	d := &liveDemo{
 		dir: dir, repo: filepath.Join(dir, "birthday-app.git"), out: out,
 		apiURL:  fmt.Sprintf("http://127.0.0.1:%d", api),
@@ -300,6 +310,71 @@ func TestSeedCommands(t *testing.T) {
 	if err != nil || len(events) == 0 || events[0].Commit != feature || !strings.Contains(events[0].Reason, "never ran in dev") {
 		t.Errorf("promote.refused events = %+v, %v; want the refusal of %.12s with its reason", events, err, feature)
 	}
+
+	// What ferry would refuse, the hook refuses, with the same sentence
+	// (issue 12): a push to release while prod is locked, then of a
+	// quarantined commit, though it ran in dev and moves release forward.
+	gitOK(t, work, "checkout", "-q", "master")
+	if err := os.WriteFile(filepath.Join(work, "CHANGELOG.md"), []byte("a second release\na third change\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitOK(t, work, "commit", "-q", "-am", "docs: a third change")
+	third := gitOK(t, work, "rev-parse", "HEAD")
+	push("", "-q", "origin", "master")
+	d.waitHealthy(t, "dev", third, 3*time.Minute)
+	hookRefusal := func(what, want string, args ...string) string {
+		t.Helper()
+		out, err := gitTry(work, append([]string{"push"}, args...)...)
+		_, sentence, _ := strings.Cut(out, "remote: ferry: refusing to update ")
+		sentence, _, _ = strings.Cut(sentence, "\n")
+		if err == nil || !strings.Contains(sentence, want) {
+			t.Errorf("%s: git push %s: %v\n%s\nwant refused by ferry's hook: %q", what, strings.Join(args, " "), err, out, want)
+		}
+		return strings.TrimSpace(sentence)
+	}
+	sameAsPromote := func(what, hookSaid string) {
+		t.Helper()
+		_, stderr, code := run(t, "promote", third, "--server", d.apiURL, "--reason", "seed test: "+what)
+		if rule := strings.TrimPrefix(hookSaid, "release: "); code == 0 || rule == "" || !strings.Contains(stderr, rule) {
+			t.Errorf("%s: ferry promote %.12s: exit %d, %q; want refused with the hook's sentence %q", what, third, code, stderr, rule)
+		}
+	}
+	if _, stderr, code := run(t, "lock", "prod", "--reason", "freeze for the seed test", "--server", d.apiURL); code != 0 {
+		t.Fatalf("ferry lock prod: exit %d: %s", code, stderr)
+	}
+	said := hookRefusal("push during a lock", "prod is locked by", "origin", third+":refs/heads/release")
+	t.Logf("git push of release while prod is locked: %s", said)
+	unchanged("the push during the lock")
+	sameAsPromote("locked", said)
+	if _, stderr, code := run(t, "unlock", "prod", "--reason", "freeze over", "--server", d.apiURL); code != 0 {
+		t.Fatalf("ferry unlock prod: exit %d: %s", code, stderr)
+	}
+	if _, stderr, code := run(t, "quarantine", third, "--reason", "a bad change", "--server", d.apiURL); code != 0 {
+		t.Fatalf("ferry quarantine %.12s: exit %d: %s", third, code, stderr)
+	}
+	said = hookRefusal("push of a quarantined commit", "is quarantined by", "origin", third+":refs/heads/release")
+	unchanged("the push of a quarantined commit")
+	sameAsPromote("quarantined", said)
+
+	// Release tags and environment tags are ferry's alone: the next
+	// release's name made by hand, a release tag moved or deleted, and
+	// env/prod set elsewhere are refused, and git keeps ferry's.
+	squat := "RC" + time.Now().UTC().Format("20060102_1504")
+	gitOK(t, work, "tag", "-a", "-m", "squatted", squat, second)
+	hookRefusal("a release tag made by hand", "release tag "+squat+" is not a release of prod in ferry's ledger", "origin", squat)
+	gitOK(t, work, "tag", "-f", "-a", "-m", "moved", rc1, second)
+	hookRefusal("a release tag moved", "release tag "+rc1+" exists and never moves", "--force", "origin", rc1)
+	hookRefusal("a release tag deleted", "release tag "+rc1+" may not be deleted", "origin", ":refs/tags/"+rc1)
+	hookRefusal("env/prod set by hand", "env/prod is ferry's: it names what prod runs ("+first[:12]+"), not "+second[:12], "--force", "origin", second+":refs/tags/env/prod")
+	for ref, want := range map[string]string{"refs/tags/" + rc1 + "^{commit}": first, "refs/tags/env/prod": first} {
+		if got := d.bare(t, "rev-parse", ref); got != want {
+			t.Errorf("after the refused tag pushes %s = %.12s, want ferry's %.12s", ref, got, want)
+		}
+	}
+	if out, err := gitTry(d.dir, "--git-dir="+d.repo, "rev-parse", "--verify", "--quiet", "refs/tags/"+squat); err == nil {
+		t.Errorf("the hand-made release tag %s reached the repository: %s", squat, out)
+	}
+	unchanged("the refused tag pushes")
 
 	l.finish()
 	t.Logf("prod under load across the second release, the rollback and the refusals: %d ok, %d failed", l.ok.Load(), l.failed.Load())

@@ -73,8 +73,8 @@ func printStatus(cmd *cobra.Command, out *output, st *api.StatusBody) error {
 			if e.Lock != nil {
 				fmt.Fprintf(w, "\n%s is locked by %s: %s\n", e.Name, e.Lock.Actor, e.Lock.Reason)
 			}
-			if e.Alert != "" {
-				fmt.Fprintf(w, "\nALERT %s: %s\n", e.Name, e.Alert)
+			for _, a := range alertsOf(e) {
+				fmt.Fprintf(w, "\nALERT %s %s: %s\n", e.Name, a.Kind, a.Message)
 			}
 		}
 		if st.Checked {
@@ -151,4 +151,13 @@ func waitDeployment(cmd *cobra.Command, c interface {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// alertsOf is what `ferry status` warns about for e: its alerts, or the
+// single release alert of a server older than the alerts list.
+func alertsOf(e api.EnvStatus) []ferry.Alert {
+	if len(e.Alerts) == 0 && e.Alert != "" {
+		return []ferry.Alert{{Kind: ferry.AlertRelease, Message: e.Alert}}
+	}
+	return e.Alerts
 }

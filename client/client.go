@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -27,6 +28,10 @@ type Client struct {
 	HTTP *http.Client
 	// Token is the API token's secret, sent as "Authorization: Bearer …".
 	Token string
+	// Unreachable says, when the server cannot be reached, where its
+	// address came from and how to choose another; empty: the CLI's
+	// --server or FERRY_SERVER.
+	Unreachable string
 }
 
 // New returns a client of the server at base.
@@ -79,7 +84,11 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("cannot reach the ferry server at %s (is `ferry serve` running? set --server or FERRY_SERVER): %w", c.Base, unwrapURL(err))
+		hint := c.Unreachable
+		if hint == "" {
+			hint = "is `ferry serve` running? set --server or FERRY_SERVER"
+		}
+		return nil, fmt.Errorf("cannot reach the ferry server at %s (%s): %w", c.Base, hint, unwrapURL(err))
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
@@ -282,12 +291,20 @@ func (c *Client) Quarantine(ctx context.Context, ref, reason string) (*ferry.Qua
 	return &out, err
 }
 
-// KnownReleases lists env's known releases, newest first: the releases
-// the ledger says env ran (release.KnownReleases).
-func (c *Client) KnownReleases(ctx context.Context, env string) ([]release.Known, error) {
-	var out api.ReleaseList
-	if err := c.do(ctx, http.MethodGet, "/api/v1/envs/"+url.PathEscape(env)+"/releases", nil, &out); err != nil {
-		return nil, err
+// CheckPush asks how ferry judges the ref updates of a push into the
+// app's repository (release.JudgePush): one verdict per update, in
+// order. More than api.MaxPushUpdates go in several requests.
+func (c *Client) CheckPush(ctx context.Context, env string, updates []release.PushUpdate) ([]release.Verdict, error) {
+	var out []release.Verdict
+	for batch := range slices.Chunk(updates, api.MaxPushUpdates) {
+		var resp api.PushCheck
+		if err := c.do(ctx, http.MethodPost, "/api/v1/envs/"+url.PathEscape(env)+"/push-check", api.PushCheckRequest{Updates: batch}, &resp); err != nil {
+			return nil, err
+		}
+		if len(resp.Verdicts) != len(batch) {
+			return nil, fmt.Errorf("push check of %s: %d verdicts for %d updates", env, len(resp.Verdicts), len(batch))
+		}
+		out = append(out, resp.Verdicts...)
 	}
-	return out.Releases, nil
+	return out, nil
 }

@@ -52,6 +52,7 @@ type Config struct {
 	Ledger   Ledger
 	Source   Source
 	Registry Registry
+	Signing  Signing
 	Build    Build
 	// Environments in the order of the file.
 	Environments []*Environment
@@ -99,6 +100,17 @@ type Registry struct {
 	Listen string
 	// Insecure talks plain HTTP to an external registry.
 	Insecure bool
+}
+
+// Signing is the key ferry signs its images with (docs/trust.md).
+type Signing struct {
+	// Key is the absolute path of a PEM private key: PKCS#8, SEC 1 ("EC
+	// PRIVATE KEY") or cosign's encrypted key (`cosign generate-key-pair`).
+	// Empty means the key pair ferry creates in DataDir at its first start
+	// (signing.key, cosign.pub).
+	Key string
+	// Password decrypts an encrypted Key; zero for none.
+	Password SecretRef
 }
 
 // Build says how a commit becomes an image.
@@ -314,6 +326,15 @@ func (c *Config) ImageRepository() string {
 		return c.Registry.Image
 	}
 	return dialAddr(c.Registry.Listen) + "/" + c.App
+}
+
+// ServerURL is where a client on this machine reaches ferry's server:
+// server.publicURL when set, else server.listen dialled on loopback.
+func (c *Config) ServerURL() string {
+	if c.Server.PublicURL != "" {
+		return strings.TrimRight(c.Server.PublicURL, "/")
+	}
+	return "http://" + dialAddr(c.Server.Listen)
 }
 
 // dialAddr turns a listen address into one a client on this machine can

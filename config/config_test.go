@@ -414,24 +414,6 @@ environments:
 	}
 }
 
-func TestSuggestion(t *testing.T) {
-	known := []string{"branch", "from", "soak", "releaseTag", "tags", "runtime", "verify"}
-	for _, tt := range []struct{ word, want string }{
-		{"brnch", "branch"},
-		{"frm", "from"},
-		{"releasetag", "releaseTag"},
-		{"relaseTags", "releaseTag"},
-		{"runtmie", "runtime"},
-		{"verfy", "verify"},
-		{"colour", ""},
-		{"x", ""},
-	} {
-		if got := closest(tt.word, known); got != tt.want {
-			t.Errorf("closest(%q) = %q, want %q", tt.word, got, tt.want)
-		}
-	}
-}
-
 func TestAliases(t *testing.T) {
 	c := mustParse(t, "ferry.yaml", `app: demo
 source: { repo: /srv/demo.git }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ferryhq/ferry"
 )
 
 // decoder walks a yaml.Node tree, collecting every problem with its place.
@@ -190,7 +192,7 @@ func (d *decoder) object(at, n *yaml.Node, path string, known ...string) *object
 	o.bad = !isNull(n) && deref(n).Kind != yaml.MappingNode
 	for _, p := range d.pairs(n, path) {
 		if !contains(known, p.name) {
-			d.errorf(p.key, p.path, "unknown field%s", suggestion(p.name, known))
+			d.errorf(p.key, p.path, "unknown field%s", ferry.DidYouMean(p.name, known))
 			continue
 		}
 		o.vals[p.name] = p

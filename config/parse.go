@@ -1,8 +1,12 @@
 package config
 
 import (
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -41,7 +45,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-var topFields = []string{"app", "dataDir", "server", "ledger", "source", "registry", "build", "environments"}
+var topFields = []string{"app", "dataDir", "server", "ledger", "source", "registry", "signing", "build", "environments"}
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	c := &Config{}
@@ -65,6 +69,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	c.Ledger = d.ledger(o, c.DataDir)
 	c.Source = d.source(o)
 	c.Registry = d.registry(o)
+	c.Signing = d.signing(o)
 	c.Build = d.build(o)
 	c.Environments = d.environments(o, c)
 	d.crossCheck(c)
@@ -231,6 +236,37 @@ func (d *decoder) registry(top *object) Registry {
 	return r
 }
 
+// signing reads the signing key's block; the key file is read now, so a
+// missing file or one that holds no PEM private key is reported at its line.
+func (d *decoder) signing(top *object) Signing {
+	o := d.object(top.key("signing"), top.node("signing"), "signing", "key", "password")
+	var s Signing
+	if o.has("password") {
+		s.Password = d.secret(o.node("password"), o.field("password"), false)
+	}
+	if !o.has("key") {
+		if o.has("password") {
+			d.errorf(o.node("password"), o.field("password"), "a password without signing.key: it decrypts the key that file names")
+		}
+		return s
+	}
+	s.Key = d.abs(o.str("key"))
+	n, field := o.node("key"), o.field("key")
+	b, err := os.ReadFile(s.Key)
+	if err != nil {
+		if pe, ok := errors.AsType[*fs.PathError](err); ok {
+			err = pe.Err
+		}
+		d.errorf(n, field, "cannot read %s: %v", s.Key, err)
+		return s
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || !strings.HasSuffix(block.Type, "PRIVATE KEY") {
+		d.errorf(n, field, "%s holds no PEM private key (want PKCS#8, EC or cosign's encrypted key; the public half goes nowhere in ferry.yaml)", s.Key)
+	}
+	return s
+}
+
 func (d *decoder) build(top *object) Build {
 	if !top.has("build") {
 		top.missing("build")
@@ -375,7 +411,7 @@ func (d *decoder) environment(p pair, c *Config) *Environment {
 	case !o.has("role"):
 		e.Role = ferry.RoleDeployer
 	case !slices.Contains(roles, string(e.Role)):
-		d.errorf(o.node("role"), o.field("role"), "unknown role %q (want one of %s)%s", e.Role, quoteList(roles), suggestion(string(e.Role), roles))
+		d.errorf(o.node("role"), o.field("role"), "unknown role %q (want one of %s)%s", e.Role, quoteList(roles), ferry.DidYouMean(string(e.Role), roles))
 	}
 	e.Runtime = d.runtime(o, e, c)
 	e.Env = d.envVars(o)
@@ -580,7 +616,7 @@ func (d *decoder) checks(parent *object, name string) []ferry.Check {
 			case !ok || strings.ContainsAny(target, " \t"):
 				d.errorf(o.node("http"), o.field("http"), "want \"METHOD /path\", got %q", spec)
 			case !slices.Contains(httpMethods, method):
-				d.errorf(o.node("http"), o.field("http"), "unknown method %q%s", method, suggestion(method, httpMethods))
+				d.errorf(o.node("http"), o.field("http"), "unknown method %q%s", method, ferry.DidYouMean(method, httpMethods))
 			case !strings.HasPrefix(target, "/"):
 				d.errorf(o.node("http"), o.field("http"), "path %q must start with /", target)
 			}
@@ -631,7 +667,7 @@ func (d *decoder) crossCheck(c *Config) {
 		case e.From == e.Name:
 			d.errorf(d.at(f), f, "an environment cannot follow itself")
 		case byName[e.From] == nil:
-			d.errorf(d.at(f), f, "unknown environment %q%s", e.From, suggestion(e.From, names))
+			d.errorf(d.at(f), f, "unknown environment %q%s", e.From, ferry.DidYouMean(e.From, names))
 		default:
 			cycle := cycleFrom(e, byName)
 			if cycle != nil && !slices.ContainsFunc(cycle, func(n string) bool { return order[n] < order[e.Name] }) {

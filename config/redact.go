@@ -35,6 +35,10 @@ func (c *Config) Redacted() string {
 			"listen", str(c.Registry.Listen),
 			"insecure", boolean(c.Registry.Insecure),
 		),
+		"signing", mapping(
+			"key", optional(c.Signing.Key),
+			"password", optional(c.Signing.Password.String()),
+		),
 		"build", c.Build.view(),
 		"environments", c.environmentsView(),
 	)

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -8,7 +9,10 @@ import (
 )
 
 // Drift is one place where what runs, the ledger, the registry and git
-// disagree, with the command that fixes it.
+// disagree, with the command that fixes it. Fix is one ferry command line
+// that works when pasted (cli's tests parse every one with the real
+// command tree), or, when no ferry command fixes it, an instruction that
+// does not start with "ferry ".
 // It is a domain value; the API's wire form of it is api.Drift.
 type Drift struct {
 	Env  string
@@ -27,7 +31,8 @@ func errFetch(err error) error {
 // Check compares, for every environment, what the ledger says it runs with
 // what its replicas really run, the registry tags that follow it and its
 // git refs (env/<name>, and the release branch of a gated environment),
-// and whether an environment fed by a branch runs its head's build.
+// whether an environment fed by a branch runs its head's build, and finds
+// release tags that no release of the ledger made (forgeries).
 func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 	drifts := []Drift{}
 	if err := c.git.Fetch(ctx); err != nil {
@@ -39,7 +44,7 @@ func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 		busy := r.active != nil || r.pending != nil
 		r.mu.Unlock()
 		if busy {
-			drifts = append(drifts, Drift{Env: name, What: "rollout", Want: "none in progress", Got: "a rollout is in progress", Fix: "check again once it ends"})
+			drifts = append(drifts, Drift{Env: name, What: "rollout", Want: "none in progress", Got: "a rollout is in progress", Fix: "ferry status --check"})
 			continue
 		}
 		if d, ok, err := c.lagDrift(ctx, r); err != nil {
@@ -54,9 +59,13 @@ func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 		if err != nil {
 			return nil, err
 		}
-		redeploy := fmt.Sprintf("ferry rollback %s --to %s", name, cur.Release)
+		// A rollback to the release that runs re-applies it and moves its
+		// tags; without a release, a scale to the same count moves the
+		// tags, and a restart re-applies the digest.
+		redeploy, reapply := fmt.Sprintf("ferry rollback %s --to %s", name, cur.Release), ""
 		if cur.Release == "" {
-			redeploy = fmt.Sprintf("ferry build %s (or restart ferry: it restores %s from the ledger)", r.env.Branch, name)
+			redeploy = fmt.Sprintf("ferry scale %s %d", name, max(cur.Replicas, 1))
+			reapply = fmt.Sprintf("restart ferry: it restores %s from the ledger", name)
 		}
 		st, err := r.env.Runtime.Status(ctx)
 		switch {
@@ -72,7 +81,7 @@ func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 		if err == nil {
 			for _, p := range st.Replicas {
 				if p.Digest != cur.Digest {
-					drifts = append(drifts, Drift{Env: name, What: "replica " + p.ID, Want: cur.Digest, Got: p.Digest, Fix: redeploy})
+					drifts = append(drifts, Drift{Env: name, What: "replica " + p.ID, Want: cur.Digest, Got: p.Digest, Fix: cmp.Or(reapply, redeploy)})
 				}
 			}
 		}
@@ -99,10 +108,15 @@ func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 				head = "missing"
 			}
 			if head != cur.Commit {
-				drifts = append(drifts, Drift{Env: name, What: "git branch " + r.env.Branch, Want: cur.Commit, Got: head,
-					Fix: fmt.Sprintf("ferry promote %s --to %s, or ferry rollback %s", ferry.ShortSHA(head), name, name)})
+				// Back to what runs: the rollback resets the branch with a
+				// lease. (To release the pushed head instead: ferry promote.)
+				drifts = append(drifts, Drift{Env: name, What: "git branch " + r.env.Branch, Want: cur.Commit, Got: head, Fix: redeploy})
 			}
 		}
 	}
-	return drifts, nil
+	forged, err := c.forgeries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(drifts, forged...), nil
 }

@@ -39,6 +39,8 @@ type Locks interface {
 type Registry interface {
 	Tag(ctx context.Context, digest, tag string) error
 	Resolve(ctx context.Context, tag string) (string, error)
+	// ListTags lists the repository's tags.
+	ListTags(ctx context.Context) ([]string, error)
 }
 
 // Env is one environment as the controller drives it: the domain's
@@ -68,6 +70,9 @@ type Config struct {
 	// Git is the app's repository, for releases (promote, rollback, tags)
 	// and the env/* refs.
 	Git Git
+	// Verifier checks every digest's signature and provenance before its
+	// rollout (see Controller.apply).
+	Verifier Verifier
 	// Now is the clock.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -87,6 +92,10 @@ type Controller struct {
 	byName  map[string]*envRunner
 	changed *notify.Broadcast
 	wg      sync.WaitGroup
+
+	// verified holds the digests status --check has verified (unsigned).
+	verifiedMu sync.Mutex
+	verified   map[string]bool
 }
 
 // envRunner serialises one environment's rollouts.
@@ -125,7 +134,7 @@ func New(cfg Config) (*Controller, error) {
 	}{
 		{"App", cfg.App == ""}, {"Image", cfg.Image == ""}, {"Envs", len(cfg.Envs) == 0},
 		{"Ledger", cfg.Ledger == nil}, {"Locks", cfg.Locks == nil}, {"Registry", cfg.Registry == nil},
-		{"Git", cfg.Git == nil}, {"Now", cfg.Now == nil},
+		{"Git", cfg.Git == nil}, {"Verifier", cfg.Verifier == nil}, {"Now", cfg.Now == nil},
 	} {
 		if dep.unset {
 			missing = append(missing, dep.name)
@@ -143,7 +152,7 @@ func New(cfg Config) (*Controller, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Controller{cfg: cfg, ledger: cfg.Ledger, tags: cfg.Registry, git: cfg.Git, locks: cfg.Locks, now: cfg.Now, log: logger, byName: map[string]*envRunner{}, changed: notify.New()}
+	c := &Controller{cfg: cfg, ledger: cfg.Ledger, tags: cfg.Registry, git: cfg.Git, locks: cfg.Locks, now: cfg.Now, log: logger, byName: map[string]*envRunner{}, changed: notify.New(), verified: map[string]bool{}}
 	domain := make([]ferry.Environment, len(cfg.Envs))
 	for i, e := range cfg.Envs {
 		domain[i] = e.Environment
@@ -213,7 +222,7 @@ func (c *Controller) restore(ctx context.Context, r *envRunner) error {
 	case err == nil:
 		spec := c.spec(r, cur)
 		c.log.Info("restoring environment", "env", r.env.Name, "digest", cur.Digest, "replicas", cur.Replicas)
-		if err := r.env.Runtime.Apply(ctx, spec, func(ferry.Progress) {}); err != nil {
+		if err := c.apply(ctx, r, cur, spec, func(ferry.Progress) {}); err != nil {
 			c.event(ctx, "environment.restore-failed", "ferry", cur, err.Error())
 			return fmt.Errorf("restore %s to %s: %w", r.env.Name, cur.Digest, err)
 		}
@@ -327,7 +336,7 @@ func (c *Controller) Scale(ctx context.Context, env string, replicas int, actor,
 func (c *Controller) env(name string) (*envRunner, error) {
 	r, ok := c.byName[name]
 	if !ok {
-		return nil, ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q (environments: %v)", name, c.names())
+		return nil, ferry.UnknownEnvironment(name, c.names())
 	}
 	return r, nil
 }

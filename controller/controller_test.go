@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -130,16 +131,76 @@ func (t *fakeTags) ResolveTag(_ context.Context, tag string) (string, error) {
 	return "", ferry.Errorf(ferry.ENOTFOUND, "no tag %s", tag)
 }
 
+// ListTags lists the registry tags (the keys SetRef did not write).
+func (t *fakeTags) ListTags(context.Context) ([]string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for k := range t.tags {
+		if !strings.HasPrefix(k, "refs/") {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// Tags lists the git tags under refs/tags/ starting with prefix.
+func (t *fakeTags) Tags(_ context.Context, prefix string) (map[string]string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range t.tags {
+		if name, ok := strings.CutPrefix(k, "refs/tags/"); ok && strings.HasPrefix(name, prefix) {
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
 func (t *fakeTags) get(k string) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.tags[k]
 }
 
+// fakeVerifier stands for the registry's signatures: a digest verifies
+// when the ledger's build of its commit made it, unless the test forged it
+// (then its refusal is the reason given). Package cosign holds the real
+// checks; server tests run them against the real registry.
+type fakeVerifier struct {
+	mu     sync.Mutex
+	forged map[string]string
+	asked  []string
+}
+
+func newFakeVerifier() *fakeVerifier { return &fakeVerifier{forged: map[string]string{}} }
+
+func (v *fakeVerifier) Verify(_ context.Context, digest string, b *ferry.Build) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.asked = append(v.asked, digest)
+	switch reason, forged := v.forged[digest]; {
+	case forged:
+		return ferry.Errorf(ferry.EFORBIDDEN, "%s", reason)
+	case b == nil:
+		return ferry.Errorf(ferry.EFORBIDDEN, "no build in the ledger made %s", digest)
+	case b.Digest != digest:
+		return ferry.Errorf(ferry.EFORBIDDEN, "the ledger's build %d made %s, not %s", b.ID, b.Digest, digest)
+	}
+	return nil
+}
+
+func (v *fakeVerifier) forge(digest, reason string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.forged[digest] = reason
+}
+
 type fixture struct {
 	t      *testing.T
 	ledger ledger.Store
 	target *fakeTarget
+	verify *fakeVerifier
 	tags   *fakeTags
 	ctrl   *Controller
 	cancel context.CancelFunc
@@ -154,7 +215,7 @@ func newFixture(t *testing.T, verify []ferry.Check, url string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	f := &fixture{t: t, ledger: l, target: newFakeTarget(), tags: &fakeTags{tags: map[string]string{}}}
+	f := &fixture{t: t, ledger: l, target: newFakeTarget(), verify: newFakeVerifier(), tags: &fakeTags{tags: map[string]string{}}}
 	f.start(verify, url)
 	return f
 }
@@ -162,7 +223,7 @@ func newFixture(t *testing.T, verify []ferry.Check, url string) *fixture {
 func (f *fixture) start(verify []ferry.Check, url string) {
 	env := Env{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}, Verify: verify, URL: url}, Runtime: f.target}
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: []Env{env},
-		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.tags, Now: time.Now})
+		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.tags, Verifier: f.verify, Now: time.Now})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -416,7 +477,7 @@ func TestNewNamesMissingDependencies(t *testing.T) {
 		t.Cleanup(func() { l.Close() })
 		return Config{App: "app", Image: "registry.test/app",
 			Envs:   []Env{{Environment: ferry.Environment{Name: "dev", Branch: "master"}, Runtime: newFakeTarget()}},
-			Ledger: l, Locks: l, Registry: tags, Git: tags, Now: time.Now}
+			Ledger: l, Locks: l, Registry: tags, Git: tags, Verifier: newFakeVerifier(), Now: time.Now}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -427,8 +488,9 @@ func TestNewNamesMissingDependencies(t *testing.T) {
 		{"no logger is fine", func(c *Config) { c.Logger = nil }, ""},
 		{"no locks", func(c *Config) { c.Locks = nil }, "controller: missing Locks"},
 		{"no git, no clock", func(c *Config) { c.Git, c.Now = nil, nil }, "controller: missing Git, Now"},
+		{"no verifier", func(c *Config) { c.Verifier = nil }, "controller: missing Verifier"},
 		{"no runtime", func(c *Config) { c.Envs[0].Runtime = nil }, "controller: missing Envs[dev].Runtime"},
-		{"nothing", func(c *Config) { *c = Config{} }, "controller: missing App, Image, Envs, Ledger, Locks, Registry, Git, Now"},
+		{"nothing", func(c *Config) { *c = Config{} }, "controller: missing App, Image, Envs, Ledger, Locks, Registry, Git, Verifier, Now"},
 	} {
 		cfg := full()
 		tc.change(&cfg)

@@ -19,6 +19,13 @@ type candidate struct {
 
 var shortHex = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
 
+// tooShort is a commit prefix with fewer digits than shortHex takes.
+var tooShort = regexp.MustCompile(`^[0-9a-f]{1,6}$`)
+
+func errTooShort(ref string) error {
+	return ferry.Errorf(ferry.EINVALID, "commit prefix %s is too short: give at least 7 hex digits", ref)
+}
+
 // Promote rolls env forward to what its upstream runs (ref "" or the
 // upstream's name), or to a given commit (full or at least 7 hex) or
 // release tag, after every gate passed (release.Gates, on the facts
@@ -91,6 +98,8 @@ func (c *Controller) resolve(ctx context.Context, r *envRunner, ref string) (can
 			return candidate{}, ferry.Errorf(ferry.ENOTFOUND, "no release %s", ref)
 		}
 		return candidate{commit: ds[0].Commit, digest: ds[0].Digest, buildID: ds[0].BuildID}, nil
+	case tooShort.MatchString(ref):
+		return candidate{}, errTooShort(ref)
 	case shortHex.MatchString(ref):
 		b, err := c.buildOf(ctx, ref)
 		if err != nil {
@@ -109,7 +118,7 @@ func (c *Controller) buildOf(ctx context.Context, ref string) (*ferry.Build, err
 		b, err := c.ledger.BuildByCommit(ctx, c.cfg.App, ref)
 		switch {
 		case ferry.ErrorCode(err) == ferry.ENOTFOUND || err == nil && b.State != ferry.BuildSucceeded:
-			return nil, ferry.Errorf(ferry.ENOTFOUND, "commit %s has no succeeded build: it never ran in dev", ref)
+			return nil, c.noSucceededBuild(ctx, ref)
 		case err != nil:
 			return nil, err
 		}
@@ -129,9 +138,28 @@ func (c *Controller) buildOf(ctx context.Context, ref string) (*ferry.Build, err
 		}
 	}
 	if found == nil {
-		return nil, ferry.Errorf(ferry.ENOTFOUND, "commit %s has no succeeded build: it never ran in dev", ref)
+		return nil, c.noSucceededBuild(ctx, ref)
 	}
 	return found, nil
+}
+
+// noSucceededBuild is the refusal for a commit (full or prefix) without a
+// succeeded build: still being built when its newest build has not ended,
+// else it never ran in dev.
+func (c *Controller) noSucceededBuild(ctx context.Context, ref string) error {
+	builds, err := c.ledger.Builds(ctx, ledger.BuildFilter{App: c.cfg.App, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	for _, b := range builds { // newest first
+		if strings.HasPrefix(b.Commit, ref) {
+			if !b.State.Final() {
+				return ferry.Errorf(ferry.ECONFLICT, "commit %s is still being built (build %d, %s): it has not run in dev yet", ref, b.ID, b.State)
+			}
+			break
+		}
+	}
+	return ferry.Errorf(ferry.ENOTFOUND, "commit %s has no succeeded build: it never ran in dev", ref)
 }
 
 // promotionFacts gathers what the promotion gates decide on: the lock,
@@ -139,12 +167,8 @@ func (c *Controller) buildOf(ctx context.Context, ref string) (*ferry.Build, err
 // mainline, its digest's deployments upstream, and where the release
 // branch points.
 func (c *Controller) promotionFacts(ctx context.Context, r *envRunner, cand candidate) (release.PromotionFacts, error) {
-	f := release.PromotionFacts{Env: r.env.Environment, Mainline: r.mainline, Commit: cand.commit, Rollout: r.rollout(), Now: c.now()}
-	var err error
-	if f.Lock, err = absent(c.locks.LockOf(ctx, c.cfg.App, r.env.Name)); err != nil {
-		return f, err
-	}
-	if f.Quarantine, err = absent(c.locks.Quarantined(ctx, c.cfg.App, cand.commit)); err != nil {
+	f, err := c.ledgerPromotionFacts(ctx, r, cand)
+	if err != nil {
 		return f, err
 	}
 	main, err := c.git.Head(ctx, r.mainline)
@@ -154,9 +178,6 @@ func (c *Controller) promotionFacts(ctx context.Context, r *envRunner, cand cand
 	if f.OnMainline, err = c.git.IsAncestor(ctx, cand.commit, main); err != nil {
 		return f, err
 	}
-	if f.Upstream, err = c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.From, Digest: cand.digest, Limit: 100}); err != nil {
-		return f, err
-	}
 	if f.Head, err = c.branchHead(ctx, r); err != nil {
 		return f, err
 	}
@@ -164,6 +185,25 @@ func (c *Controller) promotionFacts(ctx context.Context, r *envRunner, cand cand
 		if f.Forward, err = c.git.IsAncestor(ctx, f.Head, cand.commit); err != nil {
 			return f, err
 		}
+	}
+	return f, nil
+}
+
+// ledgerPromotionFacts gathers the promotion facts the ledger and the
+// controller hold: the lock, a rollout in progress, a quarantine and the
+// candidate digest's deployments upstream. Where the candidate stands in
+// git is the caller's to add.
+func (c *Controller) ledgerPromotionFacts(ctx context.Context, r *envRunner, cand candidate) (release.PromotionFacts, error) {
+	f := release.PromotionFacts{Env: r.env.Environment, Mainline: r.mainline, Commit: cand.commit, Rollout: r.rollout(), Now: c.now()}
+	var err error
+	if f.Lock, err = absent(c.locks.LockOf(ctx, c.cfg.App, r.env.Name)); err != nil {
+		return f, err
+	}
+	if f.Quarantine, err = absent(c.locks.Quarantined(ctx, c.cfg.App, cand.commit)); err != nil {
+		return f, err
+	}
+	if f.Upstream, err = c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.From, Digest: cand.digest, Limit: 100}); err != nil {
+		return f, err
 	}
 	return f, nil
 }

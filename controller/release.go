@@ -18,6 +18,9 @@ type Git interface {
 	SetRef(ctx context.Context, ref, sha, expect string) error
 	CreateTag(ctx context.Context, name, commit, message string) error
 	ResolveTag(ctx context.Context, tag string) (string, error)
+	// Tags lists the tags whose names start with prefix, each with the
+	// commit it names.
+	Tags(ctx context.Context, prefix string) (map[string]string, error)
 }
 
 // branchHead is where r's branch points: release.Zero when it does not

@@ -23,6 +23,7 @@ type relFixture struct {
 	ledger    ledger.Store
 	dev, prod *fakeTarget
 	tags      *fakeTags
+	verify    *fakeVerifier
 	ctrl      *Controller
 	origin    string // bare repository
 	repo      *source.Repo
@@ -55,8 +56,9 @@ func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
 		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
 		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: soak, Replicas: 2, Tags: []string{"live"}}, Runtime: f.prod},
 	}
+	f.verify = newFakeVerifier()
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
-		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: repo, Now: func() time.Time { return f.now }})
+		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: repo, Verifier: f.verify, Now: func() time.Time { return f.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,6 +433,70 @@ func TestStatusCheckFindsDrift(t *testing.T) {
 	if !found {
 		t.Errorf("Check = %+v, want the moved release branch with its fix", drifts)
 	}
+
+	// A forger's release tags: one in git for a release the ledger never
+	// made, and the real release's name re-pointed in the registry.
+	rel := f.ledgerRelease(a.Commit)
+	f.git(f.work, "tag", "-a", "-m", "forged", "RC20990101_0003", b.Commit)
+	f.git(f.work, "push", "-q", "origin", "RC20990101_0003")
+	forgedDigest := "sha256:" + strings.Repeat("f", 64)
+	if err := f.tags.Tag(context.Background(), forgedDigest, rel); err != nil {
+		t.Fatal(err)
+	}
+	drifts, err = f.ctrl.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Drift{
+		"git tag RC20990101_0003": {Env: "prod", Got: b.Commit, Want: "no such tag: the ledger has no release RC20990101_0003", Fix: "on the git server: git tag -d RC20990101_0003"},
+		"registry tag " + rel:     {Env: "prod", Got: forgedDigest, Want: a.Digest, Fix: "delete the tag " + rel},
+	}
+	for _, d := range drifts {
+		w, ok := want[d.What]
+		if !ok {
+			continue
+		}
+		delete(want, d.What)
+		if d.Env != w.Env || d.Got != w.Got || d.Want != w.Want || !strings.HasPrefix(d.Fix, w.Fix) {
+			t.Errorf("Check: %+v, want %+v", d, w)
+		}
+	}
+	for what := range want {
+		t.Errorf("Check = %+v, want the forged %s", drifts, what)
+	}
+
+	// The signature of what dev and prod run replaced after the rollout.
+	f.verify.forge(a.Digest, "signed by another key")
+	f.ctrl.verified = map[string]bool{} // as after a restart: nothing checked yet
+	drifts, err = f.ctrl.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned := map[string]bool{}
+	for _, d := range drifts {
+		if d.What == "digest it runs is not signed by ferry" && strings.Contains(d.Got, "signed by another key") {
+			unsigned[d.Env] = true
+		}
+	}
+	if !unsigned["dev"] || !unsigned["prod"] {
+		t.Errorf("Check = %+v, want dev's and prod's digest reported unsigned", drifts)
+	}
+}
+
+// ledgerRelease is the release name of prod's newest deployment of commit.
+func (f *relFixture) ledgerRelease(commit string) string {
+	f.t.Helper()
+	ds, err := f.ledger.Deployments(context.Background(), ledger.DeploymentFilter{App: "app", Env: "prod", Limit: 100})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Commit == commit && d.Release != "" {
+			return d.Release
+		}
+	}
+	f.t.Fatalf("prod has no release of %.12s", commit)
+	return ""
 }
 
 func TestTwoPromotionsAtOnce(t *testing.T) {

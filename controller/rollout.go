@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -79,10 +80,14 @@ func (c *Controller) execute(ctx context.Context, r *envRunner, d *ferry.Deploym
 	if d.Kind == ferry.DeployScale && prev != nil && prev.Digest == d.Digest {
 		err = r.env.Runtime.Scale(ctx, d.Replicas)
 	} else {
-		err = r.env.Runtime.Apply(ctx, c.spec(r, d), progress)
+		err = c.apply(ctx, r, d, c.spec(r, d), progress)
 	}
 	if ctx.Err() != nil {
 		return // shutting down: the next start closes and restores
+	}
+	if _, ok := errors.AsType[*refusal](err); ok {
+		c.fail(ctx, d, ferry.DeploymentRolling, err) // the runtime was not touched
+		return
 	}
 	if err != nil {
 		c.revert(ctx, r, d, prev, ferry.DeploymentRolling, fmt.Errorf("rollout: %w", err))
@@ -112,6 +117,46 @@ func (c *Controller) execute(ctx context.Context, r *envRunner, d *ferry.Deploym
 	r.mu.Unlock()
 	c.event(ctx, "deployment.succeeded", d.Actor, d, fmt.Sprintf("rolled out in %s", c.now().Sub(start).Round(time.Millisecond)))
 	c.afterSuccess(ctx, r, d)
+}
+
+// Verifier checks that a digest carries ferry's signature and a provenance
+// attestation that agrees with b, the ledger's record of the build that
+// made it; any error means the digest must not run.
+type Verifier interface {
+	Verify(ctx context.Context, digest string, b *ferry.Build) error
+}
+
+// refusal is a digest that failed verification: nothing was applied.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string {
+	if ferry.ErrorCode(r.err) == ferry.EFORBIDDEN {
+		return "refused: " + ferry.ErrorMessage(r.err)
+	}
+	return "refused: cannot verify the image: " + r.err.Error()
+}
+func (r *refusal) Unwrap() error { return r.err }
+
+// apply is the one way the controller changes what an environment runs
+// (a deployment, a revert, a restore at start), in every runtime: it first
+// verifies d's digest against ferry's key and the ledger's build of d's
+// commit. A digest that does not verify, or cannot be verified (the
+// registry is down), is refused (a *refusal, with a deployment.refused
+// event) and the runtime is not touched.
+func (c *Controller) apply(ctx context.Context, r *envRunner, d *ferry.Deployment, spec ferry.Spec, progress func(ferry.Progress)) error {
+	b, err := c.ledger.BuildByCommit(ctx, c.cfg.App, d.Commit)
+	switch {
+	case err == nil || ferry.ErrorCode(err) == ferry.ENOTFOUND:
+		err = c.cfg.Verifier.Verify(ctx, spec.Digest, b) // b nil: no build made it
+	default:
+		err = fmt.Errorf("read the build of %s: %w", ferry.ShortSHA(d.Commit), err)
+	}
+	if err != nil {
+		ref := &refusal{err: err}
+		c.event(ctx, "deployment.refused", "ferry", d, ref.Error())
+		return ref
+	}
+	return r.env.Runtime.Apply(ctx, spec, progress)
 }
 
 // afterSuccess moves what follows the environment: its registry tags and
@@ -153,7 +198,7 @@ func (c *Controller) revert(ctx context.Context, r *envRunner, d, prev *ferry.De
 		return
 	}
 	_ = c.ledger.TransitionDeployment(ctx, back.ID, ferry.DeploymentPending, ferry.DeploymentRolling, "", c.now())
-	err := r.env.Runtime.Apply(ctx, c.spec(r, back), func(ferry.Progress) {})
+	err := c.apply(ctx, r, back, c.spec(r, back), func(ferry.Progress) {})
 	if err != nil {
 		_ = c.ledger.TransitionDeployment(ctx, back.ID, ferry.DeploymentRolling, ferry.DeploymentFailed, err.Error(), c.now())
 		c.event(ctx, "deployment.failed", "ferry", back, err.Error())

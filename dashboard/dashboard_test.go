@@ -493,7 +493,7 @@ func TestPage(t *testing.T) {
 	f := newFixture(t, func(c *Config) {
 		c.DORA = func(context.Context) ([]dora.Report, error) {
 			return []dora.Report{{Env: "prod", From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC),
-				Deployments: 12, DeploymentsPerDay: 0.4, LeadTimeSeconds: 5400, LeadTimeSamples: 10, ChangeFailureRate: 0.25, Failures: 3,
+				Deployments: 12, DeploymentsPerDay: 0.4, LeadTimeSeconds: 5400, LeadTimeSamples: 10, ChangeFailureRate: 0.25, Failures: 4, Changes: 16,
 				TimeToRestoreSeconds: 90, Restores: 3}}, nil
 		}
 	})
@@ -519,7 +519,10 @@ func TestPage(t *testing.T) {
 		// Pipelines, history, locks, quarantines, DORA.
 		`id="build-1"`, `<li data-step="test" class="s-succeeded"`, `build 1 succeeded`,
 		`<strong>prod</strong> locked by ada`, `audit &lt;now&gt;`, `corrupts carts`, `RC20251224_1200`,
-		`0.40 <span class="sub">(12)</span>`, `1h 30m`, `25%`, `1m 30s`, `30d to 2026-01-31`,
+		`0.40 <span class="sub">(12)</span>`, `1h 30m`, `1m 30s`, `30d to 2026-01-31`,
+		// The rate's label counts what it divides: 4 failed of 16 attempted
+		// (12 succeeded), not "of 12".
+		`25% <span class="sub">(4 of 16)</span>`,
 		// An unlock button where a lock holds, with the scripts' hooks.
 		`id="unlock-prod"`, `id="lock-dev"`, `data-fragment="matrix" data-topic="envs"`, `data-fragment="pipelines" data-topic="builds"`,
 	} {

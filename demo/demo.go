@@ -39,11 +39,12 @@ type Layout struct {
 }
 
 // Prepare makes (or reuses) the demo directory. appSrc is birthday-app's
-// source tree; ferry is ferry's executable, copied into the directory for
-// the repository's pre-receive hook (empty: the running executable);
-// progress hears one line per step. The hook and its copy of ferry are
-// refreshed on every call.
-func Prepare(ctx context.Context, dir, appSrc, ferry string, ports Ports, progress func(string)) (*Layout, error) {
+// source tree; ports go into a new ferry.yaml (an existing one is kept as
+// the user left it, so its addresses are the ones the demo serves);
+// progress hears one line per step. The repository's pre-receive hook is
+// installed apart (InstallHook), once the server's address is read from
+// ferry.yaml.
+func Prepare(ctx context.Context, dir, appSrc string, ports Ports, progress func(string)) (*Layout, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -61,9 +62,6 @@ func Prepare(ctx context.Context, dir, appSrc, ferry string, ports Ports, progre
 			return nil, fmt.Errorf("create the demo repository: %w", err)
 		}
 		l.Created = true
-	}
-	if err := installHook(l, ferry, fmt.Sprintf("http://127.0.0.1:%d", ports.API)); err != nil {
-		return nil, fmt.Errorf("install the pre-receive hook: %w", err)
 	}
 	if _, err := os.Stat(l.Config); err != nil {
 		progress("writing " + l.Config)
@@ -113,12 +111,20 @@ func createRepo(ctx context.Context, appSrc, bare string) error {
 	return nil
 }
 
-// installHook copies ferry's executable to <dir>/bin/ferry (`go run`
-// deletes its own binary on exit) and makes the repository's pre-receive
-// hook run it: release moves only along master or back to a release. The
-// hook asks the demo's server (at server) for prod's known releases, with
-// the token the demo stores for it in the credentials file of whoever
-// pushes.
+// InstallHook copies ferry's executable (empty: the running one) to
+// <dir>/bin/ferry (`go run` deletes its own binary on exit) and makes the
+// repository's pre-receive hook run it: release moves only along master or
+// back to a release. The hook asks the demo's server (at server, the URL
+// of ferry.yaml's server.listen) for prod's known releases, with the token
+// the demo stores for it in the credentials file of whoever pushes. Every
+// call refreshes the hook and the copy.
+func (l *Layout) InstallHook(ferry, server string) error {
+	if err := installHook(l, ferry, server); err != nil {
+		return fmt.Errorf("install the pre-receive hook: %w", err)
+	}
+	return nil
+}
+
 func installHook(l *Layout, ferry, server string) error {
 	if ferry == "" {
 		exe, err := os.Executable()
@@ -139,9 +145,10 @@ func installHook(l *Layout, ferry, server string) error {
 		return fmt.Errorf("copy ferry's executable: %w", err)
 	}
 	script := "#!/bin/sh\n" +
-		"# Installed by `ferry demo`: refuses pushes that move release other than\n" +
-		"# forward along master or back to a release prod ran (ferry's ledger says\n" +
-		"# which, through the demo's server), and protects RC… tags.\n" +
+		"# Installed by `ferry demo`: refuses pushes that ferry would not deploy as\n" +
+		"# they say (release moved other than forward along master or back to a\n" +
+		"# release prod ran, or past a lock or quarantine) and any push of ferry's own\n" +
+		"# RC… and env/… tags; the demo's server judges each (push-check).\n" +
 		"exec " + shellQuote(l.Ferry) + " hook pre-receive --server " + shellQuote(server) + " --master master --branch release --env prod\n"
 	hooks := filepath.Join(l.Repo, "hooks")
 	if err := os.MkdirAll(hooks, 0o755); err != nil {

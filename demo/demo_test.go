@@ -22,9 +22,12 @@ func TestPrepareInstallsHook(t *testing.T) {
 		}
 	}
 	write("v1")
-	l, err := Prepare(context.Background(), dir, "../examples/birthday-app", fake, DefaultPorts, func(string) {})
+	l, err := Prepare(context.Background(), dir, "../examples/birthday-app", DefaultPorts, func(string) {})
 	if err != nil {
 		t.Fatalf("Prepare = %v", err)
+	}
+	if err := l.InstallHook(fake, "http://127.0.0.1:7070"); err != nil {
+		t.Fatalf("InstallHook = %v", err)
 	}
 	if l.Ferry != filepath.Join(l.Dir, "bin", "ferry") {
 		t.Errorf("Layout.Ferry = %q, want <dir>/bin/ferry", l.Ferry)
@@ -42,17 +45,21 @@ func TestPrepareInstallsHook(t *testing.T) {
 	}
 	// A second Prepare (a resumed demo) refreshes the copy.
 	write("v2")
-	if _, err := Prepare(context.Background(), dir, "../examples/birthday-app", fake, DefaultPorts, func(string) {}); err != nil {
+	l, err = Prepare(context.Background(), dir, "../examples/birthday-app", DefaultPorts, func(string) {})
+	if err != nil {
 		t.Fatalf("second Prepare = %v", err)
 	}
-	if got := runHook(); !strings.HasPrefix(got, "v2 ") {
-		t.Errorf("after a second Prepare the hook runs %q, want the refreshed v2", got)
+	if err := l.InstallHook(fake, "http://127.0.0.1:7171"); err != nil {
+		t.Fatalf("second InstallHook = %v", err)
+	}
+	if got, want := runHook(), "v2 hook pre-receive --server http://127.0.0.1:7171 "; !strings.HasPrefix(got, want) {
+		t.Errorf("after a second InstallHook the hook runs %q, want the refreshed %q…", got, want)
 	}
 	// Without an explicit executable Prepare copies the running one,
 	// unless it is a test binary, which would run the tests as a hook.
-	_, err = Prepare(context.Background(), dir, "../examples/birthday-app", "", DefaultPorts, func(string) {})
+	err = l.InstallHook("", "http://127.0.0.1:7070")
 	if err == nil || !strings.Contains(err.Error(), "test binary") {
-		t.Errorf("Prepare from a test binary without ferry's executable = %v, want a refusal", err)
+		t.Errorf("InstallHook from a test binary without ferry's executable = %v, want a refusal", err)
 	}
 }
 

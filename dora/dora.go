@@ -35,7 +35,7 @@
 //     every succeeded change since the environment last ran D: going back
 //     through the succeeded deployments before it, every change until the
 //     first one that rolled out D. ChangeFailureRate is failures ÷ changes
-//     attempted.
+//     attempted; Changes is that count.
 //
 //   - Time to restore: a failure of kind (a) is restored by the first
 //     succeeded non-scale deployment created after it (normally its own
@@ -77,6 +77,10 @@ type Report struct {
 	// ChangeFailureRate is failed changes ÷ changes attempted, 0..1.
 	ChangeFailureRate float64 `json:"changeFailureRate"`
 	Failures          int     `json:"failures"`
+	// Changes is the number of changes attempted in the window: what
+	// ChangeFailureRate divides Failures by (Deployments counts only
+	// those that succeeded).
+	Changes int `json:"changes"`
 	// TimeToRestoreSeconds is the median time from a failure to the
 	// deployment that restored the environment.
 	TimeToRestoreSeconds float64 `json:"timeToRestoreSeconds"`
@@ -173,6 +177,7 @@ func Compute(deps []*ferry.Deployment, commitTimes CommitTimes, env string, from
 	rep.DeploymentsPerDay = float64(rep.Deployments) / days
 	rep.LeadTimeSeconds, rep.LeadTimeSamples = median(lead), len(lead)
 	rep.TimeToRestoreSeconds, rep.Restores = median(restore), len(restore)
+	rep.Changes = attempted
 	if attempted > 0 {
 		rep.ChangeFailureRate = float64(rep.Failures) / float64(attempted)
 	}

@@ -134,9 +134,9 @@ func TestReporter(t *testing.T) {
 	want := []Report{
 		{Env: "prod", From: from, To: now, Deployments: 2, DeploymentsPerDay: 2.0 / 30,
 			LeadTimeSeconds: (2 * day).Seconds(), LeadTimeSamples: 3, // 1d, 2d, 7d
-			ChangeFailureRate: 2.0 / 3, Failures: 2, TimeToRestoreSeconds: (day/2 + 29*time.Second + 500*time.Millisecond).Seconds(), Restores: 2}, // 59 s (the failed rollout's start to its revert) and 1d
+			ChangeFailureRate: 2.0 / 3, Failures: 2, Changes: 3, TimeToRestoreSeconds: (day/2 + 29*time.Second + 500*time.Millisecond).Seconds(), Restores: 2}, // 59 s (the failed rollout's start to its revert) and 1d
 		{Env: "canary", From: from, To: now, Deployments: 1, DeploymentsPerDay: 1.0 / 30,
-			LeadTimeSeconds: (5 * day).Seconds(), LeadTimeSamples: 1},
+			LeadTimeSeconds: (5 * day).Seconds(), LeadTimeSamples: 1, Changes: 1},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("Reports(\"\", 30d) = %+v, want %+v", got, want)

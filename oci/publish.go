@@ -27,6 +27,11 @@ type Publisher struct {
 	rt       http.RoundTripper
 	keychain authn.Keychain
 	retry    Retry
+	// puller and pusher keep one authenticated transport per repository
+	// across calls: without them every call pings the registry and
+	// authenticates again (two more round trips each).
+	puller *remote.Puller
+	pusher *remote.Pusher
 }
 
 // Option configures a Publisher.
@@ -89,6 +94,16 @@ func NewPublisher(repo string, opts ...Option) (*Publisher, error) {
 		return nil, ferry.Errorf(ferry.EINVALID, "image repository %q: want host/path", repo)
 	}
 	p.repo = r
+	base := []remote.Option{
+		remote.WithTransport(p.rt), remote.WithAuthFromKeychain(p.keychain), remote.WithUserAgent("ferry"),
+		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
+	}
+	if p.puller, err = remote.NewPuller(base...); err != nil {
+		return nil, fmt.Errorf("registry client: %w", err)
+	}
+	if p.pusher, err = remote.NewPusher(base...); err != nil {
+		return nil, fmt.Errorf("registry client: %w", err)
+	}
 	return p, nil
 }
 
@@ -128,6 +143,7 @@ func (p *Publisher) options(ctx context.Context) []remote.Option {
 		// Retries happen around whole operations (see Retry); one try
 		// per request here keeps the deadline honest.
 		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
+		remote.Reuse(p.puller), remote.Reuse(p.pusher),
 	}
 }
 
@@ -270,4 +286,21 @@ func (p *Publisher) Image(ctx context.Context, digest string) (v1.Image, error) 
 func isNotFound(err error) bool {
 	te, ok := errors.AsType[*transport.Error](err)
 	return ok && te.StatusCode == http.StatusNotFound
+}
+
+// ListTags lists the repository's tags (an empty repository has none).
+func (p *Publisher) ListTags(ctx context.Context) ([]string, error) {
+	var tags []string
+	err := p.retry.do(ctx, func(ctx context.Context) error {
+		var err error
+		tags, err = remote.List(p.repo, p.options(ctx)...)
+		return err
+	})
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list the tags of %s: %w", p.repo.Name(), err)
+	}
+	return tags, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -98,11 +99,19 @@ func TestPublisher(t *testing.T) {
 	if got, err := p.Resolve(ctx, "latest"); err != nil || got != d {
 		t.Errorf("Resolve(latest) = %s, %v, want %s", got, err, d)
 	}
+	tags, err := p.ListTags(ctx)
+	slices.Sort(tags)
+	if err != nil || !slices.Contains(tags, "latest") || !slices.Contains(tags, "sha-"+c) {
+		t.Errorf("ListTags = %v, %v, want latest and sha-%s among them", tags, err, c)
+	}
 }
 
 func TestPublisherNotFound(t *testing.T) {
 	ctx := t.Context()
 	p := newPublisher(t, memRegistry(t)+"/app")
+	if tags, err := p.ListTags(ctx); err != nil || len(tags) != 0 {
+		t.Errorf("ListTags(empty repository) = %v, %v, want none", tags, err)
+	}
 	if _, err := p.Resolve(ctx, "sha-"+commitN(11)); ferry.ErrorCode(err) != ferry.ENOTFOUND {
 		t.Errorf("Resolve(absent) = %v, want %s", err, ferry.ENOTFOUND)
 	}

@@ -76,18 +76,23 @@ func Gates(f PromotionFacts) error {
 	if !f.OnMainline {
 		return ferry.Errorf(ferry.ECONFLICT, "%s is not on %s's history: only commits of %s are released", c, f.Mainline, f.Mainline)
 	}
-	var first, failed *ferry.Deployment
+	var first, failed, rolling *ferry.Deployment
 	for _, d := range f.Upstream { // newest first: first ends as the oldest success
-		switch d.State {
-		case ferry.DeploymentSucceeded:
+		switch {
+		case d.State == ferry.DeploymentSucceeded:
 			first = d
-		case ferry.DeploymentFailed, ferry.DeploymentRolledBack:
+		case d.State == ferry.DeploymentFailed, d.State == ferry.DeploymentRolledBack:
 			if failed == nil {
 				failed = d
 			}
+		case !d.State.Final() && rolling == nil:
+			rolling = d
 		}
 	}
 	if first == nil {
+		if rolling != nil {
+			return ferry.Errorf(ferry.ECONFLICT, "%s is still rolling out in %s (deployment %d, %s): promote it once it has succeeded there", c, up, rolling.ID, rolling.State)
+		}
 		if failed != nil {
 			return ferry.Errorf(ferry.ECONFLICT, "%s failed in %s (deployment %d: %s): it is not promoted", c, up, failed.ID, failed.Error)
 		}

@@ -81,6 +81,8 @@ const (
 	RuleCommit   Rule = "commit"    // it names a commit of the repository
 	RuleMainline Rule = "mainline"  // it moves forward only along the mainline's history
 	RuleForward  Rule = "forward"   // it moves forward, or to a known release
+	RuleGate     Rule = "gate"      // the promotion or rollback it starts passes its gates (Gates, RollbackGates)
+	RuleTag      Rule = "tag"       // release tags and environment tags are ferry's (ClassifyTag, ClassifyEnvTag)
 )
 
 // Verdict is the outcome of a rule.
@@ -105,21 +107,21 @@ func refuse(rule Rule, format string, args ...any) Verdict {
 // Observe, the ledger's (Env, Known) filled in by the caller.
 type MoveFacts struct {
 	// Env is the gated environment the branch tracks, named in messages.
-	Env string
+	Env string `json:"-"`
 	// Mainline is the branch whose history alone is released;
 	// HasMainline says whether it exists.
-	Mainline    string
-	HasMainline bool
+	Mainline    string `json:"mainline"`
+	HasMainline bool   `json:"hasMainline"`
 	// Exists says whether New is a commit of the repository.
-	Exists bool
+	Exists bool `json:"exists"`
 	// OnMainline says whether New is on the mainline's history.
-	OnMainline bool
+	OnMainline bool `json:"onMainline"`
 	// FastForward says whether Old is an ancestor of New (false when Old
 	// is Zero or no longer a commit of the repository).
-	FastForward bool
+	FastForward bool `json:"fastForward"`
 	// Known are the environment's known releases, newest first
 	// (KnownReleases).
-	Known []Known
+	Known []Known `json:"-"`
 }
 
 // Classify applies the release branch's rules to m. The branch is never

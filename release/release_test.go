@@ -257,6 +257,7 @@ func TestCheckTag(t *testing.T) {
 		{"not a release tag", TagMove{Name: "v1.2.3", Old: old, New: Zero}, true, "not a release tag"},
 	} {
 		f, err := ObserveTag(t.Context(), g, tc.move, "master")
+		f.Known = []Known{{Release: "RC20240401_1000", Commit: r.m4}}
 		got := ClassifyTag(tc.move, f)
 		if err != nil || got.Allowed != tc.allowed || !strings.Contains(got.Reason, tc.reason) {
 			t.Errorf("%s: ClassifyTag(%+v) = %+v, %v, want allowed=%v, reason containing %q", tc.name, tc.move, got, err, tc.allowed, tc.reason)

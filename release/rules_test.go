@@ -1,6 +1,7 @@
 package release
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +72,8 @@ func TestClassify(t *testing.T) {
 
 func TestClassifyTag(t *testing.T) {
 	obj, c := sha("d"), sha("c")
-	on := TagFacts{Mainline: "master", HasMainline: true, Exists: true, OnMainline: true}
+	known := []Known{{Release: "RC20240401_1000", Commit: c}, {Release: "RC20240301_0900", Commit: sha("a")}}
+	on := TagFacts{Env: "prod", Mainline: "master", HasMainline: true, Exists: true, OnMainline: true, Known: known}
 	for _, tc := range []struct {
 		name    string
 		move    TagMove
@@ -90,10 +92,87 @@ func TestClassifyTag(t *testing.T) {
 		{"no mainline", TagMove{Name: "RC20240401_1000", New: obj, Annotated: true, Commit: c}, TagFacts{Mainline: "master"}, false, "master does not exist"},
 		{"unknown commit", TagMove{Name: "RC20240401_1000", New: obj, Annotated: true, Commit: c}, TagFacts{Mainline: "master", HasMainline: true}, false, "not a commit of this repository"},
 		{"off master", TagMove{Name: "RC20240401_1000", New: obj, Annotated: true, Commit: c}, TagFacts{Mainline: "master", HasMainline: true, Exists: true}, false, "not on master's history: only commits of master are released"},
+		// The next release's name, made by hand before ferry promotes.
+		{"no such release in the ledger", TagMove{Name: "RC20990101_0003", New: obj, Annotated: true, Commit: c}, on, false, "release tag RC20990101_0003 is not a release of prod in ferry's ledger"},
+		{"a release's name on another commit", TagMove{Name: "RC20240301_0900", New: obj, Annotated: true, Commit: c}, on, false, "names cccccccccccc, but release RC20240301_0900 of prod ran aaaaaaaaaaaa"},
+		{"no releases known", TagMove{Name: "RC20240401_1000", New: obj, Annotated: true, Commit: c}, TagFacts{Mainline: "master", HasMainline: true, Exists: true, OnMainline: true}, false, "not a release of the environment in ferry's ledger"},
 	} {
 		got := ClassifyTag(tc.move, tc.f)
 		if got.Allowed != tc.allowed || !strings.Contains(got.Reason, tc.reason) {
 			t.Errorf("%s: ClassifyTag(%+v) = %+v, want allowed=%v, reason containing %q", tc.name, tc.move, got, tc.allowed, tc.reason)
+		}
+	}
+}
+
+func TestClassifyEnvTag(t *testing.T) {
+	a, b := sha("a"), sha("b")
+	for _, tc := range []struct {
+		name    string
+		move    TagMove
+		runs    string
+		allowed bool
+		reason  string
+	}{
+		{"set to what runs", TagMove{Name: "env/prod", Old: b, New: a, Commit: a}, a, true, "env/prod on aaaaaaaaaaaa, what prod runs"},
+		{"created at what runs", TagMove{Name: "env/prod", New: a, Commit: a}, a, true, "what prod runs"},
+		{"unchanged", TagMove{Name: "env/prod", Old: a, New: a}, b, true, "stays"},
+		{"moved elsewhere", TagMove{Name: "env/prod", Old: a, New: b, Commit: b}, a, false, "env/prod is ferry's: it names what prod runs (aaaaaaaaaaaa), not bbbbbbbbbbbb"},
+		{"an annotated tag on another commit", TagMove{Name: "env/prod", New: sha("d"), Annotated: true, Commit: b}, a, false, "not bbbbbbbbbbbb"},
+		{"deleted", TagMove{Name: "env/prod", Old: a, New: Zero}, a, false, "env/prod may not be deleted"},
+		{"nothing runs", TagMove{Name: "env/prod", New: a, Commit: a}, "", false, "prod runs nothing yet"},
+	} {
+		got := ClassifyEnvTag(tc.move, "prod", tc.runs)
+		if got.Allowed != tc.allowed || !strings.Contains(got.Reason, tc.reason) || !got.Allowed && got.Rule != RuleTag {
+			t.Errorf("%s: ClassifyEnvTag(%+v, %.7s) = %+v, want allowed=%v, reason containing %q", tc.name, tc.move, tc.runs, got, tc.allowed, tc.reason)
+		}
+	}
+}
+
+func TestJudgePush(t *testing.T) {
+	a, b, c, obj := sha("a"), sha("b"), sha("c"), sha("d")
+	prod := ferry.Environment{Name: "prod", Branch: "release", From: "dev"}
+	known := []Known{{Release: "RC20240301_1200", Commit: a}}
+	ff := MoveFacts{Mainline: "master", HasMainline: true, Exists: true, OnMainline: true, FastForward: true}
+	back := MoveFacts{Mainline: "master", HasMainline: true, Exists: true, OnMainline: true}
+	locked := func(Move, MoveFacts, Verdict) error {
+		return ferry.Errorf(ferry.ECONFLICT, "prod is locked by ada since 2024-03-01 12:00:00 UTC: freeze (ferry unlock prod)")
+	}
+	var gated []Kind // the kinds Gate was asked about
+	record := func(_ Move, _ MoveFacts, v Verdict) error { gated = append(gated, v.Kind); return nil }
+	facts := func(gate func(Move, MoveFacts, Verdict) error, inFlight *ferry.Deployment) PushFacts {
+		return PushFacts{Env: prod, Known: known, Runs: map[string]string{"prod": a, "dev": b}, InFlight: inFlight, Gate: gate}
+	}
+	for _, tc := range []struct {
+		name    string
+		u       PushUpdate
+		f       PushFacts
+		allowed bool
+		rule    Rule
+		reason  string
+		gated   []Kind
+	}{
+		{"promote passes its gates", PushUpdate{Ref: "refs/heads/release", Old: a, New: b, Move: ff}, facts(record, nil), true, "", "fast-forward", []Kind{Promote}},
+		{"rollback passes its gates", PushUpdate{Ref: "refs/heads/release", Old: b, New: a, Move: back}, facts(record, nil), true, "", "the commit of release RC20240301_1200", []Kind{Rollback}},
+		{"a gate refuses with the controller's sentence", PushUpdate{Ref: "refs/heads/release", Old: a, New: b, Move: ff}, facts(locked, nil), false, RuleGate, "prod is locked by ada", nil},
+		{"a refused move asks no gate", PushUpdate{Ref: "refs/heads/release", Old: b, New: c, Move: back}, facts(record, nil), false, RuleForward, "not a fast-forward", nil},
+		{"unchanged asks no gate", PushUpdate{Ref: "refs/heads/release", Old: b, New: b}, facts(locked, nil), true, "", "stays", nil},
+		{"ferry's own move for the deployment it starts", PushUpdate{Ref: "refs/heads/release", Old: a, New: b, Move: ff},
+			facts(locked, &ferry.Deployment{ID: 7, Kind: ferry.DeployPromote, Commit: b, Release: "RC20240302_0900"}), true, "", "ferry's own promote of prod to bbbbbbbbbbbb (deployment 7)", nil},
+		{"another deployment in flight is no pass", PushUpdate{Ref: "refs/heads/release", Old: a, New: b, Move: ff},
+			facts(locked, &ferry.Deployment{ID: 7, Kind: ferry.DeployPromote, Commit: c}), false, RuleGate, "locked", nil},
+		{"release tag of a known release", PushUpdate{Ref: "refs/tags/RC20240301_1200", New: obj, Annotated: true, Commit: a, Tag: TagFacts{Mainline: "master", HasMainline: true, Exists: true, OnMainline: true}}, facts(locked, nil), true, "", "release tag RC20240301_1200 on", nil},
+		{"forged release tag", PushUpdate{Ref: "refs/tags/RC20990101_0003", New: obj, Annotated: true, Commit: c, Tag: TagFacts{Mainline: "master", HasMainline: true, Exists: true, OnMainline: true}}, facts(record, nil), false, RuleTag, "not a release of prod in ferry's ledger", nil},
+		{"env tag to what runs", PushUpdate{Ref: "refs/tags/env/dev", Old: a, New: b, Commit: b}, facts(locked, nil), true, "", "what dev runs", nil},
+		{"env tag forged", PushUpdate{Ref: "refs/tags/env/prod", Old: a, New: c, Commit: c}, facts(record, nil), false, RuleTag, "env/prod is ferry's", nil},
+		{"env tag of an environment that runs nothing", PushUpdate{Ref: "refs/tags/env/staging", New: c, Commit: c}, facts(record, nil), false, RuleTag, "staging runs nothing yet", nil},
+		{"other tags pass", PushUpdate{Ref: "refs/tags/v1.0.0", New: obj, Annotated: true, Commit: c}, facts(locked, nil), true, "", "not a release tag", nil},
+		{"other refs pass", PushUpdate{Ref: "refs/notes/commits", Old: a, New: c}, facts(locked, nil), true, "", "not ferry's", nil},
+	} {
+		gated = nil
+		got := JudgePush(tc.u, tc.f)
+		if got.Allowed != tc.allowed || got.Rule != tc.rule || !strings.Contains(got.Reason, tc.reason) || !slices.Equal(gated, tc.gated) {
+			t.Errorf("%s: JudgePush = %+v, gates asked %v; want allowed=%v rule=%q reason containing %q, gates asked %v",
+				tc.name, got, gated, tc.allowed, tc.rule, tc.reason, tc.gated)
 		}
 	}
 }
@@ -176,6 +255,12 @@ func TestGates(t *testing.T) {
 				{ID: 2, State: ferry.DeploymentSuperseded},
 			}
 		}, ferry.ECONFLICT, "cccccccccccc failed in dev (deployment 5: crash-looping): it is not promoted"},
+		{"still rolling out upstream", func(f *PromotionFacts) {
+			f.Upstream = []*ferry.Deployment{{ID: 6, State: ferry.DeploymentVerifying}}
+		}, ferry.ECONFLICT, "cccccccccccc is still rolling out in dev (deployment 6, verifying): promote it once it has succeeded there"},
+		{"rolling out again after a failure", func(f *PromotionFacts) {
+			f.Upstream = []*ferry.Deployment{{ID: 7, State: ferry.DeploymentRolling}, {ID: 5, State: ferry.DeploymentFailed, Error: "never ready"}}
+		}, ferry.ECONFLICT, "cccccccccccc is still rolling out in dev (deployment 7, rolling)"},
 		{"failed once, succeeded since", func(f *PromotionFacts) {
 			f.Upstream = append([]*ferry.Deployment{{ID: 8, State: ferry.DeploymentFailed}}, f.Upstream...)
 		}, "", ""},
@@ -271,6 +356,45 @@ func TestRollbackGates(t *testing.T) {
 		err := RollbackGates(tc.f)
 		if tc.wantCode == "" && err != nil || tc.wantCode != "" && (ferry.ErrorCode(err) != tc.wantCode || !strings.Contains(ferry.ErrorMessage(err), tc.wantMsg)) {
 			t.Errorf("%s: RollbackGates(%s) = %v, want %q containing %q", tc.name, tc.f.Target.Release, err, tc.wantCode, tc.wantMsg)
+		}
+	}
+}
+
+func TestForgeries(t *testing.T) {
+	a, b := sha("a"), sha("b")
+	da, db := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	records := Records([]*ferry.Deployment{
+		{Release: "RC20240302_0900", Commit: b, Digest: db, State: ferry.DeploymentFailed}, // a failed attempt still made its registry tag
+		{Release: "", Commit: b, Digest: db},
+		{Release: "RC20240301_1200", Commit: a, Digest: da, State: ferry.DeploymentSucceeded},
+		{Release: "RC20240301_1200", Commit: b, Digest: db, State: ferry.DeploymentSucceeded}, // older: the newest record counts
+	})
+	for _, tc := range []struct {
+		name          string
+		git, registry map[string]string
+		want          []string // Where/Tag: a fragment of Why
+	}{
+		{"all ferry's", map[string]string{"RC20240301_1200": a, "env/prod": b, "v1.0": b},
+			map[string]string{"RC20240301_1200": da, "RC20240302_0900": db, "latest": db, "sha-" + a: da}, nil},
+		{"no such release", map[string]string{"RC20990101_0003": a}, map[string]string{"RC20990101_0003": da}, []string{
+			"git/RC20990101_0003: git tag RC20990101_0003 names aaaaaaaaaaaa, but the ledger has no release RC20990101_0003",
+			"registry/RC20990101_0003: registry tag RC20990101_0003 names " + ferry.ShortDigest(da) + ", but the ledger has no release",
+		}},
+		{"another commit or digest", map[string]string{"RC20240301_1200": b}, map[string]string{"RC20240302_0900": da}, []string{
+			"git/RC20240301_1200: git tag RC20240301_1200 names bbbbbbbbbbbb, but release RC20240301_1200 ran commit aaaaaaaaaaaa",
+			"registry/RC20240302_0900: names " + ferry.ShortDigest(da) + ", but release RC20240302_0900 ran digest " + ferry.ShortDigest(db),
+		}},
+	} {
+		got := Forgeries(records, tc.git, tc.registry)
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: Forgeries = %+v, want %d", tc.name, got, len(tc.want))
+			continue
+		}
+		for i, w := range tc.want {
+			where, why, _ := strings.Cut(w, ": ")
+			if g := got[i]; g.Where+"/"+g.Tag != where || !strings.Contains(g.Why, why) {
+				t.Errorf("%s: forgery %d = %+v, want %s with %q", tc.name, i, g, where, why)
+			}
 		}
 	}
 }

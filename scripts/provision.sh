@@ -7,7 +7,10 @@
 # absent, and starts the databases when they are not running (there is no
 # systemd here). Otherwise it expects FERRY_TEST_POSTGRES_URL,
 # FERRY_TEST_MYSQL_URL, FERRY_TEST_CHROMIUM and FERRY_TEST_PROMTOOL to be set
-# and only checks that the databases answer. Idempotent: a second run reuses what the
+# and only checks that the databases answer. The cosign CLI (the signature
+# tests run the real one) is built from its Go module into
+# $FERRY_CACHE/bin (/var/cache/ferry/bin) once and reused, unless
+# FERRY_TEST_COSIGN names one. Idempotent: a second run reuses what the
 # first set up. Progress goes to stderr; only the exports go to stdout.
 set -euo pipefail
 
@@ -88,6 +91,23 @@ provision_tools() {
 	# promtool is used.
 }
 
+# cosign from the Go module proxy; the version builds with the machine's Go
+# (1.26) without a toolchain change. About 10 minutes cold on 2 cores.
+COSIGN_VERSION=v2.6.5
+provision_cosign() {
+	local bin=${FERRY_CACHE:-/var/cache/ferry}/bin
+	if [ -x "$bin/cosign" ] && "$bin/cosign" version 2>/dev/null | grep -q "^GitVersion: *${COSIGN_VERSION}$"; then
+		FERRY_TEST_COSIGN=$bin/cosign
+		return
+	fi
+	command -v go >/dev/null 2>&1 || die "no go: cannot build cosign"
+	mkdir -p "$bin"
+	log "building cosign $COSIGN_VERSION into $bin (once)"
+	GOBIN=$bin GOTOOLCHAIN=local GOFLAGS=-mod=mod go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION" >&2 ||
+		die "go install cosign@$COSIGN_VERSION failed"
+	FERRY_TEST_COSIGN=$bin/cosign
+}
+
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	[ -n "${FERRY_TEST_POSTGRES_URL:-}" ] || { provision_postgres; FERRY_TEST_POSTGRES_URL=$PG_URL_DEFAULT; }
 	[ -n "${FERRY_TEST_MYSQL_URL:-}" ] || { provision_mariadb; FERRY_TEST_MYSQL_URL=$MY_URL_DEFAULT; }
@@ -98,6 +118,8 @@ else
 	[ -n "${FERRY_TEST_POSTGRES_URL:-}" ] || die "not root: set FERRY_TEST_POSTGRES_URL (a role that may CREATE DATABASE)"
 	[ -n "${FERRY_TEST_MYSQL_URL:-}" ] || die "not root: set FERRY_TEST_MYSQL_URL (a user that may CREATE DATABASE)"
 fi
+[ -n "${FERRY_TEST_COSIGN:-}" ] || provision_cosign
+[ -x "$FERRY_TEST_COSIGN" ] || die "no cosign at $FERRY_TEST_COSIGN"
 FERRY_TEST_CHROMIUM=${FERRY_TEST_CHROMIUM:-$(command -v chromium || true)}
 FERRY_TEST_PROMTOOL=${FERRY_TEST_PROMTOOL:-$(command -v promtool || true)}
 [ -x "$FERRY_TEST_CHROMIUM" ] || die "no Chromium: install Debian's chromium package or set FERRY_TEST_CHROMIUM"
@@ -107,7 +129,8 @@ printf 'export FERRY_TEST_POSTGRES_URL=%q\n' "$FERRY_TEST_POSTGRES_URL"
 printf 'export FERRY_TEST_MYSQL_URL=%q\n' "$FERRY_TEST_MYSQL_URL"
 printf 'export FERRY_TEST_CHROMIUM=%q\n' "$FERRY_TEST_CHROMIUM"
 printf 'export FERRY_TEST_PROMTOOL=%q\n' "$FERRY_TEST_PROMTOOL"
-require=postgres,mysql,chromium,promtool
+printf 'export FERRY_TEST_COSIGN=%q\n' "$FERRY_TEST_COSIGN"
+require=postgres,mysql,chromium,promtool,cosign
 # As root the local runtime's sandbox (chroot, uid 65532) must work: its
 # tests then fail instead of skipping.
 [ "$(id -u)" = 0 ] && require=$require,root

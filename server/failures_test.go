@@ -57,6 +57,7 @@ func TestBroken(t *testing.T) { t.Fatal("ferry-marker: the answer is not 42") }
 		builder.StepTest:        ferry.StepFailed,
 		builder.StepBuild:       ferry.StepPending,
 		builder.StepPush:        ferry.StepPending,
+		builder.StepSign:        ferry.StepPending,
 		builder.StepIntegration: ferry.StepPending,
 		builder.StepTag:         ferry.StepPending,
 	})
@@ -100,6 +101,7 @@ func TestCompileErrorFailsTheBuild(t *testing.T) {
 		builder.StepTest:        ferry.StepSkipped,
 		builder.StepBuild:       ferry.StepFailed,
 		builder.StepPush:        ferry.StepPending,
+		builder.StepSign:        ferry.StepPending,
 		builder.StepIntegration: ferry.StepPending,
 		builder.StepTag:         ferry.StepPending,
 	})
@@ -141,6 +143,7 @@ environments:
 		builder.StepTest:        ferry.StepSkipped,
 		builder.StepBuild:       ferry.StepFailed,
 		builder.StepPush:        ferry.StepPending,
+		builder.StepSign:        ferry.StepPending,
 		builder.StepIntegration: ferry.StepPending,
 		builder.StepTag:         ferry.StepPending,
 	})

@@ -96,7 +96,7 @@ func TestIntegrationStopsABrokenAPI(t *testing.T) {
 	}
 	wantSteps(t, b, map[string]ferry.StepState{
 		builder.StepCheckout: ferry.StepSucceeded, builder.StepTest: ferry.StepSucceeded,
-		builder.StepBuild: ferry.StepSucceeded, builder.StepPush: ferry.StepSucceeded,
+		builder.StepBuild: ferry.StepSucceeded, builder.StepPush: ferry.StepSucceeded, builder.StepSign: ferry.StepSucceeded,
 		builder.StepIntegration: ferry.StepFailed, builder.StepTag: ferry.StepPending,
 	})
 	if log := logLines(t, s, b.ID); !hasLine(log, builder.StepIntegration, "ferry-marker: GET /hello/ada broke") {

@@ -22,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/builder"
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/controller"
+	"github.com/ferryhq/ferry/cosign"
 	"github.com/ferryhq/ferry/dora"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/ledger/ledgerdb"
@@ -149,6 +150,17 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("registry %s: %w", image, err)
 	}
 
+	key, err := SigningKey(cfg, s.opts.Getenv, s.opts.ReadFile)
+	if err != nil {
+		return err
+	}
+	signer, verifier := cosign.NewSigner(key, s.pub), key.NewVerifier(s.pub)
+	keyPath := cfg.Signing.Key
+	if keyPath == "" {
+		keyPath = filepath.Join(cfg.DataDir, cosign.PrivateKeyFile)
+	}
+	s.log.Info("signing images; every rollout verifies them", "key", keyPath, "public_key", filepath.Join(cfg.DataDir, cosign.PublicKeyFile))
+
 	s.repo = source.Open(cfg.Source.Repo, filepath.Join(cfg.DataDir, "git"), s.log.With("part", "source"))
 	var buildGo *builder.GoConfig
 	if g := cfg.Build.Go; g != nil {
@@ -162,8 +174,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		App: cfg.App, Image: image, Source: s.repo.URL(),
 		WorkDir: filepath.Join(cfg.DataDir, "work"), Dir: cfg.Build.Dir,
 		Test: cfg.Build.Test, Timeout: cfg.Build.Timeout, Go: buildGo, Command: cfg.Build.Command,
-		PushAttempts: 8, Integration: integration, Trial: trial,
-		Ledger: s.ledger, Git: s.repo, Registry: s.pub, Now: s.opts.Now, Logger: s.log.With("part", "builder"),
+		PushAttempts: 8, Integration: integration, Trial: trial, BuilderID: builderID(s.opts.Version),
+		Ledger: s.ledger, Git: s.repo, Registry: s.pub, Signer: signer, Verifier: verifier,
+		Now: s.opts.Now, Logger: s.log.With("part", "builder"),
 	})
 	if err != nil {
 		return err
@@ -175,7 +188,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.ctrl, err = controller.New(controller.Config{
 		App: cfg.App, Image: image, Envs: envs,
-		Ledger: s.ledger, Locks: s.ledger, Registry: s.pub, Git: s.repo,
+		Ledger: s.ledger, Locks: s.ledger, Registry: s.pub, Git: s.repo, Verifier: verifier,
 		Now: s.opts.Now, Logger: s.log.With("part", "controller"),
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -158,4 +159,24 @@ func (r *Repo) ResolveTag(ctx context.Context, tag string) (string, error) {
 		return "", err
 	}
 	return r.resolve(ctx, "refs/tags/"+tag)
+}
+
+// Tags returns the cache's tags whose names start with prefix, each with
+// the commit it names (an annotated tag peeled). Fetch first to see the
+// remote's.
+func (r *Repo) Tags(ctx context.Context, prefix string) (map[string]string, error) {
+	out, err := r.git(ctx, "for-each-ref", "--format=%(refname)%00%(objectname)%00%(*objectname)", "refs/tags/"+prefix+"*")
+	if err != nil {
+		return nil, fmt.Errorf("list tags %s*: %w", prefix, err)
+	}
+	tags := map[string]string{}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Split(strings.TrimSuffix(line, "\n"), "\x00")
+		if len(f) != 3 {
+			continue
+		}
+		name := strings.TrimPrefix(f[0], "refs/tags/")
+		tags[name] = cmp.Or(f[2], f[1])
+	}
+	return tags, nil
 }

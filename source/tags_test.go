@@ -37,6 +37,9 @@ func TestCreateTag(t *testing.T) {
 	if who := gitIn(t, h.up.bare, "for-each-ref", "--format=%(taggername) %(taggeremail)", "refs/tags/RC20240301_1200"); who != "Grace Hopper <grace@example.com>" {
 		t.Errorf("tagger = %q, want Grace Hopper <grace@example.com>", who)
 	}
+	if got, err := r.Tags(ctx, "RC"); err != nil || len(got) != 1 || got["RC20240301_1200"] != h.c2 {
+		t.Errorf("Tags(RC) = %v, %v, want RC20240301_1200 peeled to %s", got, err, h.c2)
+	}
 	if got, err := r.ResolveTag(ctx, "RC20240301_1200"); err != nil || got != h.c2 {
 		t.Errorf("cache ResolveTag(RC20240301_1200) = %.7s, %v, want %.7s", got, err, h.c2)
 	}

@@ -1,23 +1,27 @@
-package config
+package ferry
 
 import (
 	"strconv"
 	"strings"
 )
 
-// suggestion returns ` (did you mean "x"?)` for the candidate closest to
-// word, or "" when none is close enough to be a likely typo.
-func suggestion(word string, candidates []string) string {
-	if best := closest(word, candidates); best != "" {
+// DidYouMean returns ` (did you mean "x"?)` for the candidate closest to
+// word (Closest), or "" when none is close enough to be a likely typo: the
+// one rule behind every "did you mean" ferry prints, for configuration
+// fields and environment names alike.
+func DidYouMean(word string, candidates []string) string {
+	if best := Closest(word, candidates); best != "" {
 		return " (did you mean " + strconv.Quote(best) + "?)"
 	}
 	return ""
 }
 
-// closest returns the candidate with the smallest edit distance to word
+// Closest returns the candidate with the smallest edit distance to word
 // (ignoring case, counting a swap of neighbours as one edit) within a limit
-// that grows with the word's length; ties go to the earlier candidate.
-func closest(word string, candidates []string) string {
+// that grows with the word's length (1 up to 4 characters, 2 up to 8, then
+// 3); ties go to the earlier candidate. A candidate equal to word is no
+// suggestion.
+func Closest(word string, candidates []string) string {
 	w := strings.ToLower(word)
 	limit := 1
 	switch {

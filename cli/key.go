@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryhq/ferry/server"
+)
+
+func newKeyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "key",
+		Short: "Show the key ferry signs images with",
+		Long: `ferry signs every image that passed its tests with its own key and checks that
+signature before every rollout (docs/trust.md). The key pair is made in the data
+directory at the first start (signing.key, private, mode 0600; cosign.pub), or
+ferry.yaml names one (signing.key).`,
+	}
+	cmd.AddCommand(newKeyPublicCmd())
+	return cmd
+}
+
+func newKeyPublicCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "public",
+		Short: "Print ferry's public key (PEM), for cosign verify --key",
+		Long: `Print the public key of the key ferry signs images with, as PEM: the file
+` + "`cosign verify --key`" + ` and ` + "`cosign verify-attestation --key`" + ` take. It reads the
+configuration (-c) on the server's machine; without a key yet, it makes the key
+pair ferry would make at its first start.
+
+  ferry key public -c ferry.yaml > ferry.pub
+  cosign verify --key ferry.pub --insecure-ignore-tlog IMAGE@DIGEST`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, path)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+				return err
+			}
+			key, err := server.SigningKey(cfg, os.Getenv, os.ReadFile)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(key.PublicPEM())
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", envOr("FERRY_CONFIG", "ferry.yaml"), "configuration file (env FERRY_CONFIG)")
+	return cmd
+}

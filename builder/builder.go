@@ -43,6 +43,9 @@ type Ledger interface {
 // Source is what the builder needs of the git repository.
 type Source interface {
 	Commit(ctx context.Context, rev string) (ferry.Commit, error)
+	// Between lists the commits moving a branch from from to to brought,
+	// newest first, at most max (more: there were more).
+	Between(ctx context.Context, from, to string, max int) (commits []ferry.Commit, more bool, err error)
 	Checkout(ctx context.Context, sha, dir string) error
 	RemoveCheckout(ctx context.Context, dir string) error
 }
@@ -224,6 +227,10 @@ func (b *Builder) Enqueue(ctx context.Context, branch, commit, trigger, actor st
 		return nil, false, fmt.Errorf("read commit %s: %w", ferry.ShortSHA(commit), err)
 	}
 	now := b.now()
+	prev, err := b.ledger.Builds(ctx, ledger.BuildFilter{App: b.cfg.App, Branch: branch, Limit: 1})
+	if err != nil {
+		return nil, false, fmt.Errorf("read the last build of %s: %w", branch, err)
+	}
 	queued, err := b.ledger.Builds(ctx, ledger.BuildFilter{App: b.cfg.App, Branch: branch, States: []ferry.BuildState{ferry.BuildQueued}})
 	if err != nil {
 		return nil, false, fmt.Errorf("list queued builds: %w", err)
@@ -241,6 +248,10 @@ func (b *Builder) Enqueue(ctx context.Context, branch, commit, trigger, actor st
 		Subject: info.Subject, Author: info.Author,
 		Trigger: trigger, State: ferry.BuildQueued, Image: b.cfg.Image, CreatedAt: now,
 	}
+	var arrived arrivals
+	if len(prev) > 0 { // recorded before the head, so IDs follow the history
+		arrived = b.recordArrivals(ctx, prev[0].Commit, build)
+	}
 	if err := b.ledger.CreateBuild(ctx, build); err != nil {
 		if ferry.ErrorCode(err) == ferry.ECONFLICT { // another server queued it first
 			existing, gerr := b.ledger.BuildByCommit(ctx, b.cfg.App, commit)
@@ -251,6 +262,7 @@ func (b *Builder) Enqueue(ctx context.Context, branch, commit, trigger, actor st
 		return nil, false, fmt.Errorf("queue build of %s: %w", ferry.ShortSHA(commit), err)
 	}
 	b.event(ctx, "build.queued", actor, build, "")
+	b.arrivalsEvent(ctx, build, actor, arrived)
 	b.kick()
 	return build, true, nil
 }
@@ -336,10 +348,16 @@ func (b *Builder) recoverInterrupted(ctx context.Context) error {
 	return nil
 }
 
+// supersededBy is the reason of a build that was not run because commit,
+// a newer head of branch, arrived before it started.
+func supersededBy(commit, branch string) string {
+	return fmt.Sprintf("superseded by %s, a newer head of %s", ferry.ShortSHA(commit), branch)
+}
+
 // supersede moves the queued build q to superseded, for commit, a newer
 // head of its branch, and records the event.
 func (b *Builder) supersede(ctx context.Context, q *ferry.Build, commit, actor string, now time.Time) error {
-	reason := fmt.Sprintf("superseded by %s, a newer head of %s", ferry.ShortSHA(commit), q.Branch)
+	reason := supersededBy(commit, q.Branch)
 	if err := b.ledger.TransitionBuild(ctx, q.ID, ferry.BuildQueued, ferry.BuildSuperseded, reason, now); err != nil {
 		return err
 	}

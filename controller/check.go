@@ -31,7 +31,8 @@ func errFetch(err error) error {
 // Check compares, for every environment, what the ledger says it runs with
 // what its replicas really run, the registry tags that follow it and its
 // git refs (env/<name>, and the release branch of a gated environment),
-// and finds release tags that no release of the ledger made (forgeries).
+// whether an environment fed by a branch runs its head's build, and finds
+// release tags that no release of the ledger made (forgeries).
 func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 	drifts := []Drift{}
 	if err := c.git.Fetch(ctx); err != nil {
@@ -45,6 +46,11 @@ func (c *Controller) Check(ctx context.Context) ([]Drift, error) {
 		if busy {
 			drifts = append(drifts, Drift{Env: name, What: "rollout", Want: "none in progress", Got: "a rollout is in progress", Fix: "ferry status --check"})
 			continue
+		}
+		if d, ok, err := c.lagDrift(ctx, r); err != nil {
+			return nil, err
+		} else if ok {
+			drifts = append(drifts, d)
 		}
 		cur, err := c.ledger.Current(ctx, c.cfg.App, name)
 		if ferry.ErrorCode(err) == ferry.ENOTFOUND {

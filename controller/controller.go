@@ -170,8 +170,8 @@ func (c *Controller) Changed() <-chan struct{} { return c.changed.Wait() }
 
 // Start closes deployments an interrupted run left unfinished, then starts
 // one loop per environment, which first restores what the environment ran
-// (from the ledger), catches up with a build that succeeded while ferry was
-// down, and then runs requested deployments one at a time until ctx ends.
+// (from the ledger), converges on its branch (converge.go: the head's
+// build, also one whose rollout a stop of ferry interrupted), and then runs requested deployments one at a time until ctx ends.
 // Start returns once recovery is done; Wait waits for the loops.
 func (c *Controller) Start(ctx context.Context) error {
 	if err := c.recoverInterrupted(ctx); err != nil {
@@ -184,6 +184,7 @@ func (c *Controller) Start(ctx context.Context) error {
 			if err := c.restore(ctx, r); err != nil && ctx.Err() == nil {
 				c.log.Error("restore environment", "env", r.env.Name, "err", err)
 			}
+			c.converge(ctx, r)
 			c.loop(ctx, r)
 		}()
 	}
@@ -203,7 +204,7 @@ func (c *Controller) recoverInterrupted(ctx context.Context) error {
 		return fmt.Errorf("list unfinished deployments: %w", err)
 	}
 	for _, d := range open {
-		msg := "ferry stopped during the rollout; the environment was restored to its last succeeded deployment"
+		msg := interrupted
 		if err := c.ledger.TransitionDeployment(ctx, d.ID, d.State, ferry.DeploymentFailed, msg, c.now()); err != nil {
 			return fmt.Errorf("close deployment %d: %w", d.ID, err)
 		}
@@ -213,8 +214,8 @@ func (c *Controller) recoverInterrupted(ctx context.Context) error {
 }
 
 // restore applies the environment's current deployment to its runtime
-// (adopting or restarting replicas), then queues the newest succeeded build
-// for an environment driven by a branch if it is not what runs.
+// (adopting or restarting replicas); converge then catches up with the
+// branch.
 func (c *Controller) restore(ctx context.Context, r *envRunner) error {
 	cur, err := c.ledger.Current(ctx, c.cfg.App, r.env.Name)
 	switch {
@@ -228,21 +229,7 @@ func (c *Controller) restore(ctx context.Context, r *envRunner) error {
 	case ferry.ErrorCode(err) != ferry.ENOTFOUND:
 		return err
 	}
-	if r.env.From != "" || r.env.Branch == "" {
-		return nil
-	}
-	builds, err := c.ledger.Builds(ctx, ledger.BuildFilter{App: c.cfg.App, Branch: r.env.Branch, States: []ferry.BuildState{ferry.BuildSucceeded}, Limit: 1})
-	if err != nil || len(builds) == 0 {
-		return err
-	}
-	// A build whose rollout was already tried (and perhaps failed) is not
-	// retried at every start; one that was never rolled out is.
-	tried, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: r.env.Name, Digest: builds[0].Digest, Limit: 1})
-	if err != nil || len(tried) > 0 {
-		return err
-	}
-	_, err = c.BuildSucceeded(ctx, builds[0])
-	return err
+	return nil
 }
 
 // BuildSucceeded queues the build's digest for every environment its
@@ -250,7 +237,7 @@ func (c *Controller) restore(ctx context.Context, r *envRunner) error {
 func (c *Controller) BuildSucceeded(ctx context.Context, b *ferry.Build) ([]*ferry.Deployment, error) {
 	var out []*ferry.Deployment
 	for _, r := range c.envs {
-		if r.env.From != "" || r.env.Branch != b.Branch {
+		if r.env.From != "" || r.env.Branch != b.Branch || c.behindHead(ctx, r, b) {
 			continue
 		}
 		d := &ferry.Deployment{

@@ -86,14 +86,18 @@ func (f *relFixture) git(dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// commit makes a commit on the current branch of the work clone, pushes it
-// and records a succeeded build of it.
+// commit makes a commit on the current branch of the work clone, pushes it,
+// fetches it and records a succeeded build of it.
 func (f *relFixture) commit(branch, subject string) *ferry.Build {
 	f.t.Helper()
 	f.n++
 	f.git(f.work, "commit", "-q", "--allow-empty", "-m", subject)
 	sha := f.git(f.work, "rev-parse", "HEAD")
 	f.git(f.work, "push", "-q", "origin", "HEAD:refs/heads/"+branch)
+	// ferry builds only what it fetched: the cache holds every built head.
+	if err := f.repo.Fetch(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
 	b := &ferry.Build{App: "app", Commit: sha, Branch: branch, State: ferry.BuildSucceeded,
 		Digest: fmt.Sprintf("sha256:%064x", f.n), CreatedAt: f.now}
 	if err := f.ledger.CreateBuild(context.Background(), b); err != nil {

@@ -26,6 +26,7 @@ func (c *Controller) loop(ctx context.Context, r *envRunner) {
 		r.active = d
 		r.mu.Unlock()
 		if d == nil {
+			c.converge(ctx, r) // woken by BranchHead
 			continue
 		}
 		c.execute(ctx, r, d)
@@ -33,6 +34,7 @@ func (c *Controller) loop(ctx context.Context, r *envRunner) {
 		r.active, r.finishing = nil, false
 		r.mu.Unlock()
 		c.changed.Notify()
+		c.converge(ctx, r)
 	}
 }
 

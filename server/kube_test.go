@@ -272,8 +272,10 @@ func wantStatus(t testing.TB, c *client.Client, env, commit, image string, repli
 // TestKubernetesRestartMidRollout stops ferry while dev's Deployment is
 // half-way to a new digest (its pods run but never become ready) and
 // starts it again on the same ledger: the interrupted deployment is closed
-// as failed, dev is restored to the last succeeded digest, and its ready
-// pods never drop below the desired count.
+// as failed, dev is restored to the last succeeded digest, the new digest
+// is tried once more (its rollout was interrupted, not failed) and
+// reverted when it still never gets ready, and dev's ready pods never
+// drop below the desired count.
 func TestKubernetesRestartMidRollout(t *testing.T) {
 	k := newCluster(t)
 	kubeconfig := k.Kubeconfig
@@ -320,8 +322,27 @@ func TestKubernetesRestartMidRollout(t *testing.T) {
 		t.Fatalf("stop ferry mid-rollout: %v", err)
 	}
 
-	second := start(t, yaml, Options{KubePoll: 100 * time.Millisecond})
+	// B's rollout was interrupted, not failed: the restarted ferry tries
+	// it again (dev converges on master). B is still never ready, so that
+	// try fails — sooner, with a short ready timeout — and is reverted.
+	second := start(t, strings.Replace(yaml, "readyTimeout: 5m", "readyTimeout: 5s", 1), Options{KubePoll: 100 * time.Millisecond})
 	c = newClient(t, second)
+	var retry *ferry.Deployment
+	waitFor(t, 3*time.Minute, "dev's retry of B to be rolled back", func() bool {
+		ds, err := c.Deployments(ctx, "dev", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.Commit == b && d.ID > rolling.ID && d.State.Final() {
+				retry = d
+			}
+		}
+		return retry != nil
+	})
+	if retry.State != ferry.DeploymentRolledBack || retry.Actor != "ferry" {
+		t.Errorf("dev's retry of B = %s by %s (%s), want rolled-back, by ferry", retry.State, retry.Actor, retry.Error)
+	}
 	wantRunning := func() bool {
 		image, commit := k.image(devNS, "tiny")
 		on, other := k.readyOn(devNS, "tiny", imageA)

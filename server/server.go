@@ -238,6 +238,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			if _, _, err := s.builder.Enqueue(runCtx, branch, sha, s.hooked.take(branch, sha), "ferry"); err != nil {
 				s.log.Error("queue build", "branch", branch, "commit", sha, "err", err)
 			}
+			// A head built already (a reset to an older commit) is deployed
+			// by convergence; a new one once its build succeeds.
+			s.ctrl.BranchHead(runCtx, branch, sha)
 		},
 		OnError: func(err error, attempt int, next time.Duration) {
 			s.log.Warn("fetch failed; retrying", "repo", s.repo.URL(), "attempt", attempt, "retry_in", next, "err", err)
@@ -351,7 +354,8 @@ func (s *Server) Close() error {
 }
 
 // Trigger implements api.Builds: fetch, then queue branch's head (or
-// commit, which must be on branch).
+// commit, which must be on branch). When the head is built already, it is
+// deployed to the environments the branch feeds that do not run it.
 func (s *Server) Trigger(ctx context.Context, branch, commit, actor string) (*ferry.Build, bool, error) {
 	if !slices.Contains(s.cfg.BuildBranches(), branch) {
 		return nil, false, ferry.Errorf(ferry.EINVALID, "branch %q is not built by ferry (built branches: %v)", branch, s.cfg.BuildBranches())
@@ -377,7 +381,16 @@ func (s *Server) Trigger(ctx context.Context, branch, commit, actor string) (*fe
 			return nil, false, ferry.Errorf(ferry.EINVALID, "commit %s is not on branch %s", ferry.ShortSHA(commit), branch)
 		}
 	}
-	return s.builder.Enqueue(ctx, branch, commit, "manual", actor)
+	b, queued, err := s.builder.Enqueue(ctx, branch, commit, "manual", actor)
+	if err != nil || queued || b.Commit != head || b.State != ferry.BuildSucceeded {
+		return b, queued, err
+	}
+	// The head is built: the operator's request deploys it where it does
+	// not run, also after a failed rollout convergence does not retry.
+	if _, err := s.ctrl.Deploy(ctx, b, actor); err != nil {
+		return nil, false, err
+	}
+	return b, false, nil
 }
 
 // Cancel implements api.Builds.

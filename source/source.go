@@ -344,11 +344,39 @@ func (r *Repo) IsAncestor(ctx context.Context, ancestor, descendant string) (boo
 // Log returns the commits reachable from to and not from from, newest
 // first; with from empty, every commit reachable from to.
 func (r *Repo) Log(ctx context.Context, from, to string) ([]ferry.Commit, error) {
+	return r.log(ctx, from, to, 0)
+}
+
+// Between returns the commits that moving a branch from from to to
+// brought: reachable from to and not from from (git rev-list from..to),
+// newest first, at most max of them (max > 0); more reports that there
+// were more than max. A from that is not an ancestor of to (a reset, a
+// force-push) gives the commits of to that from lacks.
+func (r *Repo) Between(ctx context.Context, from, to string, max int) (commits []ferry.Commit, more bool, err error) {
+	if from == "" || max <= 0 {
+		return nil, false, ferry.Errorf(ferry.EINVALID, "between needs a starting commit and a positive limit")
+	}
+	cs, err := r.log(ctx, from, to, max+1)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(cs) > max {
+		return cs[:max], true, nil
+	}
+	return cs, false, nil
+}
+
+// log is Log with at most limit commits (limit > 0).
+func (r *Repo) log(ctx context.Context, from, to string, limit int) ([]ferry.Commit, error) {
 	t, err := r.resolve(ctx, to)
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"log", commitFormat, t}
+	args := []string{"log", commitFormat}
+	if limit > 0 {
+		args = append(args, "--max-count="+strconv.Itoa(limit))
+	}
+	args = append(args, t)
 	if from != "" {
 		f, err := r.resolve(ctx, from)
 		if err != nil {

@@ -291,6 +291,51 @@ func TestLog(t *testing.T) {
 	}
 }
 
+// TestBetween: the commits a branch move brought, newest first, capped,
+// and for a reset (from not an ancestor of to) only what to adds.
+func TestBetween(t *testing.T) {
+	t.Parallel()
+	h := newHistory(t)
+	c4 := h.up.commit("fourth", map[string]string{"x": "4"})
+	c5 := h.up.commit("fifth", map[string]string{"x": "5"})
+	r := fetched(t, h.up.bare)
+	for _, tc := range []struct {
+		from, to string
+		max      int
+		want     []string
+		more     bool
+	}{
+		{h.c1, c5, 10, []string{c5, c4, h.c2}, false},
+		{h.c1, c5, 3, []string{c5, c4, h.c2}, false},
+		{h.c1, c5, 2, []string{c5, c4}, true},
+		{c4, c5, 1, []string{c5}, false},
+		{c5, c4, 10, nil, false},                      // reset back: nothing new
+		{h.c3, c5, 10, []string{c5, c4, h.c2}, false}, // from another line
+		{c5, c5, 10, nil, false},
+	} {
+		got, more, err := r.Between(t.Context(), tc.from, tc.to, tc.max)
+		var shas []string
+		for _, c := range got {
+			shas = append(shas, c.SHA)
+		}
+		if err != nil || !slices.Equal(shas, tc.want) || more != tc.more {
+			t.Errorf("Between(%.7s, %.7s, %d) = %.7s, %v, %v; want %.7s, %v", tc.from, tc.to, tc.max, shas, more, err, tc.want, tc.more)
+		}
+	}
+	if got, _, _ := r.Between(t.Context(), h.c2, c4, 5); len(got) != 1 || got[0].Subject != "fourth" || got[0].Author != "Ada Lovelace" {
+		t.Errorf("Between(c2, c4) = %+v, want fourth with its subject and author", got)
+	}
+	for _, tc := range []struct {
+		from string
+		max  int
+		code string
+	}{{"", 5, ferry.EINVALID}, {h.c1, 0, ferry.EINVALID}, {"nope", 5, ferry.ENOTFOUND}} {
+		if _, _, err := r.Between(t.Context(), tc.from, c5, tc.max); ferry.ErrorCode(err) != tc.code {
+			t.Errorf("Between(%q, c5, %d) error = %v, want %s", tc.from, tc.max, err, tc.code)
+		}
+	}
+}
+
 func TestCheckout(t *testing.T) {
 	t.Parallel()
 	h := newHistory(t)

@@ -84,14 +84,17 @@ func (f *relFixture) git(dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// commit makes a commit on the current branch of the work clone, pushes it
-// and records a succeeded build of it.
+// commit makes a commit on the current branch of the work clone, pushes it,
+// fetches it into ferry's cache and records a succeeded build of it.
 func (f *relFixture) commit(branch, subject string) *ferry.Build {
 	f.t.Helper()
 	f.n++
 	f.git(f.work, "commit", "-q", "--allow-empty", "-m", subject)
 	sha := f.git(f.work, "rev-parse", "HEAD")
 	f.git(f.work, "push", "-q", "origin", "HEAD:refs/heads/"+branch)
+	if err := f.repo.Fetch(context.Background()); err != nil { // as the poller does before a build
+		f.t.Fatal(err)
+	}
 	b := &ferry.Build{App: "app", Commit: sha, Branch: branch, State: ferry.BuildSucceeded,
 		Digest: fmt.Sprintf("sha256:%064x", f.n), CreatedAt: f.now}
 	if err := f.ledger.CreateBuild(context.Background(), b); err != nil {
@@ -247,7 +250,10 @@ func TestPromotionMistakesAreRefused(t *testing.T) {
 	}
 }
 
-func TestPromoteDuringRolloutIsRefused(t *testing.T) {
+// TestPromoteDuringRolloutWaitsItsTurn: a promotion asked for during a
+// rollout waits for it, then is decided on its result: prod already runs
+// what dev runs, so there is nothing to promote.
+func TestPromoteDuringRolloutWaitsItsTurn(t *testing.T) {
 	f := newRelFixture(t, 0)
 	a := f.commit("master", "a")
 	f.inDev(a)
@@ -257,13 +263,19 @@ func TestPromoteDuringRolloutIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-f.prod.entered
-	_, err = f.ctrl.Promote(context.Background(), "prod", "", "bob", "")
-	if ferry.ErrorCode(err) != ferry.ECONFLICT || !strings.Contains(ferry.ErrorMessage(err), "in progress") {
-		t.Errorf("second promotion = %v, want refused: a rollout is in progress", err)
+	second := make(chan error, 1)
+	go func() { _, err := f.ctrl.Promote(context.Background(), "prod", "", "bob", ""); second <- err }()
+	select {
+	case err := <-second:
+		t.Fatalf("second promotion during the rollout = %v, want it to wait its turn", err)
+	case <-time.After(100 * time.Millisecond):
 	}
 	close(f.prod.gate)
 	if d := f.wait(first.ID); d.State != ferry.DeploymentSucceeded {
 		t.Errorf("first promotion = %s", d.State)
+	}
+	if err := <-second; ferry.ErrorCode(err) != ferry.ECONFLICT || !strings.Contains(ferry.ErrorMessage(err), "already runs") {
+		t.Errorf("second promotion after the first = %v, want refused: prod already runs it", err)
 	}
 }
 
@@ -441,18 +453,19 @@ func TestTwoPromotionsAtOnce(t *testing.T) {
 			errs <- err
 		}()
 	}
+	<-f.prod.entered
+	close(f.prod.gate)
 	var won, refused int
 	for range 2 {
 		switch err := <-errs; {
 		case err == nil:
 			won++
-		case ferry.ErrorCode(err) == ferry.ECONFLICT && strings.Contains(ferry.ErrorMessage(err), "in progress"):
+		case ferry.ErrorCode(err) == ferry.ECONFLICT && strings.Contains(ferry.ErrorMessage(err), "already runs"):
 			refused++
 		default:
 			t.Errorf("Promote = %v", err)
 		}
 	}
-	close(f.prod.gate)
 	if won != 1 || refused != 1 {
 		t.Fatalf("two promotions at once: %d accepted, %d refused; want exactly one of each", won, refused)
 	}

@@ -31,6 +31,9 @@ func (c *Controller) loop(ctx context.Context, r *envRunner) {
 		r.mu.Lock()
 		r.active, r.finishing = nil, false
 		r.mu.Unlock()
+		if ctx.Err() == nil {
+			r.finished(d.ID)
+		}
 		c.changed.Notify()
 	}
 }

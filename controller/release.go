@@ -105,7 +105,7 @@ func (c *Controller) resetBranch(ctx context.Context, r *envRunner, actor string
 	}
 	c.record(ctx, ferry.Event{Actor: actor, Kind: "release.reset", Env: r.env.Name, Commit: cur.Commit,
 		Message: fmt.Sprintf("%s reset from %s to %s, what %s runs (%s)", r.env.Branch, dashIf(head), ferry.ShortSHA(cur.Commit), r.env.Name, cmp.Or(cur.Release, "no release")),
-		Reason: "a release that failed or was refused is never deployed later by itself"})
+		Reason:  "a release that failed or was refused is never deployed later by itself"})
 }
 
 // refuse records a refused action and returns its error.

@@ -49,26 +49,45 @@ func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
 	f.work = filepath.Join(t.TempDir(), "work")
 	f.git("", "clone", "-q", f.origin, f.work)
 	f.git(f.work, "checkout", "-q", "-b", "master")
-	repo := source.Open(f.origin, filepath.Join(t.TempDir(), "cache"), nil)
-	f.repo = repo
+	f.repo = source.Open(f.origin, filepath.Join(t.TempDir(), "cache"), nil)
+	f.start()
+	t.Cleanup(func() { f.cancel(); <-f.done })
+	return f
+}
+
+// start starts a controller on the fixture's ledger, repository and
+// targets, as ferry does at every start.
+func (f *relFixture) start() {
+	f.t.Helper()
 	envs := []Env{
 		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
-		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: soak, Replicas: 2, Tags: []string{"live"}}, Runtime: f.prod},
+		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}}, Runtime: f.prod},
 	}
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
-		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: repo, Now: func() time.Time { return f.now }})
+		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Now: func() time.Time { return f.now }})
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	f.ctrl = ctrl
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel, f.done = cancel, make(chan struct{})
 	if err := f.ctrl.Start(ctx); err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
-	go func() { defer close(f.done); f.ctrl.Wait() }()
-	t.Cleanup(func() { cancel(); <-f.done })
-	return f
+	done := f.done
+	go func() { defer close(done); ctrl.Wait() }()
+}
+
+// restart stops the controller and starts a new one, then hands it the
+// release branch's head as the poller does after its first fetch.
+func (f *relFixture) restart() {
+	f.t.Helper()
+	f.cancel()
+	<-f.done
+	f.start()
+	if head := f.originRef("refs/heads/release"); head != "" {
+		f.releaseHead(head)
+	}
 }
 
 func (f *relFixture) git(dir string, args ...string) string {

@@ -111,6 +111,7 @@ func (c *Controller) execute(ctx context.Context, r *envRunner, d *ferry.Deploym
 	r.mu.Lock()
 	r.finishing = true
 	r.mu.Unlock()
+	r.finished(d.ID) // the next action may be decided; the loop moves d's tags before starting it
 	c.event(ctx, "deployment.succeeded", d.Actor, d, fmt.Sprintf("rolled out in %s", c.now().Sub(start).Round(time.Millisecond)))
 	c.afterSuccess(ctx, r, d)
 }

@@ -12,6 +12,9 @@ import (
 // and operations.
 type Releases interface {
 	Promote(ctx context.Context, env, ref, actor, reason string) (*ferry.Deployment, error)
+	// PromoteDowngrade is Promote that, with downgrade, may move back
+	// from what env runs (a reason is required and recorded).
+	PromoteDowngrade(ctx context.Context, env, ref, actor, reason string, downgrade bool) (*ferry.Deployment, error)
 	Rollback(ctx context.Context, env, to, actor, reason string) (*ferry.Deployment, error)
 	Lock(ctx context.Context, env, actor, reason string) (*ferry.Lock, error)
 	Unlock(ctx context.Context, env, actor, reason string) (*ferry.Lock, error)
@@ -97,6 +100,9 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request) {
 type PromoteRequest struct {
 	Ref    string `json:"ref,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// AllowDowngrade lets the promotion move back from what the
+	// environment runs; it needs a reason.
+	AllowDowngrade bool `json:"allowDowngrade,omitempty"`
 }
 
 // RollbackRequest is the body of POST /api/v1/envs/{env}/rollback; To is a
@@ -123,7 +129,7 @@ func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	d, err := s.Releases.Promote(r.Context(), r.PathValue("env"), req.Ref, actor(r), req.Reason)
+	d, err := s.Releases.PromoteDowngrade(r.Context(), r.PathValue("env"), req.Ref, actor(r), req.Reason, req.AllowDowngrade)
 	if err != nil {
 		s.error(w, r, err)
 		return

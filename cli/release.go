@@ -10,8 +10,8 @@ import (
 
 func newPromoteCmd() *cobra.Command {
 	var (
-		to, reason string
-		wait       bool
+		to, reason      string
+		wait, downgrade bool
 	)
 	cmd := &cobra.Command{
 		Use:   "promote [COMMIT|RC|ENV]",
@@ -19,8 +19,11 @@ func newPromoteCmd() *cobra.Command {
 		Long: `Release to a gated environment (--to, default prod) the digest its upstream
 environment runs, or the build of COMMIT, or an earlier release RC…. Every gate
 must pass: the commit is on master's history, its digest succeeded upstream and
-soaked there, the environment is not locked, the commit is not quarantined, and no
-rollout of the environment is in progress. ferry then fast-forwards the release
+soaked there, the environment is not locked, the commit is not quarantined, it is
+ahead of what the environment runs (a downgrade is ferry rollback, or
+--allow-downgrade with --reason), and an implicit promotion does not return to a
+release a rollback left. It waits its turn behind the environment's other actions
+(promote, rollback, scale, lock). ferry records it, then fast-forwards the release
 branch, tags the digest RCyyyyMMdd_HHmm (no rebuild, no upload), rolls out,
 verifies, and moves live, env/prod and the annotated git tag.`,
 		Example: `  ferry promote                      # what dev runs
@@ -31,6 +34,7 @@ verifies, and moves live, env/prod and the annotated git tag.`,
 	cmd.Flags().StringVar(&to, "to", "prod", "the environment to release to")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
 	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the rollout has finished")
+	cmd.Flags().BoolVar(&downgrade, "allow-downgrade", false, "allow moving back from what the environment runs (needs --reason; prefer ferry rollback)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ref := ""
 		if len(args) == 1 {
@@ -40,7 +44,7 @@ verifies, and moves live, env/prod and the annotated git tag.`,
 		if err != nil {
 			return err
 		}
-		d, err := c.Promote(cmd.Context(), to, ref, reason)
+		d, err := c.PromoteDowngrade(cmd.Context(), to, ref, reason, downgrade)
 		if err != nil {
 			return err
 		}

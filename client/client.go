@@ -258,8 +258,14 @@ func (c *Client) EnvLogs(ctx context.Context, env string, tail int, follow bool,
 // Promote asks env to take a release of ref (a commit, RC tag, or the
 // upstream's name; empty for what the upstream runs).
 func (c *Client) Promote(ctx context.Context, env, ref, reason string) (*ferry.Deployment, error) {
+	return c.PromoteDowngrade(ctx, env, ref, reason, false)
+}
+
+// PromoteDowngrade is Promote that, with downgrade, may move env back from
+// what it runs (promote --allow-downgrade; reason required).
+func (c *Client) PromoteDowngrade(ctx context.Context, env, ref, reason string, downgrade bool) (*ferry.Deployment, error) {
 	var out ferry.Deployment
-	err := c.do(ctx, http.MethodPost, "/api/v1/envs/"+url.PathEscape(env)+"/promote", api.PromoteRequest{Ref: ref, Reason: reason}, &out)
+	err := c.do(ctx, http.MethodPost, "/api/v1/envs/"+url.PathEscape(env)+"/promote", api.PromoteRequest{Ref: ref, Reason: reason, AllowDowngrade: downgrade}, &out)
 	return &out, err
 }
 

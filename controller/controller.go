@@ -20,10 +20,12 @@ type Ledger interface {
 	BuildByCommit(ctx context.Context, app, commit string) (*ferry.Build, error)
 	CreateDeployment(ctx context.Context, d *ferry.Deployment) error
 	UpdateDeployment(ctx context.Context, d *ferry.Deployment) error
+	Deployment(ctx context.Context, id int64) (*ferry.Deployment, error)
 	Deployments(ctx context.Context, f ledger.DeploymentFilter) ([]*ferry.Deployment, error)
 	Current(ctx context.Context, app, env string) (*ferry.Deployment, error)
 	TransitionDeployment(ctx context.Context, id int64, from, to ferry.DeploymentState, errMsg string, at time.Time) error
 	AddEvent(ctx context.Context, e *ferry.Event) error
+	Events(ctx context.Context, f ledger.EventFilter) ([]ferry.Event, error)
 }
 
 // Locks is the part of the ledger that holds locks and quarantines.
@@ -92,6 +94,8 @@ type Controller struct {
 	byName  map[string]*envRunner
 	changed *notify.Broadcast
 	wg      sync.WaitGroup
+	// runCtx is Start's context: it ends the controller's run.
+	runCtx context.Context
 
 	// verified holds the digests status --check has verified (unsigned).
 	verifiedMu sync.Mutex
@@ -106,9 +110,9 @@ type envRunner struct {
 	mainline string
 	wake     chan struct{}
 
-	// promoteMu serialises promotions and rollbacks: their gates and the
-	// move of the release branch are one step.
-	promoteMu sync.Mutex
+	// turn queues the environment's actions (queue.go): one at a time,
+	// each decided when it runs.
+	turn turn
 
 	// reqMu serialises requests, so that checking for an equal pending or
 	// active deployment and recording a new one are one step.
@@ -122,6 +126,9 @@ type envRunner struct {
 	finishing bool
 	progress  ferry.Progress
 	alert     string // a release head that was pushed but not deployed, and why
+	// done holds, per deployment handed to the loop, a channel closed once
+	// it has finished or was superseded.
+	done map[int64]chan struct{}
 }
 
 // New returns a controller; Start starts it. It refuses a Config that
@@ -158,7 +165,7 @@ func New(cfg Config) (*Controller, error) {
 		domain[i] = e.Environment
 	}
 	for _, e := range cfg.Envs {
-		r := &envRunner{env: e, mainline: ferry.Mainline(domain, e.Name), wake: make(chan struct{}, 1)}
+		r := &envRunner{env: e, mainline: ferry.Mainline(domain, e.Name), wake: make(chan struct{}, 1), turn: newTurn(), done: map[int64]chan struct{}{}}
 		c.envs = append(c.envs, r)
 		c.byName[e.Name] = r
 	}
@@ -174,7 +181,11 @@ func (c *Controller) Changed() <-chan struct{} { return c.changed.Wait() }
 // build, also one whose rollout a stop of ferry interrupted), and then runs requested deployments one at a time until ctx ends.
 // Start returns once recovery is done; Wait waits for the loops.
 func (c *Controller) Start(ctx context.Context) error {
+	c.runCtx = ctx
 	if err := c.recoverInterrupted(ctx); err != nil {
+		return err
+	}
+	if err := c.reconcile(ctx); err != nil {
 		return err
 	}
 	for _, r := range c.envs {
@@ -272,19 +283,38 @@ func (c *Controller) request(ctx context.Context, r *envRunner, d *ferry.Deploym
 			return dup, nil
 		}
 	}
+	if err := c.intend(ctx, r, d); err != nil {
+		return nil, err
+	}
+	c.hand(ctx, r, d)
+	return d, nil
+}
+
+// intend records d as pending, with its actor and reason, before anything
+// moves for it: a crash from here on leaves it in the ledger under its
+// own name, for the next start to close.
+func (c *Controller) intend(ctx context.Context, r *envRunner, d *ferry.Deployment) error {
 	d.State, d.CreatedAt = ferry.DeploymentPending, c.now()
 	if d.Replicas == 0 {
 		d.Replicas = c.replicas(ctx, r)
 	}
 	if err := c.ledger.CreateDeployment(ctx, d); err != nil {
-		return nil, fmt.Errorf("record deployment to %s: %w", r.env.Name, err)
+		return fmt.Errorf("record deployment to %s: %w", r.env.Name, err)
 	}
 	c.event(ctx, "deployment.queued", d.Actor, d, d.Reason)
+	return nil
+}
+
+// hand gives the recorded deployment d to r's loop, superseding a pending
+// one not yet started.
+func (c *Controller) hand(ctx context.Context, r *envRunner, d *ferry.Deployment) {
 	r.mu.Lock()
 	old := r.pending
 	r.pending = d
+	r.done[d.ID] = make(chan struct{})
 	r.mu.Unlock()
 	if old != nil {
+		r.finished(old.ID)
 		msg := fmt.Sprintf("superseded by deployment %d of %s", d.ID, ferry.ShortSHA(d.Commit))
 		if err := c.ledger.TransitionDeployment(ctx, old.ID, ferry.DeploymentPending, ferry.DeploymentSuperseded, msg, c.now()); err == nil {
 			c.event(ctx, "deployment.superseded", "ferry", old, msg)
@@ -295,7 +325,6 @@ func (c *Controller) request(ctx context.Context, r *envRunner, d *ferry.Deploym
 	default:
 	}
 	c.changed.Notify()
-	return d, nil
 }
 
 // replicas is the environment's current replica count.
@@ -307,6 +336,7 @@ func (c *Controller) replicas(ctx context.Context, r *envRunner) int {
 }
 
 // Scale changes an environment's replica count, recorded as a deployment.
+// It takes its turn among the environment's actions (queue.go).
 func (c *Controller) Scale(ctx context.Context, env string, replicas int, actor, reason string) (*ferry.Deployment, error) {
 	r, err := c.env(env)
 	if err != nil {
@@ -315,6 +345,11 @@ func (c *Controller) Scale(ctx context.Context, env string, replicas int, actor,
 	if replicas < 1 || replicas > 64 {
 		return nil, ferry.Errorf(ferry.EINVALID, "replicas must be between 1 and 64, not %d", replicas)
 	}
+	return c.inTurn(ctx, r, func() (*ferry.Deployment, error) { return c.scale(ctx, r, replicas, actor, reason) })
+}
+
+func (c *Controller) scale(ctx context.Context, r *envRunner, replicas int, actor, reason string) (*ferry.Deployment, error) {
+	env := r.env.Name
 	cur, err := c.ledger.Current(ctx, c.cfg.App, env)
 	if err != nil {
 		if ferry.ErrorCode(err) == ferry.ENOTFOUND {

@@ -40,32 +40,6 @@ func TestConvergenceDecide(t *testing.T) {
 	}
 }
 
-// restart stops f's controller as a crash would and starts a new one on
-// the same ledger, repository and runtimes.
-func (f *relFixture) restart() {
-	f.t.Helper()
-	f.cancel()
-	<-f.done
-	envs := []Env{
-		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
-		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}}, Runtime: f.prod},
-	}
-	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
-		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: func() time.Time { return f.now }})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.ctrl = ctrl
-	ctx, cancel := context.WithCancel(context.Background())
-	f.cancel, f.done = cancel, make(chan struct{})
-	if err := f.ctrl.Start(ctx); err != nil {
-		f.t.Fatal(err)
-	}
-	done := f.done
-	go func() { defer close(done); f.ctrl.Wait() }()
-	f.t.Cleanup(func() { cancel(); <-done })
-}
-
 // applied is what dev's runtime was asked to run, in order.
 func (f *relFixture) applied() []string {
 	f.dev.mu.Lock()

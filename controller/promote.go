@@ -29,10 +29,19 @@ func errTooShort(ref string) error {
 // Promote rolls env forward to what its upstream runs (ref "" or the
 // upstream's name), or to a given commit (full or at least 7 hex) or
 // release tag, after every gate passed (release.Gates, on the facts
-// promotionFacts gathers). It moves the release branch (fast forward
-// only), tags the digest with a new release tag (no rebuild, no upload)
-// and queues the rollout. Refusals are *ferry.Error with the reason.
+// promotionFacts gathers when the action's turn comes). The deployment is
+// recorded (actor, reason, release tag) before anything moves; then the
+// release branch moves (with a lease) and the digest gets the new release
+// tag (no rebuild, no upload), and the rollout is queued. Refusals are
+// *ferry.Error with the reason.
 func (c *Controller) Promote(ctx context.Context, env, ref, actor, reason string) (*ferry.Deployment, error) {
+	return c.PromoteDowngrade(ctx, env, ref, actor, reason, false)
+}
+
+// PromoteDowngrade is Promote that, when downgrade is set, may also move
+// env back along the mainline from what it runs; such a downgrade needs a
+// reason, recorded with it.
+func (c *Controller) PromoteDowngrade(ctx context.Context, env, ref, actor, reason string, downgrade bool) (*ferry.Deployment, error) {
 	r, err := c.env(env)
 	if err != nil {
 		return nil, err
@@ -40,8 +49,14 @@ func (c *Controller) Promote(ctx context.Context, env, ref, actor, reason string
 	if err := release.TakesPromotions(r.env.Environment); err != nil {
 		return nil, err
 	}
-	r.promoteMu.Lock()
-	defer r.promoteMu.Unlock()
+	if downgrade && strings.TrimSpace(reason) == "" {
+		return nil, ferry.Errorf(ferry.EINVALID, "a downgrade needs a reason (--reason)")
+	}
+	return c.inTurn(ctx, r, func() (*ferry.Deployment, error) { return c.promote(ctx, r, ref, actor, reason, downgrade) })
+}
+
+// promote is Promote in r's turn.
+func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reason string, downgrade bool) (*ferry.Deployment, error) {
 	if err := c.git.Fetch(ctx); err != nil {
 		return nil, errFetch(err)
 	}
@@ -49,31 +64,39 @@ func (c *Controller) Promote(ctx context.Context, env, ref, actor, reason string
 	if err != nil {
 		return nil, c.refuse(ctx, r, "promote", ref, actor, err)
 	}
-	facts, err := c.promotionFacts(ctx, r, cand)
+	facts, err := c.promotionFacts(ctx, r, cand, ref)
+	facts.AllowDowngrade = downgrade
 	if err == nil {
 		err = release.Gates(facts)
 	}
 	if err != nil {
 		return nil, c.refuse(ctx, r, "promote", cand.commit, actor, err)
 	}
-	if err := c.moveBranch(ctx, r, cand.commit, facts.Head); err != nil {
-		return nil, c.refuse(ctx, r, "promote", cand.commit, actor, err)
-	}
 	tag, err := c.newReleaseTag(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.tags.Tag(ctx, cand.digest, tag); err != nil {
-		return nil, fmt.Errorf("tag %s as %s: %w", ferry.ShortSHA(cand.commit), tag, err)
-	}
 	d := &ferry.Deployment{
-		App: c.cfg.App, Env: env, Kind: ferry.DeployPromote, BuildID: cand.buildID,
+		App: c.cfg.App, Env: r.env.Name, Kind: ferry.DeployPromote, BuildID: cand.buildID,
 		Commit: cand.commit, Digest: cand.digest, Release: tag, Actor: actor, Reason: reason,
 	}
 	if d.Reason == "" {
 		d.Reason = fmt.Sprintf("promote %s from %s as %s", ferry.ShortSHA(cand.commit), r.env.From, tag)
 	}
-	return c.request(ctx, r, d)
+	if facts.Running != "" && facts.Running != cand.commit && !facts.Ahead {
+		d.Reason = "downgrade: " + d.Reason
+	}
+	if err := c.intend(ctx, r, d); err != nil {
+		return nil, err
+	}
+	if err := c.moveBranch(ctx, r, cand.commit, facts.Head); err != nil {
+		return nil, c.abandon(ctx, r, d, c.refuse(ctx, r, "promote", cand.commit, actor, err))
+	}
+	if err := c.tags.Tag(ctx, cand.digest, tag); err != nil {
+		return nil, c.abandon(ctx, r, d, fmt.Errorf("tag %s as %s: %w", ferry.ShortSHA(cand.commit), tag, err))
+	}
+	c.handOver(ctx, r, d)
+	return d, nil
 }
 
 // resolve finds the commit and digest a promotion names.
@@ -162,14 +185,19 @@ func (c *Controller) noSucceededBuild(ctx context.Context, ref string) error {
 	return ferry.Errorf(ferry.ENOTFOUND, "commit %s has no succeeded build: it never ran in dev", ref)
 }
 
-// promotionFacts gathers what the promotion gates decide on: the lock,
-// a rollout in progress, a quarantine, the candidate's place on the
-// mainline, its digest's deployments upstream, and where the release
-// branch points.
-func (c *Controller) promotionFacts(ctx context.Context, r *envRunner, cand candidate) (release.PromotionFacts, error) {
-	f, err := c.ledgerPromotionFacts(ctx, r, cand)
+// promotionFacts gathers what the promotion gates decide on: the ledger's
+// facts (ledgerPromotionFacts), whether the candidate is ahead of what
+// the environment runs, its place on the mainline, and where the release
+// branch points (the lease its move is made with).
+func (c *Controller) promotionFacts(ctx context.Context, r *envRunner, cand candidate, ref string) (release.PromotionFacts, error) {
+	f, err := c.ledgerPromotionFacts(ctx, r, cand, ref)
 	if err != nil {
 		return f, err
+	}
+	if f.Running != "" && f.Running != cand.commit {
+		if f.Ahead, err = c.git.IsAncestor(ctx, f.Running, cand.commit); err != nil {
+			return f, err
+		}
 	}
 	main, err := c.git.Head(ctx, r.mainline)
 	if err != nil {
@@ -181,21 +209,33 @@ func (c *Controller) promotionFacts(ctx context.Context, r *envRunner, cand cand
 	if f.Head, err = c.branchHead(ctx, r); err != nil {
 		return f, err
 	}
-	if f.Head != "" && f.Head != release.Zero && f.Head != cand.commit {
-		if f.Forward, err = c.git.IsAncestor(ctx, f.Head, cand.commit); err != nil {
-			return f, err
-		}
-	}
 	return f, nil
 }
 
 // ledgerPromotionFacts gathers the promotion facts the ledger and the
-// controller hold: the lock, a rollout in progress, a quarantine and the
-// candidate digest's deployments upstream. Where the candidate stands in
-// git is the caller's to add.
-func (c *Controller) ledgerPromotionFacts(ctx context.Context, r *envRunner, cand candidate) (release.PromotionFacts, error) {
+// controller hold: what the environment runs, a release a rollback left
+// (for an implicit promotion: ref empty or the upstream), the lock, a
+// rollout in progress, a quarantine and the candidate digest's
+// deployments upstream. Where the candidate stands in git is the caller's
+// to add.
+func (c *Controller) ledgerPromotionFacts(ctx context.Context, r *envRunner, cand candidate, ref string) (release.PromotionFacts, error) {
 	f := release.PromotionFacts{Env: r.env.Environment, Mainline: r.mainline, Commit: cand.commit, Rollout: r.rollout(), Now: c.now()}
-	var err error
+	cur, err := absent(c.ledger.Current(ctx, c.cfg.App, r.env.Name))
+	if err != nil {
+		return f, err
+	}
+	if cur != nil {
+		f.Running = cur.Commit
+	}
+	if ref == "" || ref == r.env.From { // implicit: a release a rollback left is not taken again
+		known, err := c.knownReleases(ctx, r)
+		if err != nil {
+			return f, err
+		}
+		if k, ok := release.ReleaseOf(known, cand.commit); ok && k.RolledBackFrom {
+			f.Left = k.Release
+		}
+	}
 	if f.Lock, err = absent(c.locks.LockOf(ctx, c.cfg.App, r.env.Name)); err != nil {
 		return f, err
 	}

@@ -25,18 +25,32 @@ func (c *Controller) ReleaseHead(ctx context.Context, branch, sha string) {
 	}
 }
 
+// releaseHead takes its turn among r's actions: by then the head may have
+// moved again (a promotion or rollback, or a reset after one failed), and
+// a head that is no longer the branch's is left to the newer one's call.
+// A refused head is not deployed, now or later: the branch is reset, with
+// a lease, to what r runs.
 func (c *Controller) releaseHead(ctx context.Context, r *envRunner, sha string) {
-	r.mu.Lock()
-	busy := (r.pending != nil && r.pending.Commit == sha) || (r.active != nil && r.active.Commit == sha)
-	r.mu.Unlock()
-	if busy {
-		return // ferry moved the branch itself, for the rollout under way
+	_, err := c.inTurn(ctx, r, func() (*ferry.Deployment, error) { return c.pushed(ctx, r, sha) })
+	if err != nil {
+		c.setAlert(r, fmt.Sprintf("%s pushed to %s, not deployed: %s", ferry.ShortSHA(sha), r.env.Branch, ferry.ErrorMessage(err)))
+	}
+}
+
+// pushed handles sha, r's branch head, in r's turn.
+func (c *Controller) pushed(ctx context.Context, r *envRunner, sha string) (*ferry.Deployment, error) {
+	if err := c.git.Fetch(ctx); err != nil {
+		return nil, errFetch(err)
+	}
+	if head, err := c.branchHead(ctx, r); err != nil || head != sha {
+		return nil, err // moved on since: the poller reports the newer head
 	}
 	m, v, err := c.classifyHead(ctx, r, sha)
 	if err != nil {
 		c.log.Error("release head", "env", r.env.Name, "err", err)
-		return
+		return nil, nil
 	}
+	var d *ferry.Deployment
 	switch {
 	case !v.Allowed:
 		msg := fmt.Sprintf("%s was pushed to %s but is not deployed: %s", ferry.ShortSHA(sha), r.env.Branch, v.Reason)
@@ -45,18 +59,23 @@ func (c *Controller) releaseHead(ctx context.Context, r *envRunner, sha string) 
 				ferry.ShortSHA(sha), r.env.Branch, r.env.Name, ferry.ShortSHA(m.Old))
 		}
 		c.illegal(ctx, r, sha, msg)
-		return
+		c.resetBranch(ctx, r, "ferry")
+		return nil, nil
 	case v.Kind == release.Unchanged:
 	case v.Release != "": // back (or over) to a known release
-		_, err = c.Rollback(ctx, r.env.Name, v.Release, "git push", "release moved back to "+v.Release+" by a push")
+		d, err = c.rollback(ctx, r, v.Release, "git push", "release moved back to "+v.Release+" by a push")
 	default: // forward along the mainline
-		_, err = c.Promote(ctx, r.env.Name, sha, "git push", fmt.Sprintf("%s pushed to %s", ferry.ShortSHA(sha), r.env.Branch))
+		d, err = c.promote(ctx, r, sha, "git push", fmt.Sprintf("%s pushed to %s", ferry.ShortSHA(sha), r.env.Branch), false)
 	}
 	if err != nil {
-		c.setAlert(r, fmt.Sprintf("%s pushed to %s, not deployed: %s", ferry.ShortSHA(sha), r.env.Branch, ferry.ErrorMessage(err)))
-		return
+		switch ferry.ErrorCode(err) {
+		case ferry.ECONFLICT, ferry.EINVALID, ferry.ENOTFOUND: // refused, not unavailable
+			c.resetBranch(ctx, r, "ferry")
+		}
+		return nil, err
 	}
 	c.setAlert(r, "")
+	return d, nil
 }
 
 // classifyHead gathers the facts of the move from what r runs to sha

@@ -79,11 +79,21 @@ func (c *Controller) pushGates(ctx context.Context, r *envRunner, m release.Move
 	if err != nil {
 		return nil, err
 	}
-	f, err := c.ledgerPromotionFacts(ctx, r, candidate{commit: b.Commit, digest: b.Digest, buildID: b.ID})
+	// The push names its commit: a release a rollback left may be taken.
+	f, err := c.ledgerPromotionFacts(ctx, r, candidate{commit: b.Commit, digest: b.Digest, buildID: b.ID}, b.Commit)
 	if err != nil {
 		return nil, err
 	}
 	f.OnMainline = mf.OnMainline && mf.HasMainline
-	f.Head, f.Forward = m.Old, mf.FastForward
+	f.Head = m.Old
+	// Forward from what runs: the branch's move is that when it starts
+	// where the environment runs (reconcile keeps it there); otherwise
+	// ferry's copy answers, if it already holds the pushed commit.
+	f.Ahead = mf.FastForward
+	if f.Running != "" && f.Running != m.Old {
+		if ahead, err := c.git.IsAncestor(ctx, f.Running, m.New); err == nil {
+			f.Ahead = ahead
+		}
+	}
 	return release.Gates(f), nil
 }

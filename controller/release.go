@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -47,6 +48,67 @@ func (c *Controller) moveBranch(ctx context.Context, r *envRunner, commit, head 
 		return fmt.Errorf("move %s to %s: %w", r.env.Branch, ferry.ShortSHA(commit), err)
 	}
 	return nil
+}
+
+// handOver gives the recorded deployment d to r's loop, as request does.
+func (c *Controller) handOver(ctx context.Context, r *envRunner, d *ferry.Deployment) {
+	r.reqMu.Lock()
+	defer r.reqMu.Unlock()
+	c.hand(ctx, r, d)
+}
+
+// abandon closes a recorded deployment whose refs or tags could not be
+// moved: it never started, and says why. It returns cause.
+func (c *Controller) abandon(ctx context.Context, r *envRunner, d *ferry.Deployment, cause error) error {
+	c.fail(ctx, d, ferry.DeploymentPending, fmt.Errorf("not started: %s", ferry.ErrorMessage(cause)))
+	c.resetBranch(ctx, r, "ferry")
+	return cause
+}
+
+// settle runs once deployment id of r has finished, before the next
+// action's turn: a promotion or rollback that did not succeed leaves the
+// release branch where the environment really runs, so the failed
+// release is never deployed later by itself.
+func (c *Controller) settle(ctx context.Context, r *envRunner, id int64) {
+	if !r.env.Gated() {
+		return
+	}
+	d, err := c.ledger.Deployment(ctx, id)
+	if err != nil {
+		c.log.Error("settle deployment", "id", id, "err", err)
+		return
+	}
+	if d.State != ferry.DeploymentSucceeded && (d.Kind == ferry.DeployPromote || d.Kind == ferry.DeployRollback) {
+		c.resetBranch(ctx, r, d.Actor)
+	}
+}
+
+// resetBranch points r's release branch back at what r runs (the
+// ledger), with a lease on where it points now, and records the repair.
+// A branch already there, or an environment that runs nothing, is left.
+func (c *Controller) resetBranch(ctx context.Context, r *envRunner, actor string) {
+	if !r.env.Gated() {
+		return
+	}
+	cur, err := absent(c.ledger.Current(ctx, c.cfg.App, r.env.Name))
+	if err != nil || cur == nil {
+		return
+	}
+	head, err := c.branchHead(ctx, r)
+	if err != nil {
+		c.log.Error("reset release branch", "env", r.env.Name, "err", err)
+		return
+	}
+	if head == cur.Commit {
+		return
+	}
+	if err := c.moveBranch(ctx, r, cur.Commit, head); err != nil {
+		c.log.Error("reset release branch", "env", r.env.Name, "err", err)
+		return
+	}
+	c.record(ctx, ferry.Event{Actor: actor, Kind: "release.reset", Env: r.env.Name, Commit: cur.Commit,
+		Message: fmt.Sprintf("%s reset from %s to %s, what %s runs (%s)", r.env.Branch, dashIf(head), ferry.ShortSHA(cur.Commit), r.env.Name, cmp.Or(cur.Release, "no release")),
+		Reason:  "a release that failed or was refused is never deployed later by itself"})
 }
 
 // refuse records a refused action and returns its error.

@@ -37,7 +37,7 @@ type relFixture struct {
 
 func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
 	t.Helper()
-	f := &relFixture{t: t, dev: newFakeTarget(), prod: newFakeTarget(), tags: &fakeTags{tags: map[string]string{}},
+	f := &relFixture{t: t, dev: newFakeTarget(), prod: newFakeTarget(), tags: &fakeTags{tags: map[string]string{}}, verify: newFakeVerifier(),
 		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC), soak: soak}
 	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
 	if err != nil {
@@ -50,27 +50,45 @@ func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
 	f.work = filepath.Join(t.TempDir(), "work")
 	f.git("", "clone", "-q", f.origin, f.work)
 	f.git(f.work, "checkout", "-q", "-b", "master")
-	repo := source.Open(f.origin, filepath.Join(t.TempDir(), "cache"), nil)
-	f.repo = repo
+	f.repo = source.Open(f.origin, filepath.Join(t.TempDir(), "cache"), nil)
+	f.start()
+	t.Cleanup(func() { f.cancel(); <-f.done })
+	return f
+}
+
+// start starts a controller on the fixture's ledger, repository and
+// targets, as ferry does at every start.
+func (f *relFixture) start() {
+	f.t.Helper()
 	envs := []Env{
 		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
-		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: soak, Replicas: 2, Tags: []string{"live"}}, Runtime: f.prod},
+		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}}, Runtime: f.prod},
 	}
-	f.verify = newFakeVerifier()
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
-		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: repo, Verifier: f.verify, Now: func() time.Time { return f.now }})
+		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: func() time.Time { return f.now }})
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	f.ctrl = ctrl
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel, f.done = cancel, make(chan struct{})
 	if err := f.ctrl.Start(ctx); err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
-	go func() { defer close(f.done); f.ctrl.Wait() }()
-	t.Cleanup(func() { cancel(); <-f.done })
-	return f
+	done := f.done
+	go func() { defer close(done); ctrl.Wait() }()
+}
+
+// restart stops the controller and starts a new one, then hands it the
+// release branch's head as the poller does after its first fetch.
+func (f *relFixture) restart() {
+	f.t.Helper()
+	f.cancel()
+	<-f.done
+	f.start()
+	if head := f.originRef("refs/heads/release"); head != "" {
+		f.releaseHead(head)
+	}
 }
 
 func (f *relFixture) git(dir string, args ...string) string {
@@ -87,15 +105,14 @@ func (f *relFixture) git(dir string, args ...string) string {
 }
 
 // commit makes a commit on the current branch of the work clone, pushes it,
-// fetches it and records a succeeded build of it.
+// fetches it into ferry's cache and records a succeeded build of it.
 func (f *relFixture) commit(branch, subject string) *ferry.Build {
 	f.t.Helper()
 	f.n++
 	f.git(f.work, "commit", "-q", "--allow-empty", "-m", subject)
 	sha := f.git(f.work, "rev-parse", "HEAD")
 	f.git(f.work, "push", "-q", "origin", "HEAD:refs/heads/"+branch)
-	// ferry builds only what it fetched: the cache holds every built head.
-	if err := f.repo.Fetch(context.Background()); err != nil {
+	if err := f.repo.Fetch(context.Background()); err != nil { // as the poller does before a build
 		f.t.Fatal(err)
 	}
 	b := &ferry.Build{App: "app", Commit: sha, Branch: branch, State: ferry.BuildSucceeded,
@@ -253,7 +270,10 @@ func TestPromotionMistakesAreRefused(t *testing.T) {
 	}
 }
 
-func TestPromoteDuringRolloutIsRefused(t *testing.T) {
+// TestPromoteDuringRolloutWaitsItsTurn: a promotion asked for during a
+// rollout waits for it, then is decided on its result: prod already runs
+// what dev runs, so there is nothing to promote.
+func TestPromoteDuringRolloutWaitsItsTurn(t *testing.T) {
 	f := newRelFixture(t, 0)
 	a := f.commit("master", "a")
 	f.inDev(a)
@@ -263,13 +283,19 @@ func TestPromoteDuringRolloutIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-f.prod.entered
-	_, err = f.ctrl.Promote(context.Background(), "prod", "", "bob", "")
-	if ferry.ErrorCode(err) != ferry.ECONFLICT || !strings.Contains(ferry.ErrorMessage(err), "in progress") {
-		t.Errorf("second promotion = %v, want refused: a rollout is in progress", err)
+	second := make(chan error, 1)
+	go func() { _, err := f.ctrl.Promote(context.Background(), "prod", "", "bob", ""); second <- err }()
+	select {
+	case err := <-second:
+		t.Fatalf("second promotion during the rollout = %v, want it to wait its turn", err)
+	case <-time.After(100 * time.Millisecond):
 	}
 	close(f.prod.gate)
 	if d := f.wait(first.ID); d.State != ferry.DeploymentSucceeded {
 		t.Errorf("first promotion = %s", d.State)
+	}
+	if err := <-second; ferry.ErrorCode(err) != ferry.ECONFLICT || !strings.Contains(ferry.ErrorMessage(err), "already runs") {
+		t.Errorf("second promotion after the first = %v, want refused: prod already runs it", err)
 	}
 }
 
@@ -511,18 +537,19 @@ func TestTwoPromotionsAtOnce(t *testing.T) {
 			errs <- err
 		}()
 	}
+	<-f.prod.entered
+	close(f.prod.gate)
 	var won, refused int
 	for range 2 {
 		switch err := <-errs; {
 		case err == nil:
 			won++
-		case ferry.ErrorCode(err) == ferry.ECONFLICT && strings.Contains(ferry.ErrorMessage(err), "in progress"):
+		case ferry.ErrorCode(err) == ferry.ECONFLICT && strings.Contains(ferry.ErrorMessage(err), "already runs"):
 			refused++
 		default:
 			t.Errorf("Promote = %v", err)
 		}
 	}
-	close(f.prod.gate)
 	if won != 1 || refused != 1 {
 		t.Fatalf("two promotions at once: %d accepted, %d refused; want exactly one of each", won, refused)
 	}

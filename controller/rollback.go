@@ -8,9 +8,11 @@ import (
 )
 
 // Rollback returns env to an earlier release at once (no build): the one
-// named, or the previous known release (release.RollbackTarget), unless
-// it is quarantined (release.RollbackGates). The release branch is reset
-// to that release's commit with a lease, so nothing redeploys the bad head.
+// named, or the walk back along the release history from what env runs
+// when the action's turn comes (release.RollbackTarget), unless it is
+// quarantined (release.RollbackGates). The rollback is recorded before
+// the release branch is reset to that release's commit with a lease, so
+// nothing redeploys the bad head.
 func (c *Controller) Rollback(ctx context.Context, env, to, actor, reason string) (*ferry.Deployment, error) {
 	r, err := c.env(env)
 	if err != nil {
@@ -19,8 +21,11 @@ func (c *Controller) Rollback(ctx context.Context, env, to, actor, reason string
 	if err := release.TakesRollbacks(r.env.Environment); err != nil {
 		return nil, err
 	}
-	r.promoteMu.Lock()
-	defer r.promoteMu.Unlock()
+	return c.inTurn(ctx, r, func() (*ferry.Deployment, error) { return c.rollback(ctx, r, to, actor, reason) })
+}
+
+// rollback is Rollback in r's turn.
+func (c *Controller) rollback(ctx context.Context, r *envRunner, to, actor, reason string) (*ferry.Deployment, error) {
 	if err := c.git.Fetch(ctx); err != nil {
 		return nil, errFetch(err)
 	}
@@ -36,20 +41,24 @@ func (c *Controller) Rollback(ctx context.Context, env, to, actor, reason string
 		return nil, c.refuse(ctx, r, "rollback", target.Commit, actor, err)
 	}
 	head, err := c.branchHead(ctx, r)
-	if err == nil {
-		err = c.moveBranch(ctx, r, target.Commit, head)
-	}
 	if err != nil {
 		return nil, c.refuse(ctx, r, "rollback", target.Commit, actor, err)
 	}
 	d := &ferry.Deployment{
-		App: c.cfg.App, Env: env, Kind: ferry.DeployRollback, BuildID: target.BuildID,
+		App: c.cfg.App, Env: r.env.Name, Kind: ferry.DeployRollback, BuildID: target.BuildID,
 		Commit: target.Commit, Digest: target.Digest, Release: target.Release, Actor: actor, Reason: reason,
 	}
 	if d.Reason == "" {
 		d.Reason = "rollback to " + target.Release
 	}
-	return c.request(ctx, r, d)
+	if err := c.intend(ctx, r, d); err != nil {
+		return nil, err
+	}
+	if err := c.moveBranch(ctx, r, target.Commit, head); err != nil {
+		return nil, c.abandon(ctx, r, d, c.refuse(ctx, r, "rollback", target.Commit, actor, err))
+	}
+	c.handOver(ctx, r, d)
+	return d, nil
 }
 
 // rollbackTarget reads r's known releases and what it runs, and picks the

@@ -33,6 +33,9 @@ func (c *Controller) loop(ctx context.Context, r *envRunner) {
 		r.mu.Lock()
 		r.active, r.finishing = nil, false
 		r.mu.Unlock()
+		if ctx.Err() == nil {
+			r.finished(d.ID)
+		}
 		c.changed.Notify()
 		c.converge(ctx, r)
 	}
@@ -115,6 +118,7 @@ func (c *Controller) execute(ctx context.Context, r *envRunner, d *ferry.Deploym
 	r.mu.Lock()
 	r.finishing = true
 	r.mu.Unlock()
+	r.finished(d.ID) // the next action may be decided; the loop moves d's tags before starting it
 	c.event(ctx, "deployment.succeeded", d.Actor, d, fmt.Sprintf("rolled out in %s", c.now().Sub(start).Round(time.Millisecond)))
 	c.afterSuccess(ctx, r, d)
 }

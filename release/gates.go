@@ -45,20 +45,34 @@ type PromotionFacts struct {
 	// Upstream are the deployments of the candidate's digest in Env.From,
 	// newest first, whatever their state.
 	Upstream []*ferry.Deployment
-	// Head is where Env.Branch points (Zero or empty: it does not exist);
-	// Forward says whether Head is an ancestor of Commit.
-	Head    string
-	Forward bool
+	// Running is the commit Env runs (the ledger; empty: nothing), and
+	// Ahead says whether Running is an ancestor of Commit. A promotion
+	// moves forward from what runs, whatever the branch says.
+	Running string
+	Ahead   bool
+	// AllowDowngrade lets a promotion go back from Running (promote
+	// --allow-downgrade, with a reason).
+	AllowDowngrade bool
+	// Left names the release of Commit that a rollback left, for a
+	// promotion that did not name the commit: it is taken again only
+	// when named.
+	Left string
+	// Head is where Env.Branch points (Zero or empty: it does not exist):
+	// the branch moves with a lease on it.
+	Head string
 	// Now is the time the soak is measured at.
 	Now time.Time
 }
 
 // Gates applies every rule a promotion must pass (DESIGN §6), in order:
-// the environment takes promotions, is not locked and runs no rollout; the
+// the environment takes promotions, is not locked and runs no rollout; it
+// does not run the candidate already, which is not a release a rollback
+// left unless named, and is ahead of what runs (or a downgrade is allowed); the
 // commit is not quarantined and is on the mainline's history; its digest
 // succeeded upstream and has run there for the soak time; and the release
 // branch moves only forward to it. The first rule broken is the refusal,
 // a *ferry.Error saying why; nil means the promotion may go ahead.
+// "Forward" is judged from what the environment runs, not the branch.
 func Gates(f PromotionFacts) error {
 	if err := TakesPromotions(f.Env); err != nil {
 		return err
@@ -69,6 +83,16 @@ func Gates(f PromotionFacts) error {
 	}
 	if d := f.Rollout; d != nil {
 		return ferry.Errorf(ferry.ECONFLICT, "a rollout of %s is in progress (deployment %d, %s %s); wait for it to end", name, d.ID, d.Kind, short(d.Commit))
+	}
+	if f.Running == f.Commit {
+		return ferry.Errorf(ferry.ECONFLICT, "%s already runs %s: nothing to promote", name, c)
+	}
+	if f.Left != "" {
+		return ferry.Errorf(ferry.ECONFLICT, "%s is %s, which a rollback left: name it to run it again (ferry promote --to %s %s)", c, f.Left, name, f.Left)
+	}
+	if f.Running != "" && !f.Ahead && !f.AllowDowngrade {
+		return ferry.Errorf(ferry.ECONFLICT, "%s is not ahead of %s, which %s runs: a promotion only moves forward; to go back use ferry rollback %s (or promote --allow-downgrade --reason …)",
+			c, short(f.Running), name, name)
 	}
 	if q := f.Quarantine; q != nil {
 		return ferry.Errorf(ferry.ECONFLICT, "%s is quarantined by %s: %s", c, q.Actor, q.Reason)
@@ -104,17 +128,13 @@ func Gates(f PromotionFacts) error {
 				c, up, ranFor.Round(time.Second), name, soak, first.FinishedAt.Add(soak).UTC().Format(time.DateTime))
 		}
 	}
-	if branch, head := f.Env.Branch, f.Head; branch != "" && head != "" && head != Zero && head != f.Commit && !f.Forward {
-		return ferry.Errorf(ferry.ECONFLICT, "%s (%s) is not an ancestor of %s: a promotion only moves %s forward; to go back use ferry rollback %s",
-			branch, short(head), c, branch, name)
-	}
 	return nil
 }
 
 // RollbackTarget picks the release a rollback of env returns to among its
-// known releases (newest first): the one named to, or else the newest
-// that is neither what current runs nor its digest. current is env's
-// current deployment, nil when it runs nothing.
+// known releases (KnownReleases): the one named to, or else the walk back
+// along the release history (WalkBack) from what current runs. current is
+// env's current deployment, nil when it runs nothing.
 func RollbackTarget(env ferry.Environment, known []Known, current *ferry.Deployment, to string) (Known, error) {
 	if err := TakesRollbacks(env); err != nil {
 		return Known{}, err
@@ -130,16 +150,14 @@ func RollbackTarget(env ferry.Environment, known []Known, current *ferry.Deploym
 	if current == nil {
 		return Known{}, ferry.Errorf(ferry.ECONFLICT, "%s runs nothing yet: nothing to roll back", env.Name)
 	}
-	for _, k := range known {
-		if k.Release != current.Release && k.Digest != current.Digest {
-			return k, nil
-		}
+	if k, ok := WalkBack(known, current.Release, current.Digest); ok {
+		return k, nil
 	}
 	runs := current.Release
 	if runs == "" {
 		runs = "what it runs"
 	}
-	return Known{}, ferry.Errorf(ferry.ECONFLICT, "%s has no earlier release than %s to roll back to", env.Name, runs)
+	return Known{}, ferry.Errorf(ferry.ECONFLICT, "%s has no earlier release than %s to roll back to (a rollback never goes forward; name one with --to)", env.Name, runs)
 }
 
 // RollbackFacts is what the rollback gates decide on.

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -194,8 +195,8 @@ func TestKnownReleases(t *testing.T) {
 	}
 	got := KnownReleases(prod, ds)
 	want := []Known{
-		{Release: "RC2", Commit: sha("b"), Digest: "sha256:bbbbbbbb", BuildID: 70, DeploymentID: 7, FinishedAt: at.Add(7 * time.Minute)},
-		{Release: "RC1", Commit: sha("a"), Digest: "sha256:aaaaaaaa", BuildID: 10, DeploymentID: 1, FinishedAt: at.Add(time.Minute)},
+		{Release: "RC2", Commit: sha("b"), Digest: "sha256:bbbbbbbb", BuildID: 70, DeploymentID: 7, FinishedAt: at.Add(7 * time.Minute), Since: 5},
+		{Release: "RC1", Commit: sha("a"), Digest: "sha256:aaaaaaaa", BuildID: 10, DeploymentID: 1, FinishedAt: at.Add(time.Minute), Since: 1},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("KnownReleases(prod) = %+v, want %+v", got, want)
@@ -224,7 +225,7 @@ func TestGates(t *testing.T) {
 		return PromotionFacts{
 			Env: prod, Mainline: "master", Commit: cand, OnMainline: true,
 			Upstream: []*ferry.Deployment{{ID: 3, State: ferry.DeploymentSucceeded, FinishedAt: now.Add(-time.Hour)}},
-			Head:     sha("b"), Forward: true, Now: now,
+			Head:     sha("b"), Running: sha("b"), Ahead: true, Now: now,
 		}
 	}
 	for _, tc := range []struct {
@@ -274,11 +275,17 @@ func TestGates(t *testing.T) {
 			}
 		}, "", ""},
 		{"no soak", func(f *PromotionFacts) { f.Env.Soak = 0; f.Upstream[0].FinishedAt = now }, "", ""},
-		{"release would move back", func(f *PromotionFacts) { f.Forward = false },
-			ferry.ECONFLICT, "release (bbbbbbbbbbbb) is not an ancestor of cccccccccccc: a promotion only moves release forward; to go back use ferry rollback prod"},
-		{"release does not exist yet", func(f *PromotionFacts) { f.Head, f.Forward = Zero, false }, "", ""},
-		{"release already there", func(f *PromotionFacts) { f.Head, f.Forward = cand, false }, "", ""},
-		{"no release branch", func(f *PromotionFacts) { f.Env.Branch, f.Forward = "", false }, "", ""},
+		{"would move back from what runs", func(f *PromotionFacts) { f.Ahead = false },
+			ferry.ECONFLICT, "cccccccccccc is not ahead of bbbbbbbbbbbb, which prod runs: a promotion only moves forward; to go back use ferry rollback prod"},
+		{"back, whatever the branch says", func(f *PromotionFacts) { f.Ahead, f.Head = false, Zero },
+			ferry.ECONFLICT, "is not ahead of bbbbbbbbbbbb, which prod runs"},
+		{"a downgrade allowed", func(f *PromotionFacts) { f.Ahead, f.AllowDowngrade = false, true }, "", ""},
+		{"already runs it", func(f *PromotionFacts) { f.Running = cand }, ferry.ECONFLICT, "prod already runs cccccccccccc: nothing to promote"},
+		{"a release a rollback left", func(f *PromotionFacts) { f.Left = "RC7" },
+			ferry.ECONFLICT, "cccccccccccc is RC7, which a rollback left: name it to run it again (ferry promote --to prod RC7)"},
+		{"runs nothing yet", func(f *PromotionFacts) { f.Running, f.Ahead = "", false }, "", ""},
+		{"release does not exist yet", func(f *PromotionFacts) { f.Head = Zero }, "", ""},
+		{"the branch behind what runs", func(f *PromotionFacts) { f.Head = sha("a") }, "", ""},
 		{"the first gate broken is the refusal", func(f *PromotionFacts) {
 			f.Lock = &ferry.Lock{Actor: "ada", Reason: "audit"}
 			f.OnMainline, f.Upstream = false, nil
@@ -301,9 +308,10 @@ func TestGates(t *testing.T) {
 
 func TestRollbackTarget(t *testing.T) {
 	prod := ferry.Environment{Name: "prod", Branch: "release", From: "dev"}
-	rc3 := Known{Release: "RC3", Commit: sha("c"), Digest: "sha256:c"}
-	rc2 := Known{Release: "RC2", Commit: sha("b"), Digest: "sha256:b"}
-	rc1 := Known{Release: "RC1", Commit: sha("a"), Digest: "sha256:a"}
+	rc3 := Known{Release: "RC3", Commit: sha("c"), Digest: "sha256:c", Since: 30}
+	rc2 := Known{Release: "RC2", Commit: sha("b"), Digest: "sha256:b", Since: 20}
+	rc1 := Known{Release: "RC1", Commit: sha("a"), Digest: "sha256:a", Since: 10}
+	left := func(k Known) Known { k.RolledBackFrom = true; return k }
 	known := []Known{rc3, rc2, rc1}
 	for _, tc := range []struct {
 		name     string
@@ -319,7 +327,11 @@ func TestRollbackTarget(t *testing.T) {
 		{"the named release", prod, known, &ferry.Deployment{Release: "RC3", Digest: "sha256:c"}, "RC1", rc1, "", ""},
 		{"named while running nothing", prod, known, nil, "RC2", rc2, "", ""},
 		{"skips a release of the digest that runs", prod, known, &ferry.Deployment{Release: "RC3_2", Digest: "sha256:c"}, "", rc2, "", ""},
-		{"after a rollback, the one before", prod, []Known{rc1, rc3, rc2}, &ferry.Deployment{Release: "RC1", Digest: "sha256:a"}, "", rc3, "", ""},
+		{"after a rollback, one further back", prod, []Known{rc2, left(rc3), rc1}, &ferry.Deployment{Release: "RC2", Digest: "sha256:b"}, "", rc1, "", ""},
+		{"never forward after walking back", prod, []Known{rc1, left(rc2), left(rc3)}, &ferry.Deployment{Release: "RC1", Digest: "sha256:a"}, "", Known{}, ferry.ECONFLICT, "prod has no earlier release than RC1 to roll back to"},
+		{"ran last is not newer in history", prod, []Known{rc1, rc3, rc2}, &ferry.Deployment{Release: "RC1", Digest: "sha256:a"}, "", Known{}, ferry.ECONFLICT, "never goes forward"},
+		{"skips a release a rollback left", prod, []Known{{Release: "RC4", Digest: "sha256:d", Since: 40}, left(rc3), rc2, rc1}, &ferry.Deployment{Release: "RC4", Digest: "sha256:d"}, "", rc2, "", ""},
+		{"a left release by name", prod, []Known{rc1, left(rc2)}, &ferry.Deployment{Release: "RC1", Digest: "sha256:a"}, "RC2", left(rc2), "", ""},
 		{"never ran", prod, known, &ferry.Deployment{Release: "RC3"}, "RC9", Known{}, ferry.ENOTFOUND, "release RC9 never ran successfully in prod: nothing to roll back to"},
 		{"runs nothing", prod, known, nil, "", Known{}, ferry.ECONFLICT, "prod runs nothing yet: nothing to roll back"},
 		{"no earlier release", prod, []Known{rc3}, &ferry.Deployment{Release: "RC3", Digest: "sha256:c"}, "", Known{}, ferry.ECONFLICT, "prod has no earlier release than RC3 to roll back to"},
@@ -395,6 +407,44 @@ func TestForgeries(t *testing.T) {
 			if g := got[i]; g.Where+"/"+g.Tag != where || !strings.Contains(g.Why, why) {
 				t.Errorf("%s: forgery %d = %+v, want %s with %q", tc.name, i, g, where, why)
 			}
+		}
+	}
+}
+
+// TestKnownReleasesHistory: releases are placed in history by their first
+// succeeded deployment, and the one a rollback left is marked.
+func TestKnownReleasesHistory(t *testing.T) {
+	prod := ferry.Environment{Name: "prod", Branch: "release", From: "dev"}
+	ok := ferry.DeploymentSucceeded
+	d := func(id int64, kind ferry.DeploymentKind, rel string, st ferry.DeploymentState) *ferry.Deployment {
+		return &ferry.Deployment{ID: id, Env: "prod", Kind: kind, Release: rel, Digest: "sha256:" + rel, State: st}
+	}
+	for _, tc := range []struct {
+		name string
+		ds   []*ferry.Deployment // newest first
+		want []string            // release:since[:left], newest run first
+	}{
+		{"promotions", []*ferry.Deployment{d(3, ferry.DeployPromote, "C", ok), d(2, ferry.DeployPromote, "B", ok), d(1, ferry.DeployPromote, "A", ok)},
+			[]string{"C:3", "B:2", "A:1"}},
+		{"two rollbacks", []*ferry.Deployment{d(5, ferry.DeployRollback, "A", ok), d(4, ferry.DeployRollback, "B", ok), d(3, ferry.DeployPromote, "C", ok), d(2, ferry.DeployPromote, "B", ok), d(1, ferry.DeployPromote, "A", ok)},
+			[]string{"A:1", "B:2:left", "C:3:left"}},
+		{"a failed rollback leaves nothing", []*ferry.Deployment{d(3, ferry.DeployRollback, "A", ferry.DeploymentFailed), d(2, ferry.DeployPromote, "B", ok), d(1, ferry.DeployPromote, "A", ok)},
+			[]string{"B:2", "A:1"}},
+		{"an automatic revert leaves nothing", []*ferry.Deployment{d(4, ferry.DeployAutoRollback, "B", ok), d(3, ferry.DeployPromote, "C", ferry.DeploymentRolledBack), d(2, ferry.DeployPromote, "B", ok), d(1, ferry.DeployPromote, "A", ok)},
+			[]string{"B:2", "A:1"}},
+		{"a scale keeps the release", []*ferry.Deployment{d(4, ferry.DeployRollback, "A", ok), d(3, ferry.DeployScale, "B", ok), d(2, ferry.DeployPromote, "B", ok), d(1, ferry.DeployPromote, "A", ok)},
+			[]string{"A:1", "B:2:left"}},
+	} {
+		var got []string
+		for _, k := range KnownReleases(prod, tc.ds) {
+			s := fmt.Sprintf("%s:%d", k.Release, k.Since)
+			if k.RolledBackFrom {
+				s += ":left"
+			}
+			got = append(got, s)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: KnownReleases = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

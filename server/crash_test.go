@@ -1,0 +1,265 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/auth"
+	"github.com/ferryhq/ferry/client"
+	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/ledger/ledgerdb"
+)
+
+// ferryProc is the real ferry binary serving a configuration, killed with
+// SIGKILL (no shutdown of any kind) and started again on the same data.
+type ferryProc struct {
+	t        *testing.T
+	bin, cfg string
+	log      *os.File
+	cmd      *exec.Cmd
+	exited   chan struct{}
+}
+
+func buildFerry(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ferry")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/ferry").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/ferry: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func (p *ferryProc) start() {
+	p.t.Helper()
+	p.cmd = exec.Command(p.bin, "serve", "-c", p.cfg)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(p.cmd, p.exited)
+}
+
+func (p *ferryProc) kill() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		p.t.Fatal(err)
+	}
+	<-p.exited
+}
+
+// TestKillDuringPromoteAndRollback kills the real ferry binary with
+// SIGKILL at several delays into a promote and into a rollback, starts it
+// again, and wants the outcome truthful: every deployment closed, the
+// release branch, env/prod, live (status --check: no drift) and what prod
+// serves all on the ledger's current deployment, every RC git tag a
+// release that succeeded, and every promote or rollback the operator's,
+// with her reason — never redone as "git push".
+func TestKillDuringPromoteAndRollback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the ferry binary")
+	}
+	bin := buildFerry(t)
+	repo := newRepo(t, "testdata/tiny")
+	data := t.TempDir()
+	apiAddr, regAddr, devAddr, prodAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	onLocal := func(replicas int, addr string) string {
+		return fmt.Sprintf("runtime: { local: { replicas: %d, listen: %s, readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }\n"+
+			"    verify: [ { http: GET /version, expect: 200 } ]", replicas, addr)
+	}
+	yaml := strings.Replace(tinyConfig(repo.Dir, data, ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
+		onLocal(1, devAddr)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onLocal(2, prodAddr), 1)
+	yaml = strings.Replace(yaml, "server: { listen: 127.0.0.1:0 }", "server: { listen: "+apiAddr+" }", 1)
+	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+regAddr+" }", 1)
+	yaml = strings.Replace(yaml, "poll: 0", "poll: 200ms", 1)
+	cfgPath := filepath.Join(t.TempDir(), "ferry.yaml")
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(cfgPath, []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l, err := ledgerdb.Open(ctx, cfg.Ledger.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := (&auth.Tokens{Store: l, App: cfg.App}).Create(ctx, "ada", ferry.RoleAdmin, "test", "")
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(t.TempDir(), "ferry.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &ferryProc{t: t, bin: bin, cfg: cfgPath, log: logf}
+	p.start()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("ferry's log (last 6000 bytes):\n%s", b[max(0, len(b)-6000):])
+		}
+	})
+	c, err := client.New("http://" + apiAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Token = secret
+	up := func() {
+		t.Helper()
+		waitFor(t, time.Minute, "ferry to answer", func() bool { _, err := c.Status(ctx); return err == nil })
+	}
+	up()
+
+	// A (the repository's first commit) and B, each built and run in dev.
+	a := repo.Head()
+	waitDeployed(t, c, "dev", a)
+	repo.Write("release.txt", "b\n")
+	b := repo.CommitAll("b")
+	waitDeployed(t, c, "dev", b)
+	d, err := c.Promote(ctx, "prod", a, "crash test: first release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitFinished(t, c, d.ID); got.State != ferry.DeploymentSucceeded {
+		t.Fatalf("first release = %s (%s)", got.State, got.Error)
+	}
+
+	truthful := func(step string) string {
+		t.Helper()
+		var cur *ferry.Deployment
+		waitFor(t, time.Minute, step+": every prod deployment closed", func() bool {
+			ds, err := c.Deployments(ctx, "prod", 100)
+			if err != nil {
+				return false
+			}
+			cur = nil
+			for _, d := range ds {
+				if !d.State.Final() {
+					return false
+				}
+				if cur == nil && d.State == ferry.DeploymentSucceeded {
+					cur = d
+				}
+			}
+			return cur != nil
+		})
+		waitFor(t, time.Minute, step+": prod serving "+ferry.ShortSHA(cur.Commit), func() bool {
+			resp, err := http.Get("http://" + prodAddr + "/version")
+			if err != nil {
+				return false
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return strings.Contains(string(body), cur.Commit)
+		})
+		var drift []string
+		waitFor(t, 30*time.Second, step+": status --check without drift", func() bool {
+			st, err := c.StatusCheck(ctx)
+			if err != nil {
+				return false
+			}
+			drift = drift[:0]
+			for _, d := range st.Drift {
+				drift = append(drift, fmt.Sprintf("%s %s: got %s, want %s", d.Env, d.What, d.Got, d.Want))
+			}
+			return len(drift) == 0
+		})
+		if got := repo.Git(time.Time{}, "rev-parse", "release"); got != cur.Commit {
+			t.Errorf("%s: release = %.12s, want %.12s, what the ledger says prod runs", step, got, cur.Commit)
+		}
+		if got := repo.Git(time.Time{}, "rev-parse", "env/prod^{commit}"); got != cur.Commit {
+			t.Errorf("%s: env/prod = %.12s, want %.12s", step, got, cur.Commit)
+		}
+		ds, err := c.Deployments(ctx, "prod", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		succeeded := map[string]bool{}
+		for _, d := range ds {
+			if d.State == ferry.DeploymentSucceeded {
+				succeeded[d.Release] = true
+			}
+			if (d.Kind == ferry.DeployPromote || d.Kind == ferry.DeployRollback) && (d.Actor != "ada" || !strings.HasPrefix(d.Reason, "crash test")) {
+				t.Errorf("%s: deployment %d (%s) by %q for %q, want ada's with her reason", step, d.ID, d.Kind, d.Actor, d.Reason)
+			}
+		}
+		for _, tag := range strings.Fields(repo.Git(time.Time{}, "tag", "-l", "RC*")) {
+			if !succeeded[tag] {
+				t.Errorf("%s: git tag %s names no release that succeeded in prod", step, tag)
+			}
+		}
+		return cur.Commit
+	}
+	if got := truthful("first release"); got != a {
+		t.Fatalf("prod runs %.12s after the first release, want %.12s", got, a)
+	}
+
+	// kill sends act, kills ferry after delay, starts it again and checks.
+	kill := func(what string, delay time.Duration, act func() error) string {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- act() }()
+		time.Sleep(delay)
+		p.kill()
+		err := <-done
+		p.start()
+		up()
+		step := fmt.Sprintf("%s killed after %s", what, delay)
+		runs := truthful(step)
+		t.Logf("%s: call returned %v; prod runs %.7s", step, err, runs)
+		return runs
+	}
+	for i, delay := range []time.Duration{30 * time.Millisecond, 150 * time.Millisecond, 400 * time.Millisecond, 900 * time.Millisecond} {
+		reason := fmt.Sprintf("crash test %d", i)
+		runs := kill("promote", delay, func() error {
+			_, err := c.Promote(ctx, "prod", b, reason+": promote b")
+			return err
+		})
+		if runs != b { // the promote died before it succeeded: do it again, unkilled
+			d, err := c.Promote(ctx, "prod", b, reason+": promote b again")
+			if err != nil {
+				t.Fatalf("promote b after the crash: %v", err)
+			}
+			if got := waitFinished(t, c, d.ID); got.State != ferry.DeploymentSucceeded {
+				t.Fatalf("promote b after the crash = %s (%s)", got.State, got.Error)
+			}
+		}
+		runs = kill("rollback", delay, func() error {
+			_, err := c.Rollback(ctx, "prod", "", reason+": roll back")
+			return err
+		})
+		if runs != a {
+			d, err := c.Rollback(ctx, "prod", "", reason+": roll back again")
+			if err != nil {
+				t.Fatalf("rollback after the crash: %v", err)
+			}
+			if got := waitFinished(t, c, d.ID); got.State != ferry.DeploymentSucceeded || got.Commit != a {
+				t.Fatalf("rollback after the crash = %s to %.7s (%s), want a", got.State, got.Commit, got.Error)
+			}
+		}
+		truthful(reason + " settled")
+	}
+	es, err := c.Events(ctx, "", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Actor == "git push" {
+			t.Errorf("event %s %q by git push: a crash was redone as a push", e.Kind, e.Message)
+		}
+	}
+}

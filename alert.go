@@ -13,8 +13,8 @@ const (
 	// AlertRelease: a head of a gated environment's branch that is not
 	// deployed (pushed behind ferry's back, or refused), and why.
 	AlertRelease AlertKind = "release"
-	// AlertLagging: a branch-fed environment does not run its branch's
-	// newest succeeded build.
+	// AlertLagging: a branch-fed environment does not run its branch
+	// head's build (the controller's convergence verdict).
 	AlertLagging AlertKind = "lagging"
 )
 
@@ -36,20 +36,4 @@ func MainlineRed(env Environment, mainline string, newest *Build) (Alert, bool) 
 		msg += " (" + newest.Reason + ")"
 	}
 	return Alert{Kind: AlertMainlineRed, Message: msg + fmt.Sprintf("; see ferry logs build %d", newest.ID)}, true
-}
-
-// Lagging is the alert for a branch-fed environment (a branch, no
-// upstream) that does not run newest, its branch's newest succeeded build
-// (nil: none), while no rollout is under way. running is the commit it
-// runs, "" for nothing.
-func Lagging(env Environment, running string, rolling bool, newest *Build) (Alert, bool) {
-	if env.Branch == "" || env.From != "" || rolling || newest == nil || newest.State != BuildSucceeded || newest.Commit == running {
-		return Alert{}, false
-	}
-	runs := "nothing"
-	if running != "" {
-		runs = ShortSHA(running)
-	}
-	return Alert{Kind: AlertLagging, Message: fmt.Sprintf("%s runs %s, not %s's newest succeeded build %d (%s); see ferry history %s",
-		env.Name, runs, env.Branch, newest.ID, newest.ShortCommit(), env.Name)}, true
 }

@@ -9,9 +9,10 @@ import (
 )
 
 // alerts is what plain GET /api/v1/status warns about for each
-// environment, by the rules of the root package (ferry.MainlineRed,
-// ferry.Lagging) on the ledger's builds, plus the controller's alert about
-// a release head it did not deploy. A ledger that cannot be read leaves
+// environment: the root package's ferry.MainlineRed on the ledger's
+// builds, and the controller's verdicts — an environment lagging its
+// branch's head (the rule convergence and status --check apply) and a
+// release head it did not deploy. A ledger that cannot be read leaves
 // the alerts out (the log says why): the status itself still answers.
 func (s *Server) alerts(r *http.Request, envs []controller.EnvStatus) [][]ferry.Alert {
 	ctx := r.Context()
@@ -52,9 +53,9 @@ func (s *Server) alerts(r *http.Request, envs []controller.EnvStatus) [][]ferry.
 					list = append(list, a)
 				}
 			}
-			if a, ok := ferry.Lagging(env, st.Commit, st.State == "rolling", find(env.Branch, ferry.BuildSucceeded)); ok {
-				list = append(list, a)
-			}
+		}
+		if st.Lag != "" {
+			list = append(list, ferry.Alert{Kind: ferry.AlertLagging, Message: st.Lag})
 		}
 		if st.Alert != "" {
 			list = append(list, ferry.Alert{Kind: ferry.AlertRelease, Message: st.Alert})

@@ -80,22 +80,22 @@ func TestStatusAlerts(t *testing.T) {
 			want: map[string][]ferry.Alert{},
 		},
 		{
-			name: "dev lags master",
+			name: "dev lags master: the controller's verdict",
 			builds: []ferry.Build{
 				{Commit: sha('a'), Branch: "master", State: ferry.BuildSucceeded},
 				{Commit: sha('b'), Branch: "master", State: ferry.BuildSucceeded},
 			},
-			dev: controller.EnvStatus{Name: "dev", Commit: sha('a'), State: "healthy"},
+			dev: controller.EnvStatus{Name: "dev", Commit: sha('a'), State: "healthy", Lag: "dev runs aaaaaaaaaaaa, not its branch master's head bbbbbbbbbbbb (build 2); fix: ferry build master"},
 			want: map[string][]ferry.Alert{"dev": {{Kind: ferry.AlertLagging,
-				Message: "dev runs aaaaaaaaaaaa, not master's newest succeeded build 2 (bbbbbbbbbbbb); see ferry history dev"}}},
+				Message: "dev runs aaaaaaaaaaaa, not its branch master's head bbbbbbbbbbbb (build 2); fix: ferry build master"}}},
 		},
 		{
-			name: "a rollout under way is not lagging",
+			name: "a newer build the controller does not call a lag is none", // e.g. master reset to the older commit dev runs
 			builds: []ferry.Build{
 				{Commit: sha('a'), Branch: "master", State: ferry.BuildSucceeded},
 				{Commit: sha('b'), Branch: "master", State: ferry.BuildSucceeded},
 			},
-			dev:  controller.EnvStatus{Name: "dev", Commit: sha('a'), State: "rolling"},
+			dev:  controller.EnvStatus{Name: "dev", Commit: sha('a'), State: "healthy"},
 			want: map[string][]ferry.Alert{},
 		},
 		{

@@ -101,6 +101,12 @@ func TestFailedRolloutNotRetriedByConvergence(t *testing.T) {
 		t.Fatalf("Check = %+v, want dev lagging master's head %s, held back by its rolled-back rollout, fixed by ferry build master", drifts, ferry.ShortSHA(b.Commit))
 	}
 
+	// Plain status says so too, with the same verdict and fix.
+	sts, err := f.ctrl.Status(ctx)
+	if err != nil || sts[0].Name != "dev" || !strings.Contains(sts[0].Lag, ferry.ShortSHA(b.Commit)) || !strings.Contains(sts[0].Lag, "fix: ferry build master") {
+		t.Fatalf("Status = %+v, %v; want dev's lag behind %s with its fix", sts, err, ferry.ShortSHA(b.Commit))
+	}
+
 	// The operator asks: the fix deploys it.
 	f.dev.mu.Lock()
 	delete(f.dev.fail, b.Digest)
@@ -113,6 +119,9 @@ func TestFailedRolloutNotRetriedByConvergence(t *testing.T) {
 		t.Fatalf("asked deployment = %s by %s, want succeeded by ada", d.State, d.Actor)
 	}
 	waitUntil(t, func() bool { return len(f.devDrift()) == 0 }, "no drift in dev after the fix") // the tags move last
+	if sts, err := f.ctrl.Status(ctx); err != nil || sts[0].Lag != "" {
+		t.Errorf("Status after the fix = %+v, %v; want no lag", sts, err)
+	}
 	if ds, err := f.ctrl.Deploy(ctx, b, "ada"); err != nil || len(ds) != 0 {
 		t.Errorf("Deploy of what runs = %v, %v; want nothing queued", ds, err)
 	}

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -33,6 +34,10 @@ type EnvStatus struct {
 	Err error
 	// Alert is a release head pushed to git but not deployed, and why.
 	Alert string
+	// Lag says, for an environment fed by a branch, that it does not run
+	// its branch head's build (convergence's verdict, as status --check
+	// reports it), outside a rollout; empty otherwise.
+	Lag string
 	// Lock is set while the environment is locked.
 	Lock *ferry.Lock
 }
@@ -70,9 +75,17 @@ func (c *Controller) Status(ctx context.Context) ([]EnvStatus, error) {
 			}
 		}
 		r.mu.Lock()
-		active, progress := r.active, r.progress
+		active, pending, progress := r.active, r.pending, r.progress
 		st.Alert = r.alert
 		r.mu.Unlock()
+		if active == nil && pending == nil {
+			switch d, lags, err := c.lagDrift(ctx, r); {
+			case err != nil:
+				c.log.Warn("status: convergence facts", "env", r.env.Name, "err", err)
+			case lags:
+				st.Lag = fmt.Sprintf("%s runs %s, not its branch %s's head %s; fix: %s", r.env.Name, d.Got, r.env.Branch, d.Want, d.Fix)
+			}
+		}
 		if l, err := c.locks.LockOf(ctx, c.cfg.App, r.env.Name); err == nil {
 			st.Lock = l
 		}

@@ -189,9 +189,11 @@ func retryIf(err error) error {
 	return err
 }
 
-// env is what the user's commands see besides ferry's own environment.
+// env is what the user's commands see: the toolchain's part of ferry's
+// environment (ferry.CommandEnv: none of ferry's secrets) and the build's
+// facts.
 func (r *run) env() []string {
-	return append(os.Environ(),
+	return ferry.CommandEnv(os.Environ(),
 		"FERRY_APP="+r.b.cfg.App,
 		"FERRY_COMMIT="+r.build.Commit,
 		"FERRY_SHORT_COMMIT="+r.build.ShortCommit(),

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryhq/ferry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -117,8 +118,7 @@ func BuildGo(ctx context.Context, b GoBuild, log io.Writer) (v1.Image, error) {
 	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", bin, b.Main}
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = b.Dir
-	cmd.Env = append(append(os.Environ(), b.Env...),
-		"CGO_ENABLED=0", "GOOS="+b.GOOS, "GOARCH="+b.GOARCH)
+	cmd.Env = append(ferry.CommandEnv(os.Environ(), b.Env...), "CGO_ENABLED=0", "GOOS="+b.GOOS, "GOARCH="+b.GOARCH)
 	what := "go build " + b.Main
 	if log == nil {
 		log = io.Discard

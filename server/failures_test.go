@@ -506,3 +506,31 @@ func freeAddr(t testing.TB) string {
 	ln.Close()
 	return addr
 }
+
+// TestCommandsDoNotSeeFerrysEnvironment: the commands a build runs are a
+// commit's code, so they get the build's facts and the toolchain's part
+// of ferry's environment, never ferry's own variables (its secrets).
+func TestCommandsDoNotSeeFerrysEnvironment(t *testing.T) {
+	t.Setenv("FERRY_SECRET_MARKER", "s3cret-marker") // as ferry's webhook secret or ledger password would be
+	repo := newRepo(t, "testdata/tiny")
+	commit := repo.Head()
+	yaml := fmt.Sprintf(`app: tiny
+dataDir: %s
+server: { listen: 127.0.0.1:0 }
+registry: { listen: 127.0.0.1:0 }
+source: { repo: %s, poll: 0 }
+build:
+  test: 'echo "env-marker commit=$FERRY_COMMIT secret=${FERRY_SECRET_MARKER:-none} path=${PATH:+set}"'
+  command: "exit 3"
+environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:0 } }
+`, t.TempDir(), repo.Dir)
+	s := start(t, yaml, Options{})
+	b := waitBuild(t, s, commit, time.Minute)
+	log := logLines(t, s, b.ID)
+	if !hasLine(log, builder.StepTest, "env-marker commit="+commit+" secret=none path=set") {
+		t.Errorf("the test command's environment, want the commit, PATH and no FERRY_SECRET_MARKER; log:\n%s", dumpLog(log))
+	}
+}

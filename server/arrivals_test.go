@@ -74,9 +74,9 @@ func TestEveryCommitRecorded(t *testing.T) {
 	if built+superseded != pushes {
 		t.Errorf("%d built + %d superseded, want all %d pushes accounted for", built, superseded, pushes)
 	}
-	if superseded > 0 && len(events(t, s, "build.arrivals")) == 0 {
-		t.Error("no build.arrivals event, want one per poll that saw several commits")
-	}
+	// Whether a poll saw several commits at once (a build.arrivals event)
+	// or each saw one and the queue superseded them depends on timing;
+	// TestWebhookPushRecordsEveryCommit holds the event.
 	// One build per commit: the ledger holds the first and the 30 pushes.
 	all, err := s.Ledger().Builds(ctx, ledger.BuildFilter{App: "tiny", Limit: 100})
 	if err != nil {

@@ -142,7 +142,12 @@ func TestDevConvergesAfterCrashMidRollout(t *testing.T) {
 
 	second := start(t, yaml, Options{})
 	c = newClient(t, second)
-	waitFor(t, 2*time.Minute, "dev to run B", func() bool { return devRuns(second, b) })
+	waitFor(t, 2*time.Minute, "dev to run B", func() bool {
+		if ds := devDeployments(t, second, b); len(ds) > 1 && ds[0].ID != interrupted.ID && (ds[0].State == ferry.DeploymentFailed || ds[0].State == ferry.DeploymentRolledBack) {
+			t.Fatalf("the retry of B ended %s: deployment %d: %s", ds[0].State, ds[0].ID, ds[0].Error)
+		}
+		return devRuns(second, b)
+	})
 	d, err := c.Deployment(ctx, interrupted.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -142,7 +142,9 @@ func testFence(t *testing.T, open OpenFunc) {
 		fn   func(ledger.Store) error
 	}{
 		{"CreateBuild", func(s ledger.Store) error { return s.CreateBuild(ctx, newBuild("app", 2)) }},
-		{"UpdateBuild", func(s ledger.Store) error { return s.UpdateBuild(ctx, &ferry.Build{ID: b.ID, State: ferry.BuildFailed}) }},
+		{"UpdateBuild", func(s ledger.Store) error {
+			return s.UpdateBuild(ctx, &ferry.Build{ID: b.ID, State: ferry.BuildFailed})
+		}},
 		{"TransitionBuild", func(s ledger.Store) error {
 			return s.TransitionBuild(ctx, b.ID, ferry.BuildRunning, ferry.BuildFailed, "stale", at(2*ttl))
 		}},
@@ -153,7 +155,9 @@ func testFence(t *testing.T, open OpenFunc) {
 			return s.AppendLog(ctx, b.ID, []ferry.LogLine{{Time: at(2 * ttl), Step: "test", Text: "stale"}})
 		}},
 		{"CreateDeployment", func(s ledger.Store) error { c := *d; return s.CreateDeployment(ctx, &c) }},
-		{"AddEvent", func(s ledger.Store) error { return s.AddEvent(ctx, &ferry.Event{Time: at(2 * ttl), Kind: "stale.write"}) }},
+		{"AddEvent", func(s ledger.Store) error {
+			return s.AddEvent(ctx, &ferry.Event{Time: at(2 * ttl), Kind: "stale.write"})
+		}},
 		{"Lock", func(s ledger.Store) error {
 			return s.Lock(ctx, &ferry.Lock{App: "app", Env: "prod", Reason: "stale", Actor: "a", CreatedAt: at(2 * ttl)})
 		}},

@@ -45,9 +45,17 @@ func (c *Controller) forgeries(ctx context.Context) ([]Drift, error) {
 		if !ferry.IsReleaseTag(name) {
 			continue
 		}
-		if registryTags[name], err = c.tags.Resolve(ctx, name); err != nil {
+		digest, err := c.tags.Resolve(ctx, name)
+		switch {
+		case ferry.ErrorCode(err) == ferry.ENOTFOUND:
+			// Listed, but naming no image (a tag write a crash cut
+			// short): nothing can be pulled under it.
+			c.log.Debug("status check: registry tag names no image", "tag", name)
+			continue
+		case err != nil:
 			return nil, fmt.Errorf("registry tag %s: %w", name, err)
 		}
+		registryTags[name] = digest
 	}
 	out, err := c.unsigned(ctx, gated.env.Name, records, registryTags)
 	if err != nil {

@@ -42,6 +42,12 @@ type LeaseStore interface {
 	// leading at once. A holder renews only while its lease is live by its
 	// own count; an expired lease nobody took is renewed too.
 	Renew(ctx context.Context, app, holder string, term int64, ttl time.Duration, now time.Time) (*Lease, error)
+	// TakeOver makes holder the leader of app in the next term when the
+	// lease is still prev's (its holder in its term), live or not: for a
+	// server that has proved prev's process dead (it holds that process's
+	// data directory lock) and need not wait for the TTL. ECONFLICT when
+	// the lease moved on.
+	TakeOver(ctx context.Context, app, holder, address string, prev *Lease, ttl time.Duration, now time.Time) (*Lease, error)
 	// Resign ends holder's lease of term at now, so that a standby takes
 	// over without waiting for the TTL; a lease already lost is left.
 	Resign(ctx context.Context, app, holder string, term int64, now time.Time) error
@@ -91,6 +97,11 @@ func Lost(app, holder string, term int64, now *Lease) error {
 		return ferry.Errorf(ferry.ECONFLICT, "%s lost the lead of %s in term %d: the lease is gone", holder, app, term)
 	}
 	return ferry.Errorf(ferry.ECONFLICT, "%s lost the lead of %s in term %d: %s holds it in term %d", holder, app, term, now.Holder, now.Term)
+}
+
+// Moved is the error of a takeover of a lease that is no longer prev's.
+func Moved(prev *Lease) error {
+	return ferry.Errorf(ferry.ECONFLICT, "the lease of %s is no longer %s's in term %d", prev.App, prev.Holder, prev.Term)
 }
 
 // errFenced marks the error of a write a fence refused.

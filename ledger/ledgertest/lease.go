@@ -94,6 +94,15 @@ func testLease(t *testing.T, open OpenFunc) {
 	_, err = s.Campaign(ctx, "app", "d", "", ttl, at(22*time.Second))
 	wantError(t, "Campaign(while c leads)", err, ferry.ECONFLICT, "app is led by c (term 3, lease until 2025-03-14 14:09:57.535 UTC)")
 
+	// A server that proved c dead takes over c's live lease at once, in the
+	// next term; a second takeover from the same lease is refused.
+	tk, err := s.TakeOver(ctx, "app", "c2", "127.0.0.1:3", l, ttl, at(23*time.Second))
+	if err != nil || tk.Holder != "c2" || tk.Term != 4 || !tk.ExpiresAt.Equal(at(33*time.Second)) || tk.Address != "127.0.0.1:3" {
+		t.Errorf("TakeOver(from c, term 3) = %+v, %v; want c2 in term 4 until +33s", tk, err)
+	}
+	_, err = s.TakeOver(ctx, "app", "c3", "", l, ttl, at(24*time.Second))
+	wantError(t, "TakeOver(from a lease that moved on)", err, ferry.ECONFLICT, "the lease of app is no longer c's in term 3")
+
 	// Another app's lease is its own.
 	if o, err := s.Campaign(ctx, "other", "d", "", ttl, at(22*time.Second)); err != nil || o.Term != 1 {
 		t.Errorf("Campaign(other app) = %+v, %v; want term 1", o, err)

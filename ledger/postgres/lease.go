@@ -116,6 +116,35 @@ func (s *Store) Renew(ctx context.Context, app, holder string, term int64, ttl t
 	return l, nil
 }
 
+// TakeOver implements ledger.LeaseStore.
+func (s *Store) TakeOver(ctx context.Context, app, holder, address string, prev *ledger.Lease, ttl time.Duration, now time.Time) (*ledger.Lease, error) {
+	if err := ledger.CheckLease(app, holder); err != nil {
+		return nil, err
+	}
+	if err := ledger.CheckTTL(ttl); err != nil {
+		return nil, err
+	}
+	var l *ledger.Lease
+	err := s.leaseTx(ctx, "take over", func(tx pgx.Tx) error {
+		var err error
+		l, err = scanLease(tx.QueryRow(ctx, `
+			UPDATE leases SET holder = $2, address = $3, term = term + 1, acquired_at = $6, renewed_at = $6, expires_at = $7
+			WHERE app = $1 AND holder = $4 AND term = $5
+			RETURNING `+leaseColumns, app, holder, ledger.StoreText(address, ledger.MaxRef), prev.Holder, prev.Term, now.UTC(), now.Add(ttl).UTC()))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ledger.Moved(prev)
+		}
+		return err
+	})
+	if err != nil {
+		if ferry.ErrorCode(err) == ferry.EINTERNAL {
+			return nil, fmt.Errorf("take over the lease of %s: %w", app, err)
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
 // Resign implements ledger.LeaseStore.
 func (s *Store) Resign(ctx context.Context, app, holder string, term int64, now time.Time) error {
 	if err := ledger.CheckLease(app, holder); err != nil {

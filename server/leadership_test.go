@@ -78,6 +78,13 @@ func TestOneLeaderPerLedger(t *testing.T) {
 	if !strings.Contains(es[0].Message, "leads in term 2") {
 		t.Errorf("newest leader event = %q", es[0].Message)
 	}
+	st, err := newClient(t, b).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := st.Leader; l == nil || l.Term != 2 || l.Holder != b.leadership.Lease().Holder || !l.ExpiresAt.After(time.Now()) {
+		t.Errorf("status shows leader %+v, want %s in term 2", l, b.leadership.Lease().Holder)
+	}
 }
 
 // TestDeposedLeaderStops: a leader whose lease another server took (as

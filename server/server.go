@@ -223,7 +223,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	apiServer := &api.Server{
 		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks, Tokens: s.tokens(),
 		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Dora: s.dora,
-		Logger: s.log.With("part", "api"),
+		Leases: s.rawLedger, Logger: s.log.With("part", "api"),
 	}
 	root, err := s.handler(apiServer.Handler())
 	if err != nil {

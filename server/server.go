@@ -60,22 +60,24 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	ledger ledger.Store // fenced by the lead's term: every write of this server
-	// rawLedger is the unfenced store the lease is kept in.
+	ledger   ledger.Store // fenced by the lead's term: every write of this server
+	registry *registry.Server
+	repo     *source.Repo
+	pub      *oci.Publisher
+	image    string
+	builder  *builder.Builder
+	ctrl     *controller.Controller
+	poller   *source.Poller
+	hooked   hookTriggers
+	dora     *dora.Reporter
+
+	// rawLedger is the unfenced store the lease is kept in; dirLock
+	// proves this process alive to later runs (leadership.go).
 	rawLedger  ledger.Store
 	dirLock    *os.File
 	leadership *leader.Lead
 	stopLead   context.CancelFunc
 	leadDone   chan struct{}
-	registry   *registry.Server
-	repo       *source.Repo
-	pub        *oci.Publisher
-	image      string
-	builder    *builder.Builder
-	ctrl       *controller.Controller
-	poller     *source.Poller
-	hooked     hookTriggers
-	dora       *dora.Reporter
 
 	ln   net.Listener
 	http *http.Server

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -29,7 +30,14 @@ func lockDataDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	// A process forked by the previous run (or by anything else in this
+	// process) holds its copy of the lock until it execs: a moment.
+	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	for deadline := time.Now().Add(lockWait); errors.Is(err, unix.EWOULDBLOCK) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err != nil {
 		pid, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
@@ -41,6 +49,17 @@ func lockDataDir(dir string) (*os.File, error) {
 		f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
 	}
 	return f, nil
+}
+
+// lockWait is how long a server waits for the data directory's lock
+// before it says another server has it.
+const lockWait = 2 * time.Second
+
+// unlockDataDir lets go of the lock at once, whatever process still
+// shares the file (a child between fork and exec), then closes it.
+func unlockDataDir(f *os.File) error {
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return f.Close()
 }
 
 // identity names this server across its runs: the machine and the data

@@ -395,7 +395,7 @@ func (s *Server) Close() error {
 			errs = append(errs, s.rawLedger.Close())
 		}
 		if s.dirLock != nil {
-			errs = append(errs, s.dirLock.Close())
+			errs = append(errs, unlockDataDir(s.dirLock))
 		}
 		s.closeErr = errors.Join(errs...)
 	})

@@ -92,7 +92,7 @@ func TestOneLeaderPerLedger(t *testing.T) {
 // ledger refuses whatever it still tries to write.
 func TestDeposedLeaderStops(t *testing.T) {
 	repo := newRepo(t, "testdata/tiny")
-	const ttl = 900 * time.Millisecond
+	const ttl = 3 * time.Second
 	s := start(t, tinyConfig(repo.Dir, t.TempDir(), ""), Options{LeaseTTL: ttl})
 	ctx := context.Background()
 	other, err := ledgerdb.Open(ctx, s.cfg.Ledger.URL)
@@ -108,7 +108,9 @@ func TestDeposedLeaderStops(t *testing.T) {
 	case <-time.After(2 * ttl):
 		t.Fatal("the deposed leader did not notice within the TTL")
 	}
-	if err := s.leadership.Err(); !strings.Contains(ferry.ErrorMessage(err), "intruder holds it in term 2") {
+	// Found at the next renewal; a machine so loaded that no renewal ran
+	// within the TTL gives up the lead for that reason first.
+	if err := ferry.ErrorMessage(s.leadership.Err()); !strings.Contains(err, "intruder holds it in term 2") && !strings.Contains(err, "ran out") {
 		t.Errorf("lost because %v", err)
 	}
 	err = s.Ledger().AddEvent(ctx, &ferry.Event{App: "tiny", Kind: "stale.write", Time: time.Now()})

@@ -51,6 +51,8 @@ type Server struct {
 	Envs        Environments
 	Deployments DeploymentLedger
 	Releases    Releases
+	// Leases tells GET /api/v1/status who leads; nil leaves it out.
+	Leases Leases
 	// Dora serves GET /api/v1/dora; nil answers 404.
 	Dora Dora
 	// Hooks serves /hooks/{provider}; nil disables webhooks.

@@ -39,6 +39,22 @@ type StatusBody struct {
 	Drift []Drift `json:"drift,omitempty"`
 	// Checked says whether drift was looked for.
 	Checked bool `json:"checked,omitempty"`
+	// Leader is the server that leads the app's ledger (builds, polls,
+	// deploys); absent when the API has no ledger lease to read.
+	Leader *Leader `json:"leader,omitempty"`
+}
+
+// Leader is the ledger's leader lease as GET /api/v1/status shows it.
+type Leader struct {
+	Holder    string    `json:"holder"`
+	Address   string    `json:"address,omitempty"`
+	Term      int64     `json:"term"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Leases reads who leads the ledger.
+type Leases interface {
+	Leader(ctx context.Context, app string) (*ledger.Lease, error)
 }
 
 // EnvStatus is one environment in GET /api/v1/status (and `ferry
@@ -116,6 +132,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	for i, st := range envs {
 		body.Environments[i] = s.envStatus(r, st)
 		body.Environments[i].Alerts = alerts[i]
+	}
+	if s.Leases != nil {
+		switch l, err := s.Leases.Leader(r.Context(), s.App); {
+		case err == nil:
+			body.Leader = &Leader{Holder: l.Holder, Address: l.Address, Term: l.Term, ExpiresAt: l.ExpiresAt}
+		case ferry.ErrorCode(err) != ferry.ENOTFOUND:
+			s.logError(r, "read the leader lease", err)
+		}
 	}
 	if queryBool(r, "check") {
 		drifts, err := s.Envs.Check(r.Context())

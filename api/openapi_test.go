@@ -318,6 +318,7 @@ var goTypes = map[string]reflect.Type{
 	"Replicas":          reflect.TypeFor[Replicas](),
 	"Replica":           reflect.TypeFor[ferry.Replica](),
 	"Drift":             reflect.TypeFor[Drift](),
+	"Leader":            reflect.TypeFor[Leader](),
 	"Status":            reflect.TypeFor[StatusBody](),
 	"Side":              reflect.TypeFor[release.Side](),
 	"Change":            reflect.TypeFor[release.Change](),

@@ -77,6 +77,13 @@ func printStatus(cmd *cobra.Command, out *output, st *api.StatusBody) error {
 				fmt.Fprintf(w, "\nALERT %s %s: %s\n", e.Name, a.Kind, a.Message)
 			}
 		}
+		if l := st.Leader; l != nil {
+			api := ""
+			if l.Address != "" {
+				api = ", api on " + l.Address
+			}
+			fmt.Fprintf(w, "\nleader: %s (term %d%s)\n", l.Holder, l.Term, api)
+		}
 		if st.Checked {
 			if len(st.Drift) == 0 {
 				fmt.Fprintln(w, "\ncheck: the ledger, the runtimes, the registry tags and git agree")

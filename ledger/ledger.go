@@ -106,6 +106,9 @@ type Store interface {
 	LockStore
 	// DeliveryStore remembers webhook deliveries (delivery.go).
 	DeliveryStore
+	// LeaseStore keeps the leader lease and fences a leader's writes
+	// (lease.go).
+	LeaseStore
 	// Close releases the store's connections. It is safe to call twice.
 	Close() error
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/cosign"
 	"github.com/ferryhq/ferry/dora"
+	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/ledger/ledgerdb"
 	"github.com/ferryhq/ferry/oci"
@@ -45,6 +46,9 @@ type Options struct {
 	// Transport, when set, carries the requests to the registry (tests
 	// count uploads with it).
 	Transport http.RoundTripper
+	// LeaseTTL is how long the leader lease lasts unrenewed;
+	// leader.DefaultTTL when zero.
+	LeaseTTL time.Duration
 	// KubePoll is how often the Kubernetes runtime re-reads a rollout
 	// when its watch is quiet; the runtime's default when zero.
 	KubePoll time.Duration
@@ -56,7 +60,7 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	ledger   ledger.Store
+	ledger   ledger.Store // fenced by the lead's term: every write of this server
 	registry *registry.Server
 	repo     *source.Repo
 	pub      *oci.Publisher
@@ -66,6 +70,14 @@ type Server struct {
 	poller   *source.Poller
 	hooked   hookTriggers
 	dora     *dora.Reporter
+
+	// rawLedger is the unfenced store the lease is kept in; dirLock
+	// proves this process alive to later runs (leadership.go).
+	rawLedger  ledger.Store
+	dirLock    *os.File
+	leadership *leader.Lead
+	stopLead   context.CancelFunc
+	leadDone   chan struct{}
 
 	ln   net.Listener
 	http *http.Server
@@ -115,9 +127,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	s.opts.Progress(fmt.Sprintf("opening the ledger (%s)", cfg.Ledger.Engine))
-	if s.ledger, err = ledgerdb.Open(ctx, cfg.Ledger.URL); err != nil {
+	if s.rawLedger, err = ledgerdb.Open(ctx, cfg.Ledger.URL); err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
+	if err := s.lead(ctx, s.rawLedger); err != nil {
+		return err
+	}
+	if s.ledger, err = s.rawLedger.Fence(ctx, cfg.App, s.leadership.Term()); err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	s.event(ctx, "leader.elected", fmt.Sprintf("%s leads in term %d", s.leadership.Lease().Holder, s.leadership.Term()), "")
 
 	image := cfg.Registry.Image
 	if cfg.RegistryEmbedded() {
@@ -206,7 +225,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	apiServer := &api.Server{
 		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks, Tokens: s.tokens(),
 		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Dora: s.dora,
-		Logger: s.log.With("part", "api"),
+		Leases: s.rawLedger, Logger: s.log.With("part", "api"),
 	}
 	root, err := s.handler(apiServer.Handler())
 	if err != nil {
@@ -263,6 +282,17 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("start controller: %w", err)
 	}
 	s.goRun("controller", func() error { s.ctrl.Wait(); return nil })
+	leadCtx, stopLead := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopLead, s.leadDone = stopLead, make(chan struct{})
+	go func() {
+		defer close(s.leadDone)
+		if err := s.leadership.Hold(leadCtx); err != nil {
+			// Another server leads now, or may: the fence refuses this
+			// one's writes from here on; stop acting.
+			s.log.Error("lost the lead; builds, polls and deployments stop", "term", s.leadership.Term(), "err", err)
+			cancel()
+		}
+	}()
 	s.goRun("builder", func() error { return s.builder.Run(runCtx) })
 	s.goRun("poller", func() error { return s.poller.Run(runCtx) })
 	s.opts.Progress("serving on http://" + s.Addr())
@@ -312,8 +342,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
-	<-ctx.Done()
-	return s.Close()
+	select {
+	case <-ctx.Done():
+		return s.Close()
+	case <-s.leadership.Lost():
+		return errors.Join(fmt.Errorf("lost the lead: %w", s.leadership.Err()), s.Close())
+	}
 }
 
 // Close stops the HTTP server (letting requests finish), the poller and the
@@ -345,8 +379,23 @@ func (s *Server) Close() error {
 		if s.registry != nil {
 			errs = append(errs, s.registry.Close())
 		}
+		// The lead is given up once nothing of this server writes.
+		if s.stopLead != nil {
+			s.stopLead()
+			<-s.leadDone
+		} else if l := s.leadership; l != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			errs = append(errs, s.rawLedger.Resign(ctx, s.cfg.App, l.Lease().Holder, l.Term(), s.opts.Now()))
+			cancel()
+		}
 		if s.ledger != nil {
 			errs = append(errs, s.ledger.Close())
+		}
+		if s.rawLedger != nil {
+			errs = append(errs, s.rawLedger.Close())
+		}
+		if s.dirLock != nil {
+			errs = append(errs, unlockDataDir(s.dirLock))
 		}
 		s.closeErr = errors.Join(errs...)
 	})

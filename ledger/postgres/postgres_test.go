@@ -208,3 +208,35 @@ func wantMigrations(t *testing.T) (versions, names string) {
 	}
 	return strings.Join(vs, ","), strings.Join(ns, ",")
 }
+
+// TestEveryTableFenced: the fence covers a table only through its trigger
+// (migration 012), so a table added later without one would let a deposed
+// leader write to it.
+func TestEveryTableFenced(t *testing.T) {
+	dsn := newDatabase(t)
+	s, err := postgres.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	rows, err := conn.Query(t.Context(), `
+		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname NOT IN ('leases', 'schema_migrations')
+		  AND NOT EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid
+		                  WHERE g.tgrelid = c.oid AND p.proname = 'ferry_fence' AND NOT g.tgisinternal)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unfenced, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unfenced) > 0 {
+		t.Errorf("tables without the ferry_fence trigger: %v", unfenced)
+	}
+}

@@ -12,6 +12,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -51,7 +52,11 @@ var _ ledger.Store = (*Store)(nil)
 // Open opens (creating it and its directory if needed) the ledger database
 // at path and brings its schema up to date. Several processes may open the
 // same file at once; migrations run in one of them.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string) (*Store, error) { return open(ctx, path, nil) }
+
+// open is Open with statements that each new write connection runs first
+// (the fence's TEMP triggers).
+func open(ctx context.Context, path string, setup []string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite ledger: empty path")
 	}
@@ -63,7 +68,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite ledger: %w", err)
 	}
 	ms := fmt.Sprint(busyTimeout.Milliseconds())
-	w, err := openDB(abs,
+	w, err := openDB(abs, setup,
 		"_pragma=busy_timeout("+ms+")",
 		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous(NORMAL)", // durable at checkpoints; consistent always
@@ -78,7 +83,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	r, err := openDB(abs,
+	r, err := openDB(abs, nil,
 		"_pragma=busy_timeout("+ms+")",
 		"_pragma=foreign_keys(1)",
 		"_query_only=1",
@@ -99,15 +104,45 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
-// openDB returns a pool on the file at the absolute path abs. The name is a
-// SQLite URI so that any path works: '%', '?' and '#' are escaped.
-func openDB(abs string, params ...string) (*sql.DB, error) {
+// openDB returns a pool on the file at the absolute path abs, whose new
+// connections run setup first. The name is a SQLite URI so that any path
+// works: '%', '?' and '#' are escaped.
+func openDB(abs string, setup []string, params ...string) (*sql.DB, error) {
 	name := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.ToSlash(abs))
 	c, err := msqlite.NewConnector("file:" + name + "?" + strings.Join(params, "&"))
 	if err != nil {
 		return nil, err
 	}
+	if len(setup) > 0 {
+		c = setupConnector{Connector: c, setup: setup}
+	}
 	return sql.OpenDB(c), nil
+}
+
+// setupConnector runs its statements on every connection it opens, before
+// database/sql hands the connection out.
+type setupConnector struct {
+	driver.Connector
+	setup []string
+}
+
+func (c setupConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("sqlite connection cannot execute statements")
+	}
+	for _, q := range c.setup {
+		if _, err := ex.ExecContext(ctx, q, nil); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("set up connection: %w", err)
+		}
+	}
+	return conn, nil
 }
 
 // Path is the absolute path of the database file.

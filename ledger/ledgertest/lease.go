@@ -331,3 +331,18 @@ func mustFence(t *testing.T, s ledger.Store, app string, term int64) ledger.Stor
 	t.Cleanup(func() { f.Close() })
 	return f
 }
+
+// MustLead makes holder "bench" the leader of app on s and returns the
+// store fenced by its term (the caller closes it).
+func MustLead(tb testing.TB, s ledger.Store, app string) ledger.Store {
+	tb.Helper()
+	l, err := s.Campaign(tb.Context(), app, "bench", "", time.Hour, time.Now())
+	if err != nil {
+		tb.Fatalf("Campaign = %v", err)
+	}
+	f, err := s.Fence(tb.Context(), app, l.Term)
+	if err != nil {
+		tb.Fatalf("Fence = %v", err)
+	}
+	return f
+}

@@ -211,17 +211,26 @@ func TestOpenError(t *testing.T) {
 }
 
 // BenchmarkAppendLog measures log lines stored per second, one line per
-// call (a step printing slowly) and 100 per call (a burst of output).
+// call (a step printing slowly) and 100 per call (a burst of output), by an
+// unfenced store and by a leader's store fenced by its term (what a
+// server writes through).
 func BenchmarkAppendLog(b *testing.B) {
-	for _, perCall := range []int{1, 100} {
-		b.Run(fmt.Sprintf("lines=%d", perCall), func(b *testing.B) {
-			s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "ledger.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			ledgertest.BenchAppendLog(b, s, perCall)
-		})
+	for _, fenced := range []bool{false, true} {
+		for _, perCall := range []int{1, 100} {
+			b.Run(fmt.Sprintf("fenced=%v/lines=%d", fenced, perCall), func(b *testing.B) {
+				s, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "ledger.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				var w ledger.Store = s
+				if fenced {
+					w = ledgertest.MustLead(b, s, "app")
+					defer w.Close()
+				}
+				ledgertest.BenchAppendLog(b, w, perCall)
+			})
+		}
 	}
 }
 

@@ -82,6 +82,12 @@ func Acquire(ctx context.Context, s Store, cfg Config) (*Lead, error) {
 	return &Lead{cfg: cfg, store: s, lease: l, held: start.Add(cfg.TTL), lost: make(chan struct{})}, nil
 }
 
+// Via makes the lead renew and resign through s from now on: the store
+// fenced by its term, which the server writes through, so that renewals
+// queue with its other writes instead of contending with them. Call it
+// before Hold.
+func (l *Lead) Via(s Store) { l.store = s }
+
 // Term is the lease's term: the fencing token of this leadership.
 func (l *Lead) Term() int64 { return l.lease.Term }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/ledger/ledgerdb"
 )
 
 // dataDirLock is the file in the data directory that a running server
@@ -86,6 +87,36 @@ func holder(id string) string {
 	b := make([]byte, 4)
 	rand.Read(b)
 	return id + "#" + hex.EncodeToString(b)
+}
+
+// openLedger opens the ledger, takes the lead, and returns the ledger
+// fenced by the lead's term, the one store this server writes (and keeps
+// its lease) through, so that on SQLite every write queues on one
+// connection.
+func (s *Server) openLedger(ctx context.Context) (ledger.Store, error) {
+	raw, err := ledgerdb.Open(ctx, s.cfg.Ledger.URL)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	defer raw.Close()
+	if err := s.lead(ctx, raw); err != nil {
+		return nil, err
+	}
+	fenced, err := raw.Fence(ctx, s.cfg.App, s.leadership.Term())
+	if err != nil {
+		s.resign(raw)
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	s.leadership.Via(fenced)
+	return fenced, nil
+}
+
+// resign gives up the lead at once through l.
+func (s *Server) resign(l ledger.LeaseStore) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	lease := s.leadership.Lease()
+	return l.Resign(ctx, s.cfg.App, lease.Holder, lease.Term, s.opts.Now())
 }
 
 // lead takes the lead of the app's ledger for this run, or refuses to

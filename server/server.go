@@ -26,7 +26,6 @@ import (
 	"github.com/ferryhq/ferry/dora"
 	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/ledger"
-	"github.com/ferryhq/ferry/ledger/ledgerdb"
 	"github.com/ferryhq/ferry/oci"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/source"
@@ -71,9 +70,7 @@ type Server struct {
 	hooked   hookTriggers
 	dora     *dora.Reporter
 
-	// rawLedger is the unfenced store the lease is kept in; dirLock
-	// proves this process alive to later runs (leadership.go).
-	rawLedger  ledger.Store
+	// dirLock proves this process alive to later runs (leadership.go).
 	dirLock    *os.File
 	leadership *leader.Lead
 	stopLead   context.CancelFunc
@@ -127,14 +124,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	s.opts.Progress(fmt.Sprintf("opening the ledger (%s)", cfg.Ledger.Engine))
-	if s.rawLedger, err = ledgerdb.Open(ctx, cfg.Ledger.URL); err != nil {
-		return fmt.Errorf("open ledger: %w", err)
-	}
-	if err := s.lead(ctx, s.rawLedger); err != nil {
+	if s.ledger, err = s.openLedger(ctx); err != nil {
 		return err
-	}
-	if s.ledger, err = s.rawLedger.Fence(ctx, cfg.App, s.leadership.Term()); err != nil {
-		return fmt.Errorf("open ledger: %w", err)
 	}
 	s.event(ctx, "leader.elected", fmt.Sprintf("%s leads in term %d", s.leadership.Lease().Holder, s.leadership.Term()), "")
 
@@ -225,7 +216,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	apiServer := &api.Server{
 		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks, Tokens: s.tokens(),
 		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Dora: s.dora,
-		Leases: s.rawLedger, Logger: s.log.With("part", "api"),
+		Leases: s.ledger, Logger: s.log.With("part", "api"),
 	}
 	root, err := s.handler(apiServer.Handler())
 	if err != nil {
@@ -383,16 +374,11 @@ func (s *Server) Close() error {
 		if s.stopLead != nil {
 			s.stopLead()
 			<-s.leadDone
-		} else if l := s.leadership; l != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			errs = append(errs, s.rawLedger.Resign(ctx, s.cfg.App, l.Lease().Holder, l.Term(), s.opts.Now()))
-			cancel()
+		} else if s.leadership != nil && s.ledger != nil {
+			errs = append(errs, s.resign(s.ledger))
 		}
 		if s.ledger != nil {
 			errs = append(errs, s.ledger.Close())
-		}
-		if s.rawLedger != nil {
-			errs = append(errs, s.rawLedger.Close())
 		}
 		if s.dirLock != nil {
 			errs = append(errs, unlockDataDir(s.dirLock))

@@ -73,8 +73,12 @@ func CheckLease(app, holder string) error {
 	return nil
 }
 
-// CheckTTL refuses a lease duration that could not be renewed in time.
-func CheckTTL(ttl time.Duration) error {
+// CheckLeaseFor is CheckLease of a call that sets how long the lease
+// lasts, refusing a duration that could not be renewed in time.
+func CheckLeaseFor(app, holder string, ttl time.Duration) error {
+	if err := CheckLease(app, holder); err != nil {
+		return err
+	}
 	if ttl < 100*time.Millisecond || ttl > time.Hour {
 		return ferry.Errorf(ferry.EINVALID, "a lease lasts 100ms to 1h, not %s", ttl)
 	}

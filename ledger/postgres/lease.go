@@ -45,10 +45,7 @@ func (s *Store) leaseTx(ctx context.Context, what string, fn func(pgx.Tx) error)
 
 // Campaign implements ledger.LeaseStore.
 func (s *Store) Campaign(ctx context.Context, app, holder, address string, ttl time.Duration, now time.Time) (*ledger.Lease, error) {
-	if err := ledger.CheckLease(app, holder); err != nil {
-		return nil, err
-	}
-	if err := ledger.CheckTTL(ttl); err != nil {
+	if err := ledger.CheckLeaseFor(app, holder, ttl); err != nil {
 		return nil, err
 	}
 	var l *ledger.Lease
@@ -85,10 +82,7 @@ func (s *Store) Campaign(ctx context.Context, app, holder, address string, ttl t
 
 // Renew implements ledger.LeaseStore.
 func (s *Store) Renew(ctx context.Context, app, holder string, term int64, ttl time.Duration, now time.Time) (*ledger.Lease, error) {
-	if err := ledger.CheckLease(app, holder); err != nil {
-		return nil, err
-	}
-	if err := ledger.CheckTTL(ttl); err != nil {
+	if err := ledger.CheckLeaseFor(app, holder, ttl); err != nil {
 		return nil, err
 	}
 	var l *ledger.Lease
@@ -118,10 +112,7 @@ func (s *Store) Renew(ctx context.Context, app, holder string, term int64, ttl t
 
 // TakeOver implements ledger.LeaseStore.
 func (s *Store) TakeOver(ctx context.Context, app, holder, address string, prev *ledger.Lease, ttl time.Duration, now time.Time) (*ledger.Lease, error) {
-	if err := ledger.CheckLease(app, holder); err != nil {
-		return nil, err
-	}
-	if err := ledger.CheckTTL(ttl); err != nil {
+	if err := ledger.CheckLeaseFor(app, holder, ttl); err != nil {
 		return nil, err
 	}
 	var l *ledger.Lease

@@ -106,6 +106,8 @@ type Store interface {
 	LockStore
 	// DeliveryStore remembers webhook deliveries (delivery.go).
 	DeliveryStore
+	// ActionStore records the actions asked of environments (action.go).
+	ActionStore
 	// Close releases the store's connections. It is safe to call twice.
 	Close() error
 }

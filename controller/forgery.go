@@ -45,9 +45,17 @@ func (c *Controller) forgeries(ctx context.Context) ([]Drift, error) {
 		if !ferry.IsReleaseTag(name) {
 			continue
 		}
-		if registryTags[name], err = c.tags.Resolve(ctx, name); err != nil {
+		digest, err := c.tags.Resolve(ctx, name)
+		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+			// Listed but naming no image: a kill during the tag's PUT
+			// leaves that in the registry's storage. It names nothing to
+			// pull, and its name stays taken by the ledger's attempt.
+			continue
+		}
+		if err != nil {
 			return nil, fmt.Errorf("registry tag %s: %w", name, err)
 		}
+		registryTags[name] = digest
 	}
 	out, err := c.unsigned(ctx, gated.env.Name, records, registryTags)
 	if err != nil {

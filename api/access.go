@@ -45,6 +45,8 @@ var routeAccess = map[string]access{
 	"GET /api/v1/envs/{env}/logs":        needViewer,
 	"GET /api/v1/deployments":            needViewer,
 	"GET /api/v1/deployments/{id}":       needViewer,
+	"GET /api/v1/actions":                needViewer,
+	"GET /api/v1/actions/{id}":           needViewer,
 	"GET /api/v1/dora":                   needViewer,
 	"GET /api/v1/diff":                   needViewer,
 	"GET /api/v1/envs/{env}/releases":    needViewer, // what ferry hook pre-receive asks

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/auth"
@@ -29,7 +30,7 @@ import (
 func TestEveryRouteHasAnAccessRule(t *testing.T) {
 	s := &Server{
 		Ledger: struct{ Ledger }{}, Builds: struct{ Builds }{}, Envs: struct{ Environments }{},
-		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Tokens: struct{ Tokens }{},
+		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Actions: struct{ ActionQueue }{}, Tokens: struct{ Tokens }{},
 		Hooks: http.NotFoundHandler(), Logger: slog.New(slog.DiscardHandler),
 	}
 	m := s.routes()
@@ -80,11 +81,28 @@ func (fakeEnvs) Logs(context.Context, string, io.Writer, int, bool) error {
 	return nil
 }
 
-func (fakeEnvs) Scale(_ context.Context, env string, replicas int, actor, reason string) (*ferry.Deployment, error) {
-	if env != "dev" && env != "prod" {
-		return nil, ferry.Errorf(ferry.ENOTFOUND, "unknown environment %q", env)
+// fakeActions records the actions asked of dev and prod in the real
+// ledger, queued, as the controller does before their turn.
+type fakeActions struct{ store ledger.Store }
+
+func (f fakeActions) Queue(ctx context.Context, a ferry.Action) (*ferry.Action, error) {
+	if a.Env != "dev" && a.Env != "prod" {
+		return nil, ferry.UnknownEnvironment(a.Env, []string{"dev", "prod"})
 	}
-	return &ferry.Deployment{Env: env, Kind: ferry.DeployScale, Replicas: replicas, Actor: actor, Reason: reason}, nil
+	a.App, a.CreatedAt = "app", time.Now()
+	if err := f.store.CreateAction(ctx, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+func (f fakeActions) Action(ctx context.Context, id int64) (*ferry.Action, error) {
+	return f.store.Action(ctx, id)
+}
+
+func (f fakeActions) Actions(ctx context.Context, flt ledger.ActionFilter) ([]*ferry.Action, error) {
+	flt.App = "app"
+	return f.store.Actions(ctx, flt)
 }
 
 type testAPI struct {
@@ -118,7 +136,7 @@ func newTestAPI(t *testing.T, envRoles map[string]ferry.Role) *testAPI {
 		ta.secrets[r] = secret
 	}
 	s := &Server{
-		App: "app", Ledger: store, Builds: ta.builds, Envs: fakeEnvs{roles: envRoles}, Deployments: store,
+		App: "app", Ledger: store, Builds: ta.builds, Envs: fakeEnvs{roles: envRoles}, Deployments: store, Actions: fakeActions{store},
 		Tokens: tokens, Logger: logger,
 		Hooks: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, "hook reached")

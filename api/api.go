@@ -53,6 +53,9 @@ type Server struct {
 	Releases    Releases
 	// Leases tells GET /api/v1/status who leads; nil leaves it out.
 	Leases Leases
+	// Actions queues and reports an environment's actions (promote,
+	// rollback, scale, lock, unlock); nil leaves those routes out.
+	Actions ActionQueue
 	// Dora serves GET /api/v1/dora; nil answers 404.
 	Dora Dora
 	// Hooks serves /hooks/{provider}; nil disables webhooks.
@@ -86,21 +89,25 @@ func (s *Server) routes() *guardedMux {
 	mux.HandleFunc("GET /api/v1/events", s.listEvents)
 	if s.Envs != nil {
 		mux.HandleFunc("GET /api/v1/status", s.status)
-		mux.HandleFunc("POST /api/v1/envs/{env}/scale", s.scale)
 		mux.HandleFunc("GET /api/v1/envs/{env}/logs", s.envLogs)
 		mux.HandleFunc("GET /api/v1/deployments", s.listDeployments)
 		mux.HandleFunc("GET /api/v1/deployments/{id}", s.getDeployment)
 		mux.HandleFunc("GET /api/v1/dora", s.dora)
 	}
 	if s.Releases != nil {
-		mux.HandleFunc("POST /api/v1/envs/{env}/promote", s.promote)
-		mux.HandleFunc("POST /api/v1/envs/{env}/rollback", s.rollback)
-		mux.HandleFunc("POST /api/v1/envs/{env}/lock", s.lock)
-		mux.HandleFunc("DELETE /api/v1/envs/{env}/lock", s.unlock)
 		mux.HandleFunc("GET /api/v1/envs/{env}/releases", s.knownReleases)
 		mux.HandleFunc("POST /api/v1/envs/{env}/push-check", s.checkPush)
 		mux.HandleFunc("POST /api/v1/quarantines", s.quarantine)
 		mux.HandleFunc("GET /api/v1/diff", s.diff)
+	}
+	if s.Actions != nil {
+		mux.HandleFunc("POST /api/v1/envs/{env}/scale", s.scale)
+		mux.HandleFunc("POST /api/v1/envs/{env}/promote", s.promote)
+		mux.HandleFunc("POST /api/v1/envs/{env}/rollback", s.rollback)
+		mux.HandleFunc("POST /api/v1/envs/{env}/lock", s.lock)
+		mux.HandleFunc("DELETE /api/v1/envs/{env}/lock", s.unlock)
+		mux.HandleFunc("GET /api/v1/actions", s.listActions)
+		mux.HandleFunc("GET /api/v1/actions/{id}", s.getAction)
 	}
 	mux.HandleFunc("POST /api/v1/tokens", s.createToken)
 	mux.HandleFunc("GET /api/v1/tokens", s.listTokens)

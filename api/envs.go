@@ -16,7 +16,6 @@ import (
 // Environments is what the API asks of the controller.
 type Environments interface {
 	Status(ctx context.Context) ([]controller.EnvStatus, error)
-	Scale(ctx context.Context, env string, replicas int, actor, reason string) (*ferry.Deployment, error)
 	Logs(ctx context.Context, env string, w io.Writer, tail int, follow bool) error
 	Names() []string
 	// Environment is the environment named name as configured, and
@@ -159,20 +158,6 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 type ScaleRequest struct {
 	Replicas int    `json:"replicas"`
 	Reason   string `json:"reason,omitempty"`
-}
-
-func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
-	var req ScaleRequest
-	if err := decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	d, err := s.Envs.Scale(r.Context(), r.PathValue("env"), req.Replicas, actor(r), req.Reason)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, d)
 }
 
 // DeploymentList is the body of GET /api/v1/deployments.

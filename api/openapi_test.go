@@ -57,7 +57,7 @@ func operations(doc *openapi3.T) map[string]*openapi3.Operation {
 func allRoutes() []string {
 	s := &Server{
 		Ledger: struct{ Ledger }{}, Builds: struct{ Builds }{}, Envs: struct{ Environments }{},
-		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Tokens: struct{ Tokens }{},
+		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Actions: struct{ ActionQueue }{}, Tokens: struct{ Tokens }{},
 		Dora: struct{ Dora }{}, Hooks: http.NotFoundHandler(), Logger: slog.New(slog.DiscardHandler),
 	}
 	return s.routes().patterns
@@ -335,6 +335,10 @@ var goTypes = map[string]reflect.Type{
 	"BuildList":         reflect.TypeFor[BuildList](),
 	"EventList":         reflect.TypeFor[EventList](),
 	"DeploymentList":    reflect.TypeFor[DeploymentList](),
+	"Action":            reflect.TypeFor[ferry.Action](),
+	"ActionBody":        reflect.TypeFor[ActionBody](),
+	"ActionLinks":       reflect.TypeFor[ActionLinks](),
+	"ActionList":        reflect.TypeFor[ActionList](),
 	"TokenList":         reflect.TypeFor[TokenList](),
 	"DoraBody":          reflect.TypeFor[DoraBody](),
 	"TriggerRequest":    reflect.TypeFor[TriggerRequest](),
@@ -350,7 +354,7 @@ var goTypes = map[string]reflect.Type{
 	"RevokeRequest":     reflect.TypeFor[RevokeRequest](),
 }
 
-var noGoType = []string{"Health", "Version", "BuildState", "StepState", "DeploymentKind", "DeploymentState", "Role"}
+var noGoType = []string{"Health", "Version", "BuildState", "StepState", "DeploymentKind", "DeploymentState", "ActionKind", "ActionState", "Role"}
 
 // TestOpenAPISchemasMatchGoTypes: each object schema has exactly the JSON
 // fields of its Go type, with matching types; a nested struct is the

@@ -9,15 +9,8 @@ import (
 )
 
 // Releases is what the API asks of the controller for gated environments
-// and operations.
+// and operations; the changes of an environment are Actions (actions.go).
 type Releases interface {
-	Promote(ctx context.Context, env, ref, actor, reason string) (*ferry.Deployment, error)
-	// PromoteDowngrade is Promote that, with downgrade, may move back
-	// from what env runs (a reason is required and recorded).
-	PromoteDowngrade(ctx context.Context, env, ref, actor, reason string, downgrade bool) (*ferry.Deployment, error)
-	Rollback(ctx context.Context, env, to, actor, reason string) (*ferry.Deployment, error)
-	Lock(ctx context.Context, env, actor, reason string) (*ferry.Lock, error)
-	Unlock(ctx context.Context, env, actor, reason string) (*ferry.Lock, error)
 	Quarantine(ctx context.Context, ref, actor, reason string) (*ferry.Quarantine, error)
 	Diff(ctx context.Context, from, to string) (*release.Comparison, error)
 	// KnownReleases lists a gated environment's known releases, newest
@@ -121,62 +114,6 @@ type ReasonRequest struct {
 type QuarantineRequest struct {
 	Ref    string `json:"ref"`
 	Reason string `json:"reason"`
-}
-
-func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
-	var req PromoteRequest
-	if err := decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	d, err := s.Releases.PromoteDowngrade(r.Context(), r.PathValue("env"), req.Ref, actor(r), req.Reason, req.AllowDowngrade)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, d)
-}
-
-func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
-	var req RollbackRequest
-	if err := decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	d, err := s.Releases.Rollback(r.Context(), r.PathValue("env"), req.To, actor(r), req.Reason)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, d)
-}
-
-func (s *Server) lock(w http.ResponseWriter, r *http.Request) {
-	var req ReasonRequest
-	if err := decode(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	l, err := s.Releases.Lock(r.Context(), r.PathValue("env"), actor(r), req.Reason)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, l)
-}
-
-func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
-	var req ReasonRequest
-	if err := decodeOptional(w, r, &req); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	l, err := s.Releases.Unlock(r.Context(), r.PathValue("env"), actor(r), req.Reason)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, l)
 }
 
 func (s *Server) quarantine(w http.ResponseWriter, r *http.Request) {

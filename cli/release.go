@@ -10,8 +10,9 @@ import (
 
 func newPromoteCmd() *cobra.Command {
 	var (
-		to, reason      string
-		wait, downgrade bool
+		to, reason string
+		downgrade  bool
+		flags      actionFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "promote [COMMIT|RC|ENV]",
@@ -33,9 +34,12 @@ verifies, and moves live, env/prod and the annotated git tag.`,
 	newClient := serverFlag(cmd)
 	cmd.Flags().StringVar(&to, "to", "prod", "the environment to release to")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
-	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the rollout has finished")
+	flags.register(cmd, "the rollout has finished")
 	cmd.Flags().BoolVar(&downgrade, "allow-downgrade", false, "allow moving back from what the environment runs (needs --reason; prefer ferry rollback)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := flags.out.validate(); err != nil {
+			return err
+		}
 		ref := ""
 		if len(args) == 1 {
 			ref = args[0]
@@ -44,15 +48,15 @@ verifies, and moves live, env/prod and the annotated git tag.`,
 		if err != nil {
 			return err
 		}
-		d, err := c.PromoteDowngrade(cmd.Context(), to, ref, reason, downgrade)
+		a, err := c.PromoteDowngrade(cmd.Context(), to, ref, reason, downgrade)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "deployment %d: promoting %s to %s as %s\n", d.ID, ferry.ShortSHA(d.Commit), to, d.Release)
-		if !wait {
-			return nil
+		what := "what " + to + "'s upstream runs"
+		if ref != "" {
+			what = ref
 		}
-		return waitDeployment(cmd, c, d.ID)
+		return flags.follow(cmd, c, a, fmt.Sprintf("promote %s to %s", what, to))
 	}
 	return cmd
 }
@@ -60,7 +64,7 @@ verifies, and moves live, env/prod and the annotated git tag.`,
 func newRollbackCmd() *cobra.Command {
 	var (
 		to, reason string
-		wait       bool
+		flags      actionFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "rollback ENV",
@@ -72,27 +76,33 @@ func newRollbackCmd() *cobra.Command {
 	newClient := serverFlag(cmd)
 	cmd.Flags().StringVar(&to, "to", "", "the release to return to (default: the previous one)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
-	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the rollout has finished")
+	flags.register(cmd, "the rollout has finished")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := flags.out.validate(); err != nil {
+			return err
+		}
 		c, err := newClient()
 		if err != nil {
 			return err
 		}
-		d, err := c.Rollback(cmd.Context(), args[0], to, reason)
+		a, err := c.Rollback(cmd.Context(), args[0], to, reason)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "deployment %d: rolling %s back to %s (%s)\n", d.ID, args[0], d.Release, ferry.ShortSHA(d.Commit))
-		if !wait {
-			return nil
+		what := "the previous release"
+		if to != "" {
+			what = to
 		}
-		return waitDeployment(cmd, c, d.ID)
+		return flags.follow(cmd, c, a, fmt.Sprintf("roll %s back to %s", args[0], what))
 	}
 	return cmd
 }
 
 func newLockCmd() *cobra.Command {
-	var reason string
+	var (
+		reason string
+		flags  actionFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "lock ENV --reason …",
 		Short: "Freeze an environment: promotions are refused until it is unlocked",
@@ -100,26 +110,32 @@ func newLockCmd() *cobra.Command {
 	}
 	newClient := serverFlag(cmd)
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required, recorded)")
+	flags.register(cmd, "the lock holds")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if reason == "" {
 			return usageErrorf("ferry lock needs --reason")
+		}
+		if err := flags.out.validate(); err != nil {
+			return err
 		}
 		c, err := newClient()
 		if err != nil {
 			return err
 		}
-		l, err := c.Lock(cmd.Context(), args[0], reason)
+		a, err := c.Lock(cmd.Context(), args[0], reason)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s locked by %s: %s\n", l.Env, l.Actor, l.Reason)
-		return nil
+		return flags.follow(cmd, c, a, "lock "+args[0])
 	}
 	return cmd
 }
 
 func newUnlockCmd() *cobra.Command {
-	var reason string
+	var (
+		reason string
+		flags  actionFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "unlock ENV",
 		Short: "Lift an environment's lock",
@@ -127,17 +143,20 @@ func newUnlockCmd() *cobra.Command {
 	}
 	newClient := serverFlag(cmd)
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
+	flags.register(cmd, "the lock is lifted")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := flags.out.validate(); err != nil {
+			return err
+		}
 		c, err := newClient()
 		if err != nil {
 			return err
 		}
-		l, err := c.Unlock(cmd.Context(), args[0], reason)
+		a, err := c.Unlock(cmd.Context(), args[0], reason)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s unlocked (was locked by %s: %s)\n", l.Env, l.Actor, l.Reason)
-		return nil
+		return flags.follow(cmd, c, a, "unlock "+args[0])
 	}
 	return cmd
 }

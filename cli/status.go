@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -98,7 +99,7 @@ func printStatus(cmd *cobra.Command, out *output, st *api.StatusBody) error {
 func newScaleCmd() *cobra.Command {
 	var (
 		reason string
-		wait   bool
+		flags  actionFlags
 	)
 	cmd := &cobra.Command{
 		Use:     "scale ENV N",
@@ -108,8 +109,11 @@ func newScaleCmd() *cobra.Command {
 	}
 	newClient := serverFlag(cmd)
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
-	cmd.Flags().BoolVar(&wait, "wait", true, "wait until the scale has finished")
+	flags.register(cmd, "the scale has finished")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := flags.out.validate(); err != nil {
+			return err
+		}
 		n, err := strconv.Atoi(args[1])
 		if err != nil || n < 1 {
 			return usageErrorf("replicas %q is not a positive number", args[1])
@@ -118,15 +122,11 @@ func newScaleCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		d, err := c.Scale(cmd.Context(), args[0], n, reason)
+		a, err := c.Scale(cmd.Context(), args[0], n, reason)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "deployment %d: scaling %s to %d replicas\n", d.ID, args[0], n)
-		if !wait {
-			return nil
-		}
-		return waitDeployment(cmd, c, d.ID)
+		return flags.follow(cmd, c, a, fmt.Sprintf("scale %s to %d replicas", args[0], n))
 	}
 	return cmd
 }
@@ -136,6 +136,13 @@ func newScaleCmd() *cobra.Command {
 func waitDeployment(cmd *cobra.Command, c interface {
 	Deployment(ctx context.Context, id int64) (*ferry.Deployment, error)
 }, id int64) error {
+	return waitDeploymentTo(cmd, cmd.OutOrStdout(), c, id)
+}
+
+// waitDeploymentTo is waitDeployment printing to w.
+func waitDeploymentTo(cmd *cobra.Command, w io.Writer, c interface {
+	Deployment(ctx context.Context, id int64) (*ferry.Deployment, error)
+}, id int64) error {
 	last := ferry.DeploymentState("")
 	for {
 		d, err := c.Deployment(cmd.Context(), id)
@@ -143,7 +150,7 @@ func waitDeployment(cmd *cobra.Command, c interface {
 			return err
 		}
 		if d.State != last {
-			fmt.Fprintf(cmd.OutOrStdout(), "deployment %d: %s\n", id, d.State)
+			fmt.Fprintf(w, "deployment %d: %s\n", id, d.State)
 			last = d.State
 		}
 		if d.State.Final() {

@@ -208,13 +208,6 @@ func (c *Client) StatusCheck(ctx context.Context) (*api.StatusBody, error) {
 	return &out, err
 }
 
-// Scale changes an environment's replica count.
-func (c *Client) Scale(ctx context.Context, env string, replicas int, reason string) (*ferry.Deployment, error) {
-	var out ferry.Deployment
-	err := c.do(ctx, http.MethodPost, "/api/v1/envs/"+url.PathEscape(env)+"/scale", api.ScaleRequest{Replicas: replicas, Reason: reason}, &out)
-	return &out, err
-}
-
 // Deployments lists deployments, newest first.
 func (c *Client) Deployments(ctx context.Context, env string, limit int) ([]*ferry.Deployment, error) {
 	q := url.Values{}
@@ -253,41 +246,6 @@ func (c *Client) EnvLogs(ctx context.Context, env string, tail int, follow bool,
 		return nil
 	}
 	return err
-}
-
-// Promote asks env to take a release of ref (a commit, RC tag, or the
-// upstream's name; empty for what the upstream runs).
-func (c *Client) Promote(ctx context.Context, env, ref, reason string) (*ferry.Deployment, error) {
-	return c.PromoteDowngrade(ctx, env, ref, reason, false)
-}
-
-// PromoteDowngrade is Promote that, with downgrade, may move env back from
-// what it runs (promote --allow-downgrade; reason required).
-func (c *Client) PromoteDowngrade(ctx context.Context, env, ref, reason string, downgrade bool) (*ferry.Deployment, error) {
-	var out ferry.Deployment
-	err := c.do(ctx, http.MethodPost, "/api/v1/envs/"+url.PathEscape(env)+"/promote", api.PromoteRequest{Ref: ref, Reason: reason, AllowDowngrade: downgrade}, &out)
-	return &out, err
-}
-
-// Rollback returns env to release to (empty: the previous one).
-func (c *Client) Rollback(ctx context.Context, env, to, reason string) (*ferry.Deployment, error) {
-	var out ferry.Deployment
-	err := c.do(ctx, http.MethodPost, "/api/v1/envs/"+url.PathEscape(env)+"/rollback", api.RollbackRequest{To: to, Reason: reason}, &out)
-	return &out, err
-}
-
-// Lock freezes env.
-func (c *Client) Lock(ctx context.Context, env, reason string) (*ferry.Lock, error) {
-	var out ferry.Lock
-	err := c.do(ctx, http.MethodPost, "/api/v1/envs/"+url.PathEscape(env)+"/lock", api.ReasonRequest{Reason: reason}, &out)
-	return &out, err
-}
-
-// Unlock lifts env's lock.
-func (c *Client) Unlock(ctx context.Context, env, reason string) (*ferry.Lock, error) {
-	var out ferry.Lock
-	err := c.do(ctx, http.MethodDelete, "/api/v1/envs/"+url.PathEscape(env)+"/lock", api.ReasonRequest{Reason: reason}, &out)
-	return &out, err
 }
 
 // Quarantine bars a commit or release from promotion and rollback.

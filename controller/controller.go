@@ -26,6 +26,12 @@ type Ledger interface {
 	TransitionDeployment(ctx context.Context, id int64, from, to ferry.DeploymentState, errMsg string, at time.Time) error
 	AddEvent(ctx context.Context, e *ferry.Event) error
 	Events(ctx context.Context, f ledger.EventFilter) ([]ferry.Event, error)
+	// The actions asked of environments (ledger.ActionStore).
+	CreateAction(ctx context.Context, a *ferry.Action) error
+	Action(ctx context.Context, id int64) (*ferry.Action, error)
+	Actions(ctx context.Context, f ledger.ActionFilter) ([]*ferry.Action, error)
+	TransitionAction(ctx context.Context, id int64, from, to ferry.ActionState, result string, at time.Time) error
+	CreateActionDeployment(ctx context.Context, actionID int64, d *ferry.Deployment) error
 }
 
 // Locks is the part of the ledger that holds locks and quarantines.
@@ -112,7 +118,9 @@ type envRunner struct {
 
 	// turn queues the environment's actions (queue.go): one at a time,
 	// each decided when it runs.
-	turn turn
+	turn *turn
+	// submitMu makes recording an action and taking its ticket one step.
+	submitMu sync.Mutex
 
 	// reqMu serialises requests, so that checking for an equal pending or
 	// active deployment and recording a new one are one step.
@@ -185,6 +193,9 @@ func (c *Controller) Start(ctx context.Context) error {
 	if err := c.recoverInterrupted(ctx); err != nil {
 		return err
 	}
+	if err := c.recoverActions(ctx); err != nil {
+		return err
+	}
 	if err := c.reconcile(ctx); err != nil {
 		return err
 	}
@@ -202,7 +213,8 @@ func (c *Controller) Start(ctx context.Context) error {
 	return nil
 }
 
-// Wait blocks until every environment's loop has stopped.
+// Wait blocks until every environment's loop, and every action started
+// in the background, has stopped.
 func (c *Controller) Wait() { c.wg.Wait() }
 
 // recoverInterrupted closes deployments a previous run left unfinished:
@@ -256,7 +268,7 @@ func (c *Controller) BuildSucceeded(ctx context.Context, b *ferry.Build) ([]*fer
 			Commit: b.Commit, Digest: b.Digest, Actor: "ferry",
 			Reason: fmt.Sprintf("build %d of %s succeeded", b.ID, b.Branch),
 		}
-		d, err := c.request(ctx, r, d)
+		d, err := c.request(ctx, r, d, 0)
 		if err != nil {
 			return out, err
 		}
@@ -268,8 +280,9 @@ func (c *Controller) BuildSucceeded(ctx context.Context, b *ferry.Build) ([]*fer
 // request records d as pending and hands it to the environment's loop;
 // a pending deployment not yet started is superseded. A deploy of the
 // digest that is already pending or rolling out is not recorded twice: the
-// existing deployment is returned.
-func (c *Controller) request(ctx context.Context, r *envRunner, d *ferry.Deployment) (*ferry.Deployment, error) {
+// existing deployment is returned. actionID is the action that asks for
+// d, 0 for none (intend).
+func (c *Controller) request(ctx context.Context, r *envRunner, d *ferry.Deployment, actionID int64) (*ferry.Deployment, error) {
 	r.reqMu.Lock()
 	defer r.reqMu.Unlock()
 	if d.Kind == ferry.DeployDeploy {
@@ -283,7 +296,7 @@ func (c *Controller) request(ctx context.Context, r *envRunner, d *ferry.Deploym
 			return dup, nil
 		}
 	}
-	if err := c.intend(ctx, r, d); err != nil {
+	if err := c.intend(ctx, r, d, actionID); err != nil {
 		return nil, err
 	}
 	c.hand(ctx, r, d)
@@ -292,13 +305,21 @@ func (c *Controller) request(ctx context.Context, r *envRunner, d *ferry.Deploym
 
 // intend records d as pending, with its actor and reason, before anything
 // moves for it: a crash from here on leaves it in the ledger under its
-// own name, for the next start to close.
-func (c *Controller) intend(ctx context.Context, r *envRunner, d *ferry.Deployment) error {
+// own name, for the next start to close. The deployment of an action
+// (actionID, 0 for none) is recorded with its link to the action in one
+// write.
+func (c *Controller) intend(ctx context.Context, r *envRunner, d *ferry.Deployment, actionID int64) error {
 	d.State, d.CreatedAt = ferry.DeploymentPending, c.now()
 	if d.Replicas == 0 {
 		d.Replicas = c.replicas(ctx, r)
 	}
-	if err := c.ledger.CreateDeployment(ctx, d); err != nil {
+	create := c.ledger.CreateDeployment
+	if actionID != 0 {
+		create = func(ctx context.Context, d *ferry.Deployment) error {
+			return c.ledger.CreateActionDeployment(ctx, actionID, d)
+		}
+	}
+	if err := create(ctx, d); err != nil {
 		return fmt.Errorf("record deployment to %s: %w", r.env.Name, err)
 	}
 	c.event(ctx, "deployment.queued", d.Actor, d, d.Reason)
@@ -336,19 +357,15 @@ func (c *Controller) replicas(ctx context.Context, r *envRunner) int {
 }
 
 // Scale changes an environment's replica count, recorded as a deployment.
-// It takes its turn among the environment's actions (queue.go).
+// It is an action (actions.go): recorded, then run in its turn among the
+// environment's actions (queue.go); Scale returns once it was decided.
 func (c *Controller) Scale(ctx context.Context, env string, replicas int, actor, reason string) (*ferry.Deployment, error) {
-	r, err := c.env(env)
-	if err != nil {
-		return nil, err
-	}
-	if replicas < 1 || replicas > 64 {
-		return nil, ferry.Errorf(ferry.EINVALID, "replicas must be between 1 and 64, not %d", replicas)
-	}
-	return c.inTurn(ctx, r, func() (*ferry.Deployment, error) { return c.scale(ctx, r, replicas, actor, reason) })
+	o := c.ask(ctx, ferry.Action{Env: env, Kind: ferry.ActionScale, Replicas: replicas, Actor: actor, Reason: reason})
+	return o.d, o.err
 }
 
-func (c *Controller) scale(ctx context.Context, r *envRunner, replicas int, actor, reason string) (*ferry.Deployment, error) {
+// scale is a scale action (actionID) in r's turn.
+func (c *Controller) scale(ctx context.Context, r *envRunner, replicas int, actor, reason string, actionID int64) (*ferry.Deployment, error) {
 	env := r.env.Name
 	cur, err := c.ledger.Current(ctx, c.cfg.App, env)
 	if err != nil {
@@ -365,7 +382,7 @@ func (c *Controller) scale(ctx context.Context, r *envRunner, replicas int, acto
 	if d.Reason == "" {
 		d.Reason = fmt.Sprintf("scale from %d to %d", cur.Replicas, replicas)
 	}
-	return c.request(ctx, r, d)
+	return c.request(ctx, r, d, actionID)
 }
 
 func (c *Controller) env(name string) (*envRunner, error) {

@@ -131,7 +131,7 @@ func (c *Controller) converge(ctx context.Context, r *envRunner) {
 	if f.last != nil && f.last.State == ferry.DeploymentFailed {
 		reason = fmt.Sprintf("%s follows %s: deployment %d of its head %s was interrupted by a stop of ferry", r.env.Name, r.env.Branch, f.last.ID, ferry.ShortSHA(head))
 	}
-	if _, err := c.request(ctx, r, c.deployment(r, f.build, "ferry", reason)); err != nil {
+	if _, err := c.request(ctx, r, c.deployment(r, f.build, "ferry", reason), 0); err != nil {
 		c.log.Error("converge: queue deployment", "env", r.env.Name, "err", err)
 	}
 }
@@ -198,7 +198,7 @@ func (c *Controller) Deploy(ctx context.Context, b *ferry.Build, actor string) (
 			continue
 		}
 		reason := fmt.Sprintf("%s asked for build %d of %s (ferry build %s)", actor, b.ID, b.ShortCommit(), b.Branch)
-		d, err := c.request(ctx, r, c.deployment(r, b, actor, reason))
+		d, err := c.request(ctx, r, c.deployment(r, b, actor, reason), 0)
 		if err != nil {
 			return out, err
 		}

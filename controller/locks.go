@@ -10,50 +10,17 @@ import (
 )
 
 // Lock freezes an environment: promotions are refused while it holds. It
-// takes its turn among the environment's actions (queue.go): a lock asked
-// for during a promotion holds from the promotion's end.
+// is an action (actions.go): a lock asked for during a promotion holds
+// from the promotion's end.
 func (c *Controller) Lock(ctx context.Context, env, actor, reason string) (*ferry.Lock, error) {
-	r, err := c.env(env)
-	if err != nil {
-		return nil, err
-	}
-	if strings.TrimSpace(reason) == "" {
-		return nil, ferry.Errorf(ferry.EINVALID, "a lock needs a reason (--reason)")
-	}
-	var l *ferry.Lock
-	_, err = c.inTurn(ctx, r, func() (*ferry.Deployment, error) {
-		l = &ferry.Lock{App: c.cfg.App, Env: r.env.Name, Actor: actor, Reason: reason, CreatedAt: c.now()}
-		if err := c.locks.Lock(ctx, l); err != nil {
-			return nil, err
-		}
-		c.record(ctx, ferry.Event{Actor: actor, Kind: "env.locked", Env: env, Message: fmt.Sprintf("%s locked", env), Reason: reason})
-		return nil, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
+	o := c.ask(ctx, ferry.Action{Env: env, Kind: ferry.ActionLock, Actor: actor, Reason: reason})
+	return o.lock, o.err
 }
 
-// Unlock lifts an environment's lock, in its turn. A push refused while
-// the lock held was reset then and stays undeployed.
+// Unlock lifts an environment's lock, in its turn (an action).
 func (c *Controller) Unlock(ctx context.Context, env, actor, reason string) (*ferry.Lock, error) {
-	r, err := c.env(env)
-	if err != nil {
-		return nil, err
-	}
-	var l *ferry.Lock
-	_, err = c.inTurn(ctx, r, func() (*ferry.Deployment, error) {
-		if l, err = c.locks.Unlock(ctx, c.cfg.App, env); err != nil {
-			return nil, err
-		}
-		c.record(ctx, ferry.Event{Actor: actor, Kind: "env.unlocked", Env: env, Message: fmt.Sprintf("%s unlocked (locked by %s: %s)", env, l.Actor, l.Reason), Reason: reason})
-		return nil, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
+	o := c.ask(ctx, ferry.Action{Env: env, Kind: ferry.ActionUnlock, Actor: actor, Reason: reason})
+	return o.lock, o.err
 }
 
 // Quarantine bars a commit, named by commit or release tag, from ever

@@ -40,23 +40,15 @@ func (c *Controller) Promote(ctx context.Context, env, ref, actor, reason string
 
 // PromoteDowngrade is Promote that, when downgrade is set, may also move
 // env back along the mainline from what it runs; such a downgrade needs a
-// reason, recorded with it.
+// reason, recorded with it. It is an action (actions.go): recorded, then
+// decided in its turn; it returns once decided.
 func (c *Controller) PromoteDowngrade(ctx context.Context, env, ref, actor, reason string, downgrade bool) (*ferry.Deployment, error) {
-	r, err := c.env(env)
-	if err != nil {
-		return nil, err
-	}
-	if err := release.TakesPromotions(r.env.Environment); err != nil {
-		return nil, err
-	}
-	if downgrade && strings.TrimSpace(reason) == "" {
-		return nil, ferry.Errorf(ferry.EINVALID, "a downgrade needs a reason (--reason)")
-	}
-	return c.inTurn(ctx, r, func() (*ferry.Deployment, error) { return c.promote(ctx, r, ref, actor, reason, downgrade) })
+	o := c.ask(ctx, ferry.Action{Env: env, Kind: ferry.ActionPromote, Ref: ref, AllowDowngrade: downgrade, Actor: actor, Reason: reason})
+	return o.d, o.err
 }
 
-// promote is Promote in r's turn.
-func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reason string, downgrade bool) (*ferry.Deployment, error) {
+// promote is Promote in r's turn, for action actionID (0: a push).
+func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reason string, downgrade bool, actionID int64) (*ferry.Deployment, error) {
 	if err := c.git.Fetch(ctx); err != nil {
 		return nil, errFetch(err)
 	}
@@ -86,7 +78,7 @@ func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reas
 	if facts.Running != "" && facts.Running != cand.commit && !facts.Ahead {
 		d.Reason = "downgrade: " + d.Reason
 	}
-	if err := c.intend(ctx, r, d); err != nil {
+	if err := c.intend(ctx, r, d, actionID); err != nil {
 		return nil, err
 	}
 	if err := c.moveBranch(ctx, r, cand.commit, facts.Head); err != nil {

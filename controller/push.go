@@ -63,9 +63,9 @@ func (c *Controller) pushed(ctx context.Context, r *envRunner, sha string) (*fer
 		return nil, nil
 	case v.Kind == release.Unchanged:
 	case v.Release != "": // back (or over) to a known release
-		d, err = c.rollback(ctx, r, v.Release, "git push", "release moved back to "+v.Release+" by a push")
+		d, err = c.rollback(ctx, r, v.Release, "git push", "release moved back to "+v.Release+" by a push", 0)
 	default: // forward along the mainline
-		d, err = c.promote(ctx, r, sha, "git push", fmt.Sprintf("%s pushed to %s", ferry.ShortSHA(sha), r.env.Branch), false)
+		d, err = c.promote(ctx, r, sha, "git push", fmt.Sprintf("%s pushed to %s", ferry.ShortSHA(sha), r.env.Branch), false, 0)
 	}
 	if err != nil {
 		switch ferry.ErrorCode(err) {

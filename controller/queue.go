@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"sync"
 
 	"github.com/ferryhq/ferry"
 )
@@ -11,41 +12,110 @@ import (
 // environment take turns, in the order they arrive. An action reads what
 // the environment runs only once its turn has come, and a deployment it
 // queues keeps the turn until it has finished, so a rollback queued
-// behind a promote rolls back from the promote's result.
+// behind a promote rolls back from the promote's result. The actions
+// operators ask for are recorded (actions.go); pushes take their turn
+// without a record of their own.
 
-// turn is an environment's queue of actions: a channel of capacity one,
-// whose blocked senders Go serves in arrival order.
-type turn chan struct{}
+// turn is an environment's queue of actions: a ticket lock. An action
+// takes a ticket when it arrives (take, which never blocks, so the order
+// of tickets is the order of arrival), waits until its ticket is served,
+// and passes the turn on when done.
+type turn struct {
+	mu      sync.Mutex
+	next    uint64          // the next ticket to give
+	serving uint64          // the ticket that holds the turn
+	gone    map[uint64]bool // tickets whose holder gave up waiting
+	changed chan struct{}   // closed and replaced when serving moves
+}
 
-func newTurn() turn { return make(turn, 1) }
+func newTurn() *turn { return &turn{gone: map[uint64]bool{}, changed: make(chan struct{})} }
 
-// inTurn waits for r's turn, then runs act. A deployment act returns keeps
-// the turn until it has finished (settle runs then); anything else gives
-// the turn to the next action at once.
+// take gives the next ticket.
+func (t *turn) take() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.next
+	t.next++
+	return n
+}
+
+// wait blocks until ticket n holds the turn, or ctx ends: then n is given
+// up (passed over, or passed on if its turn had just come) and ctx's
+// error returned.
+func (t *turn) wait(ctx context.Context, n uint64) error {
+	for {
+		t.mu.Lock()
+		if t.serving == n {
+			t.mu.Unlock()
+			return nil
+		}
+		ch := t.changed
+		t.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			if t.serving == n {
+				t.passLocked()
+			} else {
+				t.gone[n] = true
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// pass gives the turn to the next ticket still waiting.
+func (t *turn) pass() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.passLocked()
+}
+
+func (t *turn) passLocked() {
+	t.serving++
+	for t.gone[t.serving] {
+		delete(t.gone, t.serving)
+		t.serving++
+	}
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// inTurn takes a ticket of r's turn, waits for it, then runs act. A
+// deployment act returns keeps the turn until it has finished (settle
+// runs then); anything else gives the turn to the next action at once.
 func (c *Controller) inTurn(ctx context.Context, r *envRunner, act func() (*ferry.Deployment, error)) (*ferry.Deployment, error) {
-	select {
-	case r.turn <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ferry.Wrap(ctx.Err(), ferry.EUNAVAILABLE, "gave up waiting for the actions queued on %s", r.env.Name)
+	ticket := r.turn.take()
+	if err := r.turn.wait(ctx, ticket); err != nil {
+		return nil, ferry.Wrap(err, ferry.EUNAVAILABLE, "gave up waiting for the actions queued on %s", r.env.Name)
 	}
 	d, err := act()
 	if err != nil || d == nil {
-		<-r.turn
+		r.turn.pass()
 		return d, err
 	}
-	done := r.doneOf(d.ID)
-	go func() {
-		defer func() { <-r.turn }()
-		if done != nil {
-			select {
-			case <-done:
-			case <-c.stopped():
-				return
-			}
-		}
-		c.settle(context.WithoutCancel(ctx), r, d.ID)
-	}()
+	go c.keepTurn(context.WithoutCancel(ctx), r, d.ID, nil)
 	return d, nil
+}
+
+// keepTurn holds r's turn until deployment id has finished (or the
+// controller stops), settles it, runs then (when set) and passes the
+// turn on.
+func (c *Controller) keepTurn(ctx context.Context, r *envRunner, id int64, then func()) {
+	defer r.turn.pass()
+	if done := r.doneOf(id); done != nil {
+		select {
+		case <-done:
+		case <-c.stopped():
+			return
+		}
+	}
+	c.settle(ctx, r, id)
+	if then != nil {
+		then()
+	}
 }
 
 // doneOf is closed once r's loop has finished deployment id (or it was
@@ -75,4 +145,13 @@ func (c *Controller) stopped() <-chan struct{} {
 		return nil
 	}
 	return c.runCtx.Done()
+}
+
+// background is the context an action runs in once recorded: it outlives
+// the request that asked for it and ends with the controller's run.
+func (c *Controller) background(ctx context.Context) context.Context {
+	if c.runCtx != nil {
+		return c.runCtx
+	}
+	return context.WithoutCancel(ctx)
 }

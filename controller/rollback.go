@@ -12,20 +12,15 @@ import (
 // when the action's turn comes (release.RollbackTarget), unless it is
 // quarantined (release.RollbackGates). The rollback is recorded before
 // the release branch is reset to that release's commit with a lease, so
-// nothing redeploys the bad head.
+// nothing redeploys the bad head. It is an action (actions.go): recorded,
+// then decided in its turn; it returns once decided.
 func (c *Controller) Rollback(ctx context.Context, env, to, actor, reason string) (*ferry.Deployment, error) {
-	r, err := c.env(env)
-	if err != nil {
-		return nil, err
-	}
-	if err := release.TakesRollbacks(r.env.Environment); err != nil {
-		return nil, err
-	}
-	return c.inTurn(ctx, r, func() (*ferry.Deployment, error) { return c.rollback(ctx, r, to, actor, reason) })
+	o := c.ask(ctx, ferry.Action{Env: env, Kind: ferry.ActionRollback, Ref: to, Actor: actor, Reason: reason})
+	return o.d, o.err
 }
 
-// rollback is Rollback in r's turn.
-func (c *Controller) rollback(ctx context.Context, r *envRunner, to, actor, reason string) (*ferry.Deployment, error) {
+// rollback is Rollback in r's turn, for action actionID (0: a push).
+func (c *Controller) rollback(ctx context.Context, r *envRunner, to, actor, reason string, actionID int64) (*ferry.Deployment, error) {
 	if err := c.git.Fetch(ctx); err != nil {
 		return nil, errFetch(err)
 	}
@@ -51,7 +46,7 @@ func (c *Controller) rollback(ctx context.Context, r *envRunner, to, actor, reas
 	if d.Reason == "" {
 		d.Reason = "rollback to " + target.Release
 	}
-	if err := c.intend(ctx, r, d); err != nil {
+	if err := c.intend(ctx, r, d, actionID); err != nil {
 		return nil, err
 	}
 	if err := c.moveBranch(ctx, r, target.Commit, head); err != nil {

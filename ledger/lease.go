@@ -195,3 +195,12 @@ func (f *fenced) AddDelivery(ctx context.Context, provider, id string, at time.T
 func (f *fenced) ForgetDelivery(ctx context.Context, provider, id string) error {
 	return f.check(f.Store.ForgetDelivery(ctx, provider, id))
 }
+func (f *fenced) CreateAction(ctx context.Context, a *ferry.Action) error {
+	return f.check(f.Store.CreateAction(ctx, a))
+}
+func (f *fenced) TransitionAction(ctx context.Context, id int64, from, to ferry.ActionState, result string, at time.Time) error {
+	return f.check(f.Store.TransitionAction(ctx, id, from, to, result, at))
+}
+func (f *fenced) CreateActionDeployment(ctx context.Context, actionID int64, d *ferry.Deployment) error {
+	return f.check(f.Store.CreateActionDeployment(ctx, actionID, d))
+}

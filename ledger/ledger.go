@@ -109,6 +109,8 @@ type Store interface {
 	// LeaseStore keeps the leader lease and fences a leader's writes
 	// (lease.go).
 	LeaseStore
+	// ActionStore records the actions asked of environments (action.go).
+	ActionStore
 	// Close releases the store's connections. It is safe to call twice.
 	Close() error
 }

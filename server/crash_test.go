@@ -135,7 +135,7 @@ func TestKillDuringPromoteAndRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := waitFinished(t, c, d.ID); got.State != ferry.DeploymentSucceeded {
+	if got := waitFinished(t, c, deploymentOf(t, c, d)); got.State != ferry.DeploymentSucceeded {
 		t.Fatalf("first release = %s (%s)", got.State, got.Error)
 	}
 
@@ -166,6 +166,11 @@ func TestKillDuringPromoteAndRollback(t *testing.T) {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			return strings.Contains(string(body), cur.Commit)
+		})
+		// Every action asked of prod is closed, the interrupted one too.
+		waitFor(t, time.Minute, step+": every prod action closed", func() bool {
+			open, err := c.Actions(ctx, "prod", []ferry.ActionState{ferry.ActionQueued, ferry.ActionRunning}, 10)
+			return err == nil && len(open) == 0
 		})
 		var drift []string
 		waitFor(t, 30*time.Second, step+": status --check without drift", func() bool {
@@ -235,7 +240,7 @@ func TestKillDuringPromoteAndRollback(t *testing.T) {
 			if err != nil {
 				t.Fatalf("promote b after the crash: %v", err)
 			}
-			if got := waitFinished(t, c, d.ID); got.State != ferry.DeploymentSucceeded {
+			if got := waitFinished(t, c, deploymentOf(t, c, d)); got.State != ferry.DeploymentSucceeded {
 				t.Fatalf("promote b after the crash = %s (%s)", got.State, got.Error)
 			}
 		}
@@ -248,7 +253,7 @@ func TestKillDuringPromoteAndRollback(t *testing.T) {
 			if err != nil {
 				t.Fatalf("rollback after the crash: %v", err)
 			}
-			if got := waitFinished(t, c, d.ID); got.State != ferry.DeploymentSucceeded || got.Commit != a {
+			if got := waitFinished(t, c, deploymentOf(t, c, d)); got.State != ferry.DeploymentSucceeded || got.Commit != a {
 				t.Fatalf("rollback after the crash = %s to %.7s (%s), want a", got.State, got.Commit, got.Error)
 			}
 		}

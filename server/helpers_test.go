@@ -123,6 +123,23 @@ func waitState(t *testing.T, s *Server, commit string, state ferry.BuildState, t
 const deployTimeout = 3 * time.Minute
 
 // waitFinished waits until deployment id ends and fails unless it succeeded.
+// deploymentOf waits until the queued action a has started its deployment
+// and returns the deployment's id; an action that ended without one
+// fails the test with its result.
+func deploymentOf(b testing.TB, c *client.Client, a *ferry.Action) int64 {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deployTimeout)
+	defer cancel()
+	got, err := c.Decided(ctx, a.ID, 20*time.Millisecond)
+	if err != nil {
+		b.Fatalf("action %d (%s of %s): %v", a.ID, a.Kind, a.Env, err)
+	}
+	if got.Action.DeploymentID == 0 {
+		b.Fatalf("action %d (%s of %s) %s without a deployment: %s", a.ID, a.Kind, a.Env, got.Action.State, got.Action.Result)
+	}
+	return got.Action.DeploymentID
+}
+
 func waitFinished(b testing.TB, c *client.Client, id int64) *ferry.Deployment {
 	b.Helper()
 	deadline := time.Now().Add(deployTimeout)

@@ -166,7 +166,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("promote %s: %v", ferry.ShortSHA(rel.commit), err)
 		}
-		waitFinished(t, c, d.ID)
+		waitFinished(t, c, deploymentOf(t, c, d))
 		wantRunning(prodNS, rel.image, rel.commit, 4)
 	}
 	wantStatus(t, c, "prod", b, imageB, 4)
@@ -176,7 +176,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := waitFinished(t, c, d.ID); got.Kind != ferry.DeployRollback || got.Commit != a {
+	if got := waitFinished(t, c, deploymentOf(t, c, d)); got.Kind != ferry.DeployRollback || got.Commit != a {
 		t.Fatalf("rollback = %s of %s, want a rollback to %s", got.Kind, ferry.ShortSHA(got.Commit), ferry.ShortSHA(a))
 	}
 	wantRunning(prodNS, imageA, a, 4)
@@ -211,7 +211,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := waitFinished(t, c, sd.ID); got.Kind != ferry.DeployScale || got.Replicas != 6 {
+	if got := waitFinished(t, c, deploymentOf(t, c, sd)); got.Kind != ferry.DeployScale || got.Replicas != 6 {
 		t.Fatalf("scale = %s to %d replicas, want scale to 6", got.Kind, got.Replicas)
 	}
 	wantRunning(prodNS, imageA, a, 6)
@@ -219,7 +219,7 @@ func TestKubernetesEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFinished(t, c, d.ID)
+	waitFinished(t, c, deploymentOf(t, c, d))
 	wantRunning(prodNS, imageB, b, 6)
 	wantStatus(t, c, "prod", b, imageB, 6)
 }

@@ -59,7 +59,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	promoted := waitFinished(t, c, d.ID)
+	promoted := waitFinished(t, c, deploymentOf(t, c, d))
 
 	scrape := func(secret string) (int, string, string) {
 		t.Helper()

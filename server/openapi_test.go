@@ -22,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/api"
 )
 
 // TestOpenAPI checks api/openapi.yaml, as the server serves it, against a
@@ -56,9 +57,9 @@ func TestOpenAPI(t *testing.T) {
 	// A: the initial import, built and running in dev, then released to prod.
 	headA := repo.Head()
 	waitDeployed(t, cl, "dev", headA)
-	var d ferry.Deployment
+	var d api.ActionBody
 	c.call(admin, "POST", "/api/v1/envs/prod/promote", `{"reason": "first release"}`, 202).into(&d)
-	waitFinished(t, cl, d.ID)
+	waitFinished(t, cl, deploymentOf(t, cl, d.Action))
 
 	// B: triggered, running in dev, promoted, rolled back.
 	repo.Write("b.txt", "b\n")
@@ -71,17 +72,21 @@ func TestOpenAPI(t *testing.T) {
 	waitDeployed(t, cl, "dev", headB)
 	c.call(admin, "POST", "/api/v1/builds", `{"branch": "master", "commit": "`+headB+`"}`, 200) // exists: not queued
 	c.call(admin, "POST", "/api/v1/envs/prod/promote", `{"ref": "dev", "reason": "second release"}`, 202).into(&d)
-	waitFinished(t, cl, d.ID)
-	var rollback ferry.Deployment
+	waitFinished(t, cl, deploymentOf(t, cl, d.Action))
+	var rollback api.ActionBody
 	c.call(admin, "POST", "/api/v1/envs/prod/rollback", `{"reason": "undo"}`, 202).into(&rollback)
-	waitFinished(t, cl, rollback.ID)
+	rollbackID := deploymentOf(t, cl, rollback.Action)
+	waitFinished(t, cl, rollbackID)
 	c.call(admin, "POST", "/api/v1/envs/dev/scale", `{"replicas": 2, "reason": "load"}`, 202).into(&d)
-	waitFinished(t, cl, d.ID)
+	waitFinished(t, cl, deploymentOf(t, cl, d.Action))
 
 	// Prod locked while its status is read, then unlocked.
-	c.call(admin, "POST", "/api/v1/envs/prod/lock", `{"reason": "freeze"}`, 201)
+	c.call(admin, "POST", "/api/v1/envs/prod/lock", `{"reason": "freeze"}`, 202).into(&d)
+	if _, err := cl.Decided(ctx, d.Action.ID, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
 	c.call(viewer, "GET", "/api/v1/status", "", 200)
-	c.call(admin, "DELETE", "/api/v1/envs/prod/lock", `{"reason": "thaw"}`, 200)
+	c.call(admin, "DELETE", "/api/v1/envs/prod/lock", `{"reason": "thaw"}`, 202)
 
 	// C: blocks in its test step until canceled.
 	repo.Write("block", "\n")
@@ -119,7 +124,10 @@ func TestOpenAPI(t *testing.T) {
 		"/api/v1/envs/dev/logs?tail=5",
 		"/api/v1/deployments",
 		"/api/v1/deployments?env=prod&limit=3",
-		fmt.Sprintf("/api/v1/deployments/%d", rollback.ID),
+		fmt.Sprintf("/api/v1/deployments/%d", rollbackID),
+		"/api/v1/actions",
+		"/api/v1/actions?env=prod&state=succeeded&state=refused&limit=3",
+		fmt.Sprintf("/api/v1/actions/%d", rollback.Action.ID),
 		"/api/v1/dora",
 		"/api/v1/dora?env=dev&window=2w",
 		"/api/v1/diff?from=dev&to=prod",

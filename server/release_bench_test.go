@@ -72,7 +72,7 @@ func BenchmarkPromoteRollback(b *testing.B) {
 		b.Fatal(err)
 	}
 	waitReplicas(b, c, "prod", ab[0].digest, 4)
-	waitFinished(b, c, d.ID)
+	waitFinished(b, c, deploymentOf(b, c, d))
 
 	// The load: 8 clients, each on its own keep-alive connection.
 	load := loadtest.Start(loadtest.Config{Workers: 8, URL: prodURL + "/version"})
@@ -96,7 +96,7 @@ func BenchmarkPromoteRollback(b *testing.B) {
 		waitReplicas(b, c, "prod", ab[1].digest, 4)
 		promote += time.Since(t0)
 		wantAnswers(b, prodURL, ab[1].commit, 16)
-		if got := waitFinished(b, c, d.ID); got.Kind != ferry.DeployPromote || !strings.HasPrefix(got.Release, "RC") {
+		if got := waitFinished(b, c, deploymentOf(b, c, d)); got.Kind != ferry.DeployPromote || !strings.HasPrefix(got.Release, "RC") {
 			b.Fatalf("promotion = %s %q, want a promote with an RC… release", got.Kind, got.Release)
 		} else {
 			releases = append(releases, got.Release)
@@ -111,7 +111,7 @@ func BenchmarkPromoteRollback(b *testing.B) {
 		waitReplicas(b, c, "prod", ab[0].digest, 4)
 		rollback += time.Since(t0)
 		wantAnswers(b, prodURL, ab[0].commit, 16)
-		if got := waitFinished(b, c, d.ID); got.Kind != ferry.DeployRollback || got.Commit != ab[0].commit {
+		if got := waitFinished(b, c, deploymentOf(b, c, d)); got.Kind != ferry.DeployRollback || got.Commit != ab[0].commit {
 			b.Fatalf("rollback = %s of %s, want a rollback to %s", got.Kind, ferry.ShortSHA(got.Commit), ferry.ShortSHA(ab[0].commit))
 		}
 		cycleUploads += count.uploads.Load() - cycleStart

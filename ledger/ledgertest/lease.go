@@ -174,6 +174,9 @@ func testFence(t *testing.T, open OpenFunc) {
 			return s.AddQuarantine(ctx, &ferry.Quarantine{App: "app", Commit: commit(9), Reason: "stale", Actor: "a", CreatedAt: at(2 * ttl)})
 		}},
 		{"AddDelivery", func(s ledger.Store) error { _, err := s.AddDelivery(ctx, "github", "stale-1", at(2*ttl)); return err }},
+		{"CreateAction", func(s ledger.Store) error {
+			return s.CreateAction(ctx, &ferry.Action{App: "app", Env: "prod", Kind: ferry.ActionLock, Actor: "a", Reason: "stale", CreatedAt: at(2 * ttl)})
+		}},
 		{"CreateToken", func(s ledger.Store) error {
 			return s.CreateToken(ctx, &ferry.Token{Name: "stale", Role: ferry.RoleViewer, Hash: fmt.Sprintf("%064x", 7), CreatedAt: at(2 * ttl), CreatedBy: "a"})
 		}},

@@ -13,7 +13,8 @@
 // transitions of builds and deployments and gapless log numbering under
 // concurrency, what an environment currently runs, API tokens, keys refused
 // and free text capped alike (NUL, invalid UTF-8, lengths), webhook
-// deliveries recognised once, and that data survives reopening the
+// deliveries recognised once, actions with their compare-and-set
+// transitions and the deployment each starts, and that data survives reopening the
 // database.
 package ledgertest
 
@@ -69,6 +70,8 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"Lease", testLease},
 		{"Fence", testFence},
 		{"FenceRace", testFenceRace},
+		{"Actions", testActions},
+		{"ActionDeployment", testActionDeployment},
 		{"NotFound", testNotFound},
 		{"EmptyLists", testEmptyLists},
 		{"Reopen", testReopen},

@@ -39,7 +39,17 @@ func (s *Store) CreateDeployment(ctx context.Context, d *ferry.Deployment) error
 	if err := ledger.PrepareCreateDeployment(d); err != nil {
 		return err
 	}
-	err := s.pool.QueryRow(ctx, `
+	return insertDeployment(ctx, s.pool, d)
+}
+
+// rowQuerier is a pool or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// insertDeployment inserts the prepared deployment d and sets d.ID.
+func insertDeployment(ctx context.Context, q rowQuerier, d *ferry.Deployment) error {
+	err := q.QueryRow(ctx, `
 		INSERT INTO deployments (app, env, kind, state, build_id, commit_sha, digest, release,
 		                         replicas, previous_digest, actor, reason, error,
 		                         created_at, started_at, finished_at)

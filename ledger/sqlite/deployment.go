@@ -45,7 +45,17 @@ func (s *Store) CreateDeployment(ctx context.Context, d *ferry.Deployment) error
 	if err := ledger.PrepareCreateDeployment(d); err != nil {
 		return err
 	}
-	err := s.w.QueryRowContext(ctx, `
+	return insertDeployment(ctx, s.w, d)
+}
+
+// rowQuerier is a *sql.DB or a *sql.Tx.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// insertDeployment inserts the prepared deployment d and sets d.ID.
+func insertDeployment(ctx context.Context, q rowQuerier, d *ferry.Deployment) error {
+	err := q.QueryRowContext(ctx, `
 		INSERT INTO deployments (app, env, kind, state, build_id, commit_sha, digest, release,
 		                         replicas, previous_digest, actor, reason, error,
 		                         created_at, started_at, finished_at)

@@ -60,6 +60,7 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"Current", testCurrent},
 		{"TransitionDeployment", testTransitionDeployment},
 		{"DeploymentTransitionRace", testDeploymentTransitionRace},
+		{"CommitTimes", testCommitTimes},
 		{"Tokens", testTokens},
 		{"Locks", testLocks},
 		{"Quarantines", testQuarantines},

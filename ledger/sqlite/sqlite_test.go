@@ -96,7 +96,7 @@ func TestSchema(t *testing.T) {
 		WHERE type = 'index' AND tbl_name = 'deployments' AND sql IS NOT NULL ORDER BY name)`).Scan(&indexes); err != nil {
 		t.Fatal(err)
 	}
-	if want := "deployments_by_app,deployments_by_app_state,deployments_by_build,deployments_by_env,deployments_by_release,deployments_by_state"; indexes != want {
+	if want := "deployments_by_app,deployments_by_app_state,deployments_by_build,deployments_by_commit,deployments_by_digest,deployments_by_env,deployments_by_release,deployments_by_state"; indexes != want {
 		t.Errorf("indexes of deployments = %s, want %s", indexes, want)
 	}
 }
@@ -137,7 +137,8 @@ func TestDeploymentOutlivesBuild(t *testing.T) {
 }
 
 // TestUpgrade opens a ledger that an earlier ferry left at migration 001,
-// with a build in it: Open applies 002 and keeps the build.
+// with a build in it: Open applies 002 (and 011, which refers to it) and
+// keeps the build.
 func TestUpgrade(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	s, err := sqlite.Open(t.Context(), path)
@@ -153,8 +154,8 @@ func TestUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`DROP TABLE deployments; DELETE FROM schema_migrations WHERE version = 2`); err != nil {
-		t.Fatalf("undo 002: %v", err)
+	if _, err := db.Exec(`DROP TABLE deployment_commit_times; DROP TABLE deployments; DELETE FROM schema_migrations WHERE version IN (2, 11)`); err != nil {
+		t.Fatalf("undo 002 and 011, which refers to it: %v", err)
 	}
 	db.Close()
 

@@ -61,6 +61,7 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"TransitionDeployment", testTransitionDeployment},
 		{"DeploymentTransitionRace", testDeploymentTransitionRace},
 		{"CommitTimes", testCommitTimes},
+		{"MergedPages", testMergedPages},
 		{"Tokens", testTokens},
 		{"Locks", testLocks},
 		{"Quarantines", testQuarantines},

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/ledger"
 )
 
 // testCommitTimes: a succeeded deployment's commit times are stored once
@@ -70,4 +71,68 @@ func testCommitTimes(t *testing.T, open OpenFunc) {
 		t.Fatalf("CommitTimes(1200 ids) = %v", err)
 	}
 	same(t, "CommitTimes(1200 ids)", got, want)
+}
+
+// testMergedPages: a kind prefix selecting several kinds, and several
+// build states, are read one range per value and merged: pages come
+// newest first, without gaps or repeats, with the other filters applied.
+func testMergedPages(t *testing.T, open OpenFunc) {
+	s := mustOpen(t, open)
+	ctx := t.Context()
+	kinds := []string{"step.a", "step.b", "step.c", "stepx"}
+	var wantEvents []int64 // step.* of app in dev, newest first
+	for i := range 40 {
+		e := &ferry.Event{App: "app", Env: []string{"dev", "prod"}[i%5/4], Kind: kinds[i%len(kinds)], Actor: "ferry", Time: at(time.Duration(i) * time.Second)}
+		if i%7 == 6 {
+			e.App = "other"
+		}
+		if err := s.AddEvent(ctx, e); err != nil {
+			t.Fatalf("AddEvent = %v", err)
+		}
+		if e.App == "app" && e.Env == "dev" && e.Kind != "stepx" {
+			wantEvents = append([]int64{e.ID}, wantEvents...)
+		}
+	}
+	var gotEvents []int64
+	for f := (ledger.EventFilter{App: "app", Env: "dev", Kind: "step.", Limit: 4}); ; {
+		es, err := s.Events(ctx, f)
+		if err != nil {
+			t.Fatalf("Events(%+v) = %v", f, err)
+		}
+		for _, e := range es {
+			gotEvents = append(gotEvents, e.ID)
+		}
+		if len(es) < f.Limit {
+			break
+		}
+		f.BeforeID = es[len(es)-1].ID
+	}
+	same(t, "Events(step. in dev, pages of 4)", gotEvents, wantEvents)
+	if es, err := s.Events(ctx, ledger.EventFilter{App: "app", Kind: "nothing."}); err != nil || len(es) != 0 {
+		t.Errorf("Events(a kind never recorded) = %v, %v, want none", es, err)
+	}
+
+	states := []ferry.BuildState{ferry.BuildQueued, ferry.BuildRunning, ferry.BuildSucceeded}
+	var wantBuilds []int64 // queued or running, on master, newest first
+	for i := range 30 {
+		b := newBuild("app", 100+i)
+		b.State, b.Branch = states[i%3], []string{"master", "topic"}[i%4/3]
+		mustCreate(t, s, b)
+		if b.State != ferry.BuildSucceeded && b.Branch == "master" {
+			wantBuilds = append([]int64{b.ID}, wantBuilds...)
+		}
+	}
+	var gotBuilds []int64
+	for f := (ledger.BuildFilter{App: "app", Branch: "master", States: states[:2], Limit: 3}); ; {
+		bs, err := s.Builds(ctx, f)
+		if err != nil {
+			t.Fatalf("Builds(%+v) = %v", f, err)
+		}
+		gotBuilds = append(gotBuilds, buildIDs(bs)...)
+		if len(bs) < f.Limit {
+			break
+		}
+		f.BeforeID = bs[len(bs)-1].ID
+	}
+	same(t, "Builds(queued or running on master, pages of 3)", gotBuilds, wantBuilds)
 }

@@ -102,7 +102,9 @@ type CommitStore interface {
 // commit times of each succeeded change once read — in Stored, when set,
 // and in memory — so git is read once per change, when its lead time is
 // first needed and every deployment before it has ended. Each report is
-// then computed in memory from that copy (Compute's rules, unchanged).
+// then computed in memory from that copy (Compute's rules, unchanged), and
+// kept until the ledger changes or the window moves past a deployment's
+// finish: until then a report of the same window is the same figures.
 type Reporter struct {
 	App string
 	// Envs are the configured environments, in configuration order.
@@ -136,6 +138,19 @@ type envHistory struct {
 	// asked are the IDs already looked up in Stored.
 	times map[int64][]time.Time
 	asked map[int64]bool
+	// changes counts the syncs that read something from the ledger;
+	// reports are the last report of each window, valid while changes is
+	// the same and the window has not moved past a deployment's finish.
+	changes int64
+	reports map[time.Duration]keptReport
+}
+
+// keptReport is a report computed at one moment that holds, but for its
+// From and To, until the window moves past until, or something changes.
+type keptReport struct {
+	rep     Report
+	changes int64
+	until   time.Time
 }
 
 // Reports returns the figures of env, or of every production environment
@@ -147,9 +162,11 @@ type envHistory struct {
 // ledger.MaxLimit deployments for each thousand deployments since the last
 // one that succeeded before the window (at most maxHistory); every report
 // reads the deployments created or unfinished since the last one (a query
-// of up to 50 rows, more only when more changed), looks up once in Stored
-// the commit times of the changes it has not seen, runs one git log for
-// each change whose times are stored nowhere yet, and computes in memory.
+// of up to 50 rows, more only when more changed); when that found
+// something, or the window has moved past a deployment's finish, it looks
+// up once in Stored the commit times of the changes it has not seen, runs
+// one git log for each change whose times are stored nowhere yet, and
+// computes the report in memory; else it answers the report it kept.
 func (r *Reporter) Reports(ctx context.Context, env string, window time.Duration) ([]Report, error) {
 	if window < MinWindow || window > MaxWindow {
 		return nil, ferry.Errorf(ferry.EINVALID, "window %s is out of range: it must be from %s to %s", window, FormatWindow(MinWindow), FormatWindow(MaxWindow))
@@ -171,6 +188,12 @@ func (r *Reporter) Reports(ctx context.Context, env string, window time.Duration
 		if err != nil {
 			return nil, err
 		}
+		if k, ok := h.reports[window]; ok && k.changes == h.changes && !to.After(k.until) {
+			rep := k.rep
+			rep.From, rep.To = from, to
+			out = append(out, rep)
+			continue
+		}
 		if err := r.lookUp(ctx, h); err != nil {
 			return nil, fmt.Errorf("dora %s: %w", name, err)
 		}
@@ -178,6 +201,7 @@ func (r *Reporter) Reports(ctx context.Context, env string, window time.Duration
 		if err != nil {
 			return nil, fmt.Errorf("dora %s: %w", name, err)
 		}
+		h.reports[window] = keptReport{rep: rep, changes: h.changes, until: h.stable(window, to)}
 		out = append(out, rep)
 	}
 	return out, nil
@@ -196,7 +220,8 @@ func (r *Reporter) sync(ctx context.Context, env string, window time.Duration, t
 		if err != nil {
 			return nil, err
 		}
-		fresh := &envHistory{window: window, complete: complete, times: map[int64][]time.Time{}, asked: map[int64]bool{}}
+		fresh := &envHistory{window: window, complete: complete, times: map[int64][]time.Time{}, asked: map[int64]bool{},
+			reports: map[time.Duration]keptReport{}}
 		if h != nil { // what was read of git holds for good
 			fresh.times, fresh.asked = h.times, h.asked
 		}
@@ -207,6 +232,9 @@ func (r *Reporter) sync(ctx context.Context, env string, window time.Duration, t
 		deps, err := r.newer(ctx, env, h.mark)
 		if err != nil {
 			return nil, err
+		}
+		if len(deps) > 0 {
+			h.changes++
 		}
 		h.replaceAbove(h.mark, deps)
 	}
@@ -312,6 +340,26 @@ func (h *envHistory) trim(from time.Time) {
 			delete(h.asked, id)
 		}
 	}
+}
+
+// stable returns until when a report of window computed at to holds as
+// long as the ledger does not change: Compute reads the clock only through
+// whether a deployment finished before To and before From, and those stay
+// as they are until To passes the next finish, or From passes the next
+// finish in the window (To passes that finish plus the window).
+func (h *envHistory) stable(window time.Duration, to time.Time) time.Time {
+	until := to.Add(MaxWindow) // no finish ahead: until the ledger changes
+	for _, d := range h.deps {
+		if d.FinishedAt.IsZero() {
+			continue
+		}
+		for _, edge := range []time.Time{d.FinishedAt, d.FinishedAt.Add(window)} {
+			if !edge.Before(to) && edge.Before(until) {
+				until = edge
+			}
+		}
+	}
+	return until
 }
 
 // lookUp reads from Stored the commit times of the succeeded changes not

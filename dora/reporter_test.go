@@ -240,7 +240,7 @@ func TestReporterKeeps(t *testing.T) {
 	counted := &countingLedger{store: store}
 	kept := &Reporter{App: "app", Envs: envs, Ledger: counted, Stored: store, Commits: NewGitCommits(r.Source()).WithContext, Now: clock}
 	ctx := context.Background()
-	var pending *ferry.Deployment
+	var pending, c6, soon *ferry.Deployment
 	for _, step := range []struct {
 		name string
 		do   func()
@@ -278,8 +278,15 @@ func TestReporterKeeps(t *testing.T) {
 		}},
 		{"c6 deployed", func() {
 			now = now.Add(day)
-			record(t, store, "prod", promote, ok, c[6], now.Add(-time.Minute))
+			c6 = record(t, store, "prod", promote, ok, c[6], now.Add(-time.Minute))
 		}},
+		{"a change that finishes a second from now", func() {
+			soon = record(t, store, "prod", promote, ok, c[7], now.Add(time.Second))
+		}},
+		{"it finishes exactly now: not yet counted", func() { now = soon.FinishedAt }},
+		{"a nanosecond later: counted", func() { now = now.Add(time.Nanosecond) }},
+		{"the 7d window starts exactly at c6's finish", func() { now = c6.FinishedAt.Add(7 * day) }},
+		{"a nanosecond later c6 is out of it", func() { now = now.Add(time.Nanosecond) }},
 		{"the first change slides out of the window", func() { now = now.Add(12 * day) }},
 		{"everything but the last slides out", func() { now = now.Add(20 * day) }},
 	} {

@@ -77,6 +77,9 @@ func BenchmarkLargeLedger(b *testing.B) {
 			t0 = time.Now()
 			fillLedger(b, s.Ledger(), s.cfg.App, commits, end)
 			b.Logf("%s: filled %d builds, %d deployments and %d events in %s", engine, largeBuilds-1, largeDeployments, largeEvents, time.Since(t0).Round(time.Millisecond))
+			// The reads are of a ledger at rest: the server's own rollout of
+			// the head (which the fill slows down) has ended.
+			waitSettled(b, s)
 			secret := tokenFor(b, s, ferry.RoleViewer)
 			for _, path := range largeReads {
 				b.Run(path, func(b *testing.B) {
@@ -109,6 +112,24 @@ func waitForBuild(b *testing.B, s *Server, commit string) {
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("no build of the head %s after a minute: %v", ferry.ShortSHA(commit), err)
+		}
+	}
+}
+
+// waitSettled waits until no deployment of s is pending or under way.
+func waitSettled(b *testing.B, s *Server) {
+	open := ledger.DeploymentFilter{App: s.cfg.App, Limit: 1,
+		States: []ferry.DeploymentState{ferry.DeploymentPending, ferry.DeploymentRolling, ferry.DeploymentVerifying}}
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		ds, err := s.Ledger().Deployments(context.Background(), open)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ds) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("deployment %d still %s after 3 minutes", ds[0].ID, ds[0].State)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -81,26 +82,85 @@ func BenchmarkLargeLedger(b *testing.B) {
 			// the head (which the fill slows down) has ended.
 			waitSettled(b, s)
 			secret := tokenFor(b, s, ferry.RoleViewer)
-			for _, path := range largeReads {
-				b.Run(path, func(b *testing.B) {
-					var took []time.Duration
-					for b.Loop() {
-						t0 := time.Now()
-						getOK(b, s.URL()+path, secret)
-						took = append(took, time.Since(t0))
-					}
-					b.ReportMetric(ms(took[0]), "ms-first")
-					slices.Sort(took)
-					b.ReportMetric(ms(took[len(took)/2]), "ms-median")
-				})
-			}
+			timeReads(b, s.URL(), secret)
 			runtime.GC()
 			debug.FreeOSMemory()
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)
-			b.Logf("%s: after the reads RSS %s, live heap %.1f MB", engine, vmRSS(b), float64(m.HeapInuse)/(1<<20))
+			b.Logf("%s: after the reads RSS %s (this process: server and benchmark), live heap %.1f MB", engine, status(b, "self", "VmRSS"), float64(m.HeapInuse)/(1<<20))
+			if bin := os.Getenv("FERRY_BENCH_BINARY"); bin != "" {
+				// The same ledger and data directory, served by the real
+				// binary: its RSS is ferry's alone.
+				s.Close()
+				b.Run("binary", func(b *testing.B) { readBinary(b, bin, yaml, secret) })
+			}
 		})
 	}
+}
+
+// timeReads times every read of largeReads against the server at base.
+func timeReads(b *testing.B, base, secret string) {
+	for _, path := range largeReads {
+		b.Run(path, func(b *testing.B) {
+			var took []time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				getOK(b, base+path, secret)
+				took = append(took, time.Since(t0))
+			}
+			b.ReportMetric(ms(took[0]), "ms-first")
+			slices.Sort(took)
+			b.ReportMetric(ms(took[len(took)/2]), "ms-median")
+		})
+	}
+}
+
+// readBinary starts `bin serve` on yaml (on a fixed free port), times the
+// reads against it and logs its RSS after them, and its peak.
+func readBinary(b *testing.B, bin, yaml, secret string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	yaml = strings.Replace(yaml, "server: { listen: 127.0.0.1:0 }", "server: { listen: "+addr+" }", 1)
+	dir := b.TempDir()
+	config := filepath.Join(dir, "ferry.yaml")
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	logs, err := os.Create(filepath.Join(dir, "ferry.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logs.Close()
+	cmd := exec.Command(bin, "serve", "-c", config, "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}()
+	base := "http://" + addr
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logs.Name())
+			b.Fatalf("%s serve did not answer /healthz in a minute:\n%s", bin, log)
+		}
+	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	b.Logf("ferry serve started: RSS %s", status(b, pid, "VmRSS"))
+	timeReads(b, base, secret)
+	b.Logf("ferry serve after the reads: RSS %s, peak RSS %s", status(b, pid, "VmRSS"), status(b, pid, "VmHWM"))
 }
 
 // waitForBuild waits until s has recorded a build of commit.
@@ -136,14 +196,14 @@ func waitSettled(b *testing.B, s *Server) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// vmRSS is this process's resident set size, as /proc/self/status says.
-func vmRSS(b *testing.B) string {
-	status, err := os.ReadFile("/proc/self/status")
+// status is a field of /proc/<pid>/status (pid "self": this process).
+func status(b *testing.B, pid, field string) string {
+	text, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
 	}
-	for line := range strings.Lines(string(status)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+	for line := range strings.Lines(string(text)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			return strings.TrimSpace(v)
 		}
 	}

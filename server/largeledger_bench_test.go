@@ -160,7 +160,13 @@ func readBinary(b *testing.B, bin, yaml, secret string) {
 	pid := strconv.Itoa(cmd.Process.Pid)
 	b.Logf("ferry serve started: RSS %s", status(b, pid, "VmRSS"))
 	timeReads(b, base, secret)
-	b.Logf("ferry serve after the reads: RSS %s, peak RSS %s", status(b, pid, "VmRSS"), status(b, pid, "VmHWM"))
+	b.Logf("ferry serve after the reads: RSS %s (anonymous %s, file %s), peak RSS %s", status(b, pid, "VmRSS"),
+		status(b, pid, "RssAnon"), status(b, pid, "RssFile"), status(b, pid, "VmHWM"))
+	if keep := os.Getenv("FERRY_BENCH_BINARY_LOG"); keep != "" {
+		if log, err := os.ReadFile(logs.Name()); err == nil {
+			os.WriteFile(keep, log, 0o644)
+		}
+	}
 }
 
 // waitForBuild waits until s has recorded a build of commit.

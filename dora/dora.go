@@ -105,6 +105,19 @@ type CommitTimes interface {
 // before it. Compute does no I/O but through commitTimes, and fails only
 // when the window is empty or commitTimes fails.
 func Compute(deps []*ferry.Deployment, commitTimes CommitTimes, env string, from, to time.Time) (Report, error) {
+	return compute(deps, func(before []*ferry.Deployment, d *ferry.Deployment) ([]time.Time, error) {
+		times, _, err := newCommitTimes(commitTimes, before, d, to)
+		return times, err
+	}, env, from, to)
+}
+
+// arrivals returns the committer times of the commits that d, a succeeded
+// change, newly brought to its environment, given the deployments before
+// it (oldest first).
+type arrivals func(before []*ferry.Deployment, d *ferry.Deployment) ([]time.Time, error)
+
+// compute is Compute with the lead time's commits read through arrived.
+func compute(deps []*ferry.Deployment, arrived arrivals, env string, from, to time.Time) (Report, error) {
 	if !from.Before(to) {
 		return Report{}, ferry.Errorf(ferry.EINVALID, "the window from %s to %s is empty", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 	}
@@ -116,10 +129,8 @@ func Compute(deps []*ferry.Deployment, commitTimes CommitTimes, env string, from
 		}
 	}
 	slices.SortFunc(hist, func(a, b *ferry.Deployment) int { return cmp.Compare(a.ID, b.ID) })
-	done := func(d *ferry.Deployment) bool {
-		return d.State.Final() && !d.FinishedAt.IsZero() && d.FinishedAt.Before(to)
-	}
-	succeeded := func(d *ferry.Deployment) bool { return done(d) && d.State == ferry.DeploymentSucceeded }
+	done := func(d *ferry.Deployment) bool { return done(d, to) }
+	succeeded := func(d *ferry.Deployment) bool { return succeeded(d, to) }
 
 	// undoneBy maps each change a rollback undid to the first rollback
 	// that undid it.
@@ -151,7 +162,7 @@ func Compute(deps []*ferry.Deployment, commitTimes CommitTimes, env string, from
 		case ferry.DeploymentSucceeded:
 			attempted++
 			rep.Deployments++
-			times, err := newCommitTimes(commitTimes, hist[:i], d, succeeded)
+			times, err := arrived(hist[:i], d)
 			if err != nil {
 				return Report{}, fmt.Errorf("lead time of deployment %d (%s): %w", d.ID, ferry.ShortSHA(d.Commit), err)
 			}
@@ -184,22 +195,43 @@ func Compute(deps []*ferry.Deployment, commitTimes CommitTimes, env string, from
 	return rep, nil
 }
 
+// done reports whether d counts in a window ending at to: it finished
+// before to.
+func done(d *ferry.Deployment, to time.Time) bool {
+	return d.State.Final() && !d.FinishedAt.IsZero() && d.FinishedAt.Before(to)
+}
+
+func succeeded(d *ferry.Deployment, to time.Time) bool {
+	return done(d, to) && d.State == ferry.DeploymentSucceeded
+}
+
 // newCommitTimes returns the committer times of the commits d newly brought
-// to its environment, given the deployments before it.
-func newCommitTimes(ct CommitTimes, before []*ferry.Deployment, d *ferry.Deployment, succeeded func(*ferry.Deployment) bool) ([]time.Time, error) {
+// to its environment, given the deployments before it (oldest first), in a
+// window ending at to. final says the answer holds for every later to as
+// well, so it may be kept for good: every deployment between the one d is
+// diffed against and d has ended (given that before is all there was before
+// d, or reaches back to a deployment that succeeded).
+func newCommitTimes(ct CommitTimes, before []*ferry.Deployment, d *ferry.Deployment, to time.Time) (times []time.Time, final bool, err error) {
+	final = true
 	for _, p := range slices.Backward(before) {
-		if succeeded(p) {
+		if succeeded(p, to) {
 			if p.Commit == d.Commit {
-				return nil, nil
+				return []time.Time{}, final, nil
 			}
-			return ct.Between(p.Commit, d.Commit)
+			times, err := ct.Between(p.Commit, d.Commit)
+			return times, final, err
+		}
+		// One that has not ended, or ends after to, may yet become the
+		// deployment d is diffed against.
+		if !p.State.Final() || p.State == ferry.DeploymentSucceeded {
+			final = false
 		}
 	}
 	t, err := ct.Time(d.Commit)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return []time.Time{t}, nil
+	return []time.Time{t}, final, nil
 }
 
 // isChange reports whether d rolls out new code: a deploy or a promote.

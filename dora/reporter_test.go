@@ -2,6 +2,7 @@ package dora
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -206,5 +207,116 @@ func TestReporterPages(t *testing.T) {
 	}
 	if q := counted.queries.Load(); q != 2 {
 		t.Errorf("Reports made %d ledger queries for %d deployments, want 2 pages", q, n+1)
+	}
+}
+
+// noGit fails every git read: a Reporter given it must answer from what
+// is kept.
+type noGit struct{}
+
+func (noGit) Between(from, to string) ([]time.Time, error) {
+	return nil, fmt.Errorf("git log %s..%s: no git here", from, to)
+}
+func (noGit) Time(commit string) (time.Time, error) {
+	return time.Time{}, fmt.Errorf("git commit %s: no git here", commit)
+}
+
+// TestReporterKeeps: a Reporter that keeps the history and the commit
+// times (in the ledger) answers as one that reads everything afresh, at
+// every step of a history that grows, has unfinished deployments, rolls
+// back and slides out of the window; after the first report it reads only
+// what is new; and after a restart it answers without git.
+func TestReporterKeeps(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	r := gittest.New(t)
+	var c []string
+	for i := range 8 {
+		c = append(c, r.Commit(fmt.Sprint("commit ", i), now.Add(-time.Duration(50-i)*day)))
+	}
+	store := openLedger(t)
+	envs := []ferry.Environment{{Name: "dev"}, {Name: "prod", From: "dev"}}
+	counted := &countingLedger{store: store}
+	kept := &Reporter{App: "app", Envs: envs, Ledger: counted, Stored: store, Commits: NewGitCommits(r.Source()).WithContext, Now: clock}
+	ctx := context.Background()
+	var pending, c6, soon *ferry.Deployment
+	for _, step := range []struct {
+		name string
+		do   func()
+	}{
+		{"empty", func() {}},
+		{"base before the window, one change", func() {
+			record(t, store, "prod", promote, ok, c[0], now.Add(-40*day))
+			record(t, store, "prod", promote, ok, c[2], now.Add(-20*day))
+		}},
+		{"a change under way", func() {
+			pending = &ferry.Deployment{App: "app", Env: "prod", Kind: promote, State: ferry.DeploymentPending, Commit: c[4],
+				Digest: digestOf(c[4]), Actor: "test", CreatedAt: now}
+			if err := store.CreateDeployment(ctx, pending); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"it succeeds", func() {
+			now = now.Add(time.Hour)
+			if err := store.TransitionDeployment(ctx, pending.ID, ferry.DeploymentPending, ferry.DeploymentRolling, "", now.Add(-time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.TransitionDeployment(ctx, pending.ID, ferry.DeploymentRolling, ferry.DeploymentSucceeded, "", now.Add(-time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a reverted change", func() {
+			now = now.Add(time.Hour)
+			record(t, store, "prod", promote, reverted, c[5], now.Add(-2*time.Minute))
+			record(t, store, "prod", auto, ok, c[4], now.Add(-time.Minute))
+		}},
+		{"a rollback undoes c4", func() {
+			now = now.Add(time.Hour)
+			record(t, store, "prod", rollback, ok, c[2], now.Add(-time.Minute))
+			record(t, store, "dev", deploy, ok, c[7], now.Add(-time.Minute)) // not production
+		}},
+		{"c6 deployed", func() {
+			now = now.Add(day)
+			c6 = record(t, store, "prod", promote, ok, c[6], now.Add(-time.Minute))
+		}},
+		{"a change that finishes a second from now", func() {
+			soon = record(t, store, "prod", promote, ok, c[7], now.Add(time.Second))
+		}},
+		{"it finishes exactly now: not yet counted", func() { now = soon.FinishedAt }},
+		{"a nanosecond later: counted", func() { now = now.Add(time.Nanosecond) }},
+		{"the 7d window starts exactly at c6's finish", func() { now = c6.FinishedAt.Add(7 * day) }},
+		{"a nanosecond later c6 is out of it", func() { now = now.Add(time.Nanosecond) }},
+		{"the first change slides out of the window", func() { now = now.Add(12 * day) }},
+		{"everything but the last slides out", func() { now = now.Add(20 * day) }},
+	} {
+		step.do()
+		fresh := &Reporter{App: "app", Envs: envs, Ledger: store, Commits: NewGitCommits(r.Source()).WithContext, Now: clock}
+		for _, window := range []time.Duration{30 * day, 7 * day, 40 * day} {
+			before := counted.queries.Load()
+			got, err := kept.Reports(ctx, "prod", window)
+			if err != nil {
+				t.Fatalf("%s: Reports(prod, %s) = %v", step.name, FormatWindow(window), err)
+			}
+			want, err := fresh.Reports(ctx, "prod", window)
+			if err != nil {
+				t.Fatalf("%s: a fresh Reports(prod, %s) = %v", step.name, FormatWindow(window), err)
+			}
+			if !reportsEqual(got[0], want[0]) {
+				t.Errorf("%s: Reports(prod, %s) =\n%+v\nwant (read afresh)\n%+v", step.name, FormatWindow(window), got[0], want[0])
+			}
+			if q := counted.queries.Load() - before; step.name != "empty" && window != 40*day && q != 1 {
+				t.Errorf("%s: Reports(prod, %s) made %d ledger queries, want 1 (what is new)", step.name, FormatWindow(window), q)
+			}
+		}
+	}
+
+	// A restarted ferry reads the kept commit times from the ledger: no git.
+	restarted := &Reporter{App: "app", Envs: envs, Ledger: store, Stored: store,
+		Commits: func(context.Context) CommitTimes { return noGit{} }, Now: clock}
+	want, _ := kept.Reports(ctx, "prod", 40*day)
+	got, err := restarted.Reports(ctx, "prod", 40*day)
+	if err != nil || !reportsEqual(got[0], want[0]) || got[0].LeadTimeSamples == 0 {
+		t.Errorf("restarted Reports(prod, 40d) = %+v, %v; want %+v, without git", got, err, want)
 	}
 }

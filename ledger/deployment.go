@@ -108,6 +108,26 @@ func TransitionDeployment(d *ferry.Deployment, from, to ferry.DeploymentState, e
 	return nil
 }
 
+// CheckCommitTimes checks what SetCommitTimes would store for
+// deployment id.
+func CheckCommitTimes(id int64, times []time.Time) error {
+	for _, t := range times {
+		if t.IsZero() {
+			return ferry.Errorf(ferry.EINVALID, "commit times of deployment %d: a time is zero", id)
+		}
+	}
+	return nil
+}
+
+// CommitTimesRefused is SetCommitTimes' error for a deployment in state,
+// which is not succeeded.
+func CommitTimesRefused(id int64, state ferry.DeploymentState) error {
+	return ferry.Errorf(ferry.EINVALID, "deployment %d is %s: only a succeeded deployment has commit times", id, state)
+}
+
+// CommitTimesChunk bounds the ids of one CommitTimes query.
+const CommitTimesChunk = 500
+
 func validDeploymentKind(k ferry.DeploymentKind) bool {
 	switch k {
 	case ferry.DeployDeploy, ferry.DeployPromote, ferry.DeployRollback,

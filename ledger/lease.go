@@ -204,3 +204,6 @@ func (f *fenced) TransitionAction(ctx context.Context, id int64, from, to ferry.
 func (f *fenced) CreateActionDeployment(ctx context.Context, actionID int64, d *ferry.Deployment) error {
 	return f.check(f.Store.CreateActionDeployment(ctx, actionID, d))
 }
+func (f *fenced) SetCommitTimes(ctx context.Context, id int64, times []time.Time) error {
+	return f.check(f.Store.SetCommitTimes(ctx, id, times))
+}

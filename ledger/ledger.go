@@ -95,6 +95,17 @@ type Store interface {
 	// moving back to pending clears both. A final state is never left
 	// (EINVALID), so a finished deployment's history stays as it ended.
 	TransitionDeployment(ctx context.Context, id int64, from, to ferry.DeploymentState, errMsg string, at time.Time) error
+	// SetCommitTimes stores the committer times of the commits that the
+	// succeeded deployment id newly brought to its environment (what DORA's
+	// lead time reads of git, package dora), once: a later call for the same
+	// deployment keeps what was stored first, since commit times never
+	// change. ENOTFOUND when there is no such deployment, EINVALID when it
+	// has not succeeded or a time is zero; nothing is stored then.
+	SetCommitTimes(ctx context.Context, id int64, times []time.Time) error
+	// CommitTimes returns the times stored for those of ids that have them
+	// (a deployment that brought no new commit has an empty list); ids
+	// without any are absent from the map.
+	CommitTimes(ctx context.Context, ids []int64) (map[int64][]time.Time, error)
 	// AddEvent appends an event and sets e.ID. e.Time and e.Kind are
 	// required.
 	AddEvent(ctx context.Context, e *ferry.Event) error

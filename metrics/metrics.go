@@ -122,7 +122,8 @@ var (
 // that stays unfinished holds the mark back, and the records after it are
 // re-read each scrape until it ends. Then one Status call on the
 // controller (one status read per environment's runtime) and the DORA
-// reports (see dora.Reporter.Reports; their git reads are cached).
+// reports (see dora.Reporter.Reports: one small query each, and nothing
+// computed unless the ledger changed or the window moved past a finish).
 type Collector struct {
 	cfg Config
 

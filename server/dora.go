@@ -6,10 +6,12 @@ import (
 
 // doraReporter computes the DORA figures from the ledger and the app's
 // repository. Start makes one, which the API (GET /api/v1/dora), /metrics
-// and the dashboard share, and with it one cache of commit times.
+// and the dashboard share, and with it one copy of each environment's
+// window and one cache of commit times; each change's commit times are
+// kept in the ledger, read from git once.
 func (s *Server) doraReporter() *dora.Reporter {
 	return &dora.Reporter{
-		App: s.cfg.App, Envs: s.cfg.Domain(), Ledger: s.ledger,
+		App: s.cfg.App, Envs: s.cfg.Domain(), Ledger: s.ledger, Stored: s.ledger,
 		Commits: dora.NewGitCommits(s.repo).WithContext, Now: s.opts.Now,
 	}
 }

@@ -61,6 +61,8 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"Current", testCurrent},
 		{"TransitionDeployment", testTransitionDeployment},
 		{"DeploymentTransitionRace", testDeploymentTransitionRace},
+		{"CommitTimes", testCommitTimes},
+		{"MergedPages", testMergedPages},
 		{"Tokens", testTokens},
 		{"Locks", testLocks},
 		{"Quarantines", testQuarantines},

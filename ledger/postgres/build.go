@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -124,21 +123,14 @@ func (s *Store) Builds(ctx context.Context, f ledger.BuildFilter) ([]*ferry.Buil
 	if f.Branch != "" {
 		where = append(where, "branch = "+args.add(f.Branch))
 	}
-	if len(f.States) > 0 {
-		states := make([]string, len(f.States))
-		for i, st := range f.States {
-			states[i] = string(st)
-		}
-		where = append(where, "state = ANY("+args.add(states)+")")
+	states := make([]string, len(f.States))
+	for i, st := range f.States {
+		states[i] = string(st)
 	}
 	if f.BeforeID > 0 {
 		where = append(where, "id < "+args.add(f.BeforeID))
 	}
-	query := `SELECT ` + buildColumns + ` FROM builds`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY id DESC LIMIT ` + args.add(f.PageSize())
+	query := newest(buildColumns, "builds", where, &args, "state", states, f.PageSize())
 
 	return queryList(ctx, s.pool, "list builds", scanBuild, query, args...)
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,6 +16,7 @@ func (s *Store) AddEvent(ctx context.Context, e *ferry.Event) error {
 		return err
 	}
 	err := s.pool.QueryRow(ctx, `
+		WITH kind AS (INSERT INTO event_kinds (kind) VALUES ($3) ON CONFLICT (kind) DO NOTHING)
 		INSERT INTO events (at, actor, kind, app, env, commit_sha, build_id, message, reason)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		RETURNING id`,
@@ -28,7 +28,8 @@ func (s *Store) AddEvent(ctx context.Context, e *ferry.Event) error {
 	return nil
 }
 
-// Events implements ledger.Store.
+// Events implements ledger.Store. A kind prefix is the kinds it selects
+// (event_kinds), each read through an index of its own.
 func (s *Store) Events(ctx context.Context, f ledger.EventFilter) ([]ferry.Event, error) {
 	if err := f.Check(); err != nil {
 		return nil, err
@@ -43,21 +44,27 @@ func (s *Store) Events(ctx context.Context, f ledger.EventFilter) ([]ferry.Event
 	if f.Env != "" {
 		where = append(where, "env = "+args.add(f.Env))
 	}
-	if f.Kind != "" {
-		// A literal prefix: LIKE would treat _ and % as wildcards.
-		where = append(where, "starts_with(kind, "+args.add(f.Kind)+")")
-	}
 	if f.BuildID != 0 {
 		where = append(where, "build_id = "+args.add(f.BuildID))
 	}
 	if f.BeforeID > 0 {
 		where = append(where, "id < "+args.add(f.BeforeID))
 	}
-	query := `SELECT id, at, actor, kind, app, env, commit_sha, build_id, message, reason FROM events`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
+	var kinds []string
+	if f.Kind != "" {
+		// A literal prefix: LIKE would treat _ and % as wildcards.
+		rows, err := s.pool.Query(ctx, `SELECT kind FROM event_kinds WHERE starts_with(kind, $1) ORDER BY kind`, f.Kind)
+		if err == nil {
+			kinds, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list events: %w", err)
+		}
+		if len(kinds) == 0 {
+			return []ferry.Event{}, nil
+		}
 	}
-	query += ` ORDER BY id DESC LIMIT ` + args.add(f.PageSize())
+	query := newest(`id, at, actor, kind, app, env, commit_sha, build_id, message, reason`, "events", where, &args, "kind", kinds, f.PageSize())
 
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {

@@ -15,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -183,4 +185,33 @@ func queryList[T any](ctx context.Context, pool *pgxpool.Pool, what string, scan
 		out = []T{}
 	}
 	return out, nil
+}
+
+// newest returns the query for the newest limit rows (by id) of table with
+// columns that match every condition of where (placeholders of args) and,
+// when values are given, have column equal to one of them. With several
+// values it is one subquery per value — each a range of an index ending in
+// (column, id), read newest first — merged newest first: = ANY(…) would
+// make PostgreSQL read and sort every matching row, or walk the id order
+// past every row that does not match.
+func newest(columns, table string, where []string, args *params, column string, values []string, limit int) string {
+	lim := args.add(limit)
+	page := func(where []string) string {
+		q := `SELECT ` + columns + ` FROM ` + table
+		if len(where) > 0 {
+			q += ` WHERE ` + strings.Join(where, " AND ")
+		}
+		return q + ` ORDER BY id DESC LIMIT ` + lim
+	}
+	switch len(values) {
+	case 0:
+		return page(where)
+	case 1:
+		return page(append(slices.Clone(where), column+" = "+args.add(values[0])))
+	}
+	parts := make([]string, len(values))
+	for i, v := range values {
+		parts[i] = `(` + page(append(slices.Clone(where), column+" = "+args.add(v))) + `)`
+	}
+	return strings.Join(parts, " UNION ALL ") + ` ORDER BY id DESC LIMIT ` + lim
 }

@@ -54,7 +54,7 @@ func TestSchema(t *testing.T) {
 		WHERE tablename = 'deployments' AND indexname <> 'deployments_pkey'`).Scan(&indexes); err != nil {
 		t.Fatal(err)
 	}
-	if want := "deployments_by_app,deployments_by_app_state,deployments_by_build,deployments_by_env,deployments_by_release,deployments_by_state"; indexes != want {
+	if want := "deployments_by_app,deployments_by_app_state,deployments_by_build,deployments_by_commit,deployments_by_digest,deployments_by_env,deployments_by_release,deployments_by_state"; indexes != want {
 		t.Errorf("indexes of deployments = %s, want %s", indexes, want)
 	}
 }
@@ -95,7 +95,8 @@ func TestDeploymentOutlivesBuild(t *testing.T) {
 }
 
 // TestUpgrade opens a ledger that an earlier ferry left at migration 001,
-// with a build in it: Open applies 002 and keeps the build.
+// with a build in it: Open applies 002 and keeps the build. (CASCADE drops
+// the reference of 011's deployment_commit_times, not the table.)
 func TestUpgrade(t *testing.T) {
 	dsn := newDatabase(t)
 	s, err := postgres.Open(t.Context(), dsn)
@@ -111,7 +112,7 @@ func TestUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Exec(t.Context(), `DROP TABLE deployments; DELETE FROM schema_migrations WHERE version = 2`); err != nil {
+	if _, err := conn.Exec(t.Context(), `DROP TABLE deployments CASCADE; DELETE FROM schema_migrations WHERE version = 2`); err != nil {
 		t.Fatalf("undo 002: %v", err)
 	}
 	conn.Close(t.Context())

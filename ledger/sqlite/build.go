@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ferryhq/ferry"
@@ -143,22 +142,14 @@ func (s *Store) Builds(ctx context.Context, f ledger.BuildFilter) ([]*ferry.Buil
 	if f.Branch != "" {
 		where, args = append(where, "branch = ?"), append(args, f.Branch)
 	}
-	if len(f.States) > 0 {
-		where = append(where, "state IN ("+placeholders(len(f.States))+")")
-		for _, st := range f.States {
-			args = append(args, st)
-		}
+	states := make([]any, len(f.States))
+	for i, st := range f.States {
+		states[i] = st
 	}
 	if f.BeforeID > 0 {
 		where, args = append(where, "id < ?"), append(args, f.BeforeID)
 	}
-	query := `SELECT ` + buildColumns + ` FROM builds`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, f.PageSize())
-
+	query, args := newest(buildColumns, "builds", where, args, "state", states, f.PageSize())
 	return queryList(ctx, s.r, "list builds", scanBuild, query, args...)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/ledger"
@@ -14,6 +13,12 @@ import (
 func (s *Store) AddEvent(ctx context.Context, e *ferry.Event) error {
 	if err := ledger.PrepareEvent(e); err != nil {
 		return err
+	}
+	if _, known := s.kindsSeen.Load(e.Kind); !known {
+		if _, err := s.w.ExecContext(ctx, `INSERT INTO event_kinds (kind) VALUES (?) ON CONFLICT (kind) DO NOTHING`, e.Kind); err != nil {
+			return fmt.Errorf("add event %s: %w", e.Kind, err)
+		}
+		s.kindsSeen.Store(e.Kind, true)
 	}
 	err := s.w.QueryRowContext(ctx, `
 		INSERT INTO events (at, actor, kind, app, env, commit_sha, build_id, message, reason)
@@ -27,7 +32,27 @@ func (s *Store) AddEvent(ctx context.Context, e *ferry.Event) error {
 	return nil
 }
 
-// Events implements ledger.Store.
+// kinds returns the event kinds recorded that start with prefix,
+// literally (LIKE would treat _ and % as wildcards and ignore case).
+func (s *Store) kinds(ctx context.Context, prefix string) ([]any, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT kind FROM event_kinds WHERE substr(kind, 1, length(?)) = ? ORDER BY kind`, prefix, prefix)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var kinds []any
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		kinds = append(kinds, k)
+	}
+	return kinds, rows.Err()
+}
+
+// Events implements ledger.Store. A kind prefix is the kinds it selects
+// (event_kinds), each read through an index of its own.
 func (s *Store) Events(ctx context.Context, f ledger.EventFilter) ([]ferry.Event, error) {
 	if err := f.Check(); err != nil {
 		return nil, err
@@ -42,23 +67,23 @@ func (s *Store) Events(ctx context.Context, f ledger.EventFilter) ([]ferry.Event
 	if f.Env != "" {
 		where, args = append(where, "env = ?"), append(args, f.Env)
 	}
-	if f.Kind != "" {
-		// A literal prefix: LIKE would treat _ and % as wildcards and
-		// ignore case.
-		where, args = append(where, "substr(kind, 1, length(?)) = ?"), append(args, f.Kind, f.Kind)
-	}
 	if f.BuildID != 0 {
 		where, args = append(where, "build_id = ?"), append(args, f.BuildID)
 	}
 	if f.BeforeID > 0 {
 		where, args = append(where, "id < ?"), append(args, f.BeforeID)
 	}
-	query := `SELECT id, at, actor, kind, app, env, commit_sha, build_id, message, reason FROM events`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
+	var kinds []any
+	if f.Kind != "" {
+		var err error
+		if kinds, err = s.kinds(ctx, f.Kind); err != nil {
+			return nil, fmt.Errorf("list events: %w", err)
+		}
+		if len(kinds) == 0 {
+			return []ferry.Event{}, nil
+		}
 	}
-	query += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, f.PageSize())
+	query, args := newest(`id, at, actor, kind, app, env, commit_sha, build_id, message, reason`, "events", where, args, "kind", kinds, f.PageSize())
 
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {

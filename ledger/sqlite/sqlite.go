@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,9 @@ type Store struct {
 	path string
 	w    *sql.DB // exactly one connection: every write
 	r    *sql.DB // read-only connections
+	// kindsSeen are the event kinds known to be in event_kinds (the table
+	// only grows), so that AddEvent writes each kind once per process.
+	kindsSeen sync.Map
 
 	closeOnce sync.Once
 	closeErr  error
@@ -298,4 +302,33 @@ func queryList[T any](ctx context.Context, db *sql.DB, what string, scan func(sc
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
+}
+
+// newest returns the query for the newest limit rows (by id) of table with
+// columns that match every condition of where (with args) and, when values
+// are given, have column equal to one of them. With several values it is
+// one subquery per value — each a range of an index ending in (column, id),
+// read newest first — merged newest first: an IN list would make SQLite
+// sort every matching row.
+func newest(columns, table string, where []string, args []any, column string, values []any, limit int) (string, []any) {
+	page := func(where []string) string {
+		q := `SELECT ` + columns + ` FROM ` + table
+		if len(where) > 0 {
+			q += ` WHERE ` + strings.Join(where, " AND ")
+		}
+		return q + ` ORDER BY id DESC LIMIT ?`
+	}
+	switch len(values) {
+	case 0:
+		return page(where), append(slices.Clone(args), limit)
+	case 1:
+		return page(append(slices.Clone(where), column+" = ?")), append(slices.Clone(args), values[0], limit)
+	}
+	parts := make([]string, len(values))
+	var all []any
+	for i, v := range values {
+		parts[i] = `SELECT * FROM (` + page(append(slices.Clone(where), column+" = ?")) + `)`
+		all = append(append(all, args...), v, limit)
+	}
+	return `SELECT ` + columns + ` FROM (` + strings.Join(parts, " UNION ALL ") + `) ORDER BY id DESC LIMIT ?`, append(all, limit)
 }

@@ -96,7 +96,7 @@ func TestSchema(t *testing.T) {
 		WHERE type = 'index' AND tbl_name = 'deployments' AND sql IS NOT NULL ORDER BY name)`).Scan(&indexes); err != nil {
 		t.Fatal(err)
 	}
-	if want := "deployments_by_app,deployments_by_app_state,deployments_by_build,deployments_by_env,deployments_by_release,deployments_by_state"; indexes != want {
+	if want := "deployments_by_app,deployments_by_app_state,deployments_by_build,deployments_by_commit,deployments_by_digest,deployments_by_env,deployments_by_release,deployments_by_state"; indexes != want {
 		t.Errorf("indexes of deployments = %s, want %s", indexes, want)
 	}
 }

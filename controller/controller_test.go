@@ -61,7 +61,19 @@ func (f *fakeTarget) Apply(ctx context.Context, spec ferry.Spec, progress func(f
 	return nil
 }
 
-func (f *fakeTarget) Scale(_ context.Context, n int) error {
+// Scale is held by gate as Apply is: a scale is a rollout too.
+func (f *fakeTarget) Scale(ctx context.Context, n int) error {
+	f.mu.Lock()
+	gate, digest := f.gate, f.running.Digest
+	f.mu.Unlock()
+	f.entered <- digest
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.running.Replicas = n

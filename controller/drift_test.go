@@ -75,6 +75,9 @@ func TestDriftGolden(t *testing.T) {
 	f.prod.statusErr = nil
 	f.prod.gate = make(chan struct{})
 	f.prod.mu.Unlock()
+	for len(f.prod.entered) > 0 { // the release's rollouts
+		<-f.prod.entered
+	}
 	scale, err := f.ctrl.Scale(ctx, "prod", 3, "ada", "")
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/ledger"
@@ -100,7 +101,12 @@ func TestAccess(t *testing.T) {
 		}
 	}
 	// The refusals changed nothing: prod has no deployment, and the one
-	// scale of dev is the deployer's.
+	// scale of dev is the deployer's (once its action, answered queued,
+	// has run).
+	waitFor(t, time.Minute, "every action decided", func() bool {
+		open, err := s.Ledger().Actions(ctx, ledger.ActionFilter{States: []ferry.ActionState{ferry.ActionQueued, ferry.ActionRunning}})
+		return err == nil && len(open) == 0
+	})
 	ds, err := s.Ledger().Deployments(ctx, ledger.DeploymentFilter{Kinds: []ferry.DeploymentKind{ferry.DeployScale}})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ server:
   listen: 127.0.0.1:7070          # API, dashboard, webhooks, /metrics
   # publicURL: https://ferry.example.com
 
-# ledger: sqlite://ferry-data/ledger.db   # the default; postgres://user@host/db for several servers
+# ledger: sqlite://ferry-data/ledger.db   # the default; or postgres://user@host/db
 
 source:
   repo: ./birthday-app.git        # local path, file://, https://, ssh:// or git@host:path

@@ -90,6 +90,11 @@ type Ledger interface {
 	Quarantines(ctx context.Context, app string) ([]*ferry.Quarantine, error)
 }
 
+// Leases reads who leads the ledger.
+type Leases interface {
+	Leader(ctx context.Context, app string) (*ledger.Lease, error)
+}
+
 // Config is what the dashboard shows and where it gets it.
 type Config struct {
 	App     string
@@ -103,6 +108,8 @@ type Config struct {
 	// Tokens looks tokens up by their secret's hash (auth.Tokens.Lookup);
 	// required, as every page but the sign-in page needs a signed-in token.
 	Tokens auth.Lookup
+	// Leases, when set, tells the page which server leads the ledger.
+	Leases Leases
 	// DORA, when set, computes the DORA figures the dashboard shows
 	// (normally dora.Reporter's of the production environments).
 	DORA   func(ctx context.Context) ([]dora.Report, error)
@@ -257,6 +264,8 @@ type base struct {
 	App, Version, Asset string
 	// User is the signed-in token.
 	User *ferry.Token
+	// Leader is the server that leads the ledger, on the main page.
+	Leader *ledger.Lease
 }
 
 func (d *Dashboard) base(user *ferry.Token) base {

@@ -491,6 +491,7 @@ func TestSignIn(t *testing.T) {
 // quarantines, and the DORA figures when there are.
 func TestPage(t *testing.T) {
 	f := newFixture(t, func(c *Config) {
+		c.Leases = c.Ledger.(Leases)
 		c.DORA = func(context.Context) ([]dora.Report, error) {
 			return []dora.Report{{Env: "prod", From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC),
 				Deployments: 12, DeploymentsPerDay: 0.4, LeadTimeSeconds: 5400, LeadTimeSamples: 10, ChangeFailureRate: 0.25, Failures: 4, Changes: 16,
@@ -505,8 +506,13 @@ func TestPage(t *testing.T) {
 	if err := f.store.AddQuarantine(ctx, &ferry.Quarantine{App: app, Commit: commitB, Release: "RC20251224_1200", Reason: "corrupts carts", Actor: "bob", CreatedAt: f.now}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := f.store.Campaign(ctx, app, "host:/srv/ferry#1a2b", "127.0.0.1:7070", time.Minute, f.now); err != nil {
+		t.Fatal(err)
+	}
 	_, body := f.do(ferry.RoleAdmin, "GET", "/", nil, nil)
 	for _, want := range []string{
+		// Who leads the ledger, in the footer.
+		`led by <span class="leader" title="term 1, lease until 2026-01-02 03:05Z">host:/srv/ferry#1a2b</span> (term 1)`,
 		// The matrix, with the full commit and digest in titles.
 		`<tr id="env-dev" data-env="dev" data-commit="` + commitA + `" data-digest="` + digestA + `"`,
 		`<code title="` + commitA + `">aaaaaaaaaaaa</code>`, `<code title="` + digestA + `">111111111111</code>`,

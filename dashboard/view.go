@@ -138,6 +138,11 @@ func (d *Dashboard) load(ctx context.Context, user *ferry.Token, parts ...string
 	defer cancel()
 	want := func(p string) bool { return len(parts) == 0 || slices.Contains(parts, p) }
 	v := &view{base: d.base(user)}
+	if d.cfg.Leases != nil {
+		if l, err := d.cfg.Leases.Leader(ctx, d.cfg.App); err == nil {
+			v.Leader = l
+		}
+	}
 	for _, e := range d.cfg.Envs {
 		if auth.MayChange(user, e) == nil {
 			v.CanAct = true

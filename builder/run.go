@@ -47,6 +47,18 @@ type run struct {
 }
 
 func (b *Builder) runBuild(ctx context.Context, build *ferry.Build) {
+	// Cancel finds the build's cancel function from the moment the ledger
+	// says it runs: set before the transition, not after it.
+	bctx, cancel := context.WithCancel(ctx)
+	b.mu.Lock()
+	b.cancelID, b.cancel = build.ID, cancel
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.cancelID, b.cancel = 0, nil
+		b.mu.Unlock()
+		cancel()
+	}()
 	now := b.now()
 	if err := b.ledger.TransitionBuild(ctx, build.ID, ferry.BuildQueued, ferry.BuildRunning, "", now); err != nil {
 		if ferry.ErrorCode(err) != ferry.ECONFLICT {
@@ -59,17 +71,6 @@ func (b *Builder) runBuild(ctx context.Context, build *ferry.Build) {
 	// where this one says; the ledger records where the image went.
 	build.Image = b.cfg.Image
 	b.event(ctx, "build.started", "ferry", build, "")
-
-	bctx, cancel := context.WithCancel(ctx)
-	b.mu.Lock()
-	b.cancelID, b.cancel = build.ID, cancel
-	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		b.cancelID, b.cancel = 0, nil
-		b.mu.Unlock()
-		cancel()
-	}()
 
 	rec := &recorder{ctx: context.WithoutCancel(ctx), b: b, build: build}
 	rec.start()

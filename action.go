@@ -36,6 +36,11 @@ const (
 	ActionRefused   ActionState = "refused"
 )
 
+// ActionStates returns every action state.
+func ActionStates() []ActionState {
+	return []ActionState{ActionQueued, ActionRunning, ActionSucceeded, ActionFailed, ActionRefused}
+}
+
 // Final reports whether no further transition is possible.
 func (s ActionState) Final() bool {
 	switch s {

@@ -27,6 +27,11 @@ const (
 	BuildCanceled   BuildState = "canceled"
 )
 
+// BuildStates returns every build state.
+func BuildStates() []BuildState {
+	return []BuildState{BuildQueued, BuildRunning, BuildSucceeded, BuildFailed, BuildSuperseded, BuildCanceled}
+}
+
 // Final reports whether no further transition is possible.
 func (s BuildState) Final() bool {
 	switch s {
@@ -159,6 +164,11 @@ const (
 	DeployScale        DeploymentKind = "scale"         // the replica count changed, not the digest
 )
 
+// DeploymentKinds returns every deployment kind.
+func DeploymentKinds() []DeploymentKind {
+	return []DeploymentKind{DeployDeploy, DeployPromote, DeployRollback, DeployAutoRollback, DeployScale}
+}
+
 // DeploymentState is where a deployment is in its life.
 type DeploymentState string
 
@@ -175,6 +185,12 @@ const (
 	DeploymentRolledBack DeploymentState = "rolled-back"
 	DeploymentSuperseded DeploymentState = "superseded"
 )
+
+// DeploymentStates returns every deployment state.
+func DeploymentStates() []DeploymentState {
+	return []DeploymentState{DeploymentPending, DeploymentRolling, DeploymentVerifying, DeploymentSucceeded,
+		DeploymentFailed, DeploymentRolledBack, DeploymentSuperseded}
+}
 
 // Final reports whether no further transition is possible.
 func (s DeploymentState) Final() bool {

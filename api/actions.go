@@ -136,8 +136,9 @@ func (s *Server) listActions(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := ledger.ActionFilter{Env: q.Get("env"), BeforeID: before, Limit: int(limit)}
-	for _, st := range q["state"] {
-		f.States = append(f.States, ferry.ActionState(st))
+	if f.States, err = queryEnum(r, "state", "action state", ferry.ActionStates()); err != nil {
+		s.error(w, r, err)
+		return
 	}
 	as, err := s.Actions.Actions(r.Context(), f)
 	if err != nil {

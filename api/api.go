@@ -342,6 +342,28 @@ func queryInt(r *http.Request, name string, def int64) (int64, error) {
 	return n, nil
 }
 
+// queryEnum reads every value of the query parameter name, each one of
+// all; what names a value in the refusal ("build state").
+func queryEnum[T ~string](r *http.Request, name, what string, all []T) ([]T, error) {
+	var out []T
+	for _, v := range r.URL.Query()[name] {
+		if !slices.Contains(all, T(v)) {
+			return nil, ferry.Errorf(ferry.EINVALID, "unknown %s %q (%s=%s)", what, v, name, joinValues(all))
+		}
+		out = append(out, T(v))
+	}
+	return out, nil
+}
+
+// joinValues lists the values a parameter takes: a|b|c.
+func joinValues[T ~string](all []T) string {
+	s := make([]string, len(all))
+	for i, v := range all {
+		s[i] = string(v)
+	}
+	return strings.Join(s, "|")
+}
+
 // queryBool reports whether the query parameter name is "1" or "true".
 func queryBool(r *http.Request, name string) bool {
 	v := r.URL.Query().Get(name)

@@ -122,6 +122,31 @@ func TestStrictBodies(t *testing.T) {
 	}
 }
 
+// TestUnknownFilterValues: a list filter on a value no row can have is
+// refused with the values it takes, never answered with an empty list.
+func TestUnknownFilterValues(t *testing.T) {
+	ta := newTestAPI(t, devAndProd)
+	viewer := ta.secrets[ferry.RoleViewer]
+	for _, tc := range []struct {
+		path   string
+		status int
+		want   string // the message of a refusal
+	}{
+		{"/api/v1/builds?state=succeeded&state=done", 400, `unknown build state "done" (state=queued|running|succeeded|failed|superseded|canceled)`},
+		{"/api/v1/deployments?state=ok", 400, `unknown deployment state "ok" (state=pending|rolling|verifying|succeeded|failed|rolled-back|superseded)`},
+		{"/api/v1/deployments?kind=release", 400, `unknown deployment kind "release" (kind=deploy|promote|rollback|auto-rollback|scale)`},
+		{"/api/v1/deployments?state=failed&kind=promote&kind=rollback", 200, ""},
+		{"/api/v1/builds?state=canceled", 200, ""},
+	} {
+		status, body := ta.do(t, viewer, "GET", tc.path, "")
+		var eb ErrorBody
+		_ = json.Unmarshal([]byte(body), &eb)
+		if status != tc.status || eb.Error != tc.want {
+			t.Errorf("GET %s = %d %s, want %d %q", tc.path, status, body, tc.status, tc.want)
+		}
+	}
+}
+
 // TestOddText: a NUL byte or invalid UTF-8 in a path value, a query
 // parameter or a body's string is refused with 400 and a message naming
 // it, before the handler runs, whatever the ledger behind (the server's

@@ -22,15 +22,9 @@ func (s *Server) listBuilds(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := ledger.BuildFilter{App: s.App, Branch: q.Get("branch"), Limit: int(limit), BeforeID: before}
-	for _, st := range q["state"] {
-		state := ferry.BuildState(st)
-		switch state {
-		case ferry.BuildQueued, ferry.BuildRunning, ferry.BuildSucceeded, ferry.BuildFailed, ferry.BuildSuperseded, ferry.BuildCanceled:
-			f.States = append(f.States, state)
-		default:
-			s.error(w, r, ferry.Errorf(ferry.EINVALID, "unknown build state %q", st))
-			return
-		}
+	if f.States, err = queryEnum(r, "state", "build state", ferry.BuildStates()); err != nil {
+		s.error(w, r, err)
+		return
 	}
 	builds, err := s.Ledger.Builds(r.Context(), f)
 	if err != nil {

@@ -178,7 +178,16 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ds, err := s.Deployments.Deployments(r.Context(), ledger.DeploymentFilter{App: s.App, Env: env, Limit: int(limit), BeforeID: before})
+	f := ledger.DeploymentFilter{App: s.App, Env: env, Limit: int(limit), BeforeID: before}
+	if f.States, err = queryEnum(r, "state", "deployment state", ferry.DeploymentStates()); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if f.Kinds, err = queryEnum(r, "kind", "deployment kind", ferry.DeploymentKinds()); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	ds, err := s.Deployments.Deployments(r.Context(), f)
 	if err != nil {
 		s.error(w, r, err)
 		return

@@ -185,7 +185,10 @@ func TestSmuggling(t *testing.T) {
 
 // settle waits until the balancer has nothing in flight and returns what the
 // recorder saw, broken-off requests included.
-func settle(b *lb.Balancer, rec *recorder) []seen {
+func settle(b *lb.Balancer, rec *recorder) []seen { return settleFor(b, rec, 5*time.Millisecond) }
+
+// settleFor is settle, giving broken-off requests grace to be recorded.
+func settleFor(b *lb.Balancer, rec *recorder, grace time.Duration) []seen {
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		busy := false
@@ -197,7 +200,7 @@ func settle(b *lb.Balancer, rec *recorder) []seen {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(5 * time.Millisecond) // a broken-off request's close reaching the recorder
+	time.Sleep(grace) // a broken-off request's close reaching the recorder
 	return rec.take()
 }
 

@@ -117,4 +117,3 @@ func (p *panicLog) take() string {
 	p.msg = ""
 	return m
 }
-

@@ -48,4 +48,3 @@ func TestForwardingHeaders(t *testing.T) {
 		})
 	}
 }
-

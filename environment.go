@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 )
@@ -76,16 +77,16 @@ func (e *Environment) ReleaseName(t time.Time) (string, error) {
 
 // releaseTagPattern is the shape of a release tag (DESIGN §4):
 // RCyyyyMMdd_HHmm in UTC, with _2, _3 … for more releases in one minute.
-var releaseTagPattern = regexp.MustCompile(`^RC[0-9]{8}_[0-9]{4}(_[0-9]+)?$`)
+var releaseTagPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^RC[0-9]{8}_[0-9]{4}(_[0-9]+)?$`) })
 
 // IsReleaseTag reports whether name (without refs/tags/) has the shape of
 // a release tag, the tags a git server keeps permanent.
-func IsReleaseTag(name string) bool { return releaseTagPattern.MatchString(name) }
+func IsReleaseTag(name string) bool { return releaseTagPattern().MatchString(name) }
 
-var tagName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+var tagName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`) })
 
 // ValidTag reports whether s may name an OCI tag.
-func ValidTag(s string) bool { return tagName.MatchString(s) }
+func ValidTag(s string) bool { return tagName().MatchString(s) }
 
 // Mainline returns the branch at the root of env's upstream chain in envs:
 // only its history is released. It is "" when the chain names an unknown

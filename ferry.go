@@ -9,6 +9,7 @@ package ferry
 
 import (
 	"regexp"
+	"sync"
 	"time"
 )
 
@@ -115,16 +116,16 @@ type Event struct {
 	Reason  string    `json:"reason,omitempty"`
 }
 
-var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+var fullSHA = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{40}$`) })
 
 // ValidCommit reports whether s is a full 40-hex lowercase commit id.
-func ValidCommit(s string) bool { return fullSHA.MatchString(s) }
+func ValidCommit(s string) bool { return fullSHA().MatchString(s) }
 
-var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+var digestPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^sha256:[0-9a-f]{64}$`) })
 
 // ValidDigest reports whether s is a manifest digest as ferry records it:
 // sha256: and 64 lowercase hex digits.
-func ValidDigest(s string) bool { return digestPattern.MatchString(s) }
+func ValidDigest(s string) bool { return digestPattern().MatchString(s) }
 
 // ShortDigest returns "sha256:" and the first 12 hex digits of a digest
 // (or d itself if shorter).
@@ -292,11 +293,11 @@ type Token struct {
 // Revoked reports whether the token no longer authenticates.
 func (t *Token) Revoked() bool { return !t.RevokedAt.IsZero() }
 
-var tokenName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+var tokenName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`) })
 
 // ValidTokenName reports whether s may name a token: 1 to 64 letters,
 // digits, '.', '_', '@' or '-', starting with a letter or digit.
-func ValidTokenName(s string) bool { return tokenName.MatchString(s) }
+func ValidTokenName(s string) bool { return tokenName().MatchString(s) }
 
 // Lock freezes an environment: no promotion starts while it holds.
 type Lock struct {

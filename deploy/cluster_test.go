@@ -559,10 +559,10 @@ func TestCluster(t *testing.T) {
 		// ferry's own Kubernetes runtime, as that ServiceAccount, does
 		// everything a release needs in prod with these Roles and nothing
 		// more: roll out a digest, read what runs, scale through the HPA.
-		rt, err := kubetarget.NewForClient(kubetarget.Config{
+		rt, err := kubetarget.NewForConfig(kubetarget.Config{
 			Env: "prod", Namespace: prod, Deployment: "birthday-app", Container: "app", HPA: "birthday-app",
 			Poll: 100 * time.Millisecond,
-		}, as)
+		}, rc)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,8 +29,28 @@
 // wait on connections the balancer dialled but never used.
 //
 // Responses carry an X-Ferry-Replica header naming the backend that served
-// them. Requests carry X-Forwarded-For (appended to the client's) and
-// X-Forwarded-Proto; the inbound Host header is kept.
+// them. Requests carry X-Forwarded-For and X-Forwarded-Proto set by the
+// balancer; the inbound Host header is kept. The X-Forwarded-* and Forwarded
+// headers a client sends are dropped, unless Config.TrustForwarded says every
+// client is a proxy whose word is trusted (see there).
+//
+// Framing. The balancer parses each request with net/http's server, which is
+// strict where proxies get smuggled through: a request with two different
+// Content-Lengths, a Transfer-Encoding other than one "chunked", a header
+// name or value with a control byte (bare CR, NUL), or an invalid chunk size
+// is refused; Content-Length beside chunked is dropped; obsolete line folding
+// is unfolded. net/http ignores Transfer-Encoding on HTTP/1.0 (and hides
+// it), so the balancer closes every HTTP/1.0 connection after its first
+// response: bytes a client meant as a chunked body are never read as a next
+// request (RFC 9112 section 6.1). A request body that turns out
+// malformed while it streams to a backend ends that attempt: the client is
+// answered 400 (if nothing was answered yet), the backend connection is
+// closed mid-body, and neither is it retried nor does it count against the
+// backend's health. The outbound request is written anew by net/http's
+// client, so a backend sees exactly one framing: Content-Length or chunked.
+// Hop-by-hop headers, and those named in Connection, are not forwarded.
+// Headers must arrive within Config.HeaderTimeout and fit in
+// Config.MaxHeaderBytes (431 otherwise).
 package lb
 
 import (
@@ -55,6 +75,15 @@ const (
 	DefaultCheckTimeout  = time.Second
 	DefaultFailThreshold = 2
 	DefaultDrainTimeout  = 30 * time.Second
+	// DefaultHeaderTimeout bounds how long a client may take to send a
+	// request's headers (slowloris), and how long a kept-alive connection
+	// may wait for its next request's first byte beyond IdleTimeout.
+	DefaultHeaderTimeout = 10 * time.Second
+	// DefaultMaxHeaderBytes bounds a request's line and headers together,
+	// nginx's order of size (4 × 8 KiB buffers) with room for large cookies.
+	DefaultMaxHeaderBytes = 64 << 10
+	// IdleTimeout is how long a kept-alive client connection may stay idle.
+	IdleTimeout = 2 * time.Minute
 )
 
 // MaxReplayBody is the largest request body that is recorded so that an
@@ -80,7 +109,19 @@ type Config struct {
 	CheckTimeout  time.Duration // default 1s
 	FailThreshold int           // consecutive failed checks before a ready backend is taken out; default 2
 	DrainTimeout  time.Duration // max wait for in-flight requests on Remove and Close; default 30s
-	Logger        *slog.Logger  // default: discard
+	// HeaderTimeout is the longest a client may take to send a request's
+	// line and headers; the connection is closed after it. Default 10s.
+	HeaderTimeout time.Duration
+	// MaxHeaderBytes bounds a request's line and headers; more is answered
+	// 431. Default 64 KiB.
+	MaxHeaderBytes int
+	// TrustForwarded keeps the X-Forwarded-For (appending the client's
+	// address to it), X-Forwarded-Proto, X-Forwarded-Host and Forwarded
+	// headers clients send. Set it only when every client is a trusted
+	// proxy (a TLS terminator in front); otherwise any client can claim any
+	// address. Default false: they are dropped and set by the balancer.
+	TrustForwarded bool
+	Logger         *slog.Logger // default: discard
 }
 
 // withDefaults validates c and fills its zero values.
@@ -105,6 +146,7 @@ func (c Config) withDefaults() (Config, error) {
 		{"check interval", &c.CheckInterval, DefaultCheckInterval},
 		{"check timeout", &c.CheckTimeout, DefaultCheckTimeout},
 		{"drain timeout", &c.DrainTimeout, DefaultDrainTimeout},
+		{"header timeout", &c.HeaderTimeout, DefaultHeaderTimeout},
 	} {
 		if *d.v < 0 {
 			return c, fmt.Errorf("lb config: %s %v: must not be negative", d.name, *d.v)
@@ -118,6 +160,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.FailThreshold == 0 {
 		c.FailThreshold = DefaultFailThreshold
+	}
+	if c.MaxHeaderBytes < 0 {
+		return c, fmt.Errorf("lb config: max header bytes %d: must not be negative", c.MaxHeaderBytes)
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -164,8 +212,9 @@ func New(cfg Config) (*Balancer, error) {
 	b.ready.Store(new([]*backend))
 	b.srv = &http.Server{
 		Handler:           b,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cfg.HeaderTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          b.errLog,
 	}
 	return b, nil
@@ -259,6 +308,12 @@ wait:
 // ServeHTTP routes one request to a ready backend. It is the handler Start
 // serves; it may also be mounted elsewhere.
 func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+		// net/http ignores (and hides) a Transfer-Encoding on HTTP/1.0, so
+		// what follows the request on its connection may be its body:
+		// never read another request from it.
+		w.Header()["Connection"] = connClose
+	}
 	be := b.pick(nil)
 	if be == nil {
 		writeNoReady(w)
@@ -325,6 +380,7 @@ var (
 	jsonType   = []string{"application/json"}
 	retryAfter = []string{"1"}
 	protoHTTP  = []string{"http"}
+	connClose  = []string{"close"}
 )
 
 // bufferPool hands out 32 KiB copy buffers to the reverse proxies. It pools

@@ -11,19 +11,31 @@ import (
 )
 
 // rewrite points the outbound request at be and sets the forwarding headers.
-// The inbound Host header is kept.
+// The inbound Host header is kept. httputil.ReverseProxy has already removed
+// the hop-by-hop headers (and those named in Connection) and the Forwarded
+// and X-Forwarded-* headers from the outbound request; with TrustForwarded
+// the client's are put back, X-Forwarded-For with the client's address
+// appended.
 func (be *backend) rewrite(pr *httputil.ProxyRequest) {
 	u := pr.Out.URL
 	u.Scheme = "http"
 	u.Host = be.addr
-	h := pr.Out.Header
+	in, h := pr.In.Header, pr.Out.Header
+	trust := be.lb.cfg.TrustForwarded
 	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-		if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
+		if prior := in["X-Forwarded-For"]; trust && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
 		h["X-Forwarded-For"] = []string{ip}
 	}
 	h["X-Forwarded-Proto"] = protoHTTP
+	if trust {
+		for _, k := range []string{"X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"} {
+			if v := in[k]; len(v) > 0 {
+				h[k] = v
+			}
+		}
+	}
 }
 
 // RoundTrip sends the request to be; if the connection fails before a
@@ -40,6 +52,11 @@ func (be *backend) RoundTrip(req *http.Request) (*http.Response, error) {
 		be.served.Add(1)
 		res.Header[ReplicaHeader] = be.idHeader
 		return res, nil
+	}
+	if body != nil && body.err != nil {
+		// The client's body broke off or is malformed: the backend is not
+		// at fault, and another backend would get the same.
+		return nil, &clientBodyError{err: body.err}
 	}
 	return be.lb.retry(be, req, body, err)
 }
@@ -70,6 +87,10 @@ func (b *Balancer) retry(first *backend, req *http.Request, body *replayBody, er
 		r.URL = &u
 		var res *http.Response
 		res, err = next.transport.RoundTrip(r)
+		if err != nil && body != nil && body.err != nil {
+			next.done()
+			return nil, &clientBodyError{err: body.err}
+		}
 		if err == nil {
 			next.served.Add(1)
 			res.Header[ReplicaHeader] = next.idHeader
@@ -119,6 +140,7 @@ func idempotent(req *http.Request) bool {
 // it concurrently.
 type replayBody struct {
 	rc       io.ReadCloser
+	err      error // the first read error other than io.EOF
 	record   bool
 	overflow bool
 	read     int64  // bytes read from rc
@@ -133,6 +155,9 @@ func (r *replayBody) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	n, err := r.rc.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
 	if n > 0 {
 		r.read += int64(n)
 		if r.record && !r.overflow {
@@ -193,15 +218,35 @@ type trackedRWBody struct {
 
 func (t *trackedRWBody) Write(p []byte) (int, error) { return t.w.Write(p) }
 
-var badGatewayBody = []byte(`{"error":"bad gateway"}` + "\n")
+// clientBodyError is a failed attempt whose cause is the client's request
+// body: it was malformed (an invalid chunk) or broke off.
+type clientBodyError struct{ err error }
 
-// proxyError answers a request that no backend could take.
+func (e *clientBodyError) Error() string { return "read request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
+
+var (
+	badGatewayBody  = []byte(`{"error":"bad gateway"}` + "\n")
+	badBodyResponse = []byte(`{"error":"bad request body"}` + "\n")
+)
+
+// proxyError answers a request that no backend could take, or whose body
+// could not be read from the client (400, and the connection is closed:
+// where its body ends is unknown).
 func (b *Balancer) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	h := w.Header()
+	h["Content-Type"] = jsonType
+	var bodyErr *clientBodyError
+	if errors.As(err, &bodyErr) {
+		b.log.Debug("lb proxy: bad request body", "method", r.Method, "path", r.URL.Path, "err", err)
+		h["Connection"] = connClose
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write(badBodyResponse)
+		return
+	}
 	if r.Context().Err() == nil {
 		b.log.Warn("lb proxy", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	h := w.Header()
-	h["Content-Type"] = jsonType
 	w.WriteHeader(http.StatusBadGateway)
 	_, _ = w.Write(badGatewayBody)
 }

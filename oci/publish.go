@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -156,10 +157,10 @@ func (p *Publisher) digestRef(digest string) (name.Digest, error) {
 }
 
 // validTag is the OCI distribution spec's tag grammar.
-var validTag = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+var validTag = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`) })
 
 func (p *Publisher) tagRef(tag string) (name.Tag, error) {
-	if !validTag.MatchString(tag) {
+	if !validTag().MatchString(tag) {
 		return name.Tag{}, ferry.Errorf(ferry.EINVALID, "image tag %q: want at most 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'", tag)
 	}
 	t, err := name.NewTag(p.repo.Name()+":"+tag, p.nameOptions()...)

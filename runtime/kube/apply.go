@@ -66,7 +66,7 @@ func (t *Runtime) Apply(ctx context.Context, spec ferry.Spec, progress func(ferr
 		if err != nil {
 			return fmt.Errorf("apply to %s: %w", t.cfg.Env, err)
 		}
-		if _, err := t.cs.AppsV1().Deployments(t.cfg.Namespace).Patch(ctx, d.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry"}); err != nil {
+		if _, err := t.api.deployments(t.cfg.Namespace).Patch(ctx, d.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry"}); err != nil {
 			return fmt.Errorf("apply to %s: %w", t.cfg.Env, t.apiError(err, "patch", "deployment "+d.Name))
 		}
 		t.log.Info("deployment already runs the digest; annotations updated", "digest", spec.Digest, "deployment_id", spec.DeploymentID)
@@ -77,7 +77,7 @@ func (t *Runtime) Apply(ctx context.Context, spec ferry.Spec, progress func(ferr
 	if err != nil {
 		return fmt.Errorf("apply to %s: %w", t.cfg.Env, err)
 	}
-	d, err = t.cs.AppsV1().Deployments(t.cfg.Namespace).Patch(ctx, d.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry"})
+	d, err = t.api.deployments(t.cfg.Namespace).Patch(ctx, d.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry"})
 	if err != nil {
 		return fmt.Errorf("apply to %s: %w", t.cfg.Env, t.apiError(err, "patch", "deployment "+t.cfg.Deployment))
 	}

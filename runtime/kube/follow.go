@@ -188,7 +188,7 @@ func results(w watch.Interface) <-chan watch.Event {
 // watchDeployment watches the Deployment from resource version rv; nil
 // when the watch cannot be opened.
 func (t *Runtime) watchDeployment(ctx context.Context, rv string) watch.Interface {
-	w, err := t.cs.AppsV1().Deployments(t.cfg.Namespace).Watch(ctx, metav1.ListOptions{
+	w, err := t.api.deployments(t.cfg.Namespace).Watch(ctx, metav1.ListOptions{
 		FieldSelector:   "metadata.name=" + t.cfg.Deployment,
 		ResourceVersion: rv,
 	})
@@ -202,7 +202,7 @@ func (t *Runtime) watchDeployment(ctx context.Context, rv string) watch.Interfac
 // syncPods lists the pods the selector selects and watches them from
 // there; the watch is nil when it cannot be opened.
 func (f *follower) syncPods(ctx context.Context, sel labels.Selector) (watch.Interface, error) {
-	pods := f.t.cs.CoreV1().Pods(f.t.cfg.Namespace)
+	pods := f.t.api.pods(f.t.cfg.Namespace)
 	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return nil, f.t.apiError(err, "list", "pods of deployment "+f.t.cfg.Deployment)

@@ -165,7 +165,7 @@ func (c *cluster) target(ns string, mod ...func(*Config)) *Runtime {
 	for _, m := range mod {
 		m(&cfg)
 	}
-	t, err := NewForClient(cfg, c.Client)
+	t, err := NewForConfig(cfg, c.Config)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -39,7 +39,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -49,7 +48,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -94,8 +92,7 @@ type Config struct {
 // between calls: every method reads what the cluster says.
 type Runtime struct {
 	cfg   Config
-	cs    kubernetes.Interface
-	http  *http.Client // nil when given a clientset
+	api   *api
 	log   *slog.Logger
 	now   func() time.Time
 	slack time.Duration // added to every rollout deadline
@@ -123,29 +120,29 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	rc.UserAgent = "ferry"
 	rc.QPS, rc.Burst = 20, 40
-	hc, err := rest.HTTPClientFor(rc)
+	a, err := newAPI(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes runtime %s: %w", cfg.Env, err)
 	}
-	cs, err := kubernetes.NewForConfigAndClient(rc, hc)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes runtime %s: %w", cfg.Env, err)
-	}
-	t := newTarget(cfg, cs)
-	t.http = hc
+	t := newTarget(cfg, a)
 	t.log.Info("kubernetes runtime ready", "server", rc.Host)
 	return t, nil
 }
 
-// NewForClient is New with a clientset made by the caller.
-func NewForClient(cfg Config, cs kubernetes.Interface) (*Runtime, error) {
+// NewForConfig is New with a client configuration made by the caller, used
+// as it is.
+func NewForConfig(cfg Config, rc *rest.Config) (*Runtime, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	if cs == nil {
-		return nil, ferry.Errorf(ferry.EINVALID, "kubernetes runtime %s: no client", cfg.Env)
+	if rc == nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "kubernetes runtime %s: no client configuration", cfg.Env)
 	}
-	return newTarget(cfg, cs), nil
+	a, err := newAPI(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes runtime %s: %w", cfg.Env, err)
+	}
+	return newTarget(cfg, a), nil
 }
 
 func (cfg Config) check() error {
@@ -155,7 +152,8 @@ func (cfg Config) check() error {
 	return nil
 }
 
-func newTarget(cfg Config, cs kubernetes.Interface) *Runtime {
+// newTarget makes the runtime over a (nil in tests of its pure parts).
+func newTarget(cfg Config, a *api) *Runtime {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -167,7 +165,7 @@ func newTarget(cfg Config, cs kubernetes.Interface) *Runtime {
 	}
 	return &Runtime{
 		cfg:   cfg,
-		cs:    cs,
+		api:   a,
 		log:   cfg.Logger.With("env", cfg.Env, "namespace", cfg.Namespace, "deployment", cfg.Deployment),
 		now:   cfg.Now,
 		slack: rolloutSlack,
@@ -206,8 +204,8 @@ func (t *Runtime) Close(ctx context.Context) error {
 		return nil
 	}
 	t.closed = true
-	if t.http != nil {
-		t.http.CloseIdleConnections()
+	if t.api != nil {
+		t.api.http.CloseIdleConnections()
 	}
 	return nil
 }
@@ -224,7 +222,7 @@ func (t *Runtime) open(op string) error {
 
 // deployment reads the environment's Deployment.
 func (t *Runtime) deployment(ctx context.Context) (*appsv1.Deployment, error) {
-	d, err := t.cs.AppsV1().Deployments(t.cfg.Namespace).Get(ctx, t.cfg.Deployment, metav1.GetOptions{})
+	d, err := t.api.deployments(t.cfg.Namespace).Get(ctx, t.cfg.Deployment, metav1.GetOptions{})
 	if err != nil {
 		return nil, t.apiError(err, "get", "deployment "+t.cfg.Deployment)
 	}

@@ -17,7 +17,6 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -594,11 +593,7 @@ func TestErrors(t *testing.T) {
 	// Forbidden: a user without any role.
 	rc := rest.CopyConfig(c.Config)
 	rc.Impersonate = rest.ImpersonationConfig{UserName: "ferry-test-nobody"}
-	nobody, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kn, err := NewForClient(Config{Env: "test", Namespace: ns, Deployment: "app"}, nobody)
+	kn, err := NewForConfig(Config{Env: "test", Namespace: ns, Deployment: "app"}, rc)
 	if err != nil {
 		t.Fatal(err)
 	}

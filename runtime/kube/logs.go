@@ -74,7 +74,7 @@ func (t *Runtime) podLog(ctx context.Context, out *replicalog.Writer, pod string
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	timer := time.AfterFunc(logConnect, cancel)
-	rc, err := t.cs.CoreV1().Pods(t.cfg.Namespace).GetLogs(pod, opts).Stream(ctx)
+	rc, err := t.api.podLogs(t.cfg.Namespace, pod, opts).Stream(ctx)
 	connected := timer.Stop()
 	if err != nil {
 		if !connected {

@@ -70,7 +70,7 @@ func TestRBAC(t *testing.T) {
 				_, err := cs.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
 				return err == nil, "get as " + user + ": " + errString(err)
 			})
-			kt, err := NewForClient(Config{Env: "test", Namespace: ns, Deployment: "app", Poll: 100 * time.Millisecond}, cs)
+			kt, err := NewForConfig(Config{Env: "test", Namespace: ns, Deployment: "app", Poll: 100 * time.Millisecond}, rc)
 			if err != nil {
 				t.Fatal(err)
 			}

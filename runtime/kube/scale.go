@@ -44,7 +44,7 @@ func (t *Runtime) Scale(ctx context.Context, replicas int) error {
 	if err != nil {
 		return fmt.Errorf("scale %s: %w", t.cfg.Env, err)
 	}
-	deps := t.cs.AppsV1().Deployments(t.cfg.Namespace)
+	deps := t.api.deployments(t.cfg.Namespace)
 	if _, err := deps.Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "ferry"}, "scale"); err != nil {
 		return fmt.Errorf("scale %s: %w", t.cfg.Env, t.apiError(err, "patch", "deployments/scale "+d.Name))
 	}
@@ -64,7 +64,7 @@ func (t *Runtime) scaleHPA(ctx context.Context, replicas int) error {
 	if replicas < 1 {
 		return ferry.Errorf(ferry.EINVALID, "scale %s: horizontal pod autoscaler %s keeps at least 1 replica; scale to 0 needs a deployment without one", t.cfg.Env, t.cfg.HPA)
 	}
-	hpas := t.cs.AutoscalingV2().HorizontalPodAutoscalers(t.cfg.Namespace)
+	hpas := t.api.hpas(t.cfg.Namespace)
 	h, err := hpas.Get(ctx, t.cfg.HPA, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("scale %s: %w", t.cfg.Env, t.apiError(err, "get", "horizontalpodautoscaler "+t.cfg.HPA))

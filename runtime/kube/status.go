@@ -57,7 +57,7 @@ func (t *Runtime) currentPods(ctx context.Context, d *appsv1.Deployment) ([]*cor
 		return nil, ferry.Wrap(err, ferry.EINVALID, "deployment %s in namespace %s has a selector ferry cannot read", d.Name, d.Namespace)
 	}
 	opts := metav1.ListOptions{LabelSelector: sel.String()}
-	rss, err := t.cs.AppsV1().ReplicaSets(d.Namespace).List(ctx, opts)
+	rss, err := t.api.replicaSets(d.Namespace).List(ctx, opts)
 	if err != nil {
 		return nil, t.apiError(err, "list", "replicasets of deployment "+d.Name)
 	}
@@ -67,7 +67,7 @@ func (t *Runtime) currentPods(ctx context.Context, d *appsv1.Deployment) ([]*cor
 			owned[rss.Items[i].UID] = true
 		}
 	}
-	list, err := t.cs.CoreV1().Pods(d.Namespace).List(ctx, opts)
+	list, err := t.api.pods(d.Namespace).List(ctx, opts)
 	if err != nil {
 		return nil, t.apiError(err, "list", "pods of deployment "+d.Name)
 	}

@@ -125,12 +125,12 @@ type Runtime struct {
 var _ ferry.Runtime = (*Runtime)(nil)
 
 // validEnv is what an environment name may be, as it names directories.
-var validEnv = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+var validEnv = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`) })
 
 // New prepares the environment's directories and starts its load
 // balancer on cfg.Listen; replicas start with the first Apply.
 func New(cfg Config) (*Runtime, error) {
-	if !validEnv.MatchString(cfg.Env) {
+	if !validEnv().MatchString(cfg.Env) {
 		return nil, ferry.Errorf(ferry.EINVALID, "local runtime: environment name %q: want letters, digits, '.', '_' or '-'", cfg.Env)
 	}
 	if cfg.DataDir == "" || cfg.Images == nil || cfg.Listen == "" {

@@ -173,6 +173,7 @@ func (s *Server) forwarding(read http.Handler) http.Handler {
 			return
 		}
 		proxy := &httputil.ReverseProxy{
+			Transport: toLeader,
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(&url.URL{Scheme: "http", Host: l.Address})
 				pr.Out.Host = pr.In.Host // the leader checks origins against it
@@ -183,8 +184,45 @@ func (s *Server) forwarding(read http.Handler) http.Handler {
 				s.noLeader(w, r, read, body, l)
 			},
 		}
-		proxy.ServeHTTP(w, r)
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		go s.whileLeads(ctx, l, cancel)
+		proxy.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// whileLeads calls gone as soon as l is no longer the live lease: a
+// request forwarded to a leader that was paused or cut off then ends with
+// the lease (503, to be tried again, at the next leader) instead of
+// waiting out the transport's timeout.
+func (s *Server) whileLeads(ctx context.Context, l *ledger.Lease, gone func()) {
+	t := time.NewTicker(campaignEvery(s.opts.LeaseTTL))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now, err := s.raw.Leader(ctx, s.cfg.App)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil || now.Holder != l.Holder || now.Term != l.Term || !now.ExpiresAt.After(s.opts.Now()) {
+			gone()
+			return
+		}
+	}
+}
+
+// toLeader carries forwarded requests. A leader that is paused or cut off
+// accepts connections (the kernel does) but answers nothing: the timeouts
+// turn that into a refusal the client can retry, instead of a hang.
+var toLeader = &http.Transport{
+	DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+	ResponseHeaderTimeout: 30 * time.Second,
+	MaxIdleConnsPerHost:   16,
+	IdleConnTimeout:       time.Minute,
 }
 
 // noLeader answers a request the leader could not take: a webhook is

@@ -22,18 +22,20 @@ import (
 // external registry (one distribution registry of its own here), one
 // signing key, and dev on the real Kubernetes control plane.
 type redundant struct {
-	t     *testing.T
-	k     *cluster
-	repo  *gittest.Repo
-	yaml  func(dataDir string) string
-	devNS string
+	t             *testing.T
+	k             *cluster
+	repo          *gittest.Repo
+	yaml          func(dataDir string) string
+	pg            string // the ledger's URL
+	devNS, prodNS string
 }
 
 func newRedundant(t *testing.T) *redundant {
 	t.Helper()
 	k := newCluster(t)
-	devNS := k.Namespace("ferry-standby-dev")
+	devNS, prodNS := k.Namespace("ferry-standby-dev"), k.Namespace("ferry-standby-prod")
 	k.deployment(devNS, "tiny", 2)
+	k.deployment(prodNS, "tiny", 2)
 	pg := pgtest.NewDatabase(t)
 
 	reg, err := registry.New(registry.Config{Dir: t.TempDir(), Addr: "127.0.0.1:0"})
@@ -59,12 +61,15 @@ func newRedundant(t *testing.T) *redundant {
 	}
 
 	repo := newRepo(t, "testdata/tiny")
-	kube := fmt.Sprintf("runtime: { kubernetes: { namespace: %s, deployment: tiny, container: app, kubeconfig: %s } }", devNS, k.Kubeconfig)
-	return &redundant{t: t, k: k, repo: repo, devNS: devNS, yaml: func(dataDir string) string {
+	onKube := func(ns string) string {
+		return fmt.Sprintf("runtime: { kubernetes: { namespace: %s, deployment: tiny, container: app, kubeconfig: %s } }", ns, k.Kubeconfig)
+	}
+	return &redundant{t: t, k: k, repo: repo, pg: pg, devNS: devNS, prodNS: prodNS, yaml: func(dataDir string) string {
 		y := tinyConfig(repo.Dir, dataDir, "")
 		y = strings.Replace(y, "registry: { listen: 127.0.0.1:0 }",
 			"ledger: "+pg+"\nregistry: { image: "+reg.Host()+"/tiny }\nsigning: { key: "+filepath.Join(keyDir, cosign.PrivateKeyFile)+" }", 1)
-		return strings.Replace(y, "runtime: { local: { listen: 127.0.0.1:0 } }", kube, 1)
+		return strings.Replace(y, "runtime: { local: { listen: 127.0.0.1:0 } }",
+			onKube(devNS)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onKube(prodNS), 1)
 	}}
 }
 
@@ -95,8 +100,8 @@ func TestStandbyTakesOver(t *testing.T) {
 	if st.Leader == nil || st.Leader.Holder != a.holder || st.Leader.Address != a.Addr() {
 		t.Fatalf("the standby's status names leader %+v, want %s at %s", st.Leader, a.holder, a.Addr())
 	}
-	if len(st.Environments) != 1 || st.Environments[0].Name != "dev" {
-		t.Fatalf("the standby's status lists %+v, want dev", st.Environments)
+	if len(st.Environments) != 2 || st.Environments[0].Name != "dev" || st.Environments[1].Name != "prod" {
+		t.Fatalf("the standby's status lists %+v, want dev and prod", st.Environments)
 	}
 
 	// A build asked of the standby is the leader's.

@@ -72,7 +72,7 @@ func TestFaults(t *testing.T) {
 		injected[fault.name]++
 		f.settle(fault.name)
 	}
-	t.Logf("faults injected: %v", injected)
+	t.Logf("faults injected: %v; kills that caught their phase: %v", injected, f.caught)
 	t.Logf("takeovers: %d, slowest %s after the leader's death (TTL %s)", len(f.takeovers), slowest(f.takeovers), *faultTTL)
 	t.Logf("stale writes refused by the fence (log lines): %d", f.fenceRefusals())
 	t.Logf("checks after faults: %d; duplicate builds: %d; environments off the ledger: %d; deposed leaders still running: %d",
@@ -99,7 +99,11 @@ type fleet struct {
 	secret string
 	procs  []*proc
 
-	takeovers                                     []time.Duration
+	takeovers []time.Duration
+	// caught counts the kills that hit the phase they aimed at (a build
+	// running, a rollout or promotion under way); the others hit just
+	// before or after it.
+	caught                                        map[string]int
 	checks, duplicates, offLedger, deposedRunning int
 }
 
@@ -114,7 +118,7 @@ type proc struct {
 
 func newFleet(t *testing.T, r *redundant, n int) *fleet {
 	t.Helper()
-	f := &fleet{t: t, r: r, bin: ferryBinary(t)}
+	f := &fleet{t: t, r: r, bin: ferryBinary(t), caught: map[string]int{}}
 	ctx := context.Background()
 	raw, err := ledgerdb.Open(ctx, r.pg)
 	if err != nil {
@@ -338,19 +342,23 @@ func (f *fleet) killLeader() {
 
 func (f *fleet) killMidBuild() {
 	commit := f.commit()
-	until(60*time.Second, func() bool {
+	if until(60*time.Second, func() bool {
 		b, err := f.raw.BuildByCommit(context.Background(), "tiny", commit)
 		return err == nil && b.State == ferry.BuildRunning
-	})
+	}) {
+		f.caught["mid-build"]++
+	}
 	f.killLeader()
 }
 
 func (f *fleet) killMidRollout() {
 	commit := f.commit()
-	until(2*time.Minute, func() bool {
+	if until(2*time.Minute, func() bool {
 		ds, err := f.raw.Deployments(context.Background(), ledger.DeploymentFilter{App: "tiny", Env: "dev", Limit: 1})
 		return err == nil && len(ds) == 1 && ds[0].Commit == commit && !ds[0].State.Final()
-	})
+	}) {
+		f.caught["mid-rollout"]++
+	}
 	f.killLeader()
 }
 
@@ -368,10 +376,12 @@ func (f *fleet) killMidPromote() {
 		_, err := c.Promote(ctx, "prod", dev.Commit, "fault test")
 		return err
 	})
-	until(30*time.Second, func() bool {
+	if until(30*time.Second, func() bool {
 		ds, err := f.raw.Deployments(ctx, ledger.DeploymentFilter{App: "tiny", Env: "prod", Limit: 1})
 		return err == nil && len(ds) == 1 && ds[0].Commit == dev.Commit && !ds[0].State.Final()
-	})
+	}) {
+		f.caught["mid-promote"]++
+	}
 	f.killLeader()
 }
 

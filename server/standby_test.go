@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/registry"
+	"github.com/jackc/pgx/v5"
 )
 
 // redundant is a setup several servers may share: a PostgreSQL ledger, an
@@ -61,11 +63,13 @@ func newRedundant(t *testing.T) *redundant {
 	}
 
 	repo := newRepo(t, "testdata/tiny")
+	t.Setenv("FERRY_TEST_HOOK_SECRET", hookSecret)
 	onKube := func(ns string) string {
 		return fmt.Sprintf("runtime: { kubernetes: { namespace: %s, deployment: tiny, container: app, kubeconfig: %s } }", ns, k.Kubeconfig)
 	}
 	return &redundant{t: t, k: k, repo: repo, pg: pg, devNS: devNS, prodNS: prodNS, yaml: func(dataDir string) string {
 		y := tinyConfig(repo.Dir, dataDir, "")
+		y = strings.Replace(y, "poll: 0 }", "poll: 0, webhookSecret: { env: FERRY_TEST_HOOK_SECRET } }", 1)
 		y = strings.Replace(y, "registry: { listen: 127.0.0.1:0 }",
 			"ledger: "+pg+"\nregistry: { image: "+reg.Host()+"/tiny }\nsigning: { key: "+filepath.Join(keyDir, cosign.PrivateKeyFile)+" }", 1)
 		return strings.Replace(y, "runtime: { local: { listen: 127.0.0.1:0 } }",
@@ -134,6 +138,30 @@ func TestStandbyTakesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A push the standby cannot hand to the leader (its lease names an
+	// address nothing answers at) is queued in the ledger, and the leader
+	// takes it from there.
+	before := first
+	r.repo.Write("hooked.txt", "queued\n")
+	hooked := r.repo.CommitAll("pushed while the leader did not answer")
+	setLeaseAddress(t, r.pg, "127.0.0.1:1")
+	payload := githubPush(t, "refs/heads/master", before, hooked)
+	code, body := postHook(t, b, "github", http.Header{
+		"X-Github-Event": {"push"}, "X-Github-Delivery": {"standby-queued-1"}, "X-Hub-Signature-256": {sign(hookSecret, payload)},
+	}, payload)
+	if code/100 != 2 {
+		t.Fatalf("webhook at the standby while the leader does not answer: %d %s", code, body)
+	}
+	es, err := b.Ledger().Events(ctx, ledger.EventFilter{App: "tiny", Kind: "webhook.queued"})
+	if err != nil || len(es) != 1 || es[0].Commit != hooked {
+		t.Fatalf("queued pushes = %+v, %v; want the push of %s", es, err, ferry.ShortSHA(hooked))
+	}
+	setLeaseAddress(t, r.pg, a.Addr())
+	if got := waitBuild(t, a, hooked, 5*time.Minute); got.State != ferry.BuildSucceeded || got.Trigger != "poll" {
+		t.Fatalf("the leader's build of the queued push = %s by %q (%s), want succeeded after a poll", got.State, got.Trigger, got.Reason)
+	}
+	waitDeployed(t, cb, "dev", hooked)
+
 	// The leader stops; the standby takes over.
 	stopped := time.Now()
 	if err := a.Close(); err != nil {
@@ -169,8 +197,8 @@ func TestStandbyTakesOver(t *testing.T) {
 	for _, bd := range builds {
 		perCommit[bd.Commit]++
 	}
-	if len(builds) != 2 || perCommit[first] != 1 || perCommit[next] != 1 {
-		t.Errorf("builds per commit = %v, want one each of %s and %s", perCommit, ferry.ShortSHA(first), ferry.ShortSHA(next))
+	if len(builds) != 3 || perCommit[first] != 1 || perCommit[hooked] != 1 || perCommit[next] != 1 {
+		t.Errorf("builds per commit = %v, want one each of %s, %s and %s", perCommit, ferry.ShortSHA(first), ferry.ShortSHA(hooked), ferry.ShortSHA(next))
 	}
 }
 
@@ -196,5 +224,19 @@ func TestStandbyRefusedWithoutRedundancy(t *testing.T) {
 	}
 	if strings.Contains(ferry.ErrorMessage(err), "ledger: a SQLite") {
 		t.Errorf("second start blames the ledger, which is PostgreSQL: %q", ferry.ErrorMessage(err))
+	}
+}
+
+// setLeaseAddress points the lease at addr, as a leader other servers
+// cannot reach would look to them.
+func setLeaseAddress(t *testing.T, pg, addr string) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `UPDATE leases SET address = $1 WHERE app = 'tiny'`, addr); err != nil {
+		t.Fatal(err)
 	}
 }

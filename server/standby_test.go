@@ -24,7 +24,7 @@ import (
 // external registry (one distribution registry of its own here), one
 // signing key, and dev on the real Kubernetes control plane.
 type redundant struct {
-	t             *testing.T
+	t             testing.TB
 	k             *cluster
 	repo          *gittest.Repo
 	yaml          func(dataDir string) string
@@ -32,7 +32,7 @@ type redundant struct {
 	devNS, prodNS string
 }
 
-func newRedundant(t *testing.T) *redundant {
+func newRedundant(t testing.TB) *redundant {
 	t.Helper()
 	k := newCluster(t)
 	devNS, prodNS := k.Namespace("ferry-standby-dev"), k.Namespace("ferry-standby-prod")
@@ -238,5 +238,42 @@ func setLeaseAddress(t *testing.T, pg, addr string) {
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(context.Background(), `UPDATE leases SET address = $1 WHERE app = 'tiny'`, addr); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkStandbyReads: the read API's latency answered by a standby,
+// against the same calls answered by the leader, on one redundant setup.
+func BenchmarkStandbyReads(b *testing.B) {
+	r := newRedundant(b)
+	ctx := context.Background()
+	leaderSrv := start(b, r.yaml(b.TempDir()), Options{KubePoll: 100 * time.Millisecond})
+	standbySrv := start(b, r.yaml(b.TempDir()), Options{KubePoll: 100 * time.Millisecond})
+	secret := tokenFor(b, leaderSrv, ferry.RoleViewer)
+	commit := r.repo.Head()
+	if _, err := tokenClient(b, leaderSrv, tokenFor(b, leaderSrv, ferry.RoleAdmin)).Trigger(ctx, "master", ""); err != nil {
+		b.Fatal(err)
+	}
+	waitDeployed(b, tokenClient(b, leaderSrv, secret), "dev", commit)
+	for _, role := range []struct {
+		name string
+		s    *Server
+	}{{"leader", leaderSrv}, {"standby", standbySrv}} {
+		c := tokenClient(b, role.s, secret)
+		for _, call := range []struct {
+			name string
+			do   func() error
+		}{
+			{"status", func() error { _, err := c.Status(ctx); return err }},
+			{"builds", func() error { _, err := c.Builds(ctx, "", nil, 20); return err }},
+			{"deployments", func() error { _, err := c.Deployments(ctx, "dev", 20); return err }},
+		} {
+			b.Run(role.name+"/"+call.name, func(b *testing.B) {
+				for b.Loop() {
+					if err := call.do(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -38,7 +38,7 @@ func TestHostLayer(t *testing.T) {
 	must(os.Link(filepath.Join(root, "usr/bin/tool"), filepath.Join(root, "usr/lib/tool-core/tool-fetch")))
 
 	paths := []HostPath{
-		{Host: filepath.Join(root, "lib/libz.so.1")},       // through the directory link
+		{Host: filepath.Join(root, "lib/libz.so.1")}, // through the directory link
 		{Host: filepath.Join(root, "usr/lib/tool-core"), Skip: func(rel string) bool { return rel == "testdata" }},
 		{Host: filepath.Join(root, "usr/bin/tool"), Image: "/opt/tool"},
 		{Host: filepath.Join(root, "usr/bin/tool")},

@@ -150,30 +150,36 @@ func newFleet(t *testing.T, r *redundant, n int) *fleet {
 	return f
 }
 
-// ferryBinary builds cmd/ferry once per test binary.
-var ferryBinary = func() func(t *testing.T) string {
-	var once sync.Once
-	var bin string
-	var err error
-	return func(t *testing.T) string {
-		once.Do(func() {
-			dir, derr := os.MkdirTemp("", "ferry-bin-")
-			if derr != nil {
-				err = derr
-				return
-			}
-			bin = filepath.Join(dir, "ferry")
-			out, berr := exec.Command("go", "build", "-o", bin, "github.com/ferryhq/ferry/cmd/ferry").CombinedOutput()
-			if berr != nil {
-				err = fmt.Errorf("go build: %v\n%s", berr, out)
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
+// ferryBinary builds cmd/ferry once per test binary, into a directory
+// TestMain removes (removeFerryBinary).
+func ferryBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "ferry-bin-"); built.err != nil {
+			return
 		}
-		return bin
+		built.bin = filepath.Join(built.dir, "ferry")
+		if out, err := exec.Command("go", "build", "-o", built.bin, "github.com/ferryhq/ferry/cmd/ferry").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-}()
+	return built.bin
+}
+
+var built struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+func removeFerryBinary() {
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+}
 
 func (f *fleet) start(p *proc) {
 	f.t.Helper()

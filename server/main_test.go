@@ -11,5 +11,7 @@ import (
 // init: as root, replicas start as /proc/self/exe and become the app.
 func TestMain(m *testing.M) {
 	local.MaybeSandboxInit()
-	os.Exit(m.Run())
+	code := m.Run()
+	removeFerryBinary()
+	os.Exit(code)
 }

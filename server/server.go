@@ -222,6 +222,21 @@ func (s *Server) startLeading(ctx context.Context, lead *leader.Lead) (err error
 	// that on SQLite every write queues on one connection.
 	lead.Via(fenced)
 	s.ledger = fenced
+	// The lease is renewed from now on: building the parts below can take
+	// longer than a short TTL.
+	runCtx, cancel := s.runCtx, s.cancel
+	leadCtx, stopLead := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopLead, s.leadDone = stopLead, make(chan struct{})
+	go func() {
+		defer close(s.leadDone)
+		if err := lead.Hold(leadCtx); err != nil {
+			// Another server leads now, or may: the fence refuses this
+			// one's writes from here on; stop acting.
+			s.log.Error("lost the lead; builds, polls and deployments stop", "term", lead.Term(), "err", err)
+			cancel()
+			s.stop(fmt.Errorf("lost the lead: %w", err))
+		}
+	}()
 	s.event(ctx, "leader.elected", fmt.Sprintf("%s leads in term %d", lead.Lease().Holder, lead.Term()), "")
 
 	if cfg.RegistryEmbedded() {
@@ -273,7 +288,6 @@ func (s *Server) startLeading(ctx context.Context, lead *leader.Lead) (err error
 	s.root.Store(&root)
 	s.stopStandby()
 
-	runCtx, cancel := s.runCtx, s.cancel
 	s.poller = &source.Poller{
 		Repo: s.repo, Branches: cfg.Branches(), Interval: cfg.Source.Poll,
 		OnHead: func(branch, sha string) {
@@ -302,18 +316,6 @@ func (s *Server) startLeading(ctx context.Context, lead *leader.Lead) (err error
 		return fmt.Errorf("start controller: %w", err)
 	}
 	s.goRun("controller", func() error { s.ctrl.Wait(); return nil })
-	leadCtx, stopLead := context.WithCancel(context.WithoutCancel(ctx))
-	s.stopLead, s.leadDone = stopLead, make(chan struct{})
-	go func() {
-		defer close(s.leadDone)
-		if err := lead.Hold(leadCtx); err != nil {
-			// Another server leads now, or may: the fence refuses this
-			// one's writes from here on; stop acting.
-			s.log.Error("lost the lead; builds, polls and deployments stop", "term", lead.Term(), "err", err)
-			cancel()
-			s.stop(fmt.Errorf("lost the lead: %w", err))
-		}
-	}()
 	s.goRun("builder", func() error { return s.builder.Run(runCtx) })
 	s.goRun("poller", func() error { return s.poller.Run(runCtx) })
 	s.goRun("queued webhooks", func() error { s.takeQueuedPushes(runCtx); return nil })

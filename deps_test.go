@@ -39,6 +39,7 @@ func TestImportGraph(t *testing.T) {
 		{pkg: "", forbid: []string{"*"}},
 		{pkg: "config", forbid: []string{"*"}, except: []string{""}},
 		{pkg: "release", forbid: []string{"*"}, except: []string{""}},
+		{pkg: "analysis", forbid: []string{"*"}},
 		{pkg: "controller", forbid: append(slices.Clone(adapters), "config", "server", "cli", "api", "dashboard", "builder")},
 	} {
 		checkDeps(t, deps, tc.pkg, tc.forbid, tc.except)

@@ -61,7 +61,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,9 +178,9 @@ type Balancer struct {
 	cfg Config
 	log *slog.Logger
 	srv *http.Server
-	// bufs is shared by the per-backend reverse proxies.
+	// bufs holds the buffers that bodies are copied through.
 	bufs bufferPool
-	// errLog receives net/http's and httputil's own messages.
+	// errLog receives net/http's own messages.
 	errLog *log.Logger
 
 	// ready is the routing table: the ready backends sorted by ID, replaced
@@ -300,29 +299,9 @@ wait:
 	}
 	b.wg.Wait()
 	for _, be := range all {
-		be.transport.CloseIdleConnections()
+		be.closeConns()
 	}
 	return err
-}
-
-// ServeHTTP routes one request to a ready backend. It is the handler Start
-// serves; it may also be mounted elsewhere.
-func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
-		// net/http ignores (and hides) a Transfer-Encoding on HTTP/1.0, so
-		// what follows the request on its connection may be its body:
-		// never read another request from it.
-		w.Header()["Connection"] = connClose
-	}
-	be := b.pick(nil)
-	if be == nil {
-		writeNoReady(w)
-		return
-	}
-	// Deferred: the reverse proxy panics with http.ErrAbortHandler when a
-	// response breaks off mid-body, and the count must still drop.
-	defer be.done()
-	be.proxy.ServeHTTP(w, r)
 }
 
 // pick returns a ready backend not in tried, round robin, with its in-flight
@@ -383,8 +362,8 @@ var (
 	connClose  = []string{"close"}
 )
 
-// bufferPool hands out 32 KiB copy buffers to the reverse proxies. It pools
-// array pointers so that Put does not allocate.
+// bufferPool hands out 32 KiB copy buffers for bodies. It pools array
+// pointers so that Put does not allocate.
 type bufferPool struct{ p sync.Pool }
 
 const bufSize = 32 << 10
@@ -401,5 +380,3 @@ func (bp *bufferPool) Put(buf []byte) {
 		bp.p.Put((*[bufSize]byte)(buf[:bufSize]))
 	}
 }
-
-var _ httputil.BufferPool = (*bufferPool)(nil)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"net/http"
 	"sync"
 	"syscall"
 	"time"
@@ -36,6 +37,9 @@ type bconn struct {
 	idleAt time.Time // when it was put back in the pool
 	// stop ends the watch of the current request's client (see watch).
 	stop func() bool
+	// res and body are the current response when readFast read it.
+	res  http.Response
+	body connBody
 }
 
 // connPool keeps one backend's idle connections, most recently used first.

@@ -161,7 +161,7 @@ func (be *backend) forward(w http.ResponseWriter, out *outbound, fresh bool) err
 	}
 	// Even when the request could not be written whole, the backend may
 	// have answered (before it closed): the answer is read all the same.
-	res, err := be.readResponse(w, out, c)
+	res, headerIn, err := be.readResponse(w, out, c)
 	if err != nil {
 		c.abort()
 		if bodyDone != nil {
@@ -185,7 +185,7 @@ func (be *backend) forward(w http.ResponseWriter, out *outbound, fresh bool) err
 		}
 		return be.upgrade(w, out, c, res)
 	}
-	complete, err := be.copyResponse(w, out, c, res)
+	complete, err := be.copyResponse(w, out, c, res, headerIn)
 	if bodyDone != nil {
 		select {
 		case werr = <-bodyDone:
@@ -216,7 +216,10 @@ const max1xx = 5
 // readResponse reads be's response head, forwarding the informational
 // responses before it to the client. A 100 Continue is dropped: net/http's
 // server sent the client its own when the body was first read.
-func (be *backend) readResponse(w http.ResponseWriter, out *outbound, c *bconn) (*http.Response, error) {
+//
+// When in the common form, the head is read straight into the client's
+// header map (readFast): in is then set.
+func (be *backend) readResponse(w http.ResponseWriter, out *outbound, c *bconn) (res *http.Response, in bool, err error) {
 	// Most answers come at once; one that takes longer is waited for
 	// watching the client, so that a client that goes away ends the
 	// exchange with the backend too (a long poll). Watching costs
@@ -226,32 +229,36 @@ func (be *backend) readResponse(w http.ResponseWriter, out *outbound, c *bconn) 
 		if _, err := c.br.Peek(1); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && c.stop == nil {
 				if err := c.watch(out.req.Context()); err != nil {
-					return nil, err
+					return nil, false, err
 				}
 				n1xx--
 				continue
 			}
 			if n1xx == 0 && c.reused {
-				return nil, &staleConnError{err: err}
+				return nil, false, &staleConnError{err: err}
 			}
-			return nil, err
+			return nil, false, err
 		}
 		if c.stop == nil {
 			_ = c.conn.SetReadDeadline(time.Time{})
 		}
-		res, err := http.ReadResponse(c.br, out.req)
+		buf, _ := c.br.Peek(c.br.Buffered())
+		if head, ok := scanFastHead(buf, out.req.Method); ok {
+			return c.readFast(head, out.req, w.Header()), true, nil
+		}
+		res, err = http.ReadResponse(c.br, out.req)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		code := res.StatusCode
 		if code < 100 || code > 199 || code == http.StatusSwitchingProtocols {
 			if code == http.StatusSwitchingProtocols && out.upgrade == "" {
-				return nil, errors.New("backend switched protocols for a request that asked for no upgrade")
+				return nil, false, errors.New("backend switched protocols for a request that asked for no upgrade")
 			}
-			return res, nil
+			return res, false, nil
 		}
 		if n1xx == max1xx {
-			return nil, errors.New("too many informational responses")
+			return nil, false, errors.New("too many informational responses")
 		}
 		if code == http.StatusContinue || !out.req.ProtoAtLeast(1, 1) {
 			continue // an HTTP/1.0 client gets no informational response
@@ -266,17 +273,20 @@ func (be *backend) readResponse(w http.ResponseWriter, out *outbound, c *bconn) 
 	}
 }
 
-// copyResponse writes res to the client. complete reports that res's body
+// copyResponse writes res to the client; headerIn says its header is in
+// w's already. complete reports that res's body
 // was read to its end; an error is one writing to the client or reading the
 // body after the head was written (out.answered is set).
-func (be *backend) copyResponse(w http.ResponseWriter, out *outbound, c *bconn, res *http.Response) (complete bool, err error) {
+func (be *backend) copyResponse(w http.ResponseWriter, out *outbound, c *bconn, res *http.Response, headerIn bool) (complete bool, err error) {
 	h := w.Header()
-	conn := connTokens(res.Header["Connection"])
-	for k, vv := range res.Header {
-		if isHopHeader(k) || conn.has(k) {
-			continue
+	if !headerIn {
+		conn := connTokens(res.Header["Connection"])
+		for k, vv := range res.Header {
+			if isHopHeader(k) || conn.has(k) {
+				continue
+			}
+			h[k] = vv
 		}
-		h[k] = vv
 	}
 	h[ReplicaHeader] = be.idHeader
 	if len(res.Trailer) > 0 {
@@ -297,7 +307,7 @@ func (be *backend) copyResponse(w http.ResponseWriter, out *outbound, c *bconn, 
 		_ = http.NewResponseController(w).Flush()
 	}
 	var flusher http.Flusher
-	if res.ContentLength < 0 || isEventStream(res.Header) {
+	if res.ContentLength < 0 || isEventStream(h) {
 		// Streamed: each read goes out at once (SSE, long poll), and the
 		// client is watched.
 		if c.stop == nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 )
 
@@ -100,9 +99,8 @@ func (o *outbound) writeHead(bw *bufio.Writer, addr string) {
 	}
 	switch {
 	case o.body != nil && r.ContentLength >= 0:
-		var num [20]byte
 		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(num[:0], r.ContentLength, 10))
+		writeUint(bw, uint64(r.ContentLength), 10)
 		bw.WriteString("\r\n")
 	case o.body != nil:
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
@@ -121,6 +119,23 @@ func (o *outbound) writeHead(bw *bufio.Writer, addr string) {
 	bw.WriteString("\r\n")
 }
 
+// writeUint writes n in base (10 or 16) without allocating.
+func writeUint(bw *bufio.Writer, n uint64, base uint64) {
+	var digits [20]byte
+	i := len(digits)
+	for {
+		i--
+		digits[i] = "0123456789abcdef"[n%base]
+		n /= base
+		if n == 0 {
+			break
+		}
+	}
+	for _, d := range digits[i:] {
+		bw.WriteByte(d)
+	}
+}
+
 func writeHeaderLine(bw *bufio.Writer, k, v string) {
 	bw.WriteString(k)
 	bw.WriteString(": ")
@@ -128,19 +143,18 @@ func writeHeaderLine(bw *bufio.Writer, k, v string) {
 	bw.WriteString("\r\n")
 }
 
-// writeBody sends the request body to c after its head, framed as writeHead
-// announced, and flushes. A failed read of the client's body (o.body.err is
+// writeBody sends r's body to c after its head, framed as writeHead
+// announced, and flushes. A failed read of the client's body (body.err is
 // set) aborts c mid-body: the backend never takes a broken body for a whole
 // one.
-func (o *outbound) writeBody(c *bconn, buf []byte) error {
-	chunked := o.req.ContentLength < 0
+func writeBody(c *bconn, r *http.Request, body *replayBody, buf []byte) error {
+	chunked := r.ContentLength < 0
 	for {
-		n, err := o.body.Read(buf)
+		n, err := body.Read(buf)
 		if n > 0 {
 			var werr error
 			if chunked {
-				var size [18]byte
-				c.bw.Write(strconv.AppendInt(size[:0], int64(n), 16))
+				writeUint(c.bw, uint64(n), 16)
 				c.bw.WriteString("\r\n")
 				c.bw.Write(buf[:n])
 				c.bw.WriteString("\r\n")
@@ -164,7 +178,7 @@ func (o *outbound) writeBody(c *bconn, buf []byte) error {
 	}
 	if chunked {
 		c.bw.WriteString("0\r\n")
-		for k, vv := range o.req.Trailer {
+		for k, vv := range r.Trailer {
 			for _, v := range vv {
 				writeHeaderLine(c.bw, k, v)
 			}

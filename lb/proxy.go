@@ -144,17 +144,13 @@ func (be *backend) forward(w http.ResponseWriter, out *outbound, fresh bool) err
 		// Small enough for the backend's socket to take whatever it
 		// answers: written before the response is read.
 		buf := be.lb.bufs.Get()
-		werr = out.writeBody(c, buf)
+		werr = writeBody(c, r, out.body, buf)
 		be.lb.bufs.Put(buf)
 	default:
 		// The backend may answer before it has read the body, or while it
 		// streams: the body goes on its own goroutine.
 		bodyDone = make(chan error, 1)
-		go func() {
-			buf := be.lb.bufs.Get()
-			defer be.lb.bufs.Put(buf)
-			bodyDone <- out.writeBody(c, buf)
-		}()
+		go be.lb.writeBodyAsync(bodyDone, c, r, out.body)
 	}
 	if werr != nil && out.body != nil && out.body.err != nil {
 		return werr
@@ -199,6 +195,14 @@ func (be *backend) forward(w http.ResponseWriter, out *outbound, fresh bool) err
 	}
 	reuse = complete && werr == nil && !res.Close
 	return err
+}
+
+// writeBodyAsync is writeBody on its own goroutine, sending its result to
+// done.
+func (b *Balancer) writeBodyAsync(done chan<- error, c *bconn, r *http.Request, body *replayBody) {
+	buf := b.bufs.Get()
+	defer b.bufs.Put(buf)
+	done <- writeBody(c, r, body, buf)
 }
 
 // inlineBodyMax is the largest request body written before the response is

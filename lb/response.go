@@ -125,7 +125,10 @@ func (c *bconn) readFast(head fastHead, req *http.Request, h http.Header) *http.
 	c.res = http.Response{StatusCode: head.code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		ContentLength: head.length, Request: req}
 	switch {
-	case req.Method == http.MethodHead || head.code == http.StatusNoContent || head.code == http.StatusNotModified:
+	case req.Method == http.MethodHead:
+		c.res.Body = http.NoBody
+	case head.code == http.StatusNoContent || head.code == http.StatusNotModified:
+		c.res.ContentLength = 0 // as net/http reads them
 		c.res.Body = http.NoBody
 	case head.length == 0:
 		c.res.Body = http.NoBody

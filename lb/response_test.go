@@ -91,4 +91,3 @@ func FuzzFastHead(f *testing.F) {
 		}
 	})
 }
-

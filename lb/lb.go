@@ -23,10 +23,28 @@
 // backend, is answered 502 with a JSON body and not retried. A request whose
 // client has gone away is never retried.
 //
+// A kept-alive backend connection that fails before any response byte (the
+// backend closed it while it was idle) is not held against the backend: a
+// request the rule above allows is sent again on a new connection to the
+// same backend first. A request the rule does not allow is never sent on an
+// idle connection that is seen (without waiting) to be closed.
+//
 // Remove takes a backend out of rotation at once, waits for its in-flight
 // requests (bounded by Config.DrainTimeout and the context), then closes the
 // idle connections to it, so that the replica's own graceful shutdown does not
 // wait on connections the balancer dialled but never used.
+//
+// Forwarding. Each backend has its own pool of kept-alive HTTP/1.1
+// connections (at most 256 idle, each kept 90 s). The request is written and
+// the response read on the goroutine that serves the client: no hand-off to a
+// connection's read or write loop. Only a request body of unknown length or
+// over 64 KiB is written from its own goroutine, since the backend may
+// answer before it has read it (or while it streams). Streamed responses
+// (no Content-Length, or text/event-stream) are flushed to the client after
+// every read; 1xx responses are passed on (a backend's 100 Continue is not:
+// net/http's server answers the client's Expect itself when the body is
+// first read); a 101 answer to an upgrade request joins the two
+// connections. A client that goes away ends the exchange with the backend.
 //
 // Responses carry an X-Ferry-Replica header naming the backend that served
 // them. Requests carry X-Forwarded-For and X-Forwarded-Proto set by the
@@ -46,8 +64,12 @@
 // malformed while it streams to a backend ends that attempt: the client is
 // answered 400 (if nothing was answered yet), the backend connection is
 // closed mid-body, and neither is it retried nor does it count against the
-// backend's health. The outbound request is written anew by net/http's
-// client, so a backend sees exactly one framing: Content-Length or chunked.
+// backend's health. The outbound request is written anew by the balancer,
+// so a backend sees exactly one framing: Content-Length or chunked. A
+// response's framing is read by net/http's ReadResponse, except for the
+// common head (HTTP/1.1, a final status, one Content-Length or no body, no
+// hop-by-hop header, plain lines) which is read directly; FuzzFastHead holds
+// that reading to net/http's.
 // Hop-by-hop headers, and those named in Connection, are not forwarded.
 // Headers must arrive within Config.HeaderTimeout and fit in
 // Config.MaxHeaderBytes (431 otherwise).

@@ -242,7 +242,8 @@ func (b *Balancer) rebuild() {
 
 // check runs the active readiness checks of be until it is removed or the
 // balancer closes: at once, then every CheckInterval, and whenever a proxied
-// request failed to connect.
+// request failed to connect. After each it closes the connections to be that
+// have been idle too long.
 func (b *Balancer) check(be *backend) {
 	defer b.wg.Done()
 	t := time.NewTimer(0)
@@ -259,6 +260,7 @@ func (b *Balancer) check(be *backend) {
 			return
 		}
 		b.record(be, err)
+		be.pool.closeExpired(time.Now())
 		t.Reset(b.cfg.CheckInterval)
 	}
 }

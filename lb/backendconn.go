@@ -110,6 +110,21 @@ func (p *connPool) put(c *bconn, now time.Time) {
 	p.mu.Unlock()
 }
 
+// closeExpired closes the connections idle for longer than idleConnTimeout.
+func (p *connPool) closeExpired(now time.Time) {
+	p.mu.Lock()
+	n := 0
+	for n < len(p.idle) && now.Sub(p.idle[n].idleAt) > idleConnTimeout {
+		n++ // the oldest are first
+	}
+	expired := append([]*bconn(nil), p.idle[:n]...)
+	p.idle = append(p.idle[:0], p.idle[n:]...)
+	p.mu.Unlock()
+	for _, c := range expired {
+		c.conn.Close()
+	}
+}
+
 // closeIdle closes the idle connections; when final, connections returned
 // later are closed too (the backend is gone).
 func (p *connPool) closeIdle(final bool) {

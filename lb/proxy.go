@@ -50,13 +50,15 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// not at fault, and another backend would get the same.
 			b.proxyError(w, r, &clientBodyError{err: out.body.err})
 			return
-		case out.answered || r.Context().Err() != nil:
-			// Something reached the client already, or the client went
-			// away: not the backend's fault, nothing to retry.
-			if !out.answered {
-				return
-			}
+		case out.answered:
+			// Part of an answer reached the client: all that is left is
+			// to break its connection off.
 			panic(http.ErrAbortHandler)
+		case r.Context().Err() != nil:
+			// The client went away: not the backend's fault, nothing to
+			// retry.
+			b.proxyError(w, r, err)
+			return
 		case errors.As(err, &stale) && !fresh && retryable(r, out.body, err):
 			// A kept-alive connection the backend had closed: the same
 			// backend, on a new connection.

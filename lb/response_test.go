@@ -3,10 +3,13 @@ package lb
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"testing"
+	"time"
 )
 
 var fastHeadCases = []struct {
@@ -90,4 +93,29 @@ func FuzzFastHead(f *testing.F) {
 			t.Errorf("%q: readFast body %q (%v), net/http's %q (%v)", raw, gotBody, gotErr, wantBody, wantErr)
 		}
 	})
+}
+
+// TestPoolClosesExpired: connections idle longer than idleConnTimeout are
+// closed, the others kept, most recent last.
+func TestPoolClosesExpired(t *testing.T) {
+	now := time.Now()
+	var p connPool
+	var conns []net.Conn
+	for _, idle := range []time.Duration{2 * idleConnTimeout, idleConnTimeout + time.Second, time.Second, 0} {
+		a, b := net.Pipe()
+		conns = append(conns, b)
+		t.Cleanup(func() { a.Close(); b.Close() })
+		p.put(&bconn{conn: a, br: bufio.NewReader(a)}, now.Add(-idle))
+	}
+	p.closeExpired(now)
+	if len(p.idle) != 2 || !p.idle[0].idleAt.Equal(now.Add(-time.Second)) {
+		t.Fatalf("after closeExpired: %d idle, want the 2 recent ones", len(p.idle))
+	}
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		if closed := err == io.EOF || errors.Is(err, io.ErrClosedPipe); closed != (i < 2) {
+			t.Errorf("connection %d: read %v; want closed %v", i, err, i < 2)
+		}
+	}
 }

@@ -65,7 +65,8 @@
 // answered 400 (if nothing was answered yet), the backend connection is
 // closed mid-body, and neither is it retried nor does it count against the
 // backend's health. The outbound request is written anew by the balancer,
-// so a backend sees exactly one framing: Content-Length or chunked. A
+// so a backend sees exactly one framing: Content-Length or chunked (and no
+// trailer fields: a chunked request's are dropped). A
 // response's framing is read by net/http's ReadResponse, except for the
 // common head (HTTP/1.1, a final status, one Content-Length or no body, no
 // hop-by-hop header, plain lines) which is read directly; FuzzFastHead holds

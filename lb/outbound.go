@@ -104,13 +104,6 @@ func (o *outbound) writeHead(bw *bufio.Writer, addr string) {
 		bw.WriteString("\r\n")
 	case o.body != nil:
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
-		if len(r.Trailer) > 0 {
-			keys := make([]string, 0, len(r.Trailer))
-			for k := range r.Trailer {
-				keys = append(keys, k)
-			}
-			writeHeaderLine(bw, "Trailer", strings.Join(keys, ", "))
-		}
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
 		// Many servers expect a length for a body-less POST or PUT; net/http's
 		// client sends it for every method but GET and HEAD.
@@ -177,13 +170,9 @@ func writeBody(c *bconn, r *http.Request, body *replayBody, buf []byte) error {
 		}
 	}
 	if chunked {
-		c.bw.WriteString("0\r\n")
-		for k, vv := range r.Trailer {
-			for _, v := range vv {
-				writeHeaderLine(c.bw, k, v)
-			}
-		}
-		c.bw.WriteString("\r\n")
+		// A request's trailer fields are not forwarded (RFC 9110 allows
+		// dropping them): a backend sees no field after the body.
+		c.bw.WriteString("0\r\n\r\n")
 	}
 	return c.bw.Flush()
 }

@@ -317,3 +317,61 @@ func TestResponseTrailers(t *testing.T) {
 		t.Errorf("GET = %q, %v with trailers %v; want hello with X-Checksum: abc123", body, err, res.Trailer)
 	}
 }
+
+// TestClientGoneEndsBackendExchange: a client that goes away while the
+// backend holds its request (a long poll) has the balancer close the
+// backend connection, and the request no longer counts as in flight.
+func TestClientGoneEndsBackendExchange(t *testing.T) {
+	closed := make(chan struct{})
+	b, _ := scriptRig(t, func(c net.Conn, br *bufio.Reader, _ string, _ int) bool {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := br.ReadByte(); err == io.EOF {
+			close(closed) // the balancer closed its side
+		}
+		return false
+	})
+	c, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /poll HTTP/1.1\r\n"+host+"\r\n")
+	waitFor(t, "the request in flight", func() bool { st, _ := status(b, "s"); return st.InFlight == 1 })
+	time.Sleep(100 * time.Millisecond) // past the balancer's quick-answer wait
+	c.Close()
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		t.Fatal("backend connection still open 3s after the client went away")
+	}
+	waitFor(t, "in-flight count back to 0", func() bool { st, _ := status(b, "s"); return st.InFlight == 0 })
+}
+
+// TestEarlyAnswerToLargeBody: a backend that answers before reading a large
+// streamed body (and then closes) has its answer reach the client.
+func TestEarlyAnswerToLargeBody(t *testing.T) {
+	b, _ := scriptRig(t, func(c net.Conn, _ *bufio.Reader, _ string, _ int) bool {
+		io.WriteString(c, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n")
+		return false
+	})
+	pr, pw := io.Pipe()
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for range 256 { // 16 MiB, more than any socket buffer
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	defer pr.Close()
+	req, _ := http.NewRequest("POST", "http://"+b.Addr()+"/upload", pr) // chunked: length unknown
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestEntityTooLarge || string(body) != "too big\n" {
+		t.Errorf("POST 16 MiB to a backend answering 413 at once = %d %q, want 413 %q", res.StatusCode, body, "too big\n")
+	}
+}

@@ -5,24 +5,22 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httputil"
 	"slices"
 	"sync/atomic"
 	"time"
 )
 
-// backend is one replica behind the balancer. Each has its own Transport, so
-// that its connections can be closed without touching the others', and its
-// own ReverseProxy whose Rewrite points at it.
+// backend is one replica behind the balancer. Proxied requests go over its
+// own pool of connections; readiness checks over their own Transport. Each
+// can be closed without touching the other backends'.
 type backend struct {
-	lb        *Balancer
-	id, addr  string
-	idHeader  []string // []string{id}, shared read-only
-	checkURL  string
-	transport *http.Transport
-	proxy     *httputil.ReverseProxy
+	lb       *Balancer
+	id, addr string
+	idHeader []string // []string{id}, shared read-only
+	checkURL string
+	pool     connPool
+	checks   *http.Transport
 
 	inflight atomic.Int64
 	served   atomic.Uint64
@@ -44,40 +42,37 @@ func (b *Balancer) newBackend(id, addr string) *backend {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	t := &http.Transport{
-		DialContext: (&net.Dialer{
-			Timeout:   3 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConns:          0, // unlimited; the per-host bound applies
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		DisableCompression:    true,
-		ExpectContinueTimeout: time.Second,
-		Protocols:             &protos,
+		DialContext:         dialer.DialContext,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     idleConnTimeout,
+		DisableCompression:  true,
+		Protocols:           &protos,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	be := &backend{
-		lb:        b,
-		id:        id,
-		addr:      addr,
-		idHeader:  []string{id},
-		checkURL:  "http://" + addr + b.cfg.Readiness,
-		transport: t,
-		drained:   make(chan struct{}, 1),
-		kick:      make(chan struct{}, 1),
-		ctx:       ctx,
-		stop:      cancel,
-		readyCh:   make(chan struct{}),
-		gone:      make(chan struct{}),
-	}
-	be.proxy = &httputil.ReverseProxy{
-		Rewrite:      be.rewrite,
-		Transport:    be,
-		BufferPool:   &b.bufs,
-		ErrorHandler: b.proxyError,
-		ErrorLog:     b.errLog,
+		lb:       b,
+		id:       id,
+		addr:     addr,
+		idHeader: []string{id},
+		checkURL: "http://" + addr + b.cfg.Readiness,
+		checks:   t,
+		drained:  make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
+		ctx:      ctx,
+		stop:     cancel,
+		readyCh:  make(chan struct{}),
+		gone:     make(chan struct{}),
 	}
 	return be
+}
+
+// closeConns closes be's idle connections, and those that become idle
+// later: be takes no more requests. The readiness checks' Transport
+// remembers CloseIdleConnections until it is asked for a new connection, and
+// nothing asks any more once the checker stopped.
+func (be *backend) closeConns() {
+	be.pool.closeIdle(true)
+	be.checks.CloseIdleConnections()
 }
 
 // done lowers the in-flight count and wakes a draining Remove.
@@ -185,10 +180,8 @@ func (b *Balancer) Remove(ctx context.Context, id string) error {
 			err = fmt.Errorf("remove %s: %w with %d requests in flight", id, ctx.Err(), be.inflight.Load())
 		}
 	}
-	// Connections that become idle from now on are closed too: the transport
-	// remembers CloseIdleConnections until it is asked for a new one, and
-	// nothing asks any more.
-	be.transport.CloseIdleConnections()
+	// Connections that become idle from now on are closed too.
+	be.closeConns()
 
 	b.mu.Lock()
 	if b.backends[id] == be {
@@ -249,7 +242,8 @@ func (b *Balancer) rebuild() {
 
 // check runs the active readiness checks of be until it is removed or the
 // balancer closes: at once, then every CheckInterval, and whenever a proxied
-// request failed to connect.
+// request failed to connect. After each it closes the connections to be that
+// have been idle too long.
 func (b *Balancer) check(be *backend) {
 	defer b.wg.Done()
 	t := time.NewTimer(0)
@@ -266,6 +260,7 @@ func (b *Balancer) check(be *backend) {
 			return
 		}
 		b.record(be, err)
+		be.pool.closeExpired(time.Now())
 		t.Reset(b.cfg.CheckInterval)
 	}
 }
@@ -279,7 +274,7 @@ func (b *Balancer) probe(be *backend) error {
 		return fmt.Errorf("readiness check: %w", err)
 	}
 	req.Header.Set("User-Agent", "ferry-lb-check")
-	res, err := be.transport.RoundTrip(req)
+	res, err := be.checks.RoundTrip(req)
 	if err != nil {
 		return fmt.Errorf("readiness check: %w", err)
 	}

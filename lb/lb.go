@@ -23,10 +23,28 @@
 // backend, is answered 502 with a JSON body and not retried. A request whose
 // client has gone away is never retried.
 //
+// A kept-alive backend connection that fails before any response byte (the
+// backend closed it while it was idle) is not held against the backend: a
+// request the rule above allows is sent again on a new connection to the
+// same backend first. A request the rule does not allow is never sent on an
+// idle connection that is seen (without waiting) to be closed.
+//
 // Remove takes a backend out of rotation at once, waits for its in-flight
 // requests (bounded by Config.DrainTimeout and the context), then closes the
 // idle connections to it, so that the replica's own graceful shutdown does not
 // wait on connections the balancer dialled but never used.
+//
+// Forwarding. Each backend has its own pool of kept-alive HTTP/1.1
+// connections (at most 256 idle, each kept 90 s). The request is written and
+// the response read on the goroutine that serves the client: no hand-off to a
+// connection's read or write loop. Only a request body of unknown length or
+// over 64 KiB is written from its own goroutine, since the backend may
+// answer before it has read it (or while it streams). Streamed responses
+// (no Content-Length, or text/event-stream) are flushed to the client after
+// every read; 1xx responses are passed on (a backend's 100 Continue is not:
+// net/http's server answers the client's Expect itself when the body is
+// first read); a 101 answer to an upgrade request joins the two
+// connections. A client that goes away ends the exchange with the backend.
 //
 // Responses carry an X-Ferry-Replica header naming the backend that served
 // them. Requests carry X-Forwarded-For and X-Forwarded-Proto set by the
@@ -46,8 +64,13 @@
 // malformed while it streams to a backend ends that attempt: the client is
 // answered 400 (if nothing was answered yet), the backend connection is
 // closed mid-body, and neither is it retried nor does it count against the
-// backend's health. The outbound request is written anew by net/http's
-// client, so a backend sees exactly one framing: Content-Length or chunked.
+// backend's health. The outbound request is written anew by the balancer,
+// so a backend sees exactly one framing: Content-Length or chunked (and no
+// trailer fields: a chunked request's are dropped). A
+// response's framing is read by net/http's ReadResponse, except for the
+// common head (HTTP/1.1, a final status, one Content-Length or no body, no
+// hop-by-hop header, plain lines) which is read directly; FuzzFastHead holds
+// that reading to net/http's.
 // Hop-by-hop headers, and those named in Connection, are not forwarded.
 // Headers must arrive within Config.HeaderTimeout and fit in
 // Config.MaxHeaderBytes (431 otherwise).
@@ -61,7 +84,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,9 +201,9 @@ type Balancer struct {
 	cfg Config
 	log *slog.Logger
 	srv *http.Server
-	// bufs is shared by the per-backend reverse proxies.
+	// bufs holds the buffers that bodies are copied through.
 	bufs bufferPool
-	// errLog receives net/http's and httputil's own messages.
+	// errLog receives net/http's own messages.
 	errLog *log.Logger
 
 	// ready is the routing table: the ready backends sorted by ID, replaced
@@ -300,29 +322,9 @@ wait:
 	}
 	b.wg.Wait()
 	for _, be := range all {
-		be.transport.CloseIdleConnections()
+		be.closeConns()
 	}
 	return err
-}
-
-// ServeHTTP routes one request to a ready backend. It is the handler Start
-// serves; it may also be mounted elsewhere.
-func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
-		// net/http ignores (and hides) a Transfer-Encoding on HTTP/1.0, so
-		// what follows the request on its connection may be its body:
-		// never read another request from it.
-		w.Header()["Connection"] = connClose
-	}
-	be := b.pick(nil)
-	if be == nil {
-		writeNoReady(w)
-		return
-	}
-	// Deferred: the reverse proxy panics with http.ErrAbortHandler when a
-	// response breaks off mid-body, and the count must still drop.
-	defer be.done()
-	be.proxy.ServeHTTP(w, r)
 }
 
 // pick returns a ready backend not in tried, round robin, with its in-flight
@@ -383,8 +385,8 @@ var (
 	connClose  = []string{"close"}
 )
 
-// bufferPool hands out 32 KiB copy buffers to the reverse proxies. It pools
-// array pointers so that Put does not allocate.
+// bufferPool hands out 32 KiB copy buffers for bodies. It pools array
+// pointers so that Put does not allocate.
 type bufferPool struct{ p sync.Pool }
 
 const bufSize = 32 << 10
@@ -401,5 +403,3 @@ func (bp *bufferPool) Put(buf []byte) {
 		bp.p.Put((*[bufSize]byte)(buf[:bufSize]))
 	}
 }
-
-var _ httputil.BufferPool = (*bufferPool)(nil)

@@ -7,8 +7,12 @@
 //
 // Every part runs as its own process on loopback: two replicas (a trivial Go
 // HTTP server), the ferry balancer (also once more with GOMAXPROCS=1), and
-// nginx with upstream keepalive 64. wrk generates the load. A missing wrk or
-// nginx is an error, never a silently dropped column.
+// nginx with upstream keepalive 64, and kamal-proxy when -kamal-proxy names
+// its binary or its source directory (built there with go build). wrk
+// generates the load. A missing wrk or nginx is an error, never a silently
+// dropped column; without -kamal-proxy its row is left out with a printed note.
+//
+// Prerequisites: wrk and nginx (Debian: apt-get install -y wrk nginx-light).
 package main
 
 import (
@@ -21,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -59,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		threads  = fs.Int("threads", 2, "wrk threads")
 		wrkPath  = fs.String("wrk", "wrk", "wrk binary")
 		nginx    = fs.String("nginx", "nginx", "nginx binary")
+		pprofAt  = fs.String("pprof", "", "internal: with -role balancer, serve net/http/pprof on this address")
+		kamal    = fs.String("kamal-proxy", "", "kamal-proxy binary, or its source directory to build; empty leaves it out")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -67,6 +74,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "replica":
 		return serveReplica(ctx, *listen, stdout)
 	case "balancer":
+		if *pprofAt != "" {
+			go http.ListenAndServe(*pprofAt, nil) // the default mux, which net/http/pprof registers on
+		}
 		return serveBalancer(ctx, *listen, strings.Split(*backends, ","), stdout, stderr)
 	case "":
 	default:
@@ -92,8 +102,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("nginx is required (apt-get install -y nginx): %w", err)
 	}
+	kamalBin := ""
+	if *kamal != "" {
+		if kamalBin, err = kamalBinary(ctx, *kamal, stderr); err != nil {
+			return err
+		}
+	}
 	b := bench{wrk: wrkBin, threads: *threads, duration: *duration, stderr: stderr}
-	return b.run(ctx, nginxBin, *rounds, counts, stdout)
+	return b.run(ctx, nginxBin, kamalBin, *rounds, counts, stdout)
 }
 
 // serveReplica is the app replica: "hello" on every path, 200 on /statusz.
@@ -161,7 +177,7 @@ type target struct {
 	pids func() []int
 }
 
-func (b bench) run(ctx context.Context, nginxBin string, rounds int, counts []int, stdout io.Writer) error {
+func (b bench) run(ctx context.Context, nginxBin, kamalBin string, rounds int, counts []int, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	self, err := os.Executable()
@@ -196,11 +212,21 @@ func (b bench) run(ctx context.Context, nginxBin string, rounds int, counts []in
 		{"direct (1 replica)", "http://" + r1.addr + "/", r1.pids},
 		{"ferry lb (2 replicas)", "http://" + ferry.addr + "/", ferry.pids},
 		{"ferry lb, GOMAXPROCS=1", "http://" + ferry1.addr + "/", ferry1.pids},
-		{"nginx (2 replicas, keepalive 64)", "http://" + ngx.addr + "/", ngx.pids},
+		{nginxTarget, "http://" + ngx.addr + "/", ngx.pids},
+	}
+	kamalNote := "kamal-proxy: left out (no -kamal-proxy given)"
+	if kamalBin != "" {
+		kp, err := startKamal(ctx, kamalBin, r1.addr, r2.addr, b.stderr)
+		if err != nil {
+			return err
+		}
+		defer kp.stop()
+		targets = append(targets, target{"kamal-proxy (2 replicas)", "http://" + kp.addr + "/", kp.pids})
+		kamalNote = "kamal-proxy: " + kamalBin
 	}
 	load0 := loadavg()
-	fmt.Fprintf(stdout, "lbbench: %d rounds x %v per target, wrk -t%d, %s, %s; loadavg at start %s\n\n",
-		rounds, b.duration, b.threads, strings.TrimSpace(string(version)), runtime.Version(), load0)
+	fmt.Fprintf(stdout, "lbbench: %d rounds x %v per target, wrk -t%d, %s, %s; %s; loadavg at start %s\n\n",
+		rounds, b.duration, b.threads, strings.TrimSpace(string(version)), runtime.Version(), kamalNote, load0)
 
 	for _, c := range counts {
 		// Warm up every target once (connections, JIT-free but caches and GC pacing).
@@ -226,6 +252,8 @@ func (b bench) run(ctx context.Context, nginxBin string, rounds int, counts []in
 	fmt.Fprintf(stdout, "\nloadavg at start %s, at end %s\n", load0, loadavg())
 	return nil
 }
+
+const nginxTarget = "nginx (2 replicas, keepalive 64)"
 
 type result struct {
 	rps       float64
@@ -295,23 +323,25 @@ func latency(re *regexp.Regexp, s string) (time.Duration, error) {
 
 func printTable(w io.Writer, conns int, targets []target, results [][]result) {
 	rounds := len(results[0])
-	last := len(results) - 1
+	ngx := slices.IndexFunc(targets, func(t target) bool { return t.name == nginxTarget })
 	fmt.Fprintf(w, "%d client connections, %d rounds; medians, ratios are medians of the per-round ratios:\n\n", conns, rounds)
-	fmt.Fprintln(w, "| target | req/s | p50 | p99 | server CPU/req | errors | req/s range | vs direct | vs nginx |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| target | req/s | p50 | p99 | server CPU/req | errors | req/s range | vs direct | vs nginx | CPU/req vs nginx |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for i, t := range targets {
 		rs := results[i]
 		errs := 0
 		lo, hi := rs[0].rps, rs[0].rps
 		vsDirect := make([]float64, rounds)
 		vsNginx := make([]float64, rounds)
+		cpuVsNginx := make([]float64, rounds)
 		for r, res := range rs {
 			errs += res.errors
 			lo, hi = min(lo, res.rps), max(hi, res.rps)
 			vsDirect[r] = res.rps / results[0][r].rps
-			vsNginx[r] = res.rps / results[last][r].rps
+			vsNginx[r] = res.rps / results[ngx][r].rps
+			cpuVsNginx[r] = float64(res.cpuPerReq) / float64(results[ngx][r].cpuPerReq)
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %v | %v | %.1f µs | %d | %.0f–%.0f | %.2f | %.2f |\n",
+		fmt.Fprintf(w, "| %s | %.0f | %v | %v | %.1f µs | %d | %.0f–%.0f | %.2f | %.2f | %.2f |\n",
 			t.name,
 			median(rs, func(r result) float64 { return r.rps }),
 			time.Duration(median(rs, func(r result) float64 { return float64(r.p50) })).Round(time.Microsecond),
@@ -319,7 +349,8 @@ func printTable(w io.Writer, conns int, targets []target, results [][]result) {
 			median(rs, func(r result) float64 { return float64(r.cpuPerReq) })/1e3,
 			errs, lo, hi,
 			median(vsDirect, func(v float64) float64 { return v }),
-			median(vsNginx, func(v float64) float64 { return v }))
+			median(vsNginx, func(v float64) float64 { return v }),
+			median(cpuVsNginx, func(v float64) float64 { return v }))
 	}
 	fmt.Fprintln(w)
 }

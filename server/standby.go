@@ -88,30 +88,40 @@ func (s *Server) startStandby(ctx context.Context, conflict error) error {
 // leader's lease closely: a resigned lease at once, a dead leader's after
 // its TTL.
 func (s *Server) standBy(ctx context.Context) error {
-	t := time.NewTicker(campaignEvery(s.opts.LeaseTTL))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	every(ctx, campaignEvery(s.opts.LeaseTTL), func() bool {
 		lead, err := s.campaign(ctx)
 		switch {
 		case ferry.ErrorCode(err) == ferry.ECONFLICT:
-			continue
+			return false
 		case err != nil:
 			if ctx.Err() == nil {
 				s.log.Warn("campaign for the lead; trying again", "err", err)
 			}
-			continue
+			return false
 		}
 		s.log.Info("taking over", "term", lead.Term())
 		if err := s.startLeading(ctx, lead); err != nil {
 			s.log.Error("take over the lead", "term", lead.Term(), "err", err)
 			s.stop(fmt.Errorf("take over the lead in term %d: %w", lead.Term(), err))
 		}
-		return nil
+		return true
+	})
+	return nil
+}
+
+// every calls fn every d until it returns true or ctx ends.
+func every(ctx context.Context, d time.Duration, fn func() (done bool)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if fn() {
+			return
+		}
 	}
 }
 
@@ -196,23 +206,17 @@ func (s *Server) forwarding(read http.Handler) http.Handler {
 // the lease (503, to be tried again, at the next leader) instead of
 // waiting out the transport's timeout.
 func (s *Server) whileLeads(ctx context.Context, l *ledger.Lease, gone func()) {
-	t := time.NewTicker(campaignEvery(s.opts.LeaseTTL))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, campaignEvery(s.opts.LeaseTTL), func() bool {
 		now, err := s.raw.Leader(ctx, s.cfg.App)
 		if ctx.Err() != nil {
-			return
+			return true
 		}
 		if err != nil || now.Holder != l.Holder || now.Term != l.Term || !now.ExpiresAt.After(s.opts.Now()) {
 			gone()
-			return
+			return true
 		}
-	}
+		return false
+	})
 }
 
 // toLeader carries forwarded requests. A leader that is paused or cut off
@@ -276,19 +280,13 @@ func (s *Server) takeQueuedPushes(ctx context.Context) {
 		return es[0].ID
 	}
 	seen := newest()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, time.Second, func() bool {
 		if id := newest(); id > seen {
 			seen = id
 			s.poller.Trigger()
 		}
-	}
+		return false
+	})
 }
 
 // advertised is where other servers reach this one's API: the configured

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,7 +74,8 @@ func TestFaults(t *testing.T) {
 		f.settle(fault.name)
 	}
 	t.Logf("faults injected: %v; kills that caught their phase: %v", injected, f.caught)
-	t.Logf("takeovers: %d, slowest %s after the leader's death (TTL %s)", len(f.takeovers), slowest(f.takeovers), *faultTTL)
+	t.Logf("takeovers: %d after the leader's death, pause or stall (TTL %s): median %s, slowest %s",
+		len(f.takeovers), *faultTTL, median(f.takeovers), slowest(f.takeovers))
 	t.Logf("stale writes refused by the fence (log lines): %d", f.fenceRefusals())
 	t.Logf("checks after faults: %d; duplicate builds: %d; environments off the ledger: %d; deposed leaders still running: %d",
 		f.checks, f.duplicates, f.offLedger, f.deposedRunning)
@@ -88,6 +90,15 @@ func slowest(ds []time.Duration) time.Duration {
 		m = max(m, d)
 	}
 	return m
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2].Round(time.Millisecond)
 }
 
 // fleet is TestFaults' servers.

@@ -17,7 +17,7 @@ import (
 func BenchmarkRollout(b *testing.B) {
 	im := appImages(b)
 	modes := []string{"plain"}
-	if sandboxAvailable() {
+	if isRoot() {
 		modes = append(modes, "sandbox")
 	}
 	for _, mode := range modes {

@@ -29,8 +29,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// Sandboxed replicas are this test binary started again.
-	MaybeSandboxInit()
 	if os.Getenv(orphanEnv) != "" {
 		orphanMain()
 		return

@@ -149,7 +149,7 @@ func fill(ctx context.Context, tmp string, img v1.Image, cf *v1.ConfigFile) erro
 // directories for the environment's data, a private /tmp and a minimal
 // /dev, and files for the host's name resolution.
 var (
-	mountDirs  = []string{dataMount, "/tmp", "/dev"}
+	mountDirs  = []string{dataMount, "/tmp", "/dev", "/proc"}
 	mountFiles = []string{"/etc/hosts", "/etc/resolv.conf"}
 )
 

@@ -64,7 +64,7 @@ func orphanMain() {
 func TestReplicasDieWithFerry(t *testing.T) {
 	im := appImages(t)
 	for _, noSandbox := range []bool{false, true} {
-		t.Run(fmt.Sprintf("sandbox=%v", !noSandbox && sandboxAvailable()), func(t *testing.T) {
+		t.Run(fmt.Sprintf("sandbox=%v", !noSandbox && isRoot()), func(t *testing.T) {
 			args, _ := json.Marshal(orphanArgs{
 				Repo:   strings.TrimPrefix(registrySrv.URL, "http://") + "/app",
 				Digest: im.v1, DataDir: t.TempDir(), NoSandbox: noSandbox,

@@ -390,6 +390,9 @@ func (t *Runtime) Close(ctx context.Context) error {
 	}
 	t.mu.Unlock()
 	t.stop(ctx, rs, grace)
+	if t.rc != nil {
+		t.rc.close()
+	}
 	return t.lb.Close()
 }
 

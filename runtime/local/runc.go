@@ -204,6 +204,15 @@ func (rc *runc) spec(c container) ociSpec {
 // tmpSize bounds a contained replica's /tmp, which lives in its memory.
 const tmpSize = "128m"
 
+// close removes the environment's cgroup parents once no container is
+// left in them (rmdir refuses while one is).
+func (rc *runc) close() {
+	for _, d := range cgroupDirs() {
+		os.Remove(filepath.Join(d, rc.cgroup))
+		os.Remove(filepath.Join(d, filepath.Dir(rc.cgroup)))
+	}
+}
+
 // kill sends sig to the container's processes (all of them with all).
 func (rc *runc) kill(id, sig string, all bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), runcTimeout)

@@ -104,6 +104,10 @@ type Config struct {
 	// Resources bound each contained replica; zero fields take ferry's
 	// defaults (ferry.Resources.WithDefaults).
 	Resources ferry.Resources
+	// Identity names the uid contained replicas run as (see envUID): Env
+	// when empty. Throwaway environments share one, so that they do not
+	// each take a number for good.
+	Identity string
 	// LogSize is the size at which a replica's log file is rotated
 	// (10 MiB when 0); LogFiles how many files are kept, the current one
 	// included (3 when 0).
@@ -215,7 +219,7 @@ func (t *Runtime) contain() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), runcTimeout)
 	defer cancel()
-	uid, err := envUID(ctx, t.cfg.DataDir, t.cfg.Env)
+	uid, err := envUID(ctx, t.cfg.DataDir, cmp.Or(t.cfg.Identity, t.cfg.Env))
 	if err != nil {
 		return fmt.Errorf("the environment's uid: %w", err)
 	}

@@ -283,6 +283,9 @@ func envUID(ctx context.Context, dataDir, env string) (int, error) {
 	if id, ok := ids[env]; ok {
 		return id, nil
 	}
+	if len(ids) >= idRange {
+		return 0, fmt.Errorf("%s: all %d uids from %d are taken", name, idRange, idBase)
+	}
 	taken := map[int]bool{}
 	for _, id := range ids {
 		taken[id] = true

@@ -18,7 +18,7 @@ func BenchmarkRollout(b *testing.B) {
 	im := appImages(b)
 	modes := []string{"plain"}
 	if isRoot() {
-		modes = append(modes, "sandbox")
+		modes = append(modes, "runc")
 	}
 	for _, mode := range modes {
 		for _, n := range []int{2, 4} {

@@ -261,9 +261,11 @@ func TestStubbornKilledAfterGrace(t *testing.T) {
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("the stubborn replica's pid %d still exists (kill 0: %v)", pid, err)
 	}
-	if _, err := tg.rc.state("dev-1"); err == nil {
-		t.Errorf("runc still knows dev-1")
-	}
+	// Its container is deleted behind the rollout.
+	waitFor(t, 5*time.Second, "runc to forget dev-1", func() bool {
+		_, err := tg.rc.state("dev-1")
+		return err != nil
+	})
 	lines, _ := tailLog(tg.logName("dev-1"), 5, 5, -1)
 	if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "SIGKILL") }) {
 		t.Errorf("log of dev-1 ends %q, want the SIGKILL noted", lines)

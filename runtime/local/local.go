@@ -133,6 +133,8 @@ type Runtime struct {
 	dataDir string // DataDir/envs/<env>/data
 	logDir  string // DataDir/envs/<env>/logs
 	rc      *runc  // nil: plain processes
+	// deleting tracks the containers of stopped replicas being deleted.
+	deleting sync.WaitGroup
 
 	applyMu sync.Mutex // one Apply or Scale at a time
 
@@ -395,6 +397,7 @@ func (t *Runtime) Close(ctx context.Context) error {
 	t.mu.Unlock()
 	t.stop(ctx, rs, grace)
 	if t.rc != nil {
+		t.deleting.Wait()
 		t.rc.close()
 	}
 	return t.lb.Close()

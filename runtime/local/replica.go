@@ -191,6 +191,21 @@ func (r *replica) wait(cmd *exec.Cmd) (becameReady bool, ran time.Duration) {
 	stopping := r.stopping
 	r.lastExit = ex
 	r.mu.Unlock()
+	if rc := r.t.rc; rc != nil {
+		// The next run reuses the container's name: delete it first. A
+		// stopped replica's name is never used again, so its container is
+		// deleted without holding up the rollout; Close waits for it.
+		del := func() {
+			if err := rc.delete(r.id); err != nil {
+				r.t.log.Warn("replica exited", "replica", r.id, "err", err)
+			}
+		}
+		if stopping {
+			r.t.deleting.Go(del)
+		} else {
+			del()
+		}
+	}
 	how := ex.Message
 	if !stopping {
 		// A dead process gets no more traffic: take it out now rather
@@ -228,9 +243,9 @@ func waitListening(ctx context.Context, addr string) bool {
 }
 
 // exit says how a run ended, given what waiting for its process returned.
-// Under runc it reads the container's cgroup for an OOM kill, then
-// deletes the container; runc's own status is the replica's, 128+n when
-// signal n killed it.
+// Under runc it reads the container's cgroup for an OOM kill (the caller
+// deletes the container after); runc's own status is the replica's,
+// 128+n when signal n killed it.
 func (r *replica) exit(werr error, at time.Time) *ferry.Exit {
 	ex := &ferry.Exit{Reason: ferry.ExitCode, Time: at}
 	ee, isExit := errors.AsType[*exec.ExitError](werr)
@@ -250,13 +265,8 @@ func (r *replica) exit(werr error, at time.Time) *ferry.Exit {
 	default:
 		ex.Code = ws.ExitStatus()
 	}
-	if rc := r.t.rc; rc != nil {
-		if ex.Signal == "SIGKILL" && oomKills(rc.cgroupPath(r.id)) > 0 {
-			ex.Reason = ferry.ExitOOM
-		}
-		if err := rc.delete(r.id); err != nil {
-			r.t.log.Warn("replica exited", "replica", r.id, "err", err)
-		}
+	if rc := r.t.rc; rc != nil && ex.Signal == "SIGKILL" && oomKills(rc.cgroupPath(r.id)) > 0 {
+		ex.Reason = ferry.ExitOOM
 	}
 	switch ex.Reason {
 	case ferry.ExitOOM:
@@ -416,9 +426,11 @@ func (r *replica) stop(ctx context.Context, grace time.Duration) {
 	r.log.Close()
 }
 
-// signal sends sig to the replica's process group, if it runs; under
-// runc, to the container's processes (SIGKILL to all of them), or to runc
-// while it has not created the container yet.
+// signal sends sig to the replica's process group, if it runs. Under runc
+// the group is runc's, which passes SIGTERM on to the replica; SIGKILL,
+// which runc cannot pass on, goes to every process of the container by
+// `runc kill --all` (to runc itself while it has not created the
+// container yet).
 func (r *replica) signal(sig syscall.Signal) {
 	r.mu.Lock()
 	p := r.proc
@@ -426,8 +438,8 @@ func (r *replica) signal(sig syscall.Signal) {
 	if p == nil {
 		return
 	}
-	if rc := r.t.rc; rc != nil {
-		err := rc.kill(r.id, signalName(sig), sig == syscall.SIGKILL)
+	if rc := r.t.rc; rc != nil && sig == syscall.SIGKILL {
+		err := rc.kill(r.id, signalName(sig), true)
 		if err == nil {
 			return
 		}

@@ -307,3 +307,44 @@ func TestLeftContainersRemoved(t *testing.T) {
 		}
 	}
 }
+
+// TestLimitsApplied reads the limits back from the kernel: the cgroup of a
+// replica holds what Resources say, defaults filled in.
+func TestLimitsApplied(t *testing.T) {
+	requireRunc(t)
+	im := appImages(t)
+	for _, tc := range []struct {
+		res              ferry.Resources
+		mem, quota, pids int64
+	}{
+		{ferry.Resources{}, ferry.DefaultMemory, ferry.DefaultMilliCPU * 100, ferry.DefaultPids},
+		{ferry.Resources{Memory: 96 << 20, MilliCPU: 250, Pids: 32}, 96 << 20, 25000, 32},
+	} {
+		t.Run(tc.res.WithDefaults().String(), func(t *testing.T) {
+			tg := newTarget(t, im, func(c *Config) { c.Resources = tc.res })
+			apply(t, tg, spec(im.v1, 1))
+			cg := tg.rc.cgroupPath("dev-1")
+			for _, f := range []struct {
+				controller, file string
+				want             int64
+			}{
+				{"memory", "memory.limit_in_bytes", tc.mem},
+				{"cpu", "cpu.cfs_quota_us", tc.quota},
+				{"cpu", "cpu.cfs_period_us", 100000},
+				{"pids", "pids.max", tc.pids},
+			} {
+				if got, ok := readInt(cgroupFile(f.controller, cg, f.file)); !ok || got != f.want {
+					t.Errorf("%s = %d (%v), want %d", f.file, got, ok, f.want)
+				}
+			}
+			if swapAccounting() {
+				if got, _ := readInt(cgroupFile("memory", cg, "memory.memsw.limit_in_bytes")); got != tc.mem {
+					t.Errorf("memory.memsw.limit_in_bytes = %d, want %d", got, tc.mem)
+				}
+			}
+			if r := status(t, tg).Replicas[0]; r.MemoryLimitBytes != tc.mem || r.CPUSeconds <= 0 {
+				t.Errorf("status = %+v, want limit %d and some CPU used", r, tc.mem)
+			}
+		})
+	}
+}

@@ -3,6 +3,8 @@ package local
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +29,7 @@ func requireRunc(t testing.TB) {
 	}
 }
 
-func TestSandbox(t *testing.T) {
+func TestContained(t *testing.T) {
 	requireRunc(t)
 	im := appImages(t)
 	src := &countingSource{ImageSource: im.src}
@@ -35,7 +37,7 @@ func TestSandbox(t *testing.T) {
 	dev := newTarget(t, im, func(c *Config) { c.Images, c.DataDir = src, dataDir })
 	prod := newTarget(t, im, func(c *Config) { c.Env, c.Images, c.DataDir = "prod", src, dataDir })
 	if !dev.Sandboxed() || !prod.Sandboxed() {
-		t.Fatal("running as root, replicas are not sandboxed")
+		t.Fatal("running as root, replicas are not contained under runc")
 	}
 
 	// Both environments at once: the image is pulled and unpacked once.
@@ -151,9 +153,22 @@ func TestSandbox(t *testing.T) {
 
 func TestPlainProcesses(t *testing.T) {
 	im := appImages(t)
-	tg := newTarget(t, im, func(c *Config) { c.NoSandbox = true })
+	var logged strings.Builder
+	var mu sync.Mutex
+	tg := newTarget(t, im, func(c *Config) {
+		c.NoSandbox = true
+		c.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, nil))
+	})
 	if tg.Sandboxed() {
 		t.Fatal("NoSandbox: replicas are sandboxed")
+	}
+	mu.Lock()
+	warning := logged.String()
+	mu.Unlock()
+	for _, missing := range []string{"level=WARN", "user", "filesystem", "process namespace", "seccomp", "memory, CPU or process limit"} {
+		if !strings.Contains(warning, missing) {
+			t.Errorf("New logged %q, want a warning naming %q", warning, missing)
+		}
 	}
 	apply(t, tg, spec(im.v1, 1))
 	want := fmt.Sprintf("%d %d %s", os.Getuid(), os.Getgid(), tg.dataDir)
@@ -187,4 +202,16 @@ func TestMissingEntrypointFailsFast(t *testing.T) {
 			t.Log(err)
 		})
 	}
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

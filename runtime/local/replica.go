@@ -254,7 +254,8 @@ func (r *replica) exit(werr error, at time.Time) *ferry.Exit {
 		ws, _ = ee.Sys().(syscall.WaitStatus)
 	}
 	switch {
-	case werr == nil:
+	case werr == nil, errors.Is(werr, exec.ErrWaitDelay):
+		// It exited 0; a child of it held its output open.
 	case !isExit:
 		ex.Reason, ex.Message = ferry.ExitStartFailed, werr.Error()
 		return ex

@@ -33,6 +33,10 @@ func TestMain(m *testing.M) {
 		orphanMain()
 		return
 	}
+	if os.Getenv(hostAttackEnv) != "" {
+		hostAttackMain()
+		return
+	}
 	code := m.Run()
 	if registrySrv != nil {
 		registrySrv.Close()

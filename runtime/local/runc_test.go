@@ -1,13 +1,17 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -347,4 +351,94 @@ func TestLimitsApplied(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hostAttackEnv makes the test binary run hostAttackMain: a process on the
+// host, as one environment's uid, that tries to reach a replica of another
+// (the evidence: as uid 65532, any process reached every replica).
+const hostAttackEnv = "LOCAL_TEST_HOST_ATTACK"
+
+// hostAttackMain tries each attack on the pid in hostAttackEnv and prints
+// one line per attack: its name, then "ok" or the error.
+func hostAttackMain() {
+	var pid int
+	fmt.Sscan(os.Getenv(hostAttackEnv), &pid)
+	try := func(name string, err error) {
+		if err == nil {
+			fmt.Println(name, "ok")
+			return
+		}
+		fmt.Println(name, err)
+	}
+	_, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	try("environ", err)
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+	if err == nil {
+		f.Close()
+	}
+	try("mem", err)
+	try("signal", syscall.Kill(pid, 0))
+	runtime.LockOSThread()
+	err = syscall.PtraceAttach(pid)
+	if err == nil {
+		syscall.PtraceDetach(pid)
+	}
+	try("ptrace", err)
+}
+
+// TestHostProcessAsDevCannotReachProd runs the attacks from the host, as
+// dev's uid: prod's replica runs as another uid, so each is refused.
+func TestHostProcessAsDevCannotReachProd(t *testing.T) {
+	requireRunc(t)
+	im := appImages(t)
+	dataDir := t.TempDir()
+	dev := newTarget(t, im, func(c *Config) { c.DataDir = dataDir })
+	prod := newTarget(t, im, func(c *Config) { c.Env, c.DataDir = "prod", dataDir })
+	ps := spec(im.v1, 1)
+	ps.Env = "prod"
+	apply(t, prod, ps)
+	prodPid := containerPid(t, prod, "prod-1")
+
+	// The test binary where dev's uid may run it.
+	binDir, err := os.MkdirTemp("", "ferry-attack-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(binDir) })
+	bin := filepath.Join(binDir, "attack")
+	raw, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = []string{hostAttackEnv + "=" + strconv.Itoa(prodPid)}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(dev.rc.uid), Gid: uint32(dev.rc.uid)}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("attacker: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for line := range strings.Lines(string(out)) {
+		name, result, _ := strings.Cut(strings.TrimSpace(line), " ")
+		got[name] = result
+	}
+	for _, tc := range []struct{ attack, want string }{
+		{"environ", "permission denied"},
+		{"mem", "permission denied"},
+		{"signal", "operation not permitted"},
+		{"ptrace", "operation not permitted"},
+	} {
+		if !strings.Contains(got[tc.attack], tc.want) {
+			t.Errorf("as dev's uid %d on the host, %s of prod's pid %d: %q, want %q", dev.rc.uid, tc.attack, prodPid, got[tc.attack], tc.want)
+		}
+	}
+	t.Logf("as uid %d: %v", dev.rc.uid, got)
 }

@@ -239,12 +239,13 @@ func (rc *runc) delete(id string) error {
 	return nil
 }
 
-// state is what `runc state` says of a container.
+// runcState is what `runc state` says of a container.
 type runcState struct {
 	Status string `json:"status"`
 	Pid    int    `json:"pid"`
 }
 
+// state asks runc about the container id.
 func (rc *runc) state(id string) (runcState, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), runcTimeout)
 	defer cancel()

@@ -41,8 +41,10 @@
 // /data and no limit, and New logs a warning that says so.
 //
 // Stopping a replica sends SIGTERM, then SIGKILL after the rollout's grace
-// period: to its process group when plain, with `runc kill` when
-// contained. Replicas die with ferry: a plain one by its parent-death
+// period: to its process group when plain; when contained, SIGTERM to
+// runc, which passes it on, and SIGKILL with `runc kill --all`. The app is
+// PID 1 of its namespace, which gets no default signal actions: one that
+// does not handle SIGTERM runs until the SIGKILL. Replicas die with ferry: a plain one by its parent-death
 // signal (SIGKILL); runc gets SIGTERM when ferry dies and forwards it to
 // its replica. A container that outlived ferry anyway (one that ignores
 // SIGTERM) is force-deleted by the next New of its environment, so on

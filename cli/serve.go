@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/server"
 )
 
@@ -17,6 +19,7 @@ func newServeCmd() *cobra.Command {
 		path     string
 		logLevel string
 		logJSON  bool
+		leaseTTL time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -26,10 +29,14 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&path, "config", "c", envOr("FERRY_CONFIG", "ferry.yaml"), "configuration file (env FERRY_CONFIG)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().BoolVar(&logJSON, "log-json", false, "write logs as JSON lines")
+	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", leader.DefaultTTL, "how long the leader's lease lasts unrenewed: a standby takes over a dead leader after it")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 			return usageErrorf("--log-level %q: want debug, info, warn or error", logLevel)
+		}
+		if leaseTTL < time.Second {
+			return usageErrorf("--lease-ttl %s: want at least 1s", leaseTTL)
 		}
 		cfg, err := loadConfig(cmd, path)
 		if err != nil {
@@ -44,7 +51,7 @@ func newServeCmd() *cobra.Command {
 		logger := slog.New(h)
 		logger.Info("configuration", "file", cfg.Path, "config", cfg.Redacted())
 		srv, err := server.New(cfg, server.Options{
-			Version: version, Logger: logger,
+			Version: version, Logger: logger, LeaseTTL: leaseTTL,
 			Progress: func(s string) { logger.Info(s) },
 		})
 		if err != nil {
@@ -98,7 +105,17 @@ printed as FILE:LINE: FIELD: MESSAGE; the exit code is 2 when there is any.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (app %s, environments %v)\n", path, cfg.App, cfg.EnvNames())
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s: ok (app %s, environments %v)\n", path, cfg.App, cfg.EnvNames())
+			gaps := cfg.RedundancyGaps()
+			if len(gaps) == 0 {
+				fmt.Fprintln(out, "redundancy: several servers may share this ledger; one leads, the others stand by and take over")
+				return nil
+			}
+			fmt.Fprintln(out, "redundancy: one server only (a second on this ledger refuses to start); several servers would need:")
+			for _, g := range gaps {
+				fmt.Fprintf(out, "  - %s\n", g)
+			}
 			return nil
 		},
 	}

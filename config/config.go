@@ -66,6 +66,11 @@ type Config struct {
 type Server struct {
 	Listen    string // host:port, default 127.0.0.1:7070
 	PublicURL string // optional absolute URL users reach the server at
+	// Advertise is the host:port other ferry servers on the same ledger
+	// reach this one's API at, to forward actions to the leader; empty
+	// derives it from the listener (a wildcard host becomes this
+	// machine's first non-loopback address).
+	Advertise string
 }
 
 // Ledger is where ferry records builds, deployments and events.

@@ -102,6 +102,13 @@ source: { repo: /srv/demo.git }
 build: { go: { main: . } }
 environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:8081 } } } }
 `, `ferry.yaml:3: server.publicURL: "ferry.example.com" is not an absolute http:// or https:// URL`},
+		{"server advertise wildcard", `app: demo
+server:
+  advertise: 0.0.0.0:7070
+source: { repo: /srv/demo.git }
+build: { go: { main: . } }
+environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:8081 } } } }
+`, `ferry.yaml:3: server.advertise: "0.0.0.0:7070": want the host:port other servers reach this one at, with a host and a port (not a wildcard or port 0)`},
 		{"ledger scheme", `app: demo
 ledger: mysql://u:secret@db/ferry
 source: { repo: /srv/demo.git }

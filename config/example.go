@@ -17,6 +17,7 @@ dataDir: ferry-data               # ledger, embedded registry, unpacked images, 
 server:
   listen: 127.0.0.1:7070          # API, dashboard, webhooks, /metrics
   # publicURL: https://ferry.example.com
+  # advertise: 10.0.0.7:7070      # where other servers on this ledger reach this one
 
 # ledger: sqlite://ferry-data/ledger.db   # the default; or postgres://user@host/db
 

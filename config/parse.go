@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path"
@@ -89,8 +90,13 @@ func (d *decoder) listen(o *object, name, def string) string {
 }
 
 func (d *decoder) server(top *object) Server {
-	o := d.object(top.key("server"), top.node("server"), "server", "listen", "publicURL")
-	s := Server{Listen: d.listen(o, "listen", DefaultServerListen), PublicURL: o.str("publicURL")}
+	o := d.object(top.key("server"), top.node("server"), "server", "listen", "publicURL", "advertise")
+	s := Server{Listen: d.listen(o, "listen", DefaultServerListen), PublicURL: o.str("publicURL"), Advertise: o.str("advertise")}
+	if s.Advertise != "" {
+		if host, port, err := net.SplitHostPort(s.Advertise); err != nil || host == "" || host == "0.0.0.0" || host == "::" || port == "0" {
+			d.errorf(o.node("advertise"), o.field("advertise"), "%q: want the host:port other servers reach this one at, with a host and a port (not a wildcard or port 0)", s.Advertise)
+		}
+	}
 	if s.PublicURL != "" {
 		if msg := urlProblem(s.PublicURL); msg != "" {
 			d.errorf(o.node("publicURL"), o.field("publicURL"), "%s", msg)

@@ -22,6 +22,7 @@ func (c *Config) Redacted() string {
 		"server", mapping(
 			"listen", str(c.Server.Listen),
 			"publicURL", optional(c.Server.PublicURL),
+			"advertise", optional(c.Server.Advertise),
 		),
 		"ledger", str(redactURL(c.Ledger.URL)),
 		"source", mapping(

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/internal/kubetest"
 	kubetarget "github.com/ferryhq/ferry/runtime/kube"
 	"gopkg.in/yaml.v3"
@@ -264,7 +263,7 @@ func TestRelocate(t *testing.T) {
 		}
 	}
 	data, _, _ := unstructured.NestedString(cm.Object, "data", "ferry.yaml")
-	cfg, err := config.Parse("ferry.yaml", []byte(data))
+	cfg, err := parseFerryYAML(t, data)
 	if err != nil {
 		t.Fatalf("relocated ferry.yaml: %v", err)
 	}
@@ -355,7 +354,7 @@ func TestCluster(t *testing.T) {
 			t.Errorf("the database's volume claim: %v", err)
 		}
 	}
-	k.waitAvailable(ctx, t, ns["ferry"], "ferry", 1)
+	k.waitAvailable(ctx, t, ns["ferry"], "ferry", 2)
 
 	sa := "system:serviceaccount:" + ns["ferry"] + ":ferry"
 	groups := []string{"system:serviceaccounts", "system:serviceaccounts:" + ns["ferry"], "system:authenticated"}

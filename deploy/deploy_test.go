@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/cosign"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -612,9 +614,23 @@ func TestFerryConfig(t *testing.T) {
 	if !ok {
 		t.Fatalf("ConfigMap %s has no ferry.yaml", cm.Name)
 	}
-	cfg, err := config.Parse("ferry.yaml", []byte(data))
+	if !strings.Contains(data, "key: "+keyPath) || mounts[path.Dir(keyPath)] == "" {
+		t.Errorf("ferry.yaml does not sign with the key mounted at %s (mounts %v)", keyPath, mounts)
+	}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name == mounts[path.Dir(keyPath)] && (v.Secret == nil || find[corev1.Secret](t, fr, "Secret", "ferry", v.Secret.SecretName) == nil) {
+			t.Errorf("the signing key's volume %s is not a Secret of the render", v.Name)
+		}
+	}
+	cfg, err := parseFerryYAML(t, data)
 	if err != nil {
 		t.Fatalf("ferry's parser refuses the ConfigMap's ferry.yaml:\n%v", err)
+	}
+	if gaps := cfg.RedundancyGaps(); len(gaps) > 0 {
+		t.Errorf("ferry.yaml cannot run two servers: %v", gaps)
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("ferry Deployment replicas %v, want 2 (one leads, one stands by)", d.Spec.Replicas)
 	}
 	if len(cfg.Warnings) > 0 {
 		t.Errorf("ferry.yaml warnings: %v", cfg.Warnings)
@@ -782,4 +798,18 @@ func TestLineDiff(t *testing.T) {
 			t.Errorf("lineDiff(%q, %q) = %q, want %q", tc.a, tc.b, got, tc.want)
 		}
 	}
+}
+
+// keyPath is where ferry's Deployment mounts the signing key.
+const keyPath = "/etc/ferry-secrets/signing/signing.key"
+
+// parseFerryYAML parses ferry.yaml with ferry's own parser. The signing key
+// is a mounted Secret: a key of the test's stands in for it.
+func parseFerryYAML(t *testing.T, data string) (*config.Config, error) {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := cosign.LoadOrCreateKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	return config.Parse("ferry.yaml", []byte(strings.Replace(data, keyPath, filepath.Join(dir, cosign.PrivateKeyFile), 1)))
 }

@@ -26,8 +26,9 @@ type Store interface {
 }
 
 // DefaultTTL is how long a lease lasts without renewal: a crashed leader
-// on another machine is replaced after at most this long.
-const DefaultTTL = 15 * time.Second
+// on another machine is replaced after at most this long (and the
+// standby's next campaign).
+const DefaultTTL = 10 * time.Second
 
 // Config says who campaigns for what.
 type Config struct {

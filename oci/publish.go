@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -20,17 +21,26 @@ import (
 )
 
 // Publisher pushes, tags, resolves and pulls images in one repository of an
-// OCI registry. It holds no connection state: creating one is cheap, and a
-// build may make its own to have its retries reported in its log.
+// OCI registry. Creating one is cheap, and a build may make its own to have
+// its retries reported in its log; a long-lived one keeps its authenticated
+// clients across calls.
 type Publisher struct {
 	repo     name.Repository
 	insecure bool
 	rt       http.RoundTripper
 	keychain authn.Keychain
 	retry    Retry
-	// puller and pusher keep one authenticated transport per repository
-	// across calls: without them every call pings the registry and
-	// authenticates again (two more round trips each).
+	base     []remote.Option
+
+	// clients keep one authenticated transport per repository across
+	// calls: without them every call pings the registry and authenticates
+	// again (two more round trips each). They keep the credentials they
+	// resolved first, so a refusal of those renews them (see do).
+	mu      sync.Mutex
+	clients clients
+}
+
+type clients struct {
 	puller *remote.Puller
 	pusher *remote.Pusher
 }
@@ -95,17 +105,28 @@ func NewPublisher(repo string, opts ...Option) (*Publisher, error) {
 		return nil, ferry.Errorf(ferry.EINVALID, "image repository %q: want host/path", repo)
 	}
 	p.repo = r
-	base := []remote.Option{
+	p.base = []remote.Option{
 		remote.WithTransport(p.rt), remote.WithAuthFromKeychain(p.keychain), remote.WithUserAgent("ferry"),
+		// Retries happen around whole operations (see Retry); one try
+		// per request here keeps the deadline honest.
 		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
 	}
-	if p.puller, err = remote.NewPuller(base...); err != nil {
-		return nil, fmt.Errorf("registry client: %w", err)
-	}
-	if p.pusher, err = remote.NewPusher(base...); err != nil {
-		return nil, fmt.Errorf("registry client: %w", err)
+	if p.clients, err = p.newClients(); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+func (p *Publisher) newClients() (clients, error) {
+	puller, err := remote.NewPuller(p.base...)
+	if err != nil {
+		return clients{}, fmt.Errorf("registry client: %w", err)
+	}
+	pusher, err := remote.NewPusher(p.base...)
+	if err != nil {
+		return clients{}, fmt.Errorf("registry client: %w", err)
+	}
+	return clients{puller: puller, pusher: pusher}, nil
 }
 
 // loopbackRegistry reports whether the registry part of repo is a loopback
@@ -135,17 +156,58 @@ func (p *Publisher) Ref(digestOrTag string) string {
 	return p.repo.Name() + ":" + digestOrTag
 }
 
-func (p *Publisher) options(ctx context.Context) []remote.Option {
-	return []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithTransport(p.rt),
-		remote.WithAuthFromKeychain(p.keychain),
-		remote.WithUserAgent("ferry"),
-		// Retries happen around whole operations (see Retry); one try
-		// per request here keeps the deadline honest.
-		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
-		remote.Reuse(p.puller), remote.Reuse(p.pusher),
+// do runs op under the retry policy with the options of the current
+// clients. The clients resolve credentials once, when they first reach a
+// repository, and keep them: credentials written after that (a login
+// after ferry started, a registry that came up with new ones) would be
+// refused for as long as ferry runs. So when the registry answers 401, the
+// clients are renewed and op is tried once more, reading the keychain
+// again.
+func (p *Publisher) do(ctx context.Context, op func(context.Context, []remote.Option) error) error {
+	renewed := false
+	return p.retry.do(ctx, func(ctx context.Context) error {
+		c := p.current()
+		err := op(ctx, p.options(ctx, c))
+		if !unauthorized(err) || renewed {
+			return err
+		}
+		renewed = true
+		if c, err = p.renew(c); err != nil {
+			return err
+		}
+		return op(ctx, p.options(ctx, c))
+	})
+}
+
+func (p *Publisher) current() clients {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.clients
+}
+
+// renew replaces the clients that were refused, unless a concurrent call
+// has already done so, and returns the ones to use.
+func (p *Publisher) renew(refused clients) (clients, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.clients != refused {
+		return p.clients, nil
 	}
+	c, err := p.newClients()
+	if err != nil {
+		return refused, err
+	}
+	p.clients = c
+	return c, nil
+}
+
+func (p *Publisher) options(ctx context.Context, c clients) []remote.Option {
+	return append(slices.Clone(p.base), remote.WithContext(ctx), remote.Reuse(c.puller), remote.Reuse(c.pusher))
+}
+
+func unauthorized(err error) bool {
+	te, ok := errors.AsType[*transport.Error](err)
+	return ok && te.StatusCode == http.StatusUnauthorized
 }
 
 func (p *Publisher) digestRef(digest string) (name.Digest, error) {
@@ -196,15 +258,15 @@ func (p *Publisher) Push(ctx context.Context, img v1.Image, tags ...string) (str
 			return "", err
 		}
 	}
-	err = p.retry.do(ctx, func(ctx context.Context) error {
-		return remote.Write(ref, img, p.options(ctx)...)
+	err = p.do(ctx, func(ctx context.Context, opts []remote.Option) error {
+		return remote.Write(ref, img, opts...)
 	})
 	if err != nil {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
 	for _, t := range tagRefs {
-		err := p.retry.do(ctx, func(ctx context.Context) error {
-			return remote.Tag(t, img, p.options(ctx)...)
+		err := p.do(ctx, func(ctx context.Context, opts []remote.Option) error {
+			return remote.Tag(t, img, opts...)
 		})
 		if err != nil {
 			return "", fmt.Errorf("tag %s: %w", t, err)
@@ -224,12 +286,12 @@ func (p *Publisher) Tag(ctx context.Context, digest, tag string) error {
 	if err != nil {
 		return err
 	}
-	err = p.retry.do(ctx, func(ctx context.Context) error {
-		desc, err := remote.Get(ref, p.options(ctx)...)
+	err = p.do(ctx, func(ctx context.Context, opts []remote.Option) error {
+		desc, err := remote.Get(ref, opts...)
 		if err != nil {
 			return err
 		}
-		return remote.Tag(t, desc, p.options(ctx)...)
+		return remote.Tag(t, desc, opts...)
 	})
 	if isNotFound(err) {
 		return ferry.Errorf(ferry.ENOTFOUND, "tag %s: no image %s", t, ref)
@@ -248,9 +310,9 @@ func (p *Publisher) Resolve(ctx context.Context, tag string) (string, error) {
 		return "", err
 	}
 	var desc *v1.Descriptor
-	err = p.retry.do(ctx, func(ctx context.Context) error {
+	err = p.do(ctx, func(ctx context.Context, opts []remote.Option) error {
 		var err error
-		desc, err = remote.Head(t, p.options(ctx)...)
+		desc, err = remote.Head(t, opts...)
 		return err
 	})
 	if isNotFound(err) {
@@ -270,9 +332,9 @@ func (p *Publisher) Image(ctx context.Context, digest string) (v1.Image, error) 
 		return nil, err
 	}
 	var img v1.Image
-	err = p.retry.do(ctx, func(ctx context.Context) error {
+	err = p.do(ctx, func(ctx context.Context, opts []remote.Option) error {
 		var err error
-		img, err = remote.Image(ref, p.options(ctx)...)
+		img, err = remote.Image(ref, opts...)
 		return err
 	})
 	if isNotFound(err) {
@@ -292,9 +354,9 @@ func isNotFound(err error) bool {
 // ListTags lists the repository's tags (an empty repository has none).
 func (p *Publisher) ListTags(ctx context.Context) ([]string, error) {
 	var tags []string
-	err := p.retry.do(ctx, func(ctx context.Context) error {
+	err := p.do(ctx, func(ctx context.Context, opts []remote.Option) error {
 		var err error
-		tags, err = remote.List(p.repo, p.options(ctx)...)
+		tags, err = remote.List(p.repo, opts...)
 		return err
 	})
 	if isNotFound(err) {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -368,6 +369,60 @@ func TestTransient(t *testing.T) {
 	for _, tt := range tests {
 		if got := transient(tt.err); got != tt.want {
 			t.Errorf("transient(%s: %v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+// switchableKeychain answers with whatever credentials were set last, as a
+// docker configuration written while ferry runs would.
+type switchableKeychain struct{ auth atomic.Pointer[authn.Basic] }
+
+func (k *switchableKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	if b := k.auth.Load(); b != nil {
+		return b, nil
+	}
+	return authn.Anonymous, nil
+}
+
+// TestCredentialsWrittenAfterFirstContact: a registry that refused a call
+// for want of credentials takes the credentials that exist at the next
+// call, through the same Publisher, for every kind of call.
+func TestCredentialsWrittenAfterFirstContact(t *testing.T) {
+	reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, pw, ok := r.BasicAuth(); !ok || u != "ada" || pw != "s3cret" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="ferry-test"`)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	img := randomImage(t)
+	for _, tc := range []struct {
+		name string
+		call func(*Publisher) error
+	}{
+		{"push", func(p *Publisher) error { _, err := p.Push(t.Context(), img, "v1"); return err }},
+		{"resolve", func(p *Publisher) error { _, err := p.Resolve(t.Context(), "v1"); return err }},
+		{"list", func(p *Publisher) error { _, err := p.ListTags(t.Context()); return err }},
+		{"pull", func(p *Publisher) error { d, _ := img.Digest(); _, err := p.Image(t.Context(), d.String()); return err }},
+	} {
+		keys := &switchableKeychain{}
+		p, err := NewPublisher(strings.TrimPrefix(srv.URL, "http://")+"/app", WithKeychain(keys), WithRetry(Retry{Initial: 10 * time.Millisecond, Deadline: 5 * time.Second}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.call(p); err == nil {
+			t.Fatalf("%s without credentials succeeded", tc.name)
+		} else if te, ok := errors.AsType[*transport.Error](err); !ok || te.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s without credentials: %v, want 401", tc.name, err)
+		}
+		keys.auth.Store(&authn.Basic{Username: "ada", Password: "s3cret"})
+		if err := tc.call(p); err != nil {
+			t.Errorf("%s after the credentials were written: %v", tc.name, err)
 		}
 	}
 }

@@ -14,13 +14,13 @@ import (
 // signed-in token whose role allows them (package dashboard), and the DORA
 // figures of the production environments over dora.DefaultWindow. Its event
 // streams carry follow=1, so endStreams lets them go at shutdown.
-func (s *Server) dashboardHandler() (http.Handler, error) {
+func (s *Server) dashboardHandler(p parts) (http.Handler, error) {
 	d, err := dashboard.New(dashboard.Config{
 		App: s.cfg.App, Version: s.opts.Version, Envs: s.cfg.Domain(),
-		Environments: s.ctrl, Releases: s.ctrl, Builds: s.builder, Ledger: s.ledger,
-		Tokens: s.tokens().Lookup, Leases: s.ledger,
+		Environments: p.ctrl, Releases: p.ctrl, Builds: p.builds, Ledger: p.ledger,
+		Tokens: s.tokens(p.ledger).Lookup, Leases: p.ledger,
 		DORA: func(ctx context.Context) ([]dora.Report, error) {
-			return s.dora.Reports(ctx, "", dora.DefaultWindow)
+			return p.dora.Reports(ctx, "", dora.DefaultWindow)
 		},
 		Logger: s.log.With("part", "dashboard"), Now: s.opts.Now,
 	})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -498,13 +499,22 @@ func wantServing(t *testing.T, s *Server) {
 // freeAddr returns a loopback address nothing listens on.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Below the kernel's ephemeral range (32768–60999 here), so that no
+	// other process's listener on port 0, nor an outgoing connection, takes
+	// it while the test keeps it free on purpose: TestRegistryDown leaves it
+	// closed for many seconds, and another test's registry answering there
+	// gave 401s.
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Fatal("no free port in 20000–31999 after 100 tries")
+	return ""
 }
 
 // TestCommandsDoNotSeeFerrysEnvironment: the commands a build runs are a

@@ -1,20 +1,58 @@
 package server
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/ferryhq/ferry/api"
+	"github.com/ferryhq/ferry/dashboard"
+	"github.com/ferryhq/ferry/dora"
+	"github.com/ferryhq/ferry/ledger"
+)
+
+// parts are what answers HTTP, all over one ledger store: the leader's
+// working parts, or a standby's, which only read (standby.go).
+type parts struct {
+	ledger ledger.Store
+	// ctrl is the controller: the leader's, or a standby's that does not
+	// act and whose changes are polled.
+	ctrl   controllerView
+	builds interface {
+		api.Builds
+		dashboard.Builds
+	}
+	dora  *dora.Reporter
+	hooks http.Handler
+}
+
+// controllerView is what the API, the dashboard and /metrics ask of the
+// controller.
+type controllerView interface {
+	api.Environments
+	api.Releases
+	api.ActionQueue
+	dashboard.Environments
+	dashboard.Releases
+}
 
 // handler puts the parts that answer HTTP under one root: the API (with
 // /healthz and the webhooks), the Prometheus metrics and the dashboard.
 // Each part checks its own access.
-func (s *Server) handler(api http.Handler) (http.Handler, error) {
-	dash, err := s.dashboardHandler()
+func (s *Server) handler(p parts) (http.Handler, error) {
+	apiServer := &api.Server{
+		App: s.cfg.App, Version: s.opts.Version, Ledger: p.ledger, Builds: p.builds, Hooks: p.hooks, Tokens: s.tokens(p.ledger),
+		Envs: p.ctrl, Deployments: p.ledger, Releases: p.ctrl, Actions: p.ctrl, Dora: p.dora,
+		Leases: p.ledger, Logger: s.log.With("part", "api"),
+	}
+	dash, err := s.dashboardHandler(p)
 	if err != nil {
 		return nil, err
 	}
+	apiHandler := apiServer.Handler()
 	mux := http.NewServeMux()
-	mux.Handle("/api/", api)
-	mux.Handle("/hooks/", api)
-	mux.Handle("/healthz", api)
-	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/hooks/", apiHandler)
+	mux.Handle("/healthz", apiHandler)
+	mux.Handle("GET /metrics", s.metricsHandler(p))
 	mux.Handle("/", dash)
 	return mux, nil
 }

@@ -8,13 +8,13 @@ import (
 	"sync"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/webhook"
 )
 
-// webhooks returns the /hooks/{provider} handler. A push to a built branch
-// makes the poller fetch at once; the fetched head is then queued like any
-// polled one, so a webhook can never queue a commit git does not have.
-func (s *Server) webhooks() (http.Handler, error) {
+// webhooks returns the /hooks/{provider} handler, which records deliveries
+// in store and hands each verified push to onPush.
+func (s *Server) webhooks(store ledger.Store, onPush func(context.Context, *webhook.Push) error) (http.Handler, error) {
 	var secret []byte
 	if !s.cfg.Source.WebhookSecret.IsZero() {
 		v, err := s.cfg.Source.WebhookSecret.Resolve(s.opts.Getenv, s.opts.ReadFile)
@@ -23,23 +23,28 @@ func (s *Server) webhooks() (http.Handler, error) {
 		}
 		secret = []byte(v)
 	}
-	onPush := func(ctx context.Context, p *webhook.Push) error {
-		if !slices.Contains(s.cfg.Branches(), p.Branch) {
-			s.event(ctx, "webhook.ignored", fmt.Sprintf("%s push to %s: no environment follows this branch", p.Provider, p.Branch), "")
-			return nil
-		}
-		s.event(ctx, "webhook.push", fmt.Sprintf("%s push to %s: %s by %s", p.Provider, p.Branch, ferry.ShortSHA(p.After), p.Pusher), "")
-		s.hooked.mark(p.Branch, p.After, "webhook:"+p.Provider)
-		s.poller.Trigger()
-		return nil
-	}
 	return webhook.Handler(webhook.Config{
 		SecretFor:  func(string) []byte { return secret },
 		OnPush:     onPush,
-		Deliveries: s.ledger, // a delivery sent again is recognised, across restarts and servers
+		Deliveries: store, // a delivery sent again is recognised, across restarts and servers
 		Now:        s.opts.Now,
 		Logger:     s.log.With("part", "webhook"),
 	}), nil
+}
+
+// onPush is the leader's answer to a verified push: a push to a built
+// branch makes the poller fetch at once; the fetched head is then queued
+// like any polled one, so a webhook can never queue a commit git does not
+// have.
+func (s *Server) onPush(ctx context.Context, p *webhook.Push) error {
+	if !slices.Contains(s.cfg.Branches(), p.Branch) {
+		s.event(ctx, "webhook.ignored", fmt.Sprintf("%s push to %s: no environment follows this branch", p.Provider, p.Branch), "")
+		return nil
+	}
+	s.event(ctx, "webhook.push", fmt.Sprintf("%s push to %s: %s by %s", p.Provider, p.Branch, ferry.ShortSHA(p.After), p.Pusher), "")
+	s.hooked.mark(p.Branch, p.After, "webhook:"+p.Provider)
+	s.poller.Trigger()
+	return nil
 }
 
 // hookTriggers remembers which webhook announced a branch's head, so that

@@ -16,7 +16,6 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/ledger"
-	"github.com/ferryhq/ferry/ledger/ledgerdb"
 )
 
 // dataDirLock is the file in the data directory that a running server
@@ -89,28 +88,6 @@ func holder(id string) string {
 	return id + "#" + hex.EncodeToString(b)
 }
 
-// openLedger opens the ledger, takes the lead, and returns the ledger
-// fenced by the lead's term, the one store this server writes (and keeps
-// its lease) through, so that on SQLite every write queues on one
-// connection.
-func (s *Server) openLedger(ctx context.Context) (ledger.Store, error) {
-	raw, err := ledgerdb.Open(ctx, s.cfg.Ledger.URL)
-	if err != nil {
-		return nil, fmt.Errorf("open ledger: %w", err)
-	}
-	defer raw.Close()
-	if err := s.lead(ctx, raw); err != nil {
-		return nil, err
-	}
-	fenced, err := raw.Fence(ctx, s.cfg.App, s.leadership.Term())
-	if err != nil {
-		s.resign(raw)
-		return nil, fmt.Errorf("open ledger: %w", err)
-	}
-	s.leadership.Via(fenced)
-	return fenced, nil
-}
-
 // resign gives up the lead at once through l.
 func (s *Server) resign(l ledger.LeaseStore) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -119,29 +96,18 @@ func (s *Server) resign(l ledger.LeaseStore) error {
 	return l.Resign(ctx, s.cfg.App, lease.Holder, lease.Term, s.opts.Now())
 }
 
-// lead takes the lead of the app's ledger for this run, or refuses to
-// start because another server leads: two servers acting on one ledger
-// would split the brain (each deploying into its own runtime).
-func (s *Server) lead(ctx context.Context, raw ledger.Store) error {
-	lock, err := lockDataDir(s.cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	s.dirLock = lock
+// campaign asks once for the lead of the app's ledger, for this run's
+// holder. While another server leads, it returns the ECONFLICT error that
+// names it. The holder's previous run, dead since this run holds the data
+// directory's lock, is taken over at once.
+func (s *Server) campaign(ctx context.Context) (*leader.Lead, error) {
 	id := identity(s.cfg.DataDir)
-	l, err := leader.Acquire(ctx, raw, leader.Config{
-		App: s.cfg.App, Holder: holder(id), Address: s.cfg.Server.Listen, TTL: s.opts.LeaseTTL, Now: s.opts.Now,
+	if s.holder == "" {
+		s.holder = holder(id)
+	}
+	return leader.Acquire(ctx, s.raw, leader.Config{
+		App: s.cfg.App, Holder: s.holder, Address: s.advertise, TTL: s.opts.LeaseTTL, Now: s.opts.Now,
 		Dead:   func(l *ledger.Lease) bool { return strings.HasPrefix(l.Holder, id+"#") },
 		Logger: s.log.With("part", "leader"),
 	})
-	if ferry.ErrorCode(err) == ferry.ECONFLICT {
-		return ferry.Wrap(err, ferry.ECONFLICT, "%s; a second server on this ledger would split the brain, so this one does not start "+
-			"(stop the other, or wait for its lease to run out if it died on another machine; standby servers are not supported yet)", ferry.ErrorMessage(err))
-	}
-	if err != nil {
-		return fmt.Errorf("take the lead of %s: %w", s.cfg.App, err)
-	}
-	s.leadership = l
-	s.log.Info("leading", "term", l.Term(), "holder", l.Lease().Holder)
-	return nil
 }

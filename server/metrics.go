@@ -15,10 +15,10 @@ import (
 // metrics). Like the API, it needs a token, with the viewer role: a
 // Prometheus scrape config sends it as `authorization: {credentials: …}`
 // (docs/metrics.md).
-func (s *Server) metricsHandler() http.Handler {
-	cfg := metrics.Config{App: s.cfg.App, Ledger: s.ledger, Envs: s.ctrl, Dora: s.dora}
+func (s *Server) metricsHandler(p parts) http.Handler {
+	cfg := metrics.Config{App: s.cfg.App, Ledger: p.ledger, Envs: p.ctrl, Dora: p.dora}
 	h := metrics.Handler(metrics.NewRegistry(metrics.New(cfg)), s.log.With("part", "metrics"))
-	return auth.Middleware(s.tokens().Lookup, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return auth.Middleware(s.tokens(p.ledger).Lookup, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := auth.Require(r, ferry.RoleViewer); err != nil {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(ferry.HTTPStatus(err))

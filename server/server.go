@@ -14,11 +14,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/api"
 	"github.com/ferryhq/ferry/builder"
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/controller"
@@ -26,6 +27,7 @@ import (
 	"github.com/ferryhq/ferry/dora"
 	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/ledger/ledgerdb"
 	"github.com/ferryhq/ferry/oci"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/source"
@@ -59,10 +61,15 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
+	// raw is the ledger unfenced: it takes the lead, and a standby reads
+	// through it. A leader closes it once it writes through ledger.
+	raw      ledger.Store
 	ledger   ledger.Store // fenced by the lead's term: every write of this server
 	registry *registry.Server
 	repo     *source.Repo
 	pub      *oci.Publisher
+	signer   *cosign.Signer
+	verifier *cosign.Verifier
 	image    string
 	builder  *builder.Builder
 	ctrl     *controller.Controller
@@ -72,18 +79,34 @@ type Server struct {
 
 	// dirLock proves this process alive to later runs (leadership.go).
 	dirLock    *os.File
+	holder     string // this run's lease holder
 	leadership *leader.Lead
 	stopLead   context.CancelFunc
 	leadDone   chan struct{}
 
-	ln   net.Listener
-	http *http.Server
+	// standby holds the parts of a server that stands by (standby.go);
+	// nil once it leads.
+	standbyMu sync.Mutex
+	standby   *standby
+
+	ln        net.Listener
+	advertise string // where other servers reach this one's API
+	http      *http.Server
+	// root is what answers HTTP: the leader's parts, or the standby's.
+	root atomic.Pointer[http.Handler]
 	// stopStreams ends the log followers, which would otherwise hold
 	// the HTTP server's shutdown up until their build ends.
 	stopStreams context.CancelFunc
 
-	wg        sync.WaitGroup
-	cancel    context.CancelFunc
+	wg     sync.WaitGroup
+	runCtx context.Context
+	cancel context.CancelFunc
+	// stopped is closed when the server stops on its own (lost the lead,
+	// failed to take it over); stopErr says why.
+	stopped  chan struct{}
+	stopOnce sync.Once
+	stopErr  error
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -108,11 +131,15 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if len(cfg.BuildBranches()) == 0 {
 		return nil, errors.New("no environment is driven by a branch without `from`: nothing to build")
 	}
-	return &Server{cfg: cfg, opts: opts, log: opts.Logger}, nil
+	return &Server{cfg: cfg, opts: opts, log: opts.Logger, stopped: make(chan struct{})}, nil
 }
 
-// Start opens the ledger, starts the registry and the HTTP server, and the
-// builder and poller in the background. It returns once ferry serves.
+// Start opens the ledger, listens, and takes the lead of the app's ledger:
+// then it starts the registry, the builder, the controller and the poller,
+// and serves. When another server leads and the configuration lets
+// several servers share the ledger (config.RedundancyGaps), it stands by
+// instead (standby.go): it serves reads and forwards the rest to the
+// leader until it takes over. It returns once ferry serves.
 func (s *Server) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
@@ -124,12 +151,94 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	s.opts.Progress(fmt.Sprintf("opening the ledger (%s)", cfg.Ledger.Engine))
-	if s.ledger, err = s.openLedger(ctx); err != nil {
+	if s.raw, err = ledgerdb.Open(ctx, cfg.Ledger.URL); err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	if s.dirLock, err = lockDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	s.event(ctx, "leader.elected", fmt.Sprintf("%s leads in term %d", s.leadership.Lease().Holder, s.leadership.Term()), "")
+	if s.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
+		return fmt.Errorf("listen on %s (server.listen): %w", cfg.Server.Listen, err)
+	}
+	s.advertise = advertised(cfg.Server.Advertise, s.ln.Addr())
+	s.serve()
+	s.runCtx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	lead, err := s.campaign(ctx)
+	switch {
+	case err == nil:
+		return s.startLeading(ctx, lead)
+	case ferry.ErrorCode(err) != ferry.ECONFLICT:
+		return fmt.Errorf("take the lead of %s: %w", cfg.App, err)
+	}
+	if gaps := cfg.RedundancyGaps(); len(gaps) > 0 {
+		return ferry.Wrap(err, ferry.ECONFLICT, "%s; a second server on this ledger would split the brain, and this configuration cannot stand by for it, so this server does not start "+
+			"(stop the other, or wait for its lease to run out if it died on another machine). Several servers may share a ledger once: %s",
+			ferry.ErrorMessage(err), strings.Join(gaps, "; "))
+	}
+	return s.startStandby(ctx, err)
+}
 
-	image := cfg.Registry.Image
+// serve starts the HTTP server on the listener. It answers with whatever
+// handler the server's role has set (s.root), and 503 before there is one.
+func (s *Server) serve() {
+	streams, stopStreams := context.WithCancel(context.Background())
+	s.stopStreams = stopStreams
+	s.http = &http.Server{
+		Handler: endStreams(streams, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := s.root.Load()
+			if h == nil {
+				w.Header().Set("Retry-After", "1")
+				writeError(w, ferry.Errorf(ferry.EUNAVAILABLE, "ferry is starting; try again in a moment"))
+				return
+			}
+			(*h).ServeHTTP(w, r)
+		})),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.goRun("http", func() error {
+		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+}
+
+// startLeading makes this server the leader in lead's term: it writes
+// through the ledger fenced by that term from now on, builds every part,
+// answers HTTP with them (in place of the standby's parts, if it stood
+// by), and starts the controller, the builder and the poller.
+func (s *Server) startLeading(ctx context.Context, lead *leader.Lead) (err error) {
+	cfg := s.cfg
+	s.leadership = lead
+	s.log.Info("leading", "term", lead.Term(), "holder", lead.Lease().Holder)
+	fenced, err := s.raw.Fence(ctx, cfg.App, lead.Term())
+	if err != nil {
+		s.resign(s.raw)
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	// The one store this server writes (and keeps its lease) through, so
+	// that on SQLite every write queues on one connection.
+	lead.Via(fenced)
+	s.ledger = fenced
+	// The lease is renewed from now on: building the parts below can take
+	// longer than a short TTL.
+	runCtx, cancel := s.runCtx, s.cancel
+	leadCtx, stopLead := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopLead, s.leadDone = stopLead, make(chan struct{})
+	go func() {
+		defer close(s.leadDone)
+		if err := lead.Hold(leadCtx); err != nil {
+			// Another server leads now, or may: the fence refuses this
+			// one's writes from here on; stop acting.
+			s.log.Error("lost the lead; builds, polls and deployments stop", "term", lead.Term(), "err", err)
+			cancel()
+			s.stop(fmt.Errorf("lost the lead: %w", err))
+		}
+	}()
+	s.event(ctx, "leader.elected", fmt.Sprintf("%s leads in term %d", lead.Lease().Holder, lead.Term()), "")
+
 	if cfg.RegistryEmbedded() {
 		s.opts.Progress("starting the embedded registry on " + cfg.Registry.Listen)
 		s.registry, err = registry.New(registry.Config{
@@ -141,101 +250,44 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		if err := s.registry.Start(ctx); err != nil {
 			return fmt.Errorf("start embedded registry: %w", err)
 		}
-		image = s.registry.Host() + "/" + cfg.App
 	}
-	s.image = image
-	// The publisher retries briefly inside one attempt; the push step's
-	// attempts (each logged) cover longer outages.
-	pubOpts := []oci.Option{oci.WithRetry(oci.Retry{Initial: 250 * time.Millisecond, Max: 2 * time.Second, Deadline: 5 * time.Second})}
-	if s.opts.Transport != nil {
-		pubOpts = append(pubOpts, oci.WithTransport(s.opts.Transport))
-	}
-	if cfg.Registry.Insecure {
-		pubOpts = append(pubOpts, oci.WithInsecure())
-	}
-	if s.registry != nil {
-		pubOpts = append(pubOpts, oci.WithBasicAuth(s.registry.Credentials()))
-	}
-	if s.pub, err = oci.NewPublisher(image, pubOpts...); err != nil {
-		return fmt.Errorf("registry %s: %w", image, err)
-	}
-
-	key, err := SigningKey(cfg, s.opts.Getenv, s.opts.ReadFile)
-	if err != nil {
+	if err := s.images(); err != nil {
 		return err
-	}
-	signer, verifier := cosign.NewSigner(key, s.pub), key.NewVerifier(s.pub)
-	keyPath := cfg.Signing.Key
-	if keyPath == "" {
-		keyPath = filepath.Join(cfg.DataDir, cosign.PrivateKeyFile)
-	}
-	s.log.Info("signing images; every rollout verifies them", "key", keyPath, "public_key", filepath.Join(cfg.DataDir, cosign.PublicKeyFile))
-
-	s.repo = source.Open(cfg.Source.Repo, filepath.Join(cfg.DataDir, "git"), s.log.With("part", "source"))
-	var buildGo *builder.GoConfig
-	if g := cfg.Build.Go; g != nil {
-		buildGo = &builder.GoConfig{Main: g.Main, Ldflags: g.Ldflags, Env: g.Env}
 	}
 	integration, trial, err := s.integration()
 	if err != nil {
 		return err
 	}
 	s.builder, err = builder.New(builder.Config{
-		App: cfg.App, Image: image, Source: s.repo.URL(),
+		App: cfg.App, Image: s.image, Source: s.repo.URL(),
 		WorkDir: filepath.Join(cfg.DataDir, "work"), Dir: cfg.Build.Dir,
-		Test: cfg.Build.Test, Timeout: cfg.Build.Timeout, Go: buildGo, Command: cfg.Build.Command,
+		Test: cfg.Build.Test, Timeout: cfg.Build.Timeout, Go: s.buildGo(), Command: cfg.Build.Command,
 		PushAttempts: 8, Integration: integration, Trial: trial, BuilderID: builderID(s.opts.Version),
-		Ledger: s.ledger, Git: s.repo, Registry: s.pub, Signer: signer, Verifier: verifier,
+		Ledger: s.ledger, Git: s.repo, Registry: s.pub, Signer: s.signer, Verifier: s.verifier,
 		Now: s.opts.Now, Logger: s.log.With("part", "builder"),
 	})
 	if err != nil {
 		return err
 	}
-
-	envs, err := s.environments()
+	if s.ctrl, err = s.controller(s.ledger); err != nil {
+		return err
+	}
+	hooks, err := s.webhooks(s.ledger, s.onPush)
 	if err != nil {
 		return err
 	}
-	s.ctrl, err = controller.New(controller.Config{
-		App: cfg.App, Image: image, Envs: envs,
-		Ledger: s.ledger, Locks: s.ledger, Registry: s.pub, Git: s.repo, Verifier: verifier,
-		Now: s.opts.Now, Logger: s.log.With("part", "controller"),
+	s.dora = s.doraReporter(s.ledger)
+	root, err := s.handler(parts{
+		ledger: s.ledger, ctrl: s.ctrl, builds: s, dora: s.dora, hooks: hooks,
 	})
 	if err != nil {
-		for _, e := range envs {
-			e.Runtime.Close(context.Background())
-		}
 		return err
 	}
+	// From here on requests reach the leader's parts; the standby's, if
+	// this server stood by, are let go once their requests are done.
+	s.root.Store(&root)
+	s.stopStandby()
 
-	hooks, err := s.webhooks()
-	if err != nil {
-		return err
-	}
-	s.dora = s.doraReporter()
-	apiServer := &api.Server{
-		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks, Tokens: s.tokens(),
-		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Actions: s.ctrl, Dora: s.dora,
-		Leases: s.ledger, Logger: s.log.With("part", "api"),
-	}
-	root, err := s.handler(apiServer.Handler())
-	if err != nil {
-		return err
-	}
-	if s.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
-		return fmt.Errorf("listen on %s (server.listen): %w", cfg.Server.Listen, err)
-	}
-	streams, stopStreams := context.WithCancel(context.Background())
-	s.stopStreams = stopStreams
-	s.http = &http.Server{
-		Handler:           endStreams(streams, root),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
 	s.poller = &source.Poller{
 		Repo: s.repo, Branches: cfg.Branches(), Interval: cfg.Source.Poll,
 		OnHead: func(branch, sha string) {
@@ -252,17 +304,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			// by convergence; a new one once its build succeeds.
 			s.ctrl.BranchHead(runCtx, branch, sha)
 		},
-		OnError: func(err error, attempt int, next time.Duration) {
-			s.log.Warn("fetch failed; retrying", "repo", s.repo.URL(), "attempt", attempt, "retry_in", next, "err", err)
-			s.event(runCtx, "source.error", fmt.Sprintf("fetch failed (attempt %d), retrying in %s", attempt, next), err.Error())
-		},
+		OnError: s.fetchFailed,
 	}
-	s.goRun("http", func() error {
-		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
 	s.builder.OnSucceeded = func(b *ferry.Build) {
 		if _, err := s.ctrl.BuildSucceeded(runCtx, b); err != nil {
 			s.log.Error("queue deployment", "build", b.ID, "err", err)
@@ -273,21 +316,94 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("start controller: %w", err)
 	}
 	s.goRun("controller", func() error { s.ctrl.Wait(); return nil })
-	leadCtx, stopLead := context.WithCancel(context.WithoutCancel(ctx))
-	s.stopLead, s.leadDone = stopLead, make(chan struct{})
-	go func() {
-		defer close(s.leadDone)
-		if err := s.leadership.Hold(leadCtx); err != nil {
-			// Another server leads now, or may: the fence refuses this
-			// one's writes from here on; stop acting.
-			s.log.Error("lost the lead; builds, polls and deployments stop", "term", s.leadership.Term(), "err", err)
-			cancel()
-		}
-	}()
 	s.goRun("builder", func() error { return s.builder.Run(runCtx) })
 	s.goRun("poller", func() error { return s.poller.Run(runCtx) })
+	s.goRun("queued webhooks", func() error { s.takeQueuedPushes(runCtx); return nil })
 	s.opts.Progress("serving on http://" + s.Addr())
 	return nil
+}
+
+// images makes the publisher, the signer and verifier and the git clone:
+// the parts that do not depend on the ledger, the same for a standby and a
+// leader. With the embedded registry, that registry must run already.
+func (s *Server) images() (err error) {
+	if s.pub != nil {
+		return nil
+	}
+	cfg := s.cfg
+	s.image = cfg.Registry.Image
+	// The publisher retries briefly inside one attempt; the push step's
+	// attempts (each logged) cover longer outages.
+	pubOpts := []oci.Option{oci.WithRetry(oci.Retry{Initial: 250 * time.Millisecond, Max: 2 * time.Second, Deadline: 5 * time.Second})}
+	if s.opts.Transport != nil {
+		pubOpts = append(pubOpts, oci.WithTransport(s.opts.Transport))
+	}
+	if cfg.Registry.Insecure {
+		pubOpts = append(pubOpts, oci.WithInsecure())
+	}
+	if s.registry != nil {
+		s.image = s.registry.Host() + "/" + cfg.App
+		pubOpts = append(pubOpts, oci.WithBasicAuth(s.registry.Credentials()))
+	}
+	if s.pub, err = oci.NewPublisher(s.image, pubOpts...); err != nil {
+		return fmt.Errorf("registry %s: %w", s.image, err)
+	}
+	key, err := SigningKey(cfg, s.opts.Getenv, s.opts.ReadFile)
+	if err != nil {
+		return err
+	}
+	s.signer, s.verifier = cosign.NewSigner(key, s.pub), key.NewVerifier(s.pub)
+	keyPath := cfg.Signing.Key
+	if keyPath == "" {
+		keyPath = filepath.Join(cfg.DataDir, cosign.PrivateKeyFile)
+	}
+	s.log.Info("signing images; every rollout verifies them", "key", keyPath, "public_key", filepath.Join(cfg.DataDir, cosign.PublicKeyFile))
+	s.repo = source.Open(cfg.Source.Repo, filepath.Join(cfg.DataDir, "git"), s.log.With("part", "source"))
+	return nil
+}
+
+func (s *Server) buildGo() *builder.GoConfig {
+	g := s.cfg.Build.Go
+	if g == nil {
+		return nil
+	}
+	return &builder.GoConfig{Main: g.Main, Ldflags: g.Ldflags, Env: g.Env}
+}
+
+// controller makes the controller over the configured environments,
+// reading and writing through store.
+func (s *Server) controller(store ledger.Store) (*controller.Controller, error) {
+	envs, err := s.environments()
+	if err != nil {
+		return nil, err
+	}
+	ctrl, err := controller.New(controller.Config{
+		App: s.cfg.App, Image: s.image, Envs: envs,
+		Ledger: store, Locks: store, Registry: s.pub, Git: s.repo, Verifier: s.verifier,
+		Now: s.opts.Now, Logger: s.log.With("part", "controller"),
+	})
+	if err != nil {
+		for _, e := range envs {
+			e.Runtime.Close(context.Background())
+		}
+		return nil, err
+	}
+	return ctrl, nil
+}
+
+func (s *Server) fetchFailed(err error, attempt int, next time.Duration) {
+	s.log.Warn("fetch failed; retrying", "repo", s.repo.URL(), "attempt", attempt, "retry_in", next, "err", err)
+	if s.ledger != nil {
+		s.event(s.runCtx, "source.error", fmt.Sprintf("fetch failed (attempt %d), retrying in %s", attempt, next), err.Error())
+	}
+}
+
+// stop ends Run with why, once.
+func (s *Server) stop(why error) {
+	s.stopOnce.Do(func() {
+		s.stopErr = why
+		close(s.stopped)
+	})
 }
 
 // endStreams gives the requests that follow a build's log (the only
@@ -325,10 +441,18 @@ func (s *Server) URL() string { return "http://" + s.Addr() }
 // ImageRepository is where images are pushed.
 func (s *Server) ImageRepository() string { return s.image }
 
-// Ledger gives tests and the CLI's local commands read access.
-func (s *Server) Ledger() ledger.Store { return s.ledger }
+// Ledger gives tests and the CLI's local commands read access: the
+// leader's fenced store, or a standby's unfenced one.
+func (s *Server) Ledger() ledger.Store {
+	if s.ledger != nil {
+		return s.ledger
+	}
+	return s.raw
+}
 
-// Run starts the server and blocks until ctx ends, then shuts down.
+// Run starts the server and blocks until ctx ends, then shuts down. It
+// returns early, with an error, when the server lost the lead or could
+// not take it over.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.Start(ctx); err != nil {
 		return err
@@ -336,8 +460,8 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return s.Close()
-	case <-s.leadership.Lost():
-		return errors.Join(fmt.Errorf("lost the lead: %w", s.leadership.Err()), s.Close())
+	case <-s.stopped:
+		return errors.Join(s.stopErr, s.Close())
 	}
 }
 
@@ -361,6 +485,7 @@ func (s *Server) Close() error {
 		if s.cancel != nil {
 			s.cancel()
 		}
+		s.stopStandby()
 		s.wg.Wait()
 		if s.ctrl != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -376,9 +501,14 @@ func (s *Server) Close() error {
 			<-s.leadDone
 		} else if s.leadership != nil && s.ledger != nil {
 			errs = append(errs, s.resign(s.ledger))
+		} else if s.leadership != nil && s.raw != nil {
+			errs = append(errs, s.resign(s.raw))
 		}
 		if s.ledger != nil {
 			errs = append(errs, s.ledger.Close())
+		}
+		if s.raw != nil {
+			errs = append(errs, s.raw.Close())
 		}
 		if s.dirLock != nil {
 			errs = append(errs, unlockDataDir(s.dirLock))

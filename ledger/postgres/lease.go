@@ -167,9 +167,17 @@ func (s *Store) Leader(ctx context.Context, app string) (*ledger.Lease, error) {
 	return l, nil
 }
 
+// fencedSessionTimeout bounds how long a leader's statement may run and
+// its transaction stay idle. Each write holds the lease row FOR SHARE to
+// the end of its transaction, and a takeover must update that row: a
+// leader paused or cut off in the middle of a transaction would otherwise
+// keep every standby out for as long as its connection lives.
+const fencedSessionTimeout = "5s"
+
 // Fence implements ledger.LeaseStore: a pool of its own whose connections
 // carry the term in the session setting ferry.fence, which the fence
-// trigger of every table checks (migration 012).
+// trigger of every table checks (migration 012), and whose statements and
+// idle transactions end after fencedSessionTimeout.
 func (s *Store) Fence(ctx context.Context, app string, term int64) (ledger.Store, error) {
 	if err := ledger.CheckKey("app", app, ledger.MaxName); err != nil {
 		return nil, err
@@ -177,7 +185,9 @@ func (s *Store) Fence(ctx context.Context, app string, term int64) (ledger.Store
 	cfg := s.pool.Config()
 	fence := fmt.Sprintf("%d %s", term, app)
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-		_, err := c.Exec(ctx, `SELECT set_config('ferry.fence', $1, false)`, fence)
+		_, err := c.Exec(ctx, `SELECT set_config('ferry.fence', $1, false),
+			set_config('statement_timeout', $2, false), set_config('idle_in_transaction_session_timeout', $2, false)`,
+			fence, fencedSessionTimeout)
 		return err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

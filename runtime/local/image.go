@@ -77,15 +77,26 @@ func (s *imageStore) get(ctx context.Context, digest string) (*image, error) {
 	}
 	defer unlock()
 	// Another caller may have unpacked it while we waited for the lock.
-	if img, err := loadImage(final, digest); err == nil {
-		return img, nil
+	unpacked, err := loadImage(final, digest)
+	switch {
+	case err == nil:
+		return unpacked, nil
+	case !errors.Is(err, fs.ErrNotExist) && isPathError(err):
+		// Replicas may be running on it: never remove an image for a
+		// failure to read it that says nothing about the image (too many
+		// open files, say). A missing or unreadable config means it is
+		// incomplete.
+		return nil, fmt.Errorf("unpack %s: %w", digest, err)
 	}
 	// Whatever is left under the lock is from a crashed unpack.
 	stale, _ := filepath.Glob(filepath.Join(dir, ".tmp-"+h.Hex+"-*"))
 	for _, s := range stale {
 		os.RemoveAll(s)
 	}
-	os.RemoveAll(final)
+	if _, err := os.Lstat(final); err == nil {
+		s.log.Warn("removing an unpacked image without its config", "digest", digest, "dir", final)
+		os.RemoveAll(final)
+	}
 
 	start := s.now()
 	img, err := s.src.Image(ctx, digest)
@@ -190,6 +201,11 @@ func mountPoints(root *os.Root, workDir string) error {
 		}
 	}
 	return nil
+}
+
+func isPathError(err error) bool {
+	_, ok := errors.AsType[*fs.PathError](err)
+	return ok
 }
 
 // loadImage reads an unpacked image.

@@ -14,8 +14,8 @@ import (
 // pids hierarchies; runc puts the container at the same relative path in
 // each, below the cgroup ferry itself is in).
 
-// cgroupDirs maps a v1 controller to the directory of ferry's own cgroup
-// in its hierarchy.
+// cgroupDirs maps a v1 controller (and unified, the v2 hierarchy) to the
+// directory of ferry's own cgroup in its hierarchy.
 var cgroupDirs = sync.OnceValue(func() map[string]string {
 	out := map[string]string{}
 	mounts, err := os.ReadFile("/proc/self/mountinfo")
@@ -26,11 +26,16 @@ var cgroupDirs = sync.OnceValue(func() map[string]string {
 	if err != nil {
 		return out
 	}
-	// hierarchy lines: "4:memory:/process_api/…"; "0::/" is v2.
+	// hierarchy lines: "4:memory:/process_api/…"; "0::/" is the v2 one,
+	// kept under unified (runc makes the container's cgroup there too).
 	paths := map[string]string{}
 	for line := range strings.Lines(string(own)) {
 		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
-		if len(parts) != 3 || parts[1] == "" {
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[1] == "" {
+			paths[unified] = parts[2]
 			continue
 		}
 		for _, c := range strings.Split(parts[1], ",") {
@@ -45,7 +50,16 @@ var cgroupDirs = sync.OnceValue(func() map[string]string {
 			continue
 		}
 		f, p := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(p) < 3 || p[0] != "cgroup" {
+		if len(f) < 5 || len(p) < 3 {
+			continue
+		}
+		if p[0] == "cgroup2" {
+			if own, ok := paths[unified]; ok {
+				out[unified] = filepath.Join(f[4], own)
+			}
+			continue
+		}
+		if p[0] != "cgroup" {
 			continue
 		}
 		for _, opt := range strings.Split(p[2], ",") {
@@ -56,6 +70,9 @@ var cgroupDirs = sync.OnceValue(func() map[string]string {
 	}
 	return out
 })
+
+// unified is cgroupDirs' key of the v2 hierarchy.
+const unified = "unified"
 
 // cgroupFile is the path of file in the cgroup rel (relative to ferry's
 // own) of controller; empty when that controller is not mounted.

@@ -204,12 +204,12 @@ func (rc *runc) spec(c container) ociSpec {
 // tmpSize bounds a contained replica's /tmp, which lives in its memory.
 const tmpSize = "128m"
 
-// close removes the environment's cgroup parents once no container is
-// left in them (rmdir refuses while one is).
+// close removes the data directory's cgroup parent once no container is
+// left in it (rmdir refuses while one is). The "ferry" above it stays: a
+// ferry of another data directory may be creating its own below.
 func (rc *runc) close() {
 	for _, d := range cgroupDirs() {
 		os.Remove(filepath.Join(d, rc.cgroup))
-		os.Remove(filepath.Join(d, filepath.Dir(rc.cgroup)))
 	}
 }
 

@@ -118,7 +118,45 @@ type Replica struct {
 	Started  time.Time `json:"started,omitzero"`
 	// State is one of the Replica… states below.
 	State string `json:"state"`
+	// Isolation says how the replica is contained: IsolationRunc or
+	// IsolationProcess; empty from runtimes that do not say (Kubernetes).
+	Isolation string `json:"isolation,omitempty"`
+	// LastExit says how its last run ended; nil before one has.
+	LastExit *Exit `json:"lastExit,omitempty"`
+	// Memory use and limit in bytes, and the CPU time its current run has
+	// used, when the runtime measures them (the local runtime under runc,
+	// from the replica's cgroup).
+	MemoryBytes      int64   `json:"memoryBytes,omitempty"`
+	MemoryLimitBytes int64   `json:"memoryLimitBytes,omitempty"`
+	CPUSeconds       float64 `json:"cpuSeconds,omitempty"`
 }
+
+// How a replica is contained.
+const (
+	IsolationRunc    = "runc"    // an OCI container: own user, namespaces, limits, seccomp
+	IsolationProcess = "process" // a plain process of ferry's user
+)
+
+// Exit is how one run of a replica ended.
+type Exit struct {
+	// Reason is one of the Exit… reasons below.
+	Reason string `json:"reason"`
+	// Code is the exit status (ExitCode); Signal the signal's name
+	// (ExitSignal, and SIGKILL for ExitOOM).
+	Code   int    `json:"code,omitempty"`
+	Signal string `json:"signal,omitempty"`
+	// Message says it in words, with the detail of a failed start.
+	Message string    `json:"message"`
+	Time    time.Time `json:"time,omitzero"`
+}
+
+// Exit reasons.
+const (
+	ExitOOM         = "oom-killed"   // killed by the kernel at its memory limit
+	ExitSignal      = "signal"       // killed by a signal
+	ExitCode        = "exit-code"    // exited by itself with a status
+	ExitStartFailed = "start-failed" // never started
+)
 
 // Replica states, as both runtimes report them.
 const (

@@ -317,6 +317,7 @@ var goTypes = map[string]reflect.Type{
 	"EnvStatus":         reflect.TypeFor[EnvStatus](),
 	"Replicas":          reflect.TypeFor[Replicas](),
 	"Replica":           reflect.TypeFor[ferry.Replica](),
+	"Exit":              reflect.TypeFor[ferry.Exit](),
 	"Drift":             reflect.TypeFor[Drift](),
 	"Leader":            reflect.TypeFor[Leader](),
 	"Status":            reflect.TypeFor[StatusBody](),

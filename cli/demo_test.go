@@ -198,6 +198,12 @@ func TestDemoEndToEnd(t *testing.T) {
 		Environments []struct {
 			Name, Commit, Digest, Release, State, DeployedAt string
 			Replicas                                         struct{ Ready, Desired int }
+			Pods                                             []struct {
+				ID, State, Isolation          string
+				Restarts                      int
+				MemoryBytes, MemoryLimitBytes int64
+				CPUSeconds                    float64
+			}
 		}
 	}
 	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
@@ -210,6 +216,21 @@ func TestDemoEndToEnd(t *testing.T) {
 	if devSt.Commit != change || !strings.HasPrefix(devSt.Digest, "sha256:") || devSt.Release != "" ||
 		devSt.State != "healthy" || devSt.Replicas.Ready != 2 || devSt.Replicas.Desired != 2 {
 		t.Errorf("dev status = %+v, want healthy 2/2 on %s", devSt, change)
+	}
+	// Each replica, as it really runs: contained under runc as root, with
+	// its cgroup's figures.
+	wantIsolation, measured := ferry.IsolationProcess, false
+	if os.Geteuid() == 0 {
+		wantIsolation, measured = ferry.IsolationRunc, true
+	}
+	if len(devSt.Pods) != 2 {
+		t.Errorf("dev status pods = %+v, want 2", devSt.Pods)
+	}
+	for _, p := range devSt.Pods {
+		if p.State != ferry.ReplicaRunning || p.Isolation != wantIsolation ||
+			measured && (p.MemoryLimitBytes != ferry.DefaultMemory || p.MemoryBytes <= 0 || p.MemoryBytes >= p.MemoryLimitBytes || p.CPUSeconds <= 0) {
+			t.Errorf("dev replica %+v, want running as %s (measured: %v) within the default %d bytes", p, wantIsolation, measured, ferry.DefaultMemory)
+		}
 	}
 	if _, err := time.Parse(time.RFC3339Nano, devSt.DeployedAt); err != nil {
 		t.Errorf("dev status deployedAt = %q, want an RFC 3339 time: %v", devSt.DeployedAt, err)

@@ -3,16 +3,11 @@ package cli
 import (
 	"os"
 	"testing"
-
-	"github.com/ferryhq/ferry/runtime/local"
 )
 
-// TestMain lets this test binary serve as the local runtime's sandbox
-// init (as root, replicas start as /proc/self/exe and become the app). It
-// points the credentials file into an empty directory and drops a
+// TestMain points the credentials file into an empty directory and drops a
 // FERRY_TOKEN of the caller's, so that no test reads or writes the user's.
 func TestMain(m *testing.M) {
-	local.MaybeSandboxInit()
 	dir, err := os.MkdirTemp("", "ferry-cli-test-")
 	if err != nil {
 		panic(err)

@@ -194,6 +194,9 @@ type Local struct {
 	Args []string
 	// Readiness is the path probed on each replica before it gets traffic.
 	Readiness string
+	// Resources bound each replica when ferry contains them (as root,
+	// under runc); zero fields take ferry's defaults.
+	Resources ferry.Resources
 }
 
 // ReplicaData is what local.args templates see.

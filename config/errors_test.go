@@ -415,6 +415,54 @@ environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:808
         listen: 127.0.0.1:8081
         replicas: two
 `, `ferry.yaml:12: environments.dev.runtime.local.replicas: want an integer, got "two"`},
+		{"resources memory without unit sense", head + `environments:
+  dev:
+    branch: master
+    runtime:
+      local:
+        listen: 127.0.0.1:8081
+        resources: { memory: lots }
+`, `ferry.yaml:12: environments.dev.runtime.local.resources.memory: invalid memory "lots" (want bytes or a number with a unit: 256Mi, 1Gi, 500M)`},
+		{"resources memory too small", head + `environments:
+  dev:
+    branch: master
+    runtime:
+      local:
+        listen: 127.0.0.1:8081
+        resources: { memory: 4Mi }
+`, `ferry.yaml:12: environments.dev.runtime.local.resources.memory: memory "4Mi" is below the minimum of 32Mi`},
+		{"resources cpu bad", head + `environments:
+  dev:
+    branch: master
+    runtime:
+      local:
+        listen: 127.0.0.1:8081
+        resources: { cpu: -1 }
+`, `ferry.yaml:12: environments.dev.runtime.local.resources.cpu: invalid cpu "-1" (want cores, like 0.5 or 2, or millicores, like 500m)`},
+		{"resources cpu too small", head + `environments:
+  dev:
+    branch: master
+    runtime:
+      local:
+        listen: 127.0.0.1:8081
+        resources: { cpu: 1m }
+`, `ferry.yaml:12: environments.dev.runtime.local.resources.cpu: cpu "1m" is below the minimum of 10m`},
+		{"resources pids too few", head + `environments:
+  dev:
+    branch: master
+    runtime:
+      local:
+        listen: 127.0.0.1:8081
+        resources: { pids: 3 }
+`, `ferry.yaml:12: environments.dev.runtime.local.resources.pids: must be at least 16: the runtime and the app's own threads count too`},
+		{"resources unknown key", head + `environments:
+  dev:
+    branch: master
+    runtime:
+      local:
+        listen: 127.0.0.1:8081
+        resources: { memroy: 1Gi }
+`, `ferry.yaml:12: environments.dev.runtime.local.resources.memroy: unknown field (did you mean "memory"?)`},
 		{"listen shared by environments", head + `environments:
   dev:
     branch: master

@@ -56,6 +56,7 @@ environments:                     # in order: dev first, then what is promoted f
         listen: 127.0.0.1:8081    # load balancer; dev stays on loopback
         args: ["-listen", "{{.Addr}}"]
         readiness: /statusz
+        resources: { memory: 256Mi, cpu: 500m, pids: 256 }   # per replica, as root (runc); default 512Mi, 1, 512
     env:
       DATABASE_URL: sqlite:///var/lib/birthday-app/dev.db   # dev and prod never share a database
     verify:

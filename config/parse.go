@@ -463,7 +463,7 @@ func (d *decoder) runtime(env *object, e *Environment, c *Config) Runtime {
 }
 
 func (d *decoder) local(rt *object, e *Environment) *Local {
-	o := d.object(rt.key("local"), rt.node("local"), rt.field("local"), "replicas", "listen", "port", "args", "readiness")
+	o := d.object(rt.key("local"), rt.node("local"), rt.field("local"), "replicas", "listen", "port", "args", "readiness", "resources")
 	l := &Local{Readiness: ferry.DefaultReadiness}
 	// The count is the environment's; only the local runtime names it.
 	e.Replicas = o.integer("replicas", 1)
@@ -516,7 +516,40 @@ func (d *decoder) local(rt *object, e *Environment) *Local {
 			d.errorf(o.node("readiness"), o.field("readiness"), "want a path starting with /, got %q", l.Readiness)
 		}
 	}
+	l.Resources = d.resources(o)
 	return l
+}
+
+// resources reads the limits of each replica (memory, cpu, pids); what is
+// not set keeps ferry's default.
+func (d *decoder) resources(local *object) ferry.Resources {
+	var r ferry.Resources
+	if !local.has("resources") {
+		return r
+	}
+	o := d.object(local.key("resources"), local.node("resources"), local.field("resources"), "memory", "cpu", "pids")
+	if o.has("memory") {
+		m, err := ferry.ParseMemory(o.str("memory"))
+		if err != nil {
+			d.errorf(o.node("memory"), o.field("memory"), "%v", err)
+		}
+		r.Memory = m
+	}
+	if o.has("cpu") {
+		c, err := ferry.ParseMilliCPU(o.str("cpu"))
+		if err != nil {
+			d.errorf(o.node("cpu"), o.field("cpu"), "%v", err)
+		}
+		r.MilliCPU = c
+	}
+	if o.has("pids") {
+		r.Pids = o.integer("pids", 0)
+		if r.Pids < ferry.MinPids {
+			d.errorf(o.node("pids"), o.field("pids"), "must be at least %d: the runtime and the app's own threads count too", ferry.MinPids)
+			r.Pids = 0
+		}
+	}
+	return r
 }
 
 func (d *decoder) kubernetes(rt *object, c *Config) *Kubernetes {

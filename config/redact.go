@@ -197,6 +197,7 @@ func (r Runtime) view(replicas int) *yaml.Node {
 			"port", port,
 			"args", list(args...),
 			"readiness", str(l.Readiness),
+			"resources", resourcesView(l.Resources),
 		))
 	case r.Kubernetes != nil:
 		k := r.Kubernetes
@@ -226,6 +227,20 @@ func formatDuration(d time.Duration) string {
 
 // mapping builds a mapping node from alternating keys and *yaml.Node
 // values, leaving out nil values and empty collections.
+// resourcesView is what each replica may use, defaults filled in; nil
+// when nothing is set.
+func resourcesView(r ferry.Resources) *yaml.Node {
+	if r == (ferry.Resources{}) {
+		return nil
+	}
+	r = r.WithDefaults()
+	return mapping(
+		"memory", str(ferry.FormatMemory(r.Memory)),
+		"cpu", str(ferry.FormatMilliCPU(r.MilliCPU)),
+		"pids", integer(r.Pids),
+	)
+}
+
 func mapping(kv ...any) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.MappingNode}
 	for i := 0; i+1 < len(kv); i += 2 {

@@ -181,7 +181,13 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	}
 	f.envs.status = []controller.EnvStatus{
 		{Name: "dev", Commit: commitA, ShortCommit: ferry.ShortSHA(commitA), Digest: digestA, Replicas: controller.Replicas{Ready: 2, Desired: 2},
-			State: "healthy", DeployedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), DeployedBy: "ferry", DeploymentID: dep.ID, URL: "http://127.0.0.1:8081"},
+			State: "healthy", DeployedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), DeployedBy: "ferry", DeploymentID: dep.ID, URL: "http://127.0.0.1:8081",
+			Pods: []ferry.Replica{
+				{ID: "dev-3", Digest: digestA, Ready: true, State: ferry.ReplicaRunning, Isolation: ferry.IsolationRunc, Restarts: 2,
+					LastExit:    &ferry.Exit{Reason: ferry.ExitOOM, Signal: "SIGKILL", Message: "OOM-killed at its memory limit of 64Mi"},
+					MemoryBytes: 21 << 20, MemoryLimitBytes: 64 << 20, CPUSeconds: 3.25},
+				{ID: "dev-4", Digest: digestA, Ready: true, State: ferry.ReplicaRunning, Isolation: ferry.IsolationRunc},
+			}},
 		{Name: "prod", State: "empty", URL: "http://127.0.0.1:0"},
 	}
 	f.rel.diff = &release.Comparison{
@@ -518,6 +524,11 @@ func TestPage(t *testing.T) {
 		`<code title="` + commitA + `">aaaaaaaaaaaa</code>`, `<code title="` + digestA + `">111111111111</code>`,
 		`title="2 ready of 2 desired">2/2</span>`, `<span class="badge s-healthy">healthy</span>`, `2026-01-02 03:04Z`,
 		`href="http://127.0.0.1:8081"`, `<span class="badge s-empty">empty</span>`,
+		// Each replica: state, isolation, restarts, how it last ended, use.
+		`<li data-replica="dev-3" data-state="running" data-last-exit="oom-killed"><code>dev-3</code> <span class="badge s-running">running</span> <span class="sub" title="how the replica is contained">runc</span> <span class="warn">2 restarts</span>`,
+		`<div class="sub warn">last exit: OOM-killed at its memory limit of 64Mi</div>`,
+		`21 of 64 MiB · 3.2 s CPU`,
+		`<li data-replica="dev-4" data-state="running"><code>dev-4</code>`,
 		`<strong>registry tag latest</strong>: want <code title="` + digestA + `">111111111111</code>, got <code title="` + digestB + `">222222222222</code>`,
 		`fix: <code>ferry build master</code>`,
 		// What waits for prod.

@@ -28,6 +28,7 @@ var funcs = template.FuncMap{
 	"reachable": reachable,
 	"days":      func(from, to time.Time) string { return fmt.Sprintf("%.0fd", to.Sub(from).Hours()/24) },
 	"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05Z") },
+	"mib":       func(b int64) string { return fmt.Sprintf("%.0f", float64(b)/(1<<20)) },
 }
 
 // shortDigest is the first 12 hex of a sha256:… digest.

@@ -12,6 +12,11 @@
 //	ferry_rollout_duration_seconds{env}               histogram: started → finished, finished deployments
 //	ferry_environment_info{env,commit,release,digest} 1 for what each environment runs now
 //	ferry_environment_replicas{env,state}             ready and desired replicas
+//	ferry_replica_info{env,replica,state,isolation,last_exit}  1 per replica the runtime reports
+//	ferry_replica_restarts_total{env,replica}         counter: its restarts
+//	ferry_replica_memory_bytes{env,replica}           its memory use, when measured (local, under runc)
+//	ferry_replica_memory_limit_bytes{env,replica}     its memory limit, when measured
+//	ferry_replica_cpu_seconds_total{env,replica}      counter: CPU time of its current run, when measured
 //	ferry_dora_deployments_per_day{env}               DORA figures of each production environment
 //	ferry_dora_lead_time_seconds{env}                 over the window (package dora)
 //	ferry_dora_change_failure_rate{env}
@@ -96,6 +101,21 @@ var (
 	environmentReplicas = prometheus.NewDesc("ferry_environment_replicas",
 		"An environment's replicas: ready (reported by its runtime) and desired.",
 		[]string{"env", "state"}, nil)
+	replicaInfo = prometheus.NewDesc("ferry_replica_info",
+		"Each replica its runtime reports (always 1): its state, how it is contained (runc, process; empty when the runtime does not say) and how its last run ended (oom-killed, signal, exit-code, start-failed; empty before one has).",
+		[]string{"env", "replica", "state", "isolation", "last_exit"}, nil)
+	replicaRestarts = prometheus.NewDesc("ferry_replica_restarts_total",
+		"Times a replica was restarted after its process ended.",
+		[]string{"env", "replica"}, nil)
+	replicaMemory = prometheus.NewDesc("ferry_replica_memory_bytes",
+		"A replica's memory use without reclaimable page cache, from its cgroup (local runtime under runc).",
+		[]string{"env", "replica"}, nil)
+	replicaMemoryLimit = prometheus.NewDesc("ferry_replica_memory_limit_bytes",
+		"A replica's memory limit, from its cgroup (local runtime under runc).",
+		[]string{"env", "replica"}, nil)
+	replicaCPU = prometheus.NewDesc("ferry_replica_cpu_seconds_total",
+		"CPU time used by a replica's current run, from its cgroup (local runtime under runc); starts again from 0 when it restarts.",
+		[]string{"env", "replica"}, nil)
 	doraDeploymentsPerDay = prometheus.NewDesc("ferry_dora_deployments_per_day",
 		"DORA deployment frequency of a production environment: successful changes per day over the window.",
 		[]string{"env"}, nil)
@@ -149,6 +169,7 @@ func New(cfg Config) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		buildsTotal, buildDuration, deploymentsTotal, rolloutDuration, environmentInfo, environmentReplicas,
+		replicaInfo, replicaRestarts, replicaMemory, replicaMemoryLimit, replicaCPU,
 		doraDeploymentsPerDay, doraLeadTime, doraChangeFailureRate, doraTimeToRestore,
 	} {
 		ch <- d
@@ -194,6 +215,19 @@ func (c *Collector) collectEnvironments(ctx context.Context, ch chan<- prometheu
 		}
 		ch <- prometheus.MustNewConstMetric(environmentReplicas, prometheus.GaugeValue, float64(e.Replicas.Ready), e.Name, "ready")
 		ch <- prometheus.MustNewConstMetric(environmentReplicas, prometheus.GaugeValue, float64(e.Replicas.Desired), e.Name, "desired")
+		for _, r := range e.Pods {
+			lastExit := ""
+			if r.LastExit != nil {
+				lastExit = r.LastExit.Reason
+			}
+			ch <- prometheus.MustNewConstMetric(replicaInfo, prometheus.GaugeValue, 1, e.Name, r.ID, r.State, r.Isolation, lastExit)
+			ch <- prometheus.MustNewConstMetric(replicaRestarts, prometheus.CounterValue, float64(r.Restarts), e.Name, r.ID)
+			if r.MemoryLimitBytes > 0 {
+				ch <- prometheus.MustNewConstMetric(replicaMemory, prometheus.GaugeValue, float64(r.MemoryBytes), e.Name, r.ID)
+				ch <- prometheus.MustNewConstMetric(replicaMemoryLimit, prometheus.GaugeValue, float64(r.MemoryLimitBytes), e.Name, r.ID)
+				ch <- prometheus.MustNewConstMetric(replicaCPU, prometheus.CounterValue, r.CPUSeconds, e.Name, r.ID)
+			}
+		}
 	}
 }
 

@@ -228,7 +228,12 @@ func newFixture(t *testing.T) *fixture {
 	f.config = Config{
 		App: "app", Ledger: f.count,
 		Envs: statuses{
-			{Name: "dev", Commit: c2, Digest: digestOf(c2), Replicas: controller.Replicas{Ready: 2, Desired: 2}},
+			{Name: "dev", Commit: c2, Digest: digestOf(c2), Replicas: controller.Replicas{Ready: 2, Desired: 2}, Pods: []ferry.Replica{
+				{ID: "dev-7", State: ferry.ReplicaRunning, Isolation: ferry.IsolationRunc, Restarts: 2,
+					LastExit:    &ferry.Exit{Reason: ferry.ExitOOM, Signal: "SIGKILL", Message: "OOM-killed"},
+					MemoryBytes: 12 << 20, MemoryLimitBytes: 64 << 20, CPUSeconds: 1.5},
+				{ID: "dev-8", State: ferry.ReplicaStarting, Isolation: ferry.IsolationProcess},
+			}},
 			{Name: "prod", Commit: c2, Digest: digestOf(c2), Release: "RC20260531_1200", Replicas: controller.Replicas{Ready: 1, Desired: 3}},
 			{Name: "qa", State: "empty"},
 		},
@@ -258,6 +263,23 @@ ferry_environment_replicas{env="prod",state="desired"} 3
 ferry_environment_replicas{env="prod",state="ready"} 1
 ferry_environment_replicas{env="qa",state="desired"} 0
 ferry_environment_replicas{env="qa",state="ready"} 0
+# HELP ferry_replica_info Each replica its runtime reports (always 1): its state, how it is contained (runc, process; empty when the runtime does not say) and how its last run ended (oom-killed, signal, exit-code, start-failed; empty before one has).
+# TYPE ferry_replica_info gauge
+ferry_replica_info{env="dev",isolation="process",last_exit="",replica="dev-8",state="starting"} 1
+ferry_replica_info{env="dev",isolation="runc",last_exit="oom-killed",replica="dev-7",state="running"} 1
+# HELP ferry_replica_restarts_total Times a replica was restarted after its process ended.
+# TYPE ferry_replica_restarts_total counter
+ferry_replica_restarts_total{env="dev",replica="dev-7"} 2
+ferry_replica_restarts_total{env="dev",replica="dev-8"} 0
+# HELP ferry_replica_memory_bytes A replica's memory use without reclaimable page cache, from its cgroup (local runtime under runc).
+# TYPE ferry_replica_memory_bytes gauge
+ferry_replica_memory_bytes{env="dev",replica="dev-7"} 1.2582912e+07
+# HELP ferry_replica_memory_limit_bytes A replica's memory limit, from its cgroup (local runtime under runc).
+# TYPE ferry_replica_memory_limit_bytes gauge
+ferry_replica_memory_limit_bytes{env="dev",replica="dev-7"} 6.7108864e+07
+# HELP ferry_replica_cpu_seconds_total CPU time used by a replica's current run, from its cgroup (local runtime under runc); starts again from 0 when it restarts.
+# TYPE ferry_replica_cpu_seconds_total counter
+ferry_replica_cpu_seconds_total{env="dev",replica="dev-7"} 1.5
 # HELP ferry_dora_deployments_per_day DORA deployment frequency of a production environment: successful changes per day over the window.
 # TYPE ferry_dora_deployments_per_day gauge
 ferry_dora_deployments_per_day{env="prod"} 0.06666666666666667

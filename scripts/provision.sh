@@ -3,8 +3,8 @@
 # on loopback, then print the environment the tests read (eval "$(scripts/provision.sh)").
 #
 # As root on Debian it installs PostgreSQL, MariaDB, Chromium (the dashboard's
-# browser tests) and promtool (Debian's prometheus package) from apt when
-# absent, and starts the databases when they are not running (there is no
+# browser tests), promtool (Debian's prometheus package) and runc (the local
+# runtime's containers, as root) from apt when absent, and starts the databases when they are not running (there is no
 # systemd here). Otherwise it expects FERRY_TEST_POSTGRES_URL,
 # FERRY_TEST_MYSQL_URL, FERRY_TEST_CHROMIUM and FERRY_TEST_PROMTOOL to be set
 # and only checks that the databases answer. The cosign CLI (the signature
@@ -84,6 +84,7 @@ provision_tools() {
 	local want=()
 	command -v chromium >/dev/null 2>&1 || want+=(chromium)
 	command -v promtool >/dev/null 2>&1 || want+=(prometheus)
+	command -v runc >/dev/null 2>&1 || want+=(runc)
 	if [ "${#want[@]}" -gt 0 ]; then
 		apt_install "${want[@]}"
 	fi
@@ -111,7 +112,7 @@ provision_cosign() {
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	[ -n "${FERRY_TEST_POSTGRES_URL:-}" ] || { provision_postgres; FERRY_TEST_POSTGRES_URL=$PG_URL_DEFAULT; }
 	[ -n "${FERRY_TEST_MYSQL_URL:-}" ] || { provision_mariadb; FERRY_TEST_MYSQL_URL=$MY_URL_DEFAULT; }
-	if [ -z "${FERRY_TEST_CHROMIUM:-}" ] || [ -z "${FERRY_TEST_PROMTOOL:-}" ]; then
+	if [ -z "${FERRY_TEST_CHROMIUM:-}" ] || [ -z "${FERRY_TEST_PROMTOOL:-}" ] || ! command -v runc >/dev/null 2>&1; then
 		provision_tools
 	fi
 else
@@ -131,7 +132,10 @@ printf 'export FERRY_TEST_CHROMIUM=%q\n' "$FERRY_TEST_CHROMIUM"
 printf 'export FERRY_TEST_PROMTOOL=%q\n' "$FERRY_TEST_PROMTOOL"
 printf 'export FERRY_TEST_COSIGN=%q\n' "$FERRY_TEST_COSIGN"
 require=postgres,mysql,chromium,promtool,cosign
-# As root the local runtime's sandbox (chroot, uid 65532) must work: its
-# tests then fail instead of skipping.
-[ "$(id -u)" = 0 ] && require=$require,root
+# As root the local runtime runs replicas in containers under runc: its
+# tests then fail instead of skipping when root or runc is missing.
+if [ "$(id -u)" = 0 ]; then
+	command -v runc >/dev/null 2>&1 || die "no runc: install Debian's runc package"
+	require=$require,root,runc
+fi
 printf 'export FERRY_TEST_REQUIRE=%q\n' "$require"

@@ -38,6 +38,7 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 				Readiness: l.Readiness,
 				PortEnv:   l.PortEnv,
 				Args:      renderArgs(e.Name, l),
+				Resources: l.Resources,
 				Images:    s.pub,
 				Logger:    s.log.With("part", "local", "env", e.Name),
 				Now:       s.opts.Now,

@@ -164,6 +164,34 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("/metrics %s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
 		}
 	}
+	// Each replica, from its runtime: under runc as root, with its
+	// cgroup's limit.
+	for _, env := range []string{"dev", "prod"} {
+		isolation, limit := ferry.IsolationProcess, 0.0
+		if os.Geteuid() == 0 {
+			isolation, limit = ferry.IsolationRunc, ferry.DefaultMemory
+		}
+		var found int
+		for _, m := range families["ferry_replica_info"].GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if l["env"] != env {
+				continue
+			}
+			found++
+			if l["isolation"] != isolation || l["state"] != ferry.ReplicaRunning {
+				t.Errorf("ferry_replica_info%v, want isolation %s, state running", l, isolation)
+			}
+			if m, ok := value("ferry_replica_memory_limit_bytes", map[string]string{"env": env, "replica": l["replica"]}); limit > 0 && (!ok || number(m) != limit) {
+				t.Errorf("ferry_replica_memory_limit_bytes{%s} = %v (%v), want %v", l["replica"], m, ok, limit)
+			}
+		}
+		if found != 1 {
+			t.Errorf("/metrics has %d ferry_replica_info of %s, want 1", found, env)
+		}
+	}
 	if promoted.Release == "" || lead <= 0 {
 		t.Errorf("prod's release %q, lead time %vs: want a release tag and a positive lead time", promoted.Release, lead)
 	}

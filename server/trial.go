@@ -70,9 +70,12 @@ func (t trial) Start(ctx context.Context, build int64, commit, digest string, lo
 		Readiness: l.Readiness,
 		PortEnv:   l.PortEnv,
 		Args:      renderArgs(name, l),
-		Images:    t.s.pub,
-		Logger:    t.s.log.With("part", "trial", "build", build),
-		Now:       t.s.opts.Now,
+		Resources: l.Resources,
+		// Every trial runs as one uid of its own, not one per build.
+		Identity: "trial",
+		Images:   t.s.pub,
+		Logger:   t.s.log.With("part", "trial", "build", build),
+		Now:      t.s.opts.Now,
 	})
 	if err != nil {
 		return "", nil, err

@@ -11,13 +11,9 @@ import (
 	"syscall"
 
 	"github.com/ferryhq/ferry/cli"
-	"github.com/ferryhq/ferry/runtime/local"
 )
 
 func main() {
-	// A sandboxed replica of the local runtime starts as ferry itself and
-	// becomes the app here; for every other run this returns at once.
-	local.MaybeSandboxInit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -29,10 +29,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// Sandboxed replicas are this test binary started again.
-	MaybeSandboxInit()
 	if os.Getenv(orphanEnv) != "" {
 		orphanMain()
+		return
+	}
+	if os.Getenv(hostAttackEnv) != "" {
+		hostAttackMain()
 		return
 	}
 	code := m.Run()

@@ -40,7 +40,7 @@ const (
 	rootfsDir  = "rootfs"
 	configFile = "config.json"
 	// dataMount is where the environment's data directory appears inside
-	// a sandboxed replica.
+	// a contained replica.
 	dataMount = "/data"
 )
 
@@ -156,11 +156,12 @@ func fill(ctx context.Context, tmp string, img v1.Image, cf *v1.ConfigFile) erro
 	return os.WriteFile(filepath.Join(tmp, configFile), raw, 0o644)
 }
 
-// Mount points a sandboxed replica needs in the image (see sandboxInit):
-// directories for the environment's data, a private /tmp and a minimal
-// /dev, and files for the host's name resolution.
+// Mount points a contained replica needs in the image (see runc.spec):
+// directories for the environment's data, a private /tmp, a minimal /dev
+// and its own /proc, and files for the host's name resolution. They are
+// made when the image is unpacked, as the image is read-only to runc.
 var (
-	mountDirs  = []string{dataMount, "/tmp", "/dev"}
+	mountDirs  = []string{dataMount, "/tmp", "/dev", "/proc"}
 	mountFiles = []string{"/etc/hosts", "/etc/resolv.conf"}
 )
 

@@ -12,29 +12,42 @@
 // exponential backoff (100 ms doubling to 10 s, reset after 30 s of run);
 // one whose last three runs ended before it became ready is crash-looping.
 //
-// When ferry runs as root, replicas are sandboxed: each is ferry's own
-// binary started again (see MaybeSandboxInit) in a private mount
-// namespace, where it chroots into the unpacked image and runs the
-// entrypoint as uid/gid 65532 (the image's User is not used, so that /data
-// keeps one owner), without new privileges. Inside, the image is
+// When ferry runs as root, each replica runs in an OCI container under
+// runc (runc.go): the image's entrypoint as its environment's own uid and
+// gid (envUID: every environment has its own, recorded in
+// DataDir/runc/ids.json; the image's User is not used, so that /data keeps
+// one owner), in its own PID, mount, IPC and UTS namespaces, with no
+// capabilities, no new privileges and a seccomp filter like the container
+// world's default (seccomp.go), and the environment's Config.Resources as
+// cgroup v1 limits (memory, cpu quota, pids). Inside, the image is
 // read-only, as every replica of every environment shares it; /data is
-// DataDir/envs/<env>/data, the environment's persistent directory (a
-// SQLite database at sqlite:///data/app.db survives new digests, and dev
-// and prod never share it); /tmp is the replica's own tmpfs (128 MiB);
-// /dev holds null, zero, full, random and urandom; /etc/hosts and
-// /etc/resolv.conf are the host's, read-only. There is no /proc and no
-// network isolation: a replica listens on a loopback port like any
-// process. The working directory is /data, whatever the image says, so a
-// relative path (DATABASE_URL=sqlite://app.db) means the environment's own
-// file in both modes; FERRY_DATA_DIR names the directory too. As any other
-// user, and with Config.NoSandbox, replicas are plain child processes of
-// ferry's user, with the environment's data directory as working
-// directory and the entrypoint taken from the unpacked filesystem; they
-// see the host's filesystem and there is no /data.
+// DataDir/envs/<env>/data, the environment's persistent directory (mode
+// 0700, owned by its uid: a SQLite database at sqlite:///data/app.db
+// survives new digests, and dev and prod never share it); /tmp is the
+// replica's own tmpfs (128 MiB, counted in its memory); /proc is its own
+// PID namespace's, with the kernel's sensitive files masked or read-only;
+// /dev holds only the standard devices; /etc/hosts and /etc/resolv.conf
+// are the host's, read-only. The network is the host's: a replica listens
+// on a loopback port like any process. The working directory is /data,
+// whatever the image says, so a relative path
+// (DATABASE_URL=sqlite://app.db) means the environment's own file in both
+// modes; FERRY_DATA_DIR names the directory too. Status reports each
+// replica's memory and CPU use from its cgroup, and an OOM kill as such.
 //
-// Either way replicas die with ferry (parent-death signal SIGKILL) and
-// each leads its own process group, which stopping signals: SIGTERM, then
-// SIGKILL after the rollout's grace period. Nothing outlives ferry, so on
+// As any other user, and with Config.NoSandbox, replicas are plain child
+// processes of ferry's user, with the environment's data directory as
+// working directory and the entrypoint taken from the unpacked
+// filesystem; they see the host's filesystem and processes, there is no
+// /data and no limit, and New logs a warning that says so.
+//
+// Stopping a replica sends SIGTERM, then SIGKILL after the rollout's grace
+// period: to its process group when plain; when contained, SIGTERM to
+// runc, which passes it on, and SIGKILL with `runc kill --all`. The app is
+// PID 1 of its namespace, which gets no default signal actions: one that
+// does not handle SIGTERM runs until the SIGKILL. Replicas die with ferry: a plain one by its parent-death
+// signal (SIGKILL); runc gets SIGTERM when ferry dies and forwards it to
+// its replica. A container that outlived ferry anyway (one that ignores
+// SIGTERM) is force-deleted by the next New of its environment, so on
 // start there is nothing to adopt: the controller's first Apply starts the
 // replicas again.
 package local
@@ -49,6 +62,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -86,6 +100,16 @@ type Config struct {
 	// NoSandbox runs replicas as plain child processes even when ferry
 	// runs as root.
 	NoSandbox bool
+	// Runc is the runc binary that contains replicas as root ("runc",
+	// looked up in PATH, when empty).
+	Runc string
+	// Resources bound each contained replica; zero fields take ferry's
+	// defaults (ferry.Resources.WithDefaults).
+	Resources ferry.Resources
+	// Identity names the uid contained replicas run as (see envUID): Env
+	// when empty. Throwaway environments share one, so that they do not
+	// each take a number for good.
+	Identity string
 	// LogSize is the size at which a replica's log file is rotated
 	// (10 MiB when 0); LogFiles how many files are kept, the current one
 	// included (3 when 0).
@@ -110,7 +134,9 @@ type Runtime struct {
 	now     func() time.Time
 	dataDir string // DataDir/envs/<env>/data
 	logDir  string // DataDir/envs/<env>/logs
-	sandbox bool
+	rc      *runc  // nil: plain processes
+	// deleting tracks the containers of stopped replicas being deleted.
+	deleting sync.WaitGroup
 
 	applyMu sync.Mutex // one Apply or Scale at a time
 
@@ -156,10 +182,6 @@ func New(cfg Config) (*Runtime, error) {
 		now:     cfg.Now,
 		dataDir: filepath.Join(dataDir, "envs", cfg.Env, "data"),
 		logDir:  filepath.Join(dataDir, "envs", cfg.Env, "logs"),
-		sandbox: sandboxAvailable() && !cfg.NoSandbox,
-	}
-	if t.sandbox && !sandboxReady() {
-		return nil, fmt.Errorf("local runtime %s: as root, replicas are sandboxed, which needs local.MaybeSandboxInit called first in main (and TestMain); or set NoSandbox", cfg.Env)
 	}
 	t.images = &imageStore{dir: filepath.Join(dataDir, "images"), src: cfg.Images, log: cfg.Logger, now: cfg.Now}
 	for _, d := range []string{t.dataDir, t.logDir, t.images.dir} {
@@ -167,10 +189,13 @@ func New(cfg Config) (*Runtime, error) {
 			return nil, fmt.Errorf("local runtime %s: %w", cfg.Env, err)
 		}
 	}
-	if t.sandbox {
-		if err := ownTree(t.dataDir, sandboxID); err != nil {
-			return nil, fmt.Errorf("local runtime %s: data directory: %w", cfg.Env, err)
+	if isRoot() && !cfg.NoSandbox {
+		if err := t.contain(); err != nil {
+			return nil, fmt.Errorf("local runtime %s: %w", cfg.Env, err)
 		}
+	} else {
+		t.log.Warn("replicas run as plain processes of ferry's user: they share its user, filesystem and process namespace, " +
+			"have no seccomp filter and no memory, CPU or process limit; as root, ferry runs each in a container under runc")
 	}
 	t.seq = lastReplicaNumber(t.logDir, cfg.Env)
 
@@ -184,15 +209,51 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("local runtime %s: %w", cfg.Env, err)
 	}
 	t.lb = b
-	t.log.Info("local runtime ready", "listen", b.Addr(), "sandbox", t.sandbox)
+	t.log.Info("local runtime ready", "listen", b.Addr(), "isolation", t.isolation())
 	return t, nil
+}
+
+// contain sets the runtime up to run replicas under runc: the
+// environment's uid, its data directory owned by it, and no container
+// left from a previous ferry.
+func (t *Runtime) contain() error {
+	bin, err := exec.LookPath(cmp.Or(t.cfg.Runc, "runc"))
+	if err != nil {
+		return fmt.Errorf("as root, replicas run in containers under runc, which is not installed (apt-get install runc), or set NoSandbox: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runcTimeout)
+	defer cancel()
+	uid, err := envUID(ctx, t.cfg.DataDir, cmp.Or(t.cfg.Identity, t.cfg.Env))
+	if err != nil {
+		return fmt.Errorf("the environment's uid: %w", err)
+	}
+	if err := ownTree(t.dataDir, uid); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if err := os.Chmod(t.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	res := t.cfg.Resources.WithDefaults()
+	if t.rc, err = newRunc(bin, t.cfg.DataDir, t.cfg.Env, uid, res, t.log); err != nil {
+		return err
+	}
+	t.log.Info("replicas run under runc", "uid", uid, "resources", res.String())
+	return nil
+}
+
+// isolation is how the replicas are contained (ferry.Isolation…).
+func (t *Runtime) isolation() string {
+	if t.rc != nil {
+		return ferry.IsolationRunc
+	}
+	return ferry.IsolationProcess
 }
 
 // Addr is the load balancer's address, with the port it really got.
 func (t *Runtime) Addr() string { return t.lb.Addr() }
 
-// Sandboxed reports whether replicas run sandboxed (chrooted, as 65532).
-func (t *Runtime) Sandboxed() bool { return t.sandbox }
+// Sandboxed reports whether replicas run contained, under runc.
+func (t *Runtime) Sandboxed() bool { return t.rc != nil }
 
 // ReplicaError says which new replica made a rollout fail, and why.
 type ReplicaError struct {
@@ -305,7 +366,12 @@ func (t *Runtime) Status(ctx context.Context) (ferry.Status, error) {
 		reps[i] = ferry.Replica{
 			ID: r.id, Digest: r.digest, Addr: s.addr, Restarts: s.restarts,
 			Started: s.started, State: s.state,
-			Ready: ready[r.id] && s.state != ferry.ReplicaStopping && s.pid != 0,
+			Ready:     ready[r.id] && s.state != ferry.ReplicaStopping && s.pid != 0,
+			Isolation: t.isolation(), LastExit: s.lastExit,
+		}
+		if t.rc != nil && s.pid != 0 {
+			u := cgroupUsage(t.rc.cgroupPath(r.id))
+			reps[i].MemoryBytes, reps[i].MemoryLimitBytes, reps[i].CPUSeconds = u.memory, u.limit, u.cpu
 		}
 	}
 	st := ferry.NewStatus(desired, reps)
@@ -332,6 +398,10 @@ func (t *Runtime) Close(ctx context.Context) error {
 	}
 	t.mu.Unlock()
 	t.stop(ctx, rs, grace)
+	if t.rc != nil {
+		t.deleting.Wait()
+		t.rc.close()
+	}
 	return t.lb.Close()
 }
 

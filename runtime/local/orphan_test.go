@@ -64,45 +64,12 @@ func orphanMain() {
 func TestReplicasDieWithFerry(t *testing.T) {
 	im := appImages(t)
 	for _, noSandbox := range []bool{false, true} {
-		t.Run(fmt.Sprintf("sandbox=%v", !noSandbox && sandboxAvailable()), func(t *testing.T) {
-			args, _ := json.Marshal(orphanArgs{
+		t.Run(fmt.Sprintf("sandbox=%v", !noSandbox && isRoot()), func(t *testing.T) {
+			dataDir := t.TempDir()
+			ps := runStandIn(t, orphanArgs{
 				Repo:   strings.TrimPrefix(registrySrv.URL, "http://") + "/app",
-				Digest: im.v1, DataDir: t.TempDir(), NoSandbox: noSandbox,
+				Digest: im.v1, DataDir: dataDir, NoSandbox: noSandbox,
 			})
-			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(os.Environ(), orphanEnv+"="+string(args))
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer cmd.Process.Kill()
-			line, err := bufio.NewReader(out).ReadString('\n')
-			if !strings.HasPrefix(line, "pids ") {
-				t.Fatalf("stand-in said %q (%v), want its replicas' pids", line, err)
-			}
-			var ps []int
-			for _, f := range strings.Fields(strings.TrimPrefix(line, "pids ")) {
-				var pid int
-				fmt.Sscan(f, &pid)
-				ps = append(ps, pid)
-			}
-			t.Cleanup(func() {
-				// Should the test fail, leave nothing running.
-				if !t.Failed() {
-					return
-				}
-				for _, pid := range ps {
-					syscall.Kill(pid, syscall.SIGKILL)
-				}
-			})
-			if len(ps) != 2 {
-				t.Fatalf("pids %v, want 2", ps)
-			}
-			cmd.Process.Kill()
-			cmd.Wait()
 			waitFor(t, 5*time.Second, "the replicas to die with their parent", func() bool {
 				for _, pid := range ps {
 					if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
@@ -111,6 +78,62 @@ func TestReplicasDieWithFerry(t *testing.T) {
 				}
 				return true
 			})
+			if noSandbox || !isRoot() {
+				return
+			}
+			// runc left the stopped containers (run --keep): the next
+			// start removes them, cgroups included.
+			tg := newTarget(t, im, func(c *Config) { c.DataDir = dataDir })
+			for _, id := range []string{"dev-1", "dev-2"} {
+				if _, err := tg.rc.state(id); err == nil {
+					t.Errorf("runc still knows %s", id)
+				}
+				if _, err := os.Stat(cgroupFile("memory", tg.rc.cgroupPath(id), "")); err == nil {
+					t.Errorf("the cgroup of %s is still there", id)
+				}
+			}
 		})
 	}
+}
+
+// runStandIn starts a ferry stand-in with two replicas of a.Digest, kills
+// it with SIGKILL once they are ready and returns their pids (runc's when
+// contained). Should the test fail, it kills them.
+func runStandIn(t *testing.T, a orphanArgs) []int {
+	t.Helper()
+	args, _ := json.Marshal(a)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), orphanEnv+"="+string(args))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if !strings.HasPrefix(line, "pids ") {
+		t.Fatalf("stand-in said %q (%v), want its replicas' pids", line, err)
+	}
+	var ps []int
+	for _, f := range strings.Fields(strings.TrimPrefix(line, "pids ")) {
+		var pid int
+		fmt.Sscan(f, &pid)
+		ps = append(ps, pid)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, pid := range ps {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	if len(ps) != 2 {
+		t.Fatalf("pids %v, want 2", ps)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	return ps
 }

@@ -28,9 +28,6 @@ const (
 	crashLoopRuns = 3
 )
 
-// sandboxID is the uid and gid sandboxed replicas run as ("nonroot").
-const sandboxID = 65532
-
 // nextBackoff is the delay before the next restart, given the previous
 // delay (0 for none yet) and how long the run that just ended lasted.
 func nextBackoff(prev, ran time.Duration) time.Duration {
@@ -65,8 +62,8 @@ type replica struct {
 	started   time.Time
 	proc      *os.Process
 	stopping  bool
-	failures  int    // consecutive runs that ended before ready
-	lastExit  string // how the last run ended
+	failures  int         // consecutive runs that ended before ready
+	lastExit  *ferry.Exit // how the last run ended
 	readyOnce sync.Once
 	loopOnce  sync.Once
 }
@@ -78,7 +75,7 @@ type snapshot struct {
 	started  time.Time
 	addr     string
 	pid      int
-	lastExit string
+	lastExit *ferry.Exit
 	failures int
 }
 
@@ -115,7 +112,7 @@ func (r *replica) supervise() {
 			r.log.Printf("start failed: %v", err)
 			r.t.log.Warn("replica start failed", "replica", r.id, "err", err)
 			r.mu.Lock()
-			r.lastExit = err.Error()
+			r.lastExit = &ferry.Exit{Reason: ferry.ExitStartFailed, Message: "start failed: " + err.Error(), Time: r.t.now()}
 			r.mu.Unlock()
 		} else {
 			becameReady, ran = r.wait(cmd)
@@ -185,14 +182,31 @@ func (r *replica) wait(cmd *exec.Cmd) (becameReady bool, ran time.Duration) {
 	werr := cmd.Wait()
 	cancel()
 	becameReady = <-readyc
-	ran = r.t.now().Sub(start)
+	end := r.t.now()
+	ran = end.Sub(start)
+	ex := r.exit(werr, end)
 
 	r.mu.Lock()
 	r.proc = nil
 	stopping := r.stopping
-	how := exitString(werr)
-	r.lastExit = how
+	r.lastExit = ex
 	r.mu.Unlock()
+	if rc := r.t.rc; rc != nil {
+		// The next run reuses the container's name: delete it first. A
+		// stopped replica's name is never used again, so its container is
+		// deleted without holding up the rollout; Close waits for it.
+		del := func() {
+			if err := rc.delete(r.id); err != nil {
+				r.t.log.Warn("replica exited", "replica", r.id, "err", err)
+			}
+		}
+		if stopping {
+			r.t.deleting.Go(del)
+		} else {
+			del()
+		}
+	}
+	how := ex.Message
 	if !stopping {
 		// A dead process gets no more traffic: take it out now rather
 		// than after failed readiness checks.
@@ -228,12 +242,50 @@ func waitListening(ctx context.Context, addr string) bool {
 	}
 }
 
-// exitString says how a process ended.
-func exitString(err error) string {
-	if err == nil {
-		return "exit status 0"
+// exit says how a run ended, given what waiting for its process returned.
+// Under runc it reads the container's cgroup for an OOM kill (the caller
+// deletes the container after); runc's own status is the replica's,
+// 128+n when signal n killed it.
+func (r *replica) exit(werr error, at time.Time) *ferry.Exit {
+	ex := &ferry.Exit{Reason: ferry.ExitCode, Time: at}
+	ee, isExit := errors.AsType[*exec.ExitError](werr)
+	var ws syscall.WaitStatus
+	if isExit {
+		ws, _ = ee.Sys().(syscall.WaitStatus)
 	}
-	return err.Error()
+	switch {
+	case werr == nil, errors.Is(werr, exec.ErrWaitDelay):
+		// It exited 0; a child of it held its output open.
+	case !isExit:
+		ex.Reason, ex.Message = ferry.ExitStartFailed, werr.Error()
+		return ex
+	case ws.Signaled():
+		ex.Reason, ex.Signal = ferry.ExitSignal, signalName(ws.Signal())
+	case r.t.rc != nil && ws.ExitStatus() > 128 && ws.ExitStatus() < 128+65:
+		ex.Reason, ex.Signal = ferry.ExitSignal, signalName(syscall.Signal(ws.ExitStatus()-128))
+	default:
+		ex.Code = ws.ExitStatus()
+	}
+	if rc := r.t.rc; rc != nil && ex.Signal == "SIGKILL" && oomKills(rc.cgroupPath(r.id)) > 0 {
+		ex.Reason = ferry.ExitOOM
+	}
+	switch ex.Reason {
+	case ferry.ExitOOM:
+		ex.Message = "OOM-killed at its memory limit of " + ferry.FormatMemory(r.t.rc.res.Memory)
+	case ferry.ExitSignal:
+		ex.Message = "killed by " + ex.Signal
+	default:
+		ex.Message = fmt.Sprintf("exit status %d", ex.Code)
+	}
+	return ex
+}
+
+// signalName is a signal's name, SIGKILL.
+func signalName(sig syscall.Signal) string {
+	if n := unixSignalName(sig); n != "" {
+		return n
+	}
+	return fmt.Sprintf("signal %d", int(sig))
 }
 
 func (r *replica) markReady() {
@@ -264,7 +316,7 @@ func (r *replica) start() (*exec.Cmd, error) {
 		r.log.Printf("port %d is taken, moving to %d", r.port, p)
 		r.port = p
 	}
-	cmd, handoff, err := r.command()
+	cmd, err := r.command()
 	if err != nil {
 		return nil, err
 	}
@@ -273,38 +325,29 @@ func (r *replica) start() (*exec.Cmd, error) {
 	// A grandchild holding the output open must not stall the supervisor.
 	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
-		if handoff != nil {
-			handoff()
-		}
 		return nil, err
-	}
-	if handoff != nil {
-		if err := handoff(); err != nil {
-			r.log.Printf("hand the sandbox its spec: %v", err)
-		}
 	}
 	r.proc = cmd.Process
 	r.started = r.t.now()
 	if r.state != ferry.ReplicaCrashLooping {
 		r.state = ferry.ReplicaStarting
 	}
-	mode := "plain"
-	if r.t.sandbox {
-		mode = "sandboxed"
+	mode := "as a plain process"
+	if r.t.rc != nil {
+		mode = fmt.Sprintf("under runc as uid %d", r.t.rc.uid)
 	}
-	r.log.Printf("started %s pid %d on %s (%s)", mode, cmd.Process.Pid, addr(r.port), ferry.ShortDigest(r.digest))
+	r.log.Printf("started %s, pid %d, on %s (%s)", mode, cmd.Process.Pid, addr(r.port), ferry.ShortDigest(r.digest))
 	return cmd, nil
 }
 
-// command builds the process of one run; handoff, when not nil, must be
-// called once it started (or failed to).
-func (r *replica) command() (*exec.Cmd, func() error, error) {
+// command builds the process of one run.
+func (r *replica) command() (*exec.Cmd, error) {
 	cfg := r.img.config
 	argv := append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...)
 	if r.t.cfg.Args != nil {
 		extra, err := r.t.cfg.Args(r.index, loopback, r.port)
 		if err != nil {
-			return nil, nil, fmt.Errorf("args: %w", err)
+			return nil, fmt.Errorf("args: %w", err)
 		}
 		if len(extra) > 0 {
 			// As with a container runtime, arguments replace the
@@ -313,26 +356,23 @@ func (r *replica) command() (*exec.Cmd, func() error, error) {
 		}
 	}
 	if len(argv) == 0 {
-		return nil, nil, fmt.Errorf("image %s has no entrypoint or command", ferry.ShortDigest(r.digest))
+		return nil, fmt.Errorf("image %s has no entrypoint or command", ferry.ShortDigest(r.digest))
 	}
 	env := r.vars
 	if r.t.cfg.PortEnv != "" {
 		env = setEnv(env, r.t.cfg.PortEnv, strconv.Itoa(r.port))
 	}
 	// The working directory is the environment's data directory in both
-	// modes (/data in the sandbox), so a relative path such as
+	// modes (/data in a container), so a relative path such as
 	// DATABASE_URL=sqlite://app.db is the environment's own file, kept
 	// across digests; FERRY_DATA_DIR names it too.
-	if r.t.sandbox {
-		env = setEnv(env, "FERRY_DATA_DIR", "/data")
-		return sandboxCommand(sandboxSpec{
-			Rootfs: r.img.rootfs, Data: r.t.dataDir, Dir: "/data",
-			UID: sandboxID, GID: sandboxID, Argv: argv, Env: env,
-		})
+	if r.t.rc != nil {
+		env = setEnv(env, "FERRY_DATA_DIR", dataMount)
+		return r.t.rc.runCommand(container{ID: r.id, Rootfs: r.img.rootfs, Data: r.t.dataDir, Argv: argv, Env: env})
 	}
 	exe, err := lookPath(argv[0], env, r.img.rootfs)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	env = setEnv(env, "FERRY_DATA_DIR", r.t.dataDir)
 	cmd := &exec.Cmd{
@@ -342,7 +382,7 @@ func (r *replica) command() (*exec.Cmd, func() error, error) {
 		Dir:         r.t.dataDir,
 		SysProcAttr: plainSysProcAttr(),
 	}
-	return cmd, nil, nil
+	return cmd, nil
 }
 
 // stop drains the replica from the balancer, then ends its process:
@@ -387,13 +427,24 @@ func (r *replica) stop(ctx context.Context, grace time.Duration) {
 	r.log.Close()
 }
 
-// signal sends sig to the replica's process group, if it runs.
+// signal sends sig to the replica's process group, if it runs. Under runc
+// the group is runc's, which passes SIGTERM on to the replica; SIGKILL,
+// which runc cannot pass on, goes to every process of the container by
+// `runc kill --all` (to runc itself while it has not created the
+// container yet).
 func (r *replica) signal(sig syscall.Signal) {
 	r.mu.Lock()
 	p := r.proc
 	r.mu.Unlock()
 	if p == nil {
 		return
+	}
+	if rc := r.t.rc; rc != nil && sig == syscall.SIGKILL {
+		err := rc.kill(r.id, signalName(sig), true)
+		if err == nil {
+			return
+		}
+		r.log.Printf("%v; signalling runc", err)
 	}
 	// Signalling the process first is safe against a reused pid; only
 	// when it still exists is its group signalled too.
@@ -455,4 +506,12 @@ func lookPath(name string, env []string, rootfs string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("entrypoint %q: not found in PATH %s", name, dirs)
+}
+
+// exitText is how a run ended, in words.
+func exitText(e *ferry.Exit) string {
+	if e == nil {
+		return "none yet"
+	}
+	return e.Message
 }

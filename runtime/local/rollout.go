@@ -119,7 +119,7 @@ func (r *rollout) waitReady(waitCtx, ctx context.Context, rep *replica) string {
 		return ""
 	case <-rep.looping:
 		s := rep.snapshot()
-		return fmt.Sprintf("crash-looping: its last %d runs ended before it was ready (last: %s)", s.failures, s.lastExit)
+		return fmt.Sprintf("crash-looping: its last %d runs ended before it was ready (last: %s)", s.failures, exitText(s.lastExit))
 	case <-waitCtx.Done():
 	}
 	// Ready at the very last moment counts.
@@ -148,7 +148,7 @@ func (r *rollout) waitReady(waitCtx, ctx context.Context, rep *replica) string {
 		reason += fmt.Sprintf(" (nothing listens on %s)", rep.snapshot().addr)
 	}
 	if s := rep.snapshot(); s.restarts > 0 {
-		reason += fmt.Sprintf("; restarted %d times, last exit: %s", s.restarts, s.lastExit)
+		reason += fmt.Sprintf("; restarted %d times, last exit: %s", s.restarts, exitText(s.lastExit))
 	}
 	return reason
 }

@@ -10,6 +10,14 @@
 // /whoami answers "uid gid cwd", /read?path=P the file's first bytes or the
 // error, /write?name=N writes N into /data (into ?dir= when
 // given), /print?n=N&text=T prints N lines to stdout.
+//
+// The attacks a contained replica must be refused, each answering 200 and
+// what it got when it succeeds, 403 and the error when refused:
+// /ptrace?pid=P attaches to P, /kill?pid=P&sig=N signals it, /mem?pid=P
+// reads its memory at its stack (/proc/P/mem); /alloc allocates and
+// touches memory without bound (it never answers unless it fails);
+// /forkbomb starts copies of itself that sleep until one cannot start,
+// and answers how many did and why the next did not.
 package main
 
 import (
@@ -35,6 +43,10 @@ func main() {
 	flag.Parse()
 	if *addr == "" {
 		*addr = "127.0.0.1:" + os.Getenv("PORT")
+	}
+	if os.Getenv("FORKBOMB_CHILD") == "1" {
+		time.Sleep(time.Hour)
+		return
 	}
 	if v := os.Getenv("VERSION"); v != "" {
 		version = v
@@ -88,6 +100,8 @@ func main() {
 			fmt.Printf("%s %d\n", text, i)
 		}
 	})
+
+	attacks(mux)
 
 	srv := &http.Server{Addr: *addr, Handler: mux}
 	if os.Getenv("IGNORE_TERM") == "1" {

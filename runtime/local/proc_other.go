@@ -4,30 +4,14 @@ package local
 
 import (
 	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"syscall"
 )
 
-// MaybeSandboxInit returns at once: sandboxed replicas need Linux.
-func MaybeSandboxInit() {}
+// isRoot is false outside Linux: replicas are contained only there.
+func isRoot() bool { return false }
 
-// sandboxSpec is unused outside Linux.
-type sandboxSpec struct {
-	Rootfs, Data, Dir string
-	UID, GID          int
-	Argv, Env         []string
-}
-
-func sandboxCommand(sandboxSpec) (*exec.Cmd, func() error, error) {
-	return nil, nil, errors.New("sandboxed replicas need Linux")
-}
-
-// sandboxAvailable is false outside Linux.
-func sandboxAvailable() bool { return false }
-
-func sandboxReady() bool { return false }
+func runcSysProcAttr() *syscall.SysProcAttr { return nil }
 
 func plainSysProcAttr() *syscall.SysProcAttr { return nil }
 
@@ -41,3 +25,5 @@ func lockFile(ctx context.Context, name string) (func(), error) { return func() 
 
 // owner is unknown outside Linux.
 func owner(fi os.FileInfo) int { return -1 }
+
+func unixSignalName(sig syscall.Signal) string { return "" }

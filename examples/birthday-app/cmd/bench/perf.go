@@ -60,5 +60,50 @@ func (p *perfRecording) stop() (string, error) {
 	for _, e := range top[:min(len(top), 20)] {
 		b.WriteString("  " + e.line + "\n")
 	}
+	parts, err := p.components()
+	if err != nil {
+		return "", err
+	}
+	b.WriteString("where the time goes (samples with the frame on the stack; the parts overlap):\n" + parts)
+	return b.String(), nil
+}
+
+// components are frames whose share of the samples, children included,
+// says what a request's CPU goes to.
+var components = []struct{ frame, what string }{
+	{"net/http.(*conn).serve", "net/http's connection loop, everything a request does"},
+	{"entry_SYSCALL_64_after_hwframe", "system calls (reads and writes on the client's and PostgreSQL's sockets, futex, epoll)"},
+	{"github.com/jackc/pgx/v5/pgxpool.(*Pool).QueryRow", "pgx: GET's query, its write and read included"},
+	{"github.com/jackc/pgx/v5/pgxpool.(*Pool).Exec", "pgx: PUT's upsert, its write and read included"},
+	{"net/http.(*conn).readRequest", "net/http: reading and parsing the request"},
+	{"net/http.(*response).finishRequest", "net/http: writing the response"},
+	{"github.com/ferryhq/ferry/examples/birthday-app/server.(*Server).accessLog", "the access log line"},
+	{"log/slog.(*JSONHandler).Handle", "slog's JSON encoding and write of log lines"},
+	{"github.com/ferryhq/ferry/examples/birthday-app/server.(*metrics).observe", "the request metrics"},
+	{"github.com/ferryhq/ferry/examples/birthday-app/server.decodeDateOfBirth", "PUT's strict body decoding"},
+	{"encoding/json.Marshal", "JSON responses"},
+	{"runtime.schedule", "the Go scheduler finding the next goroutine"},
+	{"runtime.mallocgc", "allocation"},
+	{"runtime.gcBgMarkWorker", "the garbage collector's marking"},
+}
+
+func (p *perfRecording) components() (string, error) {
+	out, err := exec.Command("perf", "report", "-i", p.file, "--stdio", "--children", "-g", "none", "--sort", "symbol").Output()
+	if err != nil {
+		return "", fmt.Errorf("perf report --children %s: %w", p.file, err)
+	}
+	share := map[string]string{}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) >= 4 && strings.HasSuffix(f[0], "%") {
+			share[f[3]] = f[0]
+		}
+	}
+	var b strings.Builder
+	for _, c := range components {
+		if s, ok := share[c.frame]; ok {
+			fmt.Fprintf(&b, "  %7s  %s (%s)\n", s, c.what, c.frame)
+		}
+	}
 	return b.String(), nil
 }

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/template"
 )
 
@@ -223,7 +224,11 @@ func copyTree(src, dst string) error {
 
 const buildinfo = "github.com/ferryhq/ferry/examples/birthday-app/internal/buildinfo"
 
-var configTemplate = template.Must(template.New("ferry.yaml").Parse(`# ferry.yaml written by ` + "`ferry demo`" + `. Every field: docs/config.md in ferry's repository.
+// configTemplate is parsed on first use, not at start: every ferry
+// command links this package, and only `ferry demo` writes the file.
+var configTemplate = sync.OnceValue(func() *template.Template { return template.Must(template.New("ferry.yaml").Parse(configText)) })
+
+const configText = `# ferry.yaml written by ` + "`ferry demo`" + `. Every field: docs/config.md in ferry's repository.
 app: birthday-app
 server:
   listen: 127.0.0.1:{{.API}}
@@ -265,11 +270,11 @@ environments:
     env:
       DATABASE_URL: sqlite://birthday-prod.db
     verify: *roundtrip
-`))
+`
 
 func writeConfig(path string, ports Ports) error {
 	var b bytes.Buffer
-	if err := configTemplate.Execute(&b, ports); err != nil {
+	if err := configTemplate().Execute(&b, ports); err != nil {
 		return err
 	}
 	return os.WriteFile(path, b.Bytes(), 0o644)

@@ -88,11 +88,19 @@ func BenchmarkLargeLedger(b *testing.B) {
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)
 			b.Logf("%s: after the reads RSS %s (this process: server and benchmark), live heap %.1f MB", engine, status(b, "self", "VmRSS"), float64(m.HeapInuse)/(1<<20))
-			if bin := os.Getenv("FERRY_BENCH_BINARY"); bin != "" {
+			if bins := os.Getenv("FERRY_BENCH_BINARY"); bins != "" {
 				// The same ledger and data directory, served by the real
-				// binary: its RSS is ferry's alone.
+				// binary: its RSS is ferry's alone. Several binaries
+				// (comma-separated: builds, or scripts that start one with
+				// other settings) are served in turn, on the same ledger.
 				s.Close()
-				b.Run("binary", func(b *testing.B) { readBinary(b, bin, yaml, secret) })
+				for i, bin := range strings.Split(bins, ",") {
+					name := "binary"
+					if i > 0 || strings.Contains(bins, ",") {
+						name += "-" + filepath.Base(bin)
+					}
+					b.Run(name, func(b *testing.B) { readBinary(b, bin, yaml, secret) })
+				}
 			}
 		})
 	}
@@ -116,7 +124,8 @@ func timeReads(b *testing.B, base, secret string) {
 }
 
 // readBinary starts `bin serve` on yaml (on a fixed free port), times the
-// reads against it and logs its RSS after them, and its peak.
+// reads against it and logs its RSS after them, and its peak, and again
+// after a quiet second (the Go runtime returns freed memory gradually).
 func readBinary(b *testing.B, bin, yaml, secret string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -162,6 +171,9 @@ func readBinary(b *testing.B, bin, yaml, secret string) {
 	timeReads(b, base, secret)
 	b.Logf("ferry serve after the reads: RSS %s (anonymous %s, file %s), peak RSS %s", status(b, pid, "VmRSS"),
 		status(b, pid, "RssAnon"), status(b, pid, "RssFile"), status(b, pid, "VmHWM"))
+	time.Sleep(time.Second)
+	b.Logf("ferry serve a second later: RSS %s (anonymous %s, file %s)", status(b, pid, "VmRSS"),
+		status(b, pid, "RssAnon"), status(b, pid, "RssFile"))
 	if keep := os.Getenv("FERRY_BENCH_BINARY_LOG"); keep != "" {
 		if log, err := os.ReadFile(logs.Name()); err == nil {
 			os.WriteFile(keep, log, 0o644)

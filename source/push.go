@@ -27,8 +27,7 @@ func (r *Repo) SetRef(ctx context.Context, ref, sha, expect string) error {
 			return err
 		}
 	}
-	r.fetchMu.Lock() // a concurrent fetch would race on the same ref
-	defer r.fetchMu.Unlock()
+	defer r.lockRefs()() // a concurrent fetch would race on the same ref
 	args := []string{"-c", "protocol.file.allow=always", "push", "--quiet", "--porcelain"}
 	if expect != "" {
 		lease := expect

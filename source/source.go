@@ -27,12 +27,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryhq/ferry"
@@ -61,6 +63,27 @@ type Repo struct {
 	redact func(string) string
 
 	fetchMu sync.Mutex
+
+	// refsGen counts the writes to the cache's refs begun and ended (each
+	// under fetchMu, by lockRefs): odd while one is under way. heads is
+	// the branch heads read at generation headsGen, so that Head and Heads,
+	// asked on every status call, do not start git while no write
+	// happened since.
+	refsGen  atomic.Uint64
+	headsMu  sync.Mutex
+	headsGen uint64
+	heads    map[string]string // nil: not read yet
+}
+
+// lockRefs takes fetchMu for a write to the cache's refs and marks the
+// heads read so far as old; the function it returns ends the write.
+func (r *Repo) lockRefs() (unlock func()) {
+	r.fetchMu.Lock()
+	r.refsGen.Add(1)
+	return func() {
+		r.refsGen.Add(1)
+		r.fetchMu.Unlock()
+	}
 }
 
 // Open returns the repository at url with its fetch cache in cacheDir,
@@ -132,8 +155,7 @@ func (r *Repo) git(ctx context.Context, args ...string) ([]byte, error) {
 // failed first fetch leaves nothing behind. Failures that talking to the
 // remote can cause are retryable (IsRetryable).
 func (r *Repo) Fetch(ctx context.Context) error {
-	r.fetchMu.Lock()
-	defer r.fetchMu.Unlock()
+	defer r.lockRefs()()
 	start := time.Now()
 	created := false
 	if _, err := os.Stat(filepath.Join(r.dir, "HEAD")); errors.Is(err, fs.ErrNotExist) {
@@ -251,23 +273,37 @@ func (r *Repo) Head(ctx context.Context, branch string) (string, error) {
 	if err := checkRev(branch); err != nil {
 		return "", err
 	}
-	ref := "refs/heads/" + branch
-	// The pattern also matches refs below ref; keep the exact one.
-	out, err := r.git(ctx, "for-each-ref", "--format=%(objectname) %(refname)", ref)
+	heads, err := r.readHeads(ctx)
 	if err != nil {
 		return "", err
 	}
-	for line := range strings.Lines(string(out)) {
-		sha, name, _ := strings.Cut(strings.TrimSpace(line), " ")
-		if name == ref {
-			return sha, nil
-		}
+	if sha, ok := heads[branch]; ok {
+		return sha, nil
 	}
 	return "", ferry.Errorf(ferry.ENOTFOUND, "branch %q not found in %s", branch, r.URL())
 }
 
 // Heads returns every branch and the commit at its tip, as of the last fetch.
 func (r *Repo) Heads(ctx context.Context) (map[string]string, error) {
+	heads, err := r.readHeads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return maps.Clone(heads), nil
+}
+
+// readHeads returns the branch heads, read from the cache's refs once per
+// generation: again only after a fetch, push or tag has written them. A
+// read that overlapped a write is returned but not kept. The map is
+// shared: callers must not change it.
+func (r *Repo) readHeads(ctx context.Context) (map[string]string, error) {
+	gen := r.refsGen.Load()
+	r.headsMu.Lock()
+	if r.heads != nil && r.headsGen == gen {
+		defer r.headsMu.Unlock()
+		return r.heads, nil
+	}
+	r.headsMu.Unlock()
 	out, err := r.git(ctx, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/")
 	if err != nil {
 		return nil, err
@@ -278,6 +314,11 @@ func (r *Repo) Heads(ctx context.Context) (map[string]string, error) {
 		if b, ok := strings.CutPrefix(name, "refs/heads/"); ok {
 			heads[b] = sha
 		}
+	}
+	if gen%2 == 0 && r.refsGen.Load() == gen {
+		r.headsMu.Lock()
+		r.heads, r.headsGen = heads, gen
+		r.headsMu.Unlock()
 	}
 	return heads, nil
 }

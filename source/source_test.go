@@ -575,3 +575,52 @@ func BenchmarkSource(b *testing.B) {
 		}
 	})
 }
+
+// TestHeadsReadOncePerWrite checks that the branch heads are read from
+// git once and then kept until a fetch or SetRef writes the refs: with no
+// git on PATH they are still answered, and after each write they are the
+// new ones. (Not parallel: it changes PATH.)
+func TestHeadsReadOncePerWrite(t *testing.T) {
+	h := newHistory(t)
+	ctx := t.Context()
+	r := fetched(t, h.up.bare)
+	if got, err := r.Head(ctx, "master"); got != h.c2 || err != nil {
+		t.Fatalf("Head(master) = %q, %v, want %q", got, err, h.c2)
+	}
+
+	path := os.Getenv("PATH")
+	t.Setenv("PATH", t.TempDir()) // no git
+	if _, err := r.Commit(ctx, h.c1); err == nil {
+		t.Fatal("Commit without git on PATH succeeded: the test cannot tell a kept read from a new one")
+	}
+	if got, err := r.Head(ctx, "master"); got != h.c2 || err != nil {
+		t.Errorf("Head(master) without git = %q, %v, want the kept %q", got, err, h.c2)
+	}
+	if got, err := r.Head(ctx, "feat"); ferry.ErrorCode(err) != ferry.ENOTFOUND {
+		t.Errorf("Head(feat) without git = %q, %v, want %s", got, err, ferry.ENOTFOUND)
+	}
+	heads, err := r.Heads(ctx)
+	if want := map[string]string{"master": h.c2, "feature": h.c3}; err != nil || !maps.Equal(heads, want) {
+		t.Errorf("Heads() without git = %v, %v, want %v", heads, err, want)
+	}
+	heads["master"] = h.c1 // a caller's copy: the kept heads do not change
+	if got, _ := r.Head(ctx, "master"); got != h.c2 {
+		t.Errorf("Head(master) after a caller changed its Heads map = %q, want %q", got, h.c2)
+	}
+	t.Setenv("PATH", path)
+
+	c4 := h.up.commit("fourth", map[string]string{"x": "4"})
+	h.up.push()
+	if err := r.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Head(ctx, "master"); got != c4 || err != nil {
+		t.Errorf("Head(master) after Fetch = %q, %v, want %q", got, err, c4)
+	}
+	if err := r.SetRef(ctx, "refs/heads/master", h.c2, c4); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Head(ctx, "master"); got != h.c2 || err != nil {
+		t.Errorf("Head(master) after SetRef = %q, %v, want %q", got, err, h.c2)
+	}
+}

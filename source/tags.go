@@ -37,8 +37,7 @@ func (r *Repo) CreateTagAs(ctx context.Context, name, commit, message, tagger st
 		return err
 	}
 	ref := "refs/tags/" + name
-	r.fetchMu.Lock() // a concurrent fetch (with --prune) would race on the same ref
-	defer r.fetchMu.Unlock()
+	defer r.lockRefs()() // a concurrent fetch (with --prune) would race on the same ref
 
 	created := false
 	switch have, err := r.peeledTag(ctx, ref); {

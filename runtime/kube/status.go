@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferryhq/ferry"
@@ -136,15 +137,16 @@ func podDigest(p *corev1.Pod, container string) string {
 	return ""
 }
 
-// refDigest finds the digest of a reference by digest.
-var refDigest = regexp.MustCompile(`@(sha256:[0-9a-f]{64})$`)
+// refDigest finds the digest of a reference by digest. It is compiled on
+// first use: every ferry command, client ones too, links this package.
+var refDigest = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`@(sha256:[0-9a-f]{64})$`) })
 
 // digestOf is the digest of an image reference "…@sha256:<hex>"
 // ("docker-pullable://…" and "docker.io/…" alike), "" for any other
 // reference, a bare image id "sha256:…" included: that names the image's
 // configuration, not its manifest.
 func digestOf(ref string) string {
-	if m := refDigest.FindStringSubmatch(ref); m != nil {
+	if m := refDigest().FindStringSubmatch(ref); m != nil {
 		return m[1]
 	}
 	return ""

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -11,6 +14,37 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+
+	// series holds, per method, route and status, the counter and the
+	// histogram that requests with them update, so that a request does not
+	// hash its label values to find them again. The keys are few: the
+	// labels' values are bounded (methodLabel, routes, statusLabel).
+	series sync.Map // seriesKey → *series
+}
+
+type seriesKey struct {
+	method, route string
+	code          int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// observe counts a request and records its duration.
+func (m *metrics) observe(method, route string, code int, elapsed time.Duration) {
+	key := seriesKey{method, route, code}
+	v, ok := m.series.Load(key)
+	if !ok {
+		v, _ = m.series.LoadOrStore(key, &series{
+			requests: m.requests.WithLabelValues(method, route, statusLabel(code)),
+			duration: m.duration.WithLabelValues(method, route),
+		})
+	}
+	se := v.(*series)
+	se.requests.Inc()
+	se.duration.Observe(elapsed.Seconds())
 }
 
 // newMetrics makes a registry of the server's own (not the process-wide

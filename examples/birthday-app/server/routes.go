@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,7 +77,57 @@ func (s *Server) emptyUsername(w http.ResponseWriter, r *http.Request) {
 // string field, "dateOfBirth" (matched case-sensitively), and nothing
 // after it. Errors are EINVALID and name the problem, except a body over
 // the limit, which stays an *http.MaxBytesError.
+//
+// The body nearly every client sends, {"dateOfBirth":"YYYY-MM-DD"} with no
+// space, is recognised without the JSON decoder (a seventh of a PUT's
+// CPU); any other body goes to the decoder, from its first byte, so the
+// answer is the decoder's (TestDecodeDateOfBirthFastPath compares them).
 func decodeDateOfBirth(body io.Reader) (string, error) {
+	var buf [len(compactPrefix) + len("YYYY-MM-DD") + len(compactSuffix) + 1]byte
+	n, err := io.ReadFull(body, buf[:])
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		if dob, ok := compactDateOfBirth(buf[:n]); ok {
+			return dob, nil
+		}
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		// A read error (the limit, a client gone): the decoder meets it
+		// where it would have.
+		return decodeDateOfBirthJSON(io.MultiReader(bytes.NewReader(buf[:n]), errReader{err}))
+	}
+	return decodeDateOfBirthJSON(io.MultiReader(bytes.NewReader(buf[:n]), body))
+}
+
+const (
+	compactPrefix = `{"dateOfBirth":"`
+	compactSuffix = `"}`
+)
+
+// compactDateOfBirth returns the value of b when b is exactly
+// {"dateOfBirth":"…"} with ten characters of digits and dashes as the
+// value: a body the JSON decoder would read as that string.
+func compactDateOfBirth(b []byte) (string, bool) {
+	const size = len(compactPrefix) + len("YYYY-MM-DD") + len(compactSuffix)
+	if len(b) != size || string(b[:len(compactPrefix)]) != compactPrefix || string(b[size-len(compactSuffix):]) != compactSuffix {
+		return "", false
+	}
+	v := b[len(compactPrefix) : size-len(compactSuffix)]
+	for _, c := range v {
+		if (c < '0' || c > '9') && c != '-' {
+			return "", false
+		}
+	}
+	return string(v), true
+}
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// decodeDateOfBirthJSON is decodeDateOfBirth with the JSON decoder, for
+// every body.
+func decodeDateOfBirthJSON(body io.Reader) (string, error) {
 	const want = `want {"dateOfBirth":"YYYY-MM-DD"}`
 	dec := json.NewDecoder(body)
 	// token reads the next token; at the end of the body it fails with

@@ -468,3 +468,55 @@ func statusCode(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestAccessLogLevel checks the access line against the logger's level:
+// written at info, with the time the request ended and every field, and
+// left out when the level is above info.
+func TestAccessLogLevel(t *testing.T) {
+	for _, tt := range []struct {
+		level slog.Level
+		lines int
+	}{
+		{slog.LevelDebug, 1},
+		{slog.LevelInfo, 1},
+		{slog.LevelWarn, 0},
+	} {
+		t.Run(tt.level.String(), func(t *testing.T) {
+			logs := &syncBuffer{}
+			e := newEnv(t, func(c *server.Config) {
+				c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: tt.level}))
+			})
+			before := time.Now()
+			e.do(t, "PUT", "/hello/alice", `{"dateOfBirth":"1990-05-17"}`, "User-Agent", "probe/1")
+			after := time.Now()
+			var access []map[string]any
+			for _, l := range logs.lines(t) {
+				if l["msg"] == "request" {
+					access = append(access, l)
+				}
+			}
+			if len(access) != tt.lines {
+				t.Fatalf("at level %s: %d access log lines, want %d: %v", tt.level, len(access), tt.lines, access)
+			}
+			if tt.lines == 0 {
+				return
+			}
+			l := access[0]
+			at, err := time.Parse(time.RFC3339Nano, l["time"].(string))
+			if err != nil || at.Before(before) || at.After(after) {
+				t.Errorf("access line time = %v (%v), want between %v and %v", l["time"], err, before, after)
+			}
+			for k, want := range map[string]any{"level": "INFO", "method": "PUT", "path": "/hello/alice",
+				"route": "/hello/{username}", "status": float64(204), "bytes": float64(0), "user_agent": "probe/1"} {
+				if l[k] != want {
+					t.Errorf("access line %s = %v, want %v (line %v)", k, l[k], want, l)
+				}
+			}
+			for _, k := range []string{"request_id", "remote"} {
+				if s, _ := l[k].(string); s == "" {
+					t.Errorf("access line has no %s: %v", k, l)
+				}
+			}
+		})
+	}
+}

@@ -2,10 +2,11 @@
 // and compares it with the database's own limit.
 //
 // It builds birthday-app, creates a fresh database (dropped at the end),
-// starts the app on loopback, seeds users, and runs a closed-loop load
-// generator (-c workers, each on its own keep-alive connection, for -d)
-// against GET /hello/{username} and PUT /hello/{username}, reporting
-// requests per second, p50 and p99 latency and errors. It runs pgbench's
+// starts the app on loopback, seeds users, and drives it with a
+// closed-loop load generator (-c connections, each kept alive, for -d;
+// wrk by default) with GET /hello/{username} and PUT /hello/{username},
+// reporting requests per second, p50 and p99 latency, errors and CPU time
+// per request. It runs pgbench's
 // select-only workload (pgbench -i -s 1 once, then pgbench -S) with the
 // same number of clients for the same time in a second fresh database,
 // and prints a markdown table with the ratio of the app's GET rate to
@@ -13,7 +14,9 @@
 //
 // The machine is shared by the load generator, the app, PostgreSQL and
 // whatever else runs, so the app's runs and pgbench's alternate for
-// -rounds rounds and the table reports medians.
+// -rounds rounds and the table reports medians. With -perf DIR it
+// records the app with perf during the first round's GET and PUT runs and
+// prints the top of each profile.
 //
 // Usage (from examples/birthday-app):
 //
@@ -74,6 +77,9 @@ type options struct {
 	client   string
 	appProcs int
 	genProcs int
+	wrk      string
+	perfDir  string
+	appEnv   []string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -82,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.pg, "pg", os.Getenv("FERRY_TEST_POSTGRES_URL"), "PostgreSQL URL of a role that may CREATE DATABASE (env FERRY_TEST_POSTGRES_URL)")
 	fs.IntVar(&o.clients, "c", 8, "concurrent clients, for the app and for pgbench")
-	fs.IntVar(&o.threads, "j", runtime.NumCPU(), "pgbench worker threads")
+	fs.IntVar(&o.threads, "j", runtime.NumCPU(), "pgbench's and wrk's threads")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "duration of each measured run (whole seconds, for pgbench)")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before the app's first runs")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds of alternating app and pgbench runs; the table shows medians")
@@ -90,17 +96,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.pool, "pool", 0, "the app's pgx pool size (pool_max_conns in its URL); 0 keeps the app's default")
 	fs.StringVar(&o.pgbench, "pgbench", "pgbench", "pgbench binary")
 	fs.StringVar(&o.appBin, "app", "", "a built birthday-app binary (default: build ./cmd/birthday-app)")
-	fs.StringVar(&o.client, "client", "lean", "load generator: lean (HTTP/1.1 on one kept-alive net.Conn per worker, parsed by net/http.ReadResponse) or nethttp (net/http.Client)")
+	fs.StringVar(&o.client, "client", "wrk", "load generator: wrk, lean (Go: HTTP/1.1 on one kept-alive net.Conn per worker, parsed by net/http.ReadResponse) or nethttp (Go: net/http.Client)")
+	fs.StringVar(&o.wrk, "wrk", "wrk", "wrk binary, for -client wrk")
+	fs.Func("app-env", "NAME=VALUE added to birthday-app's environment (GOGC=400, say); repeatable", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want NAME=VALUE, got %q", v)
+		}
+		o.appEnv = append(o.appEnv, v)
+		return nil
+	})
+	fs.StringVar(&o.perfDir, "perf", "", "record the app with perf (cpu-clock, call graphs) during round 1's GET and PUT into this directory, and print each profile's top entries")
 	fs.IntVar(&o.appProcs, "app-procs", 0, "GOMAXPROCS of birthday-app, as a container CPU limit would set it; 0 keeps Go's default (all CPUs)")
-	fs.IntVar(&o.genProcs, "gen-procs", 1, "GOMAXPROCS of the load generator; 0 keeps Go's default")
+	fs.IntVar(&o.genProcs, "gen-procs", 1, "GOMAXPROCS of the Go load generators (lean, nethttp); 0 keeps Go's default")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if o.genProcs > 0 {
 		runtime.GOMAXPROCS(o.genProcs)
 	}
-	if o.client != "lean" && o.client != "nethttp" {
-		return errors.New("-client: want lean or nethttp")
+	switch o.client {
+	case "wrk":
+		if _, err := exec.LookPath(o.wrk); err != nil {
+			return fmt.Errorf("-client wrk needs wrk (Debian: apt-get install wrk), or pass -client lean: %w", err)
+		}
+	case "lean", "nethttp":
+	default:
+		return errors.New("-client: want wrk, lean or nethttp")
+	}
+	if o.perfDir != "" {
+		if _, err := exec.LookPath("perf"); err != nil {
+			return fmt.Errorf("-perf needs perf (Debian: apt-get install linux-perf): %w", err)
+		}
+		if err := os.MkdirAll(o.perfDir, 0o755); err != nil {
+			return err
+		}
 	}
 	if o.pg == "" {
 		return errors.New("no PostgreSQL: set -pg or FERRY_TEST_POSTGRES_URL")
@@ -148,7 +177,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	addr, appPID, stopApp, err := startApp(ctx, bin, appDB, o.appProcs)
+	env := o.appEnv
+	if o.appProcs > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(o.appProcs))
+	}
+	addr, appPID, stopApp, err := startApp(ctx, bin, appDB, env)
 	if err != nil {
 		return err
 	}
@@ -165,44 +198,77 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := seed(ctx, client, base, o.users, o.clients); err != nil {
 		return err
 	}
-	var newConn func() conn
+	var lg load
 	switch o.client {
+	case "wrk":
+		dir, err := os.MkdirTemp("", "birthday-bench-wrk")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		lg = wrkLoad{bin: o.wrk, addr: addr, clients: o.clients, threads: o.threads, users: o.users, appPID: appPID, dir: dir}
 	case "lean":
-		newConn = func() conn { return &leanConn{addr: addr} }
+		lg = loadGen{clients: o.clients, users: o.users, appPID: appPID, newConn: func() conn { return &leanConn{addr: addr} }}
 	default:
-		newConn = func() conn { return &netHTTPConn{client: client, base: base} }
+		lg = loadGen{clients: o.clients, users: o.users, appPID: appPID, newConn: func() conn { return &netHTTPConn{client: client, base: base} }}
 	}
-	get := func(w *worker) call {
-		return call{method: http.MethodGet, path: "/hello/" + userName(w.rand(o.users)), want: http.StatusOK}
-	}
-	put := func(w *worker) call {
-		body := fmt.Sprintf(`{"dateOfBirth":"%04d-%02d-%02d"}`, 1950+w.rand(60), 1+w.rand(12), 1+w.rand(28))
-		return call{method: http.MethodPut, path: "/hello/" + userName(w.rand(o.users)), body: body, want: http.StatusNoContent}
-	}
-	lg := loadGen{clients: o.clients, newConn: newConn, appPID: appPID}
 	logf("warm-up: %s of GET and PUT", o.warmup)
-	lg.run(ctx, o.warmup/2, get)
-	lg.run(ctx, o.warmup/2, put)
+	for _, m := range []string{http.MethodGet, http.MethodPut} {
+		if _, err := lg.run(ctx, o.warmup/2, m); err != nil {
+			return err
+		}
+	}
 
 	load1, _ := os.ReadFile("/proc/loadavg")
 	var gets, puts []result
 	var simple, prepared []float64
+	var profiles []string
+	app := func(r int, m string) (result, error) {
+		var rec *perfRecording
+		if o.perfDir != "" && r == 0 {
+			var err error
+			if rec, err = startPerf(appPID, filepath.Join(o.perfDir, strings.ToLower(m)+".perf.data")); err != nil {
+				return result{}, err
+			}
+		}
+		res, err := lg.run(ctx, o.duration, m)
+		if rec != nil {
+			top, perr := rec.stop()
+			if perr != nil {
+				return result{}, perr
+			}
+			profiles = append(profiles, fmt.Sprintf("perf profile of birthday-app during %s (%s), own time of the top symbols:\n%s", m, rec.file, top))
+		}
+		return res, err
+	}
+	bench := func(mode string) (float64, error) {
+		return pgbench(ctx, o, pgbenchDB, "-S", "-M", mode, "-n", "-c", strconv.Itoa(o.clients),
+			"-j", strconv.Itoa(o.threads), "-T", strconv.Itoa(int(o.duration.Seconds())))
+	}
 	for r := range o.rounds {
-		logf("round %d/%d: app GET, app PUT, pgbench -S simple, pgbench -S prepared; %s each, %d clients", r+1, o.rounds, o.duration, o.clients)
-		gets = append(gets, lg.run(ctx, o.duration, get))
-		puts = append(puts, lg.run(ctx, o.duration, put))
-		for _, mode := range []string{"simple", "prepared"} {
-			tps, err := pgbench(ctx, o, pgbenchDB, "-S", "-M", mode, "-n", "-c", strconv.Itoa(o.clients),
-				"-j", strconv.Itoa(o.threads), "-T", strconv.Itoa(int(o.duration.Seconds())))
+		// pgbench -S right before the app's GET: the pair gives the round's
+		// ratio, measured as close together as the machine allows.
+		logf("round %d/%d: pgbench -S, app GET, app PUT, pgbench -S -M prepared; %s each, %d clients", r+1, o.rounds, o.duration, o.clients)
+		tps, err := bench("simple")
+		if err != nil {
+			return err
+		}
+		simple = append(simple, tps)
+		for _, m := range []string{http.MethodGet, http.MethodPut} {
+			res, err := app(r, m)
 			if err != nil {
 				return err
 			}
-			if mode == "simple" {
-				simple = append(simple, tps)
+			if m == http.MethodGet {
+				gets = append(gets, res)
 			} else {
-				prepared = append(prepared, tps)
+				puts = append(puts, res)
 			}
 		}
+		if tps, err = bench("prepared"); err != nil {
+			return err
+		}
+		prepared = append(prepared, tps)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -217,19 +283,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return strconv.Itoa(n)
 	}
-	fmt.Fprintf(stdout, "%d clients, %s load generator (GOMAXPROCS %s), app GOMAXPROCS %s, %s per run, median of %d rounds, %d CPUs; load average before %s, after %s\n\n",
-		o.clients, o.client, procs(o.genProcs), procs(o.appProcs), o.duration, o.rounds, runtime.NumCPU(), strings.Join(strings.Fields(string(load1))[:3], " "), strings.Join(strings.Fields(string(load2))[:3], " "))
+	gen := o.client
+	if o.client == "wrk" {
+		gen = fmt.Sprintf("wrk -t %d", o.threads)
+	} else {
+		gen += " (GOMAXPROCS " + procs(o.genProcs) + ")"
+	}
+	fmt.Fprintf(stdout, "%d clients, %s load generator, app GOMAXPROCS %s%s, %s per run, median of %d rounds, %d CPUs; load average before %s, after %s\n\n",
+		o.clients, gen, procs(o.appProcs), strings.Join(append([]string{""}, o.appEnv...), " "), o.duration, o.rounds, runtime.NumCPU(), strings.Join(strings.Fields(string(load1))[:3], " "), strings.Join(strings.Fields(string(load2))[:3], " "))
 	fmt.Fprintln(stdout, "| workload | requests/s | p50 | p99 | errors | app CPU/req | load generator CPU/req |")
 	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|---:|---:|")
 	fmt.Fprintf(stdout, "| birthday-app `GET /hello/{username}` | %.0f | %s | %s | %d | %.0f µs | %.0f µs |\n",
-		g.rate(), ms(g.pct(50)), ms(g.pct(99)), g.errors, g.cpuPerRequest(g.appCPU), g.cpuPerRequest(g.genCPU))
+		g.rate(), ms(g.p50), ms(g.p99), g.errors, g.cpuPerRequest(g.appCPU), g.cpuPerRequest(g.genCPU))
 	fmt.Fprintf(stdout, "| birthday-app `PUT /hello/{username}` | %.0f | %s | %s | %d | %.0f µs | %.0f µs |\n",
-		p.rate(), ms(p.pct(50)), ms(p.pct(99)), p.errors, p.cpuPerRequest(p.appCPU), p.cpuPerRequest(p.genCPU))
+		p.rate(), ms(p.p50), ms(p.p99), p.errors, p.cpuPerRequest(p.appCPU), p.cpuPerRequest(p.genCPU))
 	fmt.Fprintf(stdout, "| `pgbench -S` (simple protocol), TPS | %.0f | | | | | |\n", s)
 	fmt.Fprintf(stdout, "| `pgbench -S -M prepared`, TPS | %.0f | | | | | |\n", pr)
-	fmt.Fprintf(stdout, "| **GET ÷ pgbench -S** | **%.2f** | | | | | |\n", g.rate()/s)
+	fmt.Fprintf(stdout, "| **GET ÷ pgbench -S** (median of the rounds' ratios) | **%.2f** | | | | | |\n", medianRatio(gets, simple))
 	fmt.Fprintf(stdout, "| GET ÷ pgbench -S -M prepared | %.2f | | | | | |\n", g.rate()/pr)
-	fmt.Fprintf(stdout, "\nper round, GET/s: %s; pgbench -S TPS: %s\n", rates(gets), floats(simple))
+	fmt.Fprintf(stdout, "\nper round, GET/s: %s; PUT/s: %s; pgbench -S TPS: %s; GET ÷ pgbench -S: %s\n",
+		rates(gets), rates(puts), floats(simple), ratios(gets, simple))
+	for _, p := range profiles {
+		fmt.Fprintf(stdout, "\n%s", p)
+	}
 	return nil
 }
 
@@ -248,7 +324,7 @@ func userName(i int) string {
 // startApp runs birthday-app on a free loopback port and waits until it
 // is ready. Its JSON logs go to /dev/null: encoding and writing them is
 // part of the measured cost.
-func startApp(ctx context.Context, bin, dbURL string, procs int) (addr string, pid int, stop func(), err error) {
+func startApp(ctx context.Context, bin, dbURL string, env []string) (addr string, pid int, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", 0, nil, err
@@ -256,9 +332,7 @@ func startApp(ctx context.Context, bin, dbURL string, procs int) (addr string, p
 	addr = ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(bin, "-listen", addr, "-db", dbURL)
-	if procs > 0 {
-		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(procs))
-	}
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		return "", 0, nil, err
 	}
@@ -335,29 +409,28 @@ func (w *worker) rand(n int) int {
 	return int(w.x % uint64(n))
 }
 
+// load is a load generator: it sends method requests to the app for d.
+type load interface {
+	run(ctx context.Context, d time.Duration, method string) (result, error)
+}
+
 type result struct {
-	elapsed   time.Duration
-	latencies []time.Duration // of successful requests, sorted
-	errors    int
-	appCPU    time.Duration // used by birthday-app
-	genCPU    time.Duration // used by the load generator
+	requests int // successful ones
+	elapsed  time.Duration
+	p50, p99 time.Duration // latencies
+	errors   int
+	appCPU   time.Duration // used by birthday-app
+	genCPU   time.Duration // used by the load generator
 }
 
-func (r result) rate() float64 { return float64(len(r.latencies)) / r.elapsed.Seconds() }
-
-func (r result) pct(p int) time.Duration {
-	if len(r.latencies) == 0 {
-		return 0
-	}
-	return r.latencies[(len(r.latencies)-1)*p/100]
-}
+func (r result) rate() float64 { return float64(r.requests) / r.elapsed.Seconds() }
 
 // cpuPerRequest is CPU time per successful request, in microseconds.
 func (r result) cpuPerRequest(cpu time.Duration) float64 {
-	if len(r.latencies) == 0 {
+	if r.requests == 0 {
 		return 0
 	}
-	return float64(cpu.Microseconds()) / float64(len(r.latencies))
+	return float64(cpu.Microseconds()) / float64(r.requests)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
@@ -452,21 +525,33 @@ func (l *leanConn) close() {
 	l.c = nil
 }
 
-// loadGen runs closed loops: each of clients workers sends its next call
-// as soon as its previous one was answered.
+// loadGen runs closed loops in this process: each of clients workers
+// sends its next call as soon as its previous one was answered.
 type loadGen struct {
 	clients int
+	users   int
 	newConn func() conn
 	appPID  int
 }
 
-func (g loadGen) run(ctx context.Context, d time.Duration, next func(*worker) call) result {
+// call returns the worker's next request of method.
+func (g loadGen) call(w *worker, method string) call {
+	path := "/hello/" + userName(w.rand(g.users))
+	if method == http.MethodPut {
+		body := fmt.Sprintf(`{"dateOfBirth":"%04d-%02d-%02d"}`, 1950+w.rand(60), 1+w.rand(12), 1+w.rand(28))
+		return call{method: http.MethodPut, path: path, body: body, want: http.StatusNoContent}
+	}
+	return call{method: http.MethodGet, path: path, want: http.StatusOK}
+}
+
+func (g loadGen) run(ctx context.Context, d time.Duration, method string) (result, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
-		mu  sync.Mutex
-		all result
-		wg  sync.WaitGroup
+		mu        sync.Mutex
+		all       result
+		latencies []time.Duration
+		wg        sync.WaitGroup
 	)
 	app0, gen0 := processCPU(g.appPID), selfCPU()
 	start := time.Now()
@@ -477,7 +562,7 @@ func (g loadGen) run(ctx context.Context, d time.Duration, next func(*worker) ca
 			lat := make([]time.Duration, 0, 1<<16)
 			errs := 0
 			for ctx.Err() == nil {
-				call := next(w)
+				call := g.call(w, method)
 				t0 := time.Now()
 				status, err := c.do(call)
 				if err != nil || status != call.want {
@@ -490,7 +575,7 @@ func (g loadGen) run(ctx context.Context, d time.Duration, next func(*worker) ca
 				l.close()
 			}
 			mu.Lock()
-			all.latencies = append(all.latencies, lat...)
+			latencies = append(latencies, lat...)
 			all.errors += errs
 			mu.Unlock()
 		})
@@ -498,8 +583,12 @@ func (g loadGen) run(ctx context.Context, d time.Duration, next func(*worker) ca
 	wg.Wait()
 	all.elapsed = time.Since(start)
 	all.appCPU, all.genCPU = processCPU(g.appPID)-app0, selfCPU()-gen0
-	slices.Sort(all.latencies)
-	return all
+	slices.Sort(latencies)
+	all.requests = len(latencies)
+	if n := len(latencies); n > 0 {
+		all.p50, all.p99 = latencies[(n-1)*50/100], latencies[(n-1)*99/100]
+	}
+	return all, nil
 }
 
 // processCPU is the user and system CPU time pid used so far, from
@@ -547,6 +636,24 @@ func rates(rs []result) string {
 	var out []string
 	for _, r := range rs {
 		out = append(out, fmt.Sprintf("%.0f", r.rate()))
+	}
+	return strings.Join(out, ", ")
+}
+
+// medianRatio is the median over the rounds of each round's app rate
+// divided by that round's TPS.
+func medianRatio(rs []result, tps []float64) float64 {
+	var xs []float64
+	for i, r := range rs {
+		xs = append(xs, r.rate()/tps[i])
+	}
+	return medianOf(xs)
+}
+
+func ratios(rs []result, tps []float64) string {
+	var out []string
+	for i, r := range rs {
+		out = append(out, fmt.Sprintf("%.2f", r.rate()/tps[i]))
 	}
 	return strings.Join(out, ", ")
 }

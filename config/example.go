@@ -58,7 +58,7 @@ environments:                     # in order: dev first, then what is promoted f
         readiness: /statusz
         resources: { memory: 256Mi, cpu: 500m, pids: 256 }   # per replica, as root (runc); default 512Mi, 1, 512
     env:
-      DATABASE_URL: sqlite:///var/lib/birthday-app/dev.db   # dev and prod never share a database
+      DATABASE_URL: sqlite://dev.db   # in the environment's own /data; dev and prod never share a database
     verify:
       - { http: "GET /statusz", expect: 200 }
     rollout: { maxSurge: 1, maxUnavailable: 0, readyTimeout: 60s, grace: 30s }

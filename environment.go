@@ -56,6 +56,9 @@ type Environment struct {
 	URL     string
 	Verify  []Check
 	Rollout Rollout
+	// Approval, when set, makes every promotion a release request that
+	// waits for approvals by other people (approval.go).
+	Approval *Approval
 }
 
 // Gated reports whether the environment only takes releases: digests that

@@ -111,6 +111,7 @@ environments:
     runtime:
       kubernetes: { namespace: prod, kubeconfig: kube/config, hpa: demo }
     rollout: { maxSurge: 0, maxUnavailable: 1, readyTimeout: 2m, grace: 0s }
+    approval: { required: 2, selfApproval: true, expires: 2h }
 `)
 	prod, _ := c.Env("prod")
 	dev, _ := c.Env("dev")
@@ -139,6 +140,8 @@ environments:
 		}},
 		{"prod.Role", prod.Role, ferry.RoleReleaser},
 		{"prod.Soak", prod.Soak, 10 * time.Minute},
+		{"prod.Approval", *prod.Approval, ferry.Approval{Required: 2, Role: ferry.RoleReleaser, SelfApproval: true, Expires: 2 * time.Hour}},
+		{"dev.Approval", dev.Approval, (*ferry.Approval)(nil)},
 		{"prod.From", prod.From, "dev"},
 		{"prod.Gated", prod.Gated(), true},
 		{"dev.Gated", dev.Gated(), false},

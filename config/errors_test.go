@@ -305,6 +305,48 @@ environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:808
     soak: 10m
     runtime: { local: { listen: 127.0.0.1:8081 } }
 `, `ferry.yaml:9: environments.dev.soak: needs from: soak is how long a digest ran in the upstream environment`},
+		{"approval without from", head + `environments:
+  dev:
+    branch: master
+    approval: { required: 1 }
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+`, `ferry.yaml:9: environments.dev.approval: needs from: only an environment that takes promotions waits for approvals`},
+		{"approval required zero", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    approval: { required: 0 }
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, `ferry.yaml:12: environments.prod.approval.required: must be between 1 and 10, not 0`},
+		{"approval role misspelled", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    approval: { role: relaser }
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, `ferry.yaml:12: environments.prod.approval.role: unknown approver role "relaser" (want one of "deployer", "releaser", "admin") (did you mean "releaser"?)`},
+		{"approval expires zero", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    approval: { expires: 0s }
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, `ferry.yaml:12: environments.prod.approval.expires: must be positive`},
+		{"approval unknown field", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    approval: { requried: 2 }
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, `ferry.yaml:12: environments.prod.approval.requried: unknown field (did you mean "required"?)`},
 		{"releaseTag renders invalid tag", head + `environments:
   dev:
     branch: master

@@ -339,7 +339,7 @@ func (d *decoder) goBuild(top *object) *GoBuild {
 	return g
 }
 
-var envFields = []string{"branch", "from", "soak", "releaseTag", "tags", "role", "runtime", "env", "url", "verify", "rollout"}
+var envFields = []string{"branch", "from", "soak", "releaseTag", "tags", "role", "runtime", "env", "url", "verify", "rollout", "approval"}
 
 func (d *decoder) environments(top *object, c *Config) []*Environment {
 	if !top.has("environments") {
@@ -430,7 +430,37 @@ func (d *decoder) environment(p pair, c *Config) *Environment {
 		d.errorf(o.node("verify"), o.field("verify"), "checks need url: the address where ferry reaches this environment's Service or Ingress")
 	}
 	e.Rollout = d.rollout(o)
+	e.Approval = d.approval(o, e)
 	return e
+}
+
+// approval decodes an environment's approval rule: only a gated
+// environment (with from) takes one.
+func (d *decoder) approval(env *object, e *Environment) *ferry.Approval {
+	if !env.has("approval") {
+		return nil
+	}
+	o := d.object(env.key("approval"), env.node("approval"), env.field("approval"), "required", "role", "selfApproval", "expires")
+	if e.From == "" {
+		d.errorf(env.key("approval"), env.field("approval"), "needs from: only an environment that takes promotions waits for approvals")
+	}
+	a := &ferry.Approval{
+		Required:     o.integer("required", 1),
+		Role:         ferry.DefaultApprovalRole,
+		SelfApproval: o.boolean("selfApproval"),
+		Expires:      o.duration("expires", ferry.DefaultApprovalExpires, true),
+	}
+	if a.Required < 1 || a.Required > 10 {
+		d.errorf(o.node("required"), o.field("required"), "must be between 1 and 10, not %d", a.Required)
+	}
+	if o.has("role") {
+		a.Role = ferry.Role(o.str("role"))
+		roles := []string{string(ferry.RoleDeployer), string(ferry.RoleReleaser), string(ferry.RoleAdmin)}
+		if !slices.Contains(roles, string(a.Role)) {
+			d.errorf(o.node("role"), o.field("role"), "unknown approver role %q (want one of %s)%s", a.Role, quoteList(roles), ferry.DidYouMean(string(a.Role), roles))
+		}
+	}
+	return a
 }
 
 func (d *decoder) runtime(env *object, e *Environment, c *Config) Runtime {

@@ -173,9 +173,22 @@ func (c *Config) environmentsView() *yaml.Node {
 				"readyTimeout", str(formatDuration(e.Rollout.ReadyTimeout)),
 				"grace", str(formatDuration(e.Rollout.Grace)),
 			),
+			"approval", approvalView(e.Approval),
 		))
 	}
 	return mapping(kv...)
+}
+
+func approvalView(a *ferry.Approval) *yaml.Node {
+	if a == nil {
+		return nil
+	}
+	return mapping(
+		"required", integer(a.Required),
+		"role", str(string(a.Role)),
+		"selfApproval", boolean(a.SelfApproval),
+		"expires", str(formatDuration(a.Expires)),
+	)
 }
 
 func (r Runtime) view(replicas int) *yaml.Node {

@@ -1,0 +1,42 @@
+-- 013: release requests (pending releases) and their approvals. A
+-- promotion to an environment with an approval rule is recorded as a
+-- request that waits for approvals by other people; the last approval
+-- marks it approved in the same transaction that records it, and
+-- action_id is the promote action that then releases it.
+
+CREATE TABLE release_requests (
+    id                BIGSERIAL   PRIMARY KEY,
+    app               TEXT        NOT NULL,
+    env               TEXT        NOT NULL,
+    ref               TEXT        NOT NULL DEFAULT '',
+    commit_sha        TEXT        NOT NULL,
+    digest            TEXT        NOT NULL,
+    build_id          BIGINT      NOT NULL DEFAULT 0,
+    author            TEXT        NOT NULL DEFAULT '',
+    requester         TEXT        NOT NULL,
+    reason            TEXT        NOT NULL DEFAULT '',
+    state             TEXT        NOT NULL,
+    required          INTEGER     NOT NULL,
+    result            TEXT        NOT NULL DEFAULT '',
+    request_action_id BIGINT      NOT NULL DEFAULT 0,
+    action_id         BIGINT      NOT NULL DEFAULT 0,
+    created_at        TIMESTAMPTZ NOT NULL,
+    expires_at        TIMESTAMPTZ NOT NULL,
+    decided_at        TIMESTAMPTZ
+);
+
+CREATE INDEX release_requests_by_env ON release_requests (app, env, id DESC);
+CREATE INDEX release_requests_by_state ON release_requests (app, state, id DESC);
+
+-- One approval per person and request: the primary key refuses a second.
+CREATE TABLE release_approvals (
+    request_id  BIGINT      NOT NULL REFERENCES release_requests (id),
+    actor       TEXT        NOT NULL,
+    role        TEXT        NOT NULL,
+    reason      TEXT        NOT NULL DEFAULT '',
+    approved_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (request_id, actor)
+);
+
+CREATE TRIGGER release_requests_fence BEFORE INSERT OR UPDATE OR DELETE ON release_requests FOR EACH STATEMENT EXECUTE FUNCTION ferry_fence();
+CREATE TRIGGER release_approvals_fence BEFORE INSERT OR UPDATE OR DELETE ON release_approvals FOR EACH STATEMENT EXECUTE FUNCTION ferry_fence();

@@ -48,7 +48,9 @@ func TestApprove(t *testing.T) {
 		{"a deployer", rule, req(nil), "dan", ferry.RoleDeployer, now, false, ferry.EFORBIDDEN, "needs role releaser"},
 		{"expired by the clock", rule, req(nil), "bob", ferry.RoleReleaser, now.Add(23 * time.Hour), false, ferry.ECONFLICT, "release request 7 expired at 2026-12-04 09:00:00 UTC"},
 		{"expired recorded", rule, req(func(r *ferry.ReleaseRequest) { r.State = ferry.RequestExpired }), "bob", ferry.RoleReleaser, now, false, ferry.ECONFLICT, "expired"},
-		{"cancelled", rule, req(func(r *ferry.ReleaseRequest) { r.State, r.Result = ferry.RequestCancelled, "cancelled by alice: wrong commit" }), "bob", ferry.RoleReleaser, now, false, ferry.ECONFLICT,
+		{"cancelled", rule, req(func(r *ferry.ReleaseRequest) {
+			r.State, r.Result = ferry.RequestCancelled, "cancelled by alice: wrong commit"
+		}), "bob", ferry.RoleReleaser, now, false, ferry.ECONFLICT,
 			"release request 7 was cancelled (cancelled by alice: wrong commit)"},
 		{"approved already", rule, req(func(r *ferry.ReleaseRequest) {
 			r.State, r.Approvals = ferry.RequestApproved, []ferry.Approver{{Actor: "bob"}}

@@ -57,7 +57,7 @@ func operations(doc *openapi3.T) map[string]*openapi3.Operation {
 func allRoutes() []string {
 	s := &Server{
 		Ledger: struct{ Ledger }{}, Builds: struct{ Builds }{}, Envs: struct{ Environments }{},
-		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Actions: struct{ ActionQueue }{}, Tokens: struct{ Tokens }{},
+		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Actions: struct{ ActionQueue }{}, Approvals: struct{ Approvals }{}, Tokens: struct{ Tokens }{},
 		Dora: struct{ Dora }{}, Hooks: http.NotFoundHandler(), Logger: slog.New(slog.DiscardHandler),
 	}
 	return s.routes().patterns
@@ -339,6 +339,11 @@ var goTypes = map[string]reflect.Type{
 	"ActionBody":        reflect.TypeFor[ActionBody](),
 	"ActionLinks":       reflect.TypeFor[ActionLinks](),
 	"ActionList":        reflect.TypeFor[ActionList](),
+	"ReleaseRequest":    reflect.TypeFor[ferry.ReleaseRequest](),
+	"Approver":          reflect.TypeFor[ferry.Approver](),
+	"RequestBody":       reflect.TypeFor[RequestBody](),
+	"RequestLinks":      reflect.TypeFor[RequestLinks](),
+	"RequestList":       reflect.TypeFor[RequestList](),
 	"TokenList":         reflect.TypeFor[TokenList](),
 	"DoraBody":          reflect.TypeFor[DoraBody](),
 	"TriggerRequest":    reflect.TypeFor[TriggerRequest](),
@@ -354,7 +359,7 @@ var goTypes = map[string]reflect.Type{
 	"RevokeRequest":     reflect.TypeFor[RevokeRequest](),
 }
 
-var noGoType = []string{"Health", "Version", "BuildState", "StepState", "DeploymentKind", "DeploymentState", "ActionKind", "ActionState", "Role"}
+var noGoType = []string{"Health", "Version", "BuildState", "StepState", "DeploymentKind", "DeploymentState", "ActionKind", "ActionState", "RequestState", "Role"}
 
 // TestOpenAPISchemasMatchGoTypes: each object schema has exactly the JSON
 // fields of its Go type, with matching types; a nested struct is the

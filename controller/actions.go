@@ -98,6 +98,12 @@ func (c *Controller) submit(ctx context.Context, a ferry.Action) (rec *ferry.Act
 	if err != nil {
 		return nil, nil, err
 	}
+	return c.submitWork(ctx, r, a, work)
+}
+
+// submitWork records a queued, takes its ticket and starts work in the
+// background in a's turn.
+func (c *Controller) submitWork(ctx context.Context, r *envRunner, a ferry.Action, work step) (rec *ferry.Action, decided <-chan outcome, err error) {
 	a.App, a.State, a.Result, a.DeploymentID = c.cfg.App, ferry.ActionQueued, "", 0
 	a.CreatedAt = c.now()
 	// The ticket is taken with the record, so that the turns follow the
@@ -135,7 +141,10 @@ func (c *Controller) plan(r *envRunner, a ferry.Action) (step, error) {
 			return nil, errTooShort(a.Ref)
 		}
 		return func(ctx context.Context, r *envRunner, a *ferry.Action) outcome {
-			d, err := c.promote(ctx, r, a.Ref, a.Actor, a.Reason, a.AllowDowngrade, a.ID)
+			d, req, err := c.promote(ctx, r, a.Ref, a.Actor, a.Reason, a.AllowDowngrade, a.ID, nil)
+			if req != nil {
+				return outcome{result: pendingResult(req, r.env.Approval)}
+			}
 			return outcome{d: d, err: err}
 		}, nil
 	case ferry.ActionRollback:

@@ -32,6 +32,13 @@ type Ledger interface {
 	Actions(ctx context.Context, f ledger.ActionFilter) ([]*ferry.Action, error)
 	TransitionAction(ctx context.Context, id int64, from, to ferry.ActionState, result string, at time.Time) error
 	CreateActionDeployment(ctx context.Context, actionID int64, d *ferry.Deployment) error
+	// The release requests that wait for approvals (ledger.RequestStore).
+	CreateReleaseRequest(ctx context.Context, r *ferry.ReleaseRequest) error
+	ReleaseRequest(ctx context.Context, id int64) (*ferry.ReleaseRequest, error)
+	ReleaseRequests(ctx context.Context, f ledger.RequestFilter) ([]*ferry.ReleaseRequest, error)
+	AddApproval(ctx context.Context, id int64, a ferry.Approver, seen int, complete bool) error
+	CloseReleaseRequest(ctx context.Context, id int64, to ferry.RequestState, result string, at time.Time) error
+	SetRequestAction(ctx context.Context, id, actionID int64) error
 }
 
 // Locks is the part of the ledger that holds locks and quarantines.
@@ -197,6 +204,9 @@ func (c *Controller) Start(ctx context.Context) error {
 		return err
 	}
 	if err := c.reconcile(ctx); err != nil {
+		return err
+	}
+	if err := c.resumeApproved(ctx); err != nil {
 		return err
 	}
 	for _, r := range c.envs {

@@ -47,26 +47,42 @@ func (c *Controller) PromoteDowngrade(ctx context.Context, env, ref, actor, reas
 	return o.d, o.err
 }
 
-// promote is Promote in r's turn, for action actionID (0: a push).
-func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reason string, downgrade bool, actionID int64) (*ferry.Deployment, error) {
+// promote is Promote in r's turn, for action actionID (0: a push). To an
+// environment with an approval rule, a promotion that passed every gate
+// is recorded as a pending release request (returned, no deployment)
+// unless it releases approved, the request its approvals completed
+// (approve.go); a push is refused there. approved's candidate must pass
+// every gate again now.
+func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reason string, downgrade bool, actionID int64, approved *ferry.ReleaseRequest) (*ferry.Deployment, *ferry.ReleaseRequest, error) {
 	if err := c.git.Fetch(ctx); err != nil {
-		return nil, errFetch(err)
+		return nil, nil, errFetch(err)
 	}
 	cand, err := c.resolve(ctx, r, ref)
 	if err != nil {
-		return nil, c.refuse(ctx, r, "promote", ref, actor, err)
+		return nil, nil, c.refuse(ctx, r, "promote", ref, actor, err)
 	}
 	facts, err := c.promotionFacts(ctx, r, cand, ref)
 	facts.AllowDowngrade = downgrade
 	if err == nil {
 		err = release.Gates(facts)
 	}
+	if err == nil && approved != nil && approved.Digest != cand.digest {
+		err = ferry.Errorf(ferry.ECONFLICT, "release request %d was approved for %s, not %s", approved.ID, approved.Digest, cand.digest)
+	}
+	if err == nil && approved == nil && release.NeedsApproval(r.env.Environment) && actionID == 0 {
+		err = ferry.Errorf(ferry.ECONFLICT, "%s needs %d approval(s) (%s): a push to %s is not released; ask with ferry promote --to %s %s",
+			r.env.Name, r.env.Approval.Required, release.RuleText(*r.env.Approval), r.env.Branch, r.env.Name, ferry.ShortSHA(cand.commit))
+	}
 	if err != nil {
-		return nil, c.refuse(ctx, r, "promote", cand.commit, actor, err)
+		return nil, nil, c.refuse(ctx, r, "promote", cand.commit, actor, err)
+	}
+	if approved == nil && release.NeedsApproval(r.env.Environment) {
+		req, err := c.requestApproval(ctx, r, cand, ref, actor, reason, actionID)
+		return nil, req, err
 	}
 	tag, err := c.newReleaseTag(ctx, r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	d := &ferry.Deployment{
 		App: c.cfg.App, Env: r.env.Name, Kind: ferry.DeployPromote, BuildID: cand.buildID,
@@ -75,20 +91,23 @@ func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reas
 	if d.Reason == "" {
 		d.Reason = fmt.Sprintf("promote %s from %s as %s", ferry.ShortSHA(cand.commit), r.env.From, tag)
 	}
+	if approved != nil {
+		d.Actor, d.Reason = approved.Requester, approvedReason(approved, r.env.From, tag)
+	}
 	if facts.Running != "" && facts.Running != cand.commit && !facts.Ahead {
 		d.Reason = "downgrade: " + d.Reason
 	}
 	if err := c.intend(ctx, r, d, actionID); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := c.moveBranch(ctx, r, cand.commit, facts.Head); err != nil {
-		return nil, c.abandon(ctx, r, d, c.refuse(ctx, r, "promote", cand.commit, actor, err))
+		return nil, nil, c.abandon(ctx, r, d, c.refuse(ctx, r, "promote", cand.commit, actor, err))
 	}
 	if err := c.tags.Tag(ctx, cand.digest, tag); err != nil {
-		return nil, c.abandon(ctx, r, d, fmt.Errorf("tag %s as %s: %w", ferry.ShortSHA(cand.commit), tag, err))
+		return nil, nil, c.abandon(ctx, r, d, fmt.Errorf("tag %s as %s: %w", ferry.ShortSHA(cand.commit), tag, err))
 	}
 	c.handOver(ctx, r, d)
-	return d, nil
+	return d, nil, nil
 }
 
 // resolve finds the commit and digest a promotion names.

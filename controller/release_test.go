@@ -33,12 +33,20 @@ type relFixture struct {
 	done      chan struct{}
 	n         int
 	soak      time.Duration
+	// approval is prod's approval rule, nil for none.
+	approval *ferry.Approval
 }
 
 func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
 	t.Helper()
+	return newPolicyFixture(t, soak, nil)
+}
+
+// newPolicyFixture is newRelFixture with prod's approval rule.
+func newPolicyFixture(t *testing.T, soak time.Duration, approval *ferry.Approval) *relFixture {
+	t.Helper()
 	f := &relFixture{t: t, dev: newFakeTarget(), prod: newFakeTarget(), tags: &fakeTags{tags: map[string]string{}}, verify: newFakeVerifier(),
-		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC), soak: soak}
+		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC), soak: soak, approval: approval}
 	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +70,7 @@ func (f *relFixture) start() {
 	f.t.Helper()
 	envs := []Env{
 		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
-		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}}, Runtime: f.prod},
+		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}, Approval: f.approval}, Runtime: f.prod},
 	}
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
 		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: func() time.Time { return f.now }})
@@ -115,7 +123,7 @@ func (f *relFixture) commit(branch, subject string) *ferry.Build {
 	if err := f.repo.Fetch(context.Background()); err != nil { // as the poller does before a build
 		f.t.Fatal(err)
 	}
-	b := &ferry.Build{App: "app", Commit: sha, Branch: branch, State: ferry.BuildSucceeded,
+	b := &ferry.Build{App: "app", Commit: sha, Branch: branch, State: ferry.BuildSucceeded, Author: "Ada",
 		Digest: fmt.Sprintf("sha256:%064x", f.n), CreatedAt: f.now}
 	if err := f.ledger.CreateBuild(context.Background(), b); err != nil {
 		f.t.Fatal(err)

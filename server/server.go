@@ -215,7 +215,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.dora = s.doraReporter()
 	apiServer := &api.Server{
 		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks, Tokens: s.tokens(),
-		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Actions: s.ctrl, Dora: s.dora,
+		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Actions: s.ctrl, Approvals: s.ctrl, Dora: s.dora,
 		Leases: s.ledger, Logger: s.log.With("part", "api"),
 	}
 	root, err := s.handler(apiServer.Handler())

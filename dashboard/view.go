@@ -20,6 +20,7 @@ import (
 // broadcasts, "builds" when the builder does.
 var fragments = map[string]string{
 	"matrix":    "envs",
+	"requests":  "envs",
 	"actions":   "envs",
 	"diff":      "envs",
 	"history":   "envs",
@@ -33,6 +34,7 @@ type view struct {
 	base
 	Flash     *notice
 	Matrix    *matrixView
+	Requests  *requestsView
 	Actions   []actionView
 	Diffs     []diffView
 	Pipelines *pipelinesView
@@ -150,6 +152,9 @@ func (d *Dashboard) load(ctx context.Context, user *ferry.Token, parts ...string
 	}
 	if want("matrix") {
 		v.Matrix = d.loadMatrix(ctx)
+	}
+	if want("requests") && d.cfg.Approvals != nil {
+		v.Requests = d.loadRequests(ctx, user)
 	}
 	if want("actions") && v.CanAct {
 		v.Actions = d.loadActions(ctx, user)

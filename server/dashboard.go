@@ -17,7 +17,7 @@ import (
 func (s *Server) dashboardHandler() (http.Handler, error) {
 	d, err := dashboard.New(dashboard.Config{
 		App: s.cfg.App, Version: s.opts.Version, Envs: s.cfg.Domain(),
-		Environments: s.ctrl, Releases: s.ctrl, Builds: s.builder, Ledger: s.ledger,
+		Environments: s.ctrl, Releases: s.ctrl, Approvals: s.ctrl, Builds: s.builder, Ledger: s.ledger,
 		Tokens: s.tokens().Lookup, Leases: s.ledger,
 		DORA: func(ctx context.Context) ([]dora.Report, error) {
 			return s.dora.Reports(ctx, "", dora.DefaultWindow)

@@ -69,9 +69,8 @@ func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reas
 	if err == nil && approved != nil && approved.Digest != cand.digest {
 		err = ferry.Errorf(ferry.ECONFLICT, "release request %d was approved for %s, not %s", approved.ID, approved.Digest, cand.digest)
 	}
-	if err == nil && approved == nil && release.NeedsApproval(r.env.Environment) && actionID == 0 {
-		err = ferry.Errorf(ferry.ECONFLICT, "%s needs %d approval(s) (%s): a push to %s is not released; ask with ferry promote --to %s %s",
-			r.env.Name, r.env.Approval.Required, release.RuleText(*r.env.Approval), r.env.Branch, r.env.Name, ferry.ShortSHA(cand.commit))
+	if err == nil && approved == nil && actionID == 0 { // a push
+		err = release.PushNeedsApproval(r.env.Environment, cand.commit)
 	}
 	if err != nil {
 		return nil, nil, c.refuse(ctx, r, "promote", cand.commit, actor, err)

@@ -14,6 +14,17 @@ func NeedsApproval(env ferry.Environment) bool {
 	return env.Approval != nil && env.Approval.Required > 0
 }
 
+// PushNeedsApproval refuses a push that would promote commit to env while
+// env has an approval rule: a push would release it without the
+// approvals. A rollback by push is not a promotion and is not refused.
+func PushNeedsApproval(env ferry.Environment, commit string) error {
+	if !NeedsApproval(env) {
+		return nil
+	}
+	return ferry.Errorf(ferry.ECONFLICT, "%s needs %d approval(s) (%s): a push to %s is not released; ask with ferry promote --to %s %s",
+		env.Name, env.Approval.Required, RuleText(*env.Approval), env.Branch, env.Name, short(commit))
+}
+
 // RuleText quotes an approval rule as ferry.yaml writes it, for the
 // refusals that name it.
 func RuleText(a ferry.Approval) string {

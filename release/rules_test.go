@@ -143,6 +143,10 @@ func TestJudgePush(t *testing.T) {
 	facts := func(gate func(Move, MoveFacts, Verdict) error, inFlight *ferry.Deployment) PushFacts {
 		return PushFacts{Env: prod, Known: known, Runs: map[string]string{"prod": a, "dev": b}, InFlight: inFlight, Gate: gate}
 	}
+	approving := func(f PushFacts) PushFacts {
+		f.Env.Approval = &ferry.Approval{Required: 1, Role: ferry.RoleReleaser, Expires: time.Hour}
+		return f
+	}
 	for _, tc := range []struct {
 		name    string
 		u       PushUpdate
@@ -168,6 +172,11 @@ func TestJudgePush(t *testing.T) {
 		{"env tag of an environment that runs nothing", PushUpdate{Ref: "refs/tags/env/staging", New: c, Commit: c}, facts(record, nil), false, RuleTag, "staging runs nothing yet", nil},
 		{"other tags pass", PushUpdate{Ref: "refs/tags/v1.0.0", New: obj, Annotated: true, Commit: c}, facts(locked, nil), true, "", "not a release tag", nil},
 		{"other refs pass", PushUpdate{Ref: "refs/notes/commits", Old: a, New: c}, facts(locked, nil), true, "", "not ferry's", nil},
+		{"a promotion by push where approval is required", PushUpdate{Ref: "refs/heads/release", Old: a, New: b, Move: ff}, approving(facts(record, nil)), false, RuleGate,
+			"prod needs 1 approval(s) (approval: { required: 1, role: releaser, selfApproval: false, expires: 1h0m0s }): a push to release is not released", nil},
+		{"a rollback by push where approval is required", PushUpdate{Ref: "refs/heads/release", Old: b, New: a, Move: back}, approving(facts(record, nil)), true, "", "RC20240301_1200", []Kind{Rollback}},
+		{"ferry's own move of an approved release", PushUpdate{Ref: "refs/heads/release", Old: a, New: b, Move: ff},
+			approving(facts(record, &ferry.Deployment{ID: 8, Kind: ferry.DeployPromote, Commit: b})), true, "", "ferry's own promote", nil},
 	} {
 		gated = nil
 		got := JudgePush(tc.u, tc.f)

@@ -59,6 +59,11 @@ type Environment struct {
 	// Approval, when set, makes every promotion a release request that
 	// waits for approvals by other people (approval.go).
 	Approval *Approval
+	// Windows are the recurring times promotions are taken (none: any
+	// time); Freezes the dated periods they are not (window.go). Neither
+	// stops a rollback.
+	Windows []Window
+	Freezes []Freeze
 }
 
 // Gated reports whether the environment only takes releases: digests that

@@ -112,6 +112,12 @@ environments:
       kubernetes: { namespace: prod, kubeconfig: kube/config, hpa: demo }
     rollout: { maxSurge: 0, maxUnavailable: 1, readyTimeout: 2m, grace: 0s }
     approval: { required: 2, selfApproval: true, expires: 2h }
+    windows:
+      - { days: Mon-Thu, from: "09:00", to: "16:00", timezone: Europe/Berlin }
+      - { days: Fri, from: "09:00", to: "24:00" }
+    freeze:
+      - { from: 2026-12-20, to: "2027-01-04 09:00", timezone: Europe/Berlin, reason: holidays }
+      - { from: 2026-11-27T00:00:00Z, to: 2026-11-28T00:00:00Z, reason: black friday }
 `)
 	prod, _ := c.Env("prod")
 	dev, _ := c.Env("dev")
@@ -142,6 +148,12 @@ environments:
 		{"prod.Soak", prod.Soak, 10 * time.Minute},
 		{"prod.Approval", *prod.Approval, ferry.Approval{Required: 2, Role: ferry.RoleReleaser, SelfApproval: true, Expires: 2 * time.Hour}},
 		{"dev.Approval", dev.Approval, (*ferry.Approval)(nil)},
+		{"prod.Windows[0]", prod.Windows[0].String(), "Mon-Thu 09:00-16:00 Europe/Berlin"},
+		{"prod.Windows[1]", prod.Windows[1].String(), "Fri 09:00-24:00 UTC"},
+		{"prod.Freezes[0].From", prod.Freezes[0].From.UTC(), time.Date(2026, 12, 19, 23, 0, 0, 0, time.UTC)},
+		{"prod.Freezes[0].To", prod.Freezes[0].To.UTC(), time.Date(2027, 1, 4, 8, 0, 0, 0, time.UTC)},
+		{"prod.Freezes[0].Reason", prod.Freezes[0].Reason, "holidays"},
+		{"prod.Freezes[1].To", prod.Freezes[1].To.UTC(), time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)},
 		{"prod.From", prod.From, "dev"},
 		{"prod.Gated", prod.Gated(), true},
 		{"dev.Gated", dev.Gated(), false},

@@ -347,6 +347,84 @@ environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:808
     approval: { requried: 2 }
     runtime: { local: { listen: 127.0.0.1:8082 } }
 `, `ferry.yaml:12: environments.prod.approval.requried: unknown field (did you mean "required"?)`},
+		{"window days misspelled", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    windows: [ { days: Mon-Thrs, from: "09:00", to: "16:00" } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.windows[0].days: unknown day \"Thrs\" (want Mon, Tue, Wed, Thu, Fri, Sat or Sun)"},
+		{"window from not a time", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    windows: [ { days: Mon, from: "9am", to: "16:00" } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.windows[0].from: want a time of day HH:MM like \"09:00\" (quoted), got \"9am\""},
+		{"window backwards", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    windows: [ { days: Mon, from: "16:00", to: "09:00" } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.windows[0].to: must be after from (16:00); for a window over midnight use two windows"},
+		{"window unknown zone", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    windows: [ { days: Mon, from: "09:00", to: "16:00", timezone: Europe/Berlinn } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.windows[0].timezone: unknown time zone \"Europe/Berlinn\" (want an IANA name like Europe/Berlin or UTC)"},
+		{"window without days", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    windows: [ { from: "09:00", to: "16:00" } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.windows[0].days: required"},
+		{"freeze bad date", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    freeze: [ { from: 2026-13-01, to: 2026-12-02, reason: x } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.freeze[0].from: want a date or time like 2026-12-20, \"2026-12-20 18:00\" or 2026-12-20T18:00:00Z, got \"2026-13-01\""},
+		{"freeze backwards", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    freeze: [ { from: 2026-12-02, to: 2026-12-01, reason: x } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.freeze[0].to: must be after from"},
+		{"freeze without reason", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    freeze: [ { from: 2026-12-01, to: 2026-12-02 } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.freeze[0].reason: required"},
+		{"windows without from", head + `environments:
+  dev:
+    branch: master
+    windows: [ { days: Mon, from: "09:00", to: "16:00" } ]
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+`, `ferry.yaml:9: environments.dev.windows: needs from: release windows govern promotions`},
 		{"releaseTag renders invalid tag", head + `environments:
   dev:
     branch: master

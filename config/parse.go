@@ -11,6 +11,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
+	// The time zones of release windows resolve on a machine without a
+	// zoneinfo database too.
+	_ "time/tzdata"
 
 	"github.com/distribution/reference"
 	"gopkg.in/yaml.v3"
@@ -339,7 +343,7 @@ func (d *decoder) goBuild(top *object) *GoBuild {
 	return g
 }
 
-var envFields = []string{"branch", "from", "soak", "releaseTag", "tags", "role", "runtime", "env", "url", "verify", "rollout", "approval"}
+var envFields = []string{"branch", "from", "soak", "releaseTag", "tags", "role", "runtime", "env", "url", "verify", "rollout", "approval", "windows", "freeze"}
 
 func (d *decoder) environments(top *object, c *Config) []*Environment {
 	if !top.has("environments") {
@@ -431,7 +435,117 @@ func (d *decoder) environment(p pair, c *Config) *Environment {
 	}
 	e.Rollout = d.rollout(o)
 	e.Approval = d.approval(o, e)
+	e.Windows = d.windows(o, e)
+	e.Freezes = d.freezes(o, e)
 	return e
+}
+
+// clockTime reads "HH:MM" (00:00 to 24:00) as an offset from midnight.
+func clockTime(s string) (time.Duration, bool) {
+	t, err := time.Parse("15:04", s)
+	if err == nil {
+		return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, true
+	}
+	if s == "24:00" {
+		return 24 * time.Hour, true
+	}
+	return 0, false
+}
+
+// zone reads an IANA time zone name (default UTC).
+func (d *decoder) zone(o *object, name string) *time.Location {
+	if !o.has(name) {
+		return time.UTC
+	}
+	tz := o.str(name)
+	l, err := time.LoadLocation(tz)
+	if err != nil || tz == "" || tz == "Local" {
+		d.errorf(o.node(name), o.field(name), "unknown time zone %q (want an IANA name like Europe/Berlin or UTC)", tz)
+		return time.UTC
+	}
+	return l
+}
+
+// windows decodes an environment's release windows: only a gated
+// environment has them.
+func (d *decoder) windows(env *object, e *Environment) []ferry.Window {
+	items := env.list("windows")
+	if len(items) > 0 && e.From == "" {
+		d.errorf(env.key("windows"), env.field("windows"), "needs from: release windows govern promotions")
+	}
+	var out []ferry.Window
+	for _, it := range items {
+		o := d.object(it.val, it.val, it.path, "days", "from", "to", "timezone")
+		w := ferry.Window{Location: d.zone(o, "timezone")}
+		if !o.has("days") {
+			o.missing("days")
+		} else if days, err := ferry.ParseDays(o.str("days")); err != nil {
+			d.errorf(o.node("days"), o.field("days"), "%v", err)
+		} else {
+			w.Days = days
+		}
+		bounds := [2]*time.Duration{&w.From, &w.To}
+		for i, name := range []string{"from", "to"} {
+			if !o.has(name) {
+				o.missing(name)
+				continue
+			}
+			v, ok := clockTime(o.str(name))
+			if !ok {
+				d.errorf(o.node(name), o.field(name), "want a time of day HH:MM like \"09:00\" (quoted), got %q", o.str(name))
+				continue
+			}
+			*bounds[i] = v
+		}
+		if o.has("from") && o.has("to") && w.From >= w.To && w.To != 0 {
+			d.errorf(o.node("to"), o.field("to"), "must be after from (%s); for a window over midnight use two windows", o.str("from"))
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// freezeLayouts are the forms a freeze's from and to take.
+var freezeLayouts = []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"}
+
+// freezes decodes an environment's dated freezes.
+func (d *decoder) freezes(env *object, e *Environment) []ferry.Freeze {
+	items := env.list("freeze")
+	if len(items) > 0 && e.From == "" {
+		d.errorf(env.key("freeze"), env.field("freeze"), "needs from: a freeze stops promotions")
+	}
+	var out []ferry.Freeze
+	for _, it := range items {
+		o := d.object(it.val, it.val, it.path, "from", "to", "reason", "timezone")
+		zone := d.zone(o, "timezone")
+		f := ferry.Freeze{Reason: o.str("reason")}
+		if !o.has("reason") {
+			o.missing("reason")
+		}
+		bounds := [2]*time.Time{&f.From, &f.To}
+		for i, name := range []string{"from", "to"} {
+			n := o.node(name)
+			if n == nil {
+				o.missing(name)
+				continue
+			}
+			var parsed bool
+			for _, layout := range freezeLayouts {
+				if t, err := time.ParseInLocation(layout, n.Value, zone); err == nil {
+					*bounds[i], parsed = t, true
+					break
+				}
+			}
+			if !parsed {
+				d.errorf(n, o.field(name), "want a date or time like 2026-12-20, \"2026-12-20 18:00\" or 2026-12-20T18:00:00Z, got %q", n.Value)
+			}
+		}
+		if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
+			d.errorf(o.node("to"), o.field("to"), "must be after from")
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // approval decodes an environment's approval rule: only a gated

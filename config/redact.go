@@ -174,9 +174,31 @@ func (c *Config) environmentsView() *yaml.Node {
 				"grace", str(formatDuration(e.Rollout.Grace)),
 			),
 			"approval", approvalView(e.Approval),
+			"windows", windowsView(e.Windows),
+			"freeze", freezesView(e.Freezes),
 		))
 	}
 	return mapping(kv...)
+}
+
+func windowsView(ws []ferry.Window) *yaml.Node {
+	items := make([]*yaml.Node, len(ws))
+	for i, w := range ws {
+		items[i] = mapping("days", str(ferry.DaysString(w.Days)), "from", str(hhmm(w.From)), "to", str(hhmm(w.To)), "timezone", str(w.Location.String()))
+	}
+	return list(items...)
+}
+
+func freezesView(fs []ferry.Freeze) *yaml.Node {
+	items := make([]*yaml.Node, len(fs))
+	for i, f := range fs {
+		items[i] = mapping("from", str(f.From.Format(time.RFC3339)), "to", str(f.To.Format(time.RFC3339)), "reason", str(f.Reason))
+	}
+	return list(items...)
+}
+
+func hhmm(d time.Duration) string {
+	return fmt.Sprintf("%02d:%02d", int(d.Hours()), int(d.Minutes())%60)
 }
 
 func approvalView(a *ferry.Approval) *yaml.Node {

@@ -182,7 +182,7 @@ func (c *Controller) releaseApproved(ctx context.Context, r *envRunner, req *fer
 		if err != nil {
 			return outcome{err: err}
 		}
-		d, _, err := c.promote(ctx, r, req.Commit, a.Actor, a.Reason, false, a.ID, req)
+		d, _, err := c.promote(ctx, r, req.Commit, a.Actor, a.Reason, promoteOpts{}, a.ID, req)
 		return outcome{d: d, err: err}
 	}
 	rec, _, err := c.submitWork(ctx, r, a, c.linked(id, work))

@@ -69,8 +69,8 @@ type Env struct {
 	Vars []ferry.Var
 }
 
-// Config is everything the controller needs; every field but Logger is
-// required, and New names a missing one.
+// Config is everything the controller needs; every field but Logger and
+// After is required, and New names a missing one.
 type Config struct {
 	App string
 	// Image is the repository images are pulled from.
@@ -89,7 +89,10 @@ type Config struct {
 	// rollout (see Controller.apply).
 	Verifier Verifier
 	// Now is the clock.
-	Now    func() time.Time
+	Now func() time.Time
+	// After is the timer a promote --when-open waits for an opening with;
+	// time.After when nil.
+	After  func(d time.Duration) <-chan time.Time
 	Logger *slog.Logger
 }
 
@@ -173,6 +176,9 @@ func New(cfg Config) (*Controller, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
 	}
 	c := &Controller{cfg: cfg, ledger: cfg.Ledger, tags: cfg.Registry, git: cfg.Git, locks: cfg.Locks, now: cfg.Now, log: logger, byName: map[string]*envRunner{}, changed: notify.New(), verified: map[string]bool{}}
 	domain := make([]ferry.Environment, len(cfg.Envs))

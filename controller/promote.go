@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/ledger"
@@ -53,7 +54,7 @@ func (c *Controller) PromoteDowngrade(ctx context.Context, env, ref, actor, reas
 // unless it releases approved, the request its approvals completed
 // (approve.go); a push is refused there. approved's candidate must pass
 // every gate again now.
-func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reason string, downgrade bool, actionID int64, approved *ferry.ReleaseRequest) (*ferry.Deployment, *ferry.ReleaseRequest, error) {
+func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reason string, opts promoteOpts, actionID int64, approved *ferry.ReleaseRequest) (*ferry.Deployment, *ferry.ReleaseRequest, error) {
 	if err := c.git.Fetch(ctx); err != nil {
 		return nil, nil, errFetch(err)
 	}
@@ -62,7 +63,7 @@ func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reas
 		return nil, nil, c.refuse(ctx, r, "promote", ref, actor, err)
 	}
 	facts, err := c.promotionFacts(ctx, r, cand, ref)
-	facts.AllowDowngrade = downgrade
+	facts.AllowDowngrade, facts.Override = opts.downgrade, opts.override
 	if err == nil {
 		err = release.Gates(facts)
 	}
@@ -96,6 +97,10 @@ func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reas
 	if facts.Running != "" && facts.Running != cand.commit && !facts.Ahead {
 		d.Reason = "downgrade: " + d.Reason
 	}
+	overridden := opts.override && !release.Open(r.env.Environment, facts.Now)
+	if overridden {
+		d.Reason = "override of release windows and freezes: " + d.Reason
+	}
 	if err := c.intend(ctx, r, d, actionID); err != nil {
 		return nil, nil, err
 	}
@@ -105,9 +110,17 @@ func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reas
 	if err := c.tags.Tag(ctx, cand.digest, tag); err != nil {
 		return nil, nil, c.abandon(ctx, r, d, fmt.Errorf("tag %s as %s: %w", ferry.ShortSHA(cand.commit), tag, err))
 	}
+	if overridden {
+		c.record(ctx, ferry.Event{Actor: actor, Kind: "promote.override", Env: r.env.Name, Commit: d.Commit, BuildID: d.BuildID,
+			Message: fmt.Sprintf("promote %d to %s outside its release windows or in a freeze, overridden", d.ID, r.env.Name), Reason: reason})
+	}
 	c.handOver(ctx, r, d)
 	return d, nil, nil
 }
+
+// promoteOpts are a promote action's switches: --allow-downgrade and an
+// admin's --override of release windows and freezes.
+type promoteOpts struct{ downgrade, override bool }
 
 // resolve finds the commit and digest a promotion names.
 func (c *Controller) resolve(ctx context.Context, r *envRunner, ref string) (candidate, error) {
@@ -287,5 +300,39 @@ func (c *Controller) newReleaseTag(ctx context.Context, r *envRunner) (string, e
 			return tag, nil
 		}
 		tag = fmt.Sprintf("%s_%d", base, n)
+	}
+}
+
+// untilOpen waits, with the action a queued, until r's environment is
+// open for promotions (release.NextOpening, by the controller's clock and
+// timer); a promote that can never open again is refused. It returns
+// ctx's error when the controller stops first: a stays queued for the
+// next start to close.
+func (c *Controller) untilOpen(ctx context.Context, r *envRunner, a *ferry.Action) error {
+	announced := false
+	for {
+		now := c.now()
+		if release.Open(r.env.Environment, now) {
+			return nil
+		}
+		at, _, ok := release.NextOpening(r.env.Environment, now)
+		if !ok {
+			err := release.Closed(r.env.Environment, now)
+			if terr := c.ledger.TransitionAction(context.WithoutCancel(ctx), a.ID, ferry.ActionQueued, ferry.ActionRefused, ferry.ErrorMessage(err), now); terr != nil {
+				c.log.Error("refuse action", "id", a.ID, "err", terr)
+			}
+			c.changed.Notify()
+			return err
+		}
+		if !announced {
+			announced = true
+			c.record(ctx, ferry.Event{Actor: a.Actor, Kind: "promote.waiting", Env: r.env.Name,
+				Message: fmt.Sprintf("promote %d to %s waits for the next opening, %s UTC", a.ID, r.env.Name, at.UTC().Format(time.DateTime)), Reason: a.Reason})
+		}
+		select {
+		case <-c.cfg.After(at.Sub(now)):
+		case <-ctx.Done():
+			return ferry.Wrap(ctx.Err(), ferry.EUNAVAILABLE, "ferry stopped while action %d waited for %s to open", a.ID, r.env.Name)
+		}
 	}
 }

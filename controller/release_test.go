@@ -35,6 +35,11 @@ type relFixture struct {
 	soak      time.Duration
 	// approval is prod's approval rule, nil for none.
 	approval *ferry.Approval
+	// windows and freezes are prod's; after is the controller's timer
+	// (nil: time.After).
+	windows []ferry.Window
+	freezes []ferry.Freeze
+	after   func(time.Duration) <-chan time.Time
 }
 
 func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
@@ -45,8 +50,16 @@ func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
 // newPolicyFixture is newRelFixture with prod's approval rule.
 func newPolicyFixture(t *testing.T, soak time.Duration, approval *ferry.Approval) *relFixture {
 	t.Helper()
+	return newFixtureWith(t, func(f *relFixture) { f.soak, f.approval = soak, approval })
+}
+
+// newFixtureWith is newRelFixture with what set changes of the fixture
+// before the controller starts.
+func newFixtureWith(t *testing.T, set func(f *relFixture)) *relFixture {
+	t.Helper()
 	f := &relFixture{t: t, dev: newFakeTarget(), prod: newFakeTarget(), tags: &fakeTags{tags: map[string]string{}}, verify: newFakeVerifier(),
-		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC), soak: soak, approval: approval}
+		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC)}
+	set(f)
 	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -70,10 +83,11 @@ func (f *relFixture) start() {
 	f.t.Helper()
 	envs := []Env{
 		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
-		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}, Approval: f.approval}, Runtime: f.prod},
+		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}, Approval: f.approval,
+			Windows: f.windows, Freezes: f.freezes}, Runtime: f.prod},
 	}
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
-		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: func() time.Time { return f.now }})
+		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: func() time.Time { return f.now }, After: f.after})
 	if err != nil {
 		f.t.Fatal(err)
 	}

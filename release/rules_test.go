@@ -249,6 +249,19 @@ func TestGates(t *testing.T) {
 		{"locked", func(f *PromotionFacts) {
 			f.Lock = &ferry.Lock{Actor: "ada", Reason: "audit", CreatedAt: now.Add(-time.Hour)}
 		}, ferry.ECONFLICT, "prod is locked by ada since 2026-11-26 22:50:00 UTC: audit (ferry unlock prod)"},
+		{"outside the release windows", func(f *PromotionFacts) { // Thu 23:50 UTC
+			f.Env.Windows = []ferry.Window{{Days: [7]bool{1: true, 2: true, 3: true, 4: true}, From: 9 * time.Hour, To: 16 * time.Hour, Location: time.UTC}}
+		}, ferry.ECONFLICT, "prod takes promotions only in its windows (Mon-Thu 09:00-16:00 UTC); next opening Mon 2026-11-30 09:00 UTC; wait for it with --when-open"},
+		{"in a freeze", func(f *PromotionFacts) {
+			f.Env.Freezes = []ferry.Freeze{{From: now.Add(-time.Hour), To: now.Add(time.Hour), Reason: "black friday"}}
+		}, ferry.ECONFLICT, "prod is frozen from Thu 2026-11-26 22:50 UTC to Fri 2026-11-27 00:50 UTC: black friday"},
+		{"a freeze overridden", func(f *PromotionFacts) {
+			f.Env.Freezes = []ferry.Freeze{{From: now.Add(-time.Hour), To: now.Add(time.Hour), Reason: "black friday"}}
+			f.Override = true
+		}, "", ""},
+		{"a freeze that ended", func(f *PromotionFacts) {
+			f.Env.Freezes = []ferry.Freeze{{From: now.Add(-time.Hour), To: now, Reason: "black friday"}}
+		}, "", ""},
 		{"rollout in progress", func(f *PromotionFacts) {
 			f.Rollout = &ferry.Deployment{ID: 9, Kind: ferry.DeployPromote, Commit: sha("9")}
 		}, ferry.ECONFLICT, "a rollout of prod is in progress (deployment 9, promote 999999999999); wait for it to end"},

@@ -1,4 +1,5 @@
--- 013: release requests (pending releases) and their approvals. A
+-- 013: release requests (pending releases) and their approvals, and the
+-- promote parameters of release windows (override, when_open). A
 -- promotion to an environment with an approval rule is recorded as a
 -- request that waits for approvals by other people; the last approval
 -- marks it approved in the same transaction that records it, and
@@ -40,3 +41,8 @@ CREATE TABLE release_approvals (
 
 CREATE TRIGGER release_requests_fence BEFORE INSERT OR UPDATE OR DELETE ON release_requests FOR EACH STATEMENT EXECUTE FUNCTION ferry_fence();
 CREATE TRIGGER release_approvals_fence BEFORE INSERT OR UPDATE OR DELETE ON release_approvals FOR EACH STATEMENT EXECUTE FUNCTION ferry_fence();
+
+-- promote --override (an admin's, through windows and freezes) and
+-- promote --when-open (waits for the next opening).
+ALTER TABLE actions ADD COLUMN override BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE actions ADD COLUMN when_open BOOLEAN NOT NULL DEFAULT FALSE;

@@ -1,4 +1,5 @@
--- 013: release requests (pending releases) and their approvals. A
+-- 013: release requests (pending releases) and their approvals, and the
+-- promote parameters of release windows (override, when_open). A
 -- promotion to an environment with an approval rule is recorded as a
 -- request that waits for approvals by other people; the last approval
 -- marks it approved in the same transaction that records it, and
@@ -37,3 +38,8 @@ CREATE TABLE release_approvals (
     approved_at TEXT    NOT NULL,
     PRIMARY KEY (request_id, actor)
 );
+
+-- promote --override (an admin's, through windows and freezes) and
+-- promote --when-open (waits for the next opening).
+ALTER TABLE actions ADD COLUMN override INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE actions ADD COLUMN when_open INTEGER NOT NULL DEFAULT 0;

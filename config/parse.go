@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+
 	// The time zones of release windows resolve on a machine without a
 	// zoneinfo database too.
 	_ "time/tzdata"

@@ -47,16 +47,16 @@ func TestNextOpening(t *testing.T) {
 		wantOpen bool
 		want     string // UTC
 	}{
-		{"inside the window", []ferry.Window{office}, nil, "2026-12-03 10:00", true, "2026-12-03 10:00"},               // Thu 11:00 CET
-		{"before it opens, same day", []ferry.Window{office}, nil, "2026-12-03 07:59", false, "2026-12-03 08:00"},      // Thu 08:59 CET
+		{"inside the window", []ferry.Window{office}, nil, "2026-12-03 10:00", true, "2026-12-03 10:00"},              // Thu 11:00 CET
+		{"before it opens, same day", []ferry.Window{office}, nil, "2026-12-03 07:59", false, "2026-12-03 08:00"},     // Thu 08:59 CET
 		{"as it closes (To is excluded)", []ferry.Window{office}, nil, "2026-12-03 15:00", false, "2026-12-07 08:00"}, // Thu 16:00 CET → Mon
-		{"at the weekend", []ferry.Window{office}, nil, "2026-12-05 12:00", false, "2026-12-07 08:00"},                 // Sat → Mon 09:00 CET
+		{"at the weekend", []ferry.Window{office}, nil, "2026-12-05 12:00", false, "2026-12-07 08:00"},                // Sat → Mon 09:00 CET
 		{"spring forward: Monday 09:00 CEST", []ferry.Window{office}, nil, "2026-03-27 17:00", false, "2026-03-30 07:00"},
 		{"fall back: Monday 09:00 CET", []ferry.Window{office}, nil, "2026-10-23 17:00", false, "2026-10-26 08:00"},
-		{"the Berlin date, not UTC's", []ferry.Window{office}, nil, "2026-12-06 23:30", false, "2026-12-07 08:00"}, // Mon 00:30 CET
-		{"New York's DST starts earlier", []ferry.Window{nyMornings}, nil, "2026-03-12 12:00", false, "2026-03-13 12:00"}, // Fri 08:00 EDT
+		{"the Berlin date, not UTC's", []ferry.Window{office}, nil, "2026-12-06 23:30", false, "2026-12-07 08:00"},              // Mon 00:30 CET
+		{"New York's DST starts earlier", []ferry.Window{nyMornings}, nil, "2026-03-12 12:00", false, "2026-03-13 12:00"},       // Fri 08:00 EDT
 		{"the earliest of two windows", []ferry.Window{office, nyMornings}, nil, "2026-12-03 16:00", false, "2026-12-04 13:00"}, // Fri 08:00 EST
-		{"days wrap over the weekend", []ferry.Window{weekend}, nil, "2026-12-08 12:00", false, "2026-12-11 22:00"},            // Tue → Fri
+		{"days wrap over the weekend", []ferry.Window{weekend}, nil, "2026-12-08 12:00", false, "2026-12-11 22:00"},             // Tue → Fri
 		{"window to midnight", []ferry.Window{weekend}, nil, "2026-12-07 23:59", true, "2026-12-07 23:59"},                      // Mon
 		{"a freeze inside the window", []ferry.Window{office}, []ferry.Freeze{holidays}, "2026-12-21 09:00", false, "2026-12-22 11:00"},
 		{"a freeze ending outside the window", []ferry.Window{office}, []ferry.Freeze{long}, "2026-12-28 09:00", false, "2027-01-04 08:00"},

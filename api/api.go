@@ -59,6 +59,9 @@ type Server struct {
 	// Approvals serves the release requests waiting for approvals; nil
 	// leaves those routes out.
 	Approvals Approvals
+	// Notifications lists the outgoing notifications and their
+	// deliveries; nil leaves the route out.
+	Notifications Outbox
 	// Dora serves GET /api/v1/dora; nil answers 404.
 	Dora Dora
 	// Hooks serves /hooks/{provider}; nil disables webhooks.
@@ -111,6 +114,9 @@ func (s *Server) routes() *guardedMux {
 		mux.HandleFunc("DELETE /api/v1/envs/{env}/lock", s.unlock)
 		mux.HandleFunc("GET /api/v1/actions", s.listActions)
 		mux.HandleFunc("GET /api/v1/actions/{id}", s.getAction)
+	}
+	if s.Notifications != nil {
+		mux.HandleFunc("GET /api/v1/notifications", s.listNotifications)
 	}
 	if s.Approvals != nil {
 		mux.HandleFunc("GET /api/v1/requests", s.listRequests)

@@ -55,3 +55,21 @@ func (c *Client) request(ctx context.Context, method, path string, in any) (*api
 	}
 	return &out, nil
 }
+
+// Notifications lists outgoing notifications newest first, to receiver
+// (all when empty) in any of states (all when none).
+func (c *Client) Notifications(ctx context.Context, receiver string, states []ferry.NotificationState, limit int) ([]*ferry.Notification, error) {
+	q := url.Values{}
+	if receiver != "" {
+		q.Set("receiver", receiver)
+	}
+	for _, st := range states {
+		q.Add("state", string(st))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out api.NotificationList
+	err := c.do(ctx, http.MethodGet, "/api/v1/notifications?"+q.Encode(), nil, &out)
+	return out.Notifications, err
+}

@@ -425,6 +425,20 @@ environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:808
     windows: [ { days: Mon, from: "09:00", to: "16:00" } ]
     runtime: { local: { listen: 127.0.0.1:8081 } }
 `, `ferry.yaml:9: environments.dev.windows: needs from: release windows govern promotions`},
+		{"notification of an unknown environment", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+notifications:
+  - { name: ops, url: "http://127.0.0.1:9/hook", secret: { env: S }, envs: [prd], topics: [relesed] }
+`, "ferry.yaml:11: notifications[0].envs[0]: unknown environment \"prd\" (environments: dev)\nferry.yaml:11: notifications[0].topics[0]: unknown topic \"relesed\" (want one of \"pending-approval\", \"approved\", \"released\", \"failed\", \"rolled-back\", \"locked\") (did you mean \"released\"?)"},
+		{"notification without a secret", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+notifications:
+  - { name: ops, url: "ftp://x" }
+`, "ferry.yaml:11: notifications[0].url: \"ftp://x\" is not an absolute http:// or https:// URL\nferry.yaml:11: notifications[0].secret: required: every notification is signed (X-Ferry-Signature); give { env: NAME } or { file: PATH }"},
 		{"releaseTag renders invalid tag", head + `environments:
   dev:
     branch: master

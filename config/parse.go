@@ -50,7 +50,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-var topFields = []string{"app", "dataDir", "server", "ledger", "source", "registry", "signing", "build", "environments"}
+var topFields = []string{"app", "dataDir", "server", "ledger", "source", "registry", "signing", "build", "environments", "notifications"}
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	c := &Config{}
@@ -77,6 +77,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	c.Signing = d.signing(o)
 	c.Build = d.build(o)
 	c.Environments = d.environments(o, c)
+	c.Notifications = d.notifications(o, c)
 	d.crossCheck(c)
 	return c
 }
@@ -893,4 +894,58 @@ func cycleFrom(e *Environment, byName map[string]*Environment) []string {
 		seen[cur.Name] = true
 	}
 	return nil
+}
+
+var receiverName = envName
+
+// notifications decodes the receivers of outgoing notifications.
+func (d *decoder) notifications(top *object, c *Config) []Receiver {
+	var out []Receiver
+	names := map[string]bool{}
+	envs := c.EnvNames()
+	topics := ferry.NotificationTopics()
+	for _, it := range top.list("notifications") {
+		o := d.object(it.val, it.val, it.path, "name", "url", "format", "secret", "envs", "topics")
+		r := Receiver{Name: o.str("name"), URL: o.str("url"), Format: "json"}
+		switch {
+		case !o.has("name"):
+			o.missing("name")
+		case !receiverName.MatchString(r.Name):
+			d.errorf(o.node("name"), o.field("name"), "invalid name %q (want a lowercase letter, then lowercase letters, digits or dashes)", r.Name)
+		case names[r.Name]:
+			d.errorf(o.node("name"), o.field("name"), "receiver %q is named twice", r.Name)
+		}
+		names[r.Name] = true
+		if !o.has("url") {
+			o.missing("url")
+		} else if msg := urlProblem(r.URL); msg != "" {
+			d.errorf(o.node("url"), o.field("url"), "%s", msg)
+		}
+		if o.has("format") {
+			r.Format = o.str("format")
+			if r.Format != "json" && r.Format != "slack" {
+				d.errorf(o.node("format"), o.field("format"), "unknown format %q (want json or slack)%s", r.Format, ferry.DidYouMean(r.Format, []string{"json", "slack"}))
+			}
+		}
+		if !o.has("secret") {
+			d.errorf(o.at, o.field("secret"), "required: every notification is signed (X-Ferry-Signature); give { env: NAME } or { file: PATH }")
+		} else {
+			r.Secret = d.secret(o.node("secret"), o.field("secret"), false)
+		}
+		var items []pair
+		r.Envs, items = o.strings("envs")
+		for i, e := range r.Envs {
+			if !slices.Contains(envs, e) {
+				d.errorf(items[i].val, items[i].path, "%s", ferry.ErrorMessage(ferry.UnknownEnvironment(e, envs)))
+			}
+		}
+		r.Topics, items = o.strings("topics")
+		for i, tp := range r.Topics {
+			if !slices.Contains(topics, tp) {
+				d.errorf(items[i].val, items[i].path, "unknown topic %q (want one of %s)%s", tp, quoteList(topics), ferry.DidYouMean(tp, topics))
+			}
+		}
+		out = append(out, r)
+	}
+	return out
 }

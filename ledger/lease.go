@@ -216,6 +216,12 @@ func (f *fenced) CloseReleaseRequest(ctx context.Context, id int64, to ferry.Req
 func (f *fenced) SetRequestAction(ctx context.Context, id, actionID int64) error {
 	return f.check(f.Store.SetRequestAction(ctx, id, actionID))
 }
+func (f *fenced) EnqueueNotifications(ctx context.Context, app string, from, upTo int64, ns []*ferry.Notification) error {
+	return f.check(f.Store.EnqueueNotifications(ctx, app, from, upTo, ns))
+}
+func (f *fenced) RecordAttempt(ctx context.Context, id int64, to ferry.NotificationState, errMsg string, next, at time.Time) error {
+	return f.check(f.Store.RecordAttempt(ctx, id, to, errMsg, next, at))
+}
 func (f *fenced) SetCommitTimes(ctx context.Context, id int64, times []time.Time) error {
 	return f.check(f.Store.SetCommitTimes(ctx, id, times))
 }

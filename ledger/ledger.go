@@ -125,6 +125,9 @@ type Store interface {
 	// RequestStore records release requests and their approvals
 	// (request.go).
 	RequestStore
+	// NotificationStore is the outbox of outgoing notifications
+	// (notification.go).
+	NotificationStore
 	// Close releases the store's connections. It is safe to call twice.
 	Close() error
 }

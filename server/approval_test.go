@@ -2,7 +2,15 @@ package server
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,9 +23,35 @@ import (
 // are refused with the reason and prod runs nothing; a second releaser's
 // approval releases it through the real server, runtime and ledger, the
 // requester and the approver recorded. It logs the time from the approval
-// to prod serving the digest on every replica.
+// to prod serving the digest on every replica. A receiver of
+// notifications on loopback hears the pending approval, the approval and
+// the release, each signed.
 func TestApprovalThroughTheServer(t *testing.T) {
 	t.Parallel()
+	var (
+		mu     sync.Mutex
+		topics []string
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mac := hmac.New(sha256.New, []byte("hook-secret"))
+		mac.Write(body)
+		if r.Header.Get("X-Ferry-Signature") != "sha256="+hex.EncodeToString(mac.Sum(nil)) {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var p struct{ Topic, Env string }
+		json.Unmarshal(body, &p)
+		mu.Lock()
+		topics = append(topics, p.Topic+":"+p.Env)
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	heard := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(topics, " ")
+	}
 	repo := newRepo(t, "testdata/tiny")
 	yaml := strings.Replace(tinyConfig(repo.Dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
 		`runtime: { local: { listen: 127.0.0.1:0, readiness: /version, args: ["-listen", "{{.Addr}}"] } }
@@ -25,8 +59,15 @@ func TestApprovalThroughTheServer(t *testing.T) {
     branch: release
     from: dev
     approval: { required: 1, role: releaser, expires: 1h }
-    runtime: { local: { listen: 127.0.0.1:0, replicas: 2, readiness: /version, args: ["-listen", "{{.Addr}}"] } }`, 1)
-	s := start(t, yaml, Options{})
+    runtime: { local: { listen: 127.0.0.1:0, replicas: 2, readiness: /version, args: ["-listen", "{{.Addr}}"] } }
+notifications:
+  - { name: ops, url: "`+hook.URL+`", secret: { env: HOOK_SECRET }, envs: [prod] }`, 1)
+	s := start(t, yaml, Options{Getenv: func(k string) string {
+		if k == "HOOK_SECRET" {
+			return "hook-secret"
+		}
+		return ""
+	}})
 	ctx := context.Background()
 	alice := tokenClient(t, s, namedToken(t, s, "alice", ferry.RoleReleaser))
 	bob := tokenClient(t, s, namedToken(t, s, "bob", ferry.RoleReleaser))
@@ -85,5 +126,17 @@ func TestApprovalThroughTheServer(t *testing.T) {
 	t.Logf("approval to prod on the new digest (2 replicas, rollout included): %s (rollout itself %s)", took.Round(time.Millisecond), d.FinishedAt.Sub(d.StartedAt).Round(time.Millisecond))
 	if _, err := bob.Approve(ctx, id, ""); ferry.ErrorCode(err) != ferry.ECONFLICT {
 		t.Errorf("a second approval = %v, want 409", err)
+	}
+	want := "pending-approval:prod approved:prod released:prod"
+	deadline := time.Now().Add(30 * time.Second)
+	for heard() != want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := heard(); got != want {
+		t.Errorf("the receiver heard %q, want %q", got, want)
+	}
+	ns, err := vic.Notifications(ctx, "ops", nil, 10)
+	if err != nil || len(ns) != 3 || ns[0].State != ferry.NotificationDelivered {
+		t.Errorf("GET /api/v1/notifications = %d, %v; want 3, delivered", len(ns), err)
 	}
 }

@@ -215,7 +215,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.dora = s.doraReporter()
 	apiServer := &api.Server{
 		App: cfg.App, Version: s.opts.Version, Ledger: s.ledger, Builds: s, Hooks: hooks, Tokens: s.tokens(),
-		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Actions: s.ctrl, Approvals: s.ctrl, Dora: s.dora,
+		Envs: s.ctrl, Deployments: s.ledger, Releases: s.ctrl, Actions: s.ctrl, Approvals: s.ctrl, Notifications: s.ledger, Dora: s.dora,
 		Leases: s.ledger, Logger: s.log.With("part", "api"),
 	}
 	root, err := s.handler(apiServer.Handler())
@@ -257,6 +257,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			s.event(runCtx, "source.error", fmt.Sprintf("fetch failed (attempt %d), retrying in %s", attempt, next), err.Error())
 		},
 	}
+	notifier, err := s.notifier()
+	if err != nil {
+		cancel()
+		return err
+	}
 	s.goRun("http", func() error {
 		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -284,6 +289,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			cancel()
 		}
 	}()
+	if notifier != nil {
+		s.goRun("notifications", func() error { notifier.Run(runCtx); return nil })
+	}
 	s.goRun("builder", func() error { return s.builder.Run(runCtx) })
 	s.goRun("poller", func() error { return s.poller.Run(runCtx) })
 	s.opts.Progress("serving on http://" + s.Addr())

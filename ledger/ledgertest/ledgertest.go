@@ -77,6 +77,7 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"ActionDeployment", testActionDeployment},
 		{"ReleaseRequests", testReleaseRequests},
 		{"ApprovalRace", testApprovalRace},
+		{"Notifications", testNotifications},
 		{"NotFound", testNotFound},
 		{"EmptyLists", testEmptyLists},
 		{"Reopen", testReopen},

@@ -1,5 +1,6 @@
 -- 013: release requests (pending releases) and their approvals, and the
--- promote parameters of release windows (override, when_open). A
+-- promote parameters of release windows (override, when_open), and the
+-- outbox of outgoing notifications. A
 -- promotion to an environment with an approval rule is recorded as a
 -- request that waits for approvals by other people; the last approval
 -- marks it approved in the same transaction that records it, and
@@ -46,3 +47,35 @@ CREATE TRIGGER release_approvals_fence BEFORE INSERT OR UPDATE OR DELETE ON rele
 -- promote --when-open (waits for the next opening).
 ALTER TABLE actions ADD COLUMN override BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE actions ADD COLUMN when_open BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- Outgoing notifications (an outbox): one row per (receiver, audit event)
+-- written before any attempt, in the transaction that moves the app's
+-- cursor past the events it read, so a crash neither loses nor repeats
+-- one; each attempt updates its row.
+CREATE TABLE notifications (
+    id           BIGSERIAL   PRIMARY KEY,
+    app          TEXT        NOT NULL,
+    receiver     TEXT        NOT NULL,
+    event_id     BIGINT      NOT NULL,
+    topic        TEXT        NOT NULL,
+    env          TEXT        NOT NULL DEFAULT '',
+    body         TEXT        NOT NULL,
+    state        TEXT        NOT NULL,
+    attempts     INTEGER     NOT NULL DEFAULT 0,
+    last_error   TEXT        NOT NULL DEFAULT '',
+    next_at      TIMESTAMPTZ,
+    created_at   TIMESTAMPTZ NOT NULL,
+    delivered_at TIMESTAMPTZ,
+    UNIQUE (app, receiver, event_id)
+);
+
+CREATE INDEX notifications_due ON notifications (app, state, next_at);
+CREATE INDEX notifications_by_id ON notifications (app, id DESC);
+
+CREATE TABLE notification_cursors (
+    app      TEXT   PRIMARY KEY,
+    event_id BIGINT NOT NULL
+);
+
+CREATE TRIGGER notifications_fence BEFORE INSERT OR UPDATE OR DELETE ON notifications FOR EACH STATEMENT EXECUTE FUNCTION ferry_fence();
+CREATE TRIGGER notification_cursors_fence BEFORE INSERT OR UPDATE OR DELETE ON notification_cursors FOR EACH STATEMENT EXECUTE FUNCTION ferry_fence();

@@ -1,5 +1,6 @@
 -- 013: release requests (pending releases) and their approvals, and the
--- promote parameters of release windows (override, when_open). A
+-- promote parameters of release windows (override, when_open), and the
+-- outbox of outgoing notifications. A
 -- promotion to an environment with an approval rule is recorded as a
 -- request that waits for approvals by other people; the last approval
 -- marks it approved in the same transaction that records it, and
@@ -43,3 +44,32 @@ CREATE TABLE release_approvals (
 -- promote --when-open (waits for the next opening).
 ALTER TABLE actions ADD COLUMN override INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE actions ADD COLUMN when_open INTEGER NOT NULL DEFAULT 0;
+
+-- Outgoing notifications (an outbox): one row per (receiver, audit event)
+-- written before any attempt, in the transaction that moves the app's
+-- cursor past the events it read, so a crash neither loses nor repeats
+-- one; each attempt updates its row.
+CREATE TABLE notifications (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    app          TEXT    NOT NULL,
+    receiver     TEXT    NOT NULL,
+    event_id     INTEGER NOT NULL,
+    topic        TEXT    NOT NULL,
+    env          TEXT    NOT NULL DEFAULT '',
+    body         TEXT    NOT NULL,
+    state        TEXT    NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT    NOT NULL DEFAULT '',
+    next_at      TEXT,
+    created_at   TEXT    NOT NULL,
+    delivered_at TEXT,
+    UNIQUE (app, receiver, event_id)
+);
+
+CREATE INDEX notifications_due ON notifications (app, state, next_at);
+CREATE INDEX notifications_by_id ON notifications (app, id DESC);
+
+CREATE TABLE notification_cursors (
+    app      TEXT    PRIMARY KEY,
+    event_id INTEGER NOT NULL
+);

@@ -40,6 +40,12 @@ type Environment struct {
 	From string
 	// Soak is how long a digest must have run upstream before promotion.
 	Soak time.Duration
+	// Auto makes ferry promote, by itself, the newest digest that
+	// succeeded upstream, Wait after that success (and once soaked),
+	// through every gate; with an approval rule it becomes a release
+	// request like any promotion.
+	Auto bool
+	Wait time.Duration
 	// ReleaseTag is a text/template over TemplateData naming the permanent
 	// tag of each release; empty means DefaultReleaseTag.
 	ReleaseTag string

@@ -112,6 +112,8 @@ environments:
       kubernetes: { namespace: prod, kubeconfig: kube/config, hpa: demo }
     rollout: { maxSurge: 0, maxUnavailable: 1, readyTimeout: 2m, grace: 0s }
     approval: { required: 2, selfApproval: true, expires: 2h }
+    auto: true
+    wait: 30m
     windows:
       - { days: Mon-Thu, from: "09:00", to: "16:00", timezone: Europe/Berlin }
       - { days: Fri, from: "09:00", to: "24:00" }
@@ -150,6 +152,8 @@ notifications:
 		{"prod.Soak", prod.Soak, 10 * time.Minute},
 		{"prod.Approval", *prod.Approval, ferry.Approval{Required: 2, Role: ferry.RoleReleaser, SelfApproval: true, Expires: 2 * time.Hour}},
 		{"dev.Approval", dev.Approval, (*ferry.Approval)(nil)},
+		{"prod.Auto", prod.Auto, true},
+		{"prod.Wait", prod.Wait, 30 * time.Minute},
 		{"prod.Windows[0]", prod.Windows[0].String(), "Mon-Thu 09:00-16:00 Europe/Berlin"},
 		{"prod.Windows[1]", prod.Windows[1].String(), "Fri 09:00-24:00 UTC"},
 		{"prod.Freezes[0].From", prod.Freezes[0].From.UTC(), time.Date(2026, 12, 19, 23, 0, 0, 0, time.UTC)},

@@ -439,6 +439,21 @@ notifications:
 notifications:
   - { name: ops, url: "ftp://x" }
 `, "ferry.yaml:11: notifications[0].url: \"ftp://x\" is not an absolute http:// or https:// URL\nferry.yaml:11: notifications[0].secret: required: every notification is signed (X-Ferry-Signature); give { env: NAME } or { file: PATH }"},
+		{"wait without auto", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    wait: 30m
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, `ferry.yaml:12: environments.prod.wait: needs auto: true: wait is how long ferry waits before it promotes by itself (soak holds back every promotion)`},
+		{"auto without from", head + `environments:
+  dev:
+    branch: master
+    auto: true
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+`, `ferry.yaml:9: environments.dev.auto: needs from: auto is about promotions from the upstream environment`},
 		{"releaseTag renders invalid tag", head + `environments:
   dev:
     branch: master

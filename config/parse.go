@@ -345,7 +345,7 @@ func (d *decoder) goBuild(top *object) *GoBuild {
 	return g
 }
 
-var envFields = []string{"branch", "from", "soak", "releaseTag", "tags", "role", "runtime", "env", "url", "verify", "rollout", "approval", "windows", "freeze"}
+var envFields = []string{"branch", "from", "soak", "releaseTag", "tags", "role", "runtime", "env", "url", "verify", "rollout", "approval", "windows", "freeze", "auto", "wait"}
 
 func (d *decoder) environments(top *object, c *Config) []*Environment {
 	if !top.has("environments") {
@@ -437,6 +437,15 @@ func (d *decoder) environment(p pair, c *Config) *Environment {
 	}
 	e.Rollout = d.rollout(o)
 	e.Approval = d.approval(o, e)
+	e.Auto, e.Wait = o.boolean("auto"), o.duration("wait", 0, false)
+	for _, f := range []string{"auto", "wait"} {
+		if o.has(f) && e.From == "" {
+			d.errorf(o.node(f), o.field(f), "needs from: %s is about promotions from the upstream environment", f)
+		}
+	}
+	if o.has("wait") && !e.Auto {
+		d.errorf(o.node("wait"), o.field("wait"), "needs auto: true: wait is how long ferry waits before it promotes by itself (soak holds back every promotion)")
+	}
 	e.Windows = d.windows(o, e)
 	e.Freezes = d.freezes(o, e)
 	return e

@@ -174,6 +174,8 @@ func (c *Config) environmentsView() *yaml.Node {
 				"grace", str(formatDuration(e.Rollout.Grace)),
 			),
 			"approval", approvalView(e.Approval),
+			"auto", autoView(e.Auto),
+			"wait", waitView(e.Auto, e.Wait),
 			"windows", windowsView(e.Windows),
 			"freeze", freezesView(e.Freezes),
 		))
@@ -199,6 +201,20 @@ func freezesView(fs []ferry.Freeze) *yaml.Node {
 
 func hhmm(d time.Duration) string {
 	return fmt.Sprintf("%02d:%02d", int(d.Hours()), int(d.Minutes())%60)
+}
+
+func autoView(auto bool) *yaml.Node {
+	if !auto {
+		return nil
+	}
+	return boolean(true)
+}
+
+func waitView(auto bool, wait time.Duration) *yaml.Node {
+	if !auto {
+		return nil
+	}
+	return str(formatDuration(wait))
 }
 
 func approvalView(a *ferry.Approval) *yaml.Node {

@@ -225,6 +225,13 @@ func (c *Controller) Start(ctx context.Context) error {
 			c.converge(ctx, r)
 			c.loop(ctx, r)
 		}()
+		if r.env.Auto && r.env.Gated() {
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.autoLoop(ctx, r)
+			}()
+		}
 	}
 	return nil
 }

@@ -40,6 +40,8 @@ type relFixture struct {
 	windows []ferry.Window
 	freezes []ferry.Freeze
 	after   func(time.Duration) <-chan time.Time
+	// autoProd sets auto: true and wait: 30m on prod.
+	autoProd bool
 }
 
 func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
@@ -84,7 +86,7 @@ func (f *relFixture) start() {
 	envs := []Env{
 		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
 		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}, Approval: f.approval,
-			Windows: f.windows, Freezes: f.freezes}, Runtime: f.prod},
+			Windows: f.windows, Freezes: f.freezes, Auto: f.autoProd, Wait: autoWait(f.autoProd)}, Runtime: f.prod},
 	}
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
 		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: func() time.Time { return f.now }, After: f.after})
@@ -111,6 +113,13 @@ func (f *relFixture) restart() {
 	if head := f.originRef("refs/heads/release"); head != "" {
 		f.releaseHead(head)
 	}
+}
+
+func autoWait(auto bool) time.Duration {
+	if auto {
+		return 30 * time.Minute
+	}
+	return 0
 }
 
 func (f *relFixture) git(dir string, args ...string) string {

@@ -544,3 +544,28 @@ environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:808
 		t.Errorf("Redacted() does not show the checks:\n%s", v)
 	}
 }
+
+// TestPolicyExample: the three-stage policy of docs/config.md (approval,
+// window, freeze, wait and auto in 22 lines) parses as it says.
+func TestPolicyExample(t *testing.T) {
+	data, err := os.ReadFile("testdata/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("testdata/policy.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staging, _ := c.Env("staging")
+	prod, _ := c.Env("prod")
+	if !staging.Auto || staging.Wait != 30*time.Minute || staging.From != "dev" {
+		t.Errorf("staging = auto %v wait %s from %s", staging.Auto, staging.Wait, staging.From)
+	}
+	if prod.Approval == nil || prod.Approval.Required != 1 || len(prod.Windows) != 1 || prod.Windows[0].String() != "Mon-Thu 09:00-16:00 Europe/Berlin" ||
+		len(prod.Freezes) != 1 || prod.Freezes[0].Reason != "year end" || prod.From != "staging" {
+		t.Errorf("prod = %+v", prod.Environment)
+	}
+	if len(c.Notifications) != 1 || c.Notifications[0].Envs[0] != "prod" {
+		t.Errorf("notifications = %+v", c.Notifications)
+	}
+}

@@ -18,7 +18,8 @@ import (
 	"github.com/ferryhq/ferry/ledger"
 )
 
-// TestApprovalThroughTheServer: with approval: in ferry.yaml, a promotion
+// TestApprovalThroughTheServer: dev → staging → prod, prod with
+// approval: in ferry.yaml; a promotion
 // by one token waits as a pending release; the same token, and a viewer,
 // are refused with the reason and prod runs nothing; a second releaser's
 // approval releases it through the real server, runtime and ledger, the
@@ -55,9 +56,12 @@ func TestApprovalThroughTheServer(t *testing.T) {
 	repo := newRepo(t, "testdata/tiny")
 	yaml := strings.Replace(tinyConfig(repo.Dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
 		`runtime: { local: { listen: 127.0.0.1:0, readiness: /version, args: ["-listen", "{{.Addr}}"] } }
+  staging:
+    from: dev
+    runtime: { local: { listen: 127.0.0.1:0, readiness: /version, args: ["-listen", "{{.Addr}}"] } }
   prod:
     branch: release
-    from: dev
+    from: staging
     approval: { required: 1, role: releaser, expires: 1h }
     runtime: { local: { listen: 127.0.0.1:0, replicas: 2, readiness: /version, args: ["-listen", "{{.Addr}}"] } }
 notifications:
@@ -75,7 +79,13 @@ notifications:
 
 	a := repo.Head()
 	waitDeployed(t, alice, "dev", a)
-	act, err := alice.Promote(ctx, "prod", a, "first release")
+	// Three stages: staging takes it without approval, prod only with one.
+	st, err := alice.Promote(ctx, "staging", "", "to staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFinished(t, alice, deploymentOf(t, alice, st))
+	act, err := alice.Promote(ctx, "prod", "", "first release")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,11 +124,14 @@ notifications:
 	if d.Actor != "alice" || !strings.Contains(d.Reason, "requested by alice, approved by bob (release request 1): first release") || d.Commit != a {
 		t.Errorf("release = actor %s, reason %q, commit %s; want alice's, approved by bob, of %s", d.Actor, d.Reason, ferry.ShortSHA(d.Commit), ferry.ShortSHA(a))
 	}
-	st, err := bob.Status(ctx)
+	status, err := bob.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range st.Environments {
+	if len(status.Environments) != 3 {
+		t.Errorf("status lists %d environments, want dev, staging and prod", len(status.Environments))
+	}
+	for _, e := range status.Environments {
 		if e.Name == "prod" && (e.Commit != a || e.Replicas.Ready != 2) {
 			t.Errorf("prod status = %s with %d ready, want %s on 2", ferry.ShortSHA(e.Commit), e.Replicas.Ready, ferry.ShortSHA(a))
 		}

@@ -105,3 +105,19 @@ func TestPendingReleases(t *testing.T) {
 		t.Errorf("calls = %q, want %q", got, want)
 	}
 }
+
+// TestClosedEnvironmentShown: outside prod's release windows the actions
+// panel says so, with the next opening, and quotes the approval rule.
+func TestClosedEnvironmentShown(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Envs[1].Windows = []ferry.Window{{Days: [7]bool{1: true}, From: 9 * time.Hour, To: 10 * time.Hour, Location: time.UTC}} // Mondays 09-10
+		c.Envs[1].Approval = &ferry.Approval{Required: 2, Role: ferry.RoleReleaser, Expires: time.Hour}
+	}) // the fixture's clock: Friday 2026-01-02 03:04 UTC
+	_, body := f.do(ferry.RoleReleaser, "GET", "/", nil, nil)
+	if !strings.Contains(body, "prod takes promotions only in its windows (Mon 09:00-10:00 UTC); next opening Mon 2026-01-05 09:00 UTC") {
+		t.Errorf("the page does not say prod is closed until Monday")
+	}
+	if !strings.Contains(body, "Promotions wait for approval: approval: { required: 2, role: releaser") {
+		t.Errorf("the page does not quote prod's approval rule")
+	}
+}

@@ -64,10 +64,17 @@ type Action struct {
 	// Replicas is a scale's count.
 	Replicas int `json:"replicas,omitempty"`
 	// AllowDowngrade is promote --allow-downgrade.
-	AllowDowngrade bool        `json:"allowDowngrade,omitempty"`
-	Actor          string      `json:"actor"`
-	Reason         string      `json:"reason,omitempty"`
-	State          ActionState `json:"state"`
+	AllowDowngrade bool `json:"allowDowngrade,omitempty"`
+	// Override is an admin's promote --override: the environment's
+	// release windows and freezes do not stop it (its reason says why).
+	Override bool `json:"override,omitempty"`
+	// WhenOpen is promote --when-open: outside the environment's release
+	// windows, or in a freeze, it waits for the next opening, queued,
+	// before it takes its turn.
+	WhenOpen bool        `json:"whenOpen,omitempty"`
+	Actor    string      `json:"actor"`
+	Reason   string      `json:"reason,omitempty"`
+	State    ActionState `json:"state"`
 	// Result says how it ended: the refusal's sentence, the error, or
 	// what it did.
 	Result string `json:"result,omitempty"`

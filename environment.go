@@ -40,6 +40,12 @@ type Environment struct {
 	From string
 	// Soak is how long a digest must have run upstream before promotion.
 	Soak time.Duration
+	// Auto makes ferry promote, by itself, the newest digest that
+	// succeeded upstream, Wait after that success (and once soaked),
+	// through every gate; with an approval rule it becomes a release
+	// request like any promotion.
+	Auto bool
+	Wait time.Duration
 	// ReleaseTag is a text/template over TemplateData naming the permanent
 	// tag of each release; empty means DefaultReleaseTag.
 	ReleaseTag string
@@ -56,6 +62,14 @@ type Environment struct {
 	URL     string
 	Verify  []Check
 	Rollout Rollout
+	// Approval, when set, makes every promotion a release request that
+	// waits for approvals by other people (approval.go).
+	Approval *Approval
+	// Windows are the recurring times promotions are taken (none: any
+	// time); Freezes the dated periods they are not (window.go). Neither
+	// stops a rollback.
+	Windows []Window
+	Freezes []Freeze
 }
 
 // Gated reports whether the environment only takes releases: digests that

@@ -59,6 +59,10 @@ var routeAccess = map[string]access{
 	"POST /api/v1/envs/{env}/lock":       needEnvRole,
 	"DELETE /api/v1/envs/{env}/lock":     needEnvRole,
 	"POST /api/v1/quarantines":           needReleaser,
+	// The environment's approval rule names the approver's role; the
+	// controller checks it (release.Approve) and quotes the rule.
+	"POST /api/v1/requests/{id}/approve": needDeployer,
+	"POST /api/v1/requests/{id}/cancel":  needDeployer,
 	"POST /api/v1/tokens":                needAdmin,
 	"GET /api/v1/tokens":                 needAdmin,
 	"DELETE /api/v1/tokens/{name}":       needAdmin,

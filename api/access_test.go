@@ -30,7 +30,7 @@ import (
 func TestEveryRouteHasAnAccessRule(t *testing.T) {
 	s := &Server{
 		Ledger: struct{ Ledger }{}, Builds: struct{ Builds }{}, Envs: struct{ Environments }{},
-		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Actions: struct{ ActionQueue }{}, Tokens: struct{ Tokens }{},
+		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Actions: struct{ ActionQueue }{}, Approvals: struct{ Approvals }{}, Notifications: struct{ Outbox }{}, Tokens: struct{ Tokens }{},
 		Hooks: http.NotFoundHandler(), Logger: slog.New(slog.DiscardHandler),
 	}
 	m := s.routes()
@@ -201,6 +201,8 @@ func TestRoles(t *testing.T) {
 		{ferry.RoleViewer, "GET", "/api/v1/deployments?env=prdo", "", 404, `unknown environment \"prdo\" (did you mean \"prod\"?)`},
 		{ferry.RoleReleaser, "POST", "/api/v1/envs/prod/scale", scale, 202, `"actor": "releaser"`},
 		{ferry.RoleAdmin, "POST", "/api/v1/envs/prod/scale", scale, 202, `"actor": "admin"`},
+		{ferry.RoleReleaser, "POST", "/api/v1/envs/prod/promote", `{"override": true, "reason": "hotfix"}`, 403, "only an admin may override release windows and freezes (role releaser)"},
+		{ferry.RoleAdmin, "POST", "/api/v1/envs/prod/promote", `{"override": true}`, 400, "an override of release windows and freezes needs a reason (--reason)"},
 		{ferry.RoleReleaser, "GET", "/api/v1/tokens", "", 403, `token \"releaser\" has role releaser; this needs admin`},
 		{ferry.RoleReleaser, "POST", "/api/v1/tokens", `{"name": "x", "role": "admin"}`, 403, "this needs admin"},
 		{ferry.RoleDeployer, "DELETE", "/api/v1/tokens/admin", "", 403, "this needs admin"},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/release"
 )
 
 // ActionQueue is what the API asks of the controller for an environment's
@@ -68,7 +69,13 @@ func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	s.queue(w, r, ferry.Action{Kind: ferry.ActionPromote, Ref: req.Ref, AllowDowngrade: req.AllowDowngrade, Reason: req.Reason})
+	if req.Override {
+		if err := release.MayOverride(tokenRole(r), req.Reason); err != nil {
+			s.error(w, r, err)
+			return
+		}
+	}
+	s.queue(w, r, ferry.Action{Kind: ferry.ActionPromote, Ref: req.Ref, AllowDowngrade: req.AllowDowngrade, Override: req.Override, WhenOpen: req.WhenOpen, Reason: req.Reason})
 }
 
 func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {

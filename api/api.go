@@ -56,6 +56,12 @@ type Server struct {
 	// Actions queues and reports an environment's actions (promote,
 	// rollback, scale, lock, unlock); nil leaves those routes out.
 	Actions ActionQueue
+	// Approvals serves the release requests waiting for approvals; nil
+	// leaves those routes out.
+	Approvals Approvals
+	// Notifications lists the outgoing notifications and their
+	// deliveries; nil leaves the route out.
+	Notifications Outbox
 	// Dora serves GET /api/v1/dora; nil answers 404.
 	Dora Dora
 	// Hooks serves /hooks/{provider}; nil disables webhooks.
@@ -108,6 +114,15 @@ func (s *Server) routes() *guardedMux {
 		mux.HandleFunc("DELETE /api/v1/envs/{env}/lock", s.unlock)
 		mux.HandleFunc("GET /api/v1/actions", s.listActions)
 		mux.HandleFunc("GET /api/v1/actions/{id}", s.getAction)
+	}
+	if s.Notifications != nil {
+		mux.HandleFunc("GET /api/v1/notifications", s.listNotifications)
+	}
+	if s.Approvals != nil {
+		mux.HandleFunc("GET /api/v1/requests", s.listRequests)
+		mux.HandleFunc("GET /api/v1/requests/{id}", s.getRequest)
+		mux.HandleFunc("POST /api/v1/requests/{id}/approve", s.approve)
+		mux.HandleFunc("POST /api/v1/requests/{id}/cancel", s.cancelRequest)
 	}
 	mux.HandleFunc("POST /api/v1/tokens", s.createToken)
 	mux.HandleFunc("GET /api/v1/tokens", s.listTokens)

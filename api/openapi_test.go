@@ -57,7 +57,7 @@ func operations(doc *openapi3.T) map[string]*openapi3.Operation {
 func allRoutes() []string {
 	s := &Server{
 		Ledger: struct{ Ledger }{}, Builds: struct{ Builds }{}, Envs: struct{ Environments }{},
-		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Actions: struct{ ActionQueue }{}, Tokens: struct{ Tokens }{},
+		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Actions: struct{ ActionQueue }{}, Approvals: struct{ Approvals }{}, Notifications: struct{ Outbox }{}, Tokens: struct{ Tokens }{},
 		Dora: struct{ Dora }{}, Hooks: http.NotFoundHandler(), Logger: slog.New(slog.DiscardHandler),
 	}
 	return s.routes().patterns
@@ -340,6 +340,13 @@ var goTypes = map[string]reflect.Type{
 	"ActionBody":        reflect.TypeFor[ActionBody](),
 	"ActionLinks":       reflect.TypeFor[ActionLinks](),
 	"ActionList":        reflect.TypeFor[ActionList](),
+	"ReleaseRequest":    reflect.TypeFor[ferry.ReleaseRequest](),
+	"Approver":          reflect.TypeFor[ferry.Approver](),
+	"RequestBody":       reflect.TypeFor[RequestBody](),
+	"RequestLinks":      reflect.TypeFor[RequestLinks](),
+	"RequestList":       reflect.TypeFor[RequestList](),
+	"Notification":      reflect.TypeFor[ferry.Notification](),
+	"NotificationList":  reflect.TypeFor[NotificationList](),
 	"TokenList":         reflect.TypeFor[TokenList](),
 	"DoraBody":          reflect.TypeFor[DoraBody](),
 	"TriggerRequest":    reflect.TypeFor[TriggerRequest](),
@@ -355,7 +362,7 @@ var goTypes = map[string]reflect.Type{
 	"RevokeRequest":     reflect.TypeFor[RevokeRequest](),
 }
 
-var noGoType = []string{"Health", "Version", "BuildState", "StepState", "DeploymentKind", "DeploymentState", "ActionKind", "ActionState", "Role"}
+var noGoType = []string{"Health", "Version", "BuildState", "StepState", "DeploymentKind", "DeploymentState", "ActionKind", "ActionState", "RequestState", "NotificationState", "Role"}
 
 // TestOpenAPISchemasMatchGoTypes: each object schema has exactly the JSON
 // fields of its Go type, with matching types; a nested struct is the

@@ -96,6 +96,12 @@ type PromoteRequest struct {
 	// AllowDowngrade lets the promotion move back from what the
 	// environment runs; it needs a reason.
 	AllowDowngrade bool `json:"allowDowngrade,omitempty"`
+	// Override lets an admin's promotion through the environment's
+	// release windows and freezes; it needs a reason.
+	Override bool `json:"override,omitempty"`
+	// WhenOpen makes a promotion outside the windows, or in a freeze,
+	// wait queued for the next opening instead of being refused.
+	WhenOpen bool `json:"whenOpen,omitempty"`
 }
 
 // RollbackRequest is the body of POST /api/v1/envs/{env}/rollback; To is a

@@ -29,6 +29,7 @@ func newDemoCmd() *cobra.Command {
 		appSrc string
 		ferry  string
 		ports  = demo.DefaultPorts
+		stages []string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -48,11 +49,15 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 	cmd.Flags().IntVar(&ports.Registry, "registry-port", ports.Registry, "the embedded registry's port on 127.0.0.1")
 	cmd.Flags().IntVar(&ports.Dev, "dev-port", ports.Dev, "dev's load balancer port on 127.0.0.1")
 	cmd.Flags().IntVar(&ports.Prod, "prod-port", ports.Prod, "prod's load balancer port on 127.0.0.1")
+	cmd.Flags().StringSliceVar(&stages, "stages", demo.DefaultStages, "the chain of environments a new ferry.yaml gets: the first follows master, each next is promoted from the one before, the last is released (stages between listen on the ports after --prod-port)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		out := cmd.OutOrStdout()
 		say := func(s string) { fmt.Fprintln(out, "▸", s) }
 		ctx := cmd.Context()
-		layout, err := demo.Prepare(ctx, dir, appSrc, ports, say)
+		if err := demo.CheckStages(stages); err != nil {
+			return usageErrorf("%v", err)
+		}
+		layout, err := demo.PrepareStages(ctx, dir, appSrc, ports, stages, say)
 		if err != nil {
 			return err
 		}

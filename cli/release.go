@@ -6,13 +6,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/api"
 )
 
 func newPromoteCmd() *cobra.Command {
 	var (
-		to, reason string
-		downgrade  bool
-		flags      actionFlags
+		to, reason         string
+		downgrade          bool
+		override, whenOpen bool
+		flags              actionFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "promote [COMMIT|RC|ENV]",
@@ -22,8 +24,10 @@ environment runs, or the build of COMMIT, or an earlier release RC…. Every gat
 must pass: the commit is on master's history, its digest succeeded upstream and
 soaked there, the environment is not locked, the commit is not quarantined, it is
 ahead of what the environment runs (a downgrade is ferry rollback, or
---allow-downgrade with --reason), and an implicit promotion does not return to a
-release a rollback left. It waits its turn behind the environment's other actions
+--allow-downgrade with --reason), an implicit promotion does not return to a
+release a rollback left, and the environment is in a release window and in no
+freeze (--when-open waits for the next opening; an admin may --override with
+--reason). With an approval rule it becomes a pending release (ferry approve). It waits its turn behind the environment's other actions
 (promote, rollback, scale, lock). ferry records it, then fast-forwards the release
 branch, tags the digest RCyyyyMMdd_HHmm (no rebuild, no upload), rolls out,
 verifies, and moves live, env/prod and the annotated git tag.`,
@@ -36,6 +40,8 @@ verifies, and moves live, env/prod and the annotated git tag.`,
 	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded)")
 	flags.register(cmd, "the rollout has finished")
 	cmd.Flags().BoolVar(&downgrade, "allow-downgrade", false, "allow moving back from what the environment runs (needs --reason; prefer ferry rollback)")
+	cmd.Flags().BoolVar(&override, "override", false, "an admin's release outside the environment's windows or in a freeze (needs --reason)")
+	cmd.Flags().BoolVar(&whenOpen, "when-open", false, "outside the release windows or in a freeze, wait for the next opening instead of being refused")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := flags.out.validate(); err != nil {
 			return err
@@ -48,7 +54,7 @@ verifies, and moves live, env/prod and the annotated git tag.`,
 		if err != nil {
 			return err
 		}
-		a, err := c.PromoteDowngrade(cmd.Context(), to, ref, reason, downgrade)
+		a, err := c.PromoteWith(cmd.Context(), to, api.PromoteRequest{Ref: ref, Reason: reason, AllowDowngrade: downgrade, Override: override, WhenOpen: whenOpen})
 		if err != nil {
 			return err
 		}

@@ -39,6 +39,13 @@ func (c *Client) PromoteDowngrade(ctx context.Context, env, ref, reason string, 
 	return c.queue(ctx, http.MethodPost, env, "/promote", api.PromoteRequest{Ref: ref, Reason: reason, AllowDowngrade: downgrade})
 }
 
+// PromoteWith is Promote with every parameter of the request: a
+// downgrade, an admin's override of release windows and freezes, or a
+// wait for the next opening.
+func (c *Client) PromoteWith(ctx context.Context, env string, req api.PromoteRequest) (*ferry.Action, error) {
+	return c.queue(ctx, http.MethodPost, env, "/promote", req)
+}
+
 // Rollback returns env to release to (empty: the previous one).
 func (c *Client) Rollback(ctx context.Context, env, to, reason string) (*ferry.Action, error) {
 	return c.queue(ctx, http.MethodPost, env, "/rollback", api.RollbackRequest{To: to, Reason: reason})

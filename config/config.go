@@ -56,10 +56,26 @@ type Config struct {
 	Build    Build
 	// Environments in the order of the file.
 	Environments []*Environment
+	// Notifications are the receivers of outgoing notifications.
+	Notifications []Receiver
 
 	// Warnings are problems that do not stop ferry, such as a dev
 	// environment listening beyond loopback.
 	Warnings []Problem
+}
+
+// Receiver is one outgoing webhook (`notifications:`): release events of
+// the environments in Envs (all when empty) and the topics in Topics
+// (all when empty) are POSTed to URL, as ferry's JSON or in Slack's
+// incoming-webhook format, signed with Secret like the incoming
+// webhooks (X-Ferry-Signature: sha256=<hex HMAC-SHA256 of the body>).
+type Receiver struct {
+	Name   string
+	URL    string
+	Format string // "json" or "slack"
+	Secret SecretRef
+	Envs   []string
+	Topics []string
 }
 
 // Server is ferry's own HTTP server: API, dashboard, webhooks, metrics.

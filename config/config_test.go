@@ -111,6 +111,17 @@ environments:
     runtime:
       kubernetes: { namespace: prod, kubeconfig: kube/config, hpa: demo }
     rollout: { maxSurge: 0, maxUnavailable: 1, readyTimeout: 2m, grace: 0s }
+    approval: { required: 2, selfApproval: true, expires: 2h }
+    auto: true
+    wait: 30m
+    windows:
+      - { days: Mon-Thu, from: "09:00", to: "16:00", timezone: Europe/Berlin }
+      - { days: Fri, from: "09:00", to: "24:00" }
+    freeze:
+      - { from: 2026-12-20, to: "2027-01-04 09:00", timezone: Europe/Berlin, reason: holidays }
+      - { from: 2026-11-27T00:00:00Z, to: 2026-11-28T00:00:00Z, reason: black friday }
+notifications:
+  - { name: releases, url: "https://hooks.slack.com/services/T/B/x", format: slack, secret: { env: SLACK_SIGNING }, envs: [prod], topics: [pending-approval, released] }
 `)
 	prod, _ := c.Env("prod")
 	dev, _ := c.Env("dev")
@@ -139,6 +150,18 @@ environments:
 		}},
 		{"prod.Role", prod.Role, ferry.RoleReleaser},
 		{"prod.Soak", prod.Soak, 10 * time.Minute},
+		{"prod.Approval", *prod.Approval, ferry.Approval{Required: 2, Role: ferry.RoleReleaser, SelfApproval: true, Expires: 2 * time.Hour}},
+		{"dev.Approval", dev.Approval, (*ferry.Approval)(nil)},
+		{"prod.Auto", prod.Auto, true},
+		{"prod.Wait", prod.Wait, 30 * time.Minute},
+		{"prod.Windows[0]", prod.Windows[0].String(), "Mon-Thu 09:00-16:00 Europe/Berlin"},
+		{"prod.Windows[1]", prod.Windows[1].String(), "Fri 09:00-24:00 UTC"},
+		{"prod.Freezes[0].From", prod.Freezes[0].From.UTC(), time.Date(2026, 12, 19, 23, 0, 0, 0, time.UTC)},
+		{"prod.Freezes[0].To", prod.Freezes[0].To.UTC(), time.Date(2027, 1, 4, 8, 0, 0, 0, time.UTC)},
+		{"prod.Freezes[0].Reason", prod.Freezes[0].Reason, "holidays"},
+		{"Notifications", c.Notifications, []Receiver{{Name: "releases", URL: "https://hooks.slack.com/services/T/B/x", Format: "slack",
+			Secret: SecretRef{Env: "SLACK_SIGNING", Field: "notifications[0].secret"}, Envs: []string{"prod"}, Topics: []string{"pending-approval", "released"}}}},
+		{"prod.Freezes[1].To", prod.Freezes[1].To.UTC(), time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)},
 		{"prod.From", prod.From, "dev"},
 		{"prod.Gated", prod.Gated(), true},
 		{"dev.Gated", dev.Gated(), false},
@@ -519,5 +542,30 @@ environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:808
 	}
 	if v := c.Redacted(); !strings.Contains(v, `PUT /hello/ada (1 header, body) → 204 within 10s`) || !strings.Contains(v, `GET /hello/ada → 200, JSON message contains "Hello, ada" within 10s`) {
 		t.Errorf("Redacted() does not show the checks:\n%s", v)
+	}
+}
+
+// TestPolicyExample: the three-stage policy of docs/config.md (approval,
+// window, freeze, wait and auto in 22 lines) parses as it says.
+func TestPolicyExample(t *testing.T) {
+	data, err := os.ReadFile("testdata/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("testdata/policy.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staging, _ := c.Env("staging")
+	prod, _ := c.Env("prod")
+	if !staging.Auto || staging.Wait != 30*time.Minute || staging.From != "dev" {
+		t.Errorf("staging = auto %v wait %s from %s", staging.Auto, staging.Wait, staging.From)
+	}
+	if prod.Approval == nil || prod.Approval.Required != 1 || len(prod.Windows) != 1 || prod.Windows[0].String() != "Mon-Thu 09:00-16:00 Europe/Berlin" ||
+		len(prod.Freezes) != 1 || prod.Freezes[0].Reason != "year end" || prod.From != "staging" {
+		t.Errorf("prod = %+v", prod.Environment)
+	}
+	if len(c.Notifications) != 1 || c.Notifications[0].Envs[0] != "prod" {
+		t.Errorf("notifications = %+v", c.Notifications)
 	}
 }

@@ -312,6 +312,155 @@ environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:808
     soak: 10m
     runtime: { local: { listen: 127.0.0.1:8081 } }
 `, `ferry.yaml:9: environments.dev.soak: needs from: soak is how long a digest ran in the upstream environment`},
+		{"approval without from", head + `environments:
+  dev:
+    branch: master
+    approval: { required: 1 }
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+`, `ferry.yaml:9: environments.dev.approval: needs from: only an environment that takes promotions waits for approvals`},
+		{"approval required zero", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    approval: { required: 0 }
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, `ferry.yaml:12: environments.prod.approval.required: must be between 1 and 10, not 0`},
+		{"approval role misspelled", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    approval: { role: relaser }
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, `ferry.yaml:12: environments.prod.approval.role: unknown approver role "relaser" (want one of "deployer", "releaser", "admin") (did you mean "releaser"?)`},
+		{"approval expires zero", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    approval: { expires: 0s }
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, `ferry.yaml:12: environments.prod.approval.expires: must be positive`},
+		{"approval unknown field", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    approval: { requried: 2 }
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, `ferry.yaml:12: environments.prod.approval.requried: unknown field (did you mean "required"?)`},
+		{"window days misspelled", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    windows: [ { days: Mon-Thrs, from: "09:00", to: "16:00" } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.windows[0].days: unknown day \"Thrs\" (want Mon, Tue, Wed, Thu, Fri, Sat or Sun)"},
+		{"window from not a time", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    windows: [ { days: Mon, from: "9am", to: "16:00" } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.windows[0].from: want a time of day HH:MM like \"09:00\" (quoted), got \"9am\""},
+		{"window backwards", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    windows: [ { days: Mon, from: "16:00", to: "09:00" } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.windows[0].to: must be after from (16:00); for a window over midnight use two windows"},
+		{"window unknown zone", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    windows: [ { days: Mon, from: "09:00", to: "16:00", timezone: Europe/Berlinn } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.windows[0].timezone: unknown time zone \"Europe/Berlinn\" (want an IANA name like Europe/Berlin or UTC)"},
+		{"window without days", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    windows: [ { from: "09:00", to: "16:00" } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.windows[0].days: required"},
+		{"freeze bad date", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    freeze: [ { from: 2026-13-01, to: 2026-12-02, reason: x } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.freeze[0].from: want a date or time like 2026-12-20, \"2026-12-20 18:00\" or 2026-12-20T18:00:00Z, got \"2026-13-01\""},
+		{"freeze backwards", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    freeze: [ { from: 2026-12-02, to: 2026-12-01, reason: x } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.freeze[0].to: must be after from"},
+		{"freeze without reason", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    freeze: [ { from: 2026-12-01, to: 2026-12-02 } ]
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, "ferry.yaml:12: environments.prod.freeze[0].reason: required"},
+		{"windows without from", head + `environments:
+  dev:
+    branch: master
+    windows: [ { days: Mon, from: "09:00", to: "16:00" } ]
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+`, `ferry.yaml:9: environments.dev.windows: needs from: release windows govern promotions`},
+		{"notification of an unknown environment", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+notifications:
+  - { name: ops, url: "http://127.0.0.1:9/hook", secret: { env: S }, envs: [prd], topics: [relesed] }
+`, "ferry.yaml:11: notifications[0].envs[0]: unknown environment \"prd\" (environments: dev)\nferry.yaml:11: notifications[0].topics[0]: unknown topic \"relesed\" (want one of \"pending-approval\", \"approved\", \"released\", \"failed\", \"rolled-back\", \"locked\") (did you mean \"released\"?)"},
+		{"notification without a secret", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+notifications:
+  - { name: ops, url: "ftp://x" }
+`, "ferry.yaml:11: notifications[0].url: \"ftp://x\" is not an absolute http:// or https:// URL\nferry.yaml:11: notifications[0].secret: required: every notification is signed (X-Ferry-Signature); give { env: NAME } or { file: PATH }"},
+		{"wait without auto", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    wait: 30m
+    runtime: { local: { listen: 127.0.0.1:8082 } }
+`, `ferry.yaml:12: environments.prod.wait: needs auto: true: wait is how long ferry waits before it promotes by itself (soak holds back every promotion)`},
+		{"auto without from", head + `environments:
+  dev:
+    branch: master
+    auto: true
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+`, `ferry.yaml:9: environments.dev.auto: needs from: auto is about promotions from the upstream environment`},
 		{"releaseTag renders invalid tag", head + `environments:
   dev:
     branch: master

@@ -12,6 +12,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
+
+	// The time zones of release windows resolve on a machine without a
+	// zoneinfo database too.
+	_ "time/tzdata"
 
 	"github.com/distribution/reference"
 	"gopkg.in/yaml.v3"
@@ -46,7 +51,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-var topFields = []string{"app", "dataDir", "server", "ledger", "source", "registry", "signing", "build", "environments"}
+var topFields = []string{"app", "dataDir", "server", "ledger", "source", "registry", "signing", "build", "environments", "notifications"}
 
 func (d *decoder) config(root *yaml.Node) *Config {
 	c := &Config{}
@@ -73,6 +78,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	c.Signing = d.signing(o)
 	c.Build = d.build(o)
 	c.Environments = d.environments(o, c)
+	c.Notifications = d.notifications(o, c)
 	d.crossCheck(c)
 	return c
 }
@@ -345,7 +351,7 @@ func (d *decoder) goBuild(top *object) *GoBuild {
 	return g
 }
 
-var envFields = []string{"branch", "from", "soak", "releaseTag", "tags", "role", "runtime", "env", "url", "verify", "rollout"}
+var envFields = []string{"branch", "from", "soak", "releaseTag", "tags", "role", "runtime", "env", "url", "verify", "rollout", "approval", "windows", "freeze", "auto", "wait"}
 
 func (d *decoder) environments(top *object, c *Config) []*Environment {
 	if !top.has("environments") {
@@ -436,7 +442,156 @@ func (d *decoder) environment(p pair, c *Config) *Environment {
 		d.errorf(o.node("verify"), o.field("verify"), "checks need url: the address where ferry reaches this environment's Service or Ingress")
 	}
 	e.Rollout = d.rollout(o)
+	e.Approval = d.approval(o, e)
+	e.Auto, e.Wait = o.boolean("auto"), o.duration("wait", 0, false)
+	for _, f := range []string{"auto", "wait"} {
+		if o.has(f) && e.From == "" {
+			d.errorf(o.node(f), o.field(f), "needs from: %s is about promotions from the upstream environment", f)
+		}
+	}
+	if o.has("wait") && !e.Auto {
+		d.errorf(o.node("wait"), o.field("wait"), "needs auto: true: wait is how long ferry waits before it promotes by itself (soak holds back every promotion)")
+	}
+	e.Windows = d.windows(o, e)
+	e.Freezes = d.freezes(o, e)
 	return e
+}
+
+// clockTime reads "HH:MM" (00:00 to 24:00) as an offset from midnight.
+func clockTime(s string) (time.Duration, bool) {
+	t, err := time.Parse("15:04", s)
+	if err == nil {
+		return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, true
+	}
+	if s == "24:00" {
+		return 24 * time.Hour, true
+	}
+	return 0, false
+}
+
+// zone reads an IANA time zone name (default UTC).
+func (d *decoder) zone(o *object, name string) *time.Location {
+	if !o.has(name) {
+		return time.UTC
+	}
+	tz := o.str(name)
+	l, err := time.LoadLocation(tz)
+	if err != nil || tz == "" || tz == "Local" {
+		d.errorf(o.node(name), o.field(name), "unknown time zone %q (want an IANA name like Europe/Berlin or UTC)", tz)
+		return time.UTC
+	}
+	return l
+}
+
+// windows decodes an environment's release windows: only a gated
+// environment has them.
+func (d *decoder) windows(env *object, e *Environment) []ferry.Window {
+	items := env.list("windows")
+	if len(items) > 0 && e.From == "" {
+		d.errorf(env.key("windows"), env.field("windows"), "needs from: release windows govern promotions")
+	}
+	var out []ferry.Window
+	for _, it := range items {
+		o := d.object(it.val, it.val, it.path, "days", "from", "to", "timezone")
+		w := ferry.Window{Location: d.zone(o, "timezone")}
+		if !o.has("days") {
+			o.missing("days")
+		} else if days, err := ferry.ParseDays(o.str("days")); err != nil {
+			d.errorf(o.node("days"), o.field("days"), "%v", err)
+		} else {
+			w.Days = days
+		}
+		bounds := [2]*time.Duration{&w.From, &w.To}
+		for i, name := range []string{"from", "to"} {
+			if !o.has(name) {
+				o.missing(name)
+				continue
+			}
+			v, ok := clockTime(o.str(name))
+			if !ok {
+				d.errorf(o.node(name), o.field(name), "want a time of day HH:MM like \"09:00\" (quoted), got %q", o.str(name))
+				continue
+			}
+			*bounds[i] = v
+		}
+		if o.has("from") && o.has("to") && w.From >= w.To && w.To != 0 {
+			d.errorf(o.node("to"), o.field("to"), "must be after from (%s); for a window over midnight use two windows", o.str("from"))
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// freezeLayouts are the forms a freeze's from and to take.
+var freezeLayouts = []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"}
+
+// freezes decodes an environment's dated freezes.
+func (d *decoder) freezes(env *object, e *Environment) []ferry.Freeze {
+	items := env.list("freeze")
+	if len(items) > 0 && e.From == "" {
+		d.errorf(env.key("freeze"), env.field("freeze"), "needs from: a freeze stops promotions")
+	}
+	var out []ferry.Freeze
+	for _, it := range items {
+		o := d.object(it.val, it.val, it.path, "from", "to", "reason", "timezone")
+		zone := d.zone(o, "timezone")
+		f := ferry.Freeze{Reason: o.str("reason")}
+		if !o.has("reason") {
+			o.missing("reason")
+		}
+		bounds := [2]*time.Time{&f.From, &f.To}
+		for i, name := range []string{"from", "to"} {
+			n := o.node(name)
+			if n == nil {
+				o.missing(name)
+				continue
+			}
+			var parsed bool
+			for _, layout := range freezeLayouts {
+				if t, err := time.ParseInLocation(layout, n.Value, zone); err == nil {
+					*bounds[i], parsed = t, true
+					break
+				}
+			}
+			if !parsed {
+				d.errorf(n, o.field(name), "want a date or time like 2026-12-20, \"2026-12-20 18:00\" or 2026-12-20T18:00:00Z, got %q", n.Value)
+			}
+		}
+		if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
+			d.errorf(o.node("to"), o.field("to"), "must be after from")
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// approval decodes an environment's approval rule: only a gated
+// environment (with from) takes one.
+func (d *decoder) approval(env *object, e *Environment) *ferry.Approval {
+	if !env.has("approval") {
+		return nil
+	}
+	o := d.object(env.key("approval"), env.node("approval"), env.field("approval"), "required", "role", "selfApproval", "expires")
+	if e.From == "" {
+		d.errorf(env.key("approval"), env.field("approval"), "needs from: only an environment that takes promotions waits for approvals")
+	}
+	a := &ferry.Approval{
+		Required:     o.integer("required", 1),
+		Role:         ferry.DefaultApprovalRole,
+		SelfApproval: o.boolean("selfApproval"),
+		Expires:      o.duration("expires", ferry.DefaultApprovalExpires, true),
+	}
+	if a.Required < 1 || a.Required > 10 {
+		d.errorf(o.node("required"), o.field("required"), "must be between 1 and 10, not %d", a.Required)
+	}
+	if o.has("role") {
+		a.Role = ferry.Role(o.str("role"))
+		roles := []string{string(ferry.RoleDeployer), string(ferry.RoleReleaser), string(ferry.RoleAdmin)}
+		if !slices.Contains(roles, string(a.Role)) {
+			d.errorf(o.node("role"), o.field("role"), "unknown approver role %q (want one of %s)%s", a.Role, quoteList(roles), ferry.DidYouMean(string(a.Role), roles))
+		}
+	}
+	return a
 }
 
 func (d *decoder) runtime(env *object, e *Environment, c *Config) Runtime {
@@ -787,4 +942,58 @@ func cycleFrom(e *Environment, byName map[string]*Environment) []string {
 		seen[cur.Name] = true
 	}
 	return nil
+}
+
+var receiverName = envName
+
+// notifications decodes the receivers of outgoing notifications.
+func (d *decoder) notifications(top *object, c *Config) []Receiver {
+	var out []Receiver
+	names := map[string]bool{}
+	envs := c.EnvNames()
+	topics := ferry.NotificationTopics()
+	for _, it := range top.list("notifications") {
+		o := d.object(it.val, it.val, it.path, "name", "url", "format", "secret", "envs", "topics")
+		r := Receiver{Name: o.str("name"), URL: o.str("url"), Format: "json"}
+		switch {
+		case !o.has("name"):
+			o.missing("name")
+		case !receiverName.MatchString(r.Name):
+			d.errorf(o.node("name"), o.field("name"), "invalid name %q (want a lowercase letter, then lowercase letters, digits or dashes)", r.Name)
+		case names[r.Name]:
+			d.errorf(o.node("name"), o.field("name"), "receiver %q is named twice", r.Name)
+		}
+		names[r.Name] = true
+		if !o.has("url") {
+			o.missing("url")
+		} else if msg := urlProblem(r.URL); msg != "" {
+			d.errorf(o.node("url"), o.field("url"), "%s", msg)
+		}
+		if o.has("format") {
+			r.Format = o.str("format")
+			if r.Format != "json" && r.Format != "slack" {
+				d.errorf(o.node("format"), o.field("format"), "unknown format %q (want json or slack)%s", r.Format, ferry.DidYouMean(r.Format, []string{"json", "slack"}))
+			}
+		}
+		if !o.has("secret") {
+			d.errorf(o.at, o.field("secret"), "required: every notification is signed (X-Ferry-Signature); give { env: NAME } or { file: PATH }")
+		} else {
+			r.Secret = d.secret(o.node("secret"), o.field("secret"), false)
+		}
+		var items []pair
+		r.Envs, items = o.strings("envs")
+		for i, e := range r.Envs {
+			if !slices.Contains(envs, e) {
+				d.errorf(items[i].val, items[i].path, "%s", ferry.ErrorMessage(ferry.UnknownEnvironment(e, envs)))
+			}
+		}
+		r.Topics, items = o.strings("topics")
+		for i, tp := range r.Topics {
+			if !slices.Contains(topics, tp) {
+				d.errorf(items[i].val, items[i].path, "unknown topic %q (want one of %s)%s", tp, quoteList(topics), ferry.DidYouMean(tp, topics))
+			}
+		}
+		out = append(out, r)
+	}
+	return out
 }

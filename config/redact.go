@@ -174,9 +174,60 @@ func (c *Config) environmentsView() *yaml.Node {
 				"readyTimeout", str(formatDuration(e.Rollout.ReadyTimeout)),
 				"grace", str(formatDuration(e.Rollout.Grace)),
 			),
+			"approval", approvalView(e.Approval),
+			"auto", autoView(e.Auto),
+			"wait", waitView(e.Auto, e.Wait),
+			"windows", windowsView(e.Windows),
+			"freeze", freezesView(e.Freezes),
 		))
 	}
 	return mapping(kv...)
+}
+
+func windowsView(ws []ferry.Window) *yaml.Node {
+	items := make([]*yaml.Node, len(ws))
+	for i, w := range ws {
+		items[i] = mapping("days", str(ferry.DaysString(w.Days)), "from", str(hhmm(w.From)), "to", str(hhmm(w.To)), "timezone", str(w.Location.String()))
+	}
+	return list(items...)
+}
+
+func freezesView(fs []ferry.Freeze) *yaml.Node {
+	items := make([]*yaml.Node, len(fs))
+	for i, f := range fs {
+		items[i] = mapping("from", str(f.From.Format(time.RFC3339)), "to", str(f.To.Format(time.RFC3339)), "reason", str(f.Reason))
+	}
+	return list(items...)
+}
+
+func hhmm(d time.Duration) string {
+	return fmt.Sprintf("%02d:%02d", int(d.Hours()), int(d.Minutes())%60)
+}
+
+func autoView(auto bool) *yaml.Node {
+	if !auto {
+		return nil
+	}
+	return boolean(true)
+}
+
+func waitView(auto bool, wait time.Duration) *yaml.Node {
+	if !auto {
+		return nil
+	}
+	return str(formatDuration(wait))
+}
+
+func approvalView(a *ferry.Approval) *yaml.Node {
+	if a == nil {
+		return nil
+	}
+	return mapping(
+		"required", integer(a.Required),
+		"role", str(string(a.Role)),
+		"selfApproval", boolean(a.SelfApproval),
+		"expires", str(formatDuration(a.Expires)),
+	)
 }
 
 func (r Runtime) view(replicas int) *yaml.Node {

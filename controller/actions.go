@@ -98,8 +98,17 @@ func (c *Controller) submit(ctx context.Context, a ferry.Action) (rec *ferry.Act
 	if err != nil {
 		return nil, nil, err
 	}
+	return c.submitWork(ctx, r, a, work)
+}
+
+// submitWork records a queued, takes its ticket and starts work in the
+// background in a's turn.
+func (c *Controller) submitWork(ctx context.Context, r *envRunner, a ferry.Action, work step) (rec *ferry.Action, decided <-chan outcome, err error) {
 	a.App, a.State, a.Result, a.DeploymentID = c.cfg.App, ferry.ActionQueued, "", 0
 	a.CreatedAt = c.now()
+	// A promote --when-open of a closed environment waits for the opening
+	// before it takes a ticket: it holds up no other action meanwhile.
+	waits := a.Kind == ferry.ActionPromote && a.WhenOpen && !a.Override && !release.Open(r.env.Environment, a.CreatedAt)
 	// The ticket is taken with the record, so that the turns follow the
 	// order of the action ids.
 	r.submitMu.Lock()
@@ -107,14 +116,27 @@ func (c *Controller) submit(ctx context.Context, a ferry.Action) (rec *ferry.Act
 		r.submitMu.Unlock()
 		return nil, nil, fmt.Errorf("record %s of %s: %w", a.Kind, a.Env, err)
 	}
-	ticket := r.turn.take()
+	var ticket uint64
+	if !waits {
+		ticket = r.turn.take()
+	}
 	r.submitMu.Unlock()
 	out := make(chan outcome, 1)
 	running := a
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.run(c.background(ctx), r, &running, ticket, work, out)
+		ctx := c.background(ctx)
+		if waits {
+			if err := c.untilOpen(ctx, r, &running); err != nil {
+				out <- outcome{err: err}
+				return
+			}
+			r.submitMu.Lock()
+			ticket = r.turn.take()
+			r.submitMu.Unlock()
+		}
+		c.run(ctx, r, &running, ticket, work, out)
 	}()
 	c.changed.Notify()
 	return &a, out, nil
@@ -135,7 +157,10 @@ func (c *Controller) plan(r *envRunner, a ferry.Action) (step, error) {
 			return nil, errTooShort(a.Ref)
 		}
 		return func(ctx context.Context, r *envRunner, a *ferry.Action) outcome {
-			d, err := c.promote(ctx, r, a.Ref, a.Actor, a.Reason, a.AllowDowngrade, a.ID)
+			d, req, err := c.promote(ctx, r, a.Ref, a.Actor, a.Reason, promoteOpts{downgrade: a.AllowDowngrade, override: a.Override}, a.ID, nil)
+			if req != nil {
+				return outcome{result: pendingResult(req, r.env.Approval)}
+			}
 			return outcome{d: d, err: err}
 		}, nil
 	case ferry.ActionRollback:

@@ -32,6 +32,13 @@ type Ledger interface {
 	Actions(ctx context.Context, f ledger.ActionFilter) ([]*ferry.Action, error)
 	TransitionAction(ctx context.Context, id int64, from, to ferry.ActionState, result string, at time.Time) error
 	CreateActionDeployment(ctx context.Context, actionID int64, d *ferry.Deployment) error
+	// The release requests that wait for approvals (ledger.RequestStore).
+	CreateReleaseRequest(ctx context.Context, r *ferry.ReleaseRequest) error
+	ReleaseRequest(ctx context.Context, id int64) (*ferry.ReleaseRequest, error)
+	ReleaseRequests(ctx context.Context, f ledger.RequestFilter) ([]*ferry.ReleaseRequest, error)
+	AddApproval(ctx context.Context, id int64, a ferry.Approver, seen int, complete bool) error
+	CloseReleaseRequest(ctx context.Context, id int64, to ferry.RequestState, result string, at time.Time) error
+	SetRequestAction(ctx context.Context, id, actionID int64) error
 }
 
 // Locks is the part of the ledger that holds locks and quarantines.
@@ -62,8 +69,8 @@ type Env struct {
 	Vars []ferry.Var
 }
 
-// Config is everything the controller needs; every field but Logger is
-// required, and New names a missing one.
+// Config is everything the controller needs; every field but Logger and
+// After is required, and New names a missing one.
 type Config struct {
 	App string
 	// Image is the repository images are pulled from.
@@ -82,7 +89,10 @@ type Config struct {
 	// rollout (see Controller.apply).
 	Verifier Verifier
 	// Now is the clock.
-	Now    func() time.Time
+	Now func() time.Time
+	// After is the timer a promote --when-open waits for an opening with;
+	// time.After when nil.
+	After  func(d time.Duration) <-chan time.Time
 	Logger *slog.Logger
 }
 
@@ -167,6 +177,9 @@ func New(cfg Config) (*Controller, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
 	c := &Controller{cfg: cfg, ledger: cfg.Ledger, tags: cfg.Registry, git: cfg.Git, locks: cfg.Locks, now: cfg.Now, log: logger, byName: map[string]*envRunner{}, changed: notify.New(), verified: map[string]bool{}}
 	domain := make([]ferry.Environment, len(cfg.Envs))
 	for i, e := range cfg.Envs {
@@ -199,6 +212,9 @@ func (c *Controller) Start(ctx context.Context) error {
 	if err := c.reconcile(ctx); err != nil {
 		return err
 	}
+	if err := c.resumeApproved(ctx); err != nil {
+		return err
+	}
 	for _, r := range c.envs {
 		c.wg.Add(1)
 		go func() {
@@ -209,6 +225,13 @@ func (c *Controller) Start(ctx context.Context) error {
 			c.converge(ctx, r)
 			c.loop(ctx, r)
 		}()
+		if r.env.Auto && r.env.Gated() {
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.autoLoop(ctx, r)
+			}()
+		}
 	}
 	return nil
 }

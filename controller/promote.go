@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/ledger"
@@ -47,26 +48,41 @@ func (c *Controller) PromoteDowngrade(ctx context.Context, env, ref, actor, reas
 	return o.d, o.err
 }
 
-// promote is Promote in r's turn, for action actionID (0: a push).
-func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reason string, downgrade bool, actionID int64) (*ferry.Deployment, error) {
+// promote is Promote in r's turn, for action actionID (0: a push). To an
+// environment with an approval rule, a promotion that passed every gate
+// is recorded as a pending release request (returned, no deployment)
+// unless it releases approved, the request its approvals completed
+// (approve.go); a push is refused there. approved's candidate must pass
+// every gate again now.
+func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reason string, opts promoteOpts, actionID int64, approved *ferry.ReleaseRequest) (*ferry.Deployment, *ferry.ReleaseRequest, error) {
 	if err := c.git.Fetch(ctx); err != nil {
-		return nil, errFetch(err)
+		return nil, nil, errFetch(err)
 	}
 	cand, err := c.resolve(ctx, r, ref)
 	if err != nil {
-		return nil, c.refuse(ctx, r, "promote", ref, actor, err)
+		return nil, nil, c.refuse(ctx, r, "promote", ref, actor, err)
 	}
 	facts, err := c.promotionFacts(ctx, r, cand, ref)
-	facts.AllowDowngrade = downgrade
+	facts.AllowDowngrade, facts.Override = opts.downgrade, opts.override
 	if err == nil {
 		err = release.Gates(facts)
 	}
+	if err == nil && approved != nil && approved.Digest != cand.digest {
+		err = ferry.Errorf(ferry.ECONFLICT, "release request %d was approved for %s, not %s", approved.ID, approved.Digest, cand.digest)
+	}
+	if err == nil && approved == nil && actionID == 0 { // a push
+		err = release.PushNeedsApproval(r.env.Environment, cand.commit)
+	}
 	if err != nil {
-		return nil, c.refuse(ctx, r, "promote", cand.commit, actor, err)
+		return nil, nil, c.refuse(ctx, r, "promote", cand.commit, actor, err)
+	}
+	if approved == nil && release.NeedsApproval(r.env.Environment) {
+		req, err := c.requestApproval(ctx, r, cand, ref, actor, reason, actionID)
+		return nil, req, err
 	}
 	tag, err := c.newReleaseTag(ctx, r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	d := &ferry.Deployment{
 		App: c.cfg.App, Env: r.env.Name, Kind: ferry.DeployPromote, BuildID: cand.buildID,
@@ -75,21 +91,36 @@ func (c *Controller) promote(ctx context.Context, r *envRunner, ref, actor, reas
 	if d.Reason == "" {
 		d.Reason = fmt.Sprintf("promote %s from %s as %s", ferry.ShortSHA(cand.commit), r.env.From, tag)
 	}
+	if approved != nil {
+		d.Actor, d.Reason = approved.Requester, approvedReason(approved, r.env.From, tag)
+	}
 	if facts.Running != "" && facts.Running != cand.commit && !facts.Ahead {
 		d.Reason = "downgrade: " + d.Reason
 	}
+	overridden := opts.override && !release.Open(r.env.Environment, facts.Now)
+	if overridden {
+		d.Reason = "override of release windows and freezes: " + d.Reason
+	}
 	if err := c.intend(ctx, r, d, actionID); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := c.moveBranch(ctx, r, cand.commit, facts.Head); err != nil {
-		return nil, c.abandon(ctx, r, d, c.refuse(ctx, r, "promote", cand.commit, actor, err))
+		return nil, nil, c.abandon(ctx, r, d, c.refuse(ctx, r, "promote", cand.commit, actor, err))
 	}
 	if err := c.tags.Tag(ctx, cand.digest, tag); err != nil {
-		return nil, c.abandon(ctx, r, d, fmt.Errorf("tag %s as %s: %w", ferry.ShortSHA(cand.commit), tag, err))
+		return nil, nil, c.abandon(ctx, r, d, fmt.Errorf("tag %s as %s: %w", ferry.ShortSHA(cand.commit), tag, err))
+	}
+	if overridden {
+		c.record(ctx, ferry.Event{Actor: actor, Kind: "promote.override", Env: r.env.Name, Commit: d.Commit, BuildID: d.BuildID,
+			Message: fmt.Sprintf("promote %d to %s outside its release windows or in a freeze, overridden", d.ID, r.env.Name), Reason: reason})
 	}
 	c.handOver(ctx, r, d)
-	return d, nil
+	return d, nil, nil
 }
+
+// promoteOpts are a promote action's switches: --allow-downgrade and an
+// admin's --override of release windows and freezes.
+type promoteOpts struct{ downgrade, override bool }
 
 // resolve finds the commit and digest a promotion names.
 func (c *Controller) resolve(ctx context.Context, r *envRunner, ref string) (candidate, error) {
@@ -269,5 +300,39 @@ func (c *Controller) newReleaseTag(ctx context.Context, r *envRunner) (string, e
 			return tag, nil
 		}
 		tag = fmt.Sprintf("%s_%d", base, n)
+	}
+}
+
+// untilOpen waits, with the action a queued, until r's environment is
+// open for promotions (release.NextOpening, by the controller's clock and
+// timer); a promote that can never open again is refused. It returns
+// ctx's error when the controller stops first: a stays queued for the
+// next start to close.
+func (c *Controller) untilOpen(ctx context.Context, r *envRunner, a *ferry.Action) error {
+	announced := false
+	for {
+		now := c.now()
+		if release.Open(r.env.Environment, now) {
+			return nil
+		}
+		at, _, ok := release.NextOpening(r.env.Environment, now)
+		if !ok {
+			err := release.Closed(r.env.Environment, now)
+			if terr := c.ledger.TransitionAction(context.WithoutCancel(ctx), a.ID, ferry.ActionQueued, ferry.ActionRefused, ferry.ErrorMessage(err), now); terr != nil {
+				c.log.Error("refuse action", "id", a.ID, "err", terr)
+			}
+			c.changed.Notify()
+			return err
+		}
+		if !announced {
+			announced = true
+			c.record(ctx, ferry.Event{Actor: a.Actor, Kind: "promote.waiting", Env: r.env.Name,
+				Message: fmt.Sprintf("promote %d to %s waits for the next opening, %s UTC", a.ID, r.env.Name, at.UTC().Format(time.DateTime)), Reason: a.Reason})
+		}
+		select {
+		case <-c.cfg.After(at.Sub(now)):
+		case <-ctx.Done():
+			return ferry.Wrap(ctx.Err(), ferry.EUNAVAILABLE, "ferry stopped while action %d waited for %s to open", a.ID, r.env.Name)
+		}
 	}
 }

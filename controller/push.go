@@ -65,7 +65,7 @@ func (c *Controller) pushed(ctx context.Context, r *envRunner, sha string) (*fer
 	case v.Release != "": // back (or over) to a known release
 		d, err = c.rollback(ctx, r, v.Release, "git push", "release moved back to "+v.Release+" by a push", 0)
 	default: // forward along the mainline
-		d, err = c.promote(ctx, r, sha, "git push", fmt.Sprintf("%s pushed to %s", ferry.ShortSHA(sha), r.env.Branch), false, 0)
+		d, _, err = c.promote(ctx, r, sha, "git push", fmt.Sprintf("%s pushed to %s", ferry.ShortSHA(sha), r.env.Branch), promoteOpts{}, 0, nil)
 	}
 	if err != nil {
 		switch ferry.ErrorCode(err) {

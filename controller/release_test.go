@@ -33,12 +33,35 @@ type relFixture struct {
 	done      chan struct{}
 	n         int
 	soak      time.Duration
+	// approval is prod's approval rule, nil for none.
+	approval *ferry.Approval
+	// windows and freezes are prod's; after is the controller's timer
+	// (nil: time.After).
+	windows []ferry.Window
+	freezes []ferry.Freeze
+	after   func(time.Duration) <-chan time.Time
+	// autoProd sets auto: true and wait: 30m on prod.
+	autoProd bool
 }
 
 func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
 	t.Helper()
+	return newPolicyFixture(t, soak, nil)
+}
+
+// newPolicyFixture is newRelFixture with prod's approval rule.
+func newPolicyFixture(t *testing.T, soak time.Duration, approval *ferry.Approval) *relFixture {
+	t.Helper()
+	return newFixtureWith(t, func(f *relFixture) { f.soak, f.approval = soak, approval })
+}
+
+// newFixtureWith is newRelFixture with what set changes of the fixture
+// before the controller starts.
+func newFixtureWith(t *testing.T, set func(f *relFixture)) *relFixture {
+	t.Helper()
 	f := &relFixture{t: t, dev: newFakeTarget(), prod: newFakeTarget(), tags: &fakeTags{tags: map[string]string{}}, verify: newFakeVerifier(),
-		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC), soak: soak}
+		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC)}
+	set(f)
 	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -62,10 +85,11 @@ func (f *relFixture) start() {
 	f.t.Helper()
 	envs := []Env{
 		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
-		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}}, Runtime: f.prod},
+		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}, Approval: f.approval,
+			Windows: f.windows, Freezes: f.freezes, Auto: f.autoProd, Wait: autoWait(f.autoProd)}, Runtime: f.prod},
 	}
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
-		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: func() time.Time { return f.now }})
+		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: func() time.Time { return f.now }, After: f.after})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -89,6 +113,13 @@ func (f *relFixture) restart() {
 	if head := f.originRef("refs/heads/release"); head != "" {
 		f.releaseHead(head)
 	}
+}
+
+func autoWait(auto bool) time.Duration {
+	if auto {
+		return 30 * time.Minute
+	}
+	return 0
 }
 
 func (f *relFixture) git(dir string, args ...string) string {
@@ -115,7 +146,7 @@ func (f *relFixture) commit(branch, subject string) *ferry.Build {
 	if err := f.repo.Fetch(context.Background()); err != nil { // as the poller does before a build
 		f.t.Fatal(err)
 	}
-	b := &ferry.Build{App: "app", Commit: sha, Branch: branch, State: ferry.BuildSucceeded,
+	b := &ferry.Build{App: "app", Commit: sha, Branch: branch, State: ferry.BuildSucceeded, Author: "Ada",
 		Digest: fmt.Sprintf("sha256:%064x", f.n), CreatedAt: f.now}
 	if err := f.ledger.CreateBuild(context.Background(), b); err != nil {
 		f.t.Fatal(err)

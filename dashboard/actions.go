@@ -84,7 +84,11 @@ func (d *Dashboard) action(w http.ResponseWriter, r *http.Request) {
 	switch act {
 	case "promote":
 		var dp *ferry.Deployment
-		if dp, err = d.cfg.Releases.Promote(ctx, name, ref, user.Name, reason); err == nil {
+		dp, err = d.cfg.Releases.Promote(ctx, name, ref, user.Name, reason)
+		switch {
+		case err == nil && dp == nil: // held back by env's approval rule
+			msg = fmt.Sprintf("Promotion to %s recorded as a pending release: it waits for approval by someone else (Pending releases).", name)
+		case err == nil:
 			msg = fmt.Sprintf("Promotion of %s to %s queued as deployment %d.", name, describe(dp), dp.ID)
 		}
 	case "rollback":

@@ -3,7 +3,8 @@
 // finds), the commits upstream and not yet downstream, running pipelines
 // with their steps and logs, each environment's deployment history, locks
 // and quarantines, the DORA figures, and — for a signed-in token whose role
-// allows it — promote, roll back, lock and unlock.
+// allows it — promote, roll back, lock and unlock, and approve or cancel
+// the pending releases an approval rule holds back.
 //
 // Pages are rendered on the server with html/template and read completely
 // without JavaScript; actions are plain POST forms. A small script, like
@@ -110,6 +111,9 @@ type Config struct {
 	Tokens auth.Lookup
 	// Leases, when set, tells the page which server leads the ledger.
 	Leases Leases
+	// Approvals, when set, shows the pending releases with approve and
+	// cancel buttons.
+	Approvals Approvals
 	// DORA, when set, computes the DORA figures the dashboard shows
 	// (normally dora.Reporter's of the production environments).
 	DORA   func(ctx context.Context) ([]dora.Report, error)
@@ -215,6 +219,7 @@ func (d *Dashboard) routes() *http.ServeMux {
 	mux.HandleFunc("GET /builds/{id}", d.buildPage)
 	mux.HandleFunc("GET /builds/{id}/log", d.buildLog)
 	mux.HandleFunc("POST /envs/{env}/{action}", d.action)
+	mux.HandleFunc("POST /requests/{id}/{action}", d.requestAction)
 	mux.HandleFunc("GET /assets/{name}", d.asset)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.errorPage(w, r, http.StatusNotFound, "Not found", fmt.Sprintf("The dashboard has no page %s %s.", r.Method, r.URL.Path))

@@ -20,6 +20,7 @@ import (
 // broadcasts, "builds" when the builder does.
 var fragments = map[string]string{
 	"matrix":    "envs",
+	"requests":  "envs",
 	"actions":   "envs",
 	"diff":      "envs",
 	"history":   "envs",
@@ -33,6 +34,7 @@ type view struct {
 	base
 	Flash     *notice
 	Matrix    *matrixView
+	Requests  *requestsView
 	Actions   []actionView
 	Diffs     []diffView
 	Pipelines *pipelinesView
@@ -73,6 +75,11 @@ type actionView struct {
 	Lock     *ferry.Lock
 	// Releases are earlier releases to offer as rollback targets.
 	Releases []string
+	// Closed says why a promotion is refused now (outside the release
+	// windows or in a freeze, with the next opening), "" when open.
+	Closed string
+	// Approval quotes the environment's approval rule, "" for none.
+	Approval string
 }
 
 // diffView is the commits upstream and not yet in a gated environment.
@@ -151,6 +158,9 @@ func (d *Dashboard) load(ctx context.Context, user *ferry.Token, parts ...string
 	if want("matrix") {
 		v.Matrix = d.loadMatrix(ctx)
 	}
+	if want("requests") && d.cfg.Approvals != nil {
+		v.Requests = d.loadRequests(ctx, user)
+	}
 	if want("actions") && v.CanAct {
 		v.Actions = d.loadActions(ctx, user)
 	}
@@ -221,6 +231,12 @@ func (d *Dashboard) loadActions(ctx context.Context, user *ferry.Token) []action
 			continue
 		}
 		a := actionView{Env: e.Name, Upstream: e.From, Lock: locks[e.Name]}
+		if err := release.Closed(e, d.cfg.Now()); e.From != "" && err != nil {
+			a.Closed = ferry.ErrorMessage(err)
+		}
+		if release.NeedsApproval(e) {
+			a.Approval = release.RuleText(*e.Approval)
+		}
 		if e.From != "" {
 			ds, err := d.cfg.Ledger.Deployments(ctx, ledger.DeploymentFilter{
 				App: d.cfg.App, Env: e.Name, States: []ferry.DeploymentState{ferry.DeploymentSucceeded}, Limit: 100,

@@ -1,8 +1,10 @@
 // Package demo prepares `ferry demo`'s working directory: birthday-app in
 // its own bare git repository with history on master, guarded by ferry's
 // pre-receive hook, and a ferry.yaml on embedded defaults with dev (from
-// master) and prod (from release), each with its own database. A second Prepare on the same directory keeps what
-// is there, so a demo resumes where it stopped.
+// master) and prod (from release) — or any chain of stages, such as dev,
+// staging, prod (PrepareStages) — each with its own database. A second
+// Prepare on the same directory keeps what is there, so a demo resumes
+// where it stopped.
 package demo
 
 import (
@@ -14,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"text/template"
@@ -37,7 +40,34 @@ type Layout struct {
 	Ferry string
 	// Created is true when this call made the repository (a fresh demo).
 	Created bool
+	// Release is the last stage, the one the release branch drives and
+	// the pre-receive hook guards.
+	Release string
 }
+
+// DefaultStages are the demo's environments unless asked for others.
+var DefaultStages = []string{"dev", "prod"}
+
+// CheckStages refuses a chain of stages the demo cannot write: at least
+// two, distinct, each a valid environment name.
+func CheckStages(stages []string) error {
+	if len(stages) < 2 {
+		return fmt.Errorf("--stages needs at least two stages (the first follows master, the last is released), got %q", strings.Join(stages, ","))
+	}
+	seen := map[string]bool{}
+	for _, st := range stages {
+		if !stageName.MatchString(st) {
+			return fmt.Errorf("--stages: %q is not an environment name (a lowercase letter, then lowercase letters, digits or dashes)", st)
+		}
+		if seen[st] {
+			return fmt.Errorf("--stages: %s is named twice", st)
+		}
+		seen[st] = true
+	}
+	return nil
+}
+
+var stageName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 
 // Prepare makes (or reuses) the demo directory. appSrc is birthday-app's
 // source tree; ports go into a new ferry.yaml (an existing one is kept as
@@ -46,11 +76,22 @@ type Layout struct {
 // installed apart (InstallHook), once the server's address is read from
 // ferry.yaml.
 func Prepare(ctx context.Context, dir, appSrc string, ports Ports, progress func(string)) (*Layout, error) {
+	return PrepareStages(ctx, dir, appSrc, ports, DefaultStages, progress)
+}
+
+// PrepareStages is Prepare with the chain of stages a new ferry.yaml
+// gets: the first follows master, each next one is promoted from the one
+// before, the last from the release branch. Stages between the first and
+// the last listen on the ports after ports.Prod.
+func PrepareStages(ctx context.Context, dir, appSrc string, ports Ports, stages []string, progress func(string)) (*Layout, error) {
+	if err := CheckStages(stages); err != nil {
+		return nil, err
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	l := &Layout{Dir: abs, Repo: filepath.Join(abs, "birthday-app.git"), Config: filepath.Join(abs, "ferry.yaml")}
+	l := &Layout{Dir: abs, Repo: filepath.Join(abs, "birthday-app.git"), Config: filepath.Join(abs, "ferry.yaml"), Release: stages[len(stages)-1]}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", abs, err)
 	}
@@ -66,7 +107,7 @@ func Prepare(ctx context.Context, dir, appSrc string, ports Ports, progress func
 	}
 	if _, err := os.Stat(l.Config); err != nil {
 		progress("writing " + l.Config)
-		if err := writeConfig(l.Config, ports); err != nil {
+		if err := writeConfig(l.Config, ports, stages); err != nil {
 			return nil, err
 		}
 	}
@@ -150,7 +191,7 @@ func installHook(l *Layout, ferry, server string) error {
 		"# they say (release moved other than forward along master or back to a\n" +
 		"# release prod ran, or past a lock or quarantine) and any push of ferry's own\n" +
 		"# RC… and env/… tags; the demo's server judges each (push-check).\n" +
-		"exec " + shellQuote(l.Ferry) + " hook pre-receive --server " + shellQuote(server) + " --master master --branch release --env prod\n"
+		"exec " + shellQuote(l.Ferry) + " hook pre-receive --server " + shellQuote(server) + " --master master --branch release --env " + shellQuote(l.Release) + "\n"
 	hooks := filepath.Join(l.Repo, "hooks")
 	if err := os.MkdirAll(hooks, 0o755); err != nil {
 		return err
@@ -250,31 +291,55 @@ build:
       - { http: PUT /hello/ferrycheck, headers: { Content-Type: application/json }, body: '{"dateOfBirth":"1990-05-17"}', expect: 204 }
       - { http: GET /hello/ferrycheck, expect: 200, json: { field: message, contains: "Hello, ferrycheck!" } }
 environments:
-  dev:
+  {{.First}}:
     branch: master                     # every commit on master is built and rolled out here
     tags: [latest]
     runtime:
       local: { replicas: 2, listen: 127.0.0.1:{{.Dev}}, readiness: /statusz }
     rollout: { readyTimeout: 15s, grace: 10s }   # a replica not ready in 15s fails the rollout
     env:
-      DATABASE_URL: sqlite://birthday-dev.db   # dev and prod never share a database
+      DATABASE_URL: sqlite://birthday-{{.First}}.db   # dev and prod never share a database
     verify: *roundtrip                 # the same round trip after every rollout
-  prod:
+{{- range .Middle}}
+  {{.Name}}:
+    from: {{.From}}                    # promoted from {{.From}} (ferry promote --to {{.Name}})
+    runtime:
+      local: { replicas: 2, listen: 127.0.0.1:{{.Port}}, readiness: /statusz }
+    rollout: { readyTimeout: 15s, grace: 10s }
+    env:
+      DATABASE_URL: sqlite://birthday-{{.Name}}.db
+    verify: *roundtrip
+{{- end}}
+  {{.Last}}:
     branch: release                    # changed only by a controlled release
-    from: dev
+    from: {{.LastFrom}}
     tags: [live]
     releaseTag: RC{{"{{"}} .Time.UTC.Format "20060102_1504" {{"}}"}}
     runtime:
       local: { replicas: 2, listen: 127.0.0.1:{{.Prod}}, readiness: /statusz }
     rollout: { readyTimeout: 15s, grace: 10s }
     env:
-      DATABASE_URL: sqlite://birthday-prod.db
+      DATABASE_URL: sqlite://birthday-{{.Last}}.db
     verify: *roundtrip
 `
 
-func writeConfig(path string, ports Ports) error {
+// stage is one environment between the first and the last.
+type stage struct {
+	Name, From string
+	Port       int
+}
+
+func writeConfig(path string, ports Ports, stages []string) error {
+	data := struct {
+		Ports
+		First, Last, LastFrom string
+		Middle                []stage
+	}{Ports: ports, First: stages[0], Last: stages[len(stages)-1], LastFrom: stages[len(stages)-2]}
+	for i := 1; i < len(stages)-1; i++ {
+		data.Middle = append(data.Middle, stage{Name: stages[i], From: stages[i-1], Port: ports.Prod + i})
+	}
 	var b bytes.Buffer
-	if err := configTemplate().Execute(&b, ports); err != nil {
+	if err := configTemplate().Execute(&b, data); err != nil {
 		return err
 	}
 	return os.WriteFile(path, b.Bytes(), 0o644)

@@ -70,3 +70,38 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// TestThreeStages: --stages dev,staging,prod writes a chain dev (master)
+// → staging (promoted from dev, on the port after prod's) → prod (from
+// staging, on release), each with its own database; the hook guards the
+// last stage.
+func TestThreeStages(t *testing.T) {
+	dir := t.TempDir()
+	l, err := PrepareStages(context.Background(), dir, "../examples/birthday-app", DefaultPorts, []string{"dev", "staging", "prod"}, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := string(b)
+	for _, want := range []string{
+		"  staging:\n    from: dev ",
+		"listen: 127.0.0.1:8083",
+		"sqlite://birthday-staging.db",
+		"  prod:\n    branch: release                    # changed only by a controlled release\n    from: staging\n",
+	} {
+		if !strings.Contains(y, want) {
+			t.Errorf("ferry.yaml lacks %q:\n%s", want, y)
+		}
+	}
+	if l.Release != "prod" {
+		t.Errorf("Release = %q, want prod", l.Release)
+	}
+	for _, bad := range [][]string{{"dev"}, {"dev", "dev"}, {"dev", "Prod"}} {
+		if _, err := PrepareStages(context.Background(), t.TempDir(), "../examples/birthday-app", DefaultPorts, bad, func(string) {}); err == nil {
+			t.Errorf("PrepareStages(%q) = nil, want refused", bad)
+		}
+	}
+}

@@ -204,6 +204,24 @@ func (f *fenced) TransitionAction(ctx context.Context, id int64, from, to ferry.
 func (f *fenced) CreateActionDeployment(ctx context.Context, actionID int64, d *ferry.Deployment) error {
 	return f.check(f.Store.CreateActionDeployment(ctx, actionID, d))
 }
+func (f *fenced) CreateReleaseRequest(ctx context.Context, r *ferry.ReleaseRequest) error {
+	return f.check(f.Store.CreateReleaseRequest(ctx, r))
+}
+func (f *fenced) AddApproval(ctx context.Context, id int64, a ferry.Approver, seen int, complete bool) error {
+	return f.check(f.Store.AddApproval(ctx, id, a, seen, complete))
+}
+func (f *fenced) CloseReleaseRequest(ctx context.Context, id int64, to ferry.RequestState, result string, at time.Time) error {
+	return f.check(f.Store.CloseReleaseRequest(ctx, id, to, result, at))
+}
+func (f *fenced) SetRequestAction(ctx context.Context, id, actionID int64) error {
+	return f.check(f.Store.SetRequestAction(ctx, id, actionID))
+}
+func (f *fenced) EnqueueNotifications(ctx context.Context, app string, from, upTo int64, ns []*ferry.Notification) error {
+	return f.check(f.Store.EnqueueNotifications(ctx, app, from, upTo, ns))
+}
+func (f *fenced) RecordAttempt(ctx context.Context, id int64, to ferry.NotificationState, errMsg string, next, at time.Time) error {
+	return f.check(f.Store.RecordAttempt(ctx, id, to, errMsg, next, at))
+}
 func (f *fenced) SetCommitTimes(ctx context.Context, id int64, times []time.Time) error {
 	return f.check(f.Store.SetCommitTimes(ctx, id, times))
 }

@@ -122,6 +122,12 @@ type Store interface {
 	LeaseStore
 	// ActionStore records the actions asked of environments (action.go).
 	ActionStore
+	// RequestStore records release requests and their approvals
+	// (request.go).
+	RequestStore
+	// NotificationStore is the outbox of outgoing notifications
+	// (notification.go).
+	NotificationStore
 	// Close releases the store's connections. It is safe to call twice.
 	Close() error
 }

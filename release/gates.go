@@ -60,12 +60,17 @@ type PromotionFacts struct {
 	// Head is where Env.Branch points (Zero or empty: it does not exist):
 	// the branch moves with a lease on it.
 	Head string
-	// Now is the time the soak is measured at.
+	// Now is the time the soak is measured at, and the release windows
+	// and freezes are judged at.
 	Now time.Time
+	// Override lets a promotion through Env's windows and freezes (an
+	// admin's promote --override, with a reason: MayOverride).
+	Override bool
 }
 
 // Gates applies every rule a promotion must pass (DESIGN §6), in order:
-// the environment takes promotions, is not locked and runs no rollout; it
+// the environment takes promotions, is not locked, is open (in a release
+// window and in no freeze: Closed, unless overridden) and runs no rollout; it
 // does not run the candidate already, which is not a release a rollback
 // left unless named, and is ahead of what runs (or a downgrade is allowed); the
 // commit is not quarantined and is on the mainline's history; its digest
@@ -80,6 +85,11 @@ func Gates(f PromotionFacts) error {
 	name, up, c := f.Env.Name, f.Env.From, short(f.Commit)
 	if l := f.Lock; l != nil {
 		return ferry.Errorf(ferry.ECONFLICT, "%s is locked by %s since %s UTC: %s (ferry unlock %s)", name, l.Actor, l.CreatedAt.UTC().Format(time.DateTime), l.Reason, name)
+	}
+	if !f.Override {
+		if err := Closed(f.Env, f.Now); err != nil {
+			return err
+		}
 	}
 	if d := f.Rollout; d != nil {
 		return ferry.Errorf(ferry.ECONFLICT, "a rollout of %s is in progress (deployment %d, %s %s); wait for it to end", name, d.ID, d.Kind, short(d.Commit))

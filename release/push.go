@@ -51,7 +51,8 @@ type PushFacts struct {
 //
 //   - a branch (refs/heads/…, one that tracks Env): Classify's rules on
 //     the ledger's known releases, then the gates of the promotion or
-//     rollback the move starts. ferry's own move of the branch, to the
+//     rollback the move starts (a promotion by push is refused where an
+//     approval rule holds, PushNeedsApproval). ferry's own move of the branch, to the
 //     commit of the deployment it is starting, passes;
 //   - a release tag (refs/tags/RC…): ClassifyTag, on the ledger's releases;
 //   - an environment tag (refs/tags/env/<name>): ClassifyEnvTag;
@@ -68,6 +69,11 @@ func JudgePush(u PushUpdate, f PushFacts) Verdict {
 		if d := f.InFlight; d != nil && d.Commit == u.New {
 			return Verdict{Allowed: true, Kind: v.Kind, Release: cmp.Or(v.Release, d.Release),
 				Reason: fmt.Sprintf("ferry's own %s of %s to %s (deployment %d)", d.Kind, f.Env.Name, short(d.Commit), d.ID)}
+		}
+		if v.Release == "" && (v.Kind == Promote || v.Kind == Create) {
+			if err := PushNeedsApproval(f.Env, u.New); err != nil {
+				return refuse(RuleGate, "%s", ferry.ErrorMessage(err))
+			}
 		}
 		if f.Gate != nil {
 			if err := f.Gate(m, mf, v); err != nil {

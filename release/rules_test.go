@@ -143,6 +143,10 @@ func TestJudgePush(t *testing.T) {
 	facts := func(gate func(Move, MoveFacts, Verdict) error, inFlight *ferry.Deployment) PushFacts {
 		return PushFacts{Env: prod, Known: known, Runs: map[string]string{"prod": a, "dev": b}, InFlight: inFlight, Gate: gate}
 	}
+	approving := func(f PushFacts) PushFacts {
+		f.Env.Approval = &ferry.Approval{Required: 1, Role: ferry.RoleReleaser, Expires: time.Hour}
+		return f
+	}
 	for _, tc := range []struct {
 		name    string
 		u       PushUpdate
@@ -168,6 +172,11 @@ func TestJudgePush(t *testing.T) {
 		{"env tag of an environment that runs nothing", PushUpdate{Ref: "refs/tags/env/staging", New: c, Commit: c}, facts(record, nil), false, RuleTag, "staging runs nothing yet", nil},
 		{"other tags pass", PushUpdate{Ref: "refs/tags/v1.0.0", New: obj, Annotated: true, Commit: c}, facts(locked, nil), true, "", "not a release tag", nil},
 		{"other refs pass", PushUpdate{Ref: "refs/notes/commits", Old: a, New: c}, facts(locked, nil), true, "", "not ferry's", nil},
+		{"a promotion by push where approval is required", PushUpdate{Ref: "refs/heads/release", Old: a, New: b, Move: ff}, approving(facts(record, nil)), false, RuleGate,
+			"prod needs 1 approval(s) (approval: { required: 1, role: releaser, selfApproval: false, expires: 1h0m0s }): a push to release is not released", nil},
+		{"a rollback by push where approval is required", PushUpdate{Ref: "refs/heads/release", Old: b, New: a, Move: back}, approving(facts(record, nil)), true, "", "RC20240301_1200", []Kind{Rollback}},
+		{"ferry's own move of an approved release", PushUpdate{Ref: "refs/heads/release", Old: a, New: b, Move: ff},
+			approving(facts(record, &ferry.Deployment{ID: 8, Kind: ferry.DeployPromote, Commit: b})), true, "", "ferry's own promote", nil},
 	} {
 		gated = nil
 		got := JudgePush(tc.u, tc.f)
@@ -240,6 +249,19 @@ func TestGates(t *testing.T) {
 		{"locked", func(f *PromotionFacts) {
 			f.Lock = &ferry.Lock{Actor: "ada", Reason: "audit", CreatedAt: now.Add(-time.Hour)}
 		}, ferry.ECONFLICT, "prod is locked by ada since 2026-11-26 22:50:00 UTC: audit (ferry unlock prod)"},
+		{"outside the release windows", func(f *PromotionFacts) { // Thu 23:50 UTC
+			f.Env.Windows = []ferry.Window{{Days: [7]bool{1: true, 2: true, 3: true, 4: true}, From: 9 * time.Hour, To: 16 * time.Hour, Location: time.UTC}}
+		}, ferry.ECONFLICT, "prod takes promotions only in its windows (Mon-Thu 09:00-16:00 UTC); next opening Mon 2026-11-30 09:00 UTC; wait for it with --when-open"},
+		{"in a freeze", func(f *PromotionFacts) {
+			f.Env.Freezes = []ferry.Freeze{{From: now.Add(-time.Hour), To: now.Add(time.Hour), Reason: "black friday"}}
+		}, ferry.ECONFLICT, "prod is frozen from Thu 2026-11-26 22:50 UTC to Fri 2026-11-27 00:50 UTC: black friday"},
+		{"a freeze overridden", func(f *PromotionFacts) {
+			f.Env.Freezes = []ferry.Freeze{{From: now.Add(-time.Hour), To: now.Add(time.Hour), Reason: "black friday"}}
+			f.Override = true
+		}, "", ""},
+		{"a freeze that ended", func(f *PromotionFacts) {
+			f.Env.Freezes = []ferry.Freeze{{From: now.Add(-time.Hour), To: now, Reason: "black friday"}}
+		}, "", ""},
 		{"rollout in progress", func(f *PromotionFacts) {
 			f.Rollout = &ferry.Deployment{ID: 9, Kind: ferry.DeployPromote, Commit: sha("9")}
 		}, ferry.ECONFLICT, "a rollout of prod is in progress (deployment 9, promote 999999999999); wait for it to end"},

@@ -30,8 +30,10 @@ type controllerView interface {
 	api.Environments
 	api.Releases
 	api.ActionQueue
+	api.Approvals
 	dashboard.Environments
 	dashboard.Releases
+	dashboard.Approvals
 }
 
 // handler puts the parts that answer HTTP under one root: the API (with
@@ -40,7 +42,7 @@ type controllerView interface {
 func (s *Server) handler(p parts) (http.Handler, error) {
 	apiServer := &api.Server{
 		App: s.cfg.App, Version: s.opts.Version, Ledger: p.ledger, Builds: p.builds, Hooks: p.hooks, Tokens: s.tokens(p.ledger),
-		Envs: p.ctrl, Deployments: p.ledger, Releases: p.ctrl, Actions: p.ctrl, Dora: p.dora,
+		Envs: p.ctrl, Deployments: p.ledger, Releases: p.ctrl, Actions: p.ctrl, Approvals: p.ctrl, Notifications: p.ledger, Dora: p.dora,
 		Leases: p.ledger, Logger: s.log.With("part", "api"),
 	}
 	dash, err := s.dashboardHandler(p)

@@ -43,7 +43,8 @@ func TestOpenAPI(t *testing.T) {
 	runtime := `runtime: { local: { listen: 127.0.0.1:0, readiness: /version, args: ["-listen", "{{.Addr}}"] } }`
 	// A commit that holds a file named block builds until canceled.
 	yaml := withTest(tinyConfig(repo.Dir, t.TempDir(), ""), fmt.Sprintf(`while [ -f block ] && [ ! -f %s ]; do sleep 0.05; done`, hold.path))
-	yaml = strings.Replace(yaml, "runtime: { local: { listen: 127.0.0.1:0 } }", runtime, 1) + "  prod:\n    from: dev\n    " + runtime + "\n"
+	yaml = strings.Replace(yaml, "runtime: { local: { listen: 127.0.0.1:0 } }", runtime, 1) + "  prod:\n    from: dev\n    " + runtime + "\n" +
+		"  qa:\n    from: dev\n    approval: { required: 1 }\n    " + runtime + "\n"
 	s := start(t, yaml, Options{})
 	t.Cleanup(func() { hold.release(t) }) // before the server closes
 	ctx := context.Background()
@@ -53,6 +54,7 @@ func TestOpenAPI(t *testing.T) {
 	admin := tokenFor(t, s, ferry.RoleAdmin)
 	viewer := tokenFor(t, s, ferry.RoleViewer)
 	cl := tokenClient(t, s, admin) // to wait for deployments
+	releaser := tokenFor(t, s, ferry.RoleReleaser)
 
 	// A: the initial import, built and running in dev, then released to prod.
 	headA := repo.Head()
@@ -60,6 +62,18 @@ func TestOpenAPI(t *testing.T) {
 	var d api.ActionBody
 	c.call(admin, "POST", "/api/v1/envs/prod/promote", `{"reason": "first release"}`, 202).into(&d)
 	waitFinished(t, cl, deploymentOf(t, cl, d.Action))
+	// ... and to qa, whose approval rule makes it a release request that
+	// another token approves.
+	c.call(admin, "POST", "/api/v1/envs/qa/promote", `{"reason": "to qa"}`, 202).into(&d)
+	if _, err := cl.Decided(ctx, d.Action.ID, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	c.call(viewer, "GET", "/api/v1/requests?env=qa&state=pending", "", 200)
+	c.call(viewer, "GET", "/api/v1/requests/1", "", 200)
+	var approved api.RequestBody
+	c.call(releaser, "POST", "/api/v1/requests/1/approve", `{"reason": "reviewed"}`, 202).into(&approved)
+	waitFinished(t, cl, deploymentOf(t, cl, approved.Action))
+	c.call(viewer, "GET", "/api/v1/requests/1", "", 200)
 
 	// B: triggered, running in dev, promoted, rolled back.
 	repo.Write("b.txt", "b\n")
@@ -79,6 +93,12 @@ func TestOpenAPI(t *testing.T) {
 	waitFinished(t, cl, rollbackID)
 	c.call(admin, "POST", "/api/v1/envs/dev/scale", `{"replicas": 2, "reason": "load"}`, 202).into(&d)
 	waitFinished(t, cl, deploymentOf(t, cl, d.Action))
+	c.call(admin, "POST", "/api/v1/envs/qa/promote", `{}`, 202).into(&d)
+	if _, err := cl.Decided(ctx, d.Action.ID, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	c.call(admin, "POST", "/api/v1/requests/2/cancel", `{"reason": "not today"}`, 200)
+	c.call(releaser, "POST", "/api/v1/requests/2/approve", "", 409)
 
 	// Prod locked while its status is read, then unlocked.
 	c.call(admin, "POST", "/api/v1/envs/prod/lock", `{"reason": "freeze"}`, 202).into(&d)
@@ -133,6 +153,8 @@ func TestOpenAPI(t *testing.T) {
 		"/api/v1/diff?from=dev&to=prod",
 		"/api/v1/envs/prod/releases",
 		"/api/v1/tokens",
+		"/api/v1/notifications",
+		"/api/v1/requests",
 	} {
 		token := viewer
 		if path == "/api/v1/tokens" {

@@ -306,6 +306,11 @@ func (s *Server) startLeading(ctx context.Context, lead *leader.Lead) (err error
 		},
 		OnError: s.fetchFailed,
 	}
+	notifier, err := s.notifier()
+	if err != nil {
+		cancel()
+		return err
+	}
 	s.builder.OnSucceeded = func(b *ferry.Build) {
 		if _, err := s.ctrl.BuildSucceeded(runCtx, b); err != nil {
 			s.log.Error("queue deployment", "build", b.ID, "err", err)
@@ -316,6 +321,9 @@ func (s *Server) startLeading(ctx context.Context, lead *leader.Lead) (err error
 		return fmt.Errorf("start controller: %w", err)
 	}
 	s.goRun("controller", func() error { s.ctrl.Wait(); return nil })
+	if notifier != nil {
+		s.goRun("notifications", func() error { notifier.Run(runCtx); return nil })
+	}
 	s.goRun("builder", func() error { return s.builder.Run(runCtx) })
 	s.goRun("poller", func() error { return s.poller.Run(runCtx) })
 	s.goRun("queued webhooks", func() error { s.takeQueuedPushes(runCtx); return nil })

@@ -48,7 +48,7 @@ func testActions(t *testing.T, open OpenFunc) {
 	ctx := t.Context()
 
 	full := &ferry.Action{App: "app", Env: "prod", Kind: ferry.ActionPromote, Ref: "RC20250314_1509",
-		AllowDowngrade: true, Actor: "ada", Reason: "fixes #12", CreatedAt: t0}
+		AllowDowngrade: true, Override: true, WhenOpen: true, Actor: "ada", Reason: "fixes #12", CreatedAt: t0}
 	mustAction(t, s, full)
 	if full.ID == 0 || full.State != ferry.ActionQueued {
 		t.Fatalf("CreateAction set ID %d, state %q; want an ID and queued", full.ID, full.State)

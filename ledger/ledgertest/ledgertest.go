@@ -14,8 +14,9 @@
 // concurrency, what an environment currently runs, API tokens, keys refused
 // and free text capped alike (NUL, invalid UTF-8, lengths), webhook
 // deliveries recognised once, actions with their compare-and-set
-// transitions and the deployment each starts, and that data survives reopening the
-// database.
+// transitions and the deployment each starts, release requests with their
+// approvals (one per person, compare-and-set), and that data survives
+// reopening the database.
 package ledgertest
 
 import (
@@ -74,6 +75,9 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"FenceRace", testFenceRace},
 		{"Actions", testActions},
 		{"ActionDeployment", testActionDeployment},
+		{"ReleaseRequests", testReleaseRequests},
+		{"ApprovalRace", testApprovalRace},
+		{"Notifications", testNotifications},
 		{"NotFound", testNotFound},
 		{"EmptyLists", testEmptyLists},
 		{"Reopen", testReopen},

@@ -13,7 +13,7 @@ import (
 	"github.com/ferryhq/ferry/ledger"
 )
 
-const actionColumns = `id, app, env, kind, ref, replicas, allow_downgrade, actor, reason, state, result,
+const actionColumns = `id, app, env, kind, ref, replicas, allow_downgrade, override, when_open, actor, reason, state, result,
 	deployment_id, created_at, started_at, finished_at`
 
 func scanAction(row pgx.Row) (*ferry.Action, error) {
@@ -22,7 +22,7 @@ func scanAction(row pgx.Row) (*ferry.Action, error) {
 		deployment        *int64
 		started, finished *time.Time
 	)
-	if err := row.Scan(&a.ID, &a.App, &a.Env, &a.Kind, &a.Ref, &a.Replicas, &a.AllowDowngrade, &a.Actor, &a.Reason,
+	if err := row.Scan(&a.ID, &a.App, &a.Env, &a.Kind, &a.Ref, &a.Replicas, &a.AllowDowngrade, &a.Override, &a.WhenOpen, &a.Actor, &a.Reason,
 		&a.State, &a.Result, &deployment, &a.CreatedAt, &started, &finished); err != nil {
 		return nil, err
 	}
@@ -40,9 +40,9 @@ func (s *Store) CreateAction(ctx context.Context, a *ferry.Action) error {
 		return err
 	}
 	err := s.pool.QueryRow(ctx, `
-		INSERT INTO actions (app, env, kind, ref, replicas, allow_downgrade, actor, reason, state, result, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
-		a.App, a.Env, string(a.Kind), a.Ref, a.Replicas, a.AllowDowngrade, a.Actor, a.Reason, string(a.State), a.Result, a.CreatedAt,
+		INSERT INTO actions (app, env, kind, ref, replicas, allow_downgrade, override, when_open, actor, reason, state, result, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+		a.App, a.Env, string(a.Kind), a.Ref, a.Replicas, a.AllowDowngrade, a.Override, a.WhenOpen, a.Actor, a.Reason, string(a.State), a.Result, a.CreatedAt,
 	).Scan(&a.ID)
 	if err != nil {
 		return fmt.Errorf("record %s of %s: %w", a.Kind, a.Env, err)

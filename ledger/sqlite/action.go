@@ -12,7 +12,7 @@ import (
 	"github.com/ferryhq/ferry/ledger"
 )
 
-const actionColumns = `id, app, env, kind, ref, replicas, allow_downgrade, actor, reason, state, result,
+const actionColumns = `id, app, env, kind, ref, replicas, allow_downgrade, override, when_open, actor, reason, state, result,
 	deployment_id, created_at, started_at, finished_at`
 
 func scanAction(row scanner) (*ferry.Action, error) {
@@ -22,7 +22,7 @@ func scanAction(row scanner) (*ferry.Action, error) {
 		created           string
 		started, finished sql.NullString
 	)
-	if err := row.Scan(&a.ID, &a.App, &a.Env, &a.Kind, &a.Ref, &a.Replicas, &a.AllowDowngrade, &a.Actor, &a.Reason,
+	if err := row.Scan(&a.ID, &a.App, &a.Env, &a.Kind, &a.Ref, &a.Replicas, &a.AllowDowngrade, &a.Override, &a.WhenOpen, &a.Actor, &a.Reason,
 		&a.State, &a.Result, &deployment, &created, &started, &finished); err != nil {
 		return nil, err
 	}
@@ -46,9 +46,9 @@ func (s *Store) CreateAction(ctx context.Context, a *ferry.Action) error {
 		return err
 	}
 	err := s.w.QueryRowContext(ctx, `
-		INSERT INTO actions (app, env, kind, ref, replicas, allow_downgrade, actor, reason, state, result, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		a.App, a.Env, a.Kind, a.Ref, a.Replicas, a.AllowDowngrade, a.Actor, a.Reason, a.State, a.Result, encTime(a.CreatedAt),
+		INSERT INTO actions (app, env, kind, ref, replicas, allow_downgrade, override, when_open, actor, reason, state, result, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		a.App, a.Env, a.Kind, a.Ref, a.Replicas, a.AllowDowngrade, a.Override, a.WhenOpen, a.Actor, a.Reason, a.State, a.Result, encTime(a.CreatedAt),
 	).Scan(&a.ID)
 	if err != nil {
 		return fmt.Errorf("record %s of %s: %w", a.Kind, a.Env, err)

@@ -144,7 +144,14 @@ func TestConvergeOnBranchReset(t *testing.T) {
 	if err := f.repo.Fetch(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if drifts := f.devDrift(); len(drifts) != 1 || drifts[0].Fix != "ferry build master" {
+	// b's deployment is final in the ledger before its tags have moved,
+	// and the check says a rollout is in progress until they have.
+	var drifts []Drift
+	waitUntil(t, func() bool {
+		drifts = f.devDrift()
+		return len(drifts) == 1 && drifts[0].What != "rollout"
+	}, "b's rollout to end")
+	if len(drifts) != 1 || drifts[0].Fix != "ferry build master" {
 		t.Errorf("Check before dev converged = %+v, want dev lagging master", drifts)
 	}
 	f.ctrl.BranchHead(context.Background(), "master", a.Commit)

@@ -65,8 +65,13 @@ func (s *imageStore) get(ctx context.Context, digest string) (*image, error) {
 		return nil, ferry.Errorf(ferry.EINVALID, "image digest %q: want sha256:<64 hex>", digest)
 	}
 	final := filepath.Join(dir, h.Hex)
-	if img, err := loadImage(final, digest); err == nil {
-		return img, nil
+	cached, err := loadUnpacked(final, digest)
+	if err == nil {
+		return cached, nil
+	}
+	if _, serr := os.Lstat(final); serr == nil {
+		// There, but not whole: say so, and unpack it again below.
+		s.log.Warn("unpacked image is incomplete", "digest", digest, "dir", final, "err", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("unpack %s: %w", digest, err)
@@ -77,7 +82,7 @@ func (s *imageStore) get(ctx context.Context, digest string) (*image, error) {
 	}
 	defer unlock()
 	// Another caller may have unpacked it while we waited for the lock.
-	unpacked, err := loadImage(final, digest)
+	unpacked, err := loadUnpacked(final, digest)
 	switch {
 	case err == nil:
 		return unpacked, nil
@@ -93,8 +98,8 @@ func (s *imageStore) get(ctx context.Context, digest string) (*image, error) {
 	for _, s := range stale {
 		os.RemoveAll(s)
 	}
-	if _, err := os.Lstat(final); err == nil {
-		s.log.Warn("removing an unpacked image without its config", "digest", digest, "dir", final)
+	if _, serr := os.Lstat(final); serr == nil {
+		s.log.Warn("removing an incomplete unpacked image", "digest", digest, "dir", final, "err", err)
 		os.RemoveAll(final)
 	}
 
@@ -219,6 +224,23 @@ func loadImage(dir, digest string) (*image, error) {
 		return nil, fmt.Errorf("image %s: config: %w", digest, err)
 	}
 	return &image{digest: digest, rootfs: filepath.Join(dir, rootfsDir), config: cf.Config}, nil
+}
+
+// loadUnpacked is loadImage of an image unpacked earlier, which must still
+// have its absolute entrypoint: one that lost it is incomplete, and is
+// unpacked again. (A fresh unpack without it is the image's own fault:
+// its replicas fail to start, naming it.)
+func loadUnpacked(dir, digest string) (*image, error) {
+	img, err := loadImage(dir, digest)
+	if err != nil {
+		return nil, err
+	}
+	if ep := img.config.Entrypoint; len(ep) > 0 && path.IsAbs(ep[0]) {
+		if _, err := os.Lstat(filepath.Join(img.rootfs, filepath.FromSlash(ep[0]))); err != nil {
+			return nil, fmt.Errorf("image %s: its entrypoint %s is not in its filesystem: %w", digest, ep[0], err)
+		}
+	}
+	return img, nil
 }
 
 // extract writes the flattened filesystem tar r under dir. Every path is

@@ -162,3 +162,29 @@ func TestExtractModes(t *testing.T) {
 		t.Errorf("a device node was created")
 	}
 }
+
+// TestImageStoreUnpacksAgainWhatLostItsEntrypoint: an unpacked image whose
+// entrypoint has gone is incomplete: the next get unpacks it again rather
+// than hand replicas an image they cannot start.
+func TestImageStoreUnpacksAgainWhatLostItsEntrypoint(t *testing.T) {
+	im := appImages(t)
+	src := &countingSource{ImageSource: im.src}
+	s := &imageStore{dir: t.TempDir(), src: src, log: slog.New(slog.DiscardHandler), now: time.Now}
+	img, err := s.get(t.Context(), im.v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(img.rootfs, "app/app")); err != nil {
+		t.Fatal(err)
+	}
+	img, err = s.get(t.Context(), im.v1)
+	if err != nil {
+		t.Fatalf("get after the entrypoint went: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(img.rootfs, "app/app")); err != nil {
+		t.Errorf("the entrypoint is still missing: %v", err)
+	}
+	if n := src.n.Load(); n != 2 {
+		t.Errorf("pulled %d times, want twice (once again for the incomplete image)", n)
+	}
+}

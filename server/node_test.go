@@ -35,7 +35,8 @@ const maxRolloutFailures = 3
 // pods that really run on the test cluster's real node (scripts/k8s-node),
 // behind a NodePort Service on 127.0.0.1: ferry's verify checks reach it
 // there, a rollout to a new commit under load loses (almost) no request,
-// and a commit whose binary crashes on start loops in CrashLoopBackOff
+// `ferry logs` shows each pod's lines (read from the node's kubelet), and
+// a commit whose binary crashes on start loops in CrashLoopBackOff
 // and is reverted while the old pods keep serving.
 func TestRealNodeBirthdayApp(t *testing.T) {
 	if testing.Short() {
@@ -147,6 +148,24 @@ environments:
 		t.Fatalf("deployment of %s = %s (%s)", ferry.ShortSHA(a), d.State, d.Error)
 	}
 	running(a)
+
+	// `ferry logs prod`: every pod's own lines, which the API server reads
+	// from the node's kubelet; its first lines name the commit it runs.
+	var logs strings.Builder
+	if err := c.EnvLogs(ctx, "prod", 500, false, &logs); err != nil {
+		t.Fatalf("ferry logs prod: %v\n%s", err, logs.String())
+	}
+	pods, err := k.ReadyPods(ctx, ns, "app=birthday")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods {
+		for _, want := range []string{`"msg":"starting birthday-app"`, `"commit":"` + a + `"`, `"msg":"listening"`} {
+			if !logLine(logs.String(), p.Name, want) {
+				t.Errorf("ferry logs prod has no line of pod %s with %s:\n%s", p.Name, want, logs.String())
+			}
+		}
+	}
 
 	// A rollout to a new commit while a load runs through the Service.
 	load := loadtest.Start(loadtest.Config{
@@ -301,6 +320,17 @@ func servedCommit(t testing.TB, url string) string {
 		t.Fatalf("GET %s/version = %d %q, %v", url, resp.StatusCode, body, err)
 	}
 	return commitOf(body)
+}
+
+// logLine reports whether logs (ferry logs: "pod | line" lines) has a line
+// of pod containing want.
+func logLine(logs, pod, want string) bool {
+	for line := range strings.Lines(logs) {
+		if strings.HasPrefix(line, pod+" | ") && strings.Contains(line, want) {
+			return true
+		}
+	}
+	return false
 }
 
 // commitOf is the commit of a /version answer ("" when it has none).

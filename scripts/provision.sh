@@ -11,7 +11,9 @@
 # tests run the real one) is built from its Go module into
 # $FERRY_CACHE/bin (/var/cache/ferry/bin) once and reused, unless
 # FERRY_TEST_COSIGN names one. Idempotent: a second run reuses what the
-# first set up. Progress goes to stderr; only the exports go to stdout.
+# first set up. As root it also installs the packages of the test cluster's
+# real node (containerd, runc, CNI plugins, iptables, conntrack; see
+# scripts/k8s-node). Progress goes to stderr; only the exports go to stdout.
 set -euo pipefail
 
 log() { printf 'provision: %s\n' "$*" >&2; }
@@ -92,6 +94,21 @@ provision_tools() {
 	# promtool is used.
 }
 
+# The real Kubernetes node of scripts/k8s-node: containerd (with its CRI
+# plugin), runc, the CNI bridge and host-local plugins, and the iptables and
+# conntrack tools kube-proxy and the node's teardown use. Nothing is started.
+provision_node_packages() {
+	local want=()
+	command -v containerd >/dev/null 2>&1 || want+=(containerd)
+	command -v runc >/dev/null 2>&1 || want+=(runc)
+	[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || want+=(containernetworking-plugins)
+	command -v iptables >/dev/null 2>&1 || want+=(iptables)
+	command -v conntrack >/dev/null 2>&1 || want+=(conntrack)
+	if [ "${#want[@]}" -gt 0 ]; then
+		apt_install "${want[@]}"
+	fi
+}
+
 # cosign from the Go module proxy; the version builds with the machine's Go
 # (1.26) without a toolchain change. About 10 minutes cold on 2 cores.
 COSIGN_VERSION=v2.6.5
@@ -115,6 +132,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	if [ -z "${FERRY_TEST_CHROMIUM:-}" ] || [ -z "${FERRY_TEST_PROMTOOL:-}" ] || ! command -v runc >/dev/null 2>&1; then
 		provision_tools
 	fi
+	provision_node_packages
 else
 	[ -n "${FERRY_TEST_POSTGRES_URL:-}" ] || die "not root: set FERRY_TEST_POSTGRES_URL (a role that may CREATE DATABASE)"
 	[ -n "${FERRY_TEST_MYSQL_URL:-}" ] || die "not root: set FERRY_TEST_MYSQL_URL (a user that may CREATE DATABASE)"

@@ -1,6 +1,7 @@
 // Package kubetest connects tests to the real Kubernetes control plane
 // that scripts/k8s-harness runs (etcd, kube-apiserver, controller manager,
-// scheduler, kwok's fake nodes), named by FERRY_TEST_KUBECONFIG: uniquely
+// scheduler, kwok's fake nodes, and the one real node of scripts/k8s-node
+// when FERRY_TEST_NODE names it), named by FERRY_TEST_KUBECONFIG: uniquely
 // named namespaces deleted when the test ends, kwok Stages that give chosen
 // pods a status of the test's choice instead of Ready, and the pods that
 // are ready. Only tests import it.
@@ -344,3 +345,60 @@ func (w *ReadyWatch) Stop() []ReadyCount {
 	<-w.done
 	return w.counts
 }
+
+// RealNodeLabel labels and taints (NoSchedule) the one real node that
+// scripts/k8s-node joins to the control plane: its pods really run, under
+// containerd and runc, and a NodePort Service answers on 127.0.0.1. Only
+// pods that select the label and tolerate the taint land there (OnRealNode),
+// so every other test's pods stay on kwok's nodes.
+const RealNodeLabel = "ferry.dev/real-node"
+
+// RealNode returns the name of the real node FERRY_TEST_NODE names, once
+// it is Ready (within 30 seconds). When it is unset or the node is not
+// Ready, the test fails if FERRY_TEST_REQUIRE names node, and is skipped
+// otherwise.
+func (c *Cluster) RealNode() string {
+	c.t.Helper()
+	name := os.Getenv("FERRY_TEST_NODE")
+	if name == "" {
+		testenv.Unavailable(c.t, "node", "no real Kubernetes node: FERRY_TEST_NODE is not set; start one (as root) with scripts/k8s-node up DIR CLUSTER and set FERRY_TEST_NODE to the name it prints")
+	}
+	var last string
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		n, err := c.Client.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+		switch {
+		case err != nil:
+			last = err.Error()
+		case n.Labels[RealNodeLabel] != "true":
+			last = fmt.Sprintf("node %s lacks label %s=true", name, RealNodeLabel)
+		default:
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == corev1.NodeReady {
+					if cond.Status == corev1.ConditionTrue {
+						return name
+					}
+					last = fmt.Sprintf("node %s is not Ready: %s", name, cond.Message)
+				}
+			}
+		}
+	}
+	testenv.Unavailable(c.t, "node", "the real Kubernetes node FERRY_TEST_NODE=%s is not ready: %s", name, last)
+	return ""
+}
+
+// OnRealNode pins a pod spec to the real node: it selects RealNodeLabel
+// and tolerates its taint.
+func OnRealNode(spec *corev1.PodSpec) {
+	if spec.NodeSelector == nil {
+		spec.NodeSelector = map[string]string{}
+	}
+	spec.NodeSelector[RealNodeLabel] = "true"
+	spec.Tolerations = append(spec.Tolerations, corev1.Toleration{
+		Key: RealNodeLabel, Operator: corev1.TolerationOpEqual, Value: "true", Effect: corev1.TaintEffectNoSchedule,
+	})
+}
+
+// PauseImage is the real node's sandbox image (the static program in
+// ./pause), present on the node without a pull: a placeholder container
+// that runs and serves nothing.
+const PauseImage = "ferry.test/pause:1"

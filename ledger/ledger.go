@@ -204,3 +204,12 @@ func pageSize(n, def, most int) int {
 	}
 	return min(n, most)
 }
+
+// Strings is ss as plain strings, for queries: states of any kind.
+func Strings[S ~string](ss []S) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
+	}
+	return out
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -127,29 +126,9 @@ func (s *Store) Notifications(ctx context.Context, f ledger.NotificationFilter) 
 	if err := f.Check(); err != nil {
 		return nil, err
 	}
-	var (
-		where []string
-		args  params
-	)
-	for _, eq := range []struct{ column, value string }{{"app", f.App}, {"receiver", f.Receiver}} {
-		if eq.value != "" {
-			where = append(where, eq.column+" = "+args.add(eq.value))
-		}
-	}
-	if len(f.States) > 0 {
-		states := make([]string, len(f.States))
-		for i, st := range f.States {
-			states[i] = string(st)
-		}
-		where = append(where, "state = ANY("+args.add(states)+")")
-	}
-	if f.BeforeID > 0 {
-		where = append(where, "id < "+args.add(f.BeforeID))
-	}
-	query := `SELECT ` + notificationColumns + ` FROM notifications`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY id DESC LIMIT ` + args.add(f.PageSize())
+	query, args := page{
+		eq:     [][2]string{{"app", f.App}, {"receiver", f.Receiver}},
+		states: ledger.Strings(f.States), beforeID: f.BeforeID, limit: f.PageSize(),
+	}.query(notificationColumns, "notifications")
 	return queryList(ctx, s.pool, "list notifications", scanNotification, query, args...)
 }

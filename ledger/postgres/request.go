@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -117,30 +116,10 @@ func (s *Store) ReleaseRequests(ctx context.Context, f ledger.RequestFilter) ([]
 	if err := f.Check(); err != nil {
 		return nil, err
 	}
-	var (
-		where []string
-		args  params
-	)
-	for _, eq := range []struct{ column, value string }{{"app", f.App}, {"env", f.Env}} {
-		if eq.value != "" {
-			where = append(where, eq.column+" = "+args.add(eq.value))
-		}
-	}
-	if len(f.States) > 0 {
-		states := make([]string, len(f.States))
-		for i, st := range f.States {
-			states[i] = string(st)
-		}
-		where = append(where, "state = ANY("+args.add(states)+")")
-	}
-	if f.BeforeID > 0 {
-		where = append(where, "id < "+args.add(f.BeforeID))
-	}
-	query := `SELECT ` + requestColumns + ` FROM release_requests`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY id DESC LIMIT ` + args.add(f.PageSize())
+	query, args := page{
+		eq:     [][2]string{{"app", f.App}, {"env", f.Env}},
+		states: ledger.Strings(f.States), beforeID: f.BeforeID, limit: f.PageSize(),
+	}.query(requestColumns, "release_requests")
 	rs, err := queryList(ctx, s.pool, "list release requests", scanRequest, query, args...)
 	if err != nil {
 		return nil, err

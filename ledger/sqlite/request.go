@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ferryhq/ferry"
@@ -124,32 +123,10 @@ func (s *Store) ReleaseRequests(ctx context.Context, f ledger.RequestFilter) ([]
 	if err := f.Check(); err != nil {
 		return nil, err
 	}
-	var (
-		where []string
-		args  []any
-	)
-	for _, eq := range []struct{ column, value string }{{"app", f.App}, {"env", f.Env}} {
-		if eq.value != "" {
-			where = append(where, eq.column+" = ?")
-			args = append(args, eq.value)
-		}
-	}
-	if len(f.States) > 0 {
-		where = append(where, "state IN ("+placeholders(len(f.States))+")")
-		for _, st := range f.States {
-			args = append(args, string(st))
-		}
-	}
-	if f.BeforeID > 0 {
-		where = append(where, "id < ?")
-		args = append(args, f.BeforeID)
-	}
-	query := `SELECT ` + requestColumns + ` FROM release_requests`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, f.PageSize())
+	query, args := page{
+		eq:     [][2]string{{"app", f.App}, {"env", f.Env}},
+		states: ledger.Strings(f.States), beforeID: f.BeforeID, limit: f.PageSize(),
+	}.query(requestColumns, "release_requests")
 	rs, err := queryList(ctx, s.r, "list release requests", scanRequest, query, args...)
 	if err != nil {
 		return nil, err

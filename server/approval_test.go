@@ -148,7 +148,13 @@ notifications:
 	if got := heard(); got != want {
 		t.Errorf("the receiver heard %q, want %q", got, want)
 	}
-	ns, err := vic.Notifications(ctx, "ops", nil, 10)
+	// The receiver answers before the dispatcher records the delivery.
+	var ns []*ferry.Notification
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ns, err = vic.Notifications(ctx, "ops", nil, 10); err != nil || (len(ns) == 3 && ns[0].State == ferry.NotificationDelivered) {
+			break
+		}
+	}
 	if err != nil || len(ns) != 3 || ns[0].State != ferry.NotificationDelivered {
 		t.Errorf("GET /api/v1/notifications = %d, %v; want 3, delivered", len(ns), err)
 	}

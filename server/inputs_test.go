@@ -61,7 +61,17 @@ func oddInputs(t *testing.T, engine string) map[string]string {
 		t.Fatalf("server runs on a %s ledger, want %s", got, engine)
 	}
 	secret := tokenFor(t, s, ferry.RoleAdmin)
-	waitDeployed(t, tokenClient(t, s, secret), "dev", head) // its events are in before the requests
+	waitDeployed(t, tokenClient(t, s, secret), "dev", head)
+	// The deployment is final in the ledger before its succeeded event is
+	// written: its events are all in before the requests.
+	waitFor(t, 30*time.Second, "dev's deployment.succeeded event", func() bool {
+		for _, e := range events(t, s, "") {
+			if e.Kind == "deployment.succeeded" && e.Env == "dev" {
+				return true
+			}
+		}
+		return false
+	})
 	eventsBefore := len(events(t, s, ""))
 
 	answers := map[string]string{}

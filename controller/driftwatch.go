@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -155,7 +157,8 @@ func (c *Controller) driftStep(ctx context.Context, open map[string]reported) er
 		open[id] = reported{env: d.Env, key: driftKey(d), got: d.Got}
 		c.record(ctx, ferry.Event{Actor: "ferry", Kind: EventDriftFound, Env: d.Env, Message: foundMessage(d)})
 	}
-	for id, r := range open {
+	for _, id := range slices.Sorted(maps.Keys(open)) { // in a stable order
+		r := open[id]
 		if seen[id] || busy[r.env] {
 			continue
 		}

@@ -51,9 +51,13 @@ const (
 	TopicFailed          = "failed"
 	TopicRolledBack      = "rolled-back"
 	TopicLocked          = "locked"
+	// TopicDrift is the periodic drift check's news: a drift found, and
+	// one resolved.
+	TopicDrift = "drift"
 )
 
-// NotificationTopics returns every topic, in the order of a release.
+// NotificationTopics returns every topic, in the order of a release, then
+// the drift check's.
 func NotificationTopics() []string {
-	return []string{TopicPendingApproval, TopicApproved, TopicReleased, TopicFailed, TopicRolledBack, TopicLocked}
+	return []string{TopicPendingApproval, TopicApproved, TopicReleased, TopicFailed, TopicRolledBack, TopicLocked, TopicDrift}
 }

@@ -121,7 +121,7 @@ environments:
       - { from: 2026-12-20, to: "2027-01-04 09:00", timezone: Europe/Berlin, reason: holidays }
       - { from: 2026-11-27T00:00:00Z, to: 2026-11-28T00:00:00Z, reason: black friday }
 notifications:
-  - { name: releases, url: "https://hooks.slack.com/services/T/B/x", format: slack, secret: { env: SLACK_SIGNING }, envs: [prod], topics: [pending-approval, released] }
+  - { name: releases, url: "https://hooks.slack.com/services/T/B/x", format: slack, secret: { env: SLACK_SIGNING }, envs: [prod], topics: [pending-approval, released, drift] }
 `)
 	prod, _ := c.Env("prod")
 	dev, _ := c.Env("dev")
@@ -160,7 +160,7 @@ notifications:
 		{"prod.Freezes[0].To", prod.Freezes[0].To.UTC(), time.Date(2027, 1, 4, 8, 0, 0, 0, time.UTC)},
 		{"prod.Freezes[0].Reason", prod.Freezes[0].Reason, "holidays"},
 		{"Notifications", c.Notifications, []Receiver{{Name: "releases", URL: "https://hooks.slack.com/services/T/B/x", Format: "slack",
-			Secret: SecretRef{Env: "SLACK_SIGNING", Field: "notifications[0].secret"}, Envs: []string{"prod"}, Topics: []string{"pending-approval", "released"}}}},
+			Secret: SecretRef{Env: "SLACK_SIGNING", Field: "notifications[0].secret"}, Envs: []string{"prod"}, Topics: []string{"pending-approval", "released", "drift"}}}},
 		{"prod.Freezes[1].To", prod.Freezes[1].To.UTC(), time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)},
 		{"prod.From", prod.From, "dev"},
 		{"prod.Gated", prod.Gated(), true},

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,8 +70,8 @@ type Env struct {
 	Vars []ferry.Var
 }
 
-// Config is everything the controller needs; every field but Logger and
-// After is required, and New names a missing one.
+// Config is everything the controller needs; every field but Logger,
+// After and the drift check's is required, and New names a missing one.
 type Config struct {
 	App string
 	// Image is the repository images are pulled from.
@@ -92,8 +93,13 @@ type Config struct {
 	Now func() time.Time
 	// After is the timer a promote --when-open waits for an opening with;
 	// time.After when nil.
-	After  func(d time.Duration) <-chan time.Time
-	Logger *slog.Logger
+	After func(d time.Duration) <-chan time.Time
+	// DriftEvery is how often the drift check runs by itself, recording
+	// drift.found and drift.resolved (driftwatch.go); DefaultDriftEvery
+	// when 0. DriftTicks, when set, are its ticks instead (for tests).
+	DriftEvery time.Duration
+	DriftTicks <-chan time.Time
+	Logger     *slog.Logger
 }
 
 // Controller drives every environment.
@@ -110,6 +116,8 @@ type Controller struct {
 	byName  map[string]*envRunner
 	changed *notify.Broadcast
 	wg      sync.WaitGroup
+	// restored is done once every environment's restore has ended.
+	restored sync.WaitGroup
 	// runCtx is Start's context: it ends the controller's run.
 	runCtx context.Context
 
@@ -200,6 +208,7 @@ func (c *Controller) Changed() <-chan struct{} { return c.changed.Wait() }
 // one loop per environment, which first restores what the environment ran
 // (from the ledger), converges on its branch (converge.go: the head's
 // build, also one whose rollout a stop of ferry interrupted), and then runs requested deployments one at a time until ctx ends.
+// It also starts the periodic drift check (driftwatch.go).
 // Start returns once recovery is done; Wait waits for the loops.
 func (c *Controller) Start(ctx context.Context) error {
 	c.runCtx = ctx
@@ -215,6 +224,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	if err := c.resumeApproved(ctx); err != nil {
 		return err
 	}
+	c.restored.Add(len(c.envs))
 	for _, r := range c.envs {
 		c.wg.Add(1)
 		go func() {
@@ -222,6 +232,7 @@ func (c *Controller) Start(ctx context.Context) error {
 			if err := c.restore(ctx, r); err != nil && ctx.Err() == nil {
 				c.log.Error("restore environment", "env", r.env.Name, "err", err)
 			}
+			c.restored.Done()
 			c.converge(ctx, r)
 			c.loop(ctx, r)
 		}()
@@ -233,6 +244,17 @@ func (c *Controller) Start(ctx context.Context) error {
 			}()
 		}
 	}
+	ticks := c.cfg.DriftTicks
+	if ticks == nil {
+		t := time.NewTicker(cmp.Or(c.cfg.DriftEvery, DefaultDriftEvery))
+		context.AfterFunc(ctx, t.Stop)
+		ticks = t.C
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.driftLoop(ctx, ticks)
+	}()
 	return nil
 }
 

@@ -42,6 +42,8 @@ type relFixture struct {
 	after   func(time.Duration) <-chan time.Time
 	// autoProd sets auto: true and wait: 30m on prod.
 	autoProd bool
+	// driftTicks are the periodic drift check's ticks (driftCheck).
+	driftTicks chan time.Time
 }
 
 func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
@@ -60,7 +62,7 @@ func newPolicyFixture(t *testing.T, soak time.Duration, approval *ferry.Approval
 func newFixtureWith(t *testing.T, set func(f *relFixture)) *relFixture {
 	t.Helper()
 	f := &relFixture{t: t, dev: newFakeTarget(), prod: newFakeTarget(), tags: &fakeTags{tags: map[string]string{}}, verify: newFakeVerifier(),
-		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC)}
+		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC), driftTicks: make(chan time.Time)}
 	set(f)
 	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
 	if err != nil {
@@ -89,7 +91,7 @@ func (f *relFixture) start() {
 			Windows: f.windows, Freezes: f.freezes, Auto: f.autoProd, Wait: autoWait(f.autoProd)}, Runtime: f.prod},
 	}
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
-		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: func() time.Time { return f.now }, After: f.after})
+		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: func() time.Time { return f.now }, After: f.after, DriftTicks: f.driftTicks})
 	if err != nil {
 		f.t.Fatal(err)
 	}

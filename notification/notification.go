@@ -1,6 +1,6 @@
 // Package notification sends ferry's outgoing webhooks: release events
 // (pending approval, approved, released, failed, rolled back, environment
-// locked) POSTed to the receivers of ferry.yaml's notifications, routed by
+// locked) and the drift check's findings (drift found, drift resolved) POSTed to the receivers of ferry.yaml's notifications, routed by
 // environment and topic, in ferry's JSON or Slack's incoming-webhook
 // format, each signed like the incoming webhooks (X-Ferry-Signature:
 // sha256=<hex HMAC-SHA256 of the body>, see package webhook).
@@ -57,6 +57,8 @@ func TopicOf(e ferry.Event) (string, bool) {
 		return ferry.TopicApproved, true
 	case "env.locked":
 		return ferry.TopicLocked, true
+	case "drift.found", "drift.resolved": // the controller's periodic drift check
+		return ferry.TopicDrift, true
 	case "deployment.failed", "deployment.rolled-back", "deployment.refused":
 		return ferry.TopicFailed, true
 	case "deployment.succeeded":
@@ -110,6 +112,8 @@ func topicTitle(topic string) string {
 		return "rolled back"
 	case ferry.TopicLocked:
 		return "environment locked"
+	case ferry.TopicDrift:
+		return "drift check"
 	}
 	return topic
 }

@@ -248,6 +248,40 @@ func TestCrashBetweenEventAndDelivery(t *testing.T) {
 	}
 }
 
+// TestDriftDelivered: the drift check's events reach a receiver routed
+// to the drift topic, signed, the fix in the text, and not one routed to
+// releases only.
+func TestDriftDelivered(t *testing.T) {
+	f := newFixture(t)
+	ops := newReceiver(t, "k")
+	rel := newReceiver(t, "k")
+	d := f.dispatcher(
+		Receiver{Name: "ops", URL: ops.srv.URL, Format: "slack", Secret: []byte("k"), Topics: []string{ferry.TopicDrift}},
+		Receiver{Name: "releases", URL: rel.srv.URL, Secret: []byte("k"), Topics: []string{ferry.TopicReleased}},
+	)
+	f.event("drift.found", "prod", "drift in prod: registry tag live: want sha256:1, got sha256:2; fix: ferry rollback prod --to RC1")
+	f.event("drift.resolved", "prod", "drift resolved in prod: registry tag live: want sha256:1, got it (was sha256:2)")
+	f.round(d)
+	got := ops.bodies()
+	if len(got) != 2 || ops.bad != 0 {
+		t.Fatalf("ops got %d (%d badly signed), want 2: %q", len(got), ops.bad, got)
+	}
+	if !strings.Contains(got[0], "*app* drift check: drift in prod: registry tag live") || !strings.Contains(got[0], "fix: ferry rollback prod --to RC1") {
+		t.Errorf("drift found sent as %q", got[0])
+	}
+	if !strings.Contains(got[1], "drift resolved in prod") {
+		t.Errorf("drift resolved sent as %q", got[1])
+	}
+	if n := len(rel.bodies()); n != 0 {
+		t.Errorf("the releases-only receiver got %d drift notifications", n)
+	}
+	for _, n := range f.notifications() {
+		if n.Topic != ferry.TopicDrift || n.Env != "prod" || n.State != ferry.NotificationDelivered {
+			t.Errorf("notification %d = %s %s %s, want drift prod delivered", n.ID, n.Topic, n.Env, n.State)
+		}
+	}
+}
+
 func TestTopicOf(t *testing.T) {
 	for _, tt := range []struct {
 		kind, msg, want string
@@ -262,6 +296,8 @@ func TestTopicOf(t *testing.T) {
 		{"deployment.rolled-back", "", ferry.TopicFailed},
 		{"env.locked", "", ferry.TopicLocked},
 		{"env.unlocked", "", ""},
+		{"drift.found", "drift in prod: registry tag live: want sha256:1, got sha256:2; fix: ferry rollback prod --to RC1", ferry.TopicDrift},
+		{"drift.resolved", "drift resolved in prod: registry tag live: want sha256:1, got it (was sha256:2)", ferry.TopicDrift},
 		{"build.failed", "", ""},
 	} {
 		got, ok := TopicOf(ferry.Event{Kind: tt.kind, Message: tt.msg})

@@ -26,6 +26,7 @@ var fragments = map[string]string{
 	"history":   "envs",
 	"locks":     "envs",
 	"dora":      "envs",
+	"activity":  "envs",
 	"pipelines": "builds",
 }
 
@@ -41,6 +42,7 @@ type view struct {
 	History   []historyView
 	Locks     *locksView
 	DORA      *doraView
+	Activity  *activityView
 	// CanAct says whether the user may change any environment: the page
 	// has an actions section only then.
 	CanAct bool
@@ -175,6 +177,9 @@ func (d *Dashboard) load(ctx context.Context, user *ferry.Token, parts ...string
 	}
 	if want("locks") {
 		v.Locks = d.loadLocks(ctx)
+	}
+	if want("activity") {
+		v.Activity = d.loadActivity(ctx)
 	}
 	if want("dora") && d.cfg.DORA != nil {
 		v.DORA = d.loadDORA(ctx)

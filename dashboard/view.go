@@ -80,6 +80,9 @@ type actionView struct {
 	// Closed says why a promotion is refused now (outside the release
 	// windows or in a freeze, with the next opening), "" when open.
 	Closed string
+	// Override says the user may promote anyway, overriding the windows
+	// and freezes with a reason: an admin, when Closed.
+	Override bool
 	// Approval quotes the environment's approval rule, "" for none.
 	Approval string
 }
@@ -238,6 +241,7 @@ func (d *Dashboard) loadActions(ctx context.Context, user *ferry.Token) []action
 		a := actionView{Env: e.Name, Upstream: e.From, Lock: locks[e.Name]}
 		if err := release.Closed(e, d.cfg.Now()); e.From != "" && err != nil {
 			a.Closed = ferry.ErrorMessage(err)
+			a.Override = d.cfg.Queue != nil && mayOverride(user.Role)
 		}
 		if release.NeedsApproval(e) {
 			a.Approval = release.RuleText(*e.Approval)
@@ -405,4 +409,10 @@ func (d *Dashboard) fragment(w http.ResponseWriter, r *http.Request) {
 	v := d.load(r.Context(), user, name)
 	d.html(w, http.StatusOK)
 	d.render(w, r, name, v)
+}
+
+// mayOverride says whether role may override release windows and freezes
+// (given a reason): release.MayOverride's rule about roles.
+func mayOverride(role ferry.Role) bool {
+	return ferry.ErrorCode(release.MayOverride(role, "reason")) != ferry.EFORBIDDEN
 }

@@ -1,8 +1,10 @@
 // Package dashboard serves ferry's web dashboard: which release runs where
 // (the environment matrix with the drift that `ferry status --check`
 // finds), the commits upstream and not yet downstream, running pipelines
-// with their steps and logs, each environment's deployment history, locks
-// and quarantines, the DORA figures, and — for a signed-in token whose role
+// with their steps and logs, each environment's deployment history, a
+// chart per environment of deployments and failures per day (inline SVG
+// drawn on the server), locks and quarantines, the DORA figures, the
+// recent outgoing notifications, and — for a signed-in token whose role
 // allows it — promote, roll back, lock and unlock, and approve or cancel
 // the pending releases an approval rule holds back.
 //
@@ -84,6 +86,12 @@ type Queue interface {
 	Queue(ctx context.Context, a ferry.Action) (*ferry.Action, error)
 }
 
+// Outbox reads the outgoing notifications (ledger.NotificationStore), as
+// GET /api/v1/notifications does.
+type Outbox interface {
+	Notifications(ctx context.Context, f ledger.NotificationFilter) ([]*ferry.Notification, error)
+}
+
 // Builds is what the dashboard asks of the builder: a channel closed at
 // the next change of any build, step or log.
 type Builds interface {
@@ -127,6 +135,9 @@ type Config struct {
 	// environment: a promotion outside its release windows or in a
 	// freeze, with a reason (release.MayOverride).
 	Queue Queue
+	// Outbox, when set, shows the recent outgoing notifications and how
+	// their delivery went, to viewers and up (the API's rule).
+	Outbox Outbox
 	// DORA, when set, computes the DORA figures the dashboard shows
 	// (normally dora.Reporter's of the production environments).
 	DORA   func(ctx context.Context) ([]dora.Report, error)

@@ -19,15 +19,18 @@ import (
 // the change topic that makes it stale: "envs" when the controller
 // broadcasts, "builds" when the builder does.
 var fragments = map[string]string{
-	"matrix":    "envs",
-	"requests":  "envs",
-	"actions":   "envs",
-	"diff":      "envs",
-	"history":   "envs",
-	"locks":     "envs",
-	"dora":      "envs",
-	"activity":  "envs",
-	"pipelines": "builds",
+	"matrix":   "envs",
+	"requests": "envs",
+	"actions":  "envs",
+	"diff":     "envs",
+	"history":  "envs",
+	"locks":    "envs",
+	"dora":     "envs",
+	"activity": "envs",
+	// Deliveries are recorded without a broadcast: the list is read
+	// again with the controller's next change.
+	"notifications": "envs",
+	"pipelines":     "builds",
 }
 
 // view is what the page shows; a fragment fills only its own part.
@@ -43,6 +46,9 @@ type view struct {
 	Locks     *locksView
 	DORA      *doraView
 	Activity  *activityView
+	// Notifications is nil when the dashboard has no outbox or the user
+	// may not read it.
+	Notifications *notificationsView
 	// CanAct says whether the user may change any environment: the page
 	// has an actions section only then.
 	CanAct bool
@@ -127,6 +133,11 @@ type locksView struct {
 	Err         string
 }
 
+type notificationsView struct {
+	Notifications []*ferry.Notification
+	Err           string
+}
+
 type doraView struct {
 	Reports []dora.Report
 	Err     string
@@ -140,6 +151,7 @@ const (
 	pageLogLines     = 200   // lines of a running build on the dashboard
 	buildPageLines   = 20000 // lines of one build's own page
 	releaseChoices   = 20
+	notificationsLen = 20
 	checkTimeout     = 10 * time.Second
 	fragmentDeadline = 30 * time.Second
 )
@@ -183,6 +195,9 @@ func (d *Dashboard) load(ctx context.Context, user *ferry.Token, parts ...string
 	}
 	if want("activity") {
 		v.Activity = d.loadActivity(ctx)
+	}
+	if want("notifications") && d.cfg.Outbox != nil && auth.Allowed(user, ferry.RoleViewer) == nil {
+		v.Notifications = d.loadNotifications(ctx)
 	}
 	if want("dora") && d.cfg.DORA != nil {
 		v.DORA = d.loadDORA(ctx)
@@ -373,6 +388,14 @@ func (d *Dashboard) loadLocks(ctx context.Context) *locksView {
 		l.Err = d.safe("quarantines", err)
 	}
 	return l
+}
+
+func (d *Dashboard) loadNotifications(ctx context.Context) *notificationsView {
+	ns, err := d.cfg.Outbox.Notifications(ctx, ledger.NotificationFilter{App: d.cfg.App, Limit: notificationsLen})
+	if err != nil {
+		return &notificationsView{Err: d.safe("notifications", err)}
+	}
+	return &notificationsView{Notifications: ns}
 }
 
 func (d *Dashboard) loadDORA(ctx context.Context) *doraView {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/auth"
+	"github.com/ferryhq/ferry/release"
 )
 
 // actionTimeout bounds one action; it does not end when the browser
@@ -19,7 +20,8 @@ const actionTimeout = 2 * time.Minute
 // maxReason bounds the reason a person types.
 const maxReason = 500
 
-// action runs promote, rollback, lock or unlock on an environment, for a
+// action runs promote, rollback, lock or unlock on an environment — or
+// queues an admin's promotion overriding its release windows and freezes — for a
 // POST from the dashboard's own origin by a token whose role allows it,
 // recording the token's name as the actor and the form's reason. A form
 // sent by the script (X-Ferry-Async: 1) gets the outcome as an HTML
@@ -47,7 +49,7 @@ func (d *Dashboard) action(w http.ResponseWriter, r *http.Request) {
 	case !known:
 		reply(http.StatusNotFound, notice{Text: fmt.Sprintf("There is no environment %q.", name)})
 		return
-	case act != "promote" && act != "rollback" && act != "lock" && act != "unlock":
+	case act != "promote" && act != "rollback" && act != "lock" && act != "unlock" && (act != "override" || d.cfg.Queue == nil):
 		reply(http.StatusNotFound, notice{Text: fmt.Sprintf("There is no action %q (promote, rollback, lock, unlock).", act)})
 		return
 	case auth.MayChange(user, env) != nil:
@@ -55,7 +57,7 @@ func (d *Dashboard) action(w http.ResponseWriter, r *http.Request) {
 		d.cfg.Logger.Warn("dashboard refused", "action", act, "env", name, "token", user.Name, "role", user.Role, "need", need)
 		reply(http.StatusForbidden, notice{Text: fmt.Sprintf("Token %q has role %s; %s of %s needs %s.", user.Name, user.Role, act, name, need)})
 		return
-	case (act == "promote" || act == "rollback") && env.From == "":
+	case (act == "promote" || act == "rollback" || act == "override") && env.From == "":
 		reply(http.StatusBadRequest, notice{Text: fmt.Sprintf("%s takes no promotions or rollbacks: it follows its branch.", name)})
 		return
 	}
@@ -74,6 +76,13 @@ func (d *Dashboard) action(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusBadRequest, notice{Text: fmt.Sprintf("Say why %s is locked: a lock needs a reason.", name)})
 		return
 	}
+	if act == "override" {
+		if err := release.MayOverride(user.Role, reason); err != nil {
+			d.cfg.Logger.Warn("dashboard refused", "action", act, "env", name, "token", user.Name, "role", user.Role, "err", err)
+			reply(ferry.HTTPStatus(err), notice{Text: fmt.Sprintf("Override of %s refused: %s.", name, ferry.ErrorMessage(err))})
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), actionTimeout)
 	defer cancel()
 	d.cfg.Logger.Info("dashboard action", "action", act, "env", name, "ref", ref, "token", user.Name, "reason", reason)
@@ -90,6 +99,12 @@ func (d *Dashboard) action(w http.ResponseWriter, r *http.Request) {
 			msg = fmt.Sprintf("Promotion to %s recorded as a pending release: it waits for approval by someone else (Pending releases).", name)
 		case err == nil:
 			msg = fmt.Sprintf("Promotion of %s to %s queued as deployment %d.", name, describe(dp), dp.ID)
+		}
+	case "override":
+		var a *ferry.Action
+		a, err = d.cfg.Queue.Queue(ctx, ferry.Action{Env: name, Kind: ferry.ActionPromote, Ref: ref, Override: true, Actor: user.Name, Reason: reason})
+		if err == nil {
+			msg = fmt.Sprintf("Promotion to %s overriding its release windows and freezes queued as action %d; the history shows its deployment.", name, a.ID)
 		}
 	case "rollback":
 		var dp *ferry.Deployment

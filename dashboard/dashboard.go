@@ -1,8 +1,10 @@
 // Package dashboard serves ferry's web dashboard: which release runs where
 // (the environment matrix with the drift that `ferry status --check`
 // finds), the commits upstream and not yet downstream, running pipelines
-// with their steps and logs, each environment's deployment history, locks
-// and quarantines, the DORA figures, and — for a signed-in token whose role
+// with their steps and logs, each environment's deployment history, a
+// chart per environment of deployments and failures per day (inline SVG
+// drawn on the server), locks and quarantines, the DORA figures, the
+// recent outgoing notifications, and — for a signed-in token whose role
 // allows it — promote, roll back, lock and unlock, and approve or cancel
 // the pending releases an approval rule holds back.
 //
@@ -21,7 +23,9 @@
 // token ends its session at once; nothing but the sign-in page is shown to
 // anyone else. An action button is shown only when the token's role allows
 // that change of that environment, and the action checks it again, both
-// by auth.MayChange, the API's own rule. Every POST must come from the
+// by auth.MayChange, the API's own rule; the override of a closed
+// environment's release windows and freezes is offered to admins only,
+// and checked again, by release.MayOverride. Every POST must come from the
 // dashboard's own origin (Sec-Fetch-Site or Origin), else it is refused
 // with a 403 page.
 package dashboard
@@ -75,6 +79,19 @@ type Releases interface {
 	Diff(ctx context.Context, from, to string) (*release.Comparison, error)
 }
 
+// Queue queues an action (controller.Queue): what the dashboard asks for
+// an admin's promotion that overrides release windows and freezes, as the
+// API's promote with override does.
+type Queue interface {
+	Queue(ctx context.Context, a ferry.Action) (*ferry.Action, error)
+}
+
+// Outbox reads the outgoing notifications (ledger.NotificationStore), as
+// GET /api/v1/notifications does.
+type Outbox interface {
+	Notifications(ctx context.Context, f ledger.NotificationFilter) ([]*ferry.Notification, error)
+}
+
 // Builds is what the dashboard asks of the builder: a channel closed at
 // the next change of any build, step or log.
 type Builds interface {
@@ -114,6 +131,13 @@ type Config struct {
 	// Approvals, when set, shows the pending releases with approve and
 	// cancel buttons.
 	Approvals Approvals
+	// Queue, when set, offers an admin the override of a closed
+	// environment: a promotion outside its release windows or in a
+	// freeze, with a reason (release.MayOverride).
+	Queue Queue
+	// Outbox, when set, shows the recent outgoing notifications and how
+	// their delivery went, to viewers and up (the API's rule).
+	Outbox Outbox
 	// DORA, when set, computes the DORA figures the dashboard shows
 	// (normally dora.Reporter's of the production environments).
 	DORA   func(ctx context.Context) ([]dora.Report, error)

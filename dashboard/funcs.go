@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ var funcs = template.FuncMap{
 	"reachable": reachable,
 	"days":      func(from, to time.Time) string { return fmt.Sprintf("%.0fd", to.Sub(from).Hours()/24) },
 	"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05Z") },
+	"px":        func(f float64) string { return strconv.FormatFloat(math.Round(f*100)/100, 'f', -1, 64) },
 	"mib":       func(b int64) string { return fmt.Sprintf("%.0f", float64(b)/(1<<20)) },
 }
 

@@ -19,14 +19,18 @@ import (
 // the change topic that makes it stale: "envs" when the controller
 // broadcasts, "builds" when the builder does.
 var fragments = map[string]string{
-	"matrix":    "envs",
-	"requests":  "envs",
-	"actions":   "envs",
-	"diff":      "envs",
-	"history":   "envs",
-	"locks":     "envs",
-	"dora":      "envs",
-	"pipelines": "builds",
+	"matrix":   "envs",
+	"requests": "envs",
+	"actions":  "envs",
+	"diff":     "envs",
+	"history":  "envs",
+	"locks":    "envs",
+	"dora":     "envs",
+	"activity": "envs",
+	// Deliveries are recorded without a broadcast: the list is read
+	// again with the controller's next change.
+	"notifications": "envs",
+	"pipelines":     "builds",
 }
 
 // view is what the page shows; a fragment fills only its own part.
@@ -41,6 +45,10 @@ type view struct {
 	History   []historyView
 	Locks     *locksView
 	DORA      *doraView
+	Activity  *activityView
+	// Notifications is nil when the dashboard has no outbox or the user
+	// may not read it.
+	Notifications *notificationsView
 	// CanAct says whether the user may change any environment: the page
 	// has an actions section only then.
 	CanAct bool
@@ -78,6 +86,9 @@ type actionView struct {
 	// Closed says why a promotion is refused now (outside the release
 	// windows or in a freeze, with the next opening), "" when open.
 	Closed string
+	// Override says the user may promote anyway, overriding the windows
+	// and freezes with a reason: an admin, when Closed.
+	Override bool
 	// Approval quotes the environment's approval rule, "" for none.
 	Approval string
 }
@@ -122,6 +133,11 @@ type locksView struct {
 	Err         string
 }
 
+type notificationsView struct {
+	Notifications []*ferry.Notification
+	Err           string
+}
+
 type doraView struct {
 	Reports []dora.Report
 	Err     string
@@ -135,6 +151,7 @@ const (
 	pageLogLines     = 200   // lines of a running build on the dashboard
 	buildPageLines   = 20000 // lines of one build's own page
 	releaseChoices   = 20
+	notificationsLen = 20
 	checkTimeout     = 10 * time.Second
 	fragmentDeadline = 30 * time.Second
 )
@@ -175,6 +192,12 @@ func (d *Dashboard) load(ctx context.Context, user *ferry.Token, parts ...string
 	}
 	if want("locks") {
 		v.Locks = d.loadLocks(ctx)
+	}
+	if want("activity") {
+		v.Activity = d.loadActivity(ctx)
+	}
+	if want("notifications") && d.cfg.Outbox != nil && auth.Allowed(user, ferry.RoleViewer) == nil {
+		v.Notifications = d.loadNotifications(ctx)
 	}
 	if want("dora") && d.cfg.DORA != nil {
 		v.DORA = d.loadDORA(ctx)
@@ -233,6 +256,7 @@ func (d *Dashboard) loadActions(ctx context.Context, user *ferry.Token) []action
 		a := actionView{Env: e.Name, Upstream: e.From, Lock: locks[e.Name]}
 		if err := release.Closed(e, d.cfg.Now()); e.From != "" && err != nil {
 			a.Closed = ferry.ErrorMessage(err)
+			a.Override = d.cfg.Queue != nil && mayOverride(user.Role)
 		}
 		if release.NeedsApproval(e) {
 			a.Approval = release.RuleText(*e.Approval)
@@ -366,6 +390,14 @@ func (d *Dashboard) loadLocks(ctx context.Context) *locksView {
 	return l
 }
 
+func (d *Dashboard) loadNotifications(ctx context.Context) *notificationsView {
+	ns, err := d.cfg.Outbox.Notifications(ctx, ledger.NotificationFilter{App: d.cfg.App, Limit: notificationsLen})
+	if err != nil {
+		return &notificationsView{Err: d.safe("notifications", err)}
+	}
+	return &notificationsView{Notifications: ns}
+}
+
 func (d *Dashboard) loadDORA(ctx context.Context) *doraView {
 	rs, err := d.dora.get(ctx, d.cfg.Environments.Changed(), d.cfg.Now(), d.cfg.DORA)
 	if err != nil {
@@ -400,4 +432,10 @@ func (d *Dashboard) fragment(w http.ResponseWriter, r *http.Request) {
 	v := d.load(r.Context(), user, name)
 	d.html(w, http.StatusOK)
 	d.render(w, r, name, v)
+}
+
+// mayOverride says whether role may override release windows and freezes
+// (given a reason): release.MayOverride's rule about roles.
+func mayOverride(role ferry.Role) bool {
+	return ferry.ErrorCode(release.MayOverride(role, "reason")) != ferry.EFORBIDDEN
 }

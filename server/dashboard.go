@@ -10,14 +10,15 @@ import (
 )
 
 // dashboardHandler serves the web dashboard at /: what runs where, what
-// waits for release, pipelines, history, and the release actions for a
-// signed-in token whose role allows them (package dashboard), and the DORA
+// waits for release, pipelines, history, the outbox's notifications, and
+// the release actions for a signed-in token whose role allows them (an
+// admin's override queued like the API's) (package dashboard), and the DORA
 // figures of the production environments over dora.DefaultWindow. Its event
 // streams carry follow=1, so endStreams lets them go at shutdown.
 func (s *Server) dashboardHandler(p parts) (http.Handler, error) {
 	d, err := dashboard.New(dashboard.Config{
 		App: s.cfg.App, Version: s.opts.Version, Envs: s.cfg.Domain(),
-		Environments: p.ctrl, Releases: p.ctrl, Approvals: p.ctrl, Builds: p.builds, Ledger: p.ledger,
+		Environments: p.ctrl, Releases: p.ctrl, Approvals: p.ctrl, Queue: p.ctrl, Builds: p.builds, Ledger: p.ledger, Outbox: p.ledger,
 		Tokens: s.tokens(p.ledger).Lookup, Leases: p.ledger,
 		DORA: func(ctx context.Context) ([]dora.Report, error) {
 			return p.dora.Reports(ctx, "", dora.DefaultWindow)

@@ -31,8 +31,8 @@ import (
 //   - a cross-origin form, sent by the same browser while signed in as a
 //     releaser, is refused with a 403 page and changes nothing;
 //   - a releaser's promote button rolls prod to a new RC release, and the
-//     matrix, the diff, the history and the DORA figures follow without a
-//     reload; the
+//     matrix, the diff, the history, prod's deployments-per-day chart and
+//     the DORA figures follow without a reload; the
 //     deployment records the token's name and the typed reason;
 //   - a viewer gets no action button anywhere, and a forged POST from the
 //     page is refused;
@@ -239,6 +239,8 @@ func TestDashboard(t *testing.T) {
 	waitJS("prod's history to show the promotion", `(document.querySelector('.hist[data-env="prod"]')?.textContent || "").includes("browser release")`, 30*time.Second)
 	waitJS("prod's DORA figures to count the release",
 		`(document.querySelector('#dora tr[data-env="prod"] td[data-label="Deployments per day"]')?.textContent || "").includes("(1)")`, 30*time.Second)
+	waitJS("prod's chart to draw today's bar full height",
+		`(f => f && f.dataset.deployments === "1" && f.querySelector("g.day:last-of-type rect.all").getBBox().height === 40)(document.querySelector('figure.chart[data-env="prod"]'))`, 30*time.Second)
 	wantMarker("the promotion")
 	shot("05-promoted")
 	prod, err := s.Ledger().Current(ctx, "tiny", "prod")
@@ -285,7 +287,7 @@ func TestDashboard(t *testing.T) {
 	status, body := dashGet(t, base+"/", secret[ferry.RoleViewer])
 	for _, want := range []string{
 		`<table class="matrix`, `id="env-dev"`, `data-commit="` + commit + `"`, `data-digest="` + b.Digest + `"`,
-		`<code>` + prod.Release + `</code>`, `id="pipelines"`, `id="history"`,
+		`<code>` + prod.Release + `</code>`, `id="pipelines"`, `id="history"`, `id="notifications"`, `No notifications yet.`,
 	} {
 		if status != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("GET / (no JavaScript) = %d, want 200 with %s", status, want)

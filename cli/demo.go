@@ -25,11 +25,12 @@ import (
 
 func newDemoCmd() *cobra.Command {
 	var (
-		dir    string
-		appSrc string
-		ferry  string
-		ports  = demo.DefaultPorts
-		stages []string
+		dir      string
+		appSrc   string
+		ferry    string
+		ports    = demo.DefaultPorts
+		stages   []string
+		approval bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -50,6 +51,7 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 	cmd.Flags().IntVar(&ports.Dev, "dev-port", ports.Dev, "dev's load balancer port on 127.0.0.1")
 	cmd.Flags().IntVar(&ports.Prod, "prod-port", ports.Prod, "prod's load balancer port on 127.0.0.1")
 	cmd.Flags().StringSliceVar(&stages, "stages", demo.DefaultStages, "the chain of environments a new ferry.yaml gets: the first follows master, each next is promoted from the one before, the last is released (stages between listen on the ports after --prod-port)")
+	cmd.Flags().BoolVar(&approval, "approval", false, "a new ferry.yaml makes every release of the last stage wait for a second person's approval (ferry approve ID, with another releaser's token)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		out := cmd.OutOrStdout()
 		say := func(s string) { fmt.Fprintln(out, "▸", s) }
@@ -57,7 +59,7 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 		if err := demo.CheckStages(stages); err != nil {
 			return usageErrorf("%v", err)
 		}
-		layout, err := demo.PrepareStages(ctx, dir, appSrc, ports, stages, say)
+		layout, err := demo.PrepareWith(ctx, dir, appSrc, ports, demo.Options{Stages: stages, Approval: approval}, say)
 		if err != nil {
 			return err
 		}

@@ -27,6 +27,12 @@ type liveDemo struct {
 // the admin token the demo stored in the credentials file.
 func startDemo(t *testing.T) *liveDemo {
 	t.Helper()
+	return startDemoWith(t)
+}
+
+// startDemoWith is startDemo with more flags for ferry demo.
+func startDemoWith(t *testing.T, flags ...string) *liveDemo {
+	t.Helper()
 	dir := t.TempDir()
 	bin := ferryBinary(t) // the demo's pre-receive hook runs it
 	api, reg, dev, prod := freePort(t), freePort(t), freePort(t), freePort(t)
@@ -34,9 +40,9 @@ func startDemo(t *testing.T) *liveDemo {
 	out := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, []string{"demo", "--dir", dir, "--app-src", "../examples/birthday-app", "--ferry-binary", bin,
+		done <- Run(ctx, append([]string{"demo", "--dir", dir, "--app-src", "../examples/birthday-app", "--ferry-binary", bin,
 			"--api-port", fmt.Sprint(api), "--registry-port", fmt.Sprint(reg),
-			"--dev-port", fmt.Sprint(dev), "--prod-port", fmt.Sprint(prod)}, strings.NewReader(""), out, out)
+			"--dev-port", fmt.Sprint(dev), "--prod-port", fmt.Sprint(prod)}, flags...), strings.NewReader(""), out, out)
 	}()
 	t.Cleanup(func() {
 		cancel()

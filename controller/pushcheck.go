@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/release"
 )
 
@@ -28,6 +29,19 @@ func (c *Controller) CheckPush(ctx context.Context, env string, updates []releas
 		return nil, err
 	}
 	f := release.PushFacts{Env: r.env.Environment, Runs: map[string]string{}, InFlight: r.rollout()}
+	if f.InFlight == nil {
+		// A promotion records its deployment before it moves the branch
+		// (intend, then moveBranch): ferry's own push of the release
+		// branch comes while that deployment is pending in the ledger,
+		// before the environment's loop has it.
+		ds, err := c.ledger.Deployments(ctx, ledger.DeploymentFilter{App: c.cfg.App, Env: env, States: []ferry.DeploymentState{ferry.DeploymentPending}, Limit: 1})
+		if err != nil {
+			return nil, fmt.Errorf("what %s is about to deploy: %w", env, err)
+		}
+		if len(ds) == 1 {
+			f.InFlight = ds[0]
+		}
+	}
 	if f.Known, err = c.knownReleases(ctx, r); err != nil {
 		return nil, err
 	}

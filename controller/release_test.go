@@ -427,7 +427,11 @@ func TestReleasePushes(t *testing.T) {
 	f.git(f.work, "push", "-q", "--force", "origin", a.Commit+":refs/heads/release")
 	f.releaseHead(a.Commit)
 	waitUntil(t, func() bool { return f.prod.runs().Digest == a.Digest }, "prod back on a after the force push")
-	cur, _ = f.ledger.Current(context.Background(), "app", "prod")
+	// The runtime runs a before the rollback is recorded as succeeded.
+	waitUntil(t, func() bool {
+		cur, _ = f.ledger.Current(context.Background(), "app", "prod")
+		return cur != nil && cur.Digest == a.Digest
+	}, "the rollback to a to succeed")
 	if cur.Kind != ferry.DeployRollback || cur.Release != ra.Release {
 		t.Errorf("current = %s %s, want a rollback to %s", cur.Kind, cur.Release, ra.Release)
 	}

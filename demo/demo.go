@@ -84,6 +84,22 @@ func Prepare(ctx context.Context, dir, appSrc string, ports Ports, progress func
 // before, the last from the release branch. Stages between the first and
 // the last listen on the ports after ports.Prod.
 func PrepareStages(ctx context.Context, dir, appSrc string, ports Ports, stages []string, progress func(string)) (*Layout, error) {
+	return PrepareWith(ctx, dir, appSrc, ports, Options{Stages: stages}, progress)
+}
+
+// Options shape a new ferry.yaml beyond its ports.
+type Options struct {
+	// Stages is the chain of environments (see PrepareStages).
+	Stages []string
+	// Approval makes every release of the last stage wait for a second
+	// person's approval: approval: { required: 1, role: releaser,
+	// selfApproval: false }.
+	Approval bool
+}
+
+// PrepareWith is Prepare with opts.
+func PrepareWith(ctx context.Context, dir, appSrc string, ports Ports, opts Options, progress func(string)) (*Layout, error) {
+	stages := opts.Stages
 	if err := CheckStages(stages); err != nil {
 		return nil, err
 	}
@@ -107,7 +123,7 @@ func PrepareStages(ctx context.Context, dir, appSrc string, ports Ports, stages 
 	}
 	if _, err := os.Stat(l.Config); err != nil {
 		progress("writing " + l.Config)
-		if err := writeConfig(l.Config, ports, stages); err != nil {
+		if err := writeConfig(l.Config, ports, stages, opts.Approval); err != nil {
 			return nil, err
 		}
 	}
@@ -315,6 +331,9 @@ environments:
     from: {{.LastFrom}}
     tags: [live]
     releaseTag: RC{{"{{"}} .Time.UTC.Format "20060102_1504" {{"}}"}}
+{{- if .Approval}}
+    approval: { required: 1, role: releaser, selfApproval: false }   # a second person approves each release (ferry approve ID)
+{{- end}}
     runtime:
       local: { replicas: 2, listen: 127.0.0.1:{{.Prod}}, readiness: /statusz }
     rollout: { readyTimeout: 15s, grace: 10s }
@@ -329,12 +348,13 @@ type stage struct {
 	Port       int
 }
 
-func writeConfig(path string, ports Ports, stages []string) error {
+func writeConfig(path string, ports Ports, stages []string, approval bool) error {
 	data := struct {
 		Ports
 		First, Last, LastFrom string
 		Middle                []stage
-	}{Ports: ports, First: stages[0], Last: stages[len(stages)-1], LastFrom: stages[len(stages)-2]}
+		Approval              bool
+	}{Ports: ports, First: stages[0], Last: stages[len(stages)-1], LastFrom: stages[len(stages)-2], Approval: approval}
 	for i := 1; i < len(stages)-1; i++ {
 		data.Middle = append(data.Middle, stage{Name: stages[i], From: stages[i-1], Port: ports.Prod + i})
 	}

@@ -212,6 +212,11 @@ func startLoad(tg *Runtime, workers int) load {
 // how often each version answered.
 func (l load) stop(t testing.TB) map[string]int {
 	t.Helper()
+	// Under load the workers may not have sent a request yet when what
+	// they watch was quick: give them one answer's time first.
+	for deadline := time.Now().Add(10 * time.Second); l.OK()+l.Failed() == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	l.Stop()
 	versions := l.Served(time.Time{})
 	t.Logf("load: %d ok, %d failed, versions %v", l.OK(), l.Failed(), versions)

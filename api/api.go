@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferryhq/ferry"
@@ -285,14 +286,14 @@ func jsonKind(t reflect.Type) string {
 }
 
 // wildcard finds the {name} and {name...} wildcards of a route pattern.
-var wildcard = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?:\.\.\.)?\}`)
+var wildcard = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?:\.\.\.)?\}`) })
 
 // checkParams refuses a request whose path values or query parameters
 // hold a NUL byte or invalid UTF-8 (ledger.CheckText, the rule every
 // ledger engine applies), naming the parameter: such text names nothing
 // ferry has, and would otherwise reach git or the ledger.
 func checkParams(r *http.Request) error {
-	for _, m := range wildcard.FindAllStringSubmatch(r.Pattern, -1) {
+	for _, m := range wildcard().FindAllStringSubmatch(r.Pattern, -1) {
 		if err := ledger.CheckText("path parameter "+m[1], r.PathValue(m[1])); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -51,7 +52,7 @@ func (d *decoder) abs(p string) string {
 	return filepath.Join(d.dir, p)
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // syntax turns a yaml.v3 parse error into a problem with its line.
 //
@@ -61,7 +62,7 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // fails with the same message.
 func (d *decoder) syntax(data []byte, err error) {
 	msg, line := strings.TrimPrefix(err.Error(), "yaml: "), 0
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+	if m := yamlLine().FindStringSubmatch(err.Error()); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	}
@@ -79,7 +80,7 @@ func (d *decoder) syntax(data []byte, err error) {
 				continue
 			}
 			pmsg := strings.TrimPrefix(perr.Error(), "yaml: ")
-			if pm := yamlLine.FindStringSubmatch(perr.Error()); pm != nil {
+			if pm := yamlLine().FindStringSubmatch(perr.Error()); pm != nil {
 				pmsg = pm[2]
 			}
 			if pmsg == msg {

@@ -63,7 +63,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 	switch c.App = o.str("app"); {
 	case !o.has("app"):
 		o.missing("app")
-	case !appName.MatchString(c.App):
+	case !appName().MatchString(c.App):
 		d.errorf(o.node("app"), "app", "invalid name %q (want lowercase letters, digits and dashes, like \"birthday-app\")", c.App)
 	}
 	c.DataDir = DefaultDataDir
@@ -218,7 +218,7 @@ func (d *decoder) secret(n *yaml.Node, field string, literal bool) SecretRef {
 	case o.has("env") && o.has("file"):
 		d.errorf(n, field, "set env or file, not both")
 	case o.has("env"):
-		if !varName.MatchString(ref.Env) {
+		if !varName().MatchString(ref.Env) {
 			d.errorf(o.node("env"), o.field("env"), "invalid variable name %q", ref.Env)
 		}
 	case o.has("file"):
@@ -343,7 +343,7 @@ func (d *decoder) goBuild(top *object) *GoBuild {
 	env, items := o.strings("env")
 	for i, kv := range env {
 		name, _, ok := strings.Cut(kv, "=")
-		if !ok || !varName.MatchString(name) {
+		if !ok || !varName().MatchString(name) {
 			d.errorf(items[i].val, items[i].path, "want NAME=VALUE, got %q", kv)
 		}
 	}
@@ -364,7 +364,7 @@ func (d *decoder) environments(top *object, c *Config) []*Environment {
 	}
 	var out []*Environment
 	for _, p := range ps {
-		if !envName.MatchString(p.name) {
+		if !envName().MatchString(p.name) {
 			d.errorf(p.key, p.path, "invalid environment name (want a lowercase letter, then lowercase letters, digits or dashes)")
 		}
 		d.nodes[p.path] = p.key
@@ -646,7 +646,7 @@ func (d *decoder) local(rt *object, e *Environment) *Local {
 		switch {
 		case !po.has("env"):
 			po.missing("env")
-		case !varName.MatchString(l.PortEnv):
+		case !varName().MatchString(l.PortEnv):
 			d.errorf(po.node("env"), po.field("env"), "invalid variable name %q", l.PortEnv)
 		}
 	}
@@ -720,7 +720,7 @@ func (d *decoder) kubernetes(rt *object, c *Config) *Kubernetes {
 	}
 	if !o.has("namespace") {
 		o.missing("namespace")
-	} else if !dnsLabel.MatchString(k.Namespace) {
+	} else if !dnsLabel().MatchString(k.Namespace) {
 		d.errorf(o.node("namespace"), o.field("namespace"), "invalid namespace %q (want a DNS label: lowercase letters, digits, dashes)", k.Namespace)
 	}
 	if k.Deployment == "" {
@@ -728,7 +728,7 @@ func (d *decoder) kubernetes(rt *object, c *Config) *Kubernetes {
 	} else if !dnsSubdomain(k.Deployment) {
 		d.errorf(o.node("deployment"), o.field("deployment"), "invalid Deployment name %q", k.Deployment)
 	}
-	if k.Container != "" && !dnsLabel.MatchString(k.Container) {
+	if k.Container != "" && !dnsLabel().MatchString(k.Container) {
 		d.errorf(o.node("container"), o.field("container"), "invalid container name %q", k.Container)
 	}
 	if k.HPA != "" && !dnsSubdomain(k.HPA) {
@@ -743,7 +743,7 @@ func (d *decoder) kubernetes(rt *object, c *Config) *Kubernetes {
 func (d *decoder) envVars(env *object) []EnvVar {
 	var out []EnvVar
 	for _, p := range d.pairs(env.node("env"), env.field("env")) {
-		if !varName.MatchString(p.name) {
+		if !varName().MatchString(p.name) {
 			d.errorf(p.key, p.path, "invalid variable name (want letters, digits and underscores, not starting with a digit)")
 		}
 		v := EnvVar{Name: p.name}
@@ -781,7 +781,7 @@ func (d *decoder) checks(parent *object, name string) []ferry.Check {
 			Timeout:  o.duration("timeout", ferry.DefaultCheckTimeout, true),
 		}
 		for _, p := range d.pairs(o.node("headers"), o.field("headers")) {
-			if !headerName.MatchString(p.name) {
+			if !headerName().MatchString(p.name) {
 				d.errorf(p.key, p.path, "invalid header name")
 			}
 			if p.val.Kind != yaml.ScalarNode || strings.ContainsAny(p.val.Value, "\r\n") {
@@ -796,7 +796,7 @@ func (d *decoder) checks(parent *object, name string) []ferry.Check {
 			switch {
 			case !j.has("field"):
 				j.missing("field")
-			case !jsonField.MatchString(c.JSON.Field):
+			case !jsonField().MatchString(c.JSON.Field):
 				d.errorf(j.node("field"), j.field("field"), "want a dotted path of names or indexes (user.name, items.0.id), got %q", c.JSON.Field)
 			}
 		}
@@ -958,7 +958,7 @@ func (d *decoder) notifications(top *object, c *Config) []Receiver {
 		switch {
 		case !o.has("name"):
 			o.missing("name")
-		case !receiverName.MatchString(r.Name):
+		case !receiverName().MatchString(r.Name):
 			d.errorf(o.node("name"), o.field("name"), "invalid name %q (want a lowercase letter, then lowercase letters, digits or dashes)", r.Name)
 		case names[r.Name]:
 			d.errorf(o.node("name"), o.field("name"), "receiver %q is named twice", r.Name)

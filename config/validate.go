@@ -7,21 +7,22 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferryhq/ferry"
 )
 
 var (
-	appName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-	envName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
-	varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	appName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`) })
+	envName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]*$`) })
+	varName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 	// headerName is an HTTP field name (RFC 9110 token).
-	headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-	jsonField  = regexp.MustCompile(`^[^.\s]+(\.[^.\s]+)*$`)
-	shortTag   = regexp.MustCompile(`^[0-9a-f]{12}$`)
-	dnsLabel   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	hostName   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+	headerName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$") })
+	jsonField  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[^.\s]+(\.[^.\s]+)*$`) })
+	shortTag   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{12}$`) })
+	dnsLabel   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`) })
+	hostName   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`) })
 )
 
 // reservedTag explains why s may not be used as a moving tag, or "".
@@ -29,7 +30,7 @@ func reservedTag(s string) string {
 	switch {
 	case strings.HasPrefix(s, "sha-"):
 		return "is reserved: sha-… tags name builds"
-	case shortTag.MatchString(s):
+	case shortTag().MatchString(s):
 		return "is reserved: 12-hex tags name builds"
 	}
 	return ""
@@ -41,7 +42,7 @@ func dnsSubdomain(s string) bool {
 		return false
 	}
 	for _, l := range strings.Split(s, ".") {
-		if !dnsLabel.MatchString(l) {
+		if !dnsLabel().MatchString(l) {
 			return false
 		}
 	}
@@ -89,7 +90,7 @@ func addrProblem(s string) string {
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return fmt.Sprintf("%q has an invalid port", s)
 	}
-	if host != "" && net.ParseIP(host) == nil && !hostName.MatchString(host) {
+	if host != "" && net.ParseIP(host) == nil && !hostName().MatchString(host) {
 		return fmt.Sprintf("%q has an invalid host", s)
 	}
 	return ""

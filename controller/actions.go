@@ -153,7 +153,7 @@ func (c *Controller) plan(r *envRunner, a ferry.Action) (step, error) {
 		if a.AllowDowngrade && strings.TrimSpace(a.Reason) == "" {
 			return nil, ferry.Errorf(ferry.EINVALID, "a downgrade needs a reason (--reason)")
 		}
-		if tooShort.MatchString(a.Ref) {
+		if tooShort().MatchString(a.Ref) {
 			return nil, errTooShort(a.Ref)
 		}
 		return func(ctx context.Context, r *envRunner, a *ferry.Action) outcome {

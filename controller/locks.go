@@ -40,10 +40,10 @@ func (c *Controller) Quarantine(ctx context.Context, ref, actor, reason string) 
 		}
 		q.Commit, q.Release = ds[0].Commit, ref
 	} else {
-		if tooShort.MatchString(ref) {
+		if tooShort().MatchString(ref) {
 			return nil, errTooShort(ref)
 		}
-		if !shortHex.MatchString(ref) {
+		if !shortHex().MatchString(ref) {
 			return nil, ferry.Errorf(ferry.EINVALID, "%q is neither a commit nor a release tag (RC…)", ref)
 		}
 		b, err := c.buildOf(ctx, ref)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferryhq/ferry"
@@ -18,10 +19,10 @@ type candidate struct {
 	buildID                 int64
 }
 
-var shortHex = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
+var shortHex = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{7,40}$`) })
 
 // tooShort is a commit prefix with fewer digits than shortHex takes.
-var tooShort = regexp.MustCompile(`^[0-9a-f]{1,6}$`)
+var tooShort = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{1,6}$`) })
 
 func errTooShort(ref string) error {
 	return ferry.Errorf(ferry.EINVALID, "commit prefix %s is too short: give at least 7 hex digits", ref)
@@ -144,9 +145,9 @@ func (c *Controller) resolve(ctx context.Context, r *envRunner, ref string) (can
 			return candidate{}, ferry.Errorf(ferry.ENOTFOUND, "no release %s", ref)
 		}
 		return candidate{commit: ds[0].Commit, digest: ds[0].Digest, buildID: ds[0].BuildID}, nil
-	case tooShort.MatchString(ref):
+	case tooShort().MatchString(ref):
 		return candidate{}, errTooShort(ref)
-	case shortHex.MatchString(ref):
+	case shortHex().MatchString(ref):
 		b, err := c.buildOf(ctx, ref)
 		if err != nil {
 			return candidate{}, err

@@ -56,7 +56,7 @@ func CheckStages(stages []string) error {
 	}
 	seen := map[string]bool{}
 	for _, st := range stages {
-		if !stageName.MatchString(st) {
+		if !stageName().MatchString(st) {
 			return fmt.Errorf("--stages: %q is not an environment name (a lowercase letter, then lowercase letters, digits or dashes)", st)
 		}
 		if seen[st] {
@@ -67,7 +67,7 @@ func CheckStages(stages []string) error {
 	return nil
 }
 
-var stageName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+var stageName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]*$`) })
 
 // Prepare makes (or reuses) the demo directory. appSrc is birthday-app's
 // source tree; ports go into a new ferry.yaml (an existing one is kept as

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 )
 
 // Migration is one numbered SQL script of an engine's schema. Engines embed
@@ -18,7 +19,7 @@ type Migration struct {
 	SQL     string
 }
 
-var migrationName = regexp.MustCompile(`^([0-9]+)_[a-z0-9_]+\.sql$`)
+var migrationName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]+)_[a-z0-9_]+\.sql$`) })
 
 // ReadMigrations returns the migrations in the root of fsys ordered by
 // version. Every .sql file must be named NNN_what.sql with a version of its
@@ -31,7 +32,7 @@ func ReadMigrations(fsys fs.FS) ([]Migration, error) {
 	var ms []Migration
 	seen := map[int]string{}
 	for _, name := range files {
-		m := migrationName.FindStringSubmatch(name)
+		m := migrationName().FindStringSubmatch(name)
 		if m == nil {
 			return nil, fmt.Errorf("migration %s: name is not NNN_what.sql", name)
 		}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -153,7 +154,7 @@ func run(ctx context.Context, timeout time.Duration, dir string, redact func(str
 const accessHint = "Please make sure you have the correct access rights and the repository exists."
 
 // labelled matches a line that starts a message: "fatal: …", "ssh: …".
-var labelled = regexp.MustCompile(`^[a-z-]+: `)
+var labelled = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z-]+: `) })
 
 // trimStderr makes git's message one line: blank lines and the access hint
 // dropped, a line that starts in lower case joined to the one before it
@@ -165,7 +166,7 @@ func trimStderr(s string) string {
 		l = strings.TrimSpace(l)
 		switch {
 		case l == "":
-		case len(lines) > 0 && l[0] >= 'a' && l[0] <= 'z' && !labelled.MatchString(l):
+		case len(lines) > 0 && l[0] >= 'a' && l[0] <= 'z' && !labelled().MatchString(l):
 			lines[len(lines)-1] += " " + l
 		default:
 			lines = append(lines, l)

@@ -51,7 +51,7 @@ func attacks(mux *http.ServeMux) {
 			return
 		}
 		var start uint64
-		for line := range strings.Lines(string(maps)) {
+		for _, line := range strings.Split(string(maps), "\n") {
 			if strings.Contains(line, "[stack]") {
 				a, _, _ := strings.Cut(line, "-")
 				start, _ = strconv.ParseUint(a, 16, 64)

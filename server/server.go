@@ -119,6 +119,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.LeaseTTL == 0 {
+		opts.LeaseTTL = leader.DefaultTTL
+	}
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
@@ -401,9 +404,7 @@ func (s *Server) controller(store ledger.Store) (*controller.Controller, error) 
 
 func (s *Server) fetchFailed(err error, attempt int, next time.Duration) {
 	s.log.Warn("fetch failed; retrying", "repo", s.repo.URL(), "attempt", attempt, "retry_in", next, "err", err)
-	if s.ledger != nil {
-		s.event(s.runCtx, "source.error", fmt.Sprintf("fetch failed (attempt %d), retrying in %s", attempt, next), err.Error())
-	}
+	s.event(s.runCtx, "source.error", fmt.Sprintf("fetch failed (attempt %d), retrying in %s", attempt, next), err.Error())
 }
 
 // stop ends Run with why, once.

@@ -18,7 +18,6 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/api"
 	"github.com/ferryhq/ferry/controller"
-	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/source"
 	"github.com/ferryhq/ferry/webhook"
@@ -126,11 +125,8 @@ func every(ctx context.Context, d time.Duration, fn func() (done bool)) {
 }
 
 // campaignEvery is how often a standby asks for the lead: a fifteenth of
-// the TTL (one second by default), at least 50 ms.
+// the TTL (two thirds of a second by default), at least 50 ms.
 func campaignEvery(ttl time.Duration) time.Duration {
-	if ttl == 0 {
-		ttl = leader.DefaultTTL
-	}
 	return max(ttl/15, 50*time.Millisecond)
 }
 
@@ -240,17 +236,10 @@ func (s *Server) noLeader(w http.ResponseWriter, r *http.Request, read http.Hand
 	}
 	w.Header().Set("Retry-After", "1")
 	if l == nil || l.Holder == s.holder {
-		writeError(w, ferry.Errorf(ferry.EUNAVAILABLE, "no ferry server leads %s now; this one stands by and takes over within a lease (%s); try again", s.cfg.App, cmpTTL(s.opts.LeaseTTL)))
+		writeError(w, ferry.Errorf(ferry.EUNAVAILABLE, "no ferry server leads %s now; this one stands by and takes over within a lease (%s); try again", s.cfg.App, s.opts.LeaseTTL))
 		return
 	}
 	writeError(w, ferry.Errorf(ferry.EUNAVAILABLE, "this ferry server stands by, and the leader %s (term %d) does not answer at %s; try again, or there", l.Holder, l.Term, l.Address))
-}
-
-func cmpTTL(ttl time.Duration) time.Duration {
-	if ttl == 0 {
-		return leader.DefaultTTL
-	}
-	return ttl
 }
 
 // queuePush is a standby's answer to a verified push the leader could not

@@ -62,6 +62,9 @@ type Environment struct {
 	URL     string
 	Verify  []Check
 	Rollout Rollout
+	// Canary, when set, takes each release through canary steps
+	// (canary.go) instead of straight to every replica.
+	Canary *Canary
 	// Approval, when set, makes every promotion a release request that
 	// waits for approvals by other people (approval.go).
 	Approval *Approval

@@ -1,0 +1,58 @@
+package ferry
+
+import "time"
+
+// Canary is a gated environment's canary strategy (strategy.canary in
+// ferry.yaml): a release first serves a share of the requests beside the
+// running version, step by step, judged against a fresh baseline of the
+// running version at the same share, before it takes all of them.
+type Canary struct {
+	Steps []CanaryStep
+	// Baseline runs a fresh replica set of the running version at the
+	// canary's weight, so that the canary is compared with a version that
+	// started at the same time and takes the same traffic.
+	Baseline bool
+	Analysis CanaryAnalysis
+}
+
+// CanaryStep is one step of a canary: Weight percent of the requests go
+// to the canary (and as many to the baseline) for at least For, and until
+// the analysis has passed at that weight.
+type CanaryStep struct {
+	Weight int // 1–99
+	For    time.Duration
+}
+
+// CanaryAnalysis is how each step is judged.
+type CanaryAnalysis struct {
+	// Interval is how often the canary is judged.
+	Interval time.Duration
+	// MinRequests each of canary and baseline needs before a verdict is
+	// other than inconclusive.
+	MinRequests int64
+	// MaxErrorRate (0.01 is 1 %) and MaxP99 are absolute limits on the
+	// canary; 0 leaves one out.
+	MaxErrorRate float64
+	MaxP99       time.Duration
+	// Inconclusive is how long a step may stay inconclusive before the
+	// canary pauses for a person.
+	Inconclusive time.Duration
+}
+
+// Split is a canary's traffic split, as a runtime runs it: Stable keeps
+// the requests not sent elsewhere; Canary, the new version, takes Weight
+// percent of them; with Baseline, a fresh replica set of Stable's spec
+// takes Weight percent as well.
+type Split struct {
+	Stable   Spec
+	Canary   Spec
+	Baseline bool
+	Weight   int
+}
+
+// The tracks of a split, by which a runtime reports each one's figures.
+const (
+	TrackStable   = "stable"
+	TrackCanary   = "canary"
+	TrackBaseline = "baseline"
+)

@@ -37,6 +37,32 @@ type CanaryAnalysis struct {
 	// Inconclusive is how long a step may stay inconclusive before the
 	// canary pauses for a person.
 	Inconclusive time.Duration
+	// Prometheus, on Kubernetes, is where each track's figures come from
+	// (the local runtime's balancer measures them itself).
+	Prometheus *CanaryPrometheus
+}
+
+// CanaryPrometheus queries a Prometheus server for a track's figures over
+// the judged span. Each query is a text/template over CanaryQuery.
+type CanaryPrometheus struct {
+	URL string
+	// Requests and Errors give one number: the track's requests and its
+	// failed ones (5xx) over the span.
+	Requests, Errors string
+	// Latency gives one series per histogram bucket, labelled le, of the
+	// track's requests over the span, as a Prometheus histogram's
+	// _bucket counters do.
+	Latency string
+}
+
+// CanaryQuery is what a CanaryPrometheus query template is given.
+type CanaryQuery struct {
+	Env, App string
+	// Track is TrackCanary or TrackBaseline; Version its pods' version
+	// label (the short digest).
+	Track, Version string
+	// Range is the span in PromQL's form ("5m").
+	Range string
 }
 
 // Split is a canary's traffic split, as a runtime runs it: Stable keeps

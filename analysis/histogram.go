@@ -28,6 +28,10 @@ func bucket(d time.Duration) int {
 	return min(i, Buckets-1)
 }
 
+// Bucket is the index of d's bucket, for writers that count into
+// counters of their own (the balancer's atomic ones) and Add them up later.
+func Bucket(d time.Duration) int { return bucket(d) }
+
 // UpperBound is the largest latency in bucket i; the last bucket has
 // none (math.MaxInt64).
 func UpperBound(i int) time.Duration {

@@ -16,6 +16,7 @@ import (
 // can be closed without touching the other backends'.
 type backend struct {
 	lb       *Balancer
+	track    string
 	id, addr string
 	idHeader []string // []string{id}, shared read-only
 	checkURL string
@@ -24,6 +25,7 @@ type backend struct {
 
 	inflight atomic.Int64
 	served   atomic.Uint64
+	stats    stats
 	removed  atomic.Bool
 	drained  chan struct{} // cap 1: inflight reached 0 after removal
 	kick     chan struct{} // cap 1: check now
@@ -38,7 +40,7 @@ type backend struct {
 	gone    chan struct{} // closed by Remove
 }
 
-func (b *Balancer) newBackend(id, addr string) *backend {
+func (b *Balancer) newBackend(track, id, addr string) *backend {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	t := &http.Transport{
@@ -51,6 +53,7 @@ func (b *Balancer) newBackend(id, addr string) *backend {
 	ctx, cancel := context.WithCancel(context.Background())
 	be := &backend{
 		lb:       b,
+		track:    track,
 		id:       id,
 		addr:     addr,
 		idHeader: []string{id},
@@ -88,7 +91,12 @@ func (be *backend) done() {
 // Add registers a backend at addr (host:port) and starts checking it; it
 // receives traffic only once ready. Adding an id that is already registered
 // (and not being removed) does nothing; a different address for it is logged.
+// The backend is in DefaultTrack (see AddTo).
 func (b *Balancer) Add(id, addr string) {
+	b.add(DefaultTrack, id, addr)
+}
+
+func (b *Balancer) add(track, id, addr string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -101,11 +109,11 @@ func (b *Balancer) Add(id, addr string) {
 		}
 		return
 	}
-	be := b.newBackend(id, addr)
+	be := b.newBackend(track, id, addr)
 	b.backends[id] = be
 	b.wg.Add(1)
 	go b.check(be)
-	b.log.Debug("lb replica added", "replica", id, "addr", addr)
+	b.log.Debug("lb replica added", "replica", id, "addr", addr, "track", track)
 }
 
 // WaitReady blocks until backend id passed a readiness check, ctx ends, or the
@@ -187,6 +195,7 @@ func (b *Balancer) Remove(ctx context.Context, id string) error {
 	if b.backends[id] == be {
 		delete(b.backends, id)
 	}
+	b.retire(be)
 	b.mu.Unlock()
 	b.log.Debug("lb replica removed", "replica", id, "served", be.served.Load(), "err", err)
 	return err
@@ -195,6 +204,7 @@ func (b *Balancer) Remove(ctx context.Context, id string) error {
 // BackendStatus describes one backend.
 type BackendStatus struct {
 	ID, Addr  string
+	Track     string
 	Ready     bool
 	Draining  bool // removed, waiting for in-flight requests
 	InFlight  int64
@@ -212,6 +222,7 @@ func (b *Balancer) Backends() []BackendStatus {
 		out = append(out, BackendStatus{
 			ID:        be.id,
 			Addr:      be.addr,
+			Track:     be.track,
 			Ready:     be.ready,
 			Draining:  be.removed.Load(),
 			InFlight:  be.inflight.Load(),
@@ -238,6 +249,16 @@ func (b *Balancer) rebuild() {
 	}
 	slices.SortFunc(list, func(x, y *backend) int { return cmp.Compare(x.id, y.id) })
 	b.ready.Store(&list)
+	rt, starved := buildRoutes(list, b.weights)
+	b.routes.Store(rt)
+	if !slices.Equal(starved, b.starved) {
+		if len(starved) > 0 {
+			b.log.Warn("lb: weighted tracks have no ready replica; their share goes to the default track", "tracks", starved)
+		} else if len(b.starved) > 0 {
+			b.log.Info("lb: every weighted track has a ready replica again")
+		}
+		b.starved = starved
+	}
 }
 
 // check runs the active readiness checks of be until it is removed or the

@@ -88,6 +88,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferryhq/ferry/analysis"
 )
 
 // Defaults for the zero values of Config.
@@ -206,17 +208,25 @@ type Balancer struct {
 	// errLog receives net/http's own messages.
 	errLog *log.Logger
 
-	// ready is the routing table: the ready backends sorted by ID, replaced
-	// as a whole (copy on write) whenever a backend's readiness changes.
-	ready atomic.Pointer[[]*backend]
-	next  atomic.Uint64 // round-robin counter
+	// ready is every ready backend sorted by ID, and routes the same by
+	// track (track.go), each replaced as a whole (copy on write) whenever
+	// a backend's readiness or the weights change.
+	ready  atomic.Pointer[[]*backend]
+	routes atomic.Pointer[routes]
+	next   atomic.Uint64 // round-robin counter of retries
 
 	mu       sync.Mutex
 	backends map[string]*backend
 	ln       net.Listener
 	conns    clientConns
 	closed   bool
-	wg       sync.WaitGroup // checkers
+	weights  map[string]int // SetWeights'
+	starved  []string       // weighted tracks without a ready backend, as last logged
+	// retired are the figures of the backends forgotten since, by track;
+	// zero the totals at the last ResetFigures (figures.go).
+	retired map[string]*analysis.Figures
+	zero    map[string]analysis.Figures
+	wg      sync.WaitGroup // checkers
 }
 
 // New validates cfg and returns a balancer that is not yet listening.
@@ -232,6 +242,7 @@ func New(cfg Config) (*Balancer, error) {
 		errLog:   slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	b.ready.Store(new([]*backend))
+	b.routes.Store(&routes{def: &trackRoute{}})
 	b.srv = &http.Server{
 		Handler:           b,
 		ReadHeaderTimeout: cfg.HeaderTimeout,
@@ -328,15 +339,19 @@ wait:
 }
 
 // pick returns a ready backend not in tried, round robin, with its in-flight
-// count already raised, or nil when there is none.
+// count already raised, or nil when there is none. A first attempt (no
+// tried) goes to the next track by weight, a retry to any track.
 func (b *Balancer) pick(tried []*backend) *backend {
 	for {
-		list := *b.ready.Load()
+		list, next := *b.ready.Load(), &b.next
+		if tried == nil {
+			list, next = b.routes.Load().candidates()
+		}
 		n := len(list)
 		if n == 0 {
 			return nil
 		}
-		start := b.next.Add(1) - 1
+		start := next.Add(1) - 1
 		var be *backend
 		for i := range n {
 			c := list[(start+uint64(i))%uint64(n)]

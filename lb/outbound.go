@@ -22,6 +22,8 @@ type outbound struct {
 	// answered is set once anything of a response reached the client: the
 	// request can no longer be retried or answered with an error.
 	answered bool
+	// status is the final status code of the response being forwarded.
+	status int
 }
 
 // scan reads what forwarding needs from the request's headers.

@@ -38,7 +38,9 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	left := -1 // retries on other backends; set at the first failure
 	fresh := false
 	for {
+		start := time.Now()
 		err := be.forward(w, &out, fresh)
+		be.observe(&out, err, start)
 		be.done()
 		if err == nil {
 			return
@@ -174,6 +176,7 @@ func (be *backend) forward(w http.ResponseWriter, out *outbound, fresh bool) err
 		return err
 	}
 	be.served.Add(1)
+	out.status = res.StatusCode
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		if bodyDone != nil {
 			werr = <-bodyDone

@@ -129,6 +129,10 @@ type Replica struct {
 	MemoryBytes      int64   `json:"memoryBytes,omitempty"`
 	MemoryLimitBytes int64   `json:"memoryLimitBytes,omitempty"`
 	CPUSeconds       float64 `json:"cpuSeconds,omitempty"`
+	// Track is the replica's part in a canary split: TrackStable, or
+	// TrackCanary or TrackBaseline while one runs; empty from runtimes
+	// that do not say.
+	Track string `json:"track,omitempty"`
 }
 
 // How a replica is contained.

@@ -51,8 +51,8 @@ type images struct {
 	src ImageSource
 	// v1 and v2 serve "v1" and "v2" on /version; crash exits at start;
 	// never is never ready; stubborn ignores SIGTERM; missing has no
-	// entrypoint binary.
-	v1, v2, crash, never, stubborn, missing string
+	// entrypoint binary; bad answers 500 to every 4th /version.
+	v1, v2, crash, never, stubborn, missing, bad string
 }
 
 var (
@@ -117,6 +117,7 @@ func buildImages() (images, error) {
 		{&im.never, []string{"VERSION=never", "READY=never"}},
 		{&im.stubborn, []string{"VERSION=stubborn", "IGNORE_TERM=1"}},
 		{&im.missing, []string{"MISSING=1"}},
+		{&im.bad, []string{"VERSION=bad", "FAIL_EVERY=4"}},
 	} {
 		if *v.d, err = push(v.env...); err != nil {
 			return images{}, err

@@ -144,7 +144,8 @@ type Runtime struct {
 	replicas []*replica // live: not yet stopped
 	spec     *ferry.Spec
 	desired  int
-	seq      int // last replica number used
+	split    *split // the canary running beside the stable replicas (split.go)
+	seq      int    // last replica number used
 	closed   bool
 }
 
@@ -364,7 +365,7 @@ func (t *Runtime) Status(ctx context.Context) (ferry.Status, error) {
 	for i, r := range rs {
 		s := r.snapshot()
 		reps[i] = ferry.Replica{
-			ID: r.id, Digest: r.digest, Addr: s.addr, Restarts: s.restarts,
+			ID: r.id, Digest: r.digest, Track: trackName(r.track), Addr: s.addr, Restarts: s.restarts,
 			Started: s.started, State: s.state,
 			Ready:     ready[r.id] && s.state != ferry.ReplicaStopping && s.pid != 0,
 			Isolation: t.isolation(), LastExit: s.lastExit,
@@ -374,10 +375,19 @@ func (t *Runtime) Status(ctx context.Context) (ferry.Status, error) {
 			reps[i].MemoryBytes, reps[i].MemoryLimitBytes, reps[i].CPUSeconds = u.memory, u.limit, u.cpu
 		}
 	}
-	st := ferry.NewStatus(desired, reps)
+	// The stable replicas say what the environment runs; a split's
+	// canary and baseline replicas are listed after them.
+	stable := slices.DeleteFunc(slices.Clone(reps), func(r ferry.Replica) bool { return r.Track != ferry.TrackStable })
+	st := ferry.NewStatus(desired, stable)
 	if st.Digest != "" {
-		st.Commit = rs[0].commit
+		for _, r := range rs {
+			if r.track == lb.DefaultTrack {
+				st.Commit = r.commit
+				break
+			}
+		}
 	}
+	st.Replicas = append(stable, slices.DeleteFunc(reps, func(r ferry.Replica) bool { return r.Track == ferry.TrackStable })...)
 	return st, nil
 }
 
@@ -422,11 +432,12 @@ func (t *Runtime) stop(ctx context.Context, rs []*replica, grace time.Duration) 
 	pruneLogs(t.logDir, live, keepStoppedLogs)
 }
 
-// partition splits the live replicas that are not stopping into those
-// running key and the others. t.mu must be held.
+// partition splits the live stable replicas that are not stopping into
+// those running key and the others (a split's canary and baseline
+// replicas are neither). t.mu must be held.
 func (t *Runtime) partition(key string) (cur, old []*replica) {
 	for _, r := range t.replicas {
-		if r.snapshot().state == ferry.ReplicaStopping {
+		if r.track != lb.DefaultTrack || r.snapshot().state == ferry.ReplicaStopping {
 			continue
 		}
 		if r.key == key {
@@ -439,7 +450,7 @@ func (t *Runtime) partition(key string) (cur, old []*replica) {
 }
 
 // newReplica creates and starts a replica of spec numbered index.
-func (t *Runtime) newReplica(spec ferry.Spec, key string, img *image, index int) (*replica, error) {
+func (t *Runtime) newReplica(spec ferry.Spec, key, track string, img *image, index int) (*replica, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -460,7 +471,7 @@ func (t *Runtime) newReplica(spec ferry.Spec, key string, img *image, index int)
 		vars = setEnv(vars, v.Name, v.Value)
 	}
 	r := &replica{
-		id: id, index: index, key: key, digest: spec.Digest, commit: spec.Commit,
+		id: id, index: index, key: key, track: track, digest: spec.Digest, commit: spec.Commit,
 		img: img, vars: vars, t: t, log: lf, port: port, state: ferry.ReplicaStarting,
 		ready: make(chan struct{}), looping: make(chan struct{}),
 		stopCh: make(chan struct{}), done: make(chan struct{}),

@@ -40,9 +40,12 @@ func nextBackoff(prev, ran time.Duration) time.Duration {
 // replica is one supervised copy of the app: a process restarted with
 // backoff until stopped, registered with the balancer while it runs.
 type replica struct {
-	id     string
-	index  int // the replica's number among those of its spec, for Args
-	key    string
+	id    string
+	index int // the replica's number among those of its spec, for Args
+	key   string
+	// track is the balancer track it serves in: lb.DefaultTrack for the
+	// stable replicas, ferry.TrackCanary or TrackBaseline in a split.
+	track  string
 	digest string
 	commit string
 	img    *image
@@ -171,7 +174,7 @@ func (r *replica) wait(cmd *exec.Cmd) (becameReady bool, ran time.Duration) {
 			readyc <- false
 			return
 		}
-		r.t.lb.Add(r.id, a)
+		r.t.lb.AddTo(r.track, r.id, a)
 		r.mu.Unlock()
 		err := r.t.lb.WaitReady(runCtx, r.id)
 		if err == nil {

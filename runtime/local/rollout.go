@@ -14,6 +14,7 @@ type rollout struct {
 	t        *Runtime
 	spec     ferry.Spec // with rollout defaults
 	key      string
+	track    string // the replicas' balancer track (split.go)
 	img      *image
 	progress func(ferry.Progress)
 }
@@ -68,7 +69,7 @@ func (r *rollout) startBatch(ctx context.Context, n int, cur []*replica) error {
 		if used[index] {
 			continue
 		}
-		rep, err := t.newReplica(r.spec, r.key, r.img, index)
+		rep, err := t.newReplica(r.spec, r.key, r.track, r.img, index)
 		if err != nil {
 			t.stop(context.WithoutCancel(ctx), batch, r.spec.Rollout.Grace)
 			return fmt.Errorf("apply to %s: %w", t.cfg.Env, err)
@@ -206,7 +207,7 @@ func (r *rollout) report(format string, args ...any) {
 	p := ferry.Progress{Time: r.t.now(), Message: msg, Desired: r.spec.Replicas}
 	r.t.mu.Lock()
 	for _, rep := range r.t.replicas {
-		if ready[rep.id] {
+		if ready[rep.id] && rep.track == r.track {
 			p.Ready++
 			if rep.key == r.key {
 				p.Updated++

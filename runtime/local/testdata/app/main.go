@@ -6,6 +6,8 @@
 //	CRASH=1         exit at start
 //	READY=never     /statusz always answers 503
 //	IGNORE_TERM=1   ignore SIGTERM
+//	FAIL_EVERY=N    every Nth /version answers 500 (a canary that fails 1/N)
+//	DELAY=D         /version answers after D (a Go duration: a slow canary)
 //
 // /whoami answers "uid gid cwd", /read?path=P the file's first bytes or the
 // error, /write?name=N writes N into /data (into ?dir= when
@@ -32,6 +34,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -56,6 +59,9 @@ func main() {
 		os.Exit(3)
 	}
 	never := os.Getenv("READY") == "never"
+	failEvery, _ := strconv.ParseInt(os.Getenv("FAIL_EVERY"), 10, 64)
+	delay, _ := time.ParseDuration(os.Getenv("DELAY"))
+	var versions atomic.Int64
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/statusz", func(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +72,11 @@ func main() {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		if n := versions.Add(1); failEvery > 0 && n%failEvery == 0 {
+			http.Error(w, version+" failing, as asked", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintln(w, version)
 	})
 	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {

@@ -144,9 +144,10 @@ type Runtime struct {
 	replicas []*replica // live: not yet stopped
 	spec     *ferry.Spec
 	desired  int
-	split    *split // the canary running beside the stable replicas (split.go)
-	seq      int    // last replica number used
+	seq      int // last replica number used
 	closed   bool
+	// split is the canary running beside the stable replicas (split.go).
+	split *split
 }
 
 var _ ferry.Runtime = (*Runtime)(nil)

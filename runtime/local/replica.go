@@ -40,12 +40,10 @@ func nextBackoff(prev, ran time.Duration) time.Duration {
 // replica is one supervised copy of the app: a process restarted with
 // backoff until stopped, registered with the balancer while it runs.
 type replica struct {
-	id    string
-	index int // the replica's number among those of its spec, for Args
-	key   string
-	// track is the balancer track it serves in: lb.DefaultTrack for the
-	// stable replicas, ferry.TrackCanary or TrackBaseline in a split.
-	track  string
+	id     string
+	index  int // the replica's number among those of its spec, for Args
+	key    string
+	track  string // balancer track: lb.DefaultTrack (stable), or a split's (split.go)
 	digest string
 	commit string
 	img    *image

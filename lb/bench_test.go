@@ -118,3 +118,42 @@ func readFixedResponse(br *bufio.Reader) error {
 	_, err := br.Discard(n)
 	return err
 }
+
+// BenchmarkForwardSplit is BenchmarkForward with a canary split of
+// 90/5/5 over three tracks, each backend answering the same bytes: the
+// balancer's per-request cost with routing by weight and the per-track
+// figures.
+//
+//	go test -run '^$' -bench 'Forward(Split)?$' -benchmem ./lb/
+func BenchmarkForwardSplit(b *testing.B) {
+	backend := startFixedBackend(b, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n\r\nhello from a replica\n")
+	bal := startBenchBalancer(b, backend)
+	for _, tr := range []string{"canary", "baseline"} {
+		bal.AddTo(tr, tr, startFixedBackend(b, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n\r\nhello from a replica\n"))
+		if err := waitReady(bal, tr); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := bal.SetWeights(map[string]int{lb.DefaultTrack: 90, "canary": 5, "baseline": 5}); err != nil {
+		b.Fatal(err)
+	}
+	c, err := net.Dial("tcp", bal.Addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("GET / HTTP/1.1\r\nHost: app.test\r\nUser-Agent: bench\r\n\r\n")
+	br := bufio.NewReader(c)
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if err := readFixedResponse(br); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if f := bal.Figures(); f["canary"].Requests == 0 || f[lb.DefaultTrack].Requests == 0 {
+		b.Fatalf("figures %v: a track got nothing", f)
+	}
+}

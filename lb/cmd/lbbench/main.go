@@ -6,7 +6,10 @@
 //	go run ./lb/cmd/lbbench -rounds 5 -duration 5s -conns 64
 //
 // Every part runs as its own process on loopback: two replicas (a trivial Go
-// HTTP server), the ferry balancer (also once more with GOMAXPROCS=1), and
+// HTTP server), the ferry balancer (also once more with GOMAXPROCS=1, and
+// once more with a canary split of -split percent: a canary and a
+// baseline track beside the stable one, routed by weight and counted in
+// the per-track figures, their backends the same two replicas), and
 // nginx with upstream keepalive 64, and kamal-proxy when -kamal-proxy names
 // its binary or its source directory (built there with go build). wrk
 // generates the load. A missing wrk or nginx is an error, never a silently
@@ -66,6 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		nginx    = fs.String("nginx", "nginx", "nginx binary")
 		pprofAt  = fs.String("pprof", "", "internal: with -role balancer, serve net/http/pprof on this address")
 		kamal    = fs.String("kamal-proxy", "", "kamal-proxy binary, or its source directory to build; empty leaves it out")
+		split    = fs.Int("split", 5, "the canary's and the baseline's weight in the split balancer's row (percent, 1–50); 0 leaves the row out")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -77,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if *pprofAt != "" {
 			go http.ListenAndServe(*pprofAt, nil) // the default mux, which net/http/pprof registers on
 		}
-		return serveBalancer(ctx, *listen, strings.Split(*backends, ","), stdout, stderr)
+		return serveBalancer(ctx, *listen, strings.Split(*backends, ","), *split, stdout, stderr)
 	case "":
 	default:
 		return fmt.Errorf("unknown role %q", *role)
@@ -94,6 +98,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *rounds < 1 {
 		return errors.New("-rounds must be at least 1")
 	}
+	if *split < 0 || *split > 50 {
+		return errors.New("-split must be 0 to 50")
+	}
 	wrkBin, err := exec.LookPath(*wrkPath)
 	if err != nil {
 		return fmt.Errorf("wrk is required: %w", err)
@@ -108,7 +115,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	b := bench{wrk: wrkBin, threads: *threads, duration: *duration, stderr: stderr}
+	b := bench{wrk: wrkBin, threads: *threads, duration: *duration, split: *split, stderr: stderr}
 	return b.run(ctx, nginxBin, kamalBin, *rounds, counts, stdout)
 }
 
@@ -134,8 +141,11 @@ func serveReplica(ctx context.Context, listen string, stdout io.Writer) error {
 	return nil
 }
 
-// serveBalancer runs ferry's balancer over the given replicas.
-func serveBalancer(ctx context.Context, listen string, backends []string, stdout, stderr io.Writer) error {
+// serveBalancer runs ferry's balancer over the given replicas. With split,
+// the first replica is also the canary track's backend and the second the
+// baseline's, each given split percent; on exit it prints each track's
+// figures to stderr.
+func serveBalancer(ctx context.Context, listen string, backends []string, split int, stdout, stderr io.Writer) error {
 	b, err := lb.New(lb.Config{
 		Listen:    listen,
 		Readiness: "/statusz",
@@ -157,8 +167,31 @@ func serveBalancer(ctx context.Context, listen string, backends []string, stdout
 			return err
 		}
 	}
+	if split > 0 {
+		for i, track := range []string{"canary", "baseline"} {
+			b.AddTo(track, track, backends[i%len(backends)])
+			if err := b.WaitReady(wait, track); err != nil {
+				return err
+			}
+		}
+		if err := b.SetWeights(map[string]int{lb.DefaultTrack: 100 - 2*split, "canary": split, "baseline": split}); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(stdout, "listening", b.Addr())
 	<-ctx.Done()
+	if split > 0 {
+		figs := b.Figures()
+		var total int64
+		for _, f := range figs {
+			total += f.Requests
+		}
+		for _, track := range []string{lb.DefaultTrack, "canary", "baseline"} {
+			f := figs[track]
+			fmt.Fprintf(stderr, "lbbench split balancer: track %q: %d requests (%.2f%%), %d errors, p50 %v, p99 %v\n",
+				track, f.Requests, 100*float64(f.Requests)/float64(max(total, 1)), f.Errors, f.Latency.Quantile(0.5), f.Latency.Quantile(0.99))
+		}
+	}
 	return nil
 }
 
@@ -166,6 +199,7 @@ type bench struct {
 	wrk      string
 	threads  int
 	duration time.Duration
+	split    int
 	stderr   io.Writer
 }
 
@@ -193,13 +227,19 @@ func (b bench) run(ctx context.Context, nginxBin, kamalBin string, rounds int, c
 		return err
 	}
 	replicas := r1.addr + "," + r2.addr
-	ferry, err := startChild(ctx, self, nil, "-role", "balancer", "-backends", replicas)
+	ferry, err := startChild(ctx, self, nil, "-role", "balancer", "-backends", replicas, "-split", "0")
 	if err != nil {
 		return err
 	}
-	ferry1, err := startChild(ctx, self, []string{"GOMAXPROCS=1"}, "-role", "balancer", "-backends", replicas)
+	ferry1, err := startChild(ctx, self, []string{"GOMAXPROCS=1"}, "-role", "balancer", "-backends", replicas, "-split", "0")
 	if err != nil {
 		return err
+	}
+	var splitLB child
+	if b.split > 0 {
+		if splitLB, err = startChild(ctx, self, nil, "-role", "balancer", "-backends", replicas, "-split", strconv.Itoa(b.split)); err != nil {
+			return err
+		}
 	}
 	ngx, err := startNginx(nginxBin, r1.addr, r2.addr)
 	if err != nil {
@@ -213,6 +253,9 @@ func (b bench) run(ctx context.Context, nginxBin, kamalBin string, rounds int, c
 		{"ferry lb (2 replicas)", "http://" + ferry.addr + "/", ferry.pids},
 		{"ferry lb, GOMAXPROCS=1", "http://" + ferry1.addr + "/", ferry1.pids},
 		{nginxTarget, "http://" + ngx.addr + "/", ngx.pids},
+	}
+	if b.split > 0 {
+		targets = append(targets, target{fmt.Sprintf("ferry lb, split %d/%d/%d, figures", 100-2*b.split, b.split, b.split), "http://" + splitLB.addr + "/", splitLB.pids})
 	}
 	kamalNote := "kamal-proxy: left out (no -kamal-proxy given)"
 	if kamalBin != "" {

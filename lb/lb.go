@@ -1,7 +1,9 @@
 // Package lb is the HTTP load balancer that the local runtime puts on an
 // environment's listen address, in front of that environment's replicas.
 //
-// Traffic goes round robin to the READY backends only. A backend becomes ready
+// Traffic goes round robin to the READY backends only, of the track that
+// the weights choose for each request (SetWeights; the default track when
+// none are set), and each track's figures are counted (Figures). A backend becomes ready
 // after one successful readiness check (GET Config.Readiness answering 2xx)
 // and stops being ready after Config.FailThreshold failed checks in a row, or
 // at once when a proxied request fails to connect to it (passive health); it

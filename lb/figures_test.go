@@ -52,7 +52,7 @@ func BenchmarkRoute(b *testing.B) {
 			rt, _ := buildRoutes(ready, tc.weights)
 			var n int
 			for b.Loop() {
-				list, next := rt.candidates()
+				list, next := rt.candidates(0)
 				n += len(list[next.Add(1)%uint64(len(list))].id)
 			}
 			if n == 0 {

@@ -147,7 +147,14 @@ type Config struct {
 	// proxy (a TLS terminator in front); otherwise any client can claim any
 	// address. Default false: they are dropped and set by the balancer.
 	TrustForwarded bool
-	Logger         *slog.Logger // default: discard
+	// StickyHeader and StickyCookie keep a client on one track while
+	// weights are set: a request carrying that header (or cookie) goes to
+	// the track its value's hash falls in, the same for every request with
+	// that value, and to a canary that only grows as its weight does (see
+	// track.go). Requests without one follow the exact schedule. Both
+	// empty (the default): every request follows the schedule.
+	StickyHeader, StickyCookie string
+	Logger                     *slog.Logger // default: discard
 }
 
 // withDefaults validates c and fills its zero values.
@@ -340,39 +347,55 @@ wait:
 	return err
 }
 
-// pick returns a ready backend not in tried, round robin, with its in-flight
-// count already raised, or nil when there is none. A first attempt (no
-// tried) goes to the next track by weight, a retry to any track.
-func (b *Balancer) pick(tried []*backend) *backend {
+// pickFor returns the backend for r's first attempt: in the track the
+// weights (or r's sticky key) choose, round robin, with its in-flight count
+// already raised, or nil when there is none.
+func (b *Balancer) pickFor(r *http.Request) *backend {
+	key := b.stickyKey(r)
 	for {
-		list, next := *b.ready.Load(), &b.next
-		if tried == nil {
-			list, next = b.routes.Load().candidates()
-		}
-		n := len(list)
-		if n == 0 {
-			return nil
-		}
-		start := next.Add(1) - 1
-		var be *backend
-		for i := range n {
-			c := list[(start+uint64(i))%uint64(n)]
-			if !contains(tried, c) {
-				be = c
-				break
-			}
-		}
-		if be == nil {
-			return nil
-		}
-		be.inflight.Add(1)
-		// Remove sets removed before it reads inflight; reading removed after
-		// raising inflight means one of the two always sees the other.
-		if !be.removed.Load() {
+		list, next := b.routes.Load().candidates(key)
+		if be, removed := pickIn(list, next, nil); !removed {
 			return be
 		}
-		be.done()
 	}
+}
+
+// pick returns a ready backend not in tried, of any track, round robin,
+// with its in-flight count already raised, or nil when there is none.
+func (b *Balancer) pick(tried []*backend) *backend {
+	for {
+		if be, removed := pickIn(*b.ready.Load(), &b.next, tried); !removed {
+			return be
+		}
+	}
+}
+
+// pickIn picks from list as pick does; removed reports that the backend
+// it found was being removed, and the routing table should be read again.
+func pickIn(list []*backend, next *atomic.Uint64, tried []*backend) (be *backend, removed bool) {
+	n := len(list)
+	if n == 0 {
+		return nil, false
+	}
+	start := next.Add(1) - 1
+	for i := range n {
+		c := list[(start+uint64(i))%uint64(n)]
+		if !contains(tried, c) {
+			be = c
+			break
+		}
+	}
+	if be == nil {
+		return nil, false
+	}
+	be.inflight.Add(1)
+	// Remove sets removed before it reads inflight; reading removed after
+	// raising inflight means one of the two always sees the other.
+	if !be.removed.Load() {
+		return be, false
+	}
+	be.done()
+	return nil, true
 }
 
 func contains(list []*backend, be *backend) bool {

@@ -19,7 +19,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// never read another request from it.
 		w.Header()["Connection"] = connClose
 	}
-	be := b.pick(nil)
+	be := b.pickFor(r)
 	if be == nil {
 		writeNoReady(w)
 		return

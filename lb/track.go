@@ -2,7 +2,9 @@ package lb
 
 import (
 	"fmt"
+	"hash/fnv"
 	"maps"
+	"net/http"
 	"slices"
 	"sync/atomic"
 )
@@ -36,6 +38,20 @@ type routes struct {
 	// default track's slots point at def).
 	schedule []*trackRoute
 	seq      atomic.Uint64
+	// bands share [0, sum) between the weighted tracks other than the
+	// default for sticky requests; what no band holds is the default
+	// track's. With k such tracks, the jth (by name) has the band of its
+	// weight from j × sum / k, so that it grows from the same start as its
+	// weight does: a client on the canary at 5 % stays on it at 25 %, and
+	// one on the baseline never moves to the canary. A weight over sum / k
+	// makes the bands follow each other instead.
+	bands []band
+	sum   uint64
+}
+
+type band struct {
+	track      *trackRoute
+	from, upTo uint64
 }
 
 // trackRoute is one track's ready backends, sorted by ID.
@@ -47,13 +63,50 @@ type trackRoute struct {
 
 // candidates is the list a request's first attempt picks from, and its
 // round-robin counter: the next track of the schedule's, or the default
-// track's.
-func (rt *routes) candidates() ([]*backend, *atomic.Uint64) {
+// track's; with a sticky key (not 0), the track its band holds.
+func (rt *routes) candidates(sticky uint64) ([]*backend, *atomic.Uint64) {
 	tr := rt.def
-	if rt.schedule != nil {
+	switch {
+	case rt.schedule == nil:
+	case sticky != 0:
+		tr = rt.band(sticky % rt.sum)
+	default:
 		tr = rt.schedule[(rt.seq.Add(1)-1)%uint64(len(rt.schedule))]
 	}
 	return tr.ready, &tr.next
+}
+
+// band is the track whose band holds h (0 ≤ h < sum).
+func (rt *routes) band(h uint64) *trackRoute {
+	for _, b := range rt.bands {
+		if b.from <= h && h < b.upTo {
+			return b.track
+		}
+	}
+	return rt.def
+}
+
+// stickyKey is the hash (never 0) of r's sticky header or cookie, or 0
+// when stickiness is off or r carries neither.
+func (b *Balancer) stickyKey(r *http.Request) uint64 {
+	if b.cfg.StickyHeader == "" && b.cfg.StickyCookie == "" {
+		return 0
+	}
+	v := ""
+	if b.cfg.StickyHeader != "" {
+		v = r.Header.Get(b.cfg.StickyHeader)
+	}
+	if v == "" && b.cfg.StickyCookie != "" {
+		if c, err := r.Cookie(b.cfg.StickyCookie); err == nil {
+			v = c.Value
+		}
+	}
+	if v == "" {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(v))
+	return max(h.Sum64(), 1)
 }
 
 // SetWeights shares the requests out between tracks: each track named
@@ -138,6 +191,23 @@ func buildRoutes(ready []*backend, weights map[string]int) (rt *routes, starved 
 	rt.schedule = make([]*trackRoute, 0, sum)
 	for _, i := range smoothWeighted(ws, sum) {
 		rt.schedule = append(rt.schedule, byTrack[names[i]])
+	}
+	// Bands over the weights as given (not reduced), so that a band's
+	// start does not move when another weight changes the divisor.
+	rt.sum = uint64(g * sum)
+	others := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == DefaultTrack })
+	k := uint64(len(others))
+	spread := true
+	for _, n := range others {
+		spread = spread && uint64(share[n]) <= rt.sum/k
+	}
+	var from uint64
+	for j, n := range others {
+		if spread {
+			from = uint64(j) * rt.sum / k
+		}
+		rt.bands = append(rt.bands, band{byTrack[n], from, from + uint64(share[n])})
+		from += uint64(share[n])
 	}
 	return rt, starved
 }

@@ -217,3 +217,69 @@ func startFailing(t *testing.T, nth int, delay time.Duration) string {
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }
+
+// TestTrackSticky: with a sticky header, each client stays on one track,
+// about its weight's share of the clients lands on each, and raising the
+// weights moves no canary client off the canary nor any baseline client
+// onto it. A sticky cookie works the same; requests with neither follow
+// the exact schedule.
+func TestTrackSticky(t *testing.T) {
+	b := startBalancer(t, lb.Config{StickyHeader: "X-User", StickyCookie: "user"})
+	s, c, base := startReplica(t, "s"), startReplica(t, "c"), startReplica(t, "b")
+	addReady(t, b, s)
+	addTrack(t, b, "canary", c)
+	addTrack(t, b, "baseline", base)
+	url := "http://" + b.Addr() + "/"
+	send := func(user string, cookie bool) string {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if cookie {
+			req.AddCookie(&http.Cookie{Name: "user", Value: user})
+		} else if user != "" {
+			req.Header.Set("X-User", user)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.Header.Get(lb.ReplicaHeader)
+	}
+	const users = 1000
+	at := func(w int) map[string]string {
+		if err := b.SetWeights(map[string]int{lb.DefaultTrack: 100 - 2*w, "canary": w, "baseline": w}); err != nil {
+			t.Fatal(err)
+		}
+		where := map[string]string{}
+		count := map[string]int{}
+		for i := range users {
+			u := fmt.Sprintf("user-%d", i)
+			first := send(u, false)
+			if again := send(u, i%2 == 0); again != first {
+				t.Fatalf("at %d%%: %s went to %s, then to %s", w, u, first, again)
+			}
+			where[u] = first
+			count[first]++
+		}
+		for _, id := range []string{"c", "b"} {
+			if lo, hi := users*w/100/2, users*w/100*3/2; count[id] < lo || count[id] > hi {
+				t.Errorf("at %d%%: %d of %d clients on %s, want %d to %d", w, count[id], users, id, lo, hi)
+			}
+		}
+		t.Logf("at %d%%: clients by replica %v", w, count)
+		return where
+	}
+	at5, at25 := at(5), at(25)
+	for u, was := range at5 {
+		if now := at25[u]; (was == "c" && now != "c") || (was == "b" && now == "c") {
+			t.Errorf("%s was on %s at 5%%, on %s at 25%%", u, was, now)
+		}
+	}
+	got := map[string]int{}
+	for range 100 {
+		got[send("", false)]++
+	}
+	if got["c"] != 25 || got["b"] != 25 {
+		t.Errorf("without a sticky key at 25%%: %v, want exactly 25 each to c and b", got)
+	}
+}

@@ -12,7 +12,10 @@
 // the per-track figures, their backends the same two replicas), and
 // nginx with upstream keepalive 64, and kamal-proxy when -kamal-proxy names
 // its binary or its source directory (built there with go build). wrk
-// generates the load. A missing wrk or nginx is an error, never a silently
+// generates the load. With -before naming another build of lbbench (an
+// earlier commit's: go build -o /tmp/lbbench-before ./lb/cmd/lbbench), its
+// balancer is one more row of the same run, for a before/after comparison
+// under the same load. A missing wrk or nginx is an error, never a silently
 // dropped column; without -kamal-proxy its row is left out with a printed note.
 //
 // Prerequisites: wrk and nginx (Debian: apt-get install -y wrk nginx-light).
@@ -69,6 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		nginx    = fs.String("nginx", "nginx", "nginx binary")
 		pprofAt  = fs.String("pprof", "", "internal: with -role balancer, serve net/http/pprof on this address")
 		kamal    = fs.String("kamal-proxy", "", "kamal-proxy binary, or its source directory to build; empty leaves it out")
+		before   = fs.String("before", "", "another lbbench binary (an earlier build) whose balancer is measured beside this one")
 		split    = fs.Int("split", 5, "the canary's and the baseline's weight in the split balancer's row (percent, 1–50); 0 leaves the row out")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -115,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	b := bench{wrk: wrkBin, threads: *threads, duration: *duration, split: *split, stderr: stderr}
+	b := bench{wrk: wrkBin, threads: *threads, duration: *duration, split: *split, before: *before, stderr: stderr}
 	return b.run(ctx, nginxBin, kamalBin, *rounds, counts, stdout)
 }
 
@@ -200,6 +204,7 @@ type bench struct {
 	threads  int
 	duration time.Duration
 	split    int
+	before   string // another lbbench binary, or ""
 	stderr   io.Writer
 }
 
@@ -241,6 +246,13 @@ func (b bench) run(ctx context.Context, nginxBin, kamalBin string, rounds int, c
 			return err
 		}
 	}
+	var beforeLB child
+	if b.before != "" {
+		// An earlier build knows no -split: its balancer has no tracks.
+		if beforeLB, err = startChild(ctx, b.before, nil, "-role", "balancer", "-backends", replicas); err != nil {
+			return fmt.Errorf("-before: %w", err)
+		}
+	}
 	ngx, err := startNginx(nginxBin, r1.addr, r2.addr)
 	if err != nil {
 		return err
@@ -253,6 +265,9 @@ func (b bench) run(ctx context.Context, nginxBin, kamalBin string, rounds int, c
 		{"ferry lb (2 replicas)", "http://" + ferry.addr + "/", ferry.pids},
 		{"ferry lb, GOMAXPROCS=1", "http://" + ferry1.addr + "/", ferry1.pids},
 		{nginxTarget, "http://" + ngx.addr + "/", ngx.pids},
+	}
+	if b.before != "" {
+		targets = append(targets, target{"ferry lb before (" + filepath.Base(b.before) + ")", "http://" + beforeLB.addr + "/", beforeLB.pids})
 	}
 	if b.split > 0 {
 		targets = append(targets, target{fmt.Sprintf("ferry lb, split %d/%d/%d, figures", 100-2*b.split, b.split, b.split), "http://" + splitLB.addr + "/", splitLB.pids})

@@ -308,6 +308,9 @@ func (b bench) run(ctx context.Context, nginxBin, kamalBin string, rounds int, c
 		printTable(stdout, c, targets, results)
 	}
 	fmt.Fprintf(stdout, "\nloadavg at start %s, at end %s\n", load0, loadavg())
+	if b.split > 0 {
+		splitLB.stop() // it prints its tracks' figures
+	}
 	return nil
 }
 
@@ -427,8 +430,19 @@ func median[T any](xs []T, f func(T) float64) float64 {
 
 // child is a process started by the benchmark that prints "listening ADDR".
 type child struct {
-	addr string
-	pid  int
+	addr   string
+	pid    int
+	exited chan struct{}
+}
+
+// stop sends the child SIGTERM and waits (3 s at most) until it exited,
+// so that what it prints on the way out is printed.
+func (c child) stop() {
+	syscall.Kill(c.pid, syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(3 * time.Second):
+	}
 }
 
 func (c child) pids() []int { return []int{c.pid} }
@@ -447,7 +461,11 @@ func startChild(ctx context.Context, self string, env []string, args ...string) 
 	if err := cmd.Start(); err != nil {
 		return child{}, fmt.Errorf("start %v: %w", args, err)
 	}
-	go cmd.Wait()
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		return child{}, fmt.Errorf("%v: no address: %w", args, err)
@@ -456,7 +474,7 @@ func startChild(ctx context.Context, self string, env []string, args ...string) 
 	if !ok {
 		return child{}, fmt.Errorf("%v: unexpected first line %q", args, line)
 	}
-	return child{addr: addr, pid: cmd.Process.Pid}, nil
+	return child{addr: addr, pid: cmd.Process.Pid, exited: exited}, nil
 }
 
 type nginxProc struct {

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/analysis"
 	"github.com/ferryhq/ferry/internal/loadtest"
 	"github.com/ferryhq/ferry/lb"
 )
@@ -311,4 +313,42 @@ func idOf(st ferry.Status, track string) string {
 		}
 	}
 	return ""
+}
+
+// The controller's splitter and figures interfaces (issue 15's contract).
+var _ interface {
+	Split(context.Context, ferry.Split, func(ferry.Progress)) error
+	EndSplit(context.Context) error
+	Figures(context.Context) (map[string]analysis.Figures, error)
+} = (*Runtime)(nil)
+
+// TestSplitScalesCanaryUp: a higher weight starts more canary replicas
+// (⌈stable × weight / 100⌉), keeping the ones that run, and the canary's
+// share is exact across them.
+func TestSplitScalesCanaryUp(t *testing.T) {
+	im := appImages(t)
+	tg := newTarget(t, im)
+	stable := spec(im.v1, 3)
+	apply(t, tg, stable)
+	s := ferry.Split{Stable: stable, Canary: spec(im.v2, 3), Weight: 5}
+	if err := tg.Split(t.Context(), s, nil); err != nil {
+		t.Fatal(err)
+	}
+	first := idOf(status(t, tg), ferry.TrackCanary)
+	s.Weight = 50
+	if err := tg.Split(t.Context(), s, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := status(t, tg)
+	if got := countTracks(st); got[ferry.TrackCanary] != 2 || got[ferry.TrackStable] != 3 || idOf(st, ferry.TrackCanary) != first {
+		t.Fatalf("at 50%%: replicas by track %v (first canary %s, was %s), want 3 stable and 2 canary, the first kept", got, idOf(st, ferry.TrackCanary), first)
+	}
+	tracks := trackOf(st)
+	byTrack := map[string]int{}
+	for id, n := range sendN(t, tg, 4, 400) {
+		byTrack[tracks[id]] += n
+	}
+	if byTrack[ferry.TrackCanary] != 200 || byTrack[ferry.TrackStable] != 200 {
+		t.Errorf("at 50%%: served by track %v, want 200 each", byTrack)
+	}
 }

@@ -137,6 +137,16 @@ func (c *Client) Health(ctx context.Context) (Health, error) {
 	return h, err
 }
 
+// Watch returns when the node goes away (it stopped or died, or ctx
+// ended): ferry starts one again then.
+func (c *Client) Watch(ctx context.Context) error {
+	res, err := c.send(ctx, http.MethodGet, "/v1/watch", nil)
+	if err != nil {
+		return err
+	}
+	return events(res, "watch", func(Event) error { return nil })
+}
+
 // Open opens the environment on the node (or adopts it, when it runs
 // with this configuration already) and returns its runtime.
 func (c *Client) Open(ctx context.Context, cfg EnvConfig) (*Runtime, error) {

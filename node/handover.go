@@ -100,7 +100,7 @@ func (n *Node) handover(w http.ResponseWriter, r *http.Request) {
 		n.log.Warn("node: the new node gave up before it was ready; serving on", "err", err)
 		return
 	}
-	close(n.handedOver)
+	n.handOnce.Do(func() { close(n.handedOver) })
 }
 
 func sendHandover(uc *net.UnixConn, msg handoverMsg, files []*os.File) error {

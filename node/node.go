@@ -78,6 +78,9 @@ type Node struct {
 	// handedOver is closed when a successor has taken the listeners: Run
 	// returns, leaving the replicas' state to it.
 	handedOver chan struct{}
+	handOnce   sync.Once
+	// stopping is closed when the node begins to stop: watches end.
+	stopping chan struct{}
 
 	mu   sync.Mutex
 	envs map[string]*env
@@ -129,7 +132,7 @@ func New(cfg Config) (*Node, error) {
 	if n := len(SocketPath(dir)); n > 107 {
 		return nil, fmt.Errorf("node: socket path %s is %d bytes, over the 107 a unix socket allows: use a shorter data directory", SocketPath(dir), n)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, envs: map[string]*env{}, handedOver: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, envs: map[string]*env{}, handedOver: make(chan struct{}), stopping: make(chan struct{})}
 	if !cfg.Takeover {
 		if n.lock, err = takeLock(dir, false); err != nil {
 			return nil, err
@@ -220,6 +223,7 @@ func (n *Node) Run(ctx context.Context) error {
 	case err = <-served:
 		err = fmt.Errorf("node: serve: %w", err)
 	}
+	close(n.stopping)
 	// The listener stays where it is on disk: after a handover the path is
 	// the successor's socket.
 	n.ln.SetUnlinkOnClose(false)
@@ -384,6 +388,7 @@ func (n *Node) closeEnvs(ctx context.Context) {
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", n.health)
+	mux.HandleFunc("GET /v1/watch", n.watch)
 	mux.HandleFunc("PUT /v1/envs/{env}", n.openEnv)
 	mux.HandleFunc("DELETE /v1/envs/{env}", n.releaseEnv)
 	mux.HandleFunc("POST /v1/envs/{env}/apply", n.apply)
@@ -399,6 +404,18 @@ func (n *Node) routes() http.Handler {
 
 func (n *Node) health(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, Health{PID: os.Getpid(), Version: n.cfg.Version, Envs: n.names()})
+}
+
+// watch answers with a stream that ends only when the node stops (or
+// dies): ferry holds one open to notice at once that its node is gone.
+func (n *Node) watch(w http.ResponseWriter, r *http.Request) {
+	s := newStream(w)
+	s.send(Event{Text: "watching node " + strconv.Itoa(os.Getpid())})
+	select {
+	case <-r.Context().Done():
+	case <-n.stopping:
+		s.end(nil)
+	}
 }
 
 // openEnv starts the environment, or adopts the one that runs with the

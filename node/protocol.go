@@ -15,6 +15,7 @@ import (
 // handler per call (node.go) and one client method per call (client.go):
 //
 //	GET    /v1/health                 Health
+//	GET    /v1/watch                  a stream that ends when the node stops
 //	PUT    /v1/envs/{env}             EnvConfig → EnvInfo (open or adopt)
 //	DELETE /v1/envs/{env}             release: stop everything, forget it
 //	POST   /v1/envs/{env}/apply       ferry.Spec → stream of Event

@@ -98,7 +98,7 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 }
 
 // nodeClient returns the client of the data directory's node, starting
-// the node first when none answers, and from then on keeps it running
+// the node first when none answers, and from then on keeps it running (a watch on the node ends when it goes, and it is started again)
 // until the server stops.
 func (s *Server) nodeClient() (*node.Client, error) {
 	if s.node != nil {
@@ -119,17 +119,22 @@ func (s *Server) nodeClient() (*node.Client, error) {
 	s.log.Info("node", "pid", h.PID, "version", h.Version, "started", started, "envs", h.Envs, "log", node.LogPath(s.cfg.DataDir))
 	s.node = nc
 	s.goRun("node", func() error {
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
+		defer nc.Close()
 		for {
+			// Returns at once when the node stops or dies.
+			nc.Watch(s.runCtx)
 			select {
 			case <-s.runCtx.Done():
-				nc.Close()
 				return nil
-			case <-tick.C:
+			case <-time.After(50 * time.Millisecond):
 			}
 			if started, err := nc.Ensure(s.runCtx, sc); err != nil {
 				s.log.Error("node is gone and could not be started again", "err", err)
+				select {
+				case <-s.runCtx.Done():
+					return nil
+				case <-time.After(time.Second):
+				}
 			} else if started {
 				s.log.Warn("node was gone: started it again; it restores its environments by itself")
 			}

@@ -292,7 +292,7 @@ func TestNodeOutlivesFerry(t *testing.T) {
 		return len(st.Environments) > 0 && len(replicas()) == 2
 	})
 	allReady := time.Since(start)
-	t.Logf("kill -9 of the node: dev answered again after %v, both replicas ready after %v (ferry checks its node every second)",
+	t.Logf("kill -9 of the node: dev answered again after %v, both replicas ready after %v (ferry watches its node and starts another at once)",
 		firstOK.Round(time.Millisecond), allReady.Round(time.Millisecond))
 	if nodePid() == killed {
 		t.Errorf("node %d still holds the lock after its kill", killed)

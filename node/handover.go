@@ -25,11 +25,12 @@ import (
 // big-endian length with the duplicates of its listening sockets attached
 // (SCM_RIGHTS, one per environment), then that many bytes of JSON: the
 // environments' states, in the sockets' order. The new node starts a
-// runtime per environment on the socket it got (the old one keeps
-// accepting on it too, so no connection is refused), applies the last
-// applied spec (its own replicas, started beside the old ones: the old
-// node's runc containers are not adopted), waits until they are ready,
-// binds the node's socket path, and writes "ready\n". The old node then
+// runtime per environment on the socket it got, applies the last applied
+// spec (its own replicas, started beside the old ones: the old node's runc
+// containers are not adopted) and waits until they are ready; only then
+// do its balancers accept on the sockets, beside the old node's (so no
+// connection is refused, nor answered by a balancer without replicas).
+// It binds the node's socket path and writes "ready\n". The old node then
 // stops accepting, drains its requests in flight, stops its replicas and
 // exits; the new node takes the lock when it has gone. If the new node
 // fails before "ready", the connection closes and the old node goes on
@@ -163,6 +164,15 @@ func (n *Node) takeover(ctx context.Context) error {
 		if err := e.rt.Apply(ctx, *st.Spec, nil); err != nil {
 			n.closeEnvs(context.Background())
 			return fmt.Errorf("node: takeover: %s: %w", st.Config.Env, err)
+		}
+	}
+	// Both nodes accept on the sockets from here until the old one has
+	// stopped accepting.
+	for _, st := range msg.Envs {
+		e, _ := n.env(st.Config.Env)
+		if err := e.rt.Serve(); err != nil {
+			n.closeEnvs(context.Background())
+			return fmt.Errorf("node: takeover: %w", err)
 		}
 	}
 	n.log.Info("node: replicas of the handed-over environments ready", "envs", n.names(), "took", n.now().Sub(start).Round(time.Millisecond))

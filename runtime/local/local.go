@@ -94,7 +94,9 @@ type Config struct {
 	// Takeover says that another runtime of this environment still runs
 	// its containers and will stop them itself (a node handing over to its
 	// successor), so New leaves them alone instead of removing what a
-	// crashed ferry left.
+	// crashed ferry left; and that it serves the listener until this
+	// runtime's replicas are ready, so this balancer accepts only from
+	// Serve on.
 	Takeover  bool
 	Readiness string
 	// PortEnv names the environment variable carrying each replica's
@@ -219,16 +221,29 @@ func New(cfg Config) (*Runtime, error) {
 	bc := cfg.Balancer
 	bc.Listen, bc.Listener, bc.Readiness, bc.Logger = ln.Addr().String(), ln, cfg.Readiness, t.log
 	b, err := lb.New(bc)
-	if err == nil {
-		err = b.Start()
-	}
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("local runtime %s: %w", cfg.Env, err)
 	}
 	t.lb, t.ln = b, ln
-	t.log.Info("local runtime ready", "listen", b.Addr(), "isolation", t.isolation())
+	if !cfg.Takeover {
+		if err := t.Serve(); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	t.log.Info("local runtime ready", "listen", ln.Addr().String(), "isolation", t.isolation(), "serving", !cfg.Takeover)
 	return t, nil
+}
+
+// Serve makes the balancer accept on its listener: New does it, but for a
+// runtime that takes over (Config.Takeover), whose caller calls it once
+// the replicas are ready.
+func (t *Runtime) Serve() error {
+	if err := t.lb.Start(); err != nil {
+		return fmt.Errorf("local runtime %s: %w", t.cfg.Env, err)
+	}
+	return nil
 }
 
 // contain sets the runtime up to run replicas under runc: the
@@ -268,7 +283,7 @@ func (t *Runtime) isolation() string {
 }
 
 // Addr is the load balancer's address, with the port it really got.
-func (t *Runtime) Addr() string { return t.lb.Addr() }
+func (t *Runtime) Addr() string { return t.ln.Addr().String() }
 
 // ListenerFile returns a duplicate of the balancer's listening socket, to
 // hand over to another process (package node); closing it leaves the
@@ -429,6 +444,7 @@ func (t *Runtime) Close(ctx context.Context) error {
 	}
 	t.mu.Unlock()
 	err := t.lb.Close()
+	t.ln.Close() // closed already, but for a balancer that never served
 	t.stop(ctx, rs, grace)
 	if t.rc != nil {
 		t.deleting.Wait()

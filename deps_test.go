@@ -22,7 +22,7 @@ var adapters = []string{
 
 // users are the parts that put adapters to work; no adapter may depend on
 // them.
-var users = []string{"config", "controller", "builder", "release", "verify", "api", "auth", "dashboard", "dora", "metrics", "server", "cli", "client"}
+var users = []string{"config", "controller", "builder", "release", "verify", "api", "auth", "dashboard", "dora", "metrics", "server", "cli", "client", "node"}
 
 // TestImportGraph holds the layout docs/ARCHITECTURE.md draws: the root
 // imports nothing of the module; configuration and the release rules only
@@ -40,7 +40,7 @@ func TestImportGraph(t *testing.T) {
 		{pkg: "config", forbid: []string{"*"}, except: []string{""}},
 		{pkg: "release", forbid: []string{"*"}, except: []string{""}},
 		{pkg: "analysis", forbid: []string{"*"}},
-		{pkg: "controller", forbid: append(slices.Clone(adapters), "config", "server", "cli", "api", "dashboard", "builder")},
+		{pkg: "controller", forbid: append(slices.Clone(adapters), "config", "server", "cli", "api", "dashboard", "builder", "node")},
 	} {
 		checkDeps(t, deps, tc.pkg, tc.forbid, tc.except)
 	}

@@ -59,6 +59,7 @@ controlled release of the very same digest.`,
 	root.AddCommand(
 		newDemoCmd(),
 		newServeCmd(),
+		newNodeCmd(),
 		newConfigCmd(),
 		newBuildsCmd(),
 		newBuildCmd(),

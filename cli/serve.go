@@ -20,6 +20,7 @@ func newServeCmd() *cobra.Command {
 		logLevel string
 		logJSON  bool
 		leaseTTL time.Duration
+		inProc   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -30,6 +31,7 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().BoolVar(&logJSON, "log-json", false, "write logs as JSON lines")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", leader.DefaultTTL, "how long the leader's lease lasts unrenewed: a standby takes over a dead leader after it")
+	cmd.Flags().BoolVar(&inProc, "no-node", false, "run the local environments in this process, so that they stop with it, instead of in the machine's node (ferry node)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -50,10 +52,16 @@ func newServeCmd() *cobra.Command {
 		}
 		logger := slog.New(h)
 		logger.Info("configuration", "file", cfg.Path, "config", cfg.Redacted())
-		srv, err := server.New(cfg, server.Options{
+		opts := server.Options{
 			Version: version, Logger: logger, LeaseTTL: leaseTTL,
 			Progress: func(s string) { logger.Info(s) },
-		})
+		}
+		if !inProc {
+			if opts.Node, err = nodeStart(cfg.DataDir); err != nil {
+				return err
+			}
+		}
+		srv, err := server.New(cfg, opts)
 		if err != nil {
 			return err
 		}

@@ -155,12 +155,19 @@ type Config struct {
 	// empty (the default): every request follows the schedule.
 	StickyHeader, StickyCookie string
 	Logger                     *slog.Logger // default: discard
+	// Listener, when set, is accepted on instead of listening on Listen:
+	// a socket handed over by another process (the node's upgrade), which
+	// may accept on it at the same time. Close closes it.
+	Listener net.Listener
 }
 
 // withDefaults validates c and fills its zero values.
 func (c Config) withDefaults() (Config, error) {
-	if c.Listen == "" {
+	if c.Listen == "" && c.Listener == nil {
 		return c, errors.New("lb config: listen address required")
+	}
+	if c.Listener != nil {
+		c.Listen = c.Listener.Addr().String()
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return c, fmt.Errorf("lb config: listen %q: %w", c.Listen, err)
@@ -273,9 +280,12 @@ func (b *Balancer) Start() error {
 	if b.ln != nil {
 		return errors.New("lb: already started")
 	}
-	ln, err := net.Listen("tcp", b.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("lb listen: %w", err)
+	ln := b.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", b.cfg.Listen); err != nil {
+			return fmt.Errorf("lb listen: %w", err)
+		}
 	}
 	b.ln = ln
 	b.conns.conns = make(map[*clientConn]struct{})

@@ -105,6 +105,7 @@ func TestKillDuringPromoteAndRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stopNode(t, data) // after ferry's kill below: ferry serve starts a node
 	p := &ferryProc{t: t, bin: bin, cfg: cfgPath, log: logf}
 	p.start()
 	t.Cleanup(func() {

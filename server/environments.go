@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/controller"
+	"github.com/ferryhq/ferry/node"
 	"github.com/ferryhq/ferry/runtime/kube"
 	"github.com/ferryhq/ferry/runtime/local"
 )
@@ -29,6 +31,25 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 		}
 		env := controller.Env{Environment: e.Environment, Vars: vars}
 		switch {
+		case e.Runtime.Local != nil && s.opts.Node != nil:
+			nc, err := s.nodeClient()
+			if err != nil {
+				return nil, fmt.Errorf("environment %s: %w", e.Name, err)
+			}
+			l := e.Runtime.Local
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			t, err := nc.Open(ctx, node.EnvConfig{
+				Env: e.Name, Listen: l.Listen, Readiness: l.Readiness, PortEnv: l.PortEnv,
+				Args: l.Args, Resources: l.Resources,
+			})
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("environment %s: %w", e.Name, err)
+			}
+			env.Runtime = t
+			if env.URL == "" {
+				env.URL = "http://" + t.Addr()
+			}
 		case e.Runtime.Local != nil:
 			l := e.Runtime.Local
 			t, err := local.New(local.Config{
@@ -74,6 +95,52 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 		envs = append(envs, env)
 	}
 	return envs, nil
+}
+
+// nodeClient returns the client of the data directory's node, starting
+// the node first when none answers, and from then on keeps it running (a watch on the node ends when it goes, and it is started again)
+// until the server stops.
+func (s *Server) nodeClient() (*node.Client, error) {
+	if s.node != nil {
+		return s.node, nil
+	}
+	nc := node.NewClient(node.ClientConfig{DataDir: s.cfg.DataDir, Images: s.pub, Logger: s.log.With("part", "node-client")})
+	sc := *s.opts.Node
+	ctx, cancel := context.WithTimeout(s.runCtx, time.Minute)
+	defer cancel()
+	started, err := nc.Ensure(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	h, err := nc.Health(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("node", "pid", h.PID, "version", h.Version, "started", started, "envs", h.Envs, "log", node.LogPath(s.cfg.DataDir))
+	s.node = nc
+	s.goRun("node", func() error {
+		defer nc.Close()
+		for {
+			// Returns at once when the node stops or dies.
+			nc.Watch(s.runCtx)
+			select {
+			case <-s.runCtx.Done():
+				return nil
+			case <-time.After(50 * time.Millisecond):
+			}
+			if started, err := nc.Ensure(s.runCtx, sc); err != nil {
+				s.log.Error("node is gone and could not be started again", "err", err)
+				select {
+				case <-s.runCtx.Done():
+					return nil
+				case <-time.After(time.Second):
+				}
+			} else if started {
+				s.log.Warn("node was gone: started it again; it restores its environments by itself")
+			}
+		}
+	})
+	return nc, nil
 }
 
 // vars resolves the variables at field (environments.dev.env,

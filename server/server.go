@@ -28,6 +28,7 @@ import (
 	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/ledger/ledgerdb"
+	"github.com/ferryhq/ferry/node"
 	"github.com/ferryhq/ferry/oci"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/ferryhq/ferry/source"
@@ -53,6 +54,12 @@ type Options struct {
 	// KubePoll is how often the Kubernetes runtime re-reads a rollout
 	// when its watch is quiet; the runtime's default when zero.
 	KubePoll time.Duration
+	// Node, when set, runs the local environments in the node process of
+	// the data directory (package node), started this way when none
+	// answers, and started again should it die while ferry runs; the
+	// environments then outlive this server. When nil they run in this
+	// process and stop with it.
+	Node *node.StartConfig
 }
 
 // Server is a running ferry.
@@ -73,6 +80,7 @@ type Server struct {
 	image    string
 	builder  *builder.Builder
 	ctrl     *controller.Controller
+	node     *node.Client // nil unless Options.Node
 	poller   *source.Poller
 	hooked   hookTriggers
 	dora     *dora.Reporter

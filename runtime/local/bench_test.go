@@ -73,7 +73,7 @@ func BenchmarkRuncRun(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rc, err := newRunc(bin, dir, "dev", idBase, ferry.Resources{}.WithDefaults(), slog.New(slog.DiscardHandler))
+	rc, err := newRunc(bin, dir, "dev", idBase, ferry.Resources{}.WithDefaults(), true, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -370,3 +370,17 @@ func removeNonDir(root *os.Root, name string) {
 		root.Remove(name)
 	}
 }
+
+// Unpack pulls the image with digest from src and unpacks it under
+// dataDir/images, as Apply does, unless it is there already: a process
+// that has the registry's credentials (ferry serve) prepares the images
+// that a runtime without them (one in the node, with an ImageSource that
+// pulls nothing) then runs.
+func Unpack(ctx context.Context, dataDir string, src ImageSource, digest string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &imageStore{dir: filepath.Join(dataDir, "images"), src: src, log: log, now: time.Now}
+	_, err := s.get(ctx, digest)
+	return err
+}

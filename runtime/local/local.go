@@ -61,6 +61,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,7 +86,18 @@ type Config struct {
 	DataDir string
 	// Listen is the load balancer's address; Readiness the path it
 	// probes on each replica ("/" when empty).
-	Listen    string
+	Listen string
+	// Listener, when set, is the balancer's listening socket instead of a
+	// new one on Listen: one handed over by the node that served the
+	// environment before (package node).
+	Listener net.Listener
+	// Takeover says that another runtime of this environment still runs
+	// its containers and will stop them itself (a node handing over to its
+	// successor), so New leaves them alone instead of removing what a
+	// crashed ferry left; and that it serves the listener until this
+	// runtime's replicas are ready, so this balancer accepts only from
+	// Serve on.
+	Takeover  bool
 	Readiness string
 	// PortEnv names the environment variable carrying each replica's
 	// port; empty when Args carry it.
@@ -129,6 +141,7 @@ type Config struct {
 type Runtime struct {
 	cfg     Config
 	lb      *lb.Balancer
+	ln      net.Listener // the balancer's
 	images  *imageStore
 	log     *slog.Logger
 	now     func() time.Time
@@ -161,7 +174,7 @@ func New(cfg Config) (*Runtime, error) {
 	if !validEnv().MatchString(cfg.Env) {
 		return nil, ferry.Errorf(ferry.EINVALID, "local runtime: environment name %q: want letters, digits, '.', '_' or '-'", cfg.Env)
 	}
-	if cfg.DataDir == "" || cfg.Images == nil || cfg.Listen == "" {
+	if cfg.DataDir == "" || cfg.Images == nil || (cfg.Listen == "" && cfg.Listener == nil) {
 		return nil, ferry.Errorf(ferry.EINVALID, "local runtime %s: data directory, image source and listen address are required", cfg.Env)
 	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
@@ -201,18 +214,38 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	t.seq = lastReplicaNumber(t.logDir, cfg.Env)
 
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("local runtime %s: lb listen: %w", cfg.Env, err)
+		}
+	}
 	bc := cfg.Balancer
-	bc.Listen, bc.Readiness, bc.Logger = cfg.Listen, cfg.Readiness, t.log
+	bc.Listen, bc.Listener, bc.Readiness, bc.Logger = ln.Addr().String(), ln, cfg.Readiness, t.log
 	b, err := lb.New(bc)
 	if err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("local runtime %s: %w", cfg.Env, err)
 	}
-	if err := b.Start(); err != nil {
-		return nil, fmt.Errorf("local runtime %s: %w", cfg.Env, err)
+	t.lb, t.ln = b, ln
+	if !cfg.Takeover {
+		if err := t.Serve(); err != nil {
+			ln.Close()
+			return nil, err
+		}
 	}
-	t.lb = b
-	t.log.Info("local runtime ready", "listen", b.Addr(), "isolation", t.isolation())
+	t.log.Info("local runtime ready", "listen", ln.Addr().String(), "isolation", t.isolation(), "serving", !cfg.Takeover)
 	return t, nil
+}
+
+// Serve makes the balancer accept on its listener: New does it, but for a
+// runtime that takes over (Config.Takeover), whose caller calls it once
+// the replicas are ready.
+func (t *Runtime) Serve() error {
+	if err := t.lb.Start(); err != nil {
+		return fmt.Errorf("local runtime %s: %w", t.cfg.Env, err)
+	}
+	return nil
 }
 
 // contain sets the runtime up to run replicas under runc: the
@@ -236,7 +269,7 @@ func (t *Runtime) contain() error {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	res := t.cfg.Resources.WithDefaults()
-	if t.rc, err = newRunc(bin, t.cfg.DataDir, t.cfg.Env, uid, res, t.log); err != nil {
+	if t.rc, err = newRunc(bin, t.cfg.DataDir, t.cfg.Env, uid, res, !t.cfg.Takeover, t.log); err != nil {
 		return err
 	}
 	t.log.Info("replicas run under runc", "uid", uid, "resources", res.String())
@@ -252,7 +285,18 @@ func (t *Runtime) isolation() string {
 }
 
 // Addr is the load balancer's address, with the port it really got.
-func (t *Runtime) Addr() string { return t.lb.Addr() }
+func (t *Runtime) Addr() string { return t.ln.Addr().String() }
+
+// ListenerFile returns a duplicate of the balancer's listening socket, to
+// hand over to another process (package node); closing it leaves the
+// balancer's own open.
+func (t *Runtime) ListenerFile() (*os.File, error) {
+	f, ok := t.ln.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, fmt.Errorf("local runtime %s: listener %T has no file", t.cfg.Env, t.ln)
+	}
+	return f.File()
+}
 
 // Sandboxed reports whether replicas run contained, under runc.
 func (t *Runtime) Sandboxed() bool { return t.rc != nil }
@@ -392,9 +436,11 @@ func (t *Runtime) Status(ctx context.Context) (ferry.Status, error) {
 	return st, nil
 }
 
-// Close stops every replica (drain, SIGTERM, SIGKILL after the grace
-// period of the last applied spec, at once when ctx ends) and the load
-// balancer.
+// Close stops the load balancer (it stops accepting and waits for the
+// requests in flight), then every replica (SIGTERM, SIGKILL after the
+// grace period of the last applied spec, at once when ctx ends). A process
+// that shares the listening socket (a node taking over) keeps accepting on
+// it throughout.
 func (t *Runtime) Close(ctx context.Context) error {
 	t.mu.Lock()
 	if t.closed {
@@ -408,12 +454,14 @@ func (t *Runtime) Close(ctx context.Context) error {
 		grace = t.spec.Rollout.Grace
 	}
 	t.mu.Unlock()
+	err := t.lb.Close()
+	t.ln.Close() // closed already, but for a balancer that never served
 	t.stop(ctx, rs, grace)
 	if t.rc != nil {
 		t.deleting.Wait()
 		t.rc.close()
 	}
-	return t.lb.Close()
+	return err
 }
 
 // stop stops replicas concurrently and forgets them.

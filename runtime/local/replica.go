@@ -401,7 +401,7 @@ func (r *replica) stop(ctx context.Context, grace time.Duration) {
 	r.mu.Unlock()
 
 	start := r.t.now()
-	if err := r.t.lb.Remove(ctx, r.id); err != nil && !errors.Is(err, lb.ErrUnknownBackend) {
+	if err := r.t.lb.Remove(ctx, r.id); err != nil && !errors.Is(err, lb.ErrUnknownBackend) && !errors.Is(err, lb.ErrClosed) {
 		r.t.log.Warn("replica drain", "replica", r.id, "err", err)
 	}
 	drained := r.t.now()

@@ -44,8 +44,9 @@ type runc struct {
 const runcTimeout = 10 * time.Second
 
 // newRunc prepares the runc directories of the environment env under
-// dataDir and removes the containers of env a crashed ferry left.
-func newRunc(bin, dataDir, env string, uid int, res ferry.Resources, log *slog.Logger) (*runc, error) {
+// dataDir and, with cleanup, removes the containers of env a crashed ferry
+// left.
+func newRunc(bin, dataDir, env string, uid int, res ferry.Resources, cleanup bool, log *slog.Logger) (*runc, error) {
 	sum := sha256.Sum256([]byte(dataDir))
 	rc := &runc{
 		bin:     bin,
@@ -61,8 +62,10 @@ func newRunc(bin, dataDir, env string, uid int, res ferry.Resources, log *slog.L
 			return nil, err
 		}
 	}
-	if err := rc.cleanup(env); err != nil {
-		return nil, err
+	if cleanup {
+		if err := rc.cleanup(env); err != nil {
+			return nil, err
+		}
 	}
 	return rc, nil
 }

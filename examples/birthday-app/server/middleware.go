@@ -92,10 +92,11 @@ func (s *Server) observe(next http.Handler) http.Handler {
 func (s *Server) accessLog(r *http.Request, end time.Time, route string, rec *recorder, elapsed time.Duration) {
 	ctx := r.Context()
 	h := s.log.Handler()
-	if !h.Enabled(ctx, slog.LevelInfo) {
+	level := accessLevel(route, rec.code)
+	if !h.Enabled(ctx, level) {
 		return
 	}
-	line := slog.NewRecord(end, slog.LevelInfo, "request", 0)
+	line := slog.NewRecord(end, level, "request", 0)
 	line.AddAttrs(
 		slog.String("request_id", RequestID(ctx)),
 		slog.String("method", r.Method),
@@ -110,6 +111,17 @@ func (s *Server) accessLog(r *http.Request, end time.Time, route string, rec *re
 	// As Logger.LogAttrs does, a line that cannot be written is dropped:
 	// it is not the request's failure.
 	_ = h.Handle(ctx, line)
+}
+
+// accessLevel is the level of a request's access line: debug for a probe
+// that passed (a load balancer or kubelet checks /statusz several times a
+// second per replica, which would drown the log), info for everything
+// else, failed probes included.
+func accessLevel(route string, code int) slog.Level {
+	if (route == "/statusz" || route == "/healthz") && code < 300 {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // routeOf turns a mux pattern ("GET /hello/{username}") into the route

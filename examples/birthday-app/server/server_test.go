@@ -469,6 +469,27 @@ func statusCode(t *testing.T, url string) int {
 	return resp.StatusCode
 }
 
+// TestProbeAccessLevel: passing probes are logged at debug only (a
+// balancer's checks would drown the log at info), anything else at info.
+func TestProbeAccessLevel(t *testing.T) {
+	logs := &syncBuffer{}
+	e := newEnv(t, func(c *server.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	e.do(t, "GET", "/statusz", "", "User-Agent", "ferry-lb-check")
+	e.do(t, "GET", "/healthz", "")
+	e.do(t, "GET", "/version", "")
+	var paths []string
+	for _, l := range logs.lines(t) {
+		if l["msg"] == "request" {
+			paths = append(paths, l["path"].(string))
+		}
+	}
+	if len(paths) != 1 || paths[0] != "/version" {
+		t.Errorf("access lines at info for %v, want only /version", paths)
+	}
+}
+
 // TestAccessLogLevel checks the access line against the logger's level:
 // written at info, with the time the request ended and every field, and
 // left out when the level is above info.

@@ -281,7 +281,7 @@ func (s *Server) startLeading(ctx context.Context, lead *leader.Lead) (err error
 	}
 	s.dora = s.doraReporter(s.ledger)
 	root, err := s.handler(parts{
-		ledger: s.ledger, ctrl: s.ctrl, builds: s, dora: s.dora, hooks: hooks,
+		ledger: s.ledger, ctrl: s.ctrl, builds: s, dora: s.dora, hooks: hooks, lead: lead,
 	})
 	if err != nil {
 		return err

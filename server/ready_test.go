@@ -50,3 +50,28 @@ func readyz(t testing.TB, url string) Readiness {
 	}
 	return r
 }
+
+// TestStandbyPrecedesReplacement: when the leader stops and a server
+// starts in its place at that moment (a deleted pod and its replacement),
+// the server that stood by takes the lead, not the newcomer, which stands
+// by for it.
+func TestStandbyPrecedesReplacement(t *testing.T) {
+	r := newRedundant(t)
+	const ttl = 3 * time.Second
+	opts := Options{LeaseTTL: ttl, KubePoll: 100 * time.Millisecond}
+	a := start(t, r.yaml(t.TempDir()), opts)
+	b := start(t, r.yaml(t.TempDir()), opts)
+	time.Sleep(ttl) // b has stood by for a while
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := start(t, r.yaml(t.TempDir()), opts)
+	if c.leadership != nil {
+		t.Fatalf("the replacement took the lead in term %d from the standby", c.leadership.Term())
+	}
+	waitFor(t, 10*time.Second, "the standby to lead", func() bool { return readyz(t, b.URL()).Role == "leader" })
+	rc := readyz(t, c.URL())
+	if rc.Role != "standby" || rc.Leader != b.holder {
+		t.Errorf("the replacement's /readyz = %+v, want it standing by for %s", rc, b.holder)
+	}
+}

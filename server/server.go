@@ -81,8 +81,11 @@ type Server struct {
 	dirLock    *os.File
 	holder     string // this run's lease holder
 	leadership *leader.Lead
-	stopLead   context.CancelFunc
-	leadDone   chan struct{}
+	// began is when this run started (Start): a server that began as the
+	// lease was freed leaves it to those that stood by longer (yields).
+	began    time.Time
+	stopLead context.CancelFunc
+	leadDone chan struct{}
 
 	// standby holds the parts of a server that stands by (standby.go);
 	// nil once it leads.
@@ -166,7 +169,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.advertise = advertised(cfg.Server.Advertise, s.ln.Addr())
 	s.serve()
 	s.runCtx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	lead, err := s.campaign(ctx)
+	s.began = s.opts.Now()
+	lead, err := s.firstCampaign(ctx)
 	switch {
 	case err == nil:
 		return s.startLeading(ctx, lead)

@@ -588,10 +588,28 @@ func TestFerryConfig(t *testing.T) {
 	if !strings.HasPrefix(c.Image, "ghcr.io/ferryhq/ferry") {
 		t.Errorf("ferry image %q", c.Image)
 	}
-	for _, pr := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe} {
-		if pr == nil || pr.HTTPGet == nil || pr.HTTPGet.Path != "/healthz" || pr.HTTPGet.Port.String() != "http" {
-			t.Errorf("ferry probe %+v, want GET /healthz on http", pr)
+	for _, p := range []struct {
+		name, path string
+		probe      *corev1.Probe
+	}{
+		{"liveness", "/healthz", c.LivenessProbe},
+		{"startup", "/healthz", c.StartupProbe},
+		// Readiness that knows the leader from the standby (server/ready.go).
+		{"readiness", "/readyz", c.ReadinessProbe},
+	} {
+		if pr := p.probe; pr == nil || pr.HTTPGet == nil || pr.HTTPGet.Path != p.path || pr.HTTPGet.Port.String() != "http" {
+			t.Errorf("ferry %s probe %+v, want GET %s on http", p.name, pr, p.path)
 		}
+	}
+	// A drain evicts one server at a time.
+	var pdb *policyv1.PodDisruptionBudget
+	for _, b := range all[policyv1.PodDisruptionBudget](t, fr, "PodDisruptionBudget") {
+		if b.Namespace == d.Namespace && b.Spec.Selector != nil && labels.Equals(b.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels) {
+			pdb = b
+		}
+	}
+	if pdb == nil || pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
+		t.Errorf("ferry's PodDisruptionBudget %+v, want minAvailable 1 selecting the Deployment's pods", pdb)
 	}
 	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 8080 {
 		t.Errorf("ferry ports %+v, want 8080", c.Ports)
@@ -638,10 +656,10 @@ func TestFerryConfig(t *testing.T) {
 	if cfg.Ledger.Engine != "postgres" {
 		t.Errorf("ledger %s, want PostgreSQL", cfg.Ledger.URL)
 	}
-	if u, err := url.Parse(cfg.Ledger.URL); err != nil || u.User == nil {
-		t.Errorf("ledger URL %q: want postgres://user@host/db (%v)", cfg.Ledger.URL, err)
-	} else if _, set := u.User.Password(); set {
-		t.Errorf("the ledger URL carries a password: it belongs in the Secret (PGPASSWORD)")
+	// The whole DSN is the Secret's: ferry.yaml's URL names nothing, and
+	// pgx takes every part from libpq's environment variables.
+	if cfg.Ledger.URL != "postgres://" {
+		t.Errorf("ledger URL %q, want postgres:// (host, database, user and password from the ferry-ledger Secret)", cfg.Ledger.URL)
 	}
 	if cfg.RegistryEmbedded() {
 		t.Error("ferry.yaml uses the embedded registry, want an external one")
@@ -655,7 +673,27 @@ func TestFerryConfig(t *testing.T) {
 	for _, e := range c.Env {
 		env[e.Name] = e
 	}
-	needs := []string{"PGPASSWORD"}
+	fromSecret := map[string]bool{} // envFrom: every key of the Secret, as is
+	for _, from := range c.EnvFrom {
+		if from.SecretRef == nil || from.Prefix != "" {
+			t.Errorf("ferry's envFrom %+v: want a Secret without prefix", from)
+			continue
+		}
+		sec := find[corev1.Secret](t, fr, "Secret", "ferry", from.SecretRef.Name)
+		if sec == nil {
+			t.Errorf("ferry's envFrom reads Secret %s, which the render lacks", from.SecretRef.Name)
+			continue
+		}
+		for k := range sec.Data {
+			fromSecret[k] = true
+		}
+	}
+	for _, name := range []string{"PGHOST", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSSLMODE"} {
+		if _, set := env[name]; set || !fromSecret[name] {
+			t.Errorf("ferry's %s is not set from a Secret's envFrom (env %v, envFrom keys %v)", name, env[name], fromSecret)
+		}
+	}
+	var needs []string
 	if cfg.Source.WebhookSecret.Env != "" {
 		needs = append(needs, cfg.Source.WebhookSecret.Env)
 	}

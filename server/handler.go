@@ -6,6 +6,7 @@ import (
 	"github.com/ferryhq/ferry/api"
 	"github.com/ferryhq/ferry/dashboard"
 	"github.com/ferryhq/ferry/dora"
+	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/ledger"
 )
 
@@ -22,6 +23,8 @@ type parts struct {
 	}
 	dora  *dora.Reporter
 	hooks http.Handler
+	// lead is this server's leadership; nil while it stands by.
+	lead *leader.Lead
 }
 
 // controllerView is what the API, the dashboard and /metrics ask of the
@@ -37,7 +40,8 @@ type controllerView interface {
 }
 
 // handler puts the parts that answer HTTP under one root: the API (with
-// /healthz and the webhooks), the Prometheus metrics and the dashboard.
+// /healthz and the webhooks), /readyz (ready.go), the Prometheus metrics
+// and the dashboard.
 // Each part checks its own access.
 func (s *Server) handler(p parts) (http.Handler, error) {
 	apiServer := &api.Server{
@@ -54,6 +58,7 @@ func (s *Server) handler(p parts) (http.Handler, error) {
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/hooks/", apiHandler)
 	mux.Handle("/healthz", apiHandler)
+	mux.Handle("GET /readyz", s.readiness(p.lead, p.ledger))
 	mux.Handle("GET /metrics", s.metricsHandler(p))
 	mux.Handle("/", dash)
 	return mux, nil

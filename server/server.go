@@ -89,8 +89,11 @@ type Server struct {
 	dirLock    *os.File
 	holder     string // this run's lease holder
 	leadership *leader.Lead
-	stopLead   context.CancelFunc
-	leadDone   chan struct{}
+	// began is when this run started (Start): a server that began as the
+	// lease was freed leaves it to those that stood by longer (yields).
+	began    time.Time
+	stopLead context.CancelFunc
+	leadDone chan struct{}
 
 	// standby holds the parts of a server that stands by (standby.go);
 	// nil once it leads.
@@ -174,7 +177,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.advertise = advertised(cfg.Server.Advertise, s.ln.Addr())
 	s.serve()
 	s.runCtx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	lead, err := s.campaign(ctx)
+	s.began = s.opts.Now()
+	lead, err := s.firstCampaign(ctx)
 	switch {
 	case err == nil:
 		return s.startLeading(ctx, lead)
@@ -289,7 +293,7 @@ func (s *Server) startLeading(ctx context.Context, lead *leader.Lead) (err error
 	}
 	s.dora = s.doraReporter(s.ledger)
 	root, err := s.handler(parts{
-		ledger: s.ledger, ctrl: s.ctrl, builds: s, dora: s.dora, hooks: hooks,
+		ledger: s.ledger, ctrl: s.ctrl, builds: s, dora: s.dora, hooks: hooks, lead: lead,
 	})
 	if err != nil {
 		return err

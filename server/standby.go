@@ -18,6 +18,7 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/api"
 	"github.com/ferryhq/ferry/controller"
+	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/source"
 	"github.com/ferryhq/ferry/webhook"
@@ -88,6 +89,13 @@ func (s *Server) startStandby(ctx context.Context, conflict error) error {
 // its TTL.
 func (s *Server) standBy(ctx context.Context) error {
 	every(ctx, campaignEvery(s.opts.LeaseTTL), func() bool {
+		if s.opts.Now().Before(s.began.Add(s.opts.LeaseTTL + handoverWait(s.opts.LeaseTTL))) {
+			// Young enough to yield: leave a just-freed lease to the
+			// servers that stood by longer.
+			if l, err := s.raw.Leader(ctx, s.cfg.App); err == nil && s.yields(l) {
+				return false
+			}
+		}
 		lead, err := s.campaign(ctx)
 		switch {
 		case ferry.ErrorCode(err) == ferry.ECONFLICT:
@@ -107,6 +115,39 @@ func (s *Server) standBy(ctx context.Context) error {
 	})
 	return nil
 }
+
+// firstCampaign is Start's campaign. On a configuration that can stand
+// by, a free lease this server yields (yields) is left to the servers
+// that stood by: it answers ECONFLICT, and this server stands by too.
+func (s *Server) firstCampaign(ctx context.Context) (*leader.Lead, error) {
+	if len(s.cfg.RedundancyGaps()) == 0 {
+		if l, err := s.raw.Leader(ctx, s.cfg.App); err == nil && s.yields(l) {
+			return nil, ferry.Errorf(ferry.ECONFLICT, "the lead of %s was given up by %s %s ago: a server that stood by takes it first (this one waits %s)",
+				s.cfg.App, l.Holder, s.opts.Now().Sub(l.ExpiresAt).Round(time.Millisecond), handoverWait(s.opts.LeaseTTL))
+		}
+	}
+	return s.campaign(ctx)
+}
+
+// yields reports whether this server leaves the free lease l, for now, to
+// the servers that stood by before it: l was given up or ran out less than
+// handoverWait ago, and this server began less than a TTL before that (or
+// after). That is the replacement of the server that gave the lead up,
+// started while that one stopped, which a standby already warm should
+// precede (deploy/ferry: a deleted leader pod and its replacement). Its
+// own previous run's lease it never yields; with no standby left it
+// takes the lease after handoverWait.
+func (s *Server) yields(l *ledger.Lease) bool {
+	now, ttl := s.opts.Now(), s.opts.LeaseTTL
+	if l.Live(now) || strings.HasPrefix(l.Holder, identity(s.cfg.DataDir)+"#") {
+		return false
+	}
+	return now.Before(l.ExpiresAt.Add(handoverWait(ttl))) && s.began.After(l.ExpiresAt.Add(-ttl))
+}
+
+// handoverWait is how long a young server yields a freed lease: two of a
+// standby's campaigns.
+func handoverWait(ttl time.Duration) time.Duration { return 2 * campaignEvery(ttl) }
 
 // every calls fn every d until it returns true or ctx ends.
 func every(ctx context.Context, d time.Duration, fn func() (done bool)) {

@@ -167,9 +167,12 @@ func TestStandbyTakesOver(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// (The lease and b.leadership move before b answers as the leader:
+	// /readyz says "leader" once its leader's parts answer requests.)
 	waitFor(t, 2*ttl, "the standby to lead", func() bool {
 		st, err := cb.Status(ctx)
-		return err == nil && st.Leader != nil && st.Leader.Holder == b.holder && b.Ledger() != nil && b.leadership != nil
+		return err == nil && st.Leader != nil && st.Leader.Holder == b.holder && b.Ledger() != nil && b.leadership != nil &&
+			readyz(t, b.URL()).Role == "leader"
 	})
 	t.Logf("takeover after a clean stop: %s", time.Since(stopped).Round(time.Millisecond))
 	if term := b.leadership.Term(); term != 2 {

@@ -222,9 +222,14 @@ func (t *Runtime) open(op string) error {
 
 // deployment reads the environment's Deployment.
 func (t *Runtime) deployment(ctx context.Context) (*appsv1.Deployment, error) {
-	d, err := t.api.deployments(t.cfg.Namespace).Get(ctx, t.cfg.Deployment, metav1.GetOptions{})
+	return t.deploymentNamed(ctx, t.cfg.Deployment)
+}
+
+// deploymentNamed reads a Deployment of the namespace.
+func (t *Runtime) deploymentNamed(ctx context.Context, name string) (*appsv1.Deployment, error) {
+	d, err := t.api.deployments(t.cfg.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return nil, t.apiError(err, "get", "deployment "+t.cfg.Deployment)
+		return nil, t.apiError(err, "get", "deployment "+name)
 	}
 	return d, nil
 }

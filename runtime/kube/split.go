@@ -51,6 +51,21 @@ func Version(digest string) string {
 	return strings.TrimPrefix(ferry.ShortDigest(digest), "sha256:")
 }
 
+// Versions maps each track of s that a canary's analysis reads figures of
+// to its pods' version label, for package prometheus: the canary's, and
+// the baseline's with s.Baseline, else the stable track's. The
+// environment's own pods carry no ferry.dev/version (ferry does not change
+// their template's labels, which would restart them on a revert), so
+// without a baseline a query must find the stable pods by labels of their
+// own: a canary on Kubernetes is best judged against a baseline.
+func Versions(s ferry.Split) map[string]string {
+	other := ferry.TrackStable
+	if s.Baseline {
+		other = ferry.TrackBaseline
+	}
+	return map[string]string{ferry.TrackCanary: Version(s.Canary.Digest), other: Version(s.Stable.Digest)}
+}
+
 // plan is a split's replica counts.
 type plan struct {
 	canary, baseline, stable int

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/internal/kubetest"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -46,6 +47,14 @@ func TestPlanSplit(t *testing.T) {
 func TestVersion(t *testing.T) {
 	if got := Version("sha256:0123456789abcdef0123"); got != "0123456789ab" {
 		t.Errorf("Version = %q, want 0123456789ab", got)
+	}
+	s := ferry.Split{Stable: ferry.Spec{Digest: "sha256:" + strings.Repeat("a", 64)}, Canary: ferry.Spec{Digest: "sha256:" + strings.Repeat("b", 64)}, Baseline: true}
+	if got := Versions(s); len(got) != 2 || got[ferry.TrackCanary] != strings.Repeat("b", 12) || got[ferry.TrackBaseline] != strings.Repeat("a", 12) {
+		t.Errorf("Versions(with baseline) = %v", got)
+	}
+	s.Baseline = false
+	if got := Versions(s); len(got) != 2 || got[ferry.TrackStable] != strings.Repeat("a", 12) {
+		t.Errorf("Versions(without baseline) = %v", got)
 	}
 }
 
@@ -269,5 +278,149 @@ func TestSplitRefused(t *testing.T) {
 		if ferry.ErrorCode(err) != ferry.EINVALID || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Split(%+v) = %v, want %s: %s", tc.s.Weight, err, ferry.EINVALID, tc.want)
 		}
+	}
+}
+
+// TestSplitRestart continues a split with a new Runtime, as a restarted
+// ferry would: the total comes from the cluster, not from the
+// environment's count the split lowered; and EndSplit finishes an end
+// that stopped in the middle.
+func TestSplitRestart(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	ns := c.namespace()
+	stable := spec(newDigest(), 1, 10)
+	c.create(testDeployment(ns, stable))
+	ctx := context.Background()
+	canary := spec(newDigest(), 2, 10)
+	if err := c.target(ns).Split(ctx, ferry.Split{Stable: stable, Canary: canary, Baseline: true, Weight: 5}, nil); err != nil {
+		t.Fatalf("Split 5 %%: %v", err)
+	}
+	kt := c.target(ns)
+	var log progressLog
+	if err := kt.Split(ctx, ferry.Split{Stable: stable, Canary: canary, Baseline: true, Weight: 25}, log.add); err != nil {
+		t.Fatalf("Split 25 %% after a restart: %v", err)
+	}
+	if ps := log.all(); len(ps) == 0 || !strings.HasPrefix(ps[len(ps)-1].Message, "canary 3 of 10 replicas") {
+		t.Errorf("progress after a restart = %+v, want 3 of the 10 from before the split", ps)
+	}
+	if n := *c.deployment(ns).Spec.Replicas; n != 4 {
+		t.Errorf("environment at %d replicas, want 4", n)
+	}
+
+	// An end that stopped after the canary went to 0 and the baseline was
+	// deleted: the canary's annotation still knows the total.
+	deps := c.Client.AppsV1().Deployments(ns)
+	if _, err := deps.Patch(ctx, "app-canary", "application/merge-patch+json", []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := deps.Delete(ctx, "app-baseline", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := kt.EndSplit(ctx); err != nil {
+		t.Fatalf("EndSplit after a half-done end: %v", err)
+	}
+	if d := c.deployment(ns); *d.Spec.Replicas != 10 || d.Status.ReadyReplicas != 10 {
+		t.Errorf("environment at %d replicas (%d ready) after EndSplit, want 10", *d.Spec.Replicas, d.Status.ReadyReplicas)
+	}
+	if _, err := deps.Get(ctx, "app-canary", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("canary after EndSplit: %v, want not found", err)
+	}
+}
+
+// TestSplitHPA leaves an autoscaled environment's count to its
+// autoscaler: the canary and baseline come on top, and the share says so.
+func TestSplitHPA(t *testing.T) {
+	t.Parallel()
+	c := testCluster(t)
+	ns := c.namespace()
+	stable := spec(newDigest(), 1, 6)
+	c.create(testDeployment(ns, stable))
+	kt := c.target(ns, func(cfg *Config) { cfg.HPA = "app" })
+	ctx := context.Background()
+	var log progressLog
+	if err := kt.Split(ctx, ferry.Split{Stable: stable, Canary: spec(newDigest(), 2, 6), Baseline: true, Weight: 10}, log.add); err != nil {
+		t.Fatalf("Split: %v", err)
+	}
+	want := "canary 1 of 8 replicas (12.5 % of requests), baseline 1 (12.5 %), stable 6 (75.0 %), asked 10 %; stable left at its autoscaler's count"
+	if ps := log.all(); len(ps) == 0 || ps[len(ps)-1].Message != want {
+		t.Errorf("progress = %+v, want %q", ps, want)
+	}
+	if n := *c.deployment(ns).Spec.Replicas; n != 6 {
+		t.Errorf("autoscaled environment at %d replicas during the split, want its 6", n)
+	}
+	if err := kt.EndSplit(ctx); err != nil {
+		t.Fatalf("EndSplit: %v", err)
+	}
+	if n := *c.deployment(ns).Spec.Replicas; n != 6 {
+		t.Errorf("autoscaled environment at %d replicas after the split, want its 6", n)
+	}
+}
+
+// TestSplitRBAC runs a canary as a user holding the rights the package
+// comment lists, each named where RBAC can name it; and checks that with
+// only the rights of a runtime without canaries (the environment's
+// Deployment by name) releases still work and a Split is refused clearly.
+func TestSplitRBAC(t *testing.T) {
+	t.Parallel()
+	base := []rbacv1.PolicyRule{
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{"app"}, Verbs: []string{"get", "watch", "patch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale"}, ResourceNames: []string{"app"}, Verbs: []string{"patch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"list"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
+	}
+	split := append(slices.Clone(base),
+		rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"create"}},
+		rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{"app-canary", "app-baseline"}, Verbs: []string{"get", "watch", "update", "patch", "delete"}},
+		rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments/scale"}, ResourceNames: []string{"app-canary", "app-baseline"}, Verbs: []string{"patch"}},
+	)
+	for _, tc := range []struct {
+		name  string
+		rules []rbacv1.PolicyRule
+	}{{"split", split}, {"no split", base}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := testCluster(t)
+			ns := c.namespace()
+			stable := spec(newDigest(), 1, 4)
+			c.create(testDeployment(ns, stable))
+			ctx := context.Background()
+			kt, err := NewForConfig(Config{Env: "test", Namespace: ns, Deployment: "app", Poll: 100 * time.Millisecond}, c.as(ns, tc.rules))
+			if err != nil {
+				t.Fatal(err)
+			}
+			canary := spec(newDigest(), 2, 4)
+			err = kt.Split(ctx, ferry.Split{Stable: stable, Canary: canary, Baseline: true, Weight: 25}, nil)
+			if tc.name == "no split" {
+				if ferry.ErrorCode(err) != ferry.EUNAVAILABLE || !strings.Contains(err.Error(), "kubernetes does not let ferry create deployment app-canary in namespace "+ns) {
+					t.Errorf("Split without the rights = %v, want the refusal to create app-canary", err)
+				}
+				if err := kt.Apply(ctx, canary, nil); err != nil {
+					t.Errorf("Apply without the rights of a split: %v", err)
+				}
+				if st, err := kt.Status(ctx); err != nil || st.Digest != canary.Digest || len(st.Replicas) != 4 {
+					t.Errorf("Status = %+v, %v", st, err)
+				}
+				if err := kt.EndSplit(ctx); err != nil {
+					t.Errorf("EndSplit without a split nor the rights of one: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Split: %v", err)
+			}
+			if st, err := kt.Status(ctx); err != nil || len(st.Replicas) != 4 || st.Digest != stable.Digest {
+				t.Errorf("Status during the split = %+v, %v", st, err)
+			}
+			if err := kt.Apply(ctx, canary, nil); err != nil {
+				t.Fatalf("Apply during the split: %v", err)
+			}
+			if err := kt.EndSplit(ctx); err != nil {
+				t.Fatalf("EndSplit: %v", err)
+			}
+			if d := c.deployment(ns); *d.Spec.Replicas != 4 {
+				t.Errorf("environment at %d replicas after the split, want 4", *d.Spec.Replicas)
+			}
+		})
 	}
 }

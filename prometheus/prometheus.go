@@ -12,7 +12,18 @@
 //
 //	sum by (le) (increase(http_request_duration_seconds_bucket{version="{{.Version}}"}[{{.Range}}]))
 //
-// gives. A query that finds no series ("no values found": no requests yet,
+// gives. On Kubernetes the canary's and the baseline's pods carry the
+// labels ferry.dev/track and ferry.dev/version (package runtime/kube);
+// a scrape configuration that keeps them as track and version, with
+// kubernetes_sd_configs of role pod, is
+//
+//	relabel_configs:
+//	  - source_labels: [__meta_kubernetes_pod_label_ferry_dev_track]
+//	    target_label: track
+//	  - source_labels: [__meta_kubernetes_pod_label_ferry_dev_version]
+//	    target_label: version
+//
+// A query that finds no series ("no values found": no requests yet,
 // no 5xx series yet, pods not scraped yet) counts 0, so a track with no
 // traffic has zero requests, which analysis.Judge calls inconclusive:
 // never a pass and never a crash. Counts are rounded to whole requests;

@@ -161,6 +161,9 @@ func (t *Runtime) Split(ctx context.Context, s ferry.Split, progress func(ferry.
 	if total == 0 || t.cfg.HPA != "" {
 		total = int(replicaCount(d))
 	}
+	if total == 0 {
+		return ferry.Errorf(ferry.EINVALID, "split %s: deployment %s in namespace %s runs no replica to share the requests with a canary", t.cfg.Env, d.Name, d.Namespace)
+	}
 	p := planSplit(total, s.Weight, s.Baseline, t.cfg.HPA != "")
 	t.log.Info("split", "canary", s.Canary.Digest, "weight", s.Weight, "baseline", s.Baseline, "total", total, "plan", p.String())
 

@@ -270,6 +270,7 @@ func TestSplitRefused(t *testing.T) {
 		s    ferry.Split
 		want string
 	}{
+		{ferry.Split{Stable: good, Canary: good, Weight: -1}, "weight -1 %: want 0 to 99"},
 		{ferry.Split{Stable: good, Canary: good, Baseline: true, Weight: 51}, "weight 51 %: want 0 to 50"},
 		{ferry.Split{Stable: good, Canary: good, Weight: 100}, "weight 100 %: want 0 to 99"},
 		{ferry.Split{Stable: good, Canary: ferry.Spec{Image: testImage, Digest: "latest"}, Weight: 5}, `digest "latest"`},
@@ -306,6 +307,25 @@ func TestSplitRestart(t *testing.T) {
 	}
 	if n := *c.deployment(ns).Spec.Replicas; n != 4 {
 		t.Errorf("environment at %d replicas, want 4", n)
+	}
+
+	// Weight 0: no canary or baseline pod (one would take its share), the
+	// environment back at its count, the split's Deployments kept.
+	if err := kt.Split(ctx, ferry.Split{Stable: stable, Canary: canary, Baseline: true, Weight: 0}, nil); err != nil {
+		t.Fatalf("Split 0 %%: %v", err)
+	}
+	c.eventually(30*time.Second, func() (bool, string) {
+		left := slices.Concat(c.trackPods(ns, ferry.TrackCanary), c.trackPods(ns, ferry.TrackBaseline))
+		return len(left) == 0, "split pods at weight 0: " + strings.Join(left, ", ")
+	})
+	if d := c.deployment(ns); *d.Spec.Replicas != 10 {
+		t.Errorf("environment at %d replicas at weight 0, want 10", *d.Spec.Replicas)
+	}
+	if err := kt.Split(ctx, ferry.Split{Stable: stable, Canary: canary, Baseline: true, Weight: 25}, nil); err != nil {
+		t.Fatalf("Split 25 %% after 0 %%: %v", err)
+	}
+	if d := c.deployment(ns); *d.Spec.Replicas != 4 {
+		t.Errorf("environment at %d replicas back at 25 %%, want 4", *d.Spec.Replicas)
 	}
 
 	// An end that stopped after the canary went to 0 and the baseline was

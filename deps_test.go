@@ -11,13 +11,14 @@ const module = "github.com/ferryhq/ferry"
 
 // adapters are the packages named for a technology: each implements a
 // part of ferry over git, OCI, a registry, a webhook provider, a database
-// engine or a runtime. They depend on the root (and the ledger's port,
-// internal packages and their technology's libraries), never on the parts
-// that use them, nor on each other.
+// engine, a runtime or a metrics store. They depend on the root (and the
+// ledger's port, the pure analysis package, internal packages and their
+// technology's libraries), never on the parts that use them, nor on each
+// other.
 var adapters = []string{
 	"source", "oci", "registry", "webhook", "cosign",
 	"ledger/sqlite", "ledger/postgres",
-	"runtime/local", "runtime/kube",
+	"runtime/local", "runtime/kube", "prometheus",
 }
 
 // users are the parts that put adapters to work; no adapter may depend on

@@ -3,11 +3,14 @@
 # on loopback, then print the environment the tests read (eval "$(scripts/provision.sh)").
 #
 # As root on Debian it installs PostgreSQL, MariaDB, Chromium (the dashboard's
-# browser tests), promtool (Debian's prometheus package) and runc (the local
+# browser tests), promtool and the prometheus server (Debian's prometheus
+# package: the canary's figures on Kubernetes are tested against a server the
+# test starts) and runc (the local
 # runtime's containers, as root) from apt when absent, and starts the databases when they are not running (there is no
 # systemd here). Otherwise it expects FERRY_TEST_POSTGRES_URL,
-# FERRY_TEST_MYSQL_URL, FERRY_TEST_CHROMIUM and FERRY_TEST_PROMTOOL to be set
-# and only checks that the databases answer. The cosign CLI (the signature
+# FERRY_TEST_MYSQL_URL, FERRY_TEST_CHROMIUM, FERRY_TEST_PROMTOOL and
+# FERRY_TEST_PROMETHEUS to be set (or prometheus on PATH) and only checks
+# that the databases answer. The cosign CLI (the signature
 # tests run the real one) is built from its Go module into
 # $FERRY_CACHE/bin (/var/cache/ferry/bin) once and reused, unless
 # FERRY_TEST_COSIGN names one. Idempotent: a second run reuses what the
@@ -85,13 +88,15 @@ provision_mariadb() {
 provision_tools() {
 	local want=()
 	command -v chromium >/dev/null 2>&1 || want+=(chromium)
-	command -v promtool >/dev/null 2>&1 || want+=(prometheus)
+	if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+		want+=(prometheus)
+	fi
 	command -v runc >/dev/null 2>&1 || want+=(runc)
 	if [ "${#want[@]}" -gt 0 ]; then
 		apt_install "${want[@]}"
 	fi
-	# The prometheus package starts nothing here (no systemd); only
-	# promtool is used.
+	# The prometheus package starts nothing here (no systemd): promtool is
+	# run, and the prometheus server is started by the test that needs it.
 }
 
 # The real Kubernetes node of scripts/k8s-node: containerd (with its CRI
@@ -129,7 +134,7 @@ provision_cosign() {
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	[ -n "${FERRY_TEST_POSTGRES_URL:-}" ] || { provision_postgres; FERRY_TEST_POSTGRES_URL=$PG_URL_DEFAULT; }
 	[ -n "${FERRY_TEST_MYSQL_URL:-}" ] || { provision_mariadb; FERRY_TEST_MYSQL_URL=$MY_URL_DEFAULT; }
-	if [ -z "${FERRY_TEST_CHROMIUM:-}" ] || [ -z "${FERRY_TEST_PROMTOOL:-}" ] || ! command -v runc >/dev/null 2>&1; then
+	if [ -z "${FERRY_TEST_CHROMIUM:-}" ] || [ -z "${FERRY_TEST_PROMTOOL:-}" ] || [ -z "${FERRY_TEST_PROMETHEUS:-}" ] || ! command -v runc >/dev/null 2>&1; then
 		provision_tools
 	fi
 	provision_node_packages
@@ -141,15 +146,18 @@ fi
 [ -x "$FERRY_TEST_COSIGN" ] || die "no cosign at $FERRY_TEST_COSIGN"
 FERRY_TEST_CHROMIUM=${FERRY_TEST_CHROMIUM:-$(command -v chromium || true)}
 FERRY_TEST_PROMTOOL=${FERRY_TEST_PROMTOOL:-$(command -v promtool || true)}
+FERRY_TEST_PROMETHEUS=${FERRY_TEST_PROMETHEUS:-$(command -v prometheus || true)}
 [ -x "$FERRY_TEST_CHROMIUM" ] || die "no Chromium: install Debian's chromium package or set FERRY_TEST_CHROMIUM"
 [ -x "$FERRY_TEST_PROMTOOL" ] || die "no promtool: install Debian's prometheus package or set FERRY_TEST_PROMTOOL"
+[ -x "$FERRY_TEST_PROMETHEUS" ] || die "no prometheus server: install Debian's prometheus package or set FERRY_TEST_PROMETHEUS"
 
 printf 'export FERRY_TEST_POSTGRES_URL=%q\n' "$FERRY_TEST_POSTGRES_URL"
 printf 'export FERRY_TEST_MYSQL_URL=%q\n' "$FERRY_TEST_MYSQL_URL"
 printf 'export FERRY_TEST_CHROMIUM=%q\n' "$FERRY_TEST_CHROMIUM"
 printf 'export FERRY_TEST_PROMTOOL=%q\n' "$FERRY_TEST_PROMTOOL"
+printf 'export FERRY_TEST_PROMETHEUS=%q\n' "$FERRY_TEST_PROMETHEUS"
 printf 'export FERRY_TEST_COSIGN=%q\n' "$FERRY_TEST_COSIGN"
-require=postgres,mysql,chromium,promtool,cosign
+require=postgres,mysql,chromium,promtool,prometheus,cosign
 # As root the local runtime runs replicas in containers under runc: its
 # tests then fail instead of skipping when root or runc is missing.
 if [ "$(id -u)" = 0 ]; then

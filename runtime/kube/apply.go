@@ -16,7 +16,9 @@ import (
 // Apply sets the container's image to spec.Image@spec.Digest and ferry's
 // annotations on the Deployment and its pod template, and the replica
 // count when spec.Replicas > 0 and no HPA is configured (0 keeps the
-// cluster's count), then follows the rollout until it completes, fails or
+// cluster's count; during a split, the split's count for the stable
+// track is kept, and EndSplit restores the count from before the split),
+// then follows the rollout until it completes, fails or
 // passes its deadline (see the package comment). It reports progress on
 // every change of the Deployment's counts.
 //
@@ -49,8 +51,12 @@ func (t *Runtime) Apply(ctx context.Context, spec ferry.Spec, progress func(ferr
 		return ferry.Errorf(ferry.EINVALID, "apply to %s: deployment %s in namespace %s is paused (kubectl rollout resume)", t.cfg.Env, d.Name, d.Namespace)
 	}
 	image := spec.Image + "@" + spec.Digest
+	split, err := t.splitRuns(ctx)
+	if err != nil {
+		return fmt.Errorf("apply to %s: %w", t.cfg.Env, err)
+	}
 	var replicas *int32
-	if spec.Replicas > 0 && t.cfg.HPA == "" {
+	if spec.Replicas > 0 && t.cfg.HPA == "" && !split {
 		r := int32(spec.Replicas)
 		replicas = &r
 	}

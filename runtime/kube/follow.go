@@ -108,7 +108,7 @@ func (t *Runtime) follow(ctx context.Context, d *appsv1.Deployment, ci int, limi
 			}
 		}
 	}()
-	dw = t.watchDeployment(ctx, d.ResourceVersion)
+	dw = t.watchDeployment(ctx, d.Name, d.ResourceVersion)
 	if pw, err = f.syncPods(ctx, sel); err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (t *Runtime) follow(ctx context.Context, d *appsv1.Deployment, ci int, limi
 			}
 		case <-tick.C:
 			if dw == nil {
-				nd, err := t.deployment(ctx)
+				nd, err := t.deploymentNamed(ctx, d.Name)
 				if err != nil {
 					if ctx.Err() != nil {
 						continue
@@ -156,7 +156,7 @@ func (t *Runtime) follow(ctx context.Context, d *appsv1.Deployment, ci int, limi
 					continue
 				}
 				f.d = nd
-				dw = t.watchDeployment(ctx, nd.ResourceVersion)
+				dw = t.watchDeployment(ctx, d.Name, nd.ResourceVersion)
 			}
 			if pw == nil {
 				if pw, err = f.syncPods(ctx, sel); err != nil && ctx.Err() == nil {
@@ -185,11 +185,11 @@ func results(w watch.Interface) <-chan watch.Event {
 	return w.ResultChan()
 }
 
-// watchDeployment watches the Deployment from resource version rv; nil
-// when the watch cannot be opened.
-func (t *Runtime) watchDeployment(ctx context.Context, rv string) watch.Interface {
+// watchDeployment watches the named Deployment from resource version rv;
+// nil when the watch cannot be opened.
+func (t *Runtime) watchDeployment(ctx context.Context, name, rv string) watch.Interface {
 	w, err := t.api.deployments(t.cfg.Namespace).Watch(ctx, metav1.ListOptions{
-		FieldSelector:   "metadata.name=" + t.cfg.Deployment,
+		FieldSelector:   "metadata.name=" + name,
 		ResourceVersion: rv,
 	})
 	if err != nil {
@@ -205,7 +205,7 @@ func (f *follower) syncPods(ctx context.Context, sel labels.Selector) (watch.Int
 	pods := f.t.api.pods(f.t.cfg.Namespace)
 	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
-		return nil, f.t.apiError(err, "list", "pods of deployment "+f.t.cfg.Deployment)
+		return nil, f.t.apiError(err, "list", "pods of deployment "+f.d.Name)
 	}
 	clear(f.pods)
 	for i := range list.Items {
@@ -246,7 +246,7 @@ func (f *follower) check() (bool, error) {
 	}
 	f.report(pr)
 	if st.done {
-		f.t.log.Info("rolled out", "replicas", pr.Desired, "elapsed", f.t.now().Sub(f.start))
+		f.t.log.Info("rolled out", "of", f.d.Name, "replicas", pr.Desired, "elapsed", f.t.now().Sub(f.start))
 		return true, nil
 	}
 	if st.failed != "" {
@@ -318,12 +318,12 @@ func (f *follower) templateImage() string {
 	return ""
 }
 
-// newPods are the pods, not terminating, whose container runs the
-// rollout's image, oldest first.
+// newPods are the Deployment's pods, not terminating, whose container
+// runs the rollout's image, oldest first.
 func (f *follower) newPods() []*corev1.Pod {
 	var out []*corev1.Pod
 	for _, p := range f.pods {
-		if p.DeletionTimestamp != nil {
+		if p.DeletionTimestamp != nil || !f.owns(p) {
 			continue
 		}
 		for _, pc := range p.Spec.Containers {
@@ -341,14 +341,12 @@ func (f *follower) newPods() []*corev1.Pod {
 	return out
 }
 
-// oldPods are the pods, not terminating, of the Deployment's ReplicaSets
-// (named <deployment>-<hash>) whose container runs another image than the
-// rollout's.
+// oldPods are the Deployment's pods, not terminating, whose container
+// runs another image than the rollout's.
 func (f *follower) oldPods() []*corev1.Pod {
 	var out []*corev1.Pod
 	for _, p := range f.pods {
-		ref := metav1.GetControllerOf(p)
-		if p.DeletionTimestamp != nil || ref == nil || ref.Kind != "ReplicaSet" || !strings.HasPrefix(ref.Name, f.d.Name+"-") {
+		if p.DeletionTimestamp != nil || !f.owns(p) {
 			continue
 		}
 		for _, pc := range p.Spec.Containers {
@@ -358,6 +356,16 @@ func (f *follower) oldPods() []*corev1.Pod {
 		}
 	}
 	return out
+}
+
+// owns reports whether p is a pod of one of the Deployment's ReplicaSets,
+// which the deployment controller names <deployment>-<pod-template-hash>.
+// The selector is not enough: a canary's and a baseline's pods carry the
+// labels the Deployment selects, and the baseline's run the stable image.
+func (f *follower) owns(p *corev1.Pod) bool {
+	ref := metav1.GetControllerOf(p)
+	hash := p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+	return ref != nil && ref.Kind == "ReplicaSet" && hash != "" && ref.Name == f.d.Name+"-"+hash
 }
 
 // state is what a Deployment's status says of its rollout.

@@ -249,8 +249,9 @@ func TestPullFailures(t *testing.T) {
 	f.start = f.t.now()
 	for i, reason := range []string{"ErrImagePull", "ErrImagePull", "ImagePullBackOff", "ErrImagePull", "ImagePullBackOff", "ImagePullBackOff", "ErrImagePull"} {
 		f.pods["app-1"] = &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: "app-1"},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}},
+			ObjectMeta: metav1.ObjectMeta{Name: "app-1", Labels: map[string]string{"pod-template-hash": "5d9c"},
+				OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "app-5d9c", Controller: new(true)}}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}},
 			Status: corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{
 				Name: "app", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "manifest unknown"}},
 			}}},

@@ -27,10 +27,20 @@
 // reverts by applying the previous spec, which patches the previous digest
 // back and follows that rollout.
 //
+// A canary (Split, EndSplit; see split.go) runs beside the Deployment as
+// two more Deployments, <deployment>-canary and <deployment>-baseline,
+// whose pods the Service selects too, so that each track's share of the
+// requests is its share of the ready pods.
+//
 // The runtime needs, in the environment's namespace: get, watch and patch
 // on deployments; patch on deployments/scale; list on replicasets; list
 // and watch on pods; get on pods/log; and, with an HPA, get and patch on
 // horizontalpodautoscalers. Without watch it follows rollouts by polling.
+// A canary needs as well: create on deployments (which RBAC cannot limit
+// by name), and get, watch, update, patch and delete on the canary and
+// baseline Deployments, and patch on their deployments/scale. Without
+// them the environment releases as before and a Split is refused by the
+// cluster, naming what ferry may not do.
 package kube
 
 import (
@@ -222,9 +232,14 @@ func (t *Runtime) open(op string) error {
 
 // deployment reads the environment's Deployment.
 func (t *Runtime) deployment(ctx context.Context) (*appsv1.Deployment, error) {
-	d, err := t.api.deployments(t.cfg.Namespace).Get(ctx, t.cfg.Deployment, metav1.GetOptions{})
+	return t.deploymentNamed(ctx, t.cfg.Deployment)
+}
+
+// deploymentNamed reads a Deployment of the namespace.
+func (t *Runtime) deploymentNamed(ctx context.Context, name string) (*appsv1.Deployment, error) {
+	d, err := t.api.deployments(t.cfg.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return nil, t.apiError(err, "get", "deployment "+t.cfg.Deployment)
+		return nil, t.apiError(err, "get", "deployment "+name)
 	}
 	return d, nil
 }

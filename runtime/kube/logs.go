@@ -20,7 +20,8 @@ import (
 const logConnect = 10 * time.Second
 
 // Logs writes the last tail lines of the container's log in each pod of
-// the Deployment (see Status), every line prefixed with the pod's name
+// the Deployment and of a running split's canary and baseline (see
+// Status), every line prefixed with the pod's name
 // ("app-7d9f-x2kq | …"): pod after pod, or, with follow, all at once until
 // ctx ends. Following covers the pods that run when Logs is called. When
 // the cluster does not serve a pod's log (no kubelet to reach, as with
@@ -42,6 +43,11 @@ func (t *Runtime) Logs(ctx context.Context, w io.Writer, tail int, follow bool) 
 	if err != nil {
 		return fmt.Errorf("logs of %s: %w", t.cfg.Env, err)
 	}
+	split, err := t.splitPods(ctx, d)
+	if err != nil {
+		return fmt.Errorf("logs of %s: %w", t.cfg.Env, err)
+	}
+	pods = append(pods, split...)
 	opts := &corev1.PodLogOptions{
 		Container: d.Spec.Template.Spec.Containers[ci].Name,
 		TailLines: new(int64(max(tail, 0))),

@@ -46,31 +46,7 @@ func TestRBAC(t *testing.T) {
 			ns := c.namespace()
 			c.create(testDeployment(ns, spec(newDigest(), 1, 2)))
 			ctx := context.Background()
-			user := "ferry-deployer-" + randHex(4)
-			role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "ferry", Namespace: ns}, Rules: rules(watch)}
-			if _, err := c.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			rb := &rbacv1.RoleBinding{
-				ObjectMeta: metav1.ObjectMeta{Name: "ferry", Namespace: ns},
-				RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "ferry"},
-				Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}},
-			}
-			if _, err := c.Client.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			rc := rest.CopyConfig(c.Config)
-			rc.Impersonate = rest.ImpersonationConfig{UserName: user}
-			cs, err := kubernetes.NewForConfig(rc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// RBAC takes effect through the authorizer's cache: wait for it.
-			c.eventually(10*time.Second, func() (bool, string) {
-				_, err := cs.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
-				return err == nil, "get as " + user + ": " + errString(err)
-			})
-			kt, err := NewForConfig(Config{Env: "test", Namespace: ns, Deployment: "app", Poll: 100 * time.Millisecond}, rc)
+			kt, err := NewForConfig(Config{Env: "test", Namespace: ns, Deployment: "app", Poll: 100 * time.Millisecond}, c.as(ns, rules(watch)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,6 +75,38 @@ func TestRBAC(t *testing.T) {
 			}
 		})
 	}
+}
+
+// as is a client configuration for a new user holding only a Role of
+// rules in ns, once the authorizer lets it get the Deployment "app".
+func (c *cluster) as(ns string, rules []rbacv1.PolicyRule) *rest.Config {
+	c.t.Helper()
+	ctx := context.Background()
+	user := "ferry-deployer-" + randHex(4)
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "ferry", Namespace: ns}, Rules: rules}
+	if _, err := c.Client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "ferry", Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "ferry"},
+		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}},
+	}
+	if _, err := c.Client.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+	rc := rest.CopyConfig(c.Config)
+	rc.Impersonate = rest.ImpersonationConfig{UserName: user}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	// RBAC takes effect through the authorizer's cache: wait for it.
+	c.eventually(10*time.Second, func() (bool, string) {
+		_, err := cs.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
+		return err == nil, "get as " + user + ": " + errString(err)
+	})
+	return rc
 }
 
 // TestApplyConflict changes the image under a rollout, as another client

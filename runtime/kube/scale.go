@@ -29,6 +29,11 @@ func (t *Runtime) Scale(ctx context.Context, replicas int) error {
 	if replicas < 0 {
 		return ferry.Errorf(ferry.EINVALID, "scale %s: %d replicas", t.cfg.Env, replicas)
 	}
+	if split, err := t.splitRuns(ctx); err != nil {
+		return fmt.Errorf("scale %s: %w", t.cfg.Env, err)
+	} else if split {
+		return ferry.Errorf(ferry.ECONFLICT, "scale %s: a canary runs beside deployment %s, whose replica counts it sets; scale once it has ended", t.cfg.Env, t.cfg.Deployment)
+	}
 	if t.cfg.HPA != "" {
 		return t.scaleHPA(ctx, replicas)
 	}

@@ -15,6 +15,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -22,6 +24,9 @@ import (
 // terminating, oldest first. Digest is the one digest all of them run
 // (empty when they differ or none runs) and Commit the Deployment's
 // ferry.dev/commit annotation when its ferry.dev/digest is that digest.
+// During a split the canary's and the baseline's pods follow, each with
+// its digest; Digest, Commit, Ready and Desired stay the Deployment's own
+// (the stable track's), so a running canary is not taken for drift.
 func (t *Runtime) Status(ctx context.Context) (ferry.Status, error) {
 	if err := t.open("status of"); err != nil {
 		return ferry.Status{}, err
@@ -47,7 +52,53 @@ func (t *Runtime) Status(ctx context.Context) (ferry.Status, error) {
 	if st.Digest != "" && st.Digest == d.Annotations[AnnotationDigest] {
 		st.Commit = d.Annotations[AnnotationCommit]
 	}
+	split, err := t.splitPods(ctx, d)
+	if err != nil {
+		return ferry.Status{}, fmt.Errorf("status of %s: %w", t.cfg.Env, err)
+	}
+	for _, p := range split {
+		st.Replicas = append(st.Replicas, replica(p, name))
+	}
 	return st, nil
+}
+
+// splitPods lists the pods of the canary's and the baseline's
+// ReplicaSets that are not terminating, canary first, each oldest first.
+// It reads only pods, which the runtime may list without the rights a
+// split needs.
+func (t *Runtime) splitPods(ctx context.Context, d *appsv1.Deployment) ([]*corev1.Pod, error) {
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return nil, ferry.Wrap(err, ferry.EINVALID, "deployment %s in namespace %s has a selector ferry cannot read", d.Name, d.Namespace)
+	}
+	tracks := []string{ferry.TrackCanary, ferry.TrackBaseline}
+	req, err := labels.NewRequirement(LabelTrack, selection.In, tracks)
+	if err != nil {
+		return nil, err
+	}
+	list, err := t.api.pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.Add(*req).String()})
+	if err != nil {
+		return nil, t.apiError(err, "list", "pods of the split of deployment "+d.Name)
+	}
+	var pods []*corev1.Pod
+	for i := range list.Items {
+		p := &list.Items[i]
+		ref := metav1.GetControllerOf(p)
+		track, hash := p.Labels[LabelTrack], p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+		if ref != nil && p.DeletionTimestamp == nil && hash != "" && ref.Name == t.trackName(track)+"-"+hash {
+			pods = append(pods, p)
+		}
+	}
+	slices.SortFunc(pods, func(a, b *corev1.Pod) int {
+		if c := slices.Index(tracks, a.Labels[LabelTrack]) - slices.Index(tracks, b.Labels[LabelTrack]); c != 0 {
+			return c
+		}
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return pods, nil
 }
 
 // currentPods lists the pods of d's ReplicaSets that are not terminating,

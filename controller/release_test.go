@@ -44,6 +44,12 @@ type relFixture struct {
 	autoProd bool
 	// driftTicks are the periodic drift check's ticks (driftCheck).
 	driftTicks chan time.Time
+	// canary is prod's canary strategy, prodCanary its runtime (a
+	// splitter with figures) and clock the controller's clock, when set
+	// (canary_test.go).
+	canary     *ferry.Canary
+	prodCanary *canaryTarget
+	clock      *fakeClock
 }
 
 func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
@@ -85,13 +91,21 @@ func newFixtureWith(t *testing.T, set func(f *relFixture)) *relFixture {
 // targets, as ferry does at every start.
 func (f *relFixture) start() {
 	f.t.Helper()
+	var prod ferry.Runtime = f.prod
+	if f.prodCanary != nil {
+		prod = f.prodCanary
+	}
 	envs := []Env{
 		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
 		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}, Approval: f.approval,
-			Windows: f.windows, Freezes: f.freezes, Auto: f.autoProd, Wait: autoWait(f.autoProd)}, Runtime: f.prod},
+			Windows: f.windows, Freezes: f.freezes, Auto: f.autoProd, Wait: autoWait(f.autoProd), Canary: f.canary}, Runtime: prod},
+	}
+	now, after := func() time.Time { return f.now }, f.after
+	if f.clock != nil {
+		now, after = f.clock.Now, f.clock.After
 	}
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
-		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: func() time.Time { return f.now }, After: f.after, DriftTicks: f.driftTicks})
+		Ledger: f.ledger, Locks: f.ledger, Canaries: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: now, After: after, DriftTicks: f.driftTicks})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -180,7 +180,15 @@ func testCanary(baseline bool) *ferry.Canary {
 // built and in dev, ready to promote.
 func newCanaryFixture(t *testing.T, baseline bool) (f *relFixture, a, b *ferry.Build) {
 	t.Helper()
+	return newCanaryFixtureOn(t, "sqlite", baseline)
+}
+
+// newCanaryFixtureOn is newCanaryFixture with its ledger on engine
+// (sqlite or postgres).
+func newCanaryFixtureOn(t *testing.T, engine string, baseline bool) (f *relFixture, a, b *ferry.Build) {
+	t.Helper()
 	f = newFixtureWith(t, func(f *relFixture) {
+		f.postgres = engine == "postgres"
 		f.canary = testCanary(baseline)
 		f.prodCanary = &canaryTarget{fakeTarget: f.prod, figs: map[string]analysis.Figures{}}
 		f.clock = newFakeClock(f.now)
@@ -244,16 +252,24 @@ func TestCanaryOutcomes(t *testing.T) {
 		wantState ferry.CanaryState
 		wantError string
 		splits    []int
+		// postgres puts the ledger on PostgreSQL.
+		postgres bool
 	}{
-		{"5 % errors", true, bad, 1, ferry.DeploymentFailed, ferry.CanaryAborted, "error rate 5.00%", []int{10}},
-		{"+200 ms", true, slow, 1, ferry.DeploymentFailed, ferry.CanaryAborted, "slower than the baseline", []int{10}},
-		{"5 % errors, no baseline", false, bad, 1, ferry.DeploymentFailed, ferry.CanaryAborted, "error rate 5.00%", []int{10}},
-		{"healthy", true, healthy, 12, ferry.DeploymentSucceeded, ferry.CanaryPromoted, "", []int{10, 50}},
-		{"healthy, no baseline", false, healthy, 12, ferry.DeploymentSucceeded, ferry.CanaryPromoted, "", []int{10, 50}},
+		{"5 % errors", true, bad, 1, ferry.DeploymentFailed, ferry.CanaryAborted, "error rate 5.00%", []int{10}, false},
+		{"+200 ms", true, slow, 1, ferry.DeploymentFailed, ferry.CanaryAborted, "slower than the baseline", []int{10}, false},
+		{"5 % errors, no baseline", false, bad, 1, ferry.DeploymentFailed, ferry.CanaryAborted, "error rate 5.00%", []int{10}, false},
+		{"healthy", true, healthy, 12, ferry.DeploymentSucceeded, ferry.CanaryPromoted, "", []int{10, 50}, false},
+		{"healthy, no baseline", false, healthy, 12, ferry.DeploymentSucceeded, ferry.CanaryPromoted, "", []int{10, 50}, false},
+		{"5 % errors on postgres", true, bad, 1, ferry.DeploymentFailed, ferry.CanaryAborted, "error rate 5.00%", []int{10}, true},
+		{"healthy on postgres", true, healthy, 12, ferry.DeploymentSucceeded, ferry.CanaryPromoted, "", []int{10, 50}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, a, b := newCanaryFixture(t, tt.baseline)
+			engine := "sqlite"
+			if tt.postgres {
+				engine = "postgres"
+			}
+			f, a, b := newCanaryFixtureOn(t, engine, tt.baseline)
 			release := f.originRef("refs/heads/release")
 			d := f.promoteCanary()
 			for range tt.ticks {
@@ -489,35 +505,59 @@ func TestRollbackDuringCanary(t *testing.T) {
 // next start: the split ended, the canary and the deployment recorded as
 // such, prod back on what it ran.
 func TestRestartMidCanary(t *testing.T) {
-	f, a, _ := newCanaryFixture(t, true)
-	d := f.promoteCanary()
-	f.tick(healthy)
-	f.clock.next(t) // the controller waits for its next judgement
-	if split, _, _ := f.prodCanary.state(); split == nil {
-		t.Fatal("no split before the restart")
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			f, a, _ := newCanaryFixtureOn(t, engine, true)
+			d := f.promoteCanary()
+			f.tick(healthy)
+			f.clock.next(t) // the controller waits for its next judgement
+			if split, _, _ := f.prodCanary.state(); split == nil {
+				t.Fatal("no split before the restart")
+			}
+			f.restart()
+			got := f.wait(d.ID)
+			if got.State != ferry.DeploymentFailed {
+				t.Errorf("interrupted canary's deployment = %s, want failed", got.State)
+			}
+			run := f.canaryRun(d.ID)
+			if run.State != ferry.CanaryAborted || run.Weight != 0 || !strings.Contains(run.Reason, "ferry restarted mid-canary at step 1 of 2 (10%)") {
+				t.Errorf("interrupted canary recorded %s at %d%% (%q)", run.State, run.Weight, run.Reason)
+			}
+			if split, _, ends := f.prodCanary.state(); split != nil || ends != 1 {
+				t.Errorf("after the restart: split %v, ended %d times; want none, once", split, ends)
+			}
+			waitUntil(t, func() bool { return f.prod.runs().Digest == a.Digest }, "prod to run the last release")
+			ds, err := f.ledger.Deployments(context.Background(), ledger.DeploymentFilter{App: "app", Env: "prod", Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ds) != 2 || ds[0].ID != d.ID || ds[1].State != ferry.DeploymentSucceeded || ds[1].Digest != a.Digest {
+				t.Errorf("prod's deployments after the restart = %d, want the interrupted canary and a's release only", len(ds))
+			}
+			waitUntil(t, func() bool { return f.originRef("refs/heads/release") == a.Commit }, "release back on what prod runs")
+			if f.eventCount("canary.aborted", "") != 1 {
+				t.Errorf("want one canary.aborted event")
+			}
+		})
 	}
-	f.restart()
-	got := f.wait(d.ID)
-	if got.State != ferry.DeploymentFailed {
-		t.Errorf("interrupted canary's deployment = %s, want failed", got.State)
+}
+
+// TestCanaryWithoutSplitter: a runtime that cannot split releases a
+// canary environment as before, straight to every replica.
+func TestCanaryWithoutSplitter(t *testing.T) {
+	f := newFixtureWith(t, func(f *relFixture) { f.canary = testCanary(true) })
+	for _, subject := range []string{"a", "b"} {
+		b := f.commit("master", subject)
+		f.inDev(b)
+		d, err := f.promote("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.State != ferry.DeploymentSucceeded || f.prod.runs().Digest != b.Digest {
+			t.Fatalf("release of %s = %s, prod runs %s; want succeeded", subject, d.State, f.prod.runs().Digest)
+		}
 	}
-	run := f.canaryRun(d.ID)
-	if run.State != ferry.CanaryAborted || run.Weight != 0 || !strings.Contains(run.Reason, "ferry restarted mid-canary at step 1 of 2 (10%)") {
-		t.Errorf("interrupted canary recorded %s at %d%% (%q)", run.State, run.Weight, run.Reason)
-	}
-	if split, _, ends := f.prodCanary.state(); split != nil || ends != 1 {
-		t.Errorf("after the restart: split %v, ended %d times; want none, once", split, ends)
-	}
-	waitUntil(t, func() bool { return f.prod.runs().Digest == a.Digest }, "prod to run the last release")
-	ds, err := f.ledger.Deployments(context.Background(), ledger.DeploymentFilter{App: "app", Env: "prod", Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ds) != 2 || ds[0].ID != d.ID || ds[1].State != ferry.DeploymentSucceeded || ds[1].Digest != a.Digest {
-		t.Errorf("prod's deployments after the restart = %d, want the interrupted canary and a's release only", len(ds))
-	}
-	waitUntil(t, func() bool { return f.originRef("refs/heads/release") == a.Commit }, "release back on what prod runs")
-	if f.eventCount("canary.aborted", "") != 1 {
-		t.Errorf("want one canary.aborted event")
+	if runs, err := f.ledger.Canaries(context.Background(), "app", "prod", nil, 10); err != nil || len(runs) != 0 {
+		t.Errorf("canaries recorded = %v, %v; want none", runs, err)
 	}
 }

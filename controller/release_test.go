@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/ledger/postgres"
 	"github.com/ferryhq/ferry/ledger/sqlite"
 	"github.com/ferryhq/ferry/source"
 )
@@ -50,6 +52,8 @@ type relFixture struct {
 	canary     *ferry.Canary
 	prodCanary *canaryTarget
 	clock      *fakeClock
+	// postgres puts the ledger on PostgreSQL instead of SQLite.
+	postgres bool
 }
 
 func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
@@ -70,7 +74,13 @@ func newFixtureWith(t *testing.T, set func(f *relFixture)) *relFixture {
 	f := &relFixture{t: t, dev: newFakeTarget(), prod: newFakeTarget(), tags: &fakeTags{tags: map[string]string{}}, verify: newFakeVerifier(),
 		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC), driftTicks: make(chan time.Time)}
 	set(f)
-	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
+	var l ledger.Store
+	var err error
+	if f.postgres {
+		l, err = postgres.Open(context.Background(), pgtest.NewDatabase(t))
+	} else {
+		l, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,9 @@ const (
 	TopicFailed          = "failed"
 	TopicRolledBack      = "rolled-back"
 	TopicLocked          = "locked"
+	// TopicCanaryPaused is a canary that waits for a person (too little
+	// traffic to judge it, for too long).
+	TopicCanaryPaused = "canary-paused"
 	// TopicDrift is the periodic drift check's news: a drift found, and
 	// one resolved.
 	TopicDrift = "drift"
@@ -59,5 +62,5 @@ const (
 // NotificationTopics returns every topic, in the order of a release, then
 // the drift check's.
 func NotificationTopics() []string {
-	return []string{TopicPendingApproval, TopicApproved, TopicReleased, TopicFailed, TopicRolledBack, TopicLocked, TopicDrift}
+	return []string{TopicPendingApproval, TopicApproved, TopicReleased, TopicFailed, TopicRolledBack, TopicLocked, TopicCanaryPaused, TopicDrift}
 }

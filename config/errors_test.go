@@ -438,7 +438,7 @@ environments: { dev: { branch: master, runtime: { local: { listen: 127.0.0.1:808
     runtime: { local: { listen: 127.0.0.1:8081 } }
 notifications:
   - { name: ops, url: "http://127.0.0.1:9/hook", secret: { env: S }, envs: [prd], topics: [relesed] }
-`, "ferry.yaml:11: notifications[0].envs[0]: unknown environment \"prd\" (environments: dev)\nferry.yaml:11: notifications[0].topics[0]: unknown topic \"relesed\" (want one of \"pending-approval\", \"approved\", \"released\", \"failed\", \"rolled-back\", \"locked\", \"drift\") (did you mean \"released\"?)"},
+`, "ferry.yaml:11: notifications[0].envs[0]: unknown environment \"prd\" (environments: dev)\nferry.yaml:11: notifications[0].topics[0]: unknown topic \"relesed\" (want one of \"pending-approval\", \"approved\", \"released\", \"failed\", \"rolled-back\", \"locked\", \"canary-paused\", \"drift\") (did you mean \"released\"?)"},
 		{"notification without a secret", head + `environments:
   dev:
     branch: master

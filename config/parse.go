@@ -351,7 +351,7 @@ func (d *decoder) goBuild(top *object) *GoBuild {
 	return g
 }
 
-var envFields = []string{"branch", "from", "soak", "releaseTag", "tags", "role", "runtime", "env", "url", "verify", "rollout", "approval", "windows", "freeze", "auto", "wait"}
+var envFields = []string{"branch", "from", "soak", "releaseTag", "tags", "role", "runtime", "env", "url", "verify", "rollout", "approval", "windows", "freeze", "auto", "wait", "strategy"}
 
 func (d *decoder) environments(top *object, c *Config) []*Environment {
 	if !top.has("environments") {
@@ -442,6 +442,7 @@ func (d *decoder) environment(p pair, c *Config) *Environment {
 		d.errorf(o.node("verify"), o.field("verify"), "checks need url: the address where ferry reaches this environment's Service or Ingress")
 	}
 	e.Rollout = d.rollout(o)
+	e.Canary = d.strategy(o, e)
 	e.Approval = d.approval(o, e)
 	e.Auto, e.Wait = o.boolean("auto"), o.duration("wait", 0, false)
 	for _, f := range []string{"auto", "wait"} {

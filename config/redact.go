@@ -174,6 +174,7 @@ func (c *Config) environmentsView() *yaml.Node {
 				"readyTimeout", str(formatDuration(e.Rollout.ReadyTimeout)),
 				"grace", str(formatDuration(e.Rollout.Grace)),
 			),
+			"strategy", canaryView(e.Canary),
 			"approval", approvalView(e.Approval),
 			"auto", autoView(e.Auto),
 			"wait", waitView(e.Auto, e.Wait),

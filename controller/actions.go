@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -167,6 +168,9 @@ func (c *Controller) plan(r *envRunner, a ferry.Action) (step, error) {
 		if err := release.TakesRollbacks(r.env.Environment); err != nil {
 			return nil, err
 		}
+		// A rollback never waits for a canary's analysis: the running
+		// canary is aborted first, so that the rollback's turn comes.
+		c.preemptCanary(context.Background(), r, a.Actor, cmp.Or(a.Reason, "rollback asked"))
 		return func(ctx context.Context, r *envRunner, a *ferry.Action) outcome {
 			d, err := c.rollback(ctx, r, a.Ref, a.Actor, a.Reason, a.ID)
 			return outcome{d: d, err: err}

@@ -68,10 +68,14 @@ type Env struct {
 	Runtime ferry.Runtime
 	// Vars are given to the app, secrets resolved.
 	Vars []ferry.Var
+	// Figures, when set, is where a canary's figures come from (Prometheus
+	// on Kubernetes); when nil, the runtime's own (the local balancer's),
+	// if it has them (canary.go).
+	Figures FigureSource
 }
 
 // Config is everything the controller needs; every field but Logger,
-// After and the drift check's is required, and New names a missing one.
+// After, Canaries and the drift check's is required, and New names a missing one.
 type Config struct {
 	App string
 	// Image is the repository images are pulled from.
@@ -86,6 +90,9 @@ type Config struct {
 	// Git is the app's repository, for releases (promote, rollback, tags)
 	// and the env/* refs.
 	Git Git
+	// Canaries records each canary's state (usually the ledger); without
+	// it, releases go straight to every replica, as without a canary.
+	Canaries CanaryRuns
 	// Verifier checks every digest's signature and provenance before its
 	// rollout (see Controller.apply).
 	Verifier Verifier
@@ -152,6 +159,8 @@ type envRunner struct {
 	finishing bool
 	progress  ferry.Progress
 	alert     string // a release head that was pushed but not deployed, and why
+	// canary is the canary the loop runs now (canary.go), nil when none.
+	canary *liveCanary
 	// done holds, per deployment handed to the loop, a channel closed once
 	// it has finished or was superseded.
 	done map[int64]chan struct{}
@@ -212,6 +221,9 @@ func (c *Controller) Changed() <-chan struct{} { return c.changed.Wait() }
 // Start returns once recovery is done; Wait waits for the loops.
 func (c *Controller) Start(ctx context.Context) error {
 	c.runCtx = ctx
+	if err := c.recoverCanaries(ctx); err != nil {
+		return err
+	}
 	if err := c.recoverInterrupted(ctx); err != nil {
 		return err
 	}

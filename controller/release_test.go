@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/ledger/postgres"
 	"github.com/ferryhq/ferry/ledger/sqlite"
 	"github.com/ferryhq/ferry/source"
 )
@@ -44,6 +46,14 @@ type relFixture struct {
 	autoProd bool
 	// driftTicks are the periodic drift check's ticks (driftCheck).
 	driftTicks chan time.Time
+	// canary is prod's canary strategy, prodCanary its runtime (a
+	// splitter with figures) and clock the controller's clock, when set
+	// (canary_test.go).
+	canary     *ferry.Canary
+	prodCanary *canaryTarget
+	clock      *fakeClock
+	// postgres puts the ledger on PostgreSQL instead of SQLite.
+	postgres bool
 }
 
 func newRelFixture(t *testing.T, soak time.Duration) *relFixture {
@@ -64,7 +74,13 @@ func newFixtureWith(t *testing.T, set func(f *relFixture)) *relFixture {
 	f := &relFixture{t: t, dev: newFakeTarget(), prod: newFakeTarget(), tags: &fakeTags{tags: map[string]string{}}, verify: newFakeVerifier(),
 		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC), driftTicks: make(chan time.Time)}
 	set(f)
-	l, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
+	var l ledger.Store
+	var err error
+	if f.postgres {
+		l, err = postgres.Open(context.Background(), pgtest.NewDatabase(t))
+	} else {
+		l, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,13 +101,21 @@ func newFixtureWith(t *testing.T, set func(f *relFixture)) *relFixture {
 // targets, as ferry does at every start.
 func (f *relFixture) start() {
 	f.t.Helper()
+	var prod ferry.Runtime = f.prod
+	if f.prodCanary != nil {
+		prod = f.prodCanary
+	}
 	envs := []Env{
 		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
 		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}, Approval: f.approval,
-			Windows: f.windows, Freezes: f.freezes, Auto: f.autoProd, Wait: autoWait(f.autoProd)}, Runtime: f.prod},
+			Windows: f.windows, Freezes: f.freezes, Auto: f.autoProd, Wait: autoWait(f.autoProd), Canary: f.canary}, Runtime: prod},
+	}
+	now, after := func() time.Time { return f.now }, f.after
+	if f.clock != nil {
+		now, after = f.clock.Now, f.clock.After
 	}
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
-		Ledger: f.ledger, Locks: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: func() time.Time { return f.now }, After: f.after, DriftTicks: f.driftTicks})
+		Ledger: f.ledger, Locks: f.ledger, Canaries: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: now, After: after, DriftTicks: f.driftTicks})
 	if err != nil {
 		f.t.Fatal(err)
 	}

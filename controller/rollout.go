@@ -80,9 +80,14 @@ func (c *Controller) execute(ctx context.Context, r *envRunner, d *ferry.Deploym
 		c.changed.Notify()
 	}
 
-	if d.Kind == ferry.DeployScale && prev != nil && prev.Digest == d.Digest {
+	sp, fig, canary := c.canaryOf(r)
+	canary = canary && d.Kind == ferry.DeployPromote && prev != nil && prev.Digest != d.Digest
+	switch {
+	case d.Kind == ferry.DeployScale && prev != nil && prev.Digest == d.Digest:
 		err = r.env.Runtime.Scale(ctx, d.Replicas)
-	} else {
+	case canary:
+		err = c.runCanary(ctx, r, d, prev, sp, fig, progress)
+	default:
 		err = c.apply(ctx, r, d, c.spec(r, d), progress)
 	}
 	if ctx.Err() != nil {
@@ -90,6 +95,10 @@ func (c *Controller) execute(ctx context.Context, r *envRunner, d *ferry.Deploym
 	}
 	if _, ok := errors.AsType[*refusal](err); ok {
 		c.fail(ctx, d, ferry.DeploymentRolling, err) // the runtime was not touched
+		return
+	}
+	if _, ok := errors.AsType[*canaryAbort](err); ok {
+		c.fail(ctx, d, ferry.DeploymentRolling, err) // the stable version was not touched
 		return
 	}
 	if err != nil {
@@ -148,10 +157,20 @@ func (r *refusal) Unwrap() error { return r.err }
 // registry is down), is refused (a *refusal, with a deployment.refused
 // event) and the runtime is not touched.
 func (c *Controller) apply(ctx context.Context, r *envRunner, d *ferry.Deployment, spec ferry.Spec, progress func(ferry.Progress)) error {
+	if err := c.check(ctx, d, spec.Digest); err != nil {
+		return err
+	}
+	return r.env.Runtime.Apply(ctx, spec, progress)
+}
+
+// check verifies digest, which d would run, against ferry's key and the
+// ledger's build of d's commit: a *refusal (with a deployment.refused
+// event) when it does not verify or cannot be verified.
+func (c *Controller) check(ctx context.Context, d *ferry.Deployment, digest string) error {
 	b, err := c.ledger.BuildByCommit(ctx, c.cfg.App, d.Commit)
 	switch {
 	case err == nil || ferry.ErrorCode(err) == ferry.ENOTFOUND:
-		err = c.cfg.Verifier.Verify(ctx, spec.Digest, b) // b nil: no build made it
+		err = c.cfg.Verifier.Verify(ctx, digest, b) // b nil: no build made it
 	default:
 		err = fmt.Errorf("read the build of %s: %w", ferry.ShortSHA(d.Commit), err)
 	}
@@ -160,7 +179,7 @@ func (c *Controller) apply(ctx context.Context, r *envRunner, d *ferry.Deploymen
 		c.event(ctx, "deployment.refused", "ferry", d, ref.Error())
 		return ref
 	}
-	return r.env.Runtime.Apply(ctx, spec, progress)
+	return nil
 }
 
 // afterSuccess moves what follows the environment: its registry tags and

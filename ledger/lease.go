@@ -222,6 +222,9 @@ func (f *fenced) EnqueueNotifications(ctx context.Context, app string, from, upT
 func (f *fenced) RecordAttempt(ctx context.Context, id int64, to ferry.NotificationState, errMsg string, next, at time.Time) error {
 	return f.check(f.Store.RecordAttempt(ctx, id, to, errMsg, next, at))
 }
+func (f *fenced) SaveCanary(ctx context.Context, r *ferry.CanaryRun) error {
+	return f.check(f.Store.SaveCanary(ctx, r))
+}
 func (f *fenced) SetCommitTimes(ctx context.Context, id int64, times []time.Time) error {
 	return f.check(f.Store.SetCommitTimes(ctx, id, times))
 }

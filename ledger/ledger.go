@@ -125,6 +125,8 @@ type Store interface {
 	// RequestStore records release requests and their approvals
 	// (request.go).
 	RequestStore
+	// CanaryStore keeps each canary's state (rollout.go).
+	CanaryStore
 	// NotificationStore is the outbox of outgoing notifications
 	// (notification.go).
 	NotificationStore

@@ -57,6 +57,8 @@ func TopicOf(e ferry.Event) (string, bool) {
 		return ferry.TopicApproved, true
 	case "env.locked":
 		return ferry.TopicLocked, true
+	case "canary.paused":
+		return ferry.TopicCanaryPaused, true
 	case "drift.found", "drift.resolved": // the controller's periodic drift check
 		return ferry.TopicDrift, true
 	case "deployment.failed", "deployment.rolled-back", "deployment.refused":

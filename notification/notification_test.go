@@ -295,6 +295,8 @@ func TestTopicOf(t *testing.T) {
 		{"deployment.failed", "promote 7 to prod: abc failed", ferry.TopicFailed},
 		{"deployment.rolled-back", "", ferry.TopicFailed},
 		{"env.locked", "", ferry.TopicLocked},
+		{"canary.paused", "canary of promote 7 to prod: abc paused at 5%", ferry.TopicCanaryPaused},
+		{"canary.aborted", "", ""}, // the deployment.failed of the same abort tells
 		{"env.unlocked", "", ""},
 		{"drift.found", "drift in prod: registry tag live: want sha256:1, got sha256:2; fix: ferry rollback prod --to RC1", ferry.TopicDrift},
 		{"drift.resolved", "drift resolved in prod: registry tag live: want sha256:1, got it (was sha256:2)", ferry.TopicDrift},

@@ -402,7 +402,7 @@ func (s *Server) controller(store ledger.Store) (*controller.Controller, error) 
 	}
 	ctrl, err := controller.New(controller.Config{
 		App: s.cfg.App, Image: s.image, Envs: envs,
-		Ledger: store, Locks: store, Registry: s.pub, Git: s.repo, Verifier: s.verifier,
+		Ledger: store, Locks: store, Canaries: store, Registry: s.pub, Git: s.repo, Verifier: s.verifier,
 		Now: s.opts.Now, Logger: s.log.With("part", "controller"),
 	})
 	if err != nil {

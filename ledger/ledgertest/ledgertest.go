@@ -15,7 +15,8 @@
 // and free text capped alike (NUL, invalid UTF-8, lengths), webhook
 // deliveries recognised once, actions with their compare-and-set
 // transitions and the deployment each starts, release requests with their
-// approvals (one per person, compare-and-set), and that data survives
+// approvals (one per person, compare-and-set), canary states (ended ones
+// never changed, deposed leaders' writes fenced), and that data survives
 // reopening the database.
 package ledgertest
 
@@ -78,6 +79,7 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"ReleaseRequests", testReleaseRequests},
 		{"ApprovalRace", testApprovalRace},
 		{"Notifications", testNotifications},
+		{"Canaries", testCanaries},
 		{"NotFound", testNotFound},
 		{"EmptyLists", testEmptyLists},
 		{"Reopen", testReopen},

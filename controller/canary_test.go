@@ -1,0 +1,563 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/analysis"
+	"github.com/ferryhq/ferry/ledger"
+)
+
+// canaryTarget is fakeTarget with the canary contract: Split and EndSplit
+// as the runtimes do them (idempotent, weights only changed on a second
+// Split), and cumulative per-track figures since the split began, which
+// the test feeds with serve.
+type canaryTarget struct {
+	*fakeTarget
+	mu     sync.Mutex
+	split  *ferry.Split
+	splits []int // weights, in call order
+	ends   int
+	figs   map[string]analysis.Figures
+}
+
+func (c *canaryTarget) Split(_ context.Context, s ferry.Split, progress func(ferry.Progress)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.split == nil {
+		c.figs = map[string]analysis.Figures{ferry.TrackStable: {}, ferry.TrackCanary: {}}
+		if s.Baseline {
+			c.figs[ferry.TrackBaseline] = analysis.Figures{}
+		}
+	}
+	c.split = &s
+	c.splits = append(c.splits, s.Weight)
+	progress(ferry.Progress{Message: "split"})
+	return nil
+}
+
+func (c *canaryTarget) EndSplit(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.split != nil {
+		c.ends++
+	}
+	c.split, c.figs = nil, map[string]analysis.Figures{}
+	return nil
+}
+
+func (c *canaryTarget) Figures(context.Context) (map[string]analysis.Figures, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]analysis.Figures{}
+	for k, v := range c.figs {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// serve records n requests on track, errs of them failed, each taking lat.
+func (c *canaryTarget) serve(track string, n, errs int, lat time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.figs[track]
+	if !ok {
+		return // the track does not run
+	}
+	f.Requests += int64(n)
+	f.Errors += int64(errs)
+	for range n {
+		f.Latency.Observe(lat)
+	}
+	c.figs[track] = f
+}
+
+func (c *canaryTarget) state() (split *ferry.Split, splits []int, ends int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.split, append([]int(nil), c.splits...), c.ends
+}
+
+// fakeClock is the controller's clock in canary tests: After hands the
+// test a timer, which tick fires after moving the time on by its
+// duration, so that no test sleeps for a canary's minutes.
+type fakeClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	timer chan clockTimer
+}
+
+type clockTimer struct {
+	d  time.Duration
+	ch chan time.Time
+}
+
+func newFakeClock(now time.Time) *fakeClock {
+	return &fakeClock{now: now, timer: make(chan clockTimer, 16)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	c.timer <- clockTimer{d, ch}
+	return ch
+}
+
+// next waits for the controller's next timer.
+func (c *fakeClock) next(t *testing.T) clockTimer {
+	t.Helper()
+	select {
+	case tm := <-c.timer:
+		return tm
+	case <-time.After(10 * time.Second):
+		t.Fatal("the controller set no timer")
+		return clockTimer{}
+	}
+}
+
+func (c *fakeClock) fire(tm clockTimer) {
+	c.mu.Lock()
+	c.now = c.now.Add(tm.d)
+	now := c.now
+	c.mu.Unlock()
+	tm.ch <- now
+}
+
+// traffic is one interval's requests: per track, how many, how many
+// failed, and how long each took.
+type traffic struct {
+	canary, baseline, stable          int
+	canaryErrs                        int
+	canaryLatency, baseLatency, stLat time.Duration
+}
+
+// healthy is an interval of 100 requests to each of canary and baseline,
+// all fast and fine.
+var healthy = traffic{canary: 100, baseline: 100, stable: 800, canaryLatency: 20 * time.Millisecond, baseLatency: 20 * time.Millisecond, stLat: 20 * time.Millisecond}
+
+// tick waits for the controller's next judgement timer, serves tr and
+// fires it.
+func (f *relFixture) tick(tr traffic) {
+	f.t.Helper()
+	tm := f.clock.next(f.t)
+	f.prodCanary.serve(ferry.TrackCanary, tr.canary, tr.canaryErrs, tr.canaryLatency)
+	f.prodCanary.serve(ferry.TrackBaseline, tr.baseline, 0, tr.baseLatency)
+	f.prodCanary.serve(ferry.TrackStable, tr.stable, 0, tr.stLat)
+	f.clock.fire(tm)
+}
+
+// canaryDo runs a rollout command once the loop waits for its next
+// judgement; the timer it waited on is dropped (the loop takes a new one
+// when it goes on).
+func (f *relFixture) canaryDo(cmd func(ctx context.Context, env, actor, reason string) error, reason string) error {
+	f.t.Helper()
+	f.clock.next(f.t)
+	return cmd(context.Background(), "prod", "ada", reason)
+}
+
+// testCanary is prod's canary in these tests: 10 % for 30 s, then 50 %
+// for 30 s, judged every 5 s, paused after 1 m inconclusive.
+func testCanary(baseline bool) *ferry.Canary {
+	return &ferry.Canary{
+		Steps:    []ferry.CanaryStep{{Weight: 10, For: 30 * time.Second}, {Weight: 50, For: 30 * time.Second}},
+		Baseline: baseline,
+		Analysis: ferry.CanaryAnalysis{Interval: 5 * time.Second, MinRequests: 50, MaxErrorRate: 0.01, MaxP99: 500 * time.Millisecond, Inconclusive: time.Minute},
+	}
+}
+
+// newCanaryFixture is a release fixture whose prod runs a canary, with a
+// first release a (no canary: nothing ran before) and a second one b
+// built and in dev, ready to promote.
+func newCanaryFixture(t *testing.T, baseline bool) (f *relFixture, a, b *ferry.Build) {
+	t.Helper()
+	return newCanaryFixtureOn(t, "sqlite", baseline)
+}
+
+// newCanaryFixtureOn is newCanaryFixture with its ledger on engine
+// (sqlite or postgres).
+func newCanaryFixtureOn(t *testing.T, engine string, baseline bool) (f *relFixture, a, b *ferry.Build) {
+	t.Helper()
+	f = newFixtureWith(t, func(f *relFixture) {
+		f.postgres = engine == "postgres"
+		f.canary = testCanary(baseline)
+		f.prodCanary = &canaryTarget{fakeTarget: f.prod, figs: map[string]analysis.Figures{}}
+		f.clock = newFakeClock(f.now)
+	})
+	a = f.commit("master", "feat: a")
+	f.inDev(a)
+	d, err := f.ctrl.Promote(context.Background(), "prod", "", "ada", "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := f.wait(d.ID); d.State != ferry.DeploymentSucceeded {
+		t.Fatalf("first release = %s (%s), want succeeded without a canary", d.State, d.Error)
+	}
+	if _, splits, _ := f.prodCanary.state(); len(splits) != 0 {
+		t.Fatalf("first release split %v, want no canary: nothing ran before", splits)
+	}
+	waitUntil(t, func() bool { return f.tags.get("live") == a.Digest }, "live to follow prod")
+	b = f.commit("master", "feat: b")
+	f.inDev(b)
+	return f, a, b
+}
+
+func (f *relFixture) promoteCanary() *ferry.Deployment {
+	f.t.Helper()
+	d, err := f.ctrl.Promote(context.Background(), "prod", "", "ada", "second")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d
+}
+
+func (f *relFixture) canaryRun(id int64) *ferry.CanaryRun {
+	f.t.Helper()
+	runs, err := f.ledger.Canaries(context.Background(), "app", "prod", nil, 10)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, r := range runs {
+		if r.DeploymentID == id {
+			return r
+		}
+	}
+	f.t.Fatalf("no canary recorded for deployment %d", id)
+	return nil
+}
+
+// TestCanaryOutcomes: a bad canary aborts at once and leaves prod, live and
+// release where they were; a healthy one goes through every step.
+func TestCanaryOutcomes(t *testing.T) {
+	bad := healthy
+	bad.canaryErrs = 5 // 5 % of the canary's requests fail
+	slow := healthy
+	slow.canaryLatency = healthy.canaryLatency + 200*time.Millisecond
+	tests := []struct {
+		name     string
+		baseline bool
+		tr       traffic
+		// ticks is how many judgements the outcome takes at most.
+		ticks     int
+		want      ferry.DeploymentState
+		wantState ferry.CanaryState
+		wantError string
+		splits    []int
+		// postgres puts the ledger on PostgreSQL.
+		postgres bool
+	}{
+		{"5 % errors", true, bad, 1, ferry.DeploymentFailed, ferry.CanaryAborted, "error rate 5.00%", []int{10}, false},
+		{"+200 ms", true, slow, 1, ferry.DeploymentFailed, ferry.CanaryAborted, "slower than the baseline", []int{10}, false},
+		{"5 % errors, no baseline", false, bad, 1, ferry.DeploymentFailed, ferry.CanaryAborted, "error rate 5.00%", []int{10}, false},
+		{"healthy", true, healthy, 12, ferry.DeploymentSucceeded, ferry.CanaryPromoted, "", []int{10, 50}, false},
+		{"healthy, no baseline", false, healthy, 12, ferry.DeploymentSucceeded, ferry.CanaryPromoted, "", []int{10, 50}, false},
+		{"5 % errors on postgres", true, bad, 1, ferry.DeploymentFailed, ferry.CanaryAborted, "error rate 5.00%", []int{10}, true},
+		{"healthy on postgres", true, healthy, 12, ferry.DeploymentSucceeded, ferry.CanaryPromoted, "", []int{10, 50}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			engine := "sqlite"
+			if tt.postgres {
+				engine = "postgres"
+			}
+			f, a, b := newCanaryFixtureOn(t, engine, tt.baseline)
+			release := f.originRef("refs/heads/release")
+			d := f.promoteCanary()
+			for range tt.ticks {
+				f.tick(tt.tr)
+			}
+			got := f.wait(d.ID)
+			if got.State != tt.want || !strings.Contains(got.Error, tt.wantError) {
+				t.Fatalf("canary release = %s (%q), want %s with %q", got.State, got.Error, tt.want, tt.wantError)
+			}
+			split, splits, ends := f.prodCanary.state()
+			if split != nil || ends != 1 || !equalInts(splits, tt.splits) {
+				t.Errorf("split after = %v, weights %v, ended %d times; want none, %v, ended once", split, splits, ends, tt.splits)
+			}
+			run := f.canaryRun(d.ID)
+			if run.State != tt.wantState || run.Weight != 0 {
+				t.Errorf("canary recorded %s at %d%%, want %s at 0%%", run.State, run.Weight, tt.wantState)
+			}
+			if tt.want == ferry.DeploymentFailed {
+				// The figures that failed it are in the deployment and the verdict.
+				if !strings.Contains(got.Error, "canary 100 requests") {
+					t.Errorf("deployment error %q does not give the canary's figures", got.Error)
+				}
+				var v analysis.Verdict
+				if err := json.Unmarshal(run.Verdict, &v); err != nil || v.Outcome != analysis.Fail {
+					t.Errorf("recorded verdict = %s (%v), want a failed one", run.Verdict, err)
+				}
+				if runs := f.prod.runs().Digest; runs != a.Digest {
+					t.Errorf("prod runs %s after the abort, want %s still", runs, a.Digest)
+				}
+				f.prod.mu.Lock()
+				applied := append([]string(nil), f.prod.applied...)
+				f.prod.mu.Unlock()
+				if len(applied) != 1 {
+					t.Errorf("stable replicas applied %v, want only the first release", applied)
+				}
+				waitUntil(t, func() bool { return f.originRef("refs/heads/release") == release }, "release to stay on what prod runs")
+				if live := f.tags.get("live"); live != a.Digest {
+					t.Errorf("live = %s after the abort, want %s", live, a.Digest)
+				}
+				if f.eventCount("deployment.failed", b.Commit) != 1 || f.eventCount("canary.aborted", b.Commit) != 1 {
+					t.Errorf("want one deployment.failed and one canary.aborted event for %s", b.Commit)
+				}
+				return
+			}
+			if runs := f.prod.runs().Digest; runs != b.Digest {
+				t.Errorf("prod runs %s after the canary, want %s", runs, b.Digest)
+			}
+			waitUntil(t, func() bool { return f.tags.get("live") == b.Digest }, "live to follow the promoted canary")
+		})
+	}
+}
+
+func (f *relFixture) eventCount(kind, commit string) int {
+	f.t.Helper()
+	es, err := f.ledger.Events(context.Background(), ledger.EventFilter{Kind: kind, Limit: 100})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	n := 0
+	for _, e := range es {
+		if e.Kind == kind && (commit == "" || e.Commit == commit) {
+			n++
+		}
+	}
+	return n
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCanaryStepsTakeTheirTime: a step ends once it lasted For and its last
+// judgement passed, never earlier.
+func TestCanaryStepsTakeTheirTime(t *testing.T) {
+	f, _, b := newCanaryFixture(t, true)
+	d := f.promoteCanary()
+	for i := 1; i <= 6; i++ { // 30 s at 5 s a judgement
+		f.tick(healthy)
+		if i == 6 {
+			break
+		}
+		f.clock.timer <- f.clock.next(t) // the loop waits again: the judgement is done
+		if _, splits, _ := f.prodCanary.state(); !equalInts(splits, []int{10}) {
+			t.Fatalf("after %d judgements (%ds), weights %v, want still [10]", i, 5*i, splits)
+		}
+	}
+	waitUntil(t, func() bool { _, s, _ := f.prodCanary.state(); return equalInts(s, []int{10, 50}) }, "the second step after 30 s")
+	run := f.canaryRun(d.ID)
+	if run.Step != 1 || run.Weight != 50 || run.State != ferry.CanaryRunning {
+		t.Errorf("canary recorded step %d at %d%% %s, want step 1 at 50%% running", run.Step, run.Weight, run.State)
+	}
+	st, err := f.ctrl.Canary(context.Background(), "prod")
+	if err != nil || !st.Active || st.Run.Weight != 50 {
+		t.Errorf("Canary(prod) = %+v, %v; want active at 50%%", st, err)
+	}
+	for range 6 {
+		f.tick(healthy)
+	}
+	if got := f.wait(d.ID); got.State != ferry.DeploymentSucceeded || f.prod.runs().Digest != b.Digest {
+		t.Errorf("canary = %s, prod runs %s; want succeeded on %s", got.State, f.prod.runs().Digest, b.Digest)
+	}
+}
+
+// TestCanaryInconclusivePauses: without traffic the canary waits, pauses
+// after its timeout, and never promotes by itself; resume and promote are
+// a person's.
+func TestCanaryInconclusivePauses(t *testing.T) {
+	f, a, b := newCanaryFixture(t, true)
+	d := f.promoteCanary()
+	quiet := traffic{canary: 1, baseline: 1, stable: 8, canaryLatency: time.Millisecond, baseLatency: time.Millisecond, stLat: time.Millisecond}
+	for range 12 { // 1 m
+		f.tick(quiet)
+	}
+	waitUntil(t, func() bool { return f.canaryRun(d.ID).State == ferry.CanaryPaused }, "the canary to pause")
+	run := f.canaryRun(d.ID)
+	if !strings.Contains(run.Reason, "too few requests") {
+		t.Errorf("pause reason = %q, want the verdict's", run.Reason)
+	}
+	for range 40 { // paused: a long quiet time changes nothing
+		f.tick(quiet)
+	}
+	if _, splits, _ := f.prodCanary.state(); !equalInts(splits, []int{10}) {
+		t.Errorf("paused canary moved to %v, want it held at [10]", splits)
+	}
+	if f.eventCount("canary.paused", b.Commit) != 1 {
+		t.Errorf("want one canary.paused event")
+	}
+	// Traffic comes back, but a paused canary passes no step by itself.
+	for range 8 {
+		f.tick(healthy)
+	}
+	if _, splits, _ := f.prodCanary.state(); !equalInts(splits, []int{10}) || f.prod.runs().Digest != a.Digest {
+		t.Fatalf("paused canary went on (%v) by itself", splits)
+	}
+	if err := f.canaryDo(f.ctrl.CanaryPause, "again"); ferry.ErrorCode(err) != ferry.ECONFLICT {
+		t.Errorf("CanaryPause(paused) = %v, want ECONFLICT", err)
+	}
+	if err := f.canaryDo(f.ctrl.CanaryResume, "traffic is back"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.canaryRun(d.ID).State; got != ferry.CanaryRunning {
+		t.Errorf("after resume, canary %s, want running", got)
+	}
+	if err := f.canaryDo(f.ctrl.CanaryPause, "look at the logs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ctrl.CanaryPromote(context.Background(), "prod", "ada", " "); ferry.ErrorCode(err) != ferry.EINVALID {
+		t.Errorf("CanaryPromote without a reason = %v, want EINVALID", err)
+	}
+	if err := f.canaryDo(f.ctrl.CanaryPromote, "checked by hand"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.wait(d.ID)
+	if got.State != ferry.DeploymentSucceeded || f.prod.runs().Digest != b.Digest {
+		t.Fatalf("promoted canary = %s, prod runs %s; want succeeded on %s", got.State, f.prod.runs().Digest, b.Digest)
+	}
+	if _, splits, _ := f.prodCanary.state(); !equalInts(splits, []int{10}) {
+		t.Errorf("rollout promote went through %v, want the remaining steps skipped", splits)
+	}
+	if run := f.canaryRun(d.ID); run.State != ferry.CanaryPromoted || !strings.Contains(run.Reason, "checked by hand") {
+		t.Errorf("canary recorded %s (%q), want promoted with the reason", run.State, run.Reason)
+	}
+	if err := f.ctrl.CanaryAbort(context.Background(), "prod", "ada", "late"); ferry.ErrorCode(err) != ferry.ECONFLICT {
+		t.Errorf("CanaryAbort with no canary = %v, want ECONFLICT", err)
+	}
+}
+
+// TestCanaryAbortByHand: rollout abort ends the split at once.
+func TestCanaryAbortByHand(t *testing.T) {
+	f, a, _ := newCanaryFixture(t, true)
+	d := f.promoteCanary()
+	f.tick(healthy)
+	if err := f.canaryDo(f.ctrl.CanaryAbort, "wrong build"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.wait(d.ID)
+	if got.State != ferry.DeploymentFailed || !strings.Contains(got.Error, "aborted at 10% by ada: wrong build") {
+		t.Errorf("aborted canary = %s (%q)", got.State, got.Error)
+	}
+	if split, _, ends := f.prodCanary.state(); split != nil || ends != 1 || f.prod.runs().Digest != a.Digest {
+		t.Errorf("after abort: split %v, ended %d, prod runs %s; want no split, once, %s", split, ends, f.prod.runs().Digest, a.Digest)
+	}
+}
+
+// TestRollbackDuringCanary: a rollback aborts the running canary first
+// and runs without any analysis.
+func TestRollbackDuringCanary(t *testing.T) {
+	f, a, b := newCanaryFixture(t, true)
+	// b goes through its canary, so that a is a release to roll back to.
+	d := f.promoteCanary()
+	for range 12 {
+		f.tick(healthy)
+	}
+	if got := f.wait(d.ID); got.State != ferry.DeploymentSucceeded {
+		t.Fatalf("b's canary = %s (%q)", got.State, got.Error)
+	}
+	c := f.commit("master", "feat: c")
+	f.inDev(c)
+	d = f.promoteCanary()
+	f.tick(healthy)
+	f.clock.next(t) // the canary waits for its next judgement
+	back, err := f.ctrl.Rollback(context.Background(), "prod", "", "ada", "pager")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.wait(d.ID); got.State != ferry.DeploymentFailed || !strings.Contains(got.Error, "rollback: pager") {
+		t.Errorf("canary = %s (%q), want failed by the rollback", got.State, got.Error)
+	}
+	if got := f.wait(back.ID); got.State != ferry.DeploymentSucceeded || got.Digest != a.Digest {
+		t.Errorf("rollback = %s to %s (%q), want succeeded to %s", got.State, got.Digest, got.Error, a.Digest)
+	}
+	if runs := f.prod.runs().Digest; runs != a.Digest {
+		t.Errorf("prod runs %s after the rollback, want %s", runs, a.Digest)
+	}
+	if split, splits, _ := f.prodCanary.state(); split != nil || !equalInts(splits, []int{10, 50, 10}) {
+		t.Errorf("split %v, weights %v: the rollback must end the canary and not split", split, splits)
+	}
+	if run := f.canaryRun(d.ID); run.State != ferry.CanaryAborted {
+		t.Errorf("c's canary recorded %s, want aborted", run.State)
+	}
+	_ = b
+}
+
+// TestRestartMidCanary: ferry stopped mid-canary aborts it cleanly at the
+// next start: the split ended, the canary and the deployment recorded as
+// such, prod back on what it ran.
+func TestRestartMidCanary(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			f, a, _ := newCanaryFixtureOn(t, engine, true)
+			d := f.promoteCanary()
+			f.tick(healthy)
+			f.clock.next(t) // the controller waits for its next judgement
+			if split, _, _ := f.prodCanary.state(); split == nil {
+				t.Fatal("no split before the restart")
+			}
+			f.restart()
+			got := f.wait(d.ID)
+			if got.State != ferry.DeploymentFailed {
+				t.Errorf("interrupted canary's deployment = %s, want failed", got.State)
+			}
+			run := f.canaryRun(d.ID)
+			if run.State != ferry.CanaryAborted || run.Weight != 0 || !strings.Contains(run.Reason, "ferry restarted mid-canary at step 1 of 2 (10%)") {
+				t.Errorf("interrupted canary recorded %s at %d%% (%q)", run.State, run.Weight, run.Reason)
+			}
+			if split, _, ends := f.prodCanary.state(); split != nil || ends != 1 {
+				t.Errorf("after the restart: split %v, ended %d times; want none, once", split, ends)
+			}
+			waitUntil(t, func() bool { return f.prod.runs().Digest == a.Digest }, "prod to run the last release")
+			ds, err := f.ledger.Deployments(context.Background(), ledger.DeploymentFilter{App: "app", Env: "prod", Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ds) != 2 || ds[0].ID != d.ID || ds[1].State != ferry.DeploymentSucceeded || ds[1].Digest != a.Digest {
+				t.Errorf("prod's deployments after the restart = %d, want the interrupted canary and a's release only", len(ds))
+			}
+			waitUntil(t, func() bool { return f.originRef("refs/heads/release") == a.Commit }, "release back on what prod runs")
+			if f.eventCount("canary.aborted", "") != 1 {
+				t.Errorf("want one canary.aborted event")
+			}
+		})
+	}
+}
+
+// TestCanaryWithoutSplitter: a runtime that cannot split releases a
+// canary environment as before, straight to every replica.
+func TestCanaryWithoutSplitter(t *testing.T) {
+	f := newFixtureWith(t, func(f *relFixture) { f.canary = testCanary(true) })
+	for _, subject := range []string{"a", "b"} {
+		b := f.commit("master", subject)
+		f.inDev(b)
+		d, err := f.promote("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.State != ferry.DeploymentSucceeded || f.prod.runs().Digest != b.Digest {
+			t.Fatalf("release of %s = %s, prod runs %s; want succeeded", subject, d.State, f.prod.runs().Digest)
+		}
+	}
+	if runs, err := f.ledger.Canaries(context.Background(), "app", "prod", nil, 10); err != nil || len(runs) != 0 {
+		t.Errorf("canaries recorded = %v, %v; want none", runs, err)
+	}
+}

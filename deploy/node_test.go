@@ -27,6 +27,7 @@ import (
 	"github.com/ferryhq/ferry/internal/ferryimage"
 	"github.com/ferryhq/ferry/internal/kubetest"
 	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/ledger/postgres"
 	"github.com/ferryhq/ferry/oci"
 	"github.com/ferryhq/ferry/registry"
@@ -144,6 +145,14 @@ func TestFerryOnRealNode(t *testing.T) {
 		t.Errorf("the standby's /readyz %+v, want it to name the lease %+v", standbyPod.ready, lease)
 	}
 	t.Logf("pod %s leads in term %d; pod %s stands by", leaderPod.pod.Name, lease.Term, standbyPod.pod.Name)
+
+	// A server that started less than a lease TTL before the lease is
+	// freed leaves it to one that stood by longer (server/standby.go): the
+	// standby must have stood by that long, or it yields to the leader's
+	// replacement as much as the replacement yields to it.
+	if cs := standbyPod.pod.Status.ContainerStatuses; len(cs) == 1 && cs[0].State.Running != nil {
+		time.Sleep(time.Until(cs[0].State.Running.StartedAt.Add(leader.DefaultTTL + time.Second)))
+	}
 
 	// The leader's pod goes, as in a drain: SIGTERM, it resigns, and the
 	// standby takes over.

@@ -220,7 +220,10 @@ func (c *Controller) canaryStep(ctx context.Context, r *envRunner, d *ferry.Depl
 		cur, err := fig.Figures(ctx)
 		if err != nil {
 			c.log.Warn("read canary figures", "env", r.env.Name, "err", err)
-			continue // a missed reading is inconclusive; the timeout below still holds
+			// A missed reading is skipped: it neither judges nor counts
+			// towards the inconclusive timeout (so reads that keep failing
+			// never pause the canary; see the note).
+			continue
 		}
 		span := map[string]analysis.Figures{}
 		for track, f := range cur {

@@ -80,7 +80,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -200,11 +199,10 @@ func (c Config) withDefaults() (Config, error) {
 type Balancer struct {
 	cfg Config
 	log *slog.Logger
-	srv *http.Server
+	// front serves the clients (front.go).
+	front *frontServer
 	// bufs holds the buffers that bodies are copied through.
 	bufs bufferPool
-	// errLog receives net/http's own messages.
-	errLog *log.Logger
 
 	// ready is the routing table: the ready backends sorted by ID, replaced
 	// as a whole (copy on write) whenever a backend's readiness changes.
@@ -214,7 +212,6 @@ type Balancer struct {
 	mu       sync.Mutex
 	backends map[string]*backend
 	ln       net.Listener
-	conns    clientConns
 	closed   bool
 	wg       sync.WaitGroup // checkers
 }
@@ -229,16 +226,9 @@ func New(cfg Config) (*Balancer, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		backends: make(map[string]*backend),
-		errLog:   slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	b.ready.Store(new([]*backend))
-	b.srv = &http.Server{
-		Handler:           b,
-		ReadHeaderTimeout: cfg.HeaderTimeout,
-		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          b.errLog,
-	}
+	b.front = newFrontServer(b, cfg)
 	return b, nil
 }
 
@@ -258,10 +248,8 @@ func (b *Balancer) Start() error {
 		return fmt.Errorf("lb listen: %w", err)
 	}
 	b.ln = ln
-	b.conns.conns = make(map[*clientConn]struct{})
-	ln = listener{Listener: ln, set: &b.conns}
 	go func() {
-		if err := b.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := b.front.serve(ln); err != nil && !errors.Is(err, errServerClosed) {
 			b.log.Error("lb serve", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
@@ -297,25 +285,10 @@ func (b *Balancer) Close() error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DrainTimeout)
 	defer cancel()
-	shut := make(chan error, 1)
-	go func() { shut <- b.srv.Shutdown(ctx) }()
-	tick := time.NewTicker(50 * time.Millisecond)
-	var err error
-wait:
-	for {
-		select {
-		case err = <-shut:
-			break wait
-		case now := <-tick.C:
-			// Shutdown has closed the listener; a connection unused for
-			// 100 ms is not about to carry a request.
-			b.conns.closeUnused(now.Add(-100 * time.Millisecond))
-		}
-	}
-	tick.Stop()
+	err := b.front.shutdown(ctx)
 	if err != nil {
 		err = fmt.Errorf("lb close: %w", err)
-		_ = b.srv.Close()
+		b.front.close()
 	}
 	for _, be := range all {
 		be.stop()

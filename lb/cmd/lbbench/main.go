@@ -11,6 +11,11 @@
 // its binary or its source directory (built there with go build). wrk
 // generates the load. A missing wrk or nginx is an error, never a silently
 // dropped column; without -kamal-proxy its row is left out with a printed note.
+// -before names another lbbench binary, built from an earlier commit, whose
+// balancer is measured in the same run (before and after side by side):
+//
+//	git worktree add /tmp/before main && (cd /tmp/before && go build -o /tmp/lbbench-before ./lb/cmd/lbbench)
+//	go run ./lb/cmd/lbbench -before /tmp/lbbench-before -kamal-proxy DIR
 //
 // Prerequisites: wrk and nginx (Debian: apt-get install -y wrk nginx-light).
 package main
@@ -66,6 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		nginx    = fs.String("nginx", "nginx", "nginx binary")
 		pprofAt  = fs.String("pprof", "", "internal: with -role balancer, serve net/http/pprof on this address")
 		kamal    = fs.String("kamal-proxy", "", "kamal-proxy binary, or its source directory to build; empty leaves it out")
+		before   = fs.String("before", "", "another lbbench binary (built from an earlier commit) whose balancer is measured too, as \"ferry lb, before\"")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -108,8 +114,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if *before != "" {
+		if _, err := os.Stat(*before); err != nil {
+			return fmt.Errorf("-before: %w", err)
+		}
+	}
 	b := bench{wrk: wrkBin, threads: *threads, duration: *duration, stderr: stderr}
-	return b.run(ctx, nginxBin, kamalBin, *rounds, counts, stdout)
+	return b.run(ctx, nginxBin, kamalBin, *before, *rounds, counts, stdout)
 }
 
 // serveReplica is the app replica: "hello" on every path, 200 on /statusz.
@@ -177,7 +188,7 @@ type target struct {
 	pids func() []int
 }
 
-func (b bench) run(ctx context.Context, nginxBin, kamalBin string, rounds int, counts []int, stdout io.Writer) error {
+func (b bench) run(ctx context.Context, nginxBin, kamalBin, beforeBin string, rounds int, counts []int, stdout io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	self, err := os.Executable()
@@ -214,6 +225,15 @@ func (b bench) run(ctx context.Context, nginxBin, kamalBin string, rounds int, c
 		{"ferry lb, GOMAXPROCS=1", "http://" + ferry1.addr + "/", ferry1.pids},
 		{nginxTarget, "http://" + ngx.addr + "/", ngx.pids},
 	}
+	beforeNote := ""
+	if beforeBin != "" {
+		old, err := startChild(ctx, beforeBin, nil, "-role", "balancer", "-backends", replicas)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, target{"ferry lb, before (2 replicas)", "http://" + old.addr + "/", old.pids})
+		beforeNote = "; before: " + beforeBin
+	}
 	kamalNote := "kamal-proxy: left out (no -kamal-proxy given)"
 	if kamalBin != "" {
 		kp, err := startKamal(ctx, kamalBin, r1.addr, r2.addr, b.stderr)
@@ -225,8 +245,8 @@ func (b bench) run(ctx context.Context, nginxBin, kamalBin string, rounds int, c
 		kamalNote = "kamal-proxy: " + kamalBin
 	}
 	load0 := loadavg()
-	fmt.Fprintf(stdout, "lbbench: %d rounds x %v per target, wrk -t%d, %s, %s; %s; loadavg at start %s\n\n",
-		rounds, b.duration, b.threads, strings.TrimSpace(string(version)), runtime.Version(), kamalNote, load0)
+	fmt.Fprintf(stdout, "lbbench: %d rounds x %v per target, wrk -t%d, %s, %s; %s%s; loadavg at start %s\n\n",
+		rounds, b.duration, b.threads, strings.TrimSpace(string(version)), runtime.Version(), kamalNote, beforeNote, load0)
 
 	for _, c := range counts {
 		// Warm up every target once (connections, JIT-free but caches and GC pacing).

@@ -42,7 +42,7 @@
 // answer before it has read it (or while it streams). Streamed responses
 // (no Content-Length, or text/event-stream) are flushed to the client after
 // every read; 1xx responses are passed on (a backend's 100 Continue is not:
-// net/http's server answers the client's Expect itself when the body is
+// the front server answers the client's Expect itself when the body is
 // first read); a 101 answer to an upgrade request joins the two
 // connections. A client that goes away ends the exchange with the backend.
 //
@@ -52,25 +52,25 @@
 // headers a client sends are dropped, unless Config.TrustForwarded says every
 // client is a proxy whose word is trusted (see there).
 //
-// Framing. The balancer parses each request with net/http's server, which is
-// strict where proxies get smuggled through: a request with two different
-// Content-Lengths, a Transfer-Encoding other than one "chunked", a header
-// name or value with a control byte (bare CR, NUL), or an invalid chunk size
-// is refused; Content-Length beside chunked is dropped; obsolete line folding
-// is unfolded. net/http ignores Transfer-Encoding on HTTP/1.0 (and hides
-// it), so the balancer closes every HTTP/1.0 connection after its first
-// response: bytes a client meant as a chunked body are never read as a next
-// request (RFC 9112 section 6.1). A request body that turns out
-// malformed while it streams to a backend ends that attempt: the client is
-// answered 400 (if nothing was answered yet), the backend connection is
-// closed mid-body, and neither is it retried nor does it count against the
-// backend's health. The outbound request is written anew by the balancer,
-// so a backend sees exactly one framing: Content-Length or chunked (and no
-// trailer fields: a chunked request's are dropped). A
-// response's framing is read by net/http's ReadResponse, except for the
-// common head (HTTP/1.1, a final status, one Content-Length or no body, no
-// hop-by-hop header, plain lines) which is read directly; FuzzFastHead holds
-// that reading to net/http's.
+// Framing. The balancer serves its clients with its own HTTP/1.1 server
+// (front.go, frontreq.go, frontres.go): one goroutine per connection, the
+// request head parsed strictly into reused structures, pipelined requests
+// served in order. It refuses what could be read two ways (see
+// frontreq.go): two different Content-Lengths, Content-Length beside
+// Transfer-Encoding, a Transfer-Encoding other than one "chunked" (501),
+// obsolete line folding, a bare CR or other control byte in a header, an
+// invalid chunk size or chunk line; Transfer-Encoding on HTTP/1.0 is
+// ignored and the connection closed after the response. A request body that
+// turns out malformed while it streams to a backend ends that attempt: the
+// client is answered 400 (if nothing was answered yet), the backend
+// connection is closed mid-body, and neither is it retried nor does it count
+// against the backend's health. The outbound request is written anew by the
+// balancer, so a backend sees exactly one framing: Content-Length or chunked
+// (and no trailer fields: a chunked request's are dropped). A response's
+// framing is read by net/http's ReadResponse, except for the common head
+// (HTTP/1.1, a final status, one Content-Length or no body, no hop-by-hop
+// header, plain lines) which is read directly; FuzzFastHead holds that
+// reading to net/http's, FuzzReadRequest the request parser.
 // Hop-by-hop headers, and those named in Connection, are not forwarded.
 // Headers must arrive within Config.HeaderTimeout and fit in
 // Config.MaxHeaderBytes (431 otherwise).

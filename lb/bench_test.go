@@ -3,12 +3,17 @@ package lb_test
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/loadtest"
 	"github.com/ferryhq/ferry/lb"
 )
 
@@ -156,4 +161,127 @@ func BenchmarkForwardSplit(b *testing.B) {
 	if f := bal.Figures(); f["canary"].Requests == 0 || f[lb.DefaultTrack].Requests == 0 {
 		b.Fatalf("figures %v: a track got nothing", f)
 	}
+}
+
+// BenchmarkSwitch replaces both replicas, under the load of 8 keep-alive
+// clients, the way a rollout does: add the new version's replicas, wait
+// until they are ready, remove the old ones (draining them) and stop them.
+// It reports how long after the switch began (the Add) every answer came
+// from the new version — ms-to-new, the latest start of a request an old
+// replica answered — and how many requests failed.
+//
+//	go test -run '^$' -bench Switch -benchtime 20x ./lb/
+func BenchmarkSwitch(b *testing.B) {
+	bal, err := lb.New(lb.Config{Listen: "127.0.0.1:0", Readiness: "/statusz"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := bal.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { bal.Close() })
+	old := startVersion(b, bal, 0)
+	l := loadtest.Start(loadtest.Config{
+		Workers: 8, Duration: time.Hour, URL: "http://" + bal.Addr() + "/",
+		Key: func(res *http.Response, _ []byte) string { return res.Header.Get(lb.ReplicaHeader) },
+	})
+	defer l.Stop()
+	for l.OK() < 100 {
+		time.Sleep(time.Millisecond)
+	}
+	var total, worst time.Duration
+	n := 0
+	for b.Loop() {
+		n++
+		began := time.Now()
+		next := startVersion(b, bal, n)
+		var wg sync.WaitGroup
+		for _, r := range old {
+			wg.Go(func() {
+				if err := bal.Remove(context.Background(), r.id); err != nil {
+					b.Errorf("Remove(%s) = %v", r.id, err)
+				}
+				r.stop()
+			})
+		}
+		wg.Wait()
+		d := lastStart(l, began, old).Sub(began)
+		total += d
+		worst = max(worst, d)
+		old = next
+	}
+	l.Stop()
+	b.ReportMetric(float64(total.Microseconds())/1e3/float64(n), "ms-to-new")
+	b.ReportMetric(float64(worst.Microseconds())/1e3, "max-ms-to-new")
+	b.ReportMetric(float64(l.Failed()), "failed")
+	if l.Failed() > 0 {
+		b.Errorf("%d requests failed; first: %v", l.Failed(), l.Errors())
+	}
+}
+
+// benchReplica is one replica of a version in BenchmarkSwitch.
+type benchReplica struct {
+	id  string
+	srv *http.Server
+}
+
+func (r benchReplica) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = r.srv.Shutdown(ctx)
+}
+
+// startVersion starts version v's two replicas, adds them to bal and waits
+// until they are ready.
+func startVersion(b *testing.B, bal *lb.Balancer, v int) []benchReplica {
+	var rs []benchReplica
+	for _, name := range []string{"a", "b"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			io.WriteString(w, "hello")
+		})}
+		go srv.Serve(ln)
+		b.Cleanup(func() { srv.Close() })
+		r := benchReplica{id: fmt.Sprintf("v%d-%s", v, name), srv: srv}
+		bal.Add(r.id, ln.Addr().String())
+		rs = append(rs, r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, r := range rs {
+		if err := bal.WaitReady(ctx, r.id); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return rs
+}
+
+// lastStart is when the last request that one of old answered started,
+// at 0.1 ms resolution, and never before since.
+func lastStart(l *loadtest.Load, since time.Time, old []benchReplica) time.Time {
+	oldServed := func(t time.Time) bool {
+		m := l.Served(t)
+		for _, r := range old {
+			if m[r.id] > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	lo, hi := since, time.Now()
+	if !oldServed(lo) {
+		return lo
+	}
+	for hi.Sub(lo) > 100*time.Microsecond {
+		mid := lo.Add(hi.Sub(lo) / 2)
+		if oldServed(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
 }

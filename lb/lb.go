@@ -44,7 +44,7 @@
 // answer before it has read it (or while it streams). Streamed responses
 // (no Content-Length, or text/event-stream) are flushed to the client after
 // every read; 1xx responses are passed on (a backend's 100 Continue is not:
-// net/http's server answers the client's Expect itself when the body is
+// the front server answers the client's Expect itself when the body is
 // first read); a 101 answer to an upgrade request joins the two
 // connections. A client that goes away ends the exchange with the backend.
 //
@@ -54,25 +54,25 @@
 // headers a client sends are dropped, unless Config.TrustForwarded says every
 // client is a proxy whose word is trusted (see there).
 //
-// Framing. The balancer parses each request with net/http's server, which is
-// strict where proxies get smuggled through: a request with two different
-// Content-Lengths, a Transfer-Encoding other than one "chunked", a header
-// name or value with a control byte (bare CR, NUL), or an invalid chunk size
-// is refused; Content-Length beside chunked is dropped; obsolete line folding
-// is unfolded. net/http ignores Transfer-Encoding on HTTP/1.0 (and hides
-// it), so the balancer closes every HTTP/1.0 connection after its first
-// response: bytes a client meant as a chunked body are never read as a next
-// request (RFC 9112 section 6.1). A request body that turns out
-// malformed while it streams to a backend ends that attempt: the client is
-// answered 400 (if nothing was answered yet), the backend connection is
-// closed mid-body, and neither is it retried nor does it count against the
-// backend's health. The outbound request is written anew by the balancer,
-// so a backend sees exactly one framing: Content-Length or chunked (and no
-// trailer fields: a chunked request's are dropped). A
-// response's framing is read by net/http's ReadResponse, except for the
-// common head (HTTP/1.1, a final status, one Content-Length or no body, no
-// hop-by-hop header, plain lines) which is read directly; FuzzFastHead holds
-// that reading to net/http's.
+// Framing. The balancer serves its clients with its own HTTP/1.1 server
+// (front.go, frontreq.go, frontres.go): one goroutine per connection, the
+// request head parsed strictly into reused structures, pipelined requests
+// served in order. It refuses what could be read two ways (see
+// frontreq.go): two different Content-Lengths, Content-Length beside
+// Transfer-Encoding, a Transfer-Encoding other than one "chunked" (501),
+// obsolete line folding, a bare CR or other control byte in a header, an
+// invalid chunk size or chunk line; Transfer-Encoding on HTTP/1.0 is
+// ignored and the connection closed after the response. A request body that
+// turns out malformed while it streams to a backend ends that attempt: the
+// client is answered 400 (if nothing was answered yet), the backend
+// connection is closed mid-body, and neither is it retried nor does it count
+// against the backend's health. The outbound request is written anew by the
+// balancer, so a backend sees exactly one framing: Content-Length or chunked
+// (and no trailer fields: a chunked request's are dropped). A response's
+// framing is read by net/http's ReadResponse, except for the common head
+// (HTTP/1.1, a final status, one Content-Length or no body, no hop-by-hop
+// header, plain lines) which is read directly; FuzzFastHead holds that
+// reading to net/http's, FuzzReadRequest the request parser.
 // Hop-by-hop headers, and those named in Connection, are not forwarded.
 // Headers must arrive within Config.HeaderTimeout and fit in
 // Config.MaxHeaderBytes (431 otherwise).
@@ -82,7 +82,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -218,11 +217,10 @@ func (c Config) withDefaults() (Config, error) {
 type Balancer struct {
 	cfg Config
 	log *slog.Logger
-	srv *http.Server
+	// front serves the clients (front.go).
+	front *frontServer
 	// bufs holds the buffers that bodies are copied through.
 	bufs bufferPool
-	// errLog receives net/http's own messages.
-	errLog *log.Logger
 
 	// ready is every ready backend sorted by ID, and routes the same by
 	// track (track.go), each replaced as a whole (copy on write) whenever
@@ -234,7 +232,6 @@ type Balancer struct {
 	mu       sync.Mutex
 	backends map[string]*backend
 	ln       net.Listener
-	conns    clientConns
 	closed   bool
 	weights  map[string]int // SetWeights'
 	starved  []string       // weighted tracks without a ready backend, as last logged
@@ -255,17 +252,10 @@ func New(cfg Config) (*Balancer, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		backends: make(map[string]*backend),
-		errLog:   slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	b.ready.Store(new([]*backend))
 	b.routes.Store(&routes{def: &trackRoute{}})
-	b.srv = &http.Server{
-		Handler:           b,
-		ReadHeaderTimeout: cfg.HeaderTimeout,
-		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          b.errLog,
-	}
+	b.front = newFrontServer(b, cfg)
 	return b, nil
 }
 
@@ -288,10 +278,8 @@ func (b *Balancer) Start() error {
 		}
 	}
 	b.ln = ln
-	b.conns.conns = make(map[*clientConn]struct{})
-	ln = listener{Listener: ln, set: &b.conns}
 	go func() {
-		if err := b.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := b.front.serve(ln); err != nil && !errors.Is(err, errServerClosed) {
 			b.log.Error("lb serve", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
@@ -327,28 +315,10 @@ func (b *Balancer) Close() error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DrainTimeout)
 	defer cancel()
-	shut := make(chan error, 1)
-	go func() { shut <- b.srv.Shutdown(ctx) }()
-	tick := time.NewTicker(50 * time.Millisecond)
-	var err error
-wait:
-	for {
-		select {
-		case err = <-shut:
-			break wait
-		case now := <-tick.C:
-			// Shutdown has closed the listener; a connection unused for
-			// a second is not about to carry a request. (At 100 ms, a
-			// client on a loaded machine that dialled just before the
-			// close, and had not written its request yet, got EOF: it
-			// failed one request in 3000 across a node's handover.)
-			b.conns.closeUnused(now.Add(-time.Second))
-		}
-	}
-	tick.Stop()
+	err := b.front.shutdown(ctx)
 	if err != nil {
 		err = fmt.Errorf("lb close: %w", err)
-		_ = b.srv.Close()
+		b.front.close()
 	}
 	for _, be := range all {
 		be.stop()

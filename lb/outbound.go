@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -24,6 +25,19 @@ type outbound struct {
 	answered bool
 	// status is the final status code of the response being forwarded.
 	status int
+
+	// client, when set, is asked to watch the client before the request's
+	// context is waited on.
+	client clientWatcher
+}
+
+// clientContext is the request's context, which ends when the client goes
+// away once it is watched: the front server watches only when asked.
+func (o *outbound) clientContext() context.Context {
+	if o.client != nil {
+		o.client.watchClient()
+	}
+	return o.req.Context()
 }
 
 // scan reads what forwarding needs from the request's headers.
@@ -45,13 +59,13 @@ func (o *outbound) scan() {
 // headers are left out; X-Forwarded-For and X-Forwarded-Proto are the
 // balancer's (with TrustForwarded the client's are kept, X-Forwarded-For with
 // the client's address appended). The body's framing is the balancer's own:
-// Content-Length when the length is known, chunked otherwise. net/http's
+// Content-Length when the length is known, chunked otherwise. The front
 // server has already refused header names and values with control bytes.
 func (o *outbound) writeHead(bw *bufio.Writer, addr string) {
 	r := o.req
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(r.URL.RequestURI())
+	bw.WriteString(requestTarget(r))
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	if r.Host != "" {
 		bw.WriteString(r.Host)

@@ -25,6 +25,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := outbound{req: r, trust: b.cfg.TrustForwarded}
+	out.client, _ = w.(clientWatcher)
 	out.scan()
 	if out.badUpgrade {
 		b.proxyError(w, r, errBadUpgrade)
@@ -237,7 +238,7 @@ func (be *backend) readResponse(w http.ResponseWriter, out *outbound, c *bconn) 
 	for n1xx := 0; ; n1xx++ {
 		if _, err := c.br.Peek(1); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && c.stop == nil {
-				if err := c.watch(out.req.Context()); err != nil {
+				if err := c.watch(out.clientContext()); err != nil {
 					return nil, false, err
 				}
 				n1xx--
@@ -320,7 +321,7 @@ func (be *backend) copyResponse(w http.ResponseWriter, out *outbound, c *bconn, 
 		// Streamed: each read goes out at once (SSE, long poll), and the
 		// client is watched.
 		if c.stop == nil {
-			if err := c.watch(out.req.Context()); err != nil {
+			if err := c.watch(out.clientContext()); err != nil {
 				return false, err
 			}
 		}

@@ -183,9 +183,12 @@ func trimOWS(b []byte) []byte {
 }
 
 // validName reports whether b is an RFC 9110 token.
-func validName(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 || !tokenChar[c] {
+func validName[S ~string | ~[]byte](b S) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; c >= 0x80 || !tokenChar[c] {
 			return false
 		}
 	}
@@ -193,9 +196,9 @@ func validName(b []byte) bool {
 }
 
 // validValue reports whether b has no control byte but HTAB.
-func validValue(b []byte) bool {
-	for _, c := range b {
-		if (c < ' ' && c != '\t') || c == 0x7f {
+func validValue[S ~string | ~[]byte](b S) bool {
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; (c < ' ' && c != '\t') || c == 0x7f {
 			return false
 		}
 	}
@@ -215,11 +218,11 @@ var tokenChar = func() (t [128]bool) {
 	return t
 }()
 
-func asciiEqualFold(b []byte, s string) bool {
+func asciiEqualFold[S ~string | ~[]byte](b S, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
-	for i := range b {
+	for i := 0; i < len(b); i++ {
 		x, y := b[i], s[i]
 		if 'A' <= x && x <= 'Z' {
 			x += 'a' - 'A'

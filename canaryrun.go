@@ -12,22 +12,26 @@ import (
 type CanaryRun struct {
 	// DeploymentID is the release's deployment; one rollout per
 	// deployment.
-	DeploymentID int64
-	App, Env     string
+	DeploymentID int64  `json:"deploymentId"`
+	App          string `json:"app"`
+	Env          string `json:"env"`
 	// Step is the index of the current step in the environment's
 	// Canary.Steps, Steps their number; Weight is the percent of requests
 	// the canary takes now (0 once it ended).
-	Step, Steps, Weight int
-	State               CanaryState
+	Step   int         `json:"step"`
+	Steps  int         `json:"steps"`
+	Weight int         `json:"weight"`
+	State  CanaryState `json:"state"`
 	// Reason says why the rollout is paused, aborted or was promoted
 	// early (a person's reason, or the verdict's).
-	Reason string
+	Reason string `json:"reason,omitempty"`
 	// Verdict is the last judgement, as package analysis writes it in
 	// JSON (analysis.Verdict); empty before the first.
-	Verdict json.RawMessage
+	Verdict json.RawMessage `json:"-"`
 	// StepStarted is when the current step's split took effect;
 	// UpdatedAt is the last change.
-	StepStarted, UpdatedAt time.Time
+	StepStarted time.Time `json:"stepStarted"`
+	UpdatedAt   time.Time `json:"updatedAt"`
 }
 
 // CanaryState is where a canary is.

@@ -59,6 +59,13 @@ var routeAccess = map[string]access{
 	"POST /api/v1/envs/{env}/lock":       needEnvRole,
 	"DELETE /api/v1/envs/{env}/lock":     needEnvRole,
 	"POST /api/v1/quarantines":           needReleaser,
+	// A running canary's commands need what a promotion or rollback of
+	// the environment needs.
+	"GET /api/v1/envs/{env}/rollout":          needViewer,
+	"POST /api/v1/envs/{env}/rollout/pause":   needEnvRole,
+	"POST /api/v1/envs/{env}/rollout/resume":  needEnvRole,
+	"POST /api/v1/envs/{env}/rollout/abort":   needEnvRole,
+	"POST /api/v1/envs/{env}/rollout/promote": needEnvRole,
 	// The environment's approval rule names the approver's role; the
 	// controller checks it (release.Approve) and quotes the rule.
 	"POST /api/v1/requests/{id}/approve": needDeployer,

@@ -136,7 +136,7 @@ func newTestAPI(t *testing.T, envRoles map[string]ferry.Role) *testAPI {
 		ta.secrets[r] = secret
 	}
 	s := &Server{
-		App: "app", Ledger: store, Builds: ta.builds, Envs: fakeEnvs{roles: envRoles}, Deployments: store, Actions: fakeActions{store},
+		App: "app", Ledger: store, Builds: ta.builds, Envs: fakeEnvs{roles: envRoles}, Deployments: store, Actions: fakeActions{store}, Canaries: &fakeCanaries{},
 		Tokens: tokens, Logger: logger,
 		Hooks: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, "hook reached")

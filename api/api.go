@@ -63,6 +63,9 @@ type Server struct {
 	// Notifications lists the outgoing notifications and their
 	// deliveries; nil leaves the route out.
 	Notifications Outbox
+	// Canaries serves a running canary's status and commands (`ferry
+	// rollout`); nil leaves those routes out.
+	Canaries Canaries
 	// Dora serves GET /api/v1/dora; nil answers 404.
 	Dora Dora
 	// Hooks serves /hooks/{provider}; nil disables webhooks.
@@ -115,6 +118,13 @@ func (s *Server) routes() *guardedMux {
 		mux.HandleFunc("DELETE /api/v1/envs/{env}/lock", s.unlock)
 		mux.HandleFunc("GET /api/v1/actions", s.listActions)
 		mux.HandleFunc("GET /api/v1/actions/{id}", s.getAction)
+	}
+	if s.Canaries != nil {
+		mux.HandleFunc("GET /api/v1/envs/{env}/rollout", s.canaryStatus)
+		mux.HandleFunc("POST /api/v1/envs/{env}/rollout/pause", s.canaryCommand("pause"))
+		mux.HandleFunc("POST /api/v1/envs/{env}/rollout/resume", s.canaryCommand("resume"))
+		mux.HandleFunc("POST /api/v1/envs/{env}/rollout/abort", s.canaryCommand("abort"))
+		mux.HandleFunc("POST /api/v1/envs/{env}/rollout/promote", s.canaryCommand("promote"))
 	}
 	if s.Notifications != nil {
 		mux.HandleFunc("GET /api/v1/notifications", s.listNotifications)

@@ -57,7 +57,7 @@ func operations(doc *openapi3.T) map[string]*openapi3.Operation {
 func allRoutes() []string {
 	s := &Server{
 		Ledger: struct{ Ledger }{}, Builds: struct{ Builds }{}, Envs: struct{ Environments }{},
-		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Actions: struct{ ActionQueue }{}, Approvals: struct{ Approvals }{}, Notifications: struct{ Outbox }{}, Tokens: struct{ Tokens }{},
+		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Actions: struct{ ActionQueue }{}, Approvals: struct{ Approvals }{}, Canaries: struct{ Canaries }{}, Notifications: struct{ Outbox }{}, Tokens: struct{ Tokens }{},
 		Dora: struct{ Dora }{}, Hooks: http.NotFoundHandler(), Logger: slog.New(slog.DiscardHandler),
 	}
 	return s.routes().patterns
@@ -304,6 +304,10 @@ func TestOpenAPIErrors(t *testing.T) {
 // schemas without one (enums of named strings, and maps).
 var goTypes = map[string]reflect.Type{
 	"Error":             reflect.TypeFor[ErrorBody](),
+	"CanaryBody":        reflect.TypeFor[CanaryBody](),
+	"CanaryRun":         reflect.TypeFor[ferry.CanaryRun](),
+	"CanaryTrack":       reflect.TypeFor[CanaryTrack](),
+	"CanaryVerdict":     reflect.TypeFor[CanaryVerdict](),
 	"Build":             reflect.TypeFor[ferry.Build](),
 	"Step":              reflect.TypeFor[ferry.Step](),
 	"LogLine":           reflect.TypeFor[ferry.LogLine](),

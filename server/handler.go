@@ -34,6 +34,7 @@ type controllerView interface {
 	api.Releases
 	api.ActionQueue
 	api.Approvals
+	api.Canaries
 	dashboard.Environments
 	dashboard.Releases
 	dashboard.Approvals
@@ -46,7 +47,7 @@ type controllerView interface {
 func (s *Server) handler(p parts) (http.Handler, error) {
 	apiServer := &api.Server{
 		App: s.cfg.App, Version: s.opts.Version, Ledger: p.ledger, Builds: p.builds, Hooks: p.hooks, Tokens: s.tokens(p.ledger),
-		Envs: p.ctrl, Deployments: p.ledger, Releases: p.ctrl, Actions: p.ctrl, Approvals: p.ctrl, Notifications: p.ledger, Dora: p.dora,
+		Envs: p.ctrl, Deployments: p.ledger, Releases: p.ctrl, Actions: p.ctrl, Approvals: p.ctrl, Canaries: p.ctrl, Notifications: p.ledger, Dora: p.dora,
 		Leases: p.ledger, Logger: s.log.With("part", "api"),
 	}
 	dash, err := s.dashboardHandler(p)

@@ -141,6 +141,12 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// logTo makes a target's own log (the runtime's, not its replicas') go
+// to buf as well as the test's log.
+func logTo(t testing.TB, buf *syncBuffer) func(*Config) {
+	return func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(buf, tlogWriter{t}), nil)) }
+}
+
 // newTarget returns a started Runtime for environment "dev" on a free port,
 // closed when the test ends.
 func newTarget(t testing.TB, im images, edit ...func(*Config)) *Runtime {

@@ -196,7 +196,7 @@ func TestMissingEntrypointFailsFast(t *testing.T) {
 			tg := newTarget(t, im, func(c *Config) { c.NoSandbox = noSandbox })
 			err := tg.Apply(t.Context(), spec(im.missing, 1), nil)
 			re, ok := errors.AsType[*ReplicaError](err)
-			if !ok || !strings.Contains(re.Reason, "crash-looping") || !strings.Contains(strings.Join(re.Log, "\n"), "/app/missing") {
+			if !ok || !strings.Contains(re.Reason, "crash-looping") || !strings.Contains(re.Error(), "/app/missing") {
 				t.Fatalf("Apply(missing entrypoint) = %v, want crash-looping naming /app/missing", err)
 			}
 			t.Log(err)

@@ -102,11 +102,6 @@ func (l *logFile) rotate() error {
 	return nil
 }
 
-// Printf writes one line from ferry itself ("ferry: …") into the log.
-func (l *logFile) Printf(format string, args ...any) {
-	fmt.Fprintf(l, "ferry: "+format+"\n", args...)
-}
-
 // Close closes the file; later writes fail.
 func (l *logFile) Close() error {
 	l.mu.Lock()

@@ -110,7 +110,7 @@ func (r *replica) supervise() {
 		var ran time.Duration
 		becameReady := false
 		if err != nil {
-			r.log.Printf("start failed: %v", err)
+			r.event("start failed: %v", err)
 			r.t.log.Warn("replica start failed", "replica", r.id, "err", err)
 			r.mu.Lock()
 			r.lastExit = &ferry.Exit{Reason: ferry.ExitStartFailed, Message: "start failed: " + err.Error(), Time: r.t.now()}
@@ -138,7 +138,7 @@ func (r *replica) supervise() {
 		}
 		failures := r.failures
 		r.mu.Unlock()
-		r.log.Printf("restarting in %v (restart %d, %d runs in a row ended before ready)", delay, r.restarts, failures)
+		r.event("restarting in %v (restart %d, %d runs in a row ended before ready)", delay, r.restarts, failures)
 
 		timer := time.NewTimer(delay)
 		select {
@@ -216,7 +216,7 @@ func (r *replica) wait(cmd *exec.Cmd) (becameReady bool, ran time.Duration) {
 		cancel()
 		r.t.log.Warn("replica exited", "replica", r.id, "after", ran.Round(time.Millisecond), "exit", how)
 	}
-	r.log.Printf("exited after %v: %s", ran.Round(time.Millisecond), how)
+	r.event("exited after %v: %s", ran.Round(time.Millisecond), how)
 	return becameReady, ran
 }
 
@@ -314,7 +314,7 @@ func (r *replica) start() (*exec.Cmd, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.log.Printf("port %d is taken, moving to %d", r.port, p)
+		r.event("port %d is taken, moving to %d", r.port, p)
 		r.port = p
 	}
 	cmd, err := r.command()
@@ -337,7 +337,7 @@ func (r *replica) start() (*exec.Cmd, error) {
 	if r.t.rc != nil {
 		mode = fmt.Sprintf("under runc as uid %d", r.t.rc.uid)
 	}
-	r.log.Printf("started %s, pid %d, on %s (%s)", mode, cmd.Process.Pid, addr(r.port), ferry.ShortDigest(r.digest))
+	r.event("started %s, pid %d, on %s (%s)", mode, cmd.Process.Pid, addr(r.port), ferry.ShortDigest(r.digest))
 	return cmd, nil
 }
 
@@ -411,7 +411,7 @@ func (r *replica) stop(ctx context.Context, grace time.Duration) {
 	select {
 	case <-r.done:
 	case <-timer.C:
-		r.log.Printf("still running %v after SIGTERM: SIGKILL", grace)
+		r.event("still running %v after SIGTERM: SIGKILL", grace)
 		r.signal(syscall.SIGKILL)
 		<-r.done
 	case <-ctx.Done():
@@ -424,7 +424,7 @@ func (r *replica) stop(ctx context.Context, grace time.Duration) {
 	end := r.t.now()
 	r.t.log.Info("replica stopped", "replica", r.id,
 		"drain", drained.Sub(start).Round(time.Millisecond), "exit", end.Sub(drained).Round(time.Millisecond))
-	r.log.Printf("stopped")
+	r.event("stopped")
 	r.log.Close()
 }
 
@@ -445,7 +445,7 @@ func (r *replica) signal(sig syscall.Signal) {
 		if err == nil {
 			return
 		}
-		r.log.Printf("%v; signalling runc", err)
+		r.event("%v; signalling runc", err)
 	}
 	// Signalling the process first is safe against a reused pid; only
 	// when it still exists is its group signalled too.
@@ -515,4 +515,11 @@ func exitText(e *ferry.Exit) string {
 		return "none yet"
 	}
 	return e.Message
+}
+
+// event records what the runtime did to the replica in the runtime's own
+// log (the node's), never in the replica's: `ferry logs ENV` shows only
+// the app's output.
+func (r *replica) event(format string, args ...any) {
+	r.t.log.Info("replica: "+fmt.Sprintf(format, args...), "replica", r.id)
 }

@@ -159,7 +159,8 @@ func TestOOMKilledAtTheLimit(t *testing.T) {
 	im := appImages(t)
 	dataDir := t.TempDir()
 	const limit = 64 << 20
-	dev := newTarget(t, im, func(c *Config) { c.DataDir, c.Resources.Memory = dataDir, limit })
+	events := &syncBuffer{}
+	dev := newTarget(t, im, func(c *Config) { c.DataDir, c.Resources.Memory = dataDir, limit }, logTo(t, events))
 	prod := newTarget(t, im, func(c *Config) { c.Env, c.DataDir = "prod", dataDir })
 	apply(t, dev, spec(im.v1, 2))
 	ps := spec(im.v1, 2)
@@ -195,9 +196,12 @@ func TestOOMKilledAtTheLimit(t *testing.T) {
 	if got.LastExit == nil || got.LastExit.Reason != ferry.ExitOOM || got.LastExit.Signal != "SIGKILL" || !strings.Contains(got.LastExit.Message, "64Mi") {
 		t.Errorf("victim's last exit = %+v, want OOM-killed at its 64Mi limit", got.LastExit)
 	}
+	if !strings.Contains(events.String(), "restarting in 100ms") {
+		t.Errorf("the runtime's log has no restart backoff for the victim:\n%s", events)
+	}
 	lines, _ := tailLog(dev.logName(victim.ID), 20, 5, -1)
-	if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "restarting in 100ms") }) {
-		t.Errorf("victim's log %q, want the restart's backoff", lines)
+	if slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "ferry: ") }) {
+		t.Errorf("victim's log %q has the runtime's own lines, want only the app's", lines)
 	}
 	l.stop(t)
 	if code, body := get(t, dev, "/version"); code != 200 || body != "v1" {
@@ -251,7 +255,8 @@ func TestForkBombHeldByPidsLimit(t *testing.T) {
 func TestStubbornKilledAfterGrace(t *testing.T) {
 	requireRunc(t)
 	im := appImages(t)
-	tg := newTarget(t, im)
+	events := &syncBuffer{}
+	tg := newTarget(t, im, logTo(t, events))
 	s := spec(im.stubborn, 1)
 	s.Rollout.Grace = time.Second
 	apply(t, tg, s)
@@ -270,9 +275,8 @@ func TestStubbornKilledAfterGrace(t *testing.T) {
 		_, err := tg.rc.state("dev-1")
 		return err != nil
 	})
-	lines, _ := tailLog(tg.logName("dev-1"), 5, 5, -1)
-	if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "SIGKILL") }) {
-		t.Errorf("log of dev-1 ends %q, want the SIGKILL noted", lines)
+	if !strings.Contains(events.String(), "after SIGTERM: SIGKILL") {
+		t.Errorf("the runtime's log does not note dev-1's SIGKILL:\n%s", events)
 	}
 }
 

@@ -30,7 +30,7 @@ import (
 func TestEveryRouteHasAnAccessRule(t *testing.T) {
 	s := &Server{
 		Ledger: struct{ Ledger }{}, Builds: struct{ Builds }{}, Envs: struct{ Environments }{},
-		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Actions: struct{ ActionQueue }{}, Approvals: struct{ Approvals }{}, Notifications: struct{ Outbox }{}, Tokens: struct{ Tokens }{},
+		Deployments: struct{ DeploymentLedger }{}, Releases: struct{ Releases }{}, Actions: struct{ ActionQueue }{}, Approvals: struct{ Approvals }{}, Notifications: struct{ Outbox }{}, Tokens: struct{ Tokens }{}, Canaries: struct{ Canaries }{},
 		Hooks: http.NotFoundHandler(), Logger: slog.New(slog.DiscardHandler),
 	}
 	m := s.routes()

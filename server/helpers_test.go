@@ -142,6 +142,16 @@ func deploymentOf(b testing.TB, c *client.Client, a *ferry.Action) int64 {
 
 func waitFinished(b testing.TB, c *client.Client, id int64) *ferry.Deployment {
 	b.Helper()
+	d := waitEnded(b, c, id)
+	if d.State != ferry.DeploymentSucceeded {
+		b.Fatalf("deployment %d (%s of %s to %s) = %s: %s", d.ID, d.Kind, ferry.ShortSHA(d.Commit), d.Env, d.State, d.Error)
+	}
+	return d
+}
+
+// waitEnded waits until deployment id is in a final state, and returns it.
+func waitEnded(b testing.TB, c *client.Client, id int64) *ferry.Deployment {
+	b.Helper()
 	deadline := time.Now().Add(deployTimeout)
 	for time.Now().Before(deadline) {
 		d, err := c.Deployment(context.Background(), id)
@@ -149,9 +159,6 @@ func waitFinished(b testing.TB, c *client.Client, id int64) *ferry.Deployment {
 			b.Fatal(err)
 		}
 		if d.State.Final() {
-			if d.State != ferry.DeploymentSucceeded {
-				b.Fatalf("deployment %d (%s of %s to %s) = %s: %s", d.ID, d.Kind, ferry.ShortSHA(d.Commit), d.Env, d.State, d.Error)
-			}
 			return d
 		}
 		time.Sleep(5 * time.Millisecond)

@@ -44,7 +44,10 @@ func TestOpenAPI(t *testing.T) {
 	// A commit that holds a file named block builds until canceled.
 	yaml := withTest(tinyConfig(repo.Dir, t.TempDir(), ""), fmt.Sprintf(`while [ -f block ] && [ ! -f %s ]; do sleep 0.05; done`, hold.path))
 	yaml = strings.Replace(yaml, "runtime: { local: { listen: 127.0.0.1:0 } }", runtime, 1) + "  prod:\n    from: dev\n    " + runtime + "\n" +
-		"  qa:\n    from: dev\n    approval: { required: 1 }\n    " + runtime + "\n"
+		"  qa:\n    from: dev\n    approval: { required: 1 }\n    " + runtime + "\n" +
+		// stage releases through a canary that waits: one long step, judged
+		// (inconclusive, there is no traffic) every 100 ms.
+		"  stage:\n    from: dev\n    strategy: { canary: { steps: [ { weight: 20, for: 1h } ], baseline: false, analysis: { interval: 100ms, inconclusive: 1h } } }\n    " + runtime + "\n"
 	s := start(t, yaml, Options{})
 	t.Cleanup(func() { hold.release(t) }) // before the server closes
 	ctx := context.Background()
@@ -91,6 +94,31 @@ func TestOpenAPI(t *testing.T) {
 	c.call(admin, "POST", "/api/v1/envs/prod/rollback", `{"reason": "undo"}`, 202).into(&rollback)
 	rollbackID := deploymentOf(t, cl, rollback.Action)
 	waitFinished(t, cl, rollbackID)
+
+	// stage: A straight (nothing ran before), then B through a canary that
+	// is paused, resumed and promoted; back to A (a rollback skips the
+	// canary) and B again, aborted.
+	c.call(admin, "POST", "/api/v1/envs/stage/promote", `{"ref": "`+headA+`", "reason": "first"}`, 202).into(&d)
+	waitFinished(t, cl, deploymentOf(t, cl, d.Action))
+	c.call(viewer, "GET", "/api/v1/envs/stage/rollout", "", 200)
+	c.call(admin, "POST", "/api/v1/envs/stage/promote", `{"ref": "dev", "reason": "through the canary"}`, 202).into(&d)
+	c.waitCanary(viewer, "stage", func(b api.CanaryBody) bool { return b.Active && b.Verdict != nil })
+	c.call(admin, "POST", "/api/v1/envs/stage/rollout/pause", `{"reason": "look closer"}`, 200)
+	c.call(admin, "POST", "/api/v1/envs/stage/rollout/pause", `{"reason": "again"}`, 409)
+	c.call(admin, "POST", "/api/v1/envs/stage/rollout/resume", `{}`, 200)
+	c.call(viewer, "POST", "/api/v1/envs/stage/rollout/promote", `{"reason": "looks fine"}`, 403)
+	c.call(admin, "POST", "/api/v1/envs/stage/rollout/promote", `{"reason": "looks fine"}`, 200)
+	waitFinished(t, cl, deploymentOf(t, cl, d.Action))
+	c.call(admin, "POST", "/api/v1/envs/stage/rollback", `{"reason": "back to A"}`, 202).into(&d)
+	waitFinished(t, cl, deploymentOf(t, cl, d.Action))
+	c.call(admin, "POST", "/api/v1/envs/stage/promote", `{"ref": "`+headB+`", "reason": "B again"}`, 202).into(&d)
+	again := deploymentOf(t, cl, d.Action)
+	c.waitCanary(viewer, "stage", func(b api.CanaryBody) bool { return b.Active })
+	c.call(admin, "POST", "/api/v1/envs/stage/rollout/abort", `{"reason": "not now"}`, 200)
+	if got := waitEnded(t, cl, again); got.State != ferry.DeploymentFailed {
+		t.Errorf("aborted canary's deployment = %s, want failed", got.State)
+	}
+	c.call(admin, "POST", "/api/v1/envs/stage/rollout/abort", `{"reason": "twice"}`, 409)
 	c.call(admin, "POST", "/api/v1/envs/dev/scale", `{"replicas": 2, "reason": "load"}`, 202).into(&d)
 	waitFinished(t, cl, deploymentOf(t, cl, d.Action))
 	c.call(admin, "POST", "/api/v1/envs/qa/promote", `{}`, 202).into(&d)
@@ -202,6 +230,23 @@ func TestOpenAPI(t *testing.T) {
 	if len(uncovered) > 0 {
 		t.Errorf("operations of the document this test never called with success: %q", uncovered)
 	}
+}
+
+// waitCanary reads env's rollout until ok holds.
+func (c *apiCheck) waitCanary(token, env string, ok func(api.CanaryBody) bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(deployTimeout)
+	for time.Now().Before(deadline) {
+		var b api.CanaryBody
+		c.call(token, "GET", "/api/v1/envs/"+env+"/rollout", "", 200).into(&b)
+		if ok(b) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var b api.CanaryBody
+	c.call(token, "GET", "/api/v1/envs/"+env+"/rollout", "", 200).into(&b)
+	c.t.Fatalf("the canary on %s did not reach the state waited for within %s: %+v", env, deployTimeout, b)
 }
 
 // apiCheck calls a server and checks every exchange against the OpenAPI

@@ -236,7 +236,8 @@ func TestKilledReplicaRestarts(t *testing.T) {
 
 func TestCloseStopsEveryProcess(t *testing.T) {
 	im := appImages(t)
-	tg := newTarget(t, im)
+	events := &syncBuffer{}
+	tg := newTarget(t, im, logTo(t, events))
 	s := spec(im.stubborn, 2)
 	s.Rollout.Grace = 500 * time.Millisecond
 	apply(t, tg, s)
@@ -259,9 +260,8 @@ func TestCloseStopsEveryProcess(t *testing.T) {
 	if took < 500*time.Millisecond || took > 5*time.Second {
 		t.Errorf("Close took %v, want the 500ms grace period and a bit", took)
 	}
-	lines, _ := tailLog(tg.logName("dev-1"), 3, 5, -1)
-	if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "SIGKILL") }) {
-		t.Errorf("log of dev-1 ends %q, want the SIGKILL noted", lines)
+	if !strings.Contains(events.String(), "after SIGTERM: SIGKILL\" env=dev replica=dev-1") {
+		t.Errorf("the runtime's log does not note dev-1's SIGKILL:\n%s", events)
 	}
 	if err := tg.Apply(t.Context(), spec(im.v1, 1), nil); err == nil {
 		t.Errorf("Apply after Close = nil, want an error")

@@ -76,6 +76,28 @@ type liveCanary struct {
 	span    map[string]analysis.Figures
 	spanFor time.Duration
 	cmds    chan canaryCmd
+	// saved is what the ledger holds of the run, as savedAs compares it.
+	saved savedAs
+}
+
+// savedAs is what a canary's record says that a person or ferry acts on:
+// a judgement every interval that changes none of it is not written.
+type savedAs struct {
+	state       ferry.CanaryState
+	reason      string
+	step        int
+	weight      int
+	stepStarted time.Time
+	outcome     analysis.Outcome
+	reasons     string
+}
+
+func savedOf(run ferry.CanaryRun, v *analysis.Verdict) savedAs {
+	s := savedAs{state: run.State, reason: run.Reason, step: run.Step, weight: run.Weight, stepStarted: run.StepStarted}
+	if v != nil {
+		s.outcome, s.reasons = v.Outcome, strings.Join(v.Reasons, "\n")
+	}
+	return s
 }
 
 // CanaryStatus is an environment's canary as status shows it.
@@ -217,26 +239,37 @@ func (c *Controller) canaryStep(ctx context.Context, r *envRunner, d *ferry.Depl
 		case <-c.cfg.After(a.Interval):
 		}
 		now := c.now()
-		cur, err := fig.Figures(ctx)
-		if err != nil {
-			c.log.Warn("read canary figures", "env", r.env.Name, "err", err)
-			// A missed reading is skipped: it neither judges nor counts
-			// towards the inconclusive timeout (so reads that keep failing
-			// never pause the canary; see the note).
-			continue
-		}
-		span := map[string]analysis.Figures{}
-		for track, f := range cur {
-			span[track] = sub(f, base[track])
-		}
 		against := ferry.TrackBaseline
 		if !r.env.Canary.Baseline {
 			against = ferry.TrackStable
 		}
-		v := analysis.Judge(limits, span[against], span[ferry.TrackCanary])
-		r.mu.Lock()
-		live.span, live.spanFor, live.verdict = span, now.Sub(start), &v
-		r.mu.Unlock()
+		var v analysis.Verdict
+		cur, err := fig.Figures(ctx)
+		switch _, splitting := cur[ferry.TrackCanary]; {
+		case err != nil:
+			// A failed reading judges nothing, and counts towards the
+			// inconclusive timeout like too little traffic: reads that
+			// keep failing pause the canary, never pass it.
+			c.log.Warn("read canary figures", "env", r.env.Name, "err", err)
+			v = analysis.Verdict{Outcome: analysis.Inconclusive, Reasons: []string{fmt.Sprintf("reading the figures failed: %v", err)}}
+			r.mu.Lock()
+			live.verdict = &v
+			r.mu.Unlock()
+		case !splitting:
+			// The runtime runs no split any more (a node that restarted
+			// brings back the stable replicas only): nothing is left to
+			// judge, and the canary must not be promoted.
+			return "", &canaryAbort{msg: fmt.Sprintf("canary aborted at %d%%: the runtime no longer runs the split (did it restart?)", step.Weight)}
+		default:
+			span := map[string]analysis.Figures{}
+			for track, f := range cur {
+				span[track] = sub(f, base[track])
+			}
+			v = analysis.Judge(limits, span[against], span[ferry.TrackCanary])
+			r.mu.Lock()
+			live.span, live.spanFor, live.verdict = span, now.Sub(start), &v
+			r.mu.Unlock()
+		}
 		switch v.Outcome {
 		case analysis.Fail:
 			c.saveCanary(ctx, r, live, live.run.State, live.run.Reason)
@@ -293,10 +326,19 @@ func (c *Controller) canaryCommand(ctx context.Context, r *envRunner, live *live
 	return next, nil
 }
 
-// saveCanary records the live canary in state with reason.
+// saveCanary records the live canary in state with reason, unless the
+// ledger holds that already (savedAs).
 func (c *Controller) saveCanary(ctx context.Context, r *envRunner, live *liveCanary, state ferry.CanaryState, reason string) {
 	r.mu.Lock()
-	live.run.State, live.run.Reason, live.run.UpdatedAt = state, reason, c.now()
+	live.run.State, live.run.Reason = state, reason
+	now := savedOf(live.run, live.verdict)
+	if now == live.saved && !live.run.UpdatedAt.IsZero() {
+		r.mu.Unlock()
+		c.changed.Notify() // the figures moved
+		return
+	}
+	live.saved = now
+	live.run.UpdatedAt = c.now()
 	if live.verdict != nil {
 		live.run.Verdict, _ = json.Marshal(live.verdict)
 	} else {

@@ -3,8 +3,10 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +26,8 @@ type canaryTarget struct {
 	splits []int // weights, in call order
 	ends   int
 	figs   map[string]analysis.Figures
+	// readErr, when set, is what Figures fails with.
+	readErr error
 }
 
 func (c *canaryTarget) Split(_ context.Context, s ferry.Split, progress func(ferry.Progress)) error {
@@ -54,6 +58,9 @@ func (c *canaryTarget) EndSplit(context.Context) error {
 func (c *canaryTarget) Figures(context.Context) (map[string]analysis.Figures, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.readErr != nil {
+		return nil, c.readErr
+	}
 	out := map[string]analysis.Figures{}
 	for k, v := range c.figs {
 		out[k] = v
@@ -459,6 +466,84 @@ func TestCanaryAbortByHand(t *testing.T) {
 	}
 	if split, _, ends := f.prodCanary.state(); split != nil || ends != 1 || f.prod.runs().Digest != a.Digest {
 		t.Errorf("after abort: split %v, ended %d, prod runs %s; want no split, once, %s", split, ends, f.prod.runs().Digest, a.Digest)
+	}
+}
+
+// countedRuns counts SaveCanary calls.
+type countedRuns struct {
+	CanaryRuns
+	n *atomic.Int64
+}
+
+func (c countedRuns) SaveCanary(ctx context.Context, r *ferry.CanaryRun) error {
+	c.n.Add(1)
+	return c.CanaryRuns.SaveCanary(ctx, r)
+}
+
+// TestCanaryWritesOnChange: judgements that change nothing a person
+// reads (state, step, outcome, reasons) are not written every interval.
+func TestCanaryWritesOnChange(t *testing.T) {
+	f, _, _ := newCanaryFixture(t, true)
+	d := f.promoteCanary()
+	f.tick(healthy)
+	tm := f.clock.next(t) // the first verdict is judged and saved
+	waitUntil(t, func() bool { return len(f.canaryRun(d.ID).Verdict) > 0 }, "the first verdict")
+	before := f.canarySaves.Load()
+	f.clock.fire(tm)
+	for range 2 {
+		f.tick(healthy)
+	}
+	f.clock.next(t) // the fourth is over
+	if got := f.canarySaves.Load() - before; got != 0 {
+		t.Errorf("%d canary writes over 4 passing judgements of one step, want 0", got)
+	}
+}
+
+// TestCanaryFiguresLost: figures that cannot be read pause the canary
+// after the inconclusive timeout, as too little traffic does; a runtime
+// that no longer runs the split (a node restarted) aborts it. Neither
+// ever promotes it.
+func TestCanaryFiguresLost(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		lose      func(c *canaryTarget)
+		ticks     int // judgements after the loss
+		state     ferry.CanaryState
+		deployed  ferry.DeploymentState
+		wantInRun string
+	}{
+		{"reads fail", func(c *canaryTarget) { c.readErr = errors.New("node: the node is unreachable") },
+			12, ferry.CanaryPaused, ferry.DeploymentRolling, "reading the figures failed: node: the node is unreachable"},
+		{"split gone", func(c *canaryTarget) { c.figs = map[string]analysis.Figures{} },
+			1, ferry.CanaryAborted, ferry.DeploymentFailed, "no longer runs the split"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, a, _ := newCanaryFixture(t, true)
+			d := f.promoteCanary()
+			f.tick(healthy)
+			tm := f.clock.next(t) // the first judgement is over
+			f.prodCanary.mu.Lock()
+			tc.lose(f.prodCanary)
+			f.prodCanary.mu.Unlock()
+			f.clock.fire(tm)
+			for range tc.ticks - 1 { // 12 in all: the 1 m inconclusive timeout
+				f.tick(healthy)
+			}
+			waitUntil(t, func() bool { return f.canaryRun(d.ID).State == tc.state }, "the canary to be "+string(tc.state))
+			if run := f.canaryRun(d.ID); !strings.Contains(run.Reason, tc.wantInRun) {
+				t.Errorf("canary recorded %s (%q), want %q in its reason", run.State, run.Reason, tc.wantInRun)
+			}
+			got, err := f.ledger.Deployment(context.Background(), d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.deployed.Final() {
+				got = f.wait(d.ID)
+			}
+			if got.State != tc.deployed || f.prod.runs().Digest != a.Digest {
+				t.Errorf("deployment %s, prod runs %s; want %s, still on %s", got.State, f.prod.runs().Digest, tc.deployed, a.Digest)
+			}
+		})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,7 +52,9 @@ type relFixture struct {
 	// (canary_test.go).
 	canary     *ferry.Canary
 	prodCanary *canaryTarget
-	clock      *fakeClock
+	// canarySaves counts the controller's writes of canary records.
+	canarySaves atomic.Int64
+	clock       *fakeClock
 	// postgres puts the ledger on PostgreSQL instead of SQLite.
 	postgres bool
 }
@@ -115,7 +118,7 @@ func (f *relFixture) start() {
 		now, after = f.clock.Now, f.clock.After
 	}
 	ctrl, err := New(Config{App: "app", Image: "registry.test/app", Envs: envs,
-		Ledger: f.ledger, Locks: f.ledger, Canaries: f.ledger, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: now, After: after, DriftTicks: f.driftTicks})
+		Ledger: f.ledger, Locks: f.ledger, Canaries: countedRuns{f.ledger, &f.canarySaves}, Registry: f.tags, Git: f.repo, Verifier: f.verify, Now: now, After: after, DriftTicks: f.driftTicks})
 	if err != nil {
 		f.t.Fatal(err)
 	}

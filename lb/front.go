@@ -37,9 +37,13 @@ type frontServer struct {
 	log           *slog.Logger
 
 	closing atomic.Bool // shutdown or close began: no new requests are read
-	mu      sync.Mutex
-	lns     []net.Listener
-	conns   map[*frontConn]struct{}
+	// accepting counts the serve loops: shutdown waits for them to end
+	// after closing the listeners, so that every connection accepted
+	// before is tracked, and served, before it counts what is left.
+	accepting sync.WaitGroup
+	mu        sync.Mutex
+	lns       []net.Listener
+	conns     map[*frontConn]struct{}
 }
 
 func newFrontServer(h http.Handler, cfg Config) *frontServer {
@@ -73,7 +77,9 @@ func (s *frontServer) serve(ln net.Listener) error {
 		return errServerClosed
 	}
 	s.lns = append(s.lns, ln)
+	s.accepting.Add(1)
 	s.mu.Unlock()
+	defer s.accepting.Done()
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -91,23 +97,20 @@ func (s *frontServer) serve(ln net.Listener) error {
 			continue
 		}
 		delay = 0
+		// A connection accepted is a client about to send a request,
+		// even when shutdown began meanwhile (with a listening socket
+		// shared across a node's handover, the kernel gave it to this
+		// process): it is served, never closed unanswered.
 		c := s.newConn(nc)
-		if !s.track(c) {
-			nc.Close()
-			continue
-		}
+		s.track(c)
 		go c.serve()
 	}
 }
 
-func (s *frontServer) track(c *frontConn) bool {
+func (s *frontServer) track(c *frontConn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return false
-	}
 	s.conns[c] = struct{}{}
-	return true
+	s.mu.Unlock()
 }
 
 func (s *frontServer) untrack(c *frontConn) {
@@ -157,6 +160,8 @@ func (s *frontServer) close() {
 	}
 }
 
+// stopListening closes the listeners and waits until every serve loop
+// has tracked what it accepted and returned.
 func (s *frontServer) stopListening() {
 	s.mu.Lock()
 	s.closing.Store(true)
@@ -166,6 +171,7 @@ func (s *frontServer) stopListening() {
 	for _, ln := range lns {
 		ln.Close()
 	}
+	s.accepting.Wait()
 }
 
 // closeIdle closes the connections waiting for a request (those never used

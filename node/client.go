@@ -14,6 +14,7 @@ import (
 	"strconv"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/analysis"
 	"github.com/ferryhq/ferry/runtime/local"
 )
 
@@ -236,6 +237,46 @@ func (r *Runtime) Logs(ctx context.Context, w io.Writer, tail int, follow bool) 
 		return nil
 	}
 	return err
+}
+
+// Split runs a canary beside the stable replicas (the local runtime's
+// Split, on the node), passing its progress on. The canary's image is
+// unpacked here first, as Apply does.
+func (r *Runtime) Split(ctx context.Context, s ferry.Split, progress func(ferry.Progress)) error {
+	for _, spec := range []ferry.Spec{s.Canary, s.Stable} {
+		if err := local.Unpack(ctx, r.c.cfg.DataDir, r.c.cfg.Images, spec.Digest, r.c.cfg.Logger); err != nil {
+			return fmt.Errorf("split %s: %w", r.env, err)
+		}
+	}
+	res, err := r.c.send(ctx, http.MethodPost, r.path("split"), s)
+	if err != nil {
+		return fmt.Errorf("split %s: %w", r.env, err)
+	}
+	return events(res, "split "+r.env, func(e Event) error {
+		if e.Progress != nil && progress != nil {
+			progress(*e.Progress)
+		}
+		return nil
+	})
+}
+
+// EndSplit routes everything to the stable replicas again and stops the
+// canary and baseline ones.
+func (r *Runtime) EndSplit(ctx context.Context) error {
+	if err := r.c.do(ctx, http.MethodDelete, r.path("split"), nil, nil); err != nil {
+		return fmt.Errorf("end split %s: %w", r.env, err)
+	}
+	return nil
+}
+
+// Figures returns each track's figures of the split that runs on the
+// node; an empty map when none runs (as after the node restarted).
+func (r *Runtime) Figures(ctx context.Context) (map[string]analysis.Figures, error) {
+	f := map[string]analysis.Figures{}
+	if err := r.c.do(ctx, http.MethodGet, r.path("figures"), nil, &f); err != nil {
+		return nil, fmt.Errorf("figures of %s: %w", r.env, err)
+	}
+	return f, nil
 }
 
 // Close releases the client's side only: the environment keeps running

@@ -395,6 +395,9 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/envs/{env}/scale", n.scale)
 	mux.HandleFunc("GET /v1/envs/{env}/status", n.status)
 	mux.HandleFunc("GET /v1/envs/{env}/logs", n.logs)
+	mux.HandleFunc("POST /v1/envs/{env}/split", n.split)
+	mux.HandleFunc("DELETE /v1/envs/{env}/split", n.endSplit)
+	mux.HandleFunc("GET /v1/envs/{env}/figures", n.figures)
 	mux.HandleFunc("POST /v1/handover", n.handover)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, ferry.Errorf(ferry.ENOTFOUND, "node: no call %s %s (this node speaks %s)", r.Method, r.URL.Path, apiPrefix))
@@ -639,4 +642,63 @@ func peerUID(c *net.UnixConn) (int, error) {
 		return -1, serr
 	}
 	return int(cred.Uid), nil
+}
+
+// split runs a canary beside the environment's stable replicas (the
+// local runtime's Split), streaming its progress. A split is not kept in
+// the node's state: a node that restarts, or hands over to a new one,
+// brings back the stable replicas only, and Figures then answers without
+// a canary track, which makes ferry abort the canary.
+func (n *Node) split(w http.ResponseWriter, r *http.Request) {
+	e, err := n.env(r.PathValue("env"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var sp ferry.Split
+	if err := decode(r.Body, &sp); err != nil {
+		writeError(w, err)
+		return
+	}
+	s := newStream(w)
+	var smu sync.Mutex // progress may come from the rollout's goroutines
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	err = e.rt.Split(r.Context(), sp, func(p ferry.Progress) {
+		smu.Lock()
+		defer smu.Unlock()
+		s.send(Event{Progress: &p})
+	})
+	smu.Lock()
+	defer smu.Unlock()
+	s.end(err)
+}
+
+func (n *Node) endSplit(w http.ResponseWriter, r *http.Request) {
+	e, err := n.env(r.PathValue("env"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.rt.EndSplit(r.Context()); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) figures(w http.ResponseWriter, r *http.Request) {
+	e, err := n.env(r.PathValue("env"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	f, err := e.rt.Figures(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, f)
 }

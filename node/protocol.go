@@ -22,6 +22,9 @@ import (
 //	POST   /v1/envs/{env}/scale       ScaleRequest
 //	GET    /v1/envs/{env}/status      ferry.Status
 //	GET    /v1/envs/{env}/logs?tail=N&follow=1   stream of Event
+//	POST   /v1/envs/{env}/split       ferry.Split → stream of Event (a canary)
+//	DELETE /v1/envs/{env}/split       end the split
+//	GET    /v1/envs/{env}/figures     the split's figures per track
 //	POST   /v1/handover               the listening sockets, to a new node (handover.go)
 const apiPrefix = "/v1/"
 

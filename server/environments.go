@@ -10,6 +10,7 @@ import (
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/node"
+	"github.com/ferryhq/ferry/prometheus"
 	"github.com/ferryhq/ferry/runtime/kube"
 	"github.com/ferryhq/ferry/runtime/local"
 )
@@ -89,6 +90,11 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 				return nil, fmt.Errorf("environment %s: %w", e.Name, err)
 			}
 			env.Runtime = t
+			if c := e.Canary; c != nil && c.Analysis.Prometheus != nil {
+				env.Runtime = &kubeCanary{Runtime: t, figs: &prometheus.Splits{
+					Prometheus: *c.Analysis.Prometheus, Env: e.Name, App: s.cfg.App, Versions: kube.Versions, Now: s.opts.Now,
+				}}
+			}
 		default:
 			return nil, fmt.Errorf("environment %s: no runtime configured", e.Name)
 		}

@@ -362,6 +362,22 @@ func summary(s analysis.Summary) string {
 
 // Canary returns env's canary: the running one with this step's figures,
 // or the last one recorded.
+// LiveCanaries returns the canaries that run (or are paused) now, by
+// environment, from memory only: what /metrics exports on every scrape.
+func (c *Controller) LiveCanaries() map[string]CanaryStatus {
+	out := map[string]CanaryStatus{}
+	for _, r := range c.envs {
+		r.mu.Lock()
+		if live := r.canary; live != nil {
+			run := live.run
+			out[r.env.Name] = CanaryStatus{Run: &run, Active: true, Tracks: live.span, Span: live.spanFor, Verdict: live.verdict,
+				StepFor: r.env.Canary.Steps[run.Step].For}
+		}
+		r.mu.Unlock()
+	}
+	return out
+}
+
 func (c *Controller) Canary(ctx context.Context, env string) (CanaryStatus, error) {
 	r, err := c.env(env)
 	if err != nil {

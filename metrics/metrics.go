@@ -57,6 +57,12 @@ type Environments interface {
 	Status(ctx context.Context) ([]controller.EnvStatus, error)
 }
 
+// Canaries reports the canaries that run now, by environment (the
+// controller, from memory).
+type Canaries interface {
+	LiveCanaries() map[string]controller.CanaryStatus
+}
+
 // Dora computes the DORA figures (*dora.Reporter); env "" asks for every
 // production environment.
 type Dora interface {
@@ -67,9 +73,11 @@ type Dora interface {
 type Config struct {
 	App    string
 	Ledger Ledger
-	// Envs and Dora may be nil: their series are then left out.
-	Envs Environments
-	Dora Dora
+	// Envs, Dora and Canaries may be nil: their series are then left
+	// out.
+	Envs     Environments
+	Dora     Dora
+	Canaries Canaries
 	// Window is the DORA figures' window; dora.DefaultWindow when zero.
 	Window time.Duration
 	// Timeout bounds the reads of one scrape; 10s when zero.
@@ -116,6 +124,27 @@ var (
 	replicaCPU = prometheus.NewDesc("ferry_replica_cpu_seconds_total",
 		"CPU time used by a replica's current run, from its cgroup (local runtime under runc); starts again from 0 when it restarts.",
 		[]string{"env", "replica"}, nil)
+	canaryWeight = prometheus.NewDesc("ferry_canary_weight_percent",
+		"Percent of the requests a running canary takes now, by environment (absent when none runs).",
+		[]string{"env"}, nil)
+	canaryStep = prometheus.NewDesc("ferry_canary_step",
+		"The running canary's current step, from 1, with its state (running or paused).",
+		[]string{"env", "state"}, nil)
+	canaryRequests = prometheus.NewDesc("ferry_canary_step_requests",
+		"Requests each version (track: stable, canary, baseline) answered over the canary's current step.",
+		[]string{"env", "track"}, nil)
+	canaryErrors = prometheus.NewDesc("ferry_canary_step_errors",
+		"5xx answers and failed forwards of each version over the canary's current step.",
+		[]string{"env", "track"}, nil)
+	canaryP50 = prometheus.NewDesc("ferry_canary_step_p50_seconds",
+		"Median latency of each version over the canary's current step (absent before its first request).",
+		[]string{"env", "track"}, nil)
+	canaryP99 = prometheus.NewDesc("ferry_canary_step_p99_seconds",
+		"99th percentile latency of each version over the canary's current step (absent before its first request).",
+		[]string{"env", "track"}, nil)
+	canaryVerdict = prometheus.NewDesc("ferry_canary_verdict",
+		"The last judgement of the running canary: 1 for its outcome (pass, fail, inconclusive).",
+		[]string{"env", "outcome"}, nil)
 	doraDeploymentsPerDay = prometheus.NewDesc("ferry_dora_deployments_per_day",
 		"DORA deployment frequency of a production environment: successful changes per day over the window.",
 		[]string{"env"}, nil)
@@ -171,6 +200,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		buildsTotal, buildDuration, deploymentsTotal, rolloutDuration, environmentInfo, environmentReplicas,
 		replicaInfo, replicaRestarts, replicaMemory, replicaMemoryLimit, replicaCPU,
 		doraDeploymentsPerDay, doraLeadTime, doraChangeFailureRate, doraTimeToRestore,
+		canaryWeight, canaryStep, canaryRequests, canaryErrors, canaryP50, canaryP99, canaryVerdict,
 	} {
 		ch <- d
 	}
@@ -200,6 +230,29 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.cfg.Dora != nil {
 		c.collectDora(ctx, ch)
+	}
+	if c.cfg.Canaries != nil {
+		collectCanaries(c.cfg.Canaries.LiveCanaries(), ch)
+	}
+}
+
+// collectCanaries exports each running canary's step, weight, this
+// step's figures per version and the last verdict.
+func collectCanaries(live map[string]controller.CanaryStatus, ch chan<- prometheus.Metric) {
+	for env, st := range live {
+		ch <- prometheus.MustNewConstMetric(canaryWeight, prometheus.GaugeValue, float64(st.Run.Weight), env)
+		ch <- prometheus.MustNewConstMetric(canaryStep, prometheus.GaugeValue, float64(st.Run.Step+1), env, string(st.Run.State))
+		for track, f := range st.Tracks {
+			ch <- prometheus.MustNewConstMetric(canaryRequests, prometheus.GaugeValue, float64(f.Requests), env, track)
+			ch <- prometheus.MustNewConstMetric(canaryErrors, prometheus.GaugeValue, float64(f.Errors), env, track)
+			if f.Requests > 0 {
+				ch <- prometheus.MustNewConstMetric(canaryP50, prometheus.GaugeValue, f.Latency.Quantile(0.5).Seconds(), env, track)
+				ch <- prometheus.MustNewConstMetric(canaryP99, prometheus.GaugeValue, f.Latency.Quantile(0.99).Seconds(), env, track)
+			}
+		}
+		if st.Verdict != nil {
+			ch <- prometheus.MustNewConstMetric(canaryVerdict, prometheus.GaugeValue, 1, env, string(st.Verdict.Outcome))
+		}
 	}
 }
 

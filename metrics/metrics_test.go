@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/analysis"
 	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/dora"
 	"github.com/ferryhq/ferry/internal/gittest"
@@ -487,4 +489,77 @@ func BenchmarkCollect(b *testing.B) {
 			}
 		}
 	})
+}
+
+// liveCanaries is a controller with one canary running on prod.
+type liveCanaries map[string]controller.CanaryStatus
+
+func (l liveCanaries) LiveCanaries() map[string]controller.CanaryStatus { return l }
+
+// TestCollectorCanaries: a running canary's weight, step, this step's
+// figures per version and the last verdict; nothing of a canary that
+// does not run.
+func TestCollectorCanaries(t *testing.T) {
+	t.Parallel()
+	var canary, baseline analysis.Figures
+	for i := range 100 {
+		canary.Requests++
+		canary.Latency.Observe(time.Duration(10+i%5) * time.Millisecond)
+		baseline.Requests++
+		baseline.Latency.Observe(10 * time.Millisecond)
+	}
+	canary.Errors = 3
+	running := controller.CanaryStatus{
+		Run:    &ferry.CanaryRun{DeploymentID: 9, Env: "prod", Step: 1, Steps: 3, Weight: 25, State: ferry.CanaryRunning},
+		Active: true, Tracks: map[string]analysis.Figures{ferry.TrackCanary: canary, ferry.TrackBaseline: baseline, ferry.TrackStable: {}},
+		Verdict: &analysis.Verdict{Outcome: analysis.Pass},
+	}
+	f := newFixture(t)
+	cfg := f.config
+	cfg.Envs, cfg.Dora = nil, nil
+	cfg.Canaries = liveCanaries{"prod": running}
+	c := New(cfg)
+	q := func(f analysis.Figures, p float64) string {
+		return strconv.FormatFloat(f.Latency.Quantile(p).Seconds(), 'g', -1, 64)
+	}
+	want := `
+# HELP ferry_canary_weight_percent Percent of the requests a running canary takes now, by environment (absent when none runs).
+# TYPE ferry_canary_weight_percent gauge
+ferry_canary_weight_percent{env="prod"} 25
+# HELP ferry_canary_step The running canary's current step, from 1, with its state (running or paused).
+# TYPE ferry_canary_step gauge
+ferry_canary_step{env="prod",state="running"} 2
+# HELP ferry_canary_step_requests Requests each version (track: stable, canary, baseline) answered over the canary's current step.
+# TYPE ferry_canary_step_requests gauge
+ferry_canary_step_requests{env="prod",track="baseline"} 100
+ferry_canary_step_requests{env="prod",track="canary"} 100
+ferry_canary_step_requests{env="prod",track="stable"} 0
+# HELP ferry_canary_step_errors 5xx answers and failed forwards of each version over the canary's current step.
+# TYPE ferry_canary_step_errors gauge
+ferry_canary_step_errors{env="prod",track="baseline"} 0
+ferry_canary_step_errors{env="prod",track="canary"} 3
+ferry_canary_step_errors{env="prod",track="stable"} 0
+# HELP ferry_canary_step_p50_seconds Median latency of each version over the canary's current step (absent before its first request).
+# TYPE ferry_canary_step_p50_seconds gauge
+ferry_canary_step_p50_seconds{env="prod",track="baseline"} ` + q(baseline, 0.5) + `
+ferry_canary_step_p50_seconds{env="prod",track="canary"} ` + q(canary, 0.5) + `
+# HELP ferry_canary_step_p99_seconds 99th percentile latency of each version over the canary's current step (absent before its first request).
+# TYPE ferry_canary_step_p99_seconds gauge
+ferry_canary_step_p99_seconds{env="prod",track="baseline"} ` + q(baseline, 0.99) + `
+ferry_canary_step_p99_seconds{env="prod",track="canary"} ` + q(canary, 0.99) + `
+# HELP ferry_canary_verdict The last judgement of the running canary: 1 for its outcome (pass, fail, inconclusive).
+# TYPE ferry_canary_verdict gauge
+ferry_canary_verdict{env="prod",outcome="pass"} 1
+`
+	names := []string{"ferry_canary_weight_percent", "ferry_canary_step", "ferry_canary_step_requests", "ferry_canary_step_errors", "ferry_canary_step_p50_seconds", "ferry_canary_step_p99_seconds", "ferry_canary_verdict"}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(c, names...); err != nil || len(problems) > 0 {
+		t.Errorf("CollectAndLint = %v, %v; want no problems", problems, err)
+	}
+	cfg.Canaries = liveCanaries{}
+	if n := testutil.CollectAndCount(New(cfg), names...); n != 0 {
+		t.Errorf("%d canary series with no canary running, want 0", n)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/ferryhq/ferry/dora"
 	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/ledger"
+	"github.com/ferryhq/ferry/metrics"
 )
 
 // parts are what answers HTTP, all over one ledger store: the leader's
@@ -35,6 +36,7 @@ type controllerView interface {
 	api.ActionQueue
 	api.Approvals
 	api.Canaries
+	metrics.Canaries
 	dashboard.Environments
 	dashboard.Releases
 	dashboard.Approvals

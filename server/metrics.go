@@ -16,7 +16,7 @@ import (
 // Prometheus scrape config sends it as `authorization: {credentials: …}`
 // (docs/metrics.md).
 func (s *Server) metricsHandler(p parts) http.Handler {
-	cfg := metrics.Config{App: s.cfg.App, Ledger: p.ledger, Envs: p.ctrl, Dora: p.dora}
+	cfg := metrics.Config{App: s.cfg.App, Ledger: p.ledger, Envs: p.ctrl, Dora: p.dora, Canaries: p.ctrl}
 	h := metrics.Handler(metrics.NewRegistry(metrics.New(cfg)), s.log.With("part", "metrics"))
 	return auth.Middleware(s.tokens(p.ledger).Lookup, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := auth.Require(r, ferry.RoleViewer); err != nil {

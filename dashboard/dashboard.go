@@ -70,6 +70,12 @@ type Environments interface {
 	Changed() <-chan struct{}
 }
 
+// Canaries reports the canaries that run now (the controller, from
+// memory).
+type Canaries interface {
+	LiveCanaries() map[string]controller.CanaryStatus
+}
+
 // Releases is what the dashboard's actions ask of the controller.
 type Releases interface {
 	Promote(ctx context.Context, env, ref, actor, reason string) (*ferry.Deployment, error)
@@ -140,7 +146,10 @@ type Config struct {
 	Outbox Outbox
 	// DORA, when set, computes the DORA figures the dashboard shows
 	// (normally dora.Reporter's of the production environments).
-	DORA   func(ctx context.Context) ([]dora.Report, error)
+	DORA func(ctx context.Context) ([]dora.Report, error)
+	// Canaries, when set, shows each running canary in its environment's
+	// row: step, weight, each version's figures, the last verdict.
+	Canaries Canaries
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time

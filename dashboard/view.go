@@ -74,6 +74,49 @@ type envRow struct {
 	// one that runs: in progress, or failed.
 	Latest *ferry.Deployment
 	Drift  []controller.Drift
+	// Canary is the canary that runs in the environment now, if any.
+	Canary *canaryView
+}
+
+// canaryView is a running canary as its row shows it.
+type canaryView struct {
+	Step, Steps, Weight int
+	State, Reason       string
+	// Tracks are this step's figures per version, stable first.
+	Tracks  []trackView
+	Verdict string
+	Reasons []string
+}
+
+// trackView is one version's figures over the canary's current step.
+type trackView struct {
+	Name               string
+	Requests, Errors   int64
+	Rate, ErrorPercent float64
+	P50, P99           time.Duration
+}
+
+func canaryViewOf(st controller.CanaryStatus) *canaryView {
+	r := st.Run
+	v := &canaryView{Step: r.Step + 1, Steps: r.Steps, Weight: r.Weight, State: string(r.State), Reason: r.Reason}
+	for _, name := range []string{ferry.TrackStable, ferry.TrackCanary, ferry.TrackBaseline} {
+		f, ok := st.Tracks[name]
+		if !ok {
+			continue
+		}
+		t := trackView{Name: name, Requests: f.Requests, Errors: f.Errors, P50: f.Latency.Quantile(0.5), P99: f.Latency.Quantile(0.99)}
+		if st.Span > 0 {
+			t.Rate = float64(f.Requests) / st.Span.Seconds()
+		}
+		if f.Requests > 0 {
+			t.ErrorPercent = 100 * float64(f.Errors) / float64(f.Requests)
+		}
+		v.Tracks = append(v.Tracks, t)
+	}
+	if st.Verdict != nil {
+		v.Verdict, v.Reasons = string(st.Verdict.Outcome), st.Verdict.Reasons
+	}
+	return v
 }
 
 // actionView is one environment the user may change.
@@ -222,8 +265,15 @@ func (d *Dashboard) loadMatrix(ctx context.Context) *matrixView {
 	} else {
 		m.Checked = true
 	}
+	var live map[string]controller.CanaryStatus
+	if d.cfg.Canaries != nil {
+		live = d.cfg.Canaries.LiveCanaries()
+	}
 	for _, st := range sts {
 		row := envRow{EnvStatus: st, Upstream: d.envs[st.Name].From}
+		if c, ok := live[st.Name]; ok {
+			row.Canary = canaryViewOf(c)
+		}
 		if st.Err != nil {
 			row.Error = d.safe("runtime status "+st.Name, st.Err)
 		}

@@ -150,7 +150,7 @@ type Config struct {
 	// Canaries, when set, shows each running canary in its environment's
 	// row: step, weight, each version's figures, the last verdict.
 	Canaries Canaries
-	Logger *slog.Logger
+	Logger   *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Heartbeat is how often an idle event stream gets a comment, so

@@ -54,8 +54,8 @@ func BenchmarkCanary(b *testing.B) {
 				{"healthy", ``, true},
 			} {
 				b.Run(r.name, func(b *testing.B) {
-					for b.Loop() {
-						bc.release(b, fmt.Sprintf("%s-%d", r.name, i), r.fault, r.healthy, rate.workers, rate.pause)
+					for n := range b.N {
+						bc.release(b, fmt.Sprintf("%s-%d-%d", r.name, i, n), r.fault, r.healthy, rate.workers, rate.pause)
 					}
 				})
 			}
@@ -197,5 +197,8 @@ func benchRelease(h http.Handler) http.Handler {
 		b.ReportMetric(d.FinishedAt.Sub(first).Seconds(), "abort-s")
 		b.Logf("%s aborted: %s", version, d.Error)
 	}
-	b.Logf("%s: %d requests in %s, %d by the new version, %d failed (first: %v)", version, total, ran.Round(time.Millisecond), served[version], load.Failed(), load.Errors())
+	first, _ := load.FirstServed(version)
+	b.Logf("%s: %s; %d requests in %s (%.1f/s), %d answered by the new version (first %s after the promote call), %d failed; deployment %s after %s",
+		version, d.State, total, ran.Round(time.Millisecond), float64(total)/ran.Seconds(), served[version], first.Sub(began).Round(time.Millisecond),
+		load.Failed(), d.State, d.FinishedAt.Sub(began).Round(time.Millisecond))
 }

@@ -69,6 +69,25 @@ func TestCanaryErrors(t *testing.T) {
 `, `ferry.yaml:10: environments.dev.strategy.canary: needs from: a canary judges a release, and only an environment that takes promotions gets releases`},
 		{"weight over 99", canaryYAML("      canary: { steps: [ { weight: 100, for: 1m } ] }\n"),
 			`ferry.yaml:14: environments.prod.strategy.canary.steps[0].weight: must be between 1 and 99 (percent of requests to the canary), not 100`},
+		{"weight over 50 with a baseline", canaryYAML("      canary: { steps: [ { weight: 25, for: 1m }, { weight: 60, for: 1m } ] }\n"),
+			`ferry.yaml:14: environments.prod.strategy.canary.steps[1].weight: must be at most 50 with a baseline, not 60: the canary and the baseline each take 60% of the requests, 120% in all (lower the weight, or set baseline: false)`},
+		{"weight over 50 with a baseline, baseline given after the steps", canaryYAML(`      canary:
+        steps: [ { weight: 51 } ]
+        baseline: true
+`), `ferry.yaml:15: environments.prod.strategy.canary.steps[0].weight: must be at most 50 with a baseline, not 51: the canary and the baseline each take 51% of the requests, 102% in all (lower the weight, or set baseline: false)`},
+		{"weight over 50 with a baseline on kubernetes", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    url: https://prod.example.com
+    runtime: { kubernetes: { namespace: prod } }
+    strategy:
+      canary:
+        steps: [ { weight: 75 } ]
+        analysis: { prometheus: { url: "http://prometheus:9090", requests: r, errors: e, latency: l } }
+`, `ferry.yaml:16: environments.prod.strategy.canary.steps[0].weight: must be at most 50 with a baseline, not 75: the canary and the baseline each take 75% of the requests, 150% in all (lower the weight, or set baseline: false)`},
 		{"weight zero", canaryYAML("      canary: { steps: [ { weight: 0 } ] }\n"),
 			`ferry.yaml:14: environments.prod.strategy.canary.steps[0].weight: must be between 1 and 99 (percent of requests to the canary), not 0`},
 		{"weights not increasing", canaryYAML(`      canary:

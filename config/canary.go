@@ -140,6 +140,10 @@ func (d *decoder) prometheus(a *object, e *Environment) *ferry.CanaryPrometheus 
 			p.missing(q.field)
 			continue
 		}
+		if strings.TrimSpace(q.text) == "" {
+			d.errorf(p.node(q.field), p.field(q.field), "must not be empty: a PromQL query over .Env, .App, .Track, .Version and .Range")
+			continue
+		}
 		if _, err := ferry.Render(q.field, q.text, sampleQuery); err != nil {
 			d.errorf(p.node(q.field), p.field(q.field), "%v (a template over .Env, .App, .Track, .Version and .Range)", err)
 		}

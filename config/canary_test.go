@@ -123,6 +123,18 @@ func TestCanaryErrors(t *testing.T) {
     runtime: { kubernetes: { namespace: prod } }
     strategy: { canary: {} }
 `, `ferry.yaml:14: environments.prod.strategy.canary.analysis.prometheus: required on kubernetes: a canary's figures come from Prometheus there (the local runtime's balancer measures them itself)`},
+		{"prometheus query empty", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    url: https://prod.example.com
+    runtime: { kubernetes: { namespace: prod } }
+    strategy:
+      canary:
+        analysis: { prometheus: { url: "http://prometheus:9090", requests: r, errors: "", latency: l } }
+`, `ferry.yaml:16: environments.prod.strategy.canary.analysis.prometheus.errors: must not be empty: a PromQL query over .Env, .App, .Track, .Version and .Range`},
 		{"prometheus template does not parse", head + `environments:
   dev:
     branch: master

@@ -56,6 +56,10 @@ func (d *decoder) strategy(env *object, e *Environment) *ferry.Canary {
 		out.Baseline = c.boolean("baseline")
 	}
 	out.Steps = d.canarySteps(c, out.Baseline)
+	if !out.Baseline && e.Runtime.Kubernetes != nil {
+		d.warnf(c.node("baseline"), c.field("baseline"), "on kubernetes the canary is judged against the stable pods, which carry no ferry.dev/version label "+
+			"(ferry does not relabel them): the queries must find the stable track by labels of their own, or they find nothing and every step is inconclusive; keep baseline: true")
+	}
 	out.Analysis = d.canaryAnalysis(c, e)
 	return out
 }

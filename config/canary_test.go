@@ -167,6 +167,32 @@ ferry.yaml:21: environments.prod.strategy.canary.analysis.prometheus.latency: ba
 	}
 }
 
+// TestCanaryWarnings: a canary on kubernetes without a baseline is judged
+// against pods without the version label, which a person must be told.
+func TestCanaryWarnings(t *testing.T) {
+	c := mustParse(t, "ferry.yaml", head+`environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    url: https://prod.example.com
+    runtime: { kubernetes: { namespace: prod } }
+    strategy:
+      canary:
+        baseline: false
+        analysis: { prometheus: { url: "http://prometheus:9090", requests: r, errors: e, latency: l } }
+`)
+	var got []string
+	for _, w := range c.Warnings {
+		got = append(got, w.String())
+	}
+	want := `ferry.yaml:16: environments.prod.strategy.canary.baseline: on kubernetes the canary is judged against the stable pods, which carry no ferry.dev/version label (ferry does not relabel them): the queries must find the stable track by labels of their own, or they find nothing and every step is inconclusive; keep baseline: true`
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("Warnings =\n%s\nwant\n%s", strings.Join(got, "\n"), want)
+	}
+}
+
 func TestCanaryRedacted(t *testing.T) {
 	c, err := Parse("ferry.yaml", []byte(canaryYAML("      canary: { steps: [ { weight: 10, for: 1m } ] }\n")))
 	if err != nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -190,6 +191,36 @@ func TestCanaryWarnings(t *testing.T) {
 	want := `ferry.yaml:16: environments.prod.strategy.canary.baseline: on kubernetes the canary is judged against the stable pods, which carry no ferry.dev/version label (ferry does not relabel them): the queries must find the stable track by labels of their own, or they find nothing and every step is inconclusive; keep baseline: true`
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("Warnings =\n%s\nwant\n%s", strings.Join(got, "\n"), want)
+	}
+}
+
+// TestPrometheusDocExample parses docs/config.md's worked Kubernetes
+// canary as a prod environment's strategy, so the example stays valid.
+func TestPrometheusDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "#### `strategy.canary.analysis.prometheus` (Kubernetes)")
+	_, block, ok2 := strings.Cut(section, "```yaml\n    strategy:\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/config.md has no yaml block with a strategy under strategy.canary.analysis.prometheus")
+	}
+	c := mustParse(t, "ferry.yaml", head+`environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    url: https://prod.example.com
+    runtime: { kubernetes: { namespace: prod } }
+    strategy:
+`+block)
+	prod, _ := c.Env("prod")
+	p := prod.Canary.Analysis.Prometheus
+	if len(prod.Canary.Steps) != 3 || p == nil || p.URL != "http://prometheus.monitoring.svc:9090" || !strings.Contains(p.Latency, "_bucket") {
+		t.Errorf("the documented canary parsed as %+v (prometheus %+v)", prod.Canary, p)
 	}
 }
 

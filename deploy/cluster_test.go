@@ -391,6 +391,7 @@ func TestCluster(t *testing.T) {
 				check{n, "apps", "deployments", "", "birthday-app-baseline", "update", true},
 				check{n, "apps", "deployments", "scale", "birthday-app-canary", "patch", true},
 				check{n, "apps", "deployments", "", "another-app-canary", "delete", false},
+				check{n, "apps", "deployments", "", "birthday-app-canary", "list", false},
 				check{n, "apps", "deployments", "scale", "another-app", "patch", false},
 				check{n, "apps", "deployments", "", "birthday-app", "delete", false},
 				check{n, "apps", "deployments", "", "birthday-app", "update", false},

@@ -29,6 +29,10 @@ const (
 	defaultCanaryInconclusive = 5 * time.Minute
 )
 
+// maxBaselineWeight is the most a step may send to the canary when a
+// baseline takes as much again.
+const maxBaselineWeight = 50
+
 // sampleQuery is what a Prometheus template is tried with at parse.
 var sampleQuery = ferry.CanaryQuery{Env: "prod", App: "demo", Track: ferry.TrackCanary, Version: "0123456789ab", Range: "5s"}
 
@@ -47,15 +51,24 @@ func (d *decoder) strategy(env *object, e *Environment) *ferry.Canary {
 		d.errorf(o.key("canary"), o.field("canary"), "needs from: a canary judges a release, and only an environment that takes promotions gets releases")
 	}
 	c := d.object(o.key("canary"), o.node("canary"), o.field("canary"), "steps", "baseline", "analysis")
-	out := &ferry.Canary{Steps: d.canarySteps(c), Baseline: true}
+	out := &ferry.Canary{Baseline: true}
 	if c.has("baseline") {
 		out.Baseline = c.boolean("baseline")
+	}
+	out.Steps = d.canarySteps(c, out.Baseline)
+	if !out.Baseline && e.Runtime.Kubernetes != nil {
+		d.warnf(c.node("baseline"), c.field("baseline"), "on kubernetes the canary is judged against the stable pods, which carry no ferry.dev/version label "+
+			"(ferry does not relabel them): the queries must find the stable track by labels of their own, or they find nothing and every step is inconclusive; keep baseline: true")
 	}
 	out.Analysis = d.canaryAnalysis(c, e)
 	return out
 }
 
-func (d *decoder) canarySteps(c *object) []ferry.CanaryStep {
+// canarySteps decodes the steps. With a baseline, the canary and the
+// baseline each take a step's weight, so a weight over 50 asks for more
+// than every request; both runtimes refuse such a split, and it is refused
+// here, at parse, rather than half-way through a release.
+func (d *decoder) canarySteps(c *object, baseline bool) []ferry.CanaryStep {
 	if !c.has("steps") {
 		return append([]ferry.CanaryStep(nil), defaultCanarySteps...)
 	}
@@ -75,6 +88,9 @@ func (d *decoder) canarySteps(c *object) []ferry.CanaryStep {
 		switch {
 		case st.Weight < 1 || st.Weight > 99:
 			d.errorf(s.node("weight"), s.field("weight"), "must be between 1 and 99 (percent of requests to the canary), not %d", st.Weight)
+		case baseline && st.Weight > maxBaselineWeight:
+			d.errorf(s.node("weight"), s.field("weight"), "must be at most %d with a baseline, not %d: the canary and the baseline each take %d%% of the requests, %d%% in all (lower the weight, or set baseline: false)",
+				maxBaselineWeight, st.Weight, st.Weight, 2*st.Weight)
 		case st.Weight <= last:
 			d.errorf(s.node("weight"), s.field("weight"), "must be more than the step before's %d: weights only go up", last)
 		}
@@ -126,6 +142,10 @@ func (d *decoder) prometheus(a *object, e *Environment) *ferry.CanaryPrometheus 
 	for _, q := range []struct{ field, text string }{{"requests", out.Requests}, {"errors", out.Errors}, {"latency", out.Latency}} {
 		if !p.has(q.field) {
 			p.missing(q.field)
+			continue
+		}
+		if strings.TrimSpace(q.text) == "" {
+			d.errorf(p.node(q.field), p.field(q.field), "must not be empty: a PromQL query over .Env, .App, .Track, .Version and .Range")
 			continue
 		}
 		if _, err := ferry.Render(q.field, q.text, sampleQuery); err != nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -69,6 +70,25 @@ func TestCanaryErrors(t *testing.T) {
 `, `ferry.yaml:10: environments.dev.strategy.canary: needs from: a canary judges a release, and only an environment that takes promotions gets releases`},
 		{"weight over 99", canaryYAML("      canary: { steps: [ { weight: 100, for: 1m } ] }\n"),
 			`ferry.yaml:14: environments.prod.strategy.canary.steps[0].weight: must be between 1 and 99 (percent of requests to the canary), not 100`},
+		{"weight over 50 with a baseline", canaryYAML("      canary: { steps: [ { weight: 25, for: 1m }, { weight: 60, for: 1m } ] }\n"),
+			`ferry.yaml:14: environments.prod.strategy.canary.steps[1].weight: must be at most 50 with a baseline, not 60: the canary and the baseline each take 60% of the requests, 120% in all (lower the weight, or set baseline: false)`},
+		{"weight over 50 with a baseline, baseline given after the steps", canaryYAML(`      canary:
+        steps: [ { weight: 51 } ]
+        baseline: true
+`), `ferry.yaml:15: environments.prod.strategy.canary.steps[0].weight: must be at most 50 with a baseline, not 51: the canary and the baseline each take 51% of the requests, 102% in all (lower the weight, or set baseline: false)`},
+		{"weight over 50 with a baseline on kubernetes", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    url: https://prod.example.com
+    runtime: { kubernetes: { namespace: prod } }
+    strategy:
+      canary:
+        steps: [ { weight: 75 } ]
+        analysis: { prometheus: { url: "http://prometheus:9090", requests: r, errors: e, latency: l } }
+`, `ferry.yaml:16: environments.prod.strategy.canary.steps[0].weight: must be at most 50 with a baseline, not 75: the canary and the baseline each take 75% of the requests, 150% in all (lower the weight, or set baseline: false)`},
 		{"weight zero", canaryYAML("      canary: { steps: [ { weight: 0 } ] }\n"),
 			`ferry.yaml:14: environments.prod.strategy.canary.steps[0].weight: must be between 1 and 99 (percent of requests to the canary), not 0`},
 		{"weights not increasing", canaryYAML(`      canary:
@@ -104,6 +124,18 @@ func TestCanaryErrors(t *testing.T) {
     runtime: { kubernetes: { namespace: prod } }
     strategy: { canary: {} }
 `, `ferry.yaml:14: environments.prod.strategy.canary.analysis.prometheus: required on kubernetes: a canary's figures come from Prometheus there (the local runtime's balancer measures them itself)`},
+		{"prometheus query empty", head + `environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    url: https://prod.example.com
+    runtime: { kubernetes: { namespace: prod } }
+    strategy:
+      canary:
+        analysis: { prometheus: { url: "http://prometheus:9090", requests: r, errors: "", latency: l } }
+`, `ferry.yaml:16: environments.prod.strategy.canary.analysis.prometheus.errors: must not be empty: a PromQL query over .Env, .App, .Track, .Version and .Range`},
 		{"prometheus template does not parse", head + `environments:
   dev:
     branch: master
@@ -133,6 +165,62 @@ ferry.yaml:21: environments.prod.strategy.canary.analysis.prometheus.latency: ba
 				t.Errorf("Parse(%s) error =\n%s\nwant\n%s", tt.name, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestCanaryWarnings: a canary on kubernetes without a baseline is judged
+// against pods without the version label, which a person must be told.
+func TestCanaryWarnings(t *testing.T) {
+	c := mustParse(t, "ferry.yaml", head+`environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    url: https://prod.example.com
+    runtime: { kubernetes: { namespace: prod } }
+    strategy:
+      canary:
+        baseline: false
+        analysis: { prometheus: { url: "http://prometheus:9090", requests: r, errors: e, latency: l } }
+`)
+	var got []string
+	for _, w := range c.Warnings {
+		got = append(got, w.String())
+	}
+	want := `ferry.yaml:16: environments.prod.strategy.canary.baseline: on kubernetes the canary is judged against the stable pods, which carry no ferry.dev/version label (ferry does not relabel them): the queries must find the stable track by labels of their own, or they find nothing and every step is inconclusive; keep baseline: true`
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("Warnings =\n%s\nwant\n%s", strings.Join(got, "\n"), want)
+	}
+}
+
+// TestPrometheusDocExample parses docs/config.md's worked Kubernetes
+// canary as a prod environment's strategy, so the example stays valid.
+func TestPrometheusDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "#### `strategy.canary.analysis.prometheus` (Kubernetes)")
+	_, block, ok2 := strings.Cut(section, "```yaml\n    strategy:\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/config.md has no yaml block with a strategy under strategy.canary.analysis.prometheus")
+	}
+	c := mustParse(t, "ferry.yaml", head+`environments:
+  dev:
+    branch: master
+    runtime: { local: { listen: 127.0.0.1:8081 } }
+  prod:
+    from: dev
+    url: https://prod.example.com
+    runtime: { kubernetes: { namespace: prod } }
+    strategy:
+`+block)
+	prod, _ := c.Env("prod")
+	p := prod.Canary.Analysis.Prometheus
+	if len(prod.Canary.Steps) != 3 || p == nil || p.URL != "http://prometheus.monitoring.svc:9090" || !strings.Contains(p.Latency, "_bucket") {
+		t.Errorf("the documented canary parsed as %+v (prometheus %+v)", prod.Canary, p)
 	}
 }
 

@@ -174,6 +174,10 @@ func (c *Controller) runCanary(ctx context.Context, r *envRunner, d, prev *ferry
 		r.mu.Lock()
 		live.run.Step, live.run.Weight = i, step.Weight
 		r.mu.Unlock()
+		// Recorded before the split changes anything, so that ferry
+		// stopped at any point from here finds the canary at its next
+		// start and ends its split (recoverCanaries).
+		c.saveCanary(ctx, r, live, live.run.State, live.run.Reason)
 		if err := sp.Split(ctx, split, progress); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -28,11 +28,21 @@ type canaryTarget struct {
 	figs   map[string]analysis.Figures
 	// readErr, when set, is what Figures fails with.
 	readErr error
+	// hold, when set, makes Split return only once its context ends,
+	// split done: ferry stopped just as the split took effect.
+	hold bool
 }
 
-func (c *canaryTarget) Split(_ context.Context, s ferry.Split, progress func(ferry.Progress)) error {
+func (c *canaryTarget) Split(ctx context.Context, s ferry.Split, progress func(ferry.Progress)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.hold {
+		defer func() {
+			c.mu.Unlock()
+			<-ctx.Done()
+			c.mu.Lock()
+		}()
+	}
 	if c.split == nil {
 		c.figs = map[string]analysis.Figures{ferry.TrackStable: {}, ferry.TrackCanary: {}}
 		if s.Baseline {
@@ -55,9 +65,12 @@ func (c *canaryTarget) EndSplit(context.Context) error {
 	return nil
 }
 
-func (c *canaryTarget) Figures(context.Context) (map[string]analysis.Figures, error) {
+func (c *canaryTarget) Figures(ctx context.Context) (map[string]analysis.Figures, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if c.readErr != nil {
 		return nil, c.readErr
 	}
@@ -625,6 +638,35 @@ func TestRestartMidCanary(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRestartAsTheSplitTakesEffect: ferry stopped as the canary's first
+// split took effect, before any judgement, still finds the canary at the
+// next start and ends its split: the canary is recorded before the split
+// starts, so no crash leaves a split the ledger does not know of (on
+// Kubernetes its Deployments would serve beside prod's for good).
+func TestRestartAsTheSplitTakesEffect(t *testing.T) {
+	f, a, _ := newCanaryFixture(t, true)
+	f.prodCanary.mu.Lock()
+	f.prodCanary.hold = true
+	f.prodCanary.mu.Unlock()
+	d := f.promoteCanary()
+	waitUntil(t, func() bool { split, _, _ := f.prodCanary.state(); return split != nil }, "the canary's split")
+	f.prodCanary.mu.Lock()
+	f.prodCanary.hold = false
+	f.prodCanary.mu.Unlock()
+	f.restart()
+	if got := f.wait(d.ID); got.State != ferry.DeploymentFailed {
+		t.Errorf("interrupted canary's deployment = %s, want failed", got.State)
+	}
+	run := f.canaryRun(d.ID)
+	if run.State != ferry.CanaryAborted || run.Weight != 0 || !strings.Contains(run.Reason, "ferry restarted mid-canary at step 1 of 2 (10%)") {
+		t.Errorf("interrupted canary recorded %s at %d%% (%q)", run.State, run.Weight, run.Reason)
+	}
+	if split, _, ends := f.prodCanary.state(); split != nil || ends != 1 {
+		t.Errorf("after the restart: split %v, ended %d times; want none, once", split, ends)
+	}
+	waitUntil(t, func() bool { return f.prod.runs().Digest == a.Digest }, "prod to run the last release")
 }
 
 // TestCanaryWithoutSplitter: a runtime that cannot split releases a

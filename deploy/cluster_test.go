@@ -384,7 +384,15 @@ func TestCluster(t *testing.T) {
 				// …and nothing else there.
 				check{n, "apps", "deployments", "", "", "list", false},
 				check{n, "apps", "deployments", "", "another-app", "patch", false},
-				check{n, "apps", "deployments", "", "", "create", false},
+				// A canary's Deployments: create (which RBAC cannot limit by
+				// name), and everything else on those two names only.
+				check{n, "apps", "deployments", "", "", "create", true},
+				check{n, "apps", "deployments", "", "birthday-app-canary", "delete", true},
+				check{n, "apps", "deployments", "", "birthday-app-baseline", "update", true},
+				check{n, "apps", "deployments", "scale", "birthday-app-canary", "patch", true},
+				check{n, "apps", "deployments", "", "another-app-canary", "delete", false},
+				check{n, "apps", "deployments", "", "birthday-app-canary", "list", false},
+				check{n, "apps", "deployments", "scale", "another-app", "patch", false},
 				check{n, "apps", "deployments", "", "birthday-app", "delete", false},
 				check{n, "apps", "deployments", "", "birthday-app", "update", false},
 				check{n, "", "secrets", "", "", "list", false},
@@ -587,6 +595,26 @@ func TestCluster(t *testing.T) {
 		h, err = k.Client.AutoscalingV2().HorizontalPodAutoscalers(prod).Get(ctx, "birthday-app", metav1.GetOptions{})
 		if err != nil || h.Spec.MinReplicas == nil || *h.Spec.MinReplicas != 4 {
 			t.Errorf("prod's HPA after ferry scale 4 = %v, %v; want minReplicas 4", h, err)
+		}
+		// …and run a canary beside it: birthday-app-canary and
+		// birthday-app-baseline created, scaled and deleted as ferry.
+		canary := spec
+		canary.Commit, canary.Digest, canary.Release = strings.Repeat("e", 40), "sha256:"+strings.Repeat("ef", 32), "RC20261127_0400"
+		if err := rt.Split(ctx, ferry.Split{Stable: spec, Canary: canary, Baseline: true, Weight: 25}, nil); err != nil {
+			t.Fatalf("the kube runtime as ferry: a canary beside prod: %v", err)
+		}
+		for _, name := range []string{"birthday-app-canary", "birthday-app-baseline"} {
+			if sd, err := k.Client.AppsV1().Deployments(prod).Get(ctx, name, metav1.GetOptions{}); err != nil || sd.Status.AvailableReplicas < 1 {
+				t.Errorf("during the canary, Deployment %s/%s = %v, %v; want it available", prod, name, sd, err)
+			}
+		}
+		if err := rt.EndSplit(ctx); err != nil {
+			t.Fatalf("the kube runtime as ferry: end the canary beside prod: %v", err)
+		}
+		for _, name := range []string{"birthday-app-canary", "birthday-app-baseline"} {
+			if _, err := k.Client.AppsV1().Deployments(prod).Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("after the canary, Deployment %s/%s: %v, want NotFound", prod, name, err)
+			}
 		}
 		// kwok serves no pod logs; what matters is that RBAC let ferry ask.
 		if err := rt.Logs(ctx, io.Discard, 10, false); err != nil && (strings.Contains(err.Error(), "forbidden") || strings.Contains(err.Error(), "does not let ferry")) {

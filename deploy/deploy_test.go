@@ -753,6 +753,11 @@ func TestFerryConfig(t *testing.T) {
 			{"apps", "deployments", k.Deployment},
 			{"apps", "deployments/scale", k.Deployment},
 			{"autoscaling", "horizontalpodautoscalers", k.HPA},
+			// A canary's Deployments beside it (runtime/kube's split).
+			{"apps", "deployments", k.Deployment + "-canary"},
+			{"apps", "deployments", k.Deployment + "-baseline"},
+			{"apps", "deployments/scale", k.Deployment + "-canary"},
+			{"apps", "deployments/scale", k.Deployment + "-baseline"},
 		} {
 			if !slices.ContainsFunc(role.Rules, func(r rbacv1.PolicyRule) bool {
 				return slices.Contains(r.APIGroups, want.group) && slices.Contains(r.Resources, want.resource) &&

@@ -2,249 +2,15 @@ package prometheus
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/analysis"
-	"github.com/ferryhq/ferry/internal/testenv"
-	prom "github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/ferryhq/ferry/internal/promtest"
 )
-
-// exporter stands in for a pod of one track: it serves requests, failing
-// one in failEvery (never when 0) with a 500 and taking delay(i), and
-// exposes its counter of requests by code and its latency histogram, with
-// the app, track and version labels Prometheus would take from the pod.
-type exporter struct {
-	srv       *httptest.Server
-	failEvery int
-	delay     func(i int) time.Duration
-
-	mu       sync.Mutex
-	n        int
-	requests *prom.CounterVec
-	latency  prom.Histogram
-}
-
-func newExporter(t *testing.T, track, version string, failEvery int, delay func(int) time.Duration) *exporter {
-	t.Helper()
-	labels := prom.Labels{"app": "birthday", "track": track, "version": version}
-	e := &exporter{
-		failEvery: failEvery, delay: delay,
-		requests: prom.NewCounterVec(prom.CounterOpts{Name: "app_http_requests_total", Help: "Requests by code.", ConstLabels: labels}, []string{"code"}),
-		latency:  prom.NewHistogram(prom.HistogramOpts{Name: "app_http_request_duration_seconds", Help: "Latency.", ConstLabels: labels, Buckets: prom.DefBuckets}),
-	}
-	// Both codes exist from the first scrape on, at 0, as an app that
-	// initialises its series does: increase() then counts every request.
-	e.requests.WithLabelValues("200")
-	e.requests.WithLabelValues("500")
-	reg := prom.NewRegistry()
-	reg.MustRegister(e.requests, e.latency)
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		e.mu.Lock()
-		i := e.n
-		e.n++
-		e.mu.Unlock()
-		if e.delay != nil {
-			time.Sleep(e.delay(i))
-		}
-		code := http.StatusOK
-		if e.failEvery > 0 && i%e.failEvery == e.failEvery-1 {
-			code = http.StatusInternalServerError
-		}
-		w.WriteHeader(code)
-		e.requests.WithLabelValues(strconv.Itoa(code)).Inc()
-		e.latency.Observe(time.Since(start).Seconds())
-	})
-	e.srv = httptest.NewServer(mux)
-	t.Cleanup(e.srv.Close)
-	return e
-}
-
-// load sends n requests to e from workers at once, failing the test on a
-// transport error.
-func (e *exporter) load(t *testing.T, n, workers int) {
-	t.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	next := make(chan struct{}, n)
-	for range n {
-		next <- struct{}{}
-	}
-	close(next)
-	for range workers {
-		wg.Go(func() {
-			for range next {
-				resp, err := http.Get(e.srv.URL + "/")
-				if err != nil {
-					errs <- err
-					return
-				}
-				resp.Body.Close()
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("load on %s: %v", e.srv.URL, err)
-	}
-}
-
-// prometheusBinary is the prometheus server to test with:
-// FERRY_TEST_PROMETHEUS, else prometheus on PATH. Without one the test
-// fails when FERRY_TEST_REQUIRE names prometheus, and is skipped
-// otherwise.
-func prometheusBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("FERRY_TEST_PROMETHEUS"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			testenv.Unavailable(t, "prometheus", "FERRY_TEST_PROMETHEUS: %v", err)
-		}
-		return p
-	}
-	p, err := exec.LookPath("prometheus")
-	if err != nil {
-		testenv.Unavailable(t, "prometheus", "no prometheus server: install Debian's prometheus package (scripts/provision.sh does) or set FERRY_TEST_PROMETHEUS")
-	}
-	return p
-}
-
-// freePort is a loopback port nothing listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startPrometheus runs a Prometheus server scraping targets every second,
-// with its storage in a temp directory, until the test ends, and returns
-// its URL once it has scraped each target once.
-func startPrometheus(t *testing.T, targets []string) string {
-	t.Helper()
-	bin := prometheusBinary(t)
-	dir := t.TempDir()
-	quoted := make([]string, len(targets))
-	for i, tg := range targets {
-		quoted[i] = strconv.Quote(tg)
-	}
-	config := fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
-scrape_configs:
-  - job_name: pods
-    static_configs:
-      - targets: [%s]
-`, strings.Join(quoted, ", "))
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	logPath := filepath.Join(dir, "prometheus.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin,
-		"--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--log.level=warn")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		logFile.Close()
-	})
-	base := "http://" + addr
-	fail := func(format string, args ...any) {
-		t.Helper()
-		out, _ := os.ReadFile(logPath)
-		t.Fatalf("%s\nprometheus log:\n%s", fmt.Sprintf(format, args...), out)
-	}
-	up := fmt.Sprintf(`count(up{job="pods"} == 1) == %d`, len(targets))
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		select {
-		case err := <-exited:
-			exited <- err
-			fail("prometheus exited: %v", err)
-		default:
-		}
-		if n, err := instant(base, up); err == nil && n == float64(len(targets)) {
-			return base
-		}
-		if time.Now().After(end) {
-			fail("prometheus at %s has not scraped the %d targets after 30s", base, len(targets))
-		}
-	}
-}
-
-// instant is the one number an instant query gives now; an error when it
-// gives none.
-func instant(base, query string) (float64, error) {
-	resp, err := http.PostForm(base+"/api/v1/query", url.Values{"query": {query}})
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Data struct {
-			Result []series `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return 0, err
-	}
-	if len(r.Data.Result) != 1 {
-		return 0, fmt.Errorf("%d series", len(r.Data.Result))
-	}
-	return r.Data.Result[0].Value.v, nil
-}
-
-// waitScraped waits until Prometheus has scraped n requests of version's
-// track.
-func waitScraped(t *testing.T, base, track, version string, n int) {
-	t.Helper()
-	q := fmt.Sprintf(`sum(app_http_requests_total{track=%q,version=%q})`, track, version)
-	for end := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		got, err := instant(base, q)
-		if err == nil && got == float64(n) {
-			return
-		}
-		if time.Now().After(end) {
-			t.Fatalf("after 15s, prometheus has %v requests of %s %s (%v), want %d", got, track, version, err, n)
-		}
-	}
-}
 
 // TestPrometheus judges canaries on the figures a real Prometheus server
 // gives for exporters standing in for the canary's and the baseline's
@@ -261,7 +27,7 @@ func TestPrometheus(t *testing.T) {
 		requests, workers       int
 		want                    analysis.Outcome
 		reason                  string
-		base, can               *exporter
+		base, can               *promtest.Exporter
 	}
 	pairs := []*pair{
 		{name: "5 % errors", baseVersion: "ba5e00000001", canVersion: "c0ffee000001", canFail: 20, baseDelay: steady, canDelay: steady,
@@ -275,29 +41,25 @@ func TestPrometheus(t *testing.T) {
 	start := time.Now()
 	var targets []string
 	for _, p := range pairs {
-		p.base = newExporter(t, ferry.TrackBaseline, p.baseVersion, p.baseFail, p.baseDelay)
-		p.can = newExporter(t, ferry.TrackCanary, p.canVersion, p.canFail, p.canDelay)
-		targets = append(targets, strings.TrimPrefix(p.base.srv.URL, "http://"), strings.TrimPrefix(p.can.srv.URL, "http://"))
+		p.base = promtest.NewExporter(t, "birthday", ferry.TrackBaseline, p.baseVersion, p.baseFail, p.baseDelay)
+		p.can = promtest.NewExporter(t, "birthday", ferry.TrackCanary, p.canVersion, p.canFail, p.canDelay)
+		targets = append(targets, p.base.Target(), p.can.Target())
 	}
-	base := startPrometheus(t, targets)
+	base := promtest.Start(t, targets)
 	t.Logf("prometheus at %s scraped %d exporters after %s", base, len(targets), time.Since(start).Round(time.Millisecond))
 	limits := analysis.Limits{MinRequests: 50, MaxErrorRate: 0.01, MaxP99: 500 * time.Millisecond}
-	q := queries
-	q.URL = base
-	q.Requests = `sum(increase(app_http_requests_total{app="{{.App}}",track="{{.Track}}",version="{{.Version}}"}[{{.Range}}]))`
-	q.Errors = `sum(increase(app_http_requests_total{app="{{.App}}",track="{{.Track}}",version="{{.Version}}",code=~"5.."}[{{.Range}}]))`
-	q.Latency = `sum by (le) (increase(app_http_request_duration_seconds_bucket{app="{{.App}}",track="{{.Track}}",version="{{.Version}}"}[{{.Range}}]))`
+	q := promtest.Queries(base)
 
 	for _, p := range pairs {
 		t.Run(p.name, func(t *testing.T) {
 			if p.requests > 0 {
 				var wg sync.WaitGroup
-				for _, e := range []*exporter{p.base, p.can} {
-					wg.Go(func() { e.load(t, p.requests, p.workers) })
+				for _, e := range []*promtest.Exporter{p.base, p.can} {
+					wg.Go(func() { e.Load(t, p.requests, p.workers) })
 				}
 				wg.Wait()
-				waitScraped(t, base, ferry.TrackBaseline, p.baseVersion, p.requests)
-				waitScraped(t, base, ferry.TrackCanary, p.canVersion, p.requests)
+				promtest.WaitScraped(t, base, ferry.TrackBaseline, p.baseVersion, p.requests)
+				promtest.WaitScraped(t, base, ferry.TrackCanary, p.canVersion, p.requests)
 				// increase() extrapolates the counters' average slope
 				// to the end of the span: with the load in the last of
 				// only two samples, by up to half again. A few more

@@ -30,6 +30,15 @@ type Splits struct {
 	key string // the split src reads: canary and stable digests
 }
 
+// Check reports whether the server's URL and the queries make a Source,
+// before any split runs: a configuration ferry cannot query with is an
+// error when ferry starts, not at a release's first step.
+func (p *Splits) Check() error {
+	_, err := New(Config{Prometheus: p.Prometheus, Env: p.Env, App: p.App, Now: p.Now, Client: p.Client,
+		Versions: map[string]string{ferry.TrackCanary: "0", ferry.TrackBaseline: "0"}})
+	return err
+}
+
 // Begin makes s the split whose figures Figures reads.
 func (p *Splits) Begin(s ferry.Split) error {
 	key := s.Canary.Digest + " " + s.Stable.Digest

@@ -89,9 +89,20 @@ func TestSplits(t *testing.T) {
 	if f, q := read(); len(f) != 0 || len(q) != 0 {
 		t.Errorf("after End: figures %v after queries %q, want none", f, q)
 	}
+	if err := p.Check(); err != nil {
+		t.Errorf("Check = %v, want nil", err)
+	}
 	bad := &Splits{Prometheus: p.Prometheus, Versions: p.Versions}
 	bad.Prometheus.URL = "prom:9090"
 	if err := bad.Begin(split); ferry.ErrorCode(err) != ferry.EINVALID {
 		t.Errorf("Begin with a bad URL = %v, want EINVALID", err)
+	}
+	if err := bad.Check(); ferry.ErrorCode(err) != ferry.EINVALID || !strings.Contains(err.Error(), `url "prom:9090"`) {
+		t.Errorf("Check with a bad URL = %v, want EINVALID naming the URL", err)
+	}
+	noErrors := &Splits{Prometheus: p.Prometheus, Versions: p.Versions}
+	noErrors.Prometheus.Errors = " "
+	if err := noErrors.Check(); ferry.ErrorCode(err) != ferry.EINVALID || !strings.Contains(err.Error(), "no errors query") {
+		t.Errorf("Check without an errors query = %v, want EINVALID: no errors query", err)
 	}
 }

@@ -91,9 +91,14 @@ func (s *Server) environments() (envs []controller.Env, err error) {
 			}
 			env.Runtime = t
 			if c := e.Canary; c != nil && c.Analysis.Prometheus != nil {
-				env.Runtime = &kubeCanary{Runtime: t, figs: &prometheus.Splits{
+				figs := &prometheus.Splits{
 					Prometheus: *c.Analysis.Prometheus, Env: e.Name, App: s.cfg.App, Versions: kube.Versions, Now: s.opts.Now,
-				}}
+				}
+				if err := figs.Check(); err != nil {
+					t.Close(context.Background())
+					return nil, fmt.Errorf("environment %s: strategy.canary.analysis.prometheus: %w", e.Name, err)
+				}
+				env.Runtime = &kubeCanary{Runtime: t, figs: figs}
 			}
 		default:
 			return nil, fmt.Errorf("environment %s: no runtime configured", e.Name)

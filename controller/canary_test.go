@@ -586,6 +586,71 @@ func TestRollbackDuringCanary(t *testing.T) {
 	_ = b
 }
 
+// TestPushDuringCanary: a push that moves release away from the running
+// canary's commit — back to a known release, or forward to a newer one —
+// aborts the canary at once (split ended, recorded aborted with the push
+// as its reason) instead of waiting behind its steps; what was pushed is
+// then handled as any push is.
+func TestPushDuringCanary(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// to is what the push moves release to: a, what prod ran before
+		// the canary, or a newer commit c.
+		to string
+		// want is what prod runs afterwards.
+		want string
+	}{
+		{name: "back to the running release", to: "a", want: "a"},
+		{name: "forward past the canary", to: "c", want: "c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, a, b := newCanaryFixture(t, true)
+			builds := map[string]*ferry.Build{"a": a}
+			if tc.to == "c" {
+				// c is built and in dev before b's canary starts; prod's
+				// promotion names b.
+				builds["c"] = f.commit("master", "feat: c")
+				f.inDev(builds["c"])
+			}
+			d, err := f.ctrl.Promote(context.Background(), "prod", b.Commit, "ada", "second")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.tick(healthy)
+			f.clock.next(t) // the canary waits for its next judgement
+			to := builds[tc.to]
+			f.git(f.work, "push", "-q", "-f", "origin", to.Commit+":refs/heads/release")
+			pushed := make(chan struct{})
+			go func() { defer close(pushed); f.releaseHead(to.Commit) }()
+			if got := f.wait(d.ID); got.State != ferry.DeploymentFailed || !strings.Contains(got.Error, "by a push") {
+				t.Errorf("canary = %s (%q), want failed by the push", got.State, got.Error)
+			}
+			if run := f.canaryRun(d.ID); run.State != ferry.CanaryAborted || run.Weight != 0 || !strings.Contains(run.Reason, ferry.ShortSHA(to.Commit)) {
+				t.Errorf("canary recorded %s at %d%% (%q), want aborted naming the pushed %s", run.State, run.Weight, run.Reason, ferry.ShortSHA(to.Commit))
+			}
+			if _, _, ends := f.prodCanary.state(); ends != 1 {
+				t.Errorf("split ended %d times, want once", ends)
+			}
+			select {
+			case <-pushed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the push was not handled")
+			}
+			if tc.to == "c" {
+				// c goes through its own canary.
+				for range 12 {
+					f.tick(healthy)
+				}
+			}
+			want := builds[tc.want].Digest
+			waitUntil(t, func() bool { return f.prod.runs().Digest == want }, "prod to run what was pushed")
+			if split, _, _ := f.prodCanary.state(); split != nil {
+				t.Errorf("a split %v runs after the push", split)
+			}
+		})
+	}
+}
+
 // TestRestartMidCanary: ferry stopped mid-canary aborts it cleanly at the
 // next start: the split ended, the canary and the deployment recorded as
 // such, prod back on what it ran.

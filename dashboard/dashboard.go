@@ -4,8 +4,10 @@
 // with their steps and logs, each environment's deployment history, a
 // chart per environment of deployments and failures per day (inline SVG
 // drawn on the server), locks and quarantines, the DORA figures, the
-// recent outgoing notifications, and — for a signed-in token whose role
-// allows it — promote, roll back, lock and unlock, and approve or cancel
+// recent outgoing notifications, a running canary release live (step,
+// weight, each version's figures, the last verdict), and — for a
+// signed-in token whose role allows it — promote, roll back, lock and
+// unlock, pause, resume, abort or promote a canary, and approve or cancel
 // the pending releases an approval rule holds back.
 //
 // Pages are rendered on the server with html/template and read completely
@@ -138,6 +140,10 @@ type Config struct {
 	// Outbox, when set, shows the recent outgoing notifications and how
 	// their delivery went, to viewers and up (the API's rule).
 	Outbox Outbox
+	// Canaries, when set, shows each canary release (strategy.canary)
+	// live, with pause, resume, abort and promote for a token whose role
+	// may change its environment.
+	Canaries Canaries
 	// DORA, when set, computes the DORA figures the dashboard shows
 	// (normally dora.Reporter's of the production environments).
 	DORA   func(ctx context.Context) ([]dora.Report, error)
@@ -243,6 +249,7 @@ func (d *Dashboard) routes() *http.ServeMux {
 	mux.HandleFunc("GET /builds/{id}", d.buildPage)
 	mux.HandleFunc("GET /builds/{id}/log", d.buildLog)
 	mux.HandleFunc("POST /envs/{env}/{action}", d.action)
+	mux.HandleFunc("POST /envs/{env}/rollout/{cmd}", d.canaryAction)
 	mux.HandleFunc("POST /requests/{id}/{action}", d.requestAction)
 	mux.HandleFunc("GET /assets/{name}", d.asset)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,7 @@ var fragments = map[string]string{
 	"matrix":   "envs",
 	"requests": "envs",
 	"actions":  "envs",
+	"canaries": "envs",
 	"diff":     "envs",
 	"history":  "envs",
 	"locks":    "envs",
@@ -36,10 +37,13 @@ var fragments = map[string]string{
 // view is what the page shows; a fragment fills only its own part.
 type view struct {
 	base
-	Flash     *notice
-	Matrix    *matrixView
-	Requests  *requestsView
-	Actions   []actionView
+	Flash    *notice
+	Matrix   *matrixView
+	Requests *requestsView
+	Actions  []actionView
+	// Canaries are the environments with a canary strategy, nil when the
+	// dashboard has no Canaries or no environment has one.
+	Canaries  []canaryView
 	Diffs     []diffView
 	Pipelines *pipelinesView
 	History   []historyView
@@ -180,6 +184,9 @@ func (d *Dashboard) load(ctx context.Context, user *ferry.Token, parts ...string
 	}
 	if want("actions") && v.CanAct {
 		v.Actions = d.loadActions(ctx, user)
+	}
+	if want("canaries") && d.cfg.Canaries != nil {
+		v.Canaries = d.loadCanaries(ctx, user)
 	}
 	if want("diff") {
 		v.Diffs = d.loadDiffs(ctx)

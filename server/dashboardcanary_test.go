@@ -1,0 +1,162 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/ferryhq/ferry"
+)
+
+// TestDashboardCanary drives the dashboard's canary panel in a real
+// headless Chromium against a real ferry whose prod releases through a
+// canary (one long step at 20 %, judged every 100 ms, no baseline) on the
+// local runtime: a releaser sees the running canary's step, weight, each
+// version's figures and the last verdict, follows them live (no reload),
+// pauses it and aborts it with the panel's buttons; the ledger records
+// both with the token's name and the typed reason. A viewer sees the
+// panel but no button.
+func TestDashboardCanary(t *testing.T) {
+	t.Parallel()
+	browser := newBrowser(t)
+	repo := newRepo(t, "testdata/tiny")
+	runtime := `runtime: { local: { listen: 127.0.0.1:0, readiness: /version, args: ["-listen", "{{.Addr}}"] } }`
+	yaml := strings.Replace(tinyConfig(repo.Dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }", runtime, 1) +
+		"  prod:\n    from: dev\n    strategy: { canary: { steps: [ { weight: 20, for: 1h } ], baseline: false, analysis: { interval: 100ms, inconclusive: 1h } } }\n    " + runtime + "\n"
+	s := start(t, yaml, Options{})
+	ctx := context.Background()
+	base := s.URL()
+	cl := tokenClient(t, s, tokenFor(t, s, ferry.RoleAdmin))
+	releaser, viewer := namedToken(t, s, "rel", ferry.RoleReleaser), tokenFor(t, s, ferry.RoleViewer)
+
+	// A to prod straight (nothing ran before), then B through the canary.
+	headA := repo.Head()
+	waitDeployed(t, cl, "dev", headA)
+	a, err := cl.Promote(ctx, "prod", "", "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFinished(t, cl, deploymentOf(t, cl, a))
+	repo.Write("b.txt", "b\n")
+	headB := repo.CommitAll("change b")
+	if _, err := cl.Trigger(ctx, "master", headB); err != nil {
+		t.Fatal(err)
+	}
+	waitDeployed(t, cl, "dev", headB)
+	a, err = cl.Promote(ctx, "prod", "", "through the canary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	canary := deploymentOf(t, cl, a)
+
+	waitJS := func(what, expr string, timeout time.Duration) {
+		t.Helper()
+		tctx, cancel := context.WithTimeout(browser, timeout+5*time.Second)
+		defer cancel()
+		if _, err := chromedp.Run(tctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+			html, _ := chromedp.Run(browser, chromedp.OuterHTML(chromedp.CSS("main")))
+			t.Fatalf("waiting for %s: %v\npage: %s", what, err, html)
+		}
+	}
+	eval := func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(browser, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		return v
+	}
+	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		tctx, cancel := context.WithTimeout(browser, time.Minute)
+		defer cancel()
+		if err := chromedp.Do(tctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	signIn := func(secret string) {
+		t.Helper()
+		do("sign in",
+			chromedp.Navigate(base+"/signin"),
+			chromedp.WaitVisible(chromedp.ID("token")),
+			chromedp.SendKeys(chromedp.ID("token"), secret),
+			chromedp.Click(chromedp.ID("signin")),
+			chromedp.WaitVisible(chromedp.ID("matrix")),
+		)
+	}
+
+	signIn(releaser)
+	waitJS("the running canary with a verdict", `(c => c && c.dataset.active === "true" && c.dataset.state === "running" && c.dataset.weight === "20" && c.dataset.verdict === "inconclusive")(document.querySelector("#canary-prod"))`, time.Minute)
+	eval(`window.__ferryMarker = "no reload"; ""`)
+	text := eval(`document.querySelector("#canary-prod").textContent`)
+	for _, want := range []string{"step 1 of 1", "20%", "Last verdict", "inconclusive", fmt.Sprintf("deployment %d", canary)} {
+		if !strings.Contains(text, want) {
+			t.Errorf("canary panel %q, want it to say %q", text, want)
+		}
+	}
+	// Requests to prod show up in the panel's figures, live.
+	st, err := cl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prodURL string
+	for _, e := range st.Environments {
+		if e.Name == "prod" {
+			prodURL = e.URL
+		}
+	}
+	if prodURL == "" {
+		t.Fatal("prod has no URL")
+	}
+	for range 50 {
+		if resp, err := http.Get(prodURL + "/version"); err == nil {
+			resp.Body.Close()
+		}
+	}
+	waitJS("the figures of both versions", `(t => t && +t.dataset.requests > 0)(document.querySelector('#canary-prod tr[data-track="stable"]')) && (t => t && +t.dataset.requests > 0)(document.querySelector('#canary-prod tr[data-track="canary"]'))`, 30*time.Second)
+
+	do("pause the canary", chromedp.SendKeys(chromedp.ID("canary-reason-prod"), "look closer"), chromedp.Click(chromedp.ID("canary-pause-prod")))
+	waitJS("the paused canary", `(c => c && c.dataset.state === "paused" && !!document.getElementById("canary-resume-prod"))(document.querySelector("#canary-prod"))`, 30*time.Second)
+	if got := eval(`document.querySelector("#canary-prod .reason").textContent`); got != "paused by rel: look closer" {
+		t.Errorf("paused canary's reason = %q", got)
+	}
+	if got := eval(`String(window.__ferryMarker)`); got != "no reload" {
+		t.Errorf("the page was reloaded (marker %q)", got)
+	}
+
+	// A viewer sees the paused canary, and no button; a forged abort is
+	// refused and changes nothing.
+	do("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token")))
+	signIn(viewer)
+	waitJS("the paused canary", `(c => c && c.dataset.state === "paused")(document.querySelector("#canary-prod"))`, 30*time.Second)
+	if n := eval(`String(document.querySelectorAll('#canaries form, [id^="canary-"][id$="-prod"]:is(button, input)').length)`); n != "0" {
+		t.Errorf("a viewer's canary panel has %s controls, want none", n)
+	}
+	forged := eval(`fetch("/envs/prod/rollout/abort", {method: "POST", headers: {"X-Ferry-Async": "1"}, body: new URLSearchParams({reason: "forged"})}).then(r => r.status + " " + r.statusText)`)
+	if !strings.HasPrefix(forged, "403") {
+		t.Errorf("a viewer's rollout abort from the page = %s, want 403", forged)
+	}
+	if d, err := cl.Deployment(ctx, canary); err != nil || d.State.Final() {
+		t.Errorf("the canary's deployment after the viewer's forged abort = %+v, %v; want it still running", d, err)
+	}
+
+	// The releaser aborts it.
+	do("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token")))
+	signIn(releaser)
+	waitJS("the abort button", `!!document.getElementById("canary-abort-prod")`, 30*time.Second)
+	eval(`window.__ferryMarker = "no reload"; ""`)
+	do("abort the canary", chromedp.SendKeys(chromedp.ID("canary-reason-prod"), "not now"), chromedp.Click(chromedp.ID("canary-abort-prod")))
+	waitJS("the aborted canary", `(c => c && c.dataset.active === "false" && c.dataset.state === "aborted" && !c.querySelector("form"))(document.querySelector("#canary-prod"))`, time.Minute)
+	if got := eval(`String(window.__ferryMarker)`); got != "no reload" {
+		t.Errorf("the page was reloaded (marker %q)", got)
+	}
+	d := waitEnded(t, cl, canary)
+	if d.State != ferry.DeploymentFailed || !strings.Contains(d.Error, "by rel: not now") {
+		t.Errorf("aborted canary's deployment = %s (%q), want failed by rel: not now", d.State, d.Error)
+	}
+}

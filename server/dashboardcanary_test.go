@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +22,8 @@ import (
 // version's figures and the last verdict, follows them live (no reload),
 // pauses it and aborts it with the panel's buttons; the ledger records
 // both with the token's name and the typed reason. A viewer sees the
-// panel but no button.
+// panel but no button, and a forged abort is refused. /metrics exports
+// the running canary's series, which promtool accepts.
 func TestDashboardCanary(t *testing.T) {
 	t.Parallel()
 	browser := newBrowser(t)
@@ -120,6 +123,20 @@ func TestDashboardCanary(t *testing.T) {
 	}
 	waitJS("the figures of both versions", `(t => t && +t.dataset.requests > 0)(document.querySelector('#canary-prod tr[data-track="stable"]')) && (t => t && +t.dataset.requests > 0)(document.querySelector('#canary-prod tr[data-track="canary"]'))`, 30*time.Second)
 
+	// /metrics exports the same canary, in a form promtool accepts.
+	metrics := scrapeMetrics(t, s.URL(), viewer)
+	for _, want := range []string{`ferry_canary_weight_percent{env="prod"} 20`, `ferry_canary_step{env="prod",state="running"} 1`,
+		`ferry_canary_step_requests{env="prod",track="canary"} `, `ferry_canary_verdict{env="prod",outcome="inconclusive"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics during the canary lacks %s", want)
+		}
+	}
+	cmd := exec.Command(promtool(t), "check", "metrics")
+	cmd.Stdin = strings.NewReader(metrics)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics during the canary: %v\n%s", err, out)
+	}
+
 	do("pause the canary", chromedp.SendKeys(chromedp.ID("canary-reason-prod"), "look closer"), chromedp.Click(chromedp.ID("canary-pause-prod")))
 	waitJS("the paused canary", `(c => c && c.dataset.state === "paused" && !!document.getElementById("canary-resume-prod"))(document.querySelector("#canary-prod"))`, 30*time.Second)
 	if got := eval(`document.querySelector("#canary-prod .reason").textContent`); got != "paused by rel: look closer" {
@@ -159,4 +176,24 @@ func TestDashboardCanary(t *testing.T) {
 	if d.State != ferry.DeploymentFailed || !strings.Contains(d.Error, "by rel: not now") {
 		t.Errorf("aborted canary's deployment = %s (%q), want failed by rel: not now", d.State, d.Error)
 	}
+}
+
+// scrapeMetrics reads s's /metrics with secret.
+func scrapeMetrics(t *testing.T, base, secret string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics = %d, %v", resp.StatusCode, err)
+	}
+	return string(b)
 }

@@ -222,9 +222,13 @@ func (c *Controller) canaryStep(ctx context.Context, r *envRunner, d *ferry.Depl
 	a := r.env.Canary.Analysis
 	limits := analysis.Limits{MinRequests: a.MinRequests, MaxErrorRate: a.MaxErrorRate, MaxP99: a.MaxP99}
 	start := c.now()
+	// base is the reading the step's span starts from, at spanStart; a
+	// first reading that fails is taken again at the next judgement,
+	// which is inconclusive until then.
 	base, err := fig.Figures(ctx)
+	haveBase, spanStart := err == nil, start
 	if err != nil {
-		return "", &canaryAbort{msg: fmt.Sprintf("canary aborted at %d%%: read figures: %v", step.Weight, err)}
+		c.log.Warn("read canary figures", "env", r.env.Name, "err", err)
 	}
 	r.mu.Lock()
 	live.run.StepStarted, live.verdict, live.span, live.spanFor = start, nil, nil, 0
@@ -269,6 +273,12 @@ func (c *Controller) canaryStep(ctx context.Context, r *envRunner, d *ferry.Depl
 			// brings back the stable replicas only): nothing is left to
 			// judge, and the canary must not be promoted.
 			return "", &canaryAbort{msg: fmt.Sprintf("canary aborted at %d%%: the runtime no longer runs the split (did it restart?)", step.Weight)}
+		case !haveBase:
+			base, haveBase, spanStart = cur, true, now
+			v = analysis.Verdict{Outcome: analysis.Inconclusive, Reasons: []string{"the step's figures start only now: its first reading failed"}}
+			r.mu.Lock()
+			live.verdict = &v
+			r.mu.Unlock()
 		default:
 			span := map[string]analysis.Figures{}
 			for track, f := range cur {
@@ -276,7 +286,7 @@ func (c *Controller) canaryStep(ctx context.Context, r *envRunner, d *ferry.Depl
 			}
 			v = analysis.Judge(limits, span[against], span[ferry.TrackCanary])
 			r.mu.Lock()
-			live.span, live.spanFor, live.verdict = span, now.Sub(start), &v
+			live.span, live.spanFor, live.verdict = span, now.Sub(spanStart), &v
 			r.mu.Unlock()
 		}
 		switch v.Outcome {

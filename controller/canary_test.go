@@ -511,14 +511,24 @@ func TestCanaryFiguresLost(t *testing.T) {
 		state     ferry.CanaryState
 		deployed  ferry.DeploymentState
 		wantInRun string
+		// fromStart loses the figures before the canary starts: its
+		// step's first reading fails too.
+		fromStart bool
 	}{
 		{"reads fail", func(c *canaryTarget) { c.readErr = errors.New("node: the node is unreachable") },
-			12, ferry.CanaryPaused, ferry.DeploymentRolling, "reading the figures failed: node: the node is unreachable"},
+			12, ferry.CanaryPaused, ferry.DeploymentRolling, "reading the figures failed: node: the node is unreachable", false},
 		{"split gone", func(c *canaryTarget) { c.figs = map[string]analysis.Figures{} },
-			1, ferry.CanaryAborted, ferry.DeploymentFailed, "no longer runs the split"},
+			1, ferry.CanaryAborted, ferry.DeploymentFailed, "no longer runs the split", false},
+		{"reads fail from the step's start", func(c *canaryTarget) { c.readErr = errors.New("prometheus: connection refused") },
+			12, ferry.CanaryPaused, ferry.DeploymentRolling, "reading the figures failed: prometheus: connection refused", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, a, _ := newCanaryFixture(t, true)
+			if tc.fromStart {
+				f.prodCanary.mu.Lock()
+				tc.lose(f.prodCanary)
+				f.prodCanary.mu.Unlock()
+			}
 			d := f.promoteCanary()
 			f.tick(healthy)
 			tm := f.clock.next(t) // the first judgement is over
@@ -544,6 +554,41 @@ func TestCanaryFiguresLost(t *testing.T) {
 				t.Errorf("deployment %s, prod runs %s; want %s, still on %s", got.State, f.prod.runs().Digest, tc.deployed, a.Digest)
 			}
 		})
+	}
+}
+
+// TestCanaryFirstReadFails: a step whose first reading of the figures
+// fails is not aborted: its span starts from the next reading that works,
+// and a healthy canary then goes through its steps.
+func TestCanaryFirstReadFails(t *testing.T) {
+	f, _, b := newCanaryFixture(t, true)
+	f.prodCanary.mu.Lock()
+	f.prodCanary.readErr = errors.New("prometheus: connection refused")
+	f.prodCanary.mu.Unlock()
+	d := f.promoteCanary()
+	tm := f.clock.next(t) // the step began without its first reading
+	f.prodCanary.mu.Lock()
+	f.prodCanary.readErr = nil
+	f.prodCanary.mu.Unlock()
+	f.clock.fire(tm)
+	waitUntil(t, func() bool {
+		v := f.canaryRun(d.ID).Verdict
+		return strings.Contains(string(v), "start only now")
+	}, "the verdict to say the span starts at the first reading that worked")
+	for range 2 * 7 { // at most: each step's 30 s and one judgement more
+		if dd, err := f.ledger.Deployment(context.Background(), d.ID); err != nil || dd.State.Final() {
+			break
+		}
+		select {
+		case tm := <-f.clock.timer:
+			f.prodCanary.serve(ferry.TrackCanary, healthy.canary, 0, healthy.canaryLatency)
+			f.prodCanary.serve(ferry.TrackBaseline, healthy.baseline, 0, healthy.baseLatency)
+			f.clock.fire(tm)
+		case <-time.After(2 * time.Second): // promoting: no timer any more
+		}
+	}
+	if got := f.wait(d.ID); got.State != ferry.DeploymentSucceeded || f.prod.runs().Digest != b.Digest {
+		t.Errorf("canary after a failed first reading = %s (%q), prod runs %s; want succeeded on %s", got.State, got.Error, f.prod.runs().Digest, b.Digest)
 	}
 }
 

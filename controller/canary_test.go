@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -557,6 +560,100 @@ func TestCanaryFiguresLost(t *testing.T) {
 	}
 }
 
+// healthyUntilDone serves healthy intervals to the canary of deployment
+// id until it has ended (or has left its steps: the loop sets no timer).
+func (f *relFixture) healthyUntilDone(id int64) {
+	f.t.Helper()
+	for range 2 * 7 { // at most: each step's 30 s and one judgement more
+		if d, err := f.ledger.Deployment(context.Background(), id); err != nil || d.State.Final() {
+			return
+		}
+		select {
+		case tm := <-f.clock.timer:
+			f.prodCanary.serve(ferry.TrackCanary, healthy.canary, 0, healthy.canaryLatency)
+			f.prodCanary.serve(ferry.TrackBaseline, healthy.baseline, 0, healthy.baseLatency)
+			f.clock.fire(tm)
+		case <-time.After(2 * time.Second): // promoting: no timer any more
+		}
+	}
+}
+
+// TestCanaryVerify: prod's verify checks run once the canary has every
+// replica — the split ended, the new digest on the stable replicas — and
+// not before its steps (they go to the environment's URL, which reaches
+// the canary only by its weight); a check that fails then reverts prod to
+// what it ran before, as after any rollout.
+func TestCanaryVerify(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int // what prod's check gets, once b's canary began
+		want   ferry.DeploymentState
+	}{
+		{"passes", http.StatusOK, ferry.DeploymentSucceeded},
+		{"fails", http.StatusServiceUnavailable, ferry.DeploymentRolledBack},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				status atomic.Int64
+				mu     sync.Mutex
+				seen   []string // at each check: whether a split ran, and what prod ran
+				f      *relFixture
+			)
+			status.Store(http.StatusOK)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				if f != nil && f.prodCanary != nil {
+					split, _, _ := f.prodCanary.state()
+					mu.Lock()
+					seen = append(seen, fmt.Sprintf("split %v, runs %s", split != nil, f.prod.runs().Digest))
+					mu.Unlock()
+				}
+				w.WriteHeader(int(status.Load()))
+			}))
+			defer srv.Close()
+			f = newFixtureWith(t, func(g *relFixture) {
+				g.canary = testCanary(true)
+				g.prodCanary = &canaryTarget{fakeTarget: g.prod, figs: map[string]analysis.Figures{}}
+				g.clock = newFakeClock(g.now)
+				g.prodURL, g.prodVerify = srv.URL, []ferry.Check{{Method: "GET", Path: "/health", Expect: 200, Timeout: 300 * time.Millisecond}}
+			})
+			a := f.commit("master", "feat: a")
+			f.inDev(a)
+			if d, err := f.promote(""); err != nil || d.State != ferry.DeploymentSucceeded {
+				t.Fatalf("first release = %+v, %v", d, err)
+			}
+			b := f.commit("master", "feat: b")
+			f.inDev(b)
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			status.Store(int64(tc.status))
+			d := f.promoteCanary()
+			f.healthyUntilDone(d.ID)
+			got := f.wait(d.ID)
+			if got.State != tc.want {
+				t.Errorf("canary's deployment = %s (%q), want %s", got.State, got.Error, tc.want)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) == 0 {
+				t.Fatal("prod's check never ran")
+			}
+			for _, s := range seen {
+				if want := "split false, runs " + b.Digest; s != want {
+					t.Errorf("a check ran with %s, want only %s: after the canary took every replica", s, want)
+				}
+			}
+			want := b.Digest
+			if tc.want == ferry.DeploymentRolledBack {
+				want = a.Digest
+			}
+			if runs := f.prod.runs().Digest; runs != want {
+				t.Errorf("prod runs %s, want %s", runs, want)
+			}
+		})
+	}
+}
+
 // TestCanaryFirstReadFails: a step whose first reading of the figures
 // fails is not aborted: its span starts from the next reading that works,
 // and a healthy canary then goes through its steps.
@@ -575,18 +672,7 @@ func TestCanaryFirstReadFails(t *testing.T) {
 		v := f.canaryRun(d.ID).Verdict
 		return strings.Contains(string(v), "start only now")
 	}, "the verdict to say the span starts at the first reading that worked")
-	for range 2 * 7 { // at most: each step's 30 s and one judgement more
-		if dd, err := f.ledger.Deployment(context.Background(), d.ID); err != nil || dd.State.Final() {
-			break
-		}
-		select {
-		case tm := <-f.clock.timer:
-			f.prodCanary.serve(ferry.TrackCanary, healthy.canary, 0, healthy.canaryLatency)
-			f.prodCanary.serve(ferry.TrackBaseline, healthy.baseline, 0, healthy.baseLatency)
-			f.clock.fire(tm)
-		case <-time.After(2 * time.Second): // promoting: no timer any more
-		}
-	}
+	f.healthyUntilDone(d.ID)
 	if got := f.wait(d.ID); got.State != ferry.DeploymentSucceeded || f.prod.runs().Digest != b.Digest {
 		t.Errorf("canary after a failed first reading = %s (%q), prod runs %s; want succeeded on %s", got.State, got.Error, f.prod.runs().Digest, b.Digest)
 	}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +29,7 @@ import (
 func TestDashboardCanary(t *testing.T) {
 	t.Parallel()
 	browser := newBrowser(t)
+	artifacts := artifactDir(t)
 	repo := newRepo(t, "testdata/tiny")
 	runtime := `runtime: { local: { listen: 127.0.0.1:0, readiness: /version, args: ["-listen", "{{.Addr}}"] } }`
 	yaml := strings.Replace(tinyConfig(repo.Dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }", runtime, 1) +
@@ -57,6 +60,18 @@ func TestDashboardCanary(t *testing.T) {
 	}
 	canary := deploymentOf(t, cl, a)
 
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		p := filepath.Join(artifacts, "dashboard-canary-"+name+".png")
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", p)
+	}
 	waitJS := func(what, expr string, timeout time.Duration) {
 		t.Helper()
 		tctx, cancel := context.WithTimeout(browser, timeout+5*time.Second)
@@ -123,6 +138,8 @@ func TestDashboardCanary(t *testing.T) {
 	}
 	waitJS("the figures of both versions", `(t => t && +t.dataset.requests > 0)(document.querySelector('#canary-prod tr[data-track="stable"]')) && (t => t && +t.dataset.requests > 0)(document.querySelector('#canary-prod tr[data-track="canary"]'))`, 30*time.Second)
 
+	shot("01-running")
+
 	// /metrics exports the same canary, in a form promtool accepts.
 	metrics := scrapeMetrics(t, s.URL(), viewer)
 	for _, want := range []string{`ferry_canary_weight_percent{env="prod"} 20`, `ferry_canary_step{env="prod",state="running"} 1`,
@@ -142,6 +159,7 @@ func TestDashboardCanary(t *testing.T) {
 	if got := eval(`document.querySelector("#canary-prod .reason").textContent`); got != "paused by rel: look closer" {
 		t.Errorf("paused canary's reason = %q", got)
 	}
+	shot("02-paused")
 	if got := eval(`String(window.__ferryMarker)`); got != "no reload" {
 		t.Errorf("the page was reloaded (marker %q)", got)
 	}
@@ -172,6 +190,7 @@ func TestDashboardCanary(t *testing.T) {
 	if got := eval(`String(window.__ferryMarker)`); got != "no reload" {
 		t.Errorf("the page was reloaded (marker %q)", got)
 	}
+	shot("03-aborted")
 	d := waitEnded(t, cl, canary)
 	if d.State != ferry.DeploymentFailed || !strings.Contains(d.Error, "by rel: not now") {
 		t.Errorf("aborted canary's deployment = %s (%q), want failed by rel: not now", d.State, d.Error)

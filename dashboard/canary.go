@@ -5,60 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/api"
 	"github.com/ferryhq/ferry/auth"
-	"github.com/ferryhq/ferry/controller"
 )
-
-// Canaries is what the dashboard asks of the controller about canary
-// releases (strategy.canary): what `ferry rollout` shows and does.
-type Canaries interface {
-	Canary(ctx context.Context, env string) (controller.CanaryStatus, error)
-	CanaryPause(ctx context.Context, env, actor, reason string) error
-	CanaryResume(ctx context.Context, env, actor, reason string) error
-	CanaryAbort(ctx context.Context, env, actor, reason string) error
-	CanaryPromote(ctx context.Context, env, actor, reason string) error
-}
-
-// canaryView is one environment's canary: the API's body (the figures
-// per version worked out once, in api.CanaryBodyOf), how long the step
-// still lasts, and whether the user may steer it.
-type canaryView struct {
-	api.CanaryBody
-	// Left is how long the current step lasts at least, from now.
-	Left time.Duration
-	// Elapsed is how long the step has run.
-	Elapsed time.Duration
-	CanAct  bool
-	Err     string
-}
-
-// loadCanaries reads the canary of every environment with a canary
-// strategy: the running one live (the controller broadcasts each
-// judgement, so the fragment follows the figures), or the last one.
-func (d *Dashboard) loadCanaries(ctx context.Context, user *ferry.Token) []canaryView {
-	var out []canaryView
-	for _, e := range d.cfg.Envs {
-		if e.Canary == nil {
-			continue
-		}
-		st, err := d.cfg.Canaries.Canary(ctx, e.Name)
-		if err != nil {
-			out = append(out, canaryView{CanaryBody: api.CanaryBody{Env: e.Name}, Err: d.safe("canary", err)})
-			continue
-		}
-		v := canaryView{CanaryBody: api.CanaryBodyOf(e.Name, st), CanAct: st.Active && auth.MayChange(user, e) == nil}
-		if st.Active && st.Run != nil && !st.Run.StepStarted.IsZero() {
-			v.Elapsed = d.cfg.Now().Sub(st.Run.StepStarted).Round(time.Second)
-			v.Left = max(st.StepFor-v.Elapsed, 0).Round(time.Second)
-		}
-		out = append(out, v)
-	}
-	return out
-}
 
 // canaryCommands are the rollout commands, by the path's name.
 var canaryCommands = map[string]string{"pause": "paused", "resume": "resumed", "abort": "aborted", "promote": "promoted"}

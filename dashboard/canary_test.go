@@ -3,35 +3,39 @@ package dashboard
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/analysis"
 	"github.com/ferryhq/ferry/controller"
 )
 
-// fakeCanaries is prod's canary as the controller reports it, recording
-// the commands asked of it; a promotion without a reason is refused as
-// the controller refuses it.
+// fakeCanaries is the controller's canary side: the running canaries a
+// test sets, and the rollout commands, which it records; a command on an
+// environment without a running canary is refused, and a promotion
+// without a reason, as the controller refuses them.
 type fakeCanaries struct {
 	mu    sync.Mutex
-	st    controller.CanaryStatus
+	live  liveCanaries
 	calls []call
 }
 
-func (f *fakeCanaries) Canary(context.Context, string) (controller.CanaryStatus, error) {
+func (f *fakeCanaries) LiveCanaries() map[string]controller.CanaryStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.st, nil
+	return f.live
 }
 
 func (f *fakeCanaries) cmd(kind string) func(ctx context.Context, env, actor, reason string) error {
 	return func(_ context.Context, env, actor, reason string) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		if _, ok := f.live[env]; !ok {
+			return ferry.Errorf(ferry.ECONFLICT, "no canary runs on %s", env)
+		}
 		if kind == "promote" && reason == "" {
 			return ferry.Errorf(ferry.EINVALID, "promoting a canary past its steps needs a reason (--reason)")
 		}
@@ -56,55 +60,51 @@ func (f *fakeCanaries) CanaryPromote(ctx context.Context, env, actor, reason str
 	return f.cmd("promote")(ctx, env, actor, reason)
 }
 
-// TestCanaryPanel: prod's running canary shows its step, weight, each
-// version's rate, error rate, p50 and p99 over the step, how long the
-// step still lasts and the last verdict; its buttons are there for the
-// roles that may change prod only, and each command is refused or passed
-// on by that rule, with the token's name and the reason.
-func TestCanaryPanel(t *testing.T) {
-	fc := &fakeCanaries{}
+// TestCanaryActions: while a canary runs, its environment's actions
+// offer pause (resume once paused), promote and abort, to the roles that
+// may change that environment only; each command is refused or passed
+// on by that rule, with the token's name and the reason, and the
+// controller's refusals come back as the notice.
+func TestCanaryActions(t *testing.T) {
+	fc := &fakeCanaries{live: liveCanaries{}}
 	f := newFixture(t, func(c *Config) {
 		c.Canaries = fc
 		c.Envs[1].Canary = &ferry.Canary{Steps: []ferry.CanaryStep{{Weight: 5, For: time.Minute}, {Weight: 50, For: time.Minute}}}
 	})
-	var stable, canary analysis.Histogram
-	for range 90 {
-		stable.Observe(20 * time.Millisecond)
-	}
-	for range 10 {
-		canary.Observe(300 * time.Millisecond)
-	}
-	fc.st = controller.CanaryStatus{
-		Run: &ferry.CanaryRun{DeploymentID: 7, App: app, Env: "prod", Step: 1, Steps: 2, Weight: 50, State: ferry.CanaryRunning,
-			StepStarted: f.now.Add(-20 * time.Second)},
-		Active: true, Span: 10 * time.Second, StepFor: time.Minute,
-		Tracks: map[string]analysis.Figures{
-			ferry.TrackStable: {Requests: 90, Latency: stable},
-			ferry.TrackCanary: {Requests: 10, Errors: 1, Latency: canary},
-		},
-		Verdict: &analysis.Verdict{Outcome: analysis.Inconclusive, Reasons: []string{"canary: 10 requests, fewer than 50"}},
-	}
-	_, body := f.do(ferry.RoleViewer, "GET", "/", nil, nil)
-	for _, want := range []string{
-		`id="canary-prod"`, `data-state="running"`, `data-weight="50"`, `data-verdict="inconclusive"`,
-		"step 2 of 2 at <strong class=\"weight\">50%</strong>", "step running 20s, at least 40s more",
-		`<tr data-track="stable" data-requests="90">`, `<td data-label="Req/s">9.0</td>`,
-		`<tr data-track="canary" data-requests="10">`, `<td data-label="Error rate">10.00%</td>`, "canary: 10 requests, fewer than 50",
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("GET / lacks %s:\n%s", want, body)
+	setState := func(state ferry.CanaryState) {
+		fc.mu.Lock()
+		defer fc.mu.Unlock()
+		fc.live = liveCanaries{}
+		if state != "" {
+			fc.live["prod"] = controller.CanaryStatus{Run: &ferry.CanaryRun{DeploymentID: 7, Env: "prod", Step: 1, Steps: 2, Weight: 50, State: state}, Active: true}
 		}
 	}
+	buttons := []string{"canary-pause-prod", "canary-resume-prod", "canary-promote-prod", "canary-abort-prod"}
 	for _, tc := range []struct {
-		role    ferry.Role
-		buttons bool
-	}{{ferry.RoleViewer, false}, {ferry.RoleDeployer, false}, {ferry.RoleReleaser, true}, {ferry.RoleAdmin, true}} {
-		_, body := f.do(tc.role, "GET", "/fragments/canaries", nil, nil)
-		if got := strings.Contains(body, `id="canary-abort-prod"`); got != tc.buttons {
-			t.Errorf("%s sees the canary's buttons: %v, want %v", tc.role, got, tc.buttons)
+		role  ferry.Role
+		state ferry.CanaryState
+		want  []string
+	}{
+		{ferry.RoleReleaser, "", nil},
+		{ferry.RoleReleaser, ferry.CanaryRunning, []string{"canary-pause-prod", "canary-promote-prod", "canary-abort-prod"}},
+		{ferry.RoleAdmin, ferry.CanaryPaused, []string{"canary-resume-prod", "canary-promote-prod", "canary-abort-prod"}},
+		{ferry.RoleDeployer, ferry.CanaryRunning, nil},
+		{ferry.RoleViewer, ferry.CanaryRunning, nil},
+	} {
+		setState(tc.state)
+		_, body := f.do(tc.role, "GET", "/", nil, nil)
+		var got []string
+		for _, id := range buttons {
+			if strings.Contains(body, `id="`+id+`"`) {
+				got = append(got, id)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("GET / as %s with the canary %q shows %q, want %q", tc.role, tc.state, got, tc.want)
 		}
 	}
 
+	setState(ferry.CanaryRunning)
 	reason := url.Values{"reason": {"look closer"}}
 	for _, tc := range []struct {
 		role       ferry.Role
@@ -137,5 +137,10 @@ func TestCanaryPanel(t *testing.T) {
 		case tc.wantCall != nil && (len(calls) != 1 || calls[0] != *tc.wantCall):
 			t.Errorf("POST %s as %s asked the controller %+v, want %+v", tc.path, tc.role, calls, *tc.wantCall)
 		}
+	}
+	setState("")
+	if resp, body := f.do(ferry.RoleReleaser, "POST", "/envs/prod/rollout/abort", reason, map[string]string{"X-Ferry-Async": "1"}); resp.StatusCode != 409 ||
+		!strings.Contains(body, "Rollout abort on prod refused: no canary runs on prod") {
+		t.Errorf("abort with no canary running = %d %q, want 409 saying so", resp.StatusCode, body)
 	}
 }

@@ -4,8 +4,9 @@
 // with their steps and logs, each environment's deployment history, a
 // chart per environment of deployments and failures per day (inline SVG
 // drawn on the server), locks and quarantines, the DORA figures, the
-// recent outgoing notifications, a running canary release live (step,
-// weight, each version's figures, the last verdict), and — for a
+// recent outgoing notifications, a running canary release live in its
+// environment's row (step, weight, each version's figures, the last
+// verdict), and — for a
 // signed-in token whose role allows it — promote, roll back, lock and
 // unlock, pause, resume, abort or promote a canary, and approve or cancel
 // the pending releases an approval rule holds back.
@@ -70,6 +71,17 @@ type Environments interface {
 	// Changed returns a channel closed at the next change of any
 	// deployment, lock or alert.
 	Changed() <-chan struct{}
+}
+
+// Canaries is what the dashboard asks of the controller about canary
+// releases (strategy.canary): the canaries that run now (from memory)
+// and the rollout commands, as `ferry rollout` has them.
+type Canaries interface {
+	LiveCanaries() map[string]controller.CanaryStatus
+	CanaryPause(ctx context.Context, env, actor, reason string) error
+	CanaryResume(ctx context.Context, env, actor, reason string) error
+	CanaryAbort(ctx context.Context, env, actor, reason string) error
+	CanaryPromote(ctx context.Context, env, actor, reason string) error
 }
 
 // Releases is what the dashboard's actions ask of the controller.
@@ -140,14 +152,15 @@ type Config struct {
 	// Outbox, when set, shows the recent outgoing notifications and how
 	// their delivery went, to viewers and up (the API's rule).
 	Outbox Outbox
-	// Canaries, when set, shows each canary release (strategy.canary)
-	// live, with pause, resume, abort and promote for a token whose role
-	// may change its environment.
-	Canaries Canaries
 	// DORA, when set, computes the DORA figures the dashboard shows
 	// (normally dora.Reporter's of the production environments).
-	DORA   func(ctx context.Context) ([]dora.Report, error)
-	Logger *slog.Logger
+	DORA func(ctx context.Context) ([]dora.Report, error)
+	// Canaries, when set, shows each running canary in its environment's
+	// row: step, weight, each version's figures, the last verdict; and
+	// pause or resume, promote and abort in its environment's actions,
+	// for a token whose role may change it.
+	Canaries Canaries
+	Logger   *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Heartbeat is how often an idle event stream gets a comment, so

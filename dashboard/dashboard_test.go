@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/analysis"
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/controller"
 	"github.com/ferryhq/ferry/dora"
@@ -846,5 +847,45 @@ func TestStreamsEndWhenRevoked(t *testing.T) {
 	}
 	if resp, _ := f.do(ferry.RoleViewer, "GET", "/events?follow=1", nil, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("reconnecting with a revoked token = %d, want 401", resp.StatusCode)
+	}
+}
+
+// liveCanaries is the controller's running canaries, as a test sets them
+// (fakeCanaries adds the rollout commands).
+type liveCanaries map[string]controller.CanaryStatus
+
+// TestCanaryPanel: a running canary shows in its environment's row, with
+// its step, weight, each version's rate, error rate, p50 and p99 and the
+// last verdict; an environment without one shows none.
+func TestCanaryPanel(t *testing.T) {
+	var canary, baseline analysis.Figures
+	for range 40 {
+		canary.Requests++
+		canary.Latency.Observe(20 * time.Millisecond)
+		baseline.Requests++
+		baseline.Latency.Observe(10 * time.Millisecond)
+	}
+	canary.Errors = 2
+	f := newFixture(t, func(c *Config) {
+		c.Canaries = &fakeCanaries{live: liveCanaries{"prod": {
+			Run:    &ferry.CanaryRun{DeploymentID: 4, Env: "prod", Step: 0, Steps: 3, Weight: 5, State: ferry.CanaryPaused, Reason: "inconclusive for 5m0s at 5%"},
+			Active: true, Span: 20 * time.Second,
+			Tracks:  map[string]analysis.Figures{ferry.TrackCanary: canary, ferry.TrackBaseline: baseline},
+			Verdict: &analysis.Verdict{Outcome: analysis.Inconclusive, Reasons: []string{"too few requests to judge: canary 40, baseline 40"}},
+		}}}
+	})
+	_, body := f.do(ferry.RoleViewer, "GET", "/fragments/matrix", nil, nil)
+	for _, want := range []string{
+		`<div class="canary" data-canary-state="paused" data-weight="5">canary step 1 of 3 at 5% <span class="badge s-paused">paused</span> <span class="sub">inconclusive for 5m0s at 5%</span>`,
+		`<tr data-track="canary"><th scope="row">canary</th><td>2.0</td><td>5.00% <span class="sub">(2 of 40)</span></td><td>`,
+		`<tr data-track="baseline"><th scope="row">baseline</th><td>2.0</td><td>0.00% <span class="sub">(0 of 40)</span></td>`,
+		`last verdict: <strong>inconclusive</strong>; too few requests to judge: canary 40, baseline 40`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the matrix lacks %s", want)
+		}
+	}
+	if n := strings.Count(body, `class="canary"`); n != 1 {
+		t.Errorf("%d canary panels, want 1 (prod's)", n)
 	}
 }

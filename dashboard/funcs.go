@@ -31,8 +31,7 @@ var funcs = template.FuncMap{
 	"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05Z") },
 	"px":        func(f float64) string { return strconv.FormatFloat(math.Round(f*100)/100, 'f', -1, 64) },
 	"mib":       func(b int64) string { return fmt.Sprintf("%.0f", float64(b)/(1<<20)) },
-	"share":     func(f float64) string { return fmt.Sprintf("%.2f%%", f*100) },
-	"inc":       func(i int) int { return i + 1 },
+	"ms":        func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) },
 }
 
 // shortDigest is the first 12 hex of a sha256:… digest.

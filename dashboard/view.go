@@ -22,7 +22,6 @@ var fragments = map[string]string{
 	"matrix":   "envs",
 	"requests": "envs",
 	"actions":  "envs",
-	"canaries": "envs",
 	"diff":     "envs",
 	"history":  "envs",
 	"locks":    "envs",
@@ -37,13 +36,10 @@ var fragments = map[string]string{
 // view is what the page shows; a fragment fills only its own part.
 type view struct {
 	base
-	Flash    *notice
-	Matrix   *matrixView
-	Requests *requestsView
-	Actions  []actionView
-	// Canaries are the environments with a canary strategy, nil when the
-	// dashboard has no Canaries or no environment has one.
-	Canaries  []canaryView
+	Flash     *notice
+	Matrix    *matrixView
+	Requests  *requestsView
+	Actions   []actionView
 	Diffs     []diffView
 	Pipelines *pipelinesView
 	History   []historyView
@@ -78,6 +74,49 @@ type envRow struct {
 	// one that runs: in progress, or failed.
 	Latest *ferry.Deployment
 	Drift  []controller.Drift
+	// Canary is the canary that runs in the environment now, if any.
+	Canary *canaryView
+}
+
+// canaryView is a running canary as its row shows it.
+type canaryView struct {
+	Step, Steps, Weight int
+	State, Reason       string
+	// Tracks are this step's figures per version, stable first.
+	Tracks  []trackView
+	Verdict string
+	Reasons []string
+}
+
+// trackView is one version's figures over the canary's current step.
+type trackView struct {
+	Name               string
+	Requests, Errors   int64
+	Rate, ErrorPercent float64
+	P50, P99           time.Duration
+}
+
+func canaryViewOf(st controller.CanaryStatus) *canaryView {
+	r := st.Run
+	v := &canaryView{Step: r.Step + 1, Steps: r.Steps, Weight: r.Weight, State: string(r.State), Reason: r.Reason}
+	for _, name := range []string{ferry.TrackStable, ferry.TrackCanary, ferry.TrackBaseline} {
+		f, ok := st.Tracks[name]
+		if !ok {
+			continue
+		}
+		t := trackView{Name: name, Requests: f.Requests, Errors: f.Errors, P50: f.Latency.Quantile(0.5), P99: f.Latency.Quantile(0.99)}
+		if st.Span > 0 {
+			t.Rate = float64(f.Requests) / st.Span.Seconds()
+		}
+		if f.Requests > 0 {
+			t.ErrorPercent = 100 * float64(f.Errors) / float64(f.Requests)
+		}
+		v.Tracks = append(v.Tracks, t)
+	}
+	if st.Verdict != nil {
+		v.Verdict, v.Reasons = string(st.Verdict.Outcome), st.Verdict.Reasons
+	}
+	return v
 }
 
 // actionView is one environment the user may change.
@@ -95,6 +134,9 @@ type actionView struct {
 	Override bool
 	// Approval quotes the environment's approval rule, "" for none.
 	Approval string
+	// Canary is the state of the canary that runs in the environment
+	// (running or paused), "" when none does: its rollout buttons.
+	Canary ferry.CanaryState
 }
 
 // diffView is the commits upstream and not yet in a gated environment.
@@ -185,9 +227,6 @@ func (d *Dashboard) load(ctx context.Context, user *ferry.Token, parts ...string
 	if want("actions") && v.CanAct {
 		v.Actions = d.loadActions(ctx, user)
 	}
-	if want("canaries") && d.cfg.Canaries != nil {
-		v.Canaries = d.loadCanaries(ctx, user)
-	}
 	if want("diff") {
 		v.Diffs = d.loadDiffs(ctx)
 	}
@@ -229,8 +268,15 @@ func (d *Dashboard) loadMatrix(ctx context.Context) *matrixView {
 	} else {
 		m.Checked = true
 	}
+	var live map[string]controller.CanaryStatus
+	if d.cfg.Canaries != nil {
+		live = d.cfg.Canaries.LiveCanaries()
+	}
 	for _, st := range sts {
 		row := envRow{EnvStatus: st, Upstream: d.envs[st.Name].From}
+		if c, ok := live[st.Name]; ok {
+			row.Canary = canaryViewOf(c)
+		}
 		if st.Err != nil {
 			row.Error = d.safe("runtime status "+st.Name, st.Err)
 		}
@@ -255,12 +301,19 @@ func (d *Dashboard) loadActions(ctx context.Context, user *ferry.Token) []action
 			locks[l.Env] = l
 		}
 	}
+	var live map[string]controller.CanaryStatus
+	if d.cfg.Canaries != nil {
+		live = d.cfg.Canaries.LiveCanaries()
+	}
 	var out []actionView
 	for _, e := range d.cfg.Envs {
 		if auth.MayChange(user, e) != nil {
 			continue
 		}
 		a := actionView{Env: e.Name, Upstream: e.From, Lock: locks[e.Name]}
+		if c, ok := live[e.Name]; ok && c.Run != nil {
+			a.Canary = c.Run.State
+		}
 		if err := release.Closed(e, d.cfg.Now()); e.From != "" && err != nil {
 			a.Closed = ferry.ErrorMessage(err)
 			a.Override = d.cfg.Queue != nil && mayOverride(user.Role)

@@ -18,8 +18,8 @@ import (
 func (s *Server) dashboardHandler(p parts) (http.Handler, error) {
 	d, err := dashboard.New(dashboard.Config{
 		App: s.cfg.App, Version: s.opts.Version, Envs: s.cfg.Domain(),
-		Environments: p.ctrl, Releases: p.ctrl, Approvals: p.ctrl, Queue: p.ctrl, Canaries: p.ctrl, Builds: p.builds, Ledger: p.ledger, Outbox: p.ledger,
-		Tokens: s.tokens(p.ledger).Lookup, Leases: p.ledger,
+		Environments: p.ctrl, Releases: p.ctrl, Approvals: p.ctrl, Queue: p.ctrl, Builds: p.builds, Ledger: p.ledger, Outbox: p.ledger,
+		Tokens: s.tokens(p.ledger).Lookup, Leases: p.ledger, Canaries: p.ctrl,
 		DORA: func(ctx context.Context) ([]dora.Report, error) {
 			return p.dora.Reports(ctx, "", dora.DefaultWindow)
 		},

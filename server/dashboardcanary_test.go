@@ -17,15 +17,16 @@ import (
 	"github.com/ferryhq/ferry"
 )
 
-// TestDashboardCanary drives the dashboard's canary panel in a real
-// headless Chromium against a real ferry whose prod releases through a
-// canary (one long step at 20 %, judged every 100 ms, no baseline) on the
-// local runtime: a releaser sees the running canary's step, weight, each
-// version's figures and the last verdict, follows them live (no reload),
-// pauses it and aborts it with the panel's buttons; the ledger records
-// both with the token's name and the typed reason. A viewer sees the
-// panel but no button, and a forged abort is refused. /metrics exports
-// the running canary's series, which promtool accepts.
+// TestDashboardCanary drives a canary on the dashboard in a real headless
+// Chromium against a real ferry whose prod releases through a canary (one
+// long step at 20 %, judged every 100 ms, no baseline) on the local
+// runtime: a releaser sees the running canary in prod's row — step,
+// weight, each version's figures, the last verdict — follow requests sent
+// to prod live (no reload), and pauses and aborts it with the buttons of
+// prod's actions; the ledger records both with the token's name and the
+// typed reason. A viewer sees the canary but no button, and a forged
+// abort is refused. /metrics exports the running canary's series, which
+// promtool accepts.
 func TestDashboardCanary(t *testing.T) {
 	t.Parallel()
 	browser := newBrowser(t)
@@ -109,10 +110,12 @@ func TestDashboardCanary(t *testing.T) {
 	}
 
 	signIn(releaser)
-	waitJS("the running canary with a verdict", `(c => c && c.dataset.active === "true" && c.dataset.state === "running" && c.dataset.weight === "20" && c.dataset.verdict === "inconclusive")(document.querySelector("#canary-prod"))`, time.Minute)
+	const row = `document.querySelector("#env-prod .canary")`
+	waitJS("the running canary with a verdict", `(c => c && c.dataset.canaryState === "running" && c.dataset.weight === "20" && c.textContent.includes("last verdict: inconclusive"))(`+row+`)`, time.Minute)
+	waitJS("its buttons", `!!document.getElementById("canary-pause-prod") && !!document.getElementById("canary-abort-prod")`, 30*time.Second)
 	eval(`window.__ferryMarker = "no reload"; ""`)
-	text := eval(`document.querySelector("#canary-prod").textContent`)
-	for _, want := range []string{"step 1 of 1", "20%", "Last verdict", "inconclusive", fmt.Sprintf("deployment %d", canary)} {
+	text := eval(row + `.textContent`)
+	for _, want := range []string{"canary step 1 of 1 at 20%", "running", "last verdict: inconclusive", "too few requests"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("canary panel %q, want it to say %q", text, want)
 		}
@@ -136,7 +139,11 @@ func TestDashboardCanary(t *testing.T) {
 			resp.Body.Close()
 		}
 	}
-	waitJS("the figures of both versions", `(t => t && +t.dataset.requests > 0)(document.querySelector('#canary-prod tr[data-track="stable"]')) && (t => t && +t.dataset.requests > 0)(document.querySelector('#canary-prod tr[data-track="canary"]'))`, 30*time.Second)
+	// Each row's errors cell says "(errors of requests)".
+	served := func(track string) string {
+		return fmt.Sprintf(`/\(\d+ of [1-9]\d*\)/.test(document.querySelector('#env-prod .canary tr[data-track=%q]')?.textContent || "")`, track)
+	}
+	waitJS("the figures of both versions", served("stable")+" && "+served("canary"), 30*time.Second)
 
 	shot("01-running")
 
@@ -154,9 +161,10 @@ func TestDashboardCanary(t *testing.T) {
 		t.Errorf("promtool check metrics during the canary: %v\n%s", err, out)
 	}
 
-	do("pause the canary", chromedp.SendKeys(chromedp.ID("canary-reason-prod"), "look closer"), chromedp.Click(chromedp.ID("canary-pause-prod")))
-	waitJS("the paused canary", `(c => c && c.dataset.state === "paused" && !!document.getElementById("canary-resume-prod"))(document.querySelector("#canary-prod"))`, 30*time.Second)
-	if got := eval(`document.querySelector("#canary-prod .reason").textContent`); got != "paused by rel: look closer" {
+	do("pause the canary", chromedp.SendKeys(chromedp.ID("reason-prod"), "look closer"), chromedp.Click(chromedp.ID("canary-pause-prod")))
+	waitJS("the paused canary", `(c => c && c.dataset.canaryState === "paused" && !!document.getElementById("canary-resume-prod"))(`+row+`)`, 30*time.Second)
+	waitJS("the pause's notice", `(document.querySelector("#notice")?.textContent || "").includes("The canary on prod is paused.")`, 10*time.Second)
+	if got := eval(row + `.querySelector(".sub").textContent`); got != "paused by rel: look closer" {
 		t.Errorf("paused canary's reason = %q", got)
 	}
 	shot("02-paused")
@@ -168,8 +176,8 @@ func TestDashboardCanary(t *testing.T) {
 	// refused and changes nothing.
 	do("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("token")))
 	signIn(viewer)
-	waitJS("the paused canary", `(c => c && c.dataset.state === "paused")(document.querySelector("#canary-prod"))`, 30*time.Second)
-	if n := eval(`String(document.querySelectorAll('#canaries form, [id^="canary-"][id$="-prod"]:is(button, input)').length)`); n != "0" {
+	waitJS("the paused canary", `(c => c && c.dataset.canaryState === "paused")(`+row+`)`, 30*time.Second)
+	if n := eval(`String(document.querySelectorAll('[id^="canary-"], [formaction*="/rollout/"]').length)`); n != "0" {
 		t.Errorf("a viewer's canary panel has %s controls, want none", n)
 	}
 	forged := eval(`fetch("/envs/prod/rollout/abort", {method: "POST", headers: {"X-Ferry-Async": "1"}, body: new URLSearchParams({reason: "forged"})}).then(r => r.status + " " + r.statusText)`)
@@ -185,8 +193,9 @@ func TestDashboardCanary(t *testing.T) {
 	signIn(releaser)
 	waitJS("the abort button", `!!document.getElementById("canary-abort-prod")`, 30*time.Second)
 	eval(`window.__ferryMarker = "no reload"; ""`)
-	do("abort the canary", chromedp.SendKeys(chromedp.ID("canary-reason-prod"), "not now"), chromedp.Click(chromedp.ID("canary-abort-prod")))
-	waitJS("the aborted canary", `(c => c && c.dataset.active === "false" && c.dataset.state === "aborted" && !c.querySelector("form"))(document.querySelector("#canary-prod"))`, time.Minute)
+	do("abort the canary", chromedp.SendKeys(chromedp.ID("reason-prod"), "not now"), chromedp.Click(chromedp.ID("canary-abort-prod")))
+	waitJS("the canary gone from prod's row and its buttons from the page", `!`+row+` && !document.querySelector('[id^="canary-"]')`, time.Minute)
+	waitJS("prod back on A", fmt.Sprintf(`(r => r && r.dataset.commit === %q)(document.querySelector("#env-prod"))`, headA), 30*time.Second)
 	if got := eval(`String(window.__ferryMarker)`); got != "no reload" {
 		t.Errorf("the page was reloaded (marker %q)", got)
 	}

@@ -192,6 +192,8 @@ func TestNodeOutlivesFerry(t *testing.T) {
 		return pid
 	}
 	firstNode := nodePid()
+	time.Sleep(5 * time.Second) // idle: no request, no rollout
+	t.Logf("idle RSS: ferry serve %s, ferry node %s", rss(t, p.cmd.Process.Pid), rss(t, firstNode))
 
 	// phase holds the load across fault and wants nothing to fail.
 	phase := func(name string, fault func()) {
@@ -304,4 +306,23 @@ func TestNodeOutlivesFerry(t *testing.T) {
 	if b, err := os.ReadFile(node.LogPath(data)); err != nil || !strings.Contains(string(b), "environment restored") {
 		t.Errorf("node log says no environment restored (%v)", err)
 	}
+}
+
+// rss is a process's resident set as /proc says it: VmRSS, and its
+// anonymous and file-backed parts.
+func rss(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return err.Error()
+	}
+	kb := map[string]int{}
+	for _, line := range strings.Split(string(b), "\n") {
+		var k string
+		var v int
+		if n, _ := fmt.Sscanf(line, "%s %d kB", &k, &v); n == 2 {
+			kb[strings.TrimSuffix(k, ":")] = v
+		}
+	}
+	return fmt.Sprintf("%.1f MB (anonymous %.1f, file %.1f)", float64(kb["VmRSS"])/1024, float64(kb["RssAnon"])/1024, float64(kb["RssFile"])/1024)
 }

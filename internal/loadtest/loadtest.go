@@ -188,6 +188,20 @@ func (l *Load) Errors() []string {
 
 // Served counts the successful requests that started after since by what
 // Config.Key named them (empty without a Key).
+// FirstServed is when the first request that key answered started, and
+// false when key answered none.
+func (l *Load) FirstServed(key string) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var first time.Time
+	for _, a := range l.answers {
+		if a.key == key && (first.IsZero() || a.start.Before(first)) {
+			first = a.start
+		}
+	}
+	return first, !first.IsZero()
+}
+
 func (l *Load) Served(since time.Time) map[string]int {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -107,6 +107,12 @@ func TestServed(t *testing.T) {
 	if later["aa"] == 0 || later["aa"] >= all["aa"] {
 		t.Errorf("Served(mid) = %v, want some but not all of %v", later, all)
 	}
+	if first, ok := l.FirstServed("aa"); !ok || first.After(mid) {
+		t.Errorf("FirstServed(aa) = %v, %v; want a start before %v", first, ok, mid)
+	}
+	if _, ok := l.FirstServed("nobody"); ok {
+		t.Errorf("FirstServed(nobody) = true, want false")
+	}
 	if n := conns.Load(); n != 2 {
 		t.Errorf("%d connections for 2 workers, want 2 (keep-alive)", n)
 	}

@@ -170,7 +170,7 @@ func (c *Controller) plan(r *envRunner, a ferry.Action) (step, error) {
 		}
 		// A rollback never waits for a canary's analysis: the running
 		// canary is aborted first, so that the rollback's turn comes.
-		c.preemptCanary(context.Background(), r, a.Actor, cmp.Or(a.Reason, "rollback asked"))
+		c.preemptCanary(context.Background(), r, a.Actor, "rollback: "+cmp.Or(a.Reason, "rollback asked"))
 		return func(ctx context.Context, r *envRunner, a *ferry.Action) outcome {
 			d, err := c.rollback(ctx, r, a.Ref, a.Actor, a.Reason, a.ID)
 			return outcome{d: d, err: err}

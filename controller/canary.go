@@ -69,13 +69,19 @@ type canaryCmd struct {
 // liveCanary is the canary r runs now, as the loop keeps it: its record,
 // this step's figures per track, and the command channel.
 type liveCanary struct {
-	run     ferry.CanaryRun
+	run ferry.CanaryRun
+	// commit is the release's commit: a push of anything else to the
+	// branch preempts the canary.
+	commit  string
 	verdict *analysis.Verdict
 	// span is this step's figures per track since the step began, over
 	// spanFor.
 	span    map[string]analysis.Figures
 	spanFor time.Duration
 	cmds    chan canaryCmd
+	// ended is closed once runCanary has returned: a command that waits
+	// for the loop (busy promoting or ending the canary) gives up then.
+	ended chan struct{}
 	// saved is what the ledger holds of the run, as savedAs compares it.
 	saved savedAs
 }
@@ -144,8 +150,10 @@ func (c *Controller) runCanary(ctx context.Context, r *envRunner, d, prev *ferry
 		return err
 	}
 	live := &liveCanary{
-		run:  ferry.CanaryRun{DeploymentID: d.ID, App: c.cfg.App, Env: r.env.Name, Steps: len(cfg.Steps), State: ferry.CanaryRunning},
-		cmds: make(chan canaryCmd),
+		run:    ferry.CanaryRun{DeploymentID: d.ID, App: c.cfg.App, Env: r.env.Name, Steps: len(cfg.Steps), State: ferry.CanaryRunning},
+		commit: d.Commit,
+		cmds:   make(chan canaryCmd),
+		ended:  make(chan struct{}),
 	}
 	r.mu.Lock()
 	r.canary = live
@@ -154,6 +162,7 @@ func (c *Controller) runCanary(ctx context.Context, r *envRunner, d, prev *ferry
 		r.mu.Lock()
 		r.canary = nil
 		r.mu.Unlock()
+		close(live.ended)
 		c.changed.Notify()
 	}()
 	split := ferry.Split{Stable: c.spec(r, prev), Canary: c.spec(r, d), Baseline: cfg.Baseline}
@@ -217,9 +226,13 @@ func (c *Controller) canaryStep(ctx context.Context, r *envRunner, d *ferry.Depl
 	a := r.env.Canary.Analysis
 	limits := analysis.Limits{MinRequests: a.MinRequests, MaxErrorRate: a.MaxErrorRate, MaxP99: a.MaxP99}
 	start := c.now()
+	// base is the reading the step's span starts from, at spanStart; a
+	// first reading that fails is taken again at the next judgement,
+	// which is inconclusive until then.
 	base, err := fig.Figures(ctx)
+	haveBase, spanStart := err == nil, start
 	if err != nil {
-		return "", &canaryAbort{msg: fmt.Sprintf("canary aborted at %d%%: read figures: %v", step.Weight, err)}
+		c.log.Warn("read canary figures", "env", r.env.Name, "err", err)
 	}
 	r.mu.Lock()
 	live.run.StepStarted, live.verdict, live.span, live.spanFor = start, nil, nil, 0
@@ -264,6 +277,12 @@ func (c *Controller) canaryStep(ctx context.Context, r *envRunner, d *ferry.Depl
 			// brings back the stable replicas only): nothing is left to
 			// judge, and the canary must not be promoted.
 			return "", &canaryAbort{msg: fmt.Sprintf("canary aborted at %d%%: the runtime no longer runs the split (did it restart?)", step.Weight)}
+		case !haveBase:
+			base, haveBase, spanStart = cur, true, now
+			v = analysis.Verdict{Outcome: analysis.Inconclusive, Reasons: []string{"the step's figures start only now: its first reading failed"}}
+			r.mu.Lock()
+			live.verdict = &v
+			r.mu.Unlock()
 		default:
 			span := map[string]analysis.Figures{}
 			for track, f := range cur {
@@ -271,7 +290,7 @@ func (c *Controller) canaryStep(ctx context.Context, r *envRunner, d *ferry.Depl
 			}
 			v = analysis.Judge(limits, span[against], span[ferry.TrackCanary])
 			r.mu.Lock()
-			live.span, live.spanFor, live.verdict = span, now.Sub(start), &v
+			live.span, live.spanFor, live.verdict = span, now.Sub(spanStart), &v
 			r.mu.Unlock()
 		}
 		switch v.Outcome {
@@ -457,6 +476,8 @@ func (c *Controller) canaryDo(ctx context.Context, env string, cmd canaryCmd) er
 	cmd.done = make(chan error, 1)
 	select {
 	case live.cmds <- cmd:
+	case <-live.ended:
+		return ferry.Errorf(ferry.ECONFLICT, "no canary runs on %s any more: it has just ended", env)
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.stopped():
@@ -470,8 +491,11 @@ func (c *Controller) canaryDo(ctx context.Context, env string, cmd canaryCmd) er
 	}
 }
 
-// preemptCanary aborts r's running canary, if any, for a rollback: a
-// rollback never waits for a canary's analysis.
+// preemptCanary aborts r's running canary, if any, for what comes next:
+// a rollback, or a push that moves the branch away from the canary's
+// commit, never waits for a canary's analysis. It returns once the
+// canary ended its split (or had left its steps: it is then being
+// promoted, and what comes next takes its turn after it).
 func (c *Controller) preemptCanary(ctx context.Context, r *envRunner, actor, reason string) {
 	r.mu.Lock()
 	live := r.canary
@@ -479,13 +503,40 @@ func (c *Controller) preemptCanary(ctx context.Context, r *envRunner, actor, rea
 	if live == nil {
 		return
 	}
-	cmd := canaryCmd{kind: "abort", actor: actor, reason: "rollback: " + reason, done: make(chan error, 1)}
+	c.abortLive(ctx, live, actor, reason)
+}
+
+// abortLive hands live an abort and waits until runCanary has returned.
+func (c *Controller) abortLive(ctx context.Context, live *liveCanary, actor, reason string) {
+	cmd := canaryCmd{kind: "abort", actor: actor, reason: reason, done: make(chan error, 1)}
 	select {
 	case live.cmds <- cmd:
 		<-cmd.done
+	case <-live.ended:
+		return
+	case <-ctx.Done():
+		return
+	case <-c.stopped():
+		return
+	}
+	select { // the split ends before runCanary returns
+	case <-live.ended:
 	case <-ctx.Done():
 	case <-c.stopped():
 	}
+}
+
+// preemptCanaryFor aborts r's running canary when sha, a new head of
+// r's branch, is not the canary's commit: whatever the push asks (a
+// rollback, or a newer release) replaces the canary.
+func (c *Controller) preemptCanaryFor(ctx context.Context, r *envRunner, sha string) {
+	r.mu.Lock()
+	live := r.canary
+	r.mu.Unlock()
+	if live == nil || live.commit == sha {
+		return
+	}
+	c.abortLive(ctx, live, "git push", fmt.Sprintf("release moved to %s by a push", ferry.ShortSHA(sha)))
 }
 
 // recoverCanaries ends what a canary of an interrupted run left: ferry

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -524,14 +527,24 @@ func TestCanaryFiguresLost(t *testing.T) {
 		state     ferry.CanaryState
 		deployed  ferry.DeploymentState
 		wantInRun string
+		// fromStart loses the figures before the canary starts: its
+		// step's first reading fails too.
+		fromStart bool
 	}{
 		{"reads fail", func(c *canaryTarget) { c.readErr = errors.New("node: the node is unreachable") },
-			12, ferry.CanaryPaused, ferry.DeploymentRolling, "reading the figures failed: node: the node is unreachable"},
+			12, ferry.CanaryPaused, ferry.DeploymentRolling, "reading the figures failed: node: the node is unreachable", false},
 		{"split gone", func(c *canaryTarget) { c.figs = map[string]analysis.Figures{} },
-			1, ferry.CanaryAborted, ferry.DeploymentFailed, "no longer runs the split"},
+			1, ferry.CanaryAborted, ferry.DeploymentFailed, "no longer runs the split", false},
+		{"reads fail from the step's start", func(c *canaryTarget) { c.readErr = errors.New("prometheus: connection refused") },
+			12, ferry.CanaryPaused, ferry.DeploymentRolling, "reading the figures failed: prometheus: connection refused", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, a, _ := newCanaryFixture(t, true)
+			if tc.fromStart {
+				f.prodCanary.mu.Lock()
+				tc.lose(f.prodCanary)
+				f.prodCanary.mu.Unlock()
+			}
 			d := f.promoteCanary()
 			f.tick(healthy)
 			tm := f.clock.next(t) // the first judgement is over
@@ -557,6 +570,124 @@ func TestCanaryFiguresLost(t *testing.T) {
 				t.Errorf("deployment %s, prod runs %s; want %s, still on %s", got.State, f.prod.runs().Digest, tc.deployed, a.Digest)
 			}
 		})
+	}
+}
+
+// healthyUntilDone serves healthy intervals to the canary of deployment
+// id until it has ended (or has left its steps: the loop sets no timer).
+func (f *relFixture) healthyUntilDone(id int64) {
+	f.t.Helper()
+	for range 2 * 7 { // at most: each step's 30 s and one judgement more
+		if d, err := f.ledger.Deployment(context.Background(), id); err != nil || d.State.Final() {
+			return
+		}
+		select {
+		case tm := <-f.clock.timer:
+			f.prodCanary.serve(ferry.TrackCanary, healthy.canary, 0, healthy.canaryLatency)
+			f.prodCanary.serve(ferry.TrackBaseline, healthy.baseline, 0, healthy.baseLatency)
+			f.clock.fire(tm)
+		case <-time.After(2 * time.Second): // promoting: no timer any more
+		}
+	}
+}
+
+// TestCanaryVerify: prod's verify checks run once the canary has every
+// replica — the split ended, the new digest on the stable replicas — and
+// not before its steps (they go to the environment's URL, which reaches
+// the canary only by its weight); a check that fails then reverts prod to
+// what it ran before, as after any rollout.
+func TestCanaryVerify(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int // what prod's check gets, once b's canary began
+		want   ferry.DeploymentState
+	}{
+		{"passes", http.StatusOK, ferry.DeploymentSucceeded},
+		{"fails", http.StatusServiceUnavailable, ferry.DeploymentRolledBack},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				status atomic.Int64
+				mu     sync.Mutex
+				seen   []string // at each check: whether a split ran, and what prod ran
+				f      *relFixture
+			)
+			status.Store(http.StatusOK)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				if f != nil && f.prodCanary != nil {
+					split, _, _ := f.prodCanary.state()
+					mu.Lock()
+					seen = append(seen, fmt.Sprintf("split %v, runs %s", split != nil, f.prod.runs().Digest))
+					mu.Unlock()
+				}
+				w.WriteHeader(int(status.Load()))
+			}))
+			defer srv.Close()
+			f = newFixtureWith(t, func(g *relFixture) {
+				g.canary = testCanary(true)
+				g.prodCanary = &canaryTarget{fakeTarget: g.prod, figs: map[string]analysis.Figures{}}
+				g.clock = newFakeClock(g.now)
+				g.prodURL, g.prodVerify = srv.URL, []ferry.Check{{Method: "GET", Path: "/health", Expect: 200, Timeout: 300 * time.Millisecond}}
+			})
+			a := f.commit("master", "feat: a")
+			f.inDev(a)
+			if d, err := f.promote(""); err != nil || d.State != ferry.DeploymentSucceeded {
+				t.Fatalf("first release = %+v, %v", d, err)
+			}
+			b := f.commit("master", "feat: b")
+			f.inDev(b)
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			status.Store(int64(tc.status))
+			d := f.promoteCanary()
+			f.healthyUntilDone(d.ID)
+			got := f.wait(d.ID)
+			if got.State != tc.want {
+				t.Errorf("canary's deployment = %s (%q), want %s", got.State, got.Error, tc.want)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) == 0 {
+				t.Fatal("prod's check never ran")
+			}
+			for _, s := range seen {
+				if want := "split false, runs " + b.Digest; s != want {
+					t.Errorf("a check ran with %s, want only %s: after the canary took every replica", s, want)
+				}
+			}
+			want := b.Digest
+			if tc.want == ferry.DeploymentRolledBack {
+				want = a.Digest
+			}
+			if runs := f.prod.runs().Digest; runs != want {
+				t.Errorf("prod runs %s, want %s", runs, want)
+			}
+		})
+	}
+}
+
+// TestCanaryFirstReadFails: a step whose first reading of the figures
+// fails is not aborted: its span starts from the next reading that works,
+// and a healthy canary then goes through its steps.
+func TestCanaryFirstReadFails(t *testing.T) {
+	f, _, b := newCanaryFixture(t, true)
+	f.prodCanary.mu.Lock()
+	f.prodCanary.readErr = errors.New("prometheus: connection refused")
+	f.prodCanary.mu.Unlock()
+	d := f.promoteCanary()
+	tm := f.clock.next(t) // the step began without its first reading
+	f.prodCanary.mu.Lock()
+	f.prodCanary.readErr = nil
+	f.prodCanary.mu.Unlock()
+	f.clock.fire(tm)
+	waitUntil(t, func() bool {
+		v := f.canaryRun(d.ID).Verdict
+		return strings.Contains(string(v), "start only now")
+	}, "the verdict to say the span starts at the first reading that worked")
+	f.healthyUntilDone(d.ID)
+	if got := f.wait(d.ID); got.State != ferry.DeploymentSucceeded || f.prod.runs().Digest != b.Digest {
+		t.Errorf("canary after a failed first reading = %s (%q), prod runs %s; want succeeded on %s", got.State, got.Error, f.prod.runs().Digest, b.Digest)
 	}
 }
 
@@ -597,6 +728,71 @@ func TestRollbackDuringCanary(t *testing.T) {
 		t.Errorf("c's canary recorded %s, want aborted", run.State)
 	}
 	_ = b
+}
+
+// TestPushDuringCanary: a push that moves release away from the running
+// canary's commit — back to a known release, or forward to a newer one —
+// aborts the canary at once (split ended, recorded aborted with the push
+// as its reason) instead of waiting behind its steps; what was pushed is
+// then handled as any push is.
+func TestPushDuringCanary(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// to is what the push moves release to: a, what prod ran before
+		// the canary, or a newer commit c.
+		to string
+		// want is what prod runs afterwards.
+		want string
+	}{
+		{name: "back to the running release", to: "a", want: "a"},
+		{name: "forward past the canary", to: "c", want: "c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, a, b := newCanaryFixture(t, true)
+			builds := map[string]*ferry.Build{"a": a}
+			if tc.to == "c" {
+				// c is built and in dev before b's canary starts; prod's
+				// promotion names b.
+				builds["c"] = f.commit("master", "feat: c")
+				f.inDev(builds["c"])
+			}
+			d, err := f.ctrl.Promote(context.Background(), "prod", b.Commit, "ada", "second")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.tick(healthy)
+			f.clock.next(t) // the canary waits for its next judgement
+			to := builds[tc.to]
+			f.git(f.work, "push", "-q", "-f", "origin", to.Commit+":refs/heads/release")
+			pushed := make(chan struct{})
+			go func() { defer close(pushed); f.releaseHead(to.Commit) }()
+			if got := f.wait(d.ID); got.State != ferry.DeploymentFailed || !strings.Contains(got.Error, "by a push") {
+				t.Errorf("canary = %s (%q), want failed by the push", got.State, got.Error)
+			}
+			if run := f.canaryRun(d.ID); run.State != ferry.CanaryAborted || run.Weight != 0 || !strings.Contains(run.Reason, ferry.ShortSHA(to.Commit)) {
+				t.Errorf("canary recorded %s at %d%% (%q), want aborted naming the pushed %s", run.State, run.Weight, run.Reason, ferry.ShortSHA(to.Commit))
+			}
+			if _, _, ends := f.prodCanary.state(); ends != 1 {
+				t.Errorf("split ended %d times, want once", ends)
+			}
+			select {
+			case <-pushed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the push was not handled")
+			}
+			if tc.to == "c" {
+				// c goes through its own canary.
+				for range 12 {
+					f.tick(healthy)
+				}
+			}
+			want := builds[tc.want].Digest
+			waitUntil(t, func() bool { return f.prod.runs().Digest == want }, "prod to run what was pushed")
+			if split, _, _ := f.prodCanary.state(); split != nil {
+				t.Errorf("a split %v runs after the push", split)
+			}
+		})
+	}
 }
 
 // TestRestartMidCanary: ferry stopped mid-canary aborts it cleanly at the

@@ -25,12 +25,15 @@ func (c *Controller) ReleaseHead(ctx context.Context, branch, sha string) {
 	}
 }
 
-// releaseHead takes its turn among r's actions: by then the head may have
-// moved again (a promotion or rollback, or a reset after one failed), and
-// a head that is no longer the branch's is left to the newer one's call.
+// releaseHead first preempts a canary of another commit (it would hold
+// the turn through all its steps), then takes its turn among r's actions:
+// by then the head may have moved again (a promotion or rollback, or a
+// reset after one failed), and a head that is no longer the branch's is
+// left to the newer one's call.
 // A refused head is not deployed, now or later: the branch is reset, with
 // a lease, to what r runs.
 func (c *Controller) releaseHead(ctx context.Context, r *envRunner, sha string) {
+	c.preemptCanaryFor(ctx, r, sha) // a canary holds the turn until it ends
 	_, err := c.inTurn(ctx, r, func() (*ferry.Deployment, error) { return c.pushed(ctx, r, sha) })
 	if err != nil {
 		c.setAlert(r, fmt.Sprintf("%s pushed to %s, not deployed: %s", ferry.ShortSHA(sha), r.env.Branch, ferry.ErrorMessage(err)))

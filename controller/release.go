@@ -79,6 +79,11 @@ func (c *Controller) settle(ctx context.Context, r *envRunner, id int64) {
 		return
 	}
 	if d.State != ferry.DeploymentSucceeded && (d.Kind == ferry.DeployPromote || d.Kind == ferry.DeployRollback) {
+		// A branch moved on since d (a push that preempted d's canary)
+		// is left to that push's own turn, which handles what it asks.
+		if head, err := c.branchHead(ctx, r); err == nil && head != d.Commit {
+			return
+		}
 		c.resetBranch(ctx, r, d.Actor)
 	}
 }

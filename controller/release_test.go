@@ -52,6 +52,9 @@ type relFixture struct {
 	// (canary_test.go).
 	canary     *ferry.Canary
 	prodCanary *canaryTarget
+	// prodURL and prodVerify are prod's URL and verify checks.
+	prodURL    string
+	prodVerify []ferry.Check
 	// canarySaves counts the controller's writes of canary records.
 	canarySaves atomic.Int64
 	clock       *fakeClock
@@ -111,6 +114,7 @@ func (f *relFixture) start() {
 	envs := []Env{
 		{Environment: ferry.Environment{Name: "dev", Branch: "master", Replicas: 2, Tags: []string{"latest"}}, Runtime: f.dev},
 		{Environment: ferry.Environment{Name: "prod", Branch: "release", From: "dev", Soak: f.soak, Replicas: 2, Tags: []string{"live"}, Approval: f.approval,
+			URL: f.prodURL, Verify: f.prodVerify,
 			Windows: f.windows, Freezes: f.freezes, Auto: f.autoProd, Wait: autoWait(f.autoProd), Canary: f.canary}, Runtime: prod},
 	}
 	now, after := func() time.Time { return f.now }, f.after

@@ -105,6 +105,9 @@ func (c *Controller) execute(ctx context.Context, r *envRunner, d *ferry.Deploym
 		c.revert(ctx, r, d, prev, ferry.DeploymentRolling, fmt.Errorf("rollout: %w", err))
 		return
 	}
+	// verify runs once d has every replica, a canary's too: the checks go
+	// to the environment's URL, which reaches a canary only by its weight
+	// during the steps (docs/config.md, strategy.canary).
 	if len(r.env.Verify) > 0 && d.Kind != ferry.DeployScale {
 		if err := c.ledger.TransitionDeployment(ctx, d.ID, ferry.DeploymentRolling, ferry.DeploymentVerifying, "", c.now()); err != nil {
 			c.log.Error("verify deployment", "id", d.ID, "err", err)

@@ -34,15 +34,7 @@ func (d *Dashboard) action(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	reply := func(status int, n notice) {
-		if r.Header.Get("X-Ferry-Async") == "1" {
-			d.html(w, status)
-			d.render(w, r, "notice", n)
-			return
-		}
-		setFlash(w, r, n)
-		http.Redirect(w, r, "/", http.StatusSeeOther)
-	}
+	reply := func(status int, n notice) { d.reply(w, r, status, n) }
 	name, act := r.PathValue("env"), r.PathValue("action")
 	env, known := d.envs[name]
 	switch {

@@ -4,8 +4,11 @@
 // with their steps and logs, each environment's deployment history, a
 // chart per environment of deployments and failures per day (inline SVG
 // drawn on the server), locks and quarantines, the DORA figures, the
-// recent outgoing notifications, and — for a signed-in token whose role
-// allows it — promote, roll back, lock and unlock, and approve or cancel
+// recent outgoing notifications, a running canary release live in its
+// environment's row (step, weight, each version's figures, the last
+// verdict), and — for a
+// signed-in token whose role allows it — promote, roll back, lock and
+// unlock, pause, resume, abort or promote a canary, and approve or cancel
 // the pending releases an approval rule holds back.
 //
 // Pages are rendered on the server with html/template and read completely
@@ -70,10 +73,15 @@ type Environments interface {
 	Changed() <-chan struct{}
 }
 
-// Canaries reports the canaries that run now (the controller, from
-// memory).
+// Canaries is what the dashboard asks of the controller about canary
+// releases (strategy.canary): the canaries that run now (from memory)
+// and the rollout commands, as `ferry rollout` has them.
 type Canaries interface {
 	LiveCanaries() map[string]controller.CanaryStatus
+	CanaryPause(ctx context.Context, env, actor, reason string) error
+	CanaryResume(ctx context.Context, env, actor, reason string) error
+	CanaryAbort(ctx context.Context, env, actor, reason string) error
+	CanaryPromote(ctx context.Context, env, actor, reason string) error
 }
 
 // Releases is what the dashboard's actions ask of the controller.
@@ -148,7 +156,9 @@ type Config struct {
 	// (normally dora.Reporter's of the production environments).
 	DORA func(ctx context.Context) ([]dora.Report, error)
 	// Canaries, when set, shows each running canary in its environment's
-	// row: step, weight, each version's figures, the last verdict.
+	// row: step, weight, each version's figures, the last verdict; and
+	// pause or resume, promote and abort in its environment's actions,
+	// for a token whose role may change it.
 	Canaries Canaries
 	Logger   *slog.Logger
 	// Now is the clock; time.Now when nil.
@@ -252,6 +262,7 @@ func (d *Dashboard) routes() *http.ServeMux {
 	mux.HandleFunc("GET /builds/{id}", d.buildPage)
 	mux.HandleFunc("GET /builds/{id}/log", d.buildLog)
 	mux.HandleFunc("POST /envs/{env}/{action}", d.action)
+	mux.HandleFunc("POST /envs/{env}/rollout/{cmd}", d.canaryAction)
 	mux.HandleFunc("POST /requests/{id}/{action}", d.requestAction)
 	mux.HandleFunc("GET /assets/{name}", d.asset)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -850,10 +850,9 @@ func TestStreamsEndWhenRevoked(t *testing.T) {
 	}
 }
 
-// liveCanaries is the controller's running canaries, as a test sets them.
+// liveCanaries is the controller's running canaries, as a test sets them
+// (fakeCanaries adds the rollout commands).
 type liveCanaries map[string]controller.CanaryStatus
-
-func (l liveCanaries) LiveCanaries() map[string]controller.CanaryStatus { return l }
 
 // TestCanaryPanel: a running canary shows in its environment's row, with
 // its step, weight, each version's rate, error rate, p50 and p99 and the
@@ -868,12 +867,12 @@ func TestCanaryPanel(t *testing.T) {
 	}
 	canary.Errors = 2
 	f := newFixture(t, func(c *Config) {
-		c.Canaries = liveCanaries{"prod": {
+		c.Canaries = &fakeCanaries{live: liveCanaries{"prod": {
 			Run:    &ferry.CanaryRun{DeploymentID: 4, Env: "prod", Step: 0, Steps: 3, Weight: 5, State: ferry.CanaryPaused, Reason: "inconclusive for 5m0s at 5%"},
 			Active: true, Span: 20 * time.Second,
 			Tracks:  map[string]analysis.Figures{ferry.TrackCanary: canary, ferry.TrackBaseline: baseline},
 			Verdict: &analysis.Verdict{Outcome: analysis.Inconclusive, Reasons: []string{"too few requests to judge: canary 40, baseline 40"}},
-		}}
+		}}}
 	})
 	_, body := f.do(ferry.RoleViewer, "GET", "/fragments/matrix", nil, nil)
 	for _, want := range []string{

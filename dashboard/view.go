@@ -134,6 +134,9 @@ type actionView struct {
 	Override bool
 	// Approval quotes the environment's approval rule, "" for none.
 	Approval string
+	// Canary is the state of the canary that runs in the environment
+	// (running or paused), "" when none does: its rollout buttons.
+	Canary ferry.CanaryState
 }
 
 // diffView is the commits upstream and not yet in a gated environment.
@@ -298,12 +301,19 @@ func (d *Dashboard) loadActions(ctx context.Context, user *ferry.Token) []action
 			locks[l.Env] = l
 		}
 	}
+	var live map[string]controller.CanaryStatus
+	if d.cfg.Canaries != nil {
+		live = d.cfg.Canaries.LiveCanaries()
+	}
 	var out []actionView
 	for _, e := range d.cfg.Envs {
 		if auth.MayChange(user, e) != nil {
 			continue
 		}
 		a := actionView{Env: e.Name, Upstream: e.From, Lock: locks[e.Name]}
+		if c, ok := live[e.Name]; ok && c.Run != nil {
+			a.Canary = c.Run.State
+		}
 		if err := release.Closed(e, d.cfg.Now()); e.From != "" && err != nil {
 			a.Closed = ferry.ErrorMessage(err)
 			a.Override = d.cfg.Queue != nil && mayOverride(user.Role)

@@ -75,7 +75,13 @@ type liveCanary struct {
 	// spanFor.
 	span    map[string]analysis.Figures
 	spanFor time.Duration
-	cmds    chan canaryCmd
+	// since is each track's figures when the first step began: a
+	// judgement weighs everything the canary served, not only this
+	// step's, so that a step does not start again from no evidence (at
+	// 20 req/s a 5 % step has one canary request a second, and the
+	// errors seen while it gathered minRequests were lost when it ended).
+	since map[string]analysis.Figures
+	cmds  chan canaryCmd
 	// saved is what the ledger holds of the run, as savedAs compares it.
 	saved savedAs
 }
@@ -219,6 +225,10 @@ func (c *Controller) canaryStep(ctx context.Context, r *envRunner, d *ferry.Depl
 	}
 	r.mu.Lock()
 	live.run.StepStarted, live.verdict, live.span, live.spanFor = start, nil, nil, 0
+	if live.since == nil {
+		live.since = base
+	}
+	since := live.since
 	r.mu.Unlock()
 	c.saveCanary(ctx, r, live, live.run.State, live.run.Reason)
 	judgedSince := start // the last passing verdict, or the step's start
@@ -261,11 +271,11 @@ func (c *Controller) canaryStep(ctx context.Context, r *envRunner, d *ferry.Depl
 			// judge, and the canary must not be promoted.
 			return "", &canaryAbort{msg: fmt.Sprintf("canary aborted at %d%%: the runtime no longer runs the split (did it restart?)", step.Weight)}
 		default:
-			span := map[string]analysis.Figures{}
+			span, judged := map[string]analysis.Figures{}, map[string]analysis.Figures{}
 			for track, f := range cur {
-				span[track] = sub(f, base[track])
+				span[track], judged[track] = sub(f, base[track]), sub(f, since[track])
 			}
-			v = analysis.Judge(limits, span[against], span[ferry.TrackCanary])
+			v = analysis.Judge(limits, judged[against], judged[ferry.TrackCanary])
 			r.mu.Lock()
 			live.span, live.spanFor, live.verdict = span, now.Sub(start), &v
 			r.mu.Unlock()

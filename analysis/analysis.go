@@ -14,12 +14,16 @@
 //   - it fails more often than the baseline: a one-sided two-proportion z
 //     test past ZCritical, and at least MinErrorIncrease more;
 //   - it is slower than the baseline: a one-sided Mann-Whitney U test on
-//     the latency histograms past ZCritical, and a canary request slower
-//     than a baseline request at least MinSlowerShare of the time.
+//     the latency histograms past ZCritical, a canary request slower
+//     than a baseline request at least MinSlowerShare of the time, and
+//     its median at least MinSlowdown above the baseline's.
 //
 // The relative tests need both a significant difference and a large one:
 // the judgement runs every interval on figures that keep growing, and a
-// significance test alone, asked often enough, fires on an A/A split. With
+// significance test alone, asked often enough, fires on an A/A split; and
+// with thousands of sub-millisecond requests it finds a real but
+// meaningless difference (a fresh replica 30 µs slower than another),
+// which MinSlowdown leaves out. With
 // fewer than MinRequests requests on either side, the verdict is
 // inconclusive: it never passes silently.
 package analysis
@@ -52,6 +56,9 @@ type Limits struct {
 	// baseline request to fail it, of 1 (DefaultMinSlowerShare when 0;
 	// 0.5 means no difference).
 	MinSlowerShare float64
+	// MinSlowdown is how much the canary's median latency must exceed
+	// the baseline's to fail it as slower (DefaultMinSlowdown when 0).
+	MinSlowdown time.Duration
 }
 
 // Defaults of the relative tests.
@@ -63,6 +70,11 @@ const (
 	// DefaultMinSlowerShare: a canary request is slower than a baseline
 	// one 60 % of the time (0.5 is a tie).
 	DefaultMinSlowerShare = 0.6
+	// DefaultMinSlowdown: 5 ms in the median. Two healthy replicas of one
+	// version differ by tens of microseconds, and the relative test finds
+	// that significant once it has a few hundred requests (false aborts
+	// of healthy releases on the local runtime before this floor).
+	DefaultMinSlowdown = 5 * time.Millisecond
 )
 
 // slowShare is the share of requests over MaxP99 that a p99 limit allows.
@@ -137,7 +149,7 @@ func Judge(l Limits, baseline, canary Figures) Verdict {
 	if z := twoProportionZ(canary.Errors, canary.Requests, baseline.Errors, baseline.Requests); z > l.ZCritical && cr-br >= l.MinErrorIncrease {
 		fail("error rate %s against the baseline's %s (z = %.1f)", percent(cr), percent(br), z)
 	}
-	if z, slower := mannWhitney(canary.Latency, baseline.Latency); z > l.ZCritical && slower >= l.MinSlowerShare {
+	if z, slower := mannWhitney(canary.Latency, baseline.Latency); z > l.ZCritical && slower >= l.MinSlowerShare && v.Canary.P50-v.Baseline.P50 >= l.MinSlowdown {
 		fail("slower than the baseline: p50 %s against %s, p99 %s against %s; a canary request is slower %s of the time (z = %.1f)",
 			v.Canary.P50, v.Baseline.P50, v.Canary.P99, v.Baseline.P99, percent(slower), z)
 	}
@@ -153,6 +165,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MinSlowerShare == 0 {
 		l.MinSlowerShare = DefaultMinSlowerShare
+	}
+	if l.MinSlowdown == 0 {
+		l.MinSlowdown = DefaultMinSlowdown
 	}
 	return l
 }

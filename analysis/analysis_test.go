@@ -86,6 +86,11 @@ func TestJudge(t *testing.T) {
 			}
 			return 5 * time.Millisecond
 		}), Pass, ""},
+		// Seen on the local runtime: a healthy release's fresh replica
+		// 30 µs slower than the baseline's, every request of it: a real
+		// difference, significant at z 4, and no reason to abort.
+		{"significantly but negligibly slower", figures(400, 0, constant(140*time.Microsecond)), figures(400, 0, constant(170*time.Microsecond)), Pass, ""},
+		{"slower by the floor", figures(400, 0, constant(5*time.Millisecond)), figures(400, 0, constant(11*time.Millisecond)), Fail, "slower than the baseline"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := Judge(limits, tc.baseline, tc.canary)

@@ -78,7 +78,13 @@ type liveCanary struct {
 	// spanFor.
 	span    map[string]analysis.Figures
 	spanFor time.Duration
-	cmds    chan canaryCmd
+	// since is each track's figures when the first step began: a
+	// judgement weighs everything the canary served, not only this
+	// step's, so that a step does not start again from no evidence (at
+	// 20 req/s a 5 % step has one canary request a second, and the
+	// errors seen while it gathered minRequests were lost when it ended).
+	since map[string]analysis.Figures
+	cmds  chan canaryCmd
 	// ended is closed once runCanary has returned: a command that waits
 	// for the loop (busy promoting or ending the canary) gives up then.
 	ended chan struct{}
@@ -236,6 +242,10 @@ func (c *Controller) canaryStep(ctx context.Context, r *envRunner, d *ferry.Depl
 	}
 	r.mu.Lock()
 	live.run.StepStarted, live.verdict, live.span, live.spanFor = start, nil, nil, 0
+	if live.since == nil {
+		live.since = base
+	}
+	since := live.since
 	r.mu.Unlock()
 	c.saveCanary(ctx, r, live, live.run.State, live.run.Reason)
 	judgedSince := start // the last passing verdict, or the step's start
@@ -284,11 +294,11 @@ func (c *Controller) canaryStep(ctx context.Context, r *envRunner, d *ferry.Depl
 			live.verdict = &v
 			r.mu.Unlock()
 		default:
-			span := map[string]analysis.Figures{}
+			span, judged := map[string]analysis.Figures{}, map[string]analysis.Figures{}
 			for track, f := range cur {
-				span[track] = sub(f, base[track])
+				span[track], judged[track] = sub(f, base[track]), sub(f, since[track])
 			}
-			v = analysis.Judge(limits, span[against], span[ferry.TrackCanary])
+			v = analysis.Judge(limits, judged[against], judged[ferry.TrackCanary])
 			r.mu.Lock()
 			live.span, live.spanFor, live.verdict = span, now.Sub(spanStart), &v
 			r.mu.Unlock()

@@ -884,3 +884,33 @@ func TestCanaryWithoutSplitter(t *testing.T) {
 		t.Errorf("canaries recorded = %v, %v; want none", runs, err)
 	}
 }
+
+// TestCanaryJudgesEverythingItServed: a step is judged on all the canary
+// served since its first step, not only on its own requests. At a low
+// rate the first step passes on 2 errors in 60 requests (not enough to
+// be sure of 1 %); two more in the second step's first 10 requests fail
+// it at once, where a judgement of that step alone would have waited for
+// 50 requests more.
+func TestCanaryJudgesEverythingItServed(t *testing.T) {
+	f, a, _ := newCanaryFixture(t, true)
+	d := f.promoteCanary()
+	slow := traffic{canary: 10, baseline: 10, stable: 80, canaryLatency: 20 * time.Millisecond, baseLatency: 20 * time.Millisecond, stLat: 20 * time.Millisecond}
+	for i := 1; i <= 6; i++ { // the first step: 30 s, 60 requests each side
+		tr := slow
+		if i == 2 || i == 5 {
+			tr.canaryErrs = 1
+		}
+		f.tick(tr)
+	}
+	waitUntil(t, func() bool { _, s, _ := f.prodCanary.state(); return equalInts(s, []int{10, 50}) }, "the second step after the first passed")
+	bad := slow
+	bad.canaryErrs = 2
+	f.tick(bad)
+	got := f.wait(d.ID)
+	if got.State != ferry.DeploymentFailed || !strings.Contains(got.Error, "4 of 70") {
+		t.Fatalf("canary = %s (%s), want failed on 4 errors of the 70 requests it served", got.State, got.Error)
+	}
+	if f.prod.runs().Digest != a.Digest {
+		t.Errorf("prod runs %s after the abort, want %s", f.prod.runs().Digest, a.Digest)
+	}
+}

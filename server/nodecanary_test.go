@@ -100,22 +100,35 @@ func requireNode(t *testing.T) {
 // Options.Node finds it answering and starts none.
 func runNodeHere(t *testing.T, data string) {
 	t.Helper()
-	n, err := node.New(node.Config{DataDir: data, Logger: testLogger(t).With("part", "node"), Version: "test"})
+	runNodeWith(t, node.Config{DataDir: data, Logger: testLogger(t).With("part", "node"), Version: "test"})
+	nc := node.NewClient(node.ClientConfig{DataDir: data})
+	defer nc.Close()
+	waitFor(t, 30*time.Second, "the node to answer", func() bool { _, err := nc.Health(context.Background()); return err == nil })
+}
+
+// runNodeWith runs a node of cfg in this process until the test's end;
+// done yields its Run's result.
+func runNodeWith(t *testing.T, cfg node.Config) (done <-chan error) {
+	t.Helper()
+	n, err := node.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
+	ran := make(chan error, 1)
+	go func() {
+		err := n.Run(ctx)
+		ran <- err
+		done <- err
+	}()
 	t.Cleanup(func() {
 		stop()
-		if err := <-done; err != nil {
+		if err := <-ran; err != nil {
 			t.Errorf("node Run: %v", err)
 		}
 	})
-	nc := node.NewClient(node.ClientConfig{DataDir: data})
-	defer nc.Close()
-	waitFor(t, 30*time.Second, "the node to answer", func() bool { _, err := nc.Health(context.Background()); return err == nil })
+	return done
 }
 
 // canaryConfig is the tiny app in dev and in prod (2 replicas on
@@ -252,4 +265,64 @@ func TestCanaryThroughNodeServeRestart(t *testing.T) {
 		t.Errorf("%d of %d requests on prod failed across ferry's restart mid-canary: %v", load.Failed(), load.OK()+load.Failed(), load.Errors())
 	}
 	t.Logf("restart mid-canary through the node: %d requests, %v, %d failed; deployment %s: %s", load.OK()+load.Failed(), load.Served(time.Time{}), load.Failed(), d.State, d.Error)
+}
+
+// TestCanaryThroughNodeHandover: a new node binary takes over mid-canary.
+// It brings back prod's stable replicas only (the split is not handed
+// over), with no request failed, and the controller, finding no canary
+// track in the figures, aborts the canary it can no longer judge instead
+// of promoting it.
+func TestCanaryThroughNodeHandover(t *testing.T) {
+	requireNode(t)
+	data := t.TempDir()
+	runNodeHere(t, data)
+	repo, prodAddr, yaml := canaryConfig(t, data, "[ { weight: 20, for: 1h } ]")
+	s := start(t, yaml, Options{Node: &node.StartConfig{Exe: "/bin/false", DataDir: data}})
+	c := newClient(t, s)
+	ctx := context.Background()
+	first, second := twoReleases(t, s, c, repo)
+
+	load := loadtest.Start(loadtest.Config{Workers: 4, URL: "http://" + prodAddr + "/version", Timeout: 5 * time.Second,
+		Key: func(_ *http.Response, body []byte) string { return commitOf(body) }})
+	defer load.Stop()
+	a, err := c.Promote(ctx, "prod", second, "second release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := deploymentOf(t, c, a)
+	waitFor(t, time.Minute, "prod's canary to run at 20 %", func() bool {
+		ro, err := c.Rollout(ctx, "prod")
+		return err == nil && ro.Active && ro.Canary != nil && ro.Canary.Weight == 20 && len(ro.Tracks) > 0
+	})
+	runNodeWith(t, node.Config{DataDir: data, Takeover: true, Logger: testLogger(t).With("part", "new node"), Version: "test-next"})
+	d := waitEnded(t, c, id)
+	if d.State != ferry.DeploymentFailed || !strings.Contains(d.Error, "no longer runs the split") {
+		t.Errorf("the canary's deployment after the node's handover = %s (%s), want failed: the split is gone", d.State, d.Error)
+	}
+	ro, err := c.Rollout(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro.Canary == nil || ro.Canary.DeploymentID != id || ro.Canary.State != ferry.CanaryAborted || ro.Active {
+		t.Errorf("prod's canary after the handover = %+v (active %v), want deployment %d's, aborted", ro.Canary, ro.Active, id)
+	}
+	pods := prodPods(t, c)
+	for _, r := range pods {
+		if (r.Track != ferry.TrackStable && r.Track != "") || !r.Ready {
+			t.Errorf("prod's replica %s after the handover: track %s, ready %v; want a ready stable one", r.ID, r.Track, r.Ready)
+		}
+	}
+	if len(pods) != 2 {
+		t.Errorf("prod runs %d replicas after the handover, want its 2 stable ones: %+v", len(pods), pods)
+	}
+	ended := time.Now()
+	time.Sleep(300 * time.Millisecond)
+	load.Stop()
+	if after := load.Served(ended); after[second] != 0 || after[first] == 0 {
+		t.Errorf("after the abort prod served %v, want %s only", after, ferry.ShortSHA(first))
+	}
+	if load.Failed() != 0 {
+		t.Errorf("%d of %d requests on prod failed across the node's handover mid-canary: %v", load.Failed(), load.OK()+load.Failed(), load.Errors())
+	}
+	t.Logf("handover mid-canary: %d requests, %v, %d failed; deployment %s: %s", load.OK()+load.Failed(), load.Served(time.Time{}), load.Failed(), d.State, d.Error)
 }

@@ -115,12 +115,11 @@ func runNodeWith(t *testing.T, cfg node.Config) (done <-chan error) {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ran := make(chan error, 1)
+	out, ran := make(chan error, 1), make(chan error, 1)
 	go func() {
 		err := n.Run(ctx)
 		ran <- err
-		done <- err
+		out <- err
 	}()
 	t.Cleanup(func() {
 		stop()
@@ -128,7 +127,7 @@ func runNodeWith(t *testing.T, cfg node.Config) (done <-chan error) {
 			t.Errorf("node Run: %v", err)
 		}
 	})
-	return done
+	return out
 }
 
 // canaryConfig is the tiny app in dev and in prod (2 replicas on

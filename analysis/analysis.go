@@ -81,12 +81,13 @@ const (
 const slowShare = 0.01
 
 // Figures are one version's requests over the judged span.
+// They travel as JSON (the node's figures call) without loss.
 type Figures struct {
-	Requests int64
+	Requests int64 `json:"requests"`
 	// Errors are the 5xx answers and the requests the balancer could not
 	// forward.
-	Errors  int64
-	Latency Histogram
+	Errors  int64     `json:"errors"`
+	Latency Histogram `json:"latency"`
 }
 
 // Outcome is what a verdict says of the canary.

@@ -1,6 +1,8 @@
 package analysis
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"time"
 )
@@ -93,4 +95,20 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 		}
 	}
 	return UpperBound(Buckets - 1)
+}
+
+// UnmarshalJSON reads a histogram as MarshalJSON writes it, an array of
+// Buckets counts, and refuses any other length: encoding/json would drop
+// the counts past the end, or leave the missing ones 0, without a word
+// (figures from a ferry with other buckets would be judged wrong).
+func (h *Histogram) UnmarshalJSON(b []byte) error {
+	var counts []int64
+	if err := json.Unmarshal(b, &counts); err != nil {
+		return fmt.Errorf("latency histogram: %w", err)
+	}
+	if len(counts) != Buckets {
+		return fmt.Errorf("latency histogram: %d buckets, want %d", len(counts), Buckets)
+	}
+	copy(h[:], counts)
+	return nil
 }

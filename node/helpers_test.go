@@ -25,11 +25,12 @@ import (
 	"github.com/ferryhq/ferry/runtime/local"
 )
 
-// images are runtime/local's test app in two variants (serving "v1" and
-// "v2" on /version), pushed to an in-memory registry once per test binary.
+// images are runtime/local's test app in variants (serving "v1" and "v2"
+// on /version, and one that exits at once: crash), pushed to an in-memory
+// registry once per test binary.
 type images struct {
-	src    local.ImageSource
-	v1, v2 string
+	src           local.ImageSource
+	v1, v2, crash string
 }
 
 var (
@@ -67,15 +68,15 @@ func buildImages() (images, error) {
 	}
 	im := images{src: pub}
 	for _, v := range []struct {
-		d       *string
-		version string
-	}{{&im.v1, "v1"}, {&im.v2, "v2"}} {
+		d   *string
+		env []string
+	}{{&im.v1, []string{"VERSION=v1"}}, {&im.v2, []string{"VERSION=v2"}}, {&im.crash, []string{"VERSION=crash", "CRASH=1"}}} {
 		cf, err := base.ConfigFile()
 		if err != nil {
 			return images{}, err
 		}
 		cf = cf.DeepCopy()
-		cf.Config.Env = append(cf.Config.Env, "VERSION="+v.version)
+		cf.Config.Env = append(cf.Config.Env, v.env...)
 		img, err := mutate.ConfigFile(base, cf)
 		if err != nil {
 			return images{}, err

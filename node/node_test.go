@@ -183,6 +183,11 @@ func TestProtocolRefuses(t *testing.T) {
 	runNode(t, data, testLogger(t))
 	c := NewClient(ClientConfig{DataDir: data})
 	defer c.Close()
+	qa := devConfig()
+	qa.Env, qa.NoSandbox = "qa", true
+	if _, err := c.Open(t.Context(), qa); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, method, path, body string
 		status                   int
@@ -195,6 +200,12 @@ func TestProtocolRefuses(t *testing.T) {
 		{"other version", "GET", "/v2/health", ``, 404, ferry.ENOTFOUND},
 		{"no such call", "POST", "/v1/envs/dev/restart", `{}`, 404, ferry.ENOTFOUND},
 		{"logs of no env", "GET", "/v1/envs/nope/logs?tail=1", ``, 404, ferry.ENOTFOUND},
+		{"split of no env", "POST", "/v1/envs/dev/split", `{"weight":5}`, 404, ferry.ENOTFOUND},
+		{"end split of no env", "DELETE", "/v1/envs/dev/split", ``, 404, ferry.ENOTFOUND},
+		{"figures of no env", "GET", "/v1/envs/dev/figures", ``, 404, ferry.ENOTFOUND},
+		{"split unknown field", "POST", "/v1/envs/qa/split", `{"weight":5,"percent":5}`, 400, ferry.EINVALID},
+		{"split two values", "POST", "/v1/envs/qa/split", `{"weight":5} {"weight":6}`, 400, ferry.EINVALID},
+		{"split not JSON", "POST", "/v1/envs/qa/split", `weight=5`, 400, ferry.EINVALID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequestWithContext(t.Context(), tc.method, "http://node"+tc.path, strings.NewReader(tc.body))

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/runtime/local"
 )
 
 // The node's protocol is HTTP/1.1 over its unix socket, every path under
@@ -73,11 +74,15 @@ type Event struct {
 
 // WireError carries an error across the socket: its ferry code and
 // user-safe message, so that ferry.ErrorCode and ferry.ErrorMessage answer
-// on the client as they would have on the node, and its whole text.
+// on the client as they would have on the node, its whole text, and the
+// *local.ReplicaError inside it (a rollout's or a canary's failing
+// replica), so that the client's Apply and Split fail as the local
+// runtime's do.
 type WireError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Text    string `json:"text"`
+	Code    string              `json:"code"`
+	Message string              `json:"message"`
+	Text    string              `json:"text"`
+	Replica *local.ReplicaError `json:"replica,omitempty"`
 }
 
 func wireError(err error) *WireError {
@@ -85,15 +90,36 @@ func wireError(err error) *WireError {
 	if _, ok := errors.AsType[*ferry.Error](err); ok {
 		code = ferry.ErrorCode(err)
 	}
-	return &WireError{Code: code, Message: ferry.ErrorMessage(err), Text: err.Error()}
+	we := &WireError{Code: code, Message: ferry.ErrorMessage(err), Text: err.Error()}
+	if re, ok := errors.AsType[*local.ReplicaError](err); ok {
+		we.Replica = re
+	}
+	return we
 }
 
 // Err turns the wire form back into an error.
 func (w *WireError) Err() error {
+	var inner error = &wireText{text: w.Text, replica: w.Replica}
 	if w.Code == "" {
-		return errors.New(w.Text)
+		return inner
 	}
-	return &ferry.Error{Code: w.Code, Message: w.Message, Err: errors.New(w.Text)}
+	return &ferry.Error{Code: w.Code, Message: w.Message, Err: inner}
+}
+
+// wireText is an error as the node wrote it, unwrapping to the replica
+// error it held.
+type wireText struct {
+	text    string
+	replica *local.ReplicaError
+}
+
+func (e *wireText) Error() string { return e.text }
+
+func (e *wireText) Unwrap() error {
+	if e.replica == nil {
+		return nil
+	}
+	return e.replica
 }
 
 // maxBody bounds a request's JSON body.

@@ -24,14 +24,14 @@ import (
 // ferryProc is the real ferry binary serving a configuration, killed with
 // SIGKILL (no shutdown of any kind) and started again on the same data.
 type ferryProc struct {
-	t        *testing.T
+	t        testing.TB
 	bin, cfg string
 	log      *os.File
 	cmd      *exec.Cmd
 	exited   chan struct{}
 }
 
-func buildFerry(t *testing.T) string {
+func buildFerry(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "ferry")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/ferry").CombinedOutput(); err != nil {

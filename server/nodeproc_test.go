@@ -27,7 +27,7 @@ import (
 // stopNode stops the node of dataDir that `ferry serve` started (SIGTERM:
 // it stops its replicas), once ferry itself is gone, so that no test
 // leaves one running. Register it before ferry's own cleanup.
-func stopNode(t *testing.T, dataDir string) {
+func stopNode(t testing.TB, dataDir string) {
 	t.Cleanup(func() {
 		pid, err := node.LockHolder(dataDir)
 		if err != nil || !alive(pid) {
@@ -310,11 +310,21 @@ func TestNodeOutlivesFerry(t *testing.T) {
 
 // rss is a process's resident set as /proc says it: VmRSS, and its
 // anonymous and file-backed parts.
-func rss(t *testing.T, pid int) string {
+func rss(t testing.TB, pid int) string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	kb, err := procStatus(pid)
 	if err != nil {
 		return err.Error()
+	}
+	return fmt.Sprintf("%.1f MB (anonymous %.1f, file %.1f)", float64(kb["VmRSS"])/1024, float64(kb["RssAnon"])/1024, float64(kb["RssFile"])/1024)
+}
+
+// procStatus reads the sizes of /proc/PID/status, in kB by field name
+// (VmRSS, RssAnon, RssFile, ...).
+func procStatus(pid int) (map[string]int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
 	}
 	kb := map[string]int{}
 	for _, line := range strings.Split(string(b), "\n") {
@@ -324,5 +334,5 @@ func rss(t *testing.T, pid int) string {
 			kb[strings.TrimSuffix(k, ":")] = v
 		}
 	}
-	return fmt.Sprintf("%.1f MB (anonymous %.1f, file %.1f)", float64(kb["VmRSS"])/1024, float64(kb["RssAnon"])/1024, float64(kb["RssFile"])/1024)
+	return kb, nil
 }

@@ -18,7 +18,13 @@ var defaultCanarySteps = []ferry.CanaryStep{
 }
 
 const (
-	defaultCanaryInterval     = 5 * time.Second
+	// defaultCanaryInterval is how often a canary is judged: 2 s, about
+	// when a 5 % canary at 500 req/s has its minRequests. Judging costs
+	// nothing on the local runtime, and a judgement weighs everything
+	// since the first step, so a shorter interval only looks sooner: at
+	// 5 s, a release failing 5 % served 0.17 % failed requests at
+	// 500 req/s before its first judgement aborted it.
+	defaultCanaryInterval     = 2 * time.Second
 	defaultCanaryMinRequests  = 50
 	defaultCanaryMaxErrorRate = 0.01
 	defaultCanaryMaxP99       = 500 * time.Millisecond

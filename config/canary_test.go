@@ -34,7 +34,7 @@ func TestCanaryDefaults(t *testing.T) {
 		{"all defaults", canaryYAML("      canary: {}\n"), &ferry.Canary{
 			Steps:    []ferry.CanaryStep{{Weight: 5, For: 30 * time.Second}, {Weight: 25, For: time.Minute}, {Weight: 50, For: time.Minute}},
 			Baseline: true,
-			Analysis: ferry.CanaryAnalysis{Interval: 5 * time.Second, MinRequests: 50, MaxErrorRate: 0.01, MaxP99: 500 * time.Millisecond, Inconclusive: 5 * time.Minute},
+			Analysis: ferry.CanaryAnalysis{Interval: 2 * time.Second, MinRequests: 50, MaxErrorRate: 0.01, MaxP99: 500 * time.Millisecond, Inconclusive: 5 * time.Minute},
 		}},
 		{"everything given", canaryYAML(`      canary:
         steps: [ { weight: 10, for: 1m }, { weight: 60 } ]
@@ -236,7 +236,7 @@ func TestCanaryRedacted(t *testing.T) {
             for: 1m
         baseline: true
         analysis:
-          interval: 5s
+          interval: 2s
           minRequests: 50
           maxErrorRate: 1%
           maxP99: 500ms

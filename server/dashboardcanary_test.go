@@ -109,6 +109,15 @@ func TestDashboardCanary(t *testing.T) {
 		)
 	}
 
+	// press gives a reason and presses a canary's button in one step of
+	// the page's own script: the row is re-rendered at every judgement
+	// (every 2 s), and a node chromedp found a moment earlier may be gone
+	// by its click ("Could not find node with given id").
+	press := func(reason, button string) {
+		t.Helper()
+		eval(fmt.Sprintf(`(() => { document.getElementById("reason-prod").value = %q; document.getElementById(%q).click(); return "" })()`, reason, button))
+	}
+
 	signIn(releaser)
 	const row = `document.querySelector("#env-prod .canary")`
 	waitJS("the running canary with a verdict", `(c => c && c.dataset.canaryState === "running" && c.dataset.weight === "20" && c.textContent.includes("last verdict: inconclusive"))(`+row+`)`, time.Minute)
@@ -161,7 +170,7 @@ func TestDashboardCanary(t *testing.T) {
 		t.Errorf("promtool check metrics during the canary: %v\n%s", err, out)
 	}
 
-	do("pause the canary", chromedp.SendKeys(chromedp.ID("reason-prod"), "look closer"), chromedp.Click(chromedp.ID("canary-pause-prod")))
+	press("look closer", "canary-pause-prod")
 	waitJS("the paused canary", `(c => c && c.dataset.canaryState === "paused" && !!document.getElementById("canary-resume-prod"))(`+row+`)`, 30*time.Second)
 	waitJS("the pause's notice", `(document.querySelector("#notice")?.textContent || "").includes("The canary on prod is paused.")`, 10*time.Second)
 	if got := eval(row + `.querySelector(".sub").textContent`); got != "paused by rel: look closer" {
@@ -193,7 +202,7 @@ func TestDashboardCanary(t *testing.T) {
 	signIn(releaser)
 	waitJS("the abort button", `!!document.getElementById("canary-abort-prod")`, 30*time.Second)
 	eval(`window.__ferryMarker = "no reload"; ""`)
-	do("abort the canary", chromedp.SendKeys(chromedp.ID("reason-prod"), "not now"), chromedp.Click(chromedp.ID("canary-abort-prod")))
+	press("not now", "canary-abort-prod")
 	waitJS("the canary gone from prod's row and its buttons from the page", `!`+row+` && !document.querySelector('[id^="canary-"]')`, time.Minute)
 	waitJS("prod back on A", fmt.Sprintf(`(r => r && r.dataset.commit === %q)(document.querySelector("#env-prod"))`, headA), 30*time.Second)
 	if got := eval(`String(window.__ferryMarker)`); got != "no reload" {

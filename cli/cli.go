@@ -7,6 +7,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -41,6 +42,26 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
 	return explainUnauthorized(root.ExecuteContext(ctx))
+}
+
+// groupAnnotation marks a command made by group.
+const groupAnnotation = "ferry.group"
+
+// group makes cmd one that only gathers others: alone it shows its help;
+// with an argument that names none of them it fails, where cobra would
+// print the help and exit 0 (ferry token crate … did nothing, and said
+// nothing was wrong).
+func group(cmd *cobra.Command, subs ...*cobra.Command) *cobra.Command {
+	cmd.Annotations = map[string]string{groupAnnotation: "true"}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unknown command %q for %q; run '%s --help' for its commands", args[0], cmd.CommandPath(), cmd.CommandPath())
+		}
+		return cmd.Help()
+	}
+	cmd.AddCommand(subs...)
+	return cmd
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {

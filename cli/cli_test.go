@@ -103,3 +103,31 @@ func TestExampleConfigRoundTrip(t *testing.T) {
 		t.Fatalf("config check of the example: exit %d: %s", code, stderr)
 	}
 }
+
+// TestGroupCommands: a command that gathers others shows its help alone
+// and refuses a word that names none of them, instead of printing the
+// help with exit status 0 as if it had done something.
+func TestGroupCommands(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		stdout   string
+		stderr   string
+		noStdout bool
+	}{
+		{args: []string{"token"}, stdout: "Available Commands:"},
+		{args: []string{"rollout"}, stdout: "promote"},
+		{args: []string{"token", "crate", "ci"}, code: 1, stderr: `unknown command "crate" for "ferry token"`, noStdout: true},
+		{args: []string{"rollout", "bogus", "prod"}, code: 1, stderr: `unknown command "bogus" for "ferry rollout"`, noStdout: true},
+		{args: []string{"key", "private"}, code: 1, stderr: `unknown command "private" for "ferry key"`, noStdout: true},
+		{args: []string{"hook", "post-receive"}, code: 1, stderr: `unknown command "post-receive" for "ferry hook"`, noStdout: true},
+		{args: []string{"config", "chek"}, code: 1, stderr: `run 'ferry config --help' for its commands`, noStdout: true},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			stdout, stderr, code := run(t, tc.args...)
+			if code != tc.code || !strings.Contains(stdout, tc.stdout) || !strings.Contains(stderr, tc.stderr) || (tc.noStdout && stdout != "") {
+				t.Errorf("ferry %s = %d\nstdout: %s\nstderr: %s\nwant %d, stdout with %q, stderr with %q", strings.Join(tc.args, " "), code, stdout, stderr, tc.code, tc.stdout, tc.stderr)
+			}
+		})
+	}
+}

@@ -39,7 +39,7 @@ func parseCommand(line string) error {
 	if err != nil {
 		return err
 	}
-	if cmd == root || !cmd.Runnable() {
+	if cmd == root || !cmd.Runnable() || cmd.Annotations[groupAnnotation] != "" {
 		return fmt.Errorf("%q names no command", line)
 	}
 	if err := cmd.ParseFlags(rest); err != nil {

@@ -16,13 +16,10 @@ import (
 )
 
 func newHookCmd() *cobra.Command {
-	cmd := &cobra.Command{
+	return group(&cobra.Command{
 		Use:   "hook",
 		Short: "Git server hooks that apply ferry's release rules inside the repository",
-		Args:  cobra.NoArgs,
-	}
-	cmd.AddCommand(newPreReceiveCmd())
-	return cmd
+	}, newPreReceiveCmd())
 }
 
 // hookOptions are pre-receive's flags.

@@ -17,8 +17,7 @@ signature before every rollout (docs/trust.md). The key pair is made in the data
 directory at the first start (signing.key, private, mode 0600; cosign.pub), or
 ferry.yaml names one (signing.key).`,
 	}
-	cmd.AddCommand(newKeyPublicCmd())
-	return cmd
+	return group(cmd, newKeyPublicCmd())
 }
 
 func newKeyPublicCmd() *cobra.Command {

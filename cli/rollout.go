@@ -31,7 +31,7 @@ pauses it until someone resumes or promotes it.`,
   ferry rollout promote prod --reason "verified by hand"
   ferry rollout abort prod --reason "wrong build"`,
 	}
-	cmd.AddCommand(newRolloutStatusCmd())
+	group(cmd, newRolloutStatusCmd())
 	for _, c := range []struct{ name, short, needs string }{
 		{"pause", "Hold the canary at its step: no judgement moves it on", ""},
 		{"resume", "Let a paused canary go on through its steps", ""},

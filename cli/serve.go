@@ -137,6 +137,5 @@ printed as FILE:LINE: FIELD: MESSAGE; the exit code is 2 when there is any.`,
 			return err
 		},
 	}
-	cmd.AddCommand(check, example)
-	return cmd
+	return group(cmd, check, example)
 }

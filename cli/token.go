@@ -33,8 +33,7 @@ credentials file) these commands go through the API. Without one, on the server'
 machine, they open the ledger that the configuration (-c) names: that is how the
 first admin token is made.`,
 	}
-	cmd.AddCommand(newTokenCreateCmd(), newTokenListCmd(), newTokenRevokeCmd())
-	return cmd
+	return group(cmd, newTokenCreateCmd(), newTokenListCmd(), newTokenRevokeCmd())
 }
 
 // tokenAdmin is where token commands act: the API or the ledger itself.

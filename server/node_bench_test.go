@@ -183,10 +183,15 @@ func BenchmarkNode(b *testing.B) {
 		name string
 		pid  int
 	}{{"serve", p.cmd.Process.Pid}, {"node", nodePid()}} {
-		kb, err := procStatus(proc.pid)
+		kb, err := procSizes(proc.pid, "status")
 		if err != nil {
 			b.Fatal(err)
 		}
+		pss, err := procSizes(proc.pid, "smaps_rollup")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(pss["Pss"])/1024, proc.name+"-pss-MB")
 		b.ReportMetric(float64(kb["VmRSS"])/1024, proc.name+"-rss-MB")
 		b.ReportMetric(float64(kb["RssAnon"])/1024, proc.name+"-anon-MB")
 		b.ReportMetric(float64(kb["RssFile"])/1024, proc.name+"-file-MB")

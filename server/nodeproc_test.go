@@ -309,20 +309,26 @@ func TestNodeOutlivesFerry(t *testing.T) {
 }
 
 // rss is a process's resident set as /proc says it: VmRSS, and its
-// anonymous and file-backed parts.
+// anonymous and file-backed parts; and its proportional set (PSS), where
+// each page shared with other processes (ferry serve and its node map
+// the same binary) counts by its share.
 func rss(t testing.TB, pid int) string {
 	t.Helper()
-	kb, err := procStatus(pid)
+	kb, err := procSizes(pid, "status")
 	if err != nil {
 		return err.Error()
 	}
-	return fmt.Sprintf("%.1f MB (anonymous %.1f, file %.1f)", float64(kb["VmRSS"])/1024, float64(kb["RssAnon"])/1024, float64(kb["RssFile"])/1024)
+	s := fmt.Sprintf("%.1f MB (anonymous %.1f, file %.1f)", float64(kb["VmRSS"])/1024, float64(kb["RssAnon"])/1024, float64(kb["RssFile"])/1024)
+	if p, err := procSizes(pid, "smaps_rollup"); err == nil {
+		s += fmt.Sprintf("; PSS %.1f MB (anonymous %.1f, file %.1f)", float64(p["Pss"])/1024, float64(p["Pss_Anon"])/1024, float64(p["Pss_File"])/1024)
+	}
+	return s
 }
 
-// procStatus reads the sizes of /proc/PID/status, in kB by field name
-// (VmRSS, RssAnon, RssFile, ...).
-func procStatus(pid int) (map[string]int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// procSizes reads the sizes of /proc/PID/FILE (status: VmRSS, RssAnon,
+// RssFile, …; smaps_rollup: Pss, Pss_Anon, Pss_File, …), in kB by name.
+func procSizes(pid int, file string) (map[string]int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 	if err != nil {
 		return nil, err
 	}

@@ -119,10 +119,19 @@ func TestDriftWatch(t *testing.T) {
 			// check starts; the drift is back then, and the new run knows
 			// it reported it already.
 			f.restart()
-			waitUntil(t, func() bool {
-				drifts, err := f.ctrl.Check(context.Background())
-				return err == nil && len(drifts) == 0
-			}, "dev restored")
+			var last []Drift
+			var lastErr error
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				last, lastErr = f.ctrl.Check(context.Background())
+				if lastErr == nil && len(last) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("dev not restored: drifts %+v, %v", last, lastErr)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
 			tc.drift(f, a, b)
 			f.driftCheck()
 			if found, resolved := f.driftEvents(); len(found) != 1 || len(resolved) != 0 {

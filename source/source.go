@@ -76,9 +76,11 @@ type Repo struct {
 }
 
 // lockRefs takes fetchMu for a write to the cache's refs and marks the
-// heads read so far as old; the function it returns ends the write.
+// heads read so far as old; the function it returns ends the write. It
+// clears the cache's stale locks first (clearStaleLocks).
 func (r *Repo) lockRefs() (unlock func()) {
 	r.fetchMu.Lock()
+	r.clearStaleLocks()
 	r.refsGen.Add(1)
 	return func() {
 		r.refsGen.Add(1)
@@ -219,10 +221,13 @@ func (r *Repo) create(ctx context.Context) error {
 
 // fetch updates the bare repository at dir from the remote.
 func (r *Repo) fetch(ctx context.Context, dir string) error {
-	// The URL is set on every fetch so that a changed configuration takes
-	// effect; it is a config write, not a network call.
-	if _, err := run(ctx, r.timeout(), "", r.redact, "--git-dir="+dir, "config", "remote.origin.url", r.remote); err != nil {
-		return err
+	// The URL is set when it changed, so that a changed configuration
+	// takes effect: reading it takes no lock, writing it takes config.lock,
+	// which a ferry killed mid-write would leave behind.
+	if url, err := run(ctx, r.timeout(), "", r.redact, "--git-dir="+dir, "config", "--get", "remote.origin.url"); err != nil || strings.TrimSpace(string(url)) != r.remote {
+		if _, err := run(ctx, r.timeout(), "", r.redact, "--git-dir="+dir, "config", "remote.origin.url", r.remote); err != nil {
+			return err
+		}
 	}
 	_, err := run(ctx, r.fetchTimeout(), "", r.redact,
 		"-c", "protocol.file.allow=always", // file:// remotes (and their submodules)

@@ -18,7 +18,9 @@ import (
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/config"
+	"github.com/ferryhq/ferry/internal/gittest"
 	"github.com/ferryhq/ferry/ledger/ledgerdb"
+	"github.com/ferryhq/ferry/node"
 )
 
 // ferryProc is the real ferry binary serving a configuration, killed with
@@ -29,6 +31,84 @@ type ferryProc struct {
 	log      *os.File
 	cmd      *exec.Cmd
 	exited   chan struct{}
+}
+
+// binaryFerry is the real ferry binary serving the tiny app on the local
+// runtime (behind the node ferry serve starts), with an admin's client.
+type binaryFerry struct {
+	*ferryProc
+	c    *client.Client
+	repo *gittest.Repo
+	data string
+}
+
+// onLocal is an environment's runtime in tinyConfig: replicas on the
+// local runtime at addr, ready on /version; verified after each rollout
+// with verify.
+func onLocal(replicas int, addr string, verify bool) string {
+	s := fmt.Sprintf("runtime: { local: { replicas: %d, listen: %s, readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }", replicas, addr)
+	if verify {
+		s += "\n    verify: [ { http: GET /version, expect: 200 } ]"
+	}
+	return s
+}
+
+// startBinaryFerry starts bin serving the tiny app with dev's runtime
+// line replaced by envs (more environments may follow it), polling git
+// every poll when given. On failure the test's log gets the end of
+// ferry's and the node's logs; the node is stopped at the end.
+func startBinaryFerry(t testing.TB, bin, envs, poll string) *binaryFerry {
+	t.Helper()
+	repo := newRepo(t, "testdata/tiny")
+	data := t.TempDir()
+	apiAddr, regAddr := freeAddr(t), freeAddr(t)
+	yaml := strings.Replace(tinyConfig(repo.Dir, data, ""), "runtime: { local: { listen: 127.0.0.1:0 } }", envs, 1)
+	yaml = strings.Replace(yaml, "server: { listen: 127.0.0.1:0 }", "server: { listen: "+apiAddr+" }", 1)
+	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+regAddr+" }", 1)
+	if poll != "" {
+		yaml = strings.Replace(yaml, "poll: 0", "poll: "+poll, 1)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "ferry.yaml")
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(cfgPath, []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l, err := ledgerdb.Open(ctx, cfg.Ledger.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := (&auth.Tokens{Store: l, App: cfg.App}).Create(ctx, "ada", ferry.RoleAdmin, "test", "")
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(t.TempDir(), "ferry.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopNode(t, data) // after ferry's kill below: ferry serve starts a node
+	p := &ferryProc{t: t, bin: bin, cfg: cfgPath, log: logf}
+	p.start()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			for _, f := range []string{logf.Name(), node.LogPath(data)} {
+				if b, err := os.ReadFile(f); err == nil {
+					t.Logf("%s (last 6000 bytes):\n%s", f, b[max(0, len(b)-6000):])
+				}
+			}
+		}
+	})
+	c, err := client.New("http://" + apiAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Token = secret
+	return &binaryFerry{ferryProc: p, c: c, repo: repo, data: data}
 }
 
 func buildFerry(t testing.TB) string {
@@ -70,56 +150,9 @@ func TestKillDuringPromoteAndRollback(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the ferry binary")
 	}
-	bin := buildFerry(t)
-	repo := newRepo(t, "testdata/tiny")
-	data := t.TempDir()
-	apiAddr, regAddr, devAddr, prodAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-	onLocal := func(replicas int, addr string) string {
-		return fmt.Sprintf("runtime: { local: { replicas: %d, listen: %s, readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }\n"+
-			"    verify: [ { http: GET /version, expect: 200 } ]", replicas, addr)
-	}
-	yaml := strings.Replace(tinyConfig(repo.Dir, data, ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
-		onLocal(1, devAddr)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onLocal(2, prodAddr), 1)
-	yaml = strings.Replace(yaml, "server: { listen: 127.0.0.1:0 }", "server: { listen: "+apiAddr+" }", 1)
-	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+regAddr+" }", 1)
-	yaml = strings.Replace(yaml, "poll: 0", "poll: 200ms", 1)
-	cfgPath := filepath.Join(t.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(cfgPath, []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	l, err := ledgerdb.Open(ctx, cfg.Ledger.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, secret, err := (&auth.Tokens{Store: l, App: cfg.App}).Create(ctx, "ada", ferry.RoleAdmin, "test", "")
-	l.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "ferry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopNode(t, data) // after ferry's kill below: ferry serve starts a node
-	p := &ferryProc{t: t, bin: bin, cfg: cfgPath, log: logf}
-	p.start()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("ferry's log (last 6000 bytes):\n%s", b[max(0, len(b)-6000):])
-		}
-	})
-	c, err := client.New("http://" + apiAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Token = secret
+	devAddr, prodAddr := freeAddr(t), freeAddr(t)
+	f := startBinaryFerry(t, buildFerry(t), onLocal(1, devAddr, true)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onLocal(2, prodAddr, true), "200ms")
+	p, c, repo, ctx := f.ferryProc, f.c, f.repo, context.Background()
 	up := func() {
 		t.Helper()
 		waitFor(t, time.Minute, "ferry to answer", func() bool { _, err := c.Status(ctx); return err == nil })

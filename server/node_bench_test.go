@@ -13,13 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/auth"
-	"github.com/ferryhq/ferry/client"
-	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/internal/loadtest"
 	"github.com/ferryhq/ferry/internal/testenv"
-	"github.com/ferryhq/ferry/ledger/ledgerdb"
 	"github.com/ferryhq/ferry/node"
 )
 
@@ -52,57 +47,9 @@ func BenchmarkNode(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-ldflags", "-X github.com/ferryhq/ferry/cli.version=next", "-o", bin2, "../cmd/ferry").CombinedOutput(); err != nil {
 		b.Fatalf("go build ./cmd/ferry: %v\n%s", err, out)
 	}
-	repo := newRepo(b, "testdata/tiny")
-	data := b.TempDir()
-	apiAddr, regAddr, devAddr, prodAddr := freeAddr(b), freeAddr(b), freeAddr(b), freeAddr(b)
-	onLocal := func(replicas int, addr string) string {
-		return fmt.Sprintf("runtime: { local: { replicas: %d, listen: %s, readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }\n"+
-			"    verify: [ { http: GET /version, expect: 200 } ]", replicas, addr)
-	}
-	yaml := strings.Replace(tinyConfig(repo.Dir, data, ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
-		onLocal(2, devAddr)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onLocal(4, prodAddr), 1)
-	yaml = strings.Replace(yaml, "server: { listen: 127.0.0.1:0 }", "server: { listen: "+apiAddr+" }", 1)
-	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+regAddr+" }", 1)
-	yaml = strings.Replace(yaml, "poll: 0", "poll: 200ms", 1)
-	cfgPath := filepath.Join(b.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Parse(cfgPath, []byte(yaml))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	l, err := ledgerdb.Open(ctx, cfg.Ledger.URL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, secret, err := (&auth.Tokens{Store: l, App: cfg.App}).Create(ctx, "ada", ferry.RoleAdmin, "bench", "")
-	l.Close()
-	if err != nil {
-		b.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(b.TempDir(), "ferry.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	stopNode(b, data)
-	p := &ferryProc{t: b, bin: bin, cfg: cfgPath, log: logf}
-	p.start()
-	b.Cleanup(func() {
-		p.kill()
-		if b.Failed() {
-			for _, f := range []string{logf.Name(), node.LogPath(data)} {
-				out, _ := os.ReadFile(f)
-				b.Logf("%s (last 6000 bytes):\n%s", f, out[max(0, len(out)-6000):])
-			}
-		}
-	})
-	c, err := client.New("http://" + apiAddr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c.Token = secret
+	devAddr, prodAddr := freeAddr(b), freeAddr(b)
+	f := startBinaryFerry(b, bin, onLocal(2, devAddr, true)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onLocal(4, prodAddr, true), "200ms")
+	p, c, repo, data, ctx := f.ferryProc, f.c, f.repo, f.data, context.Background()
 	prodURL := "http://" + prodAddr
 	ready := func(env string) int {
 		st, err := c.Status(ctx)

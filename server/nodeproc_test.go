@@ -15,12 +15,8 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry"
-	"github.com/ferryhq/ferry/auth"
-	"github.com/ferryhq/ferry/client"
-	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/internal/loadtest"
 	"github.com/ferryhq/ferry/internal/testenv"
-	"github.com/ferryhq/ferry/ledger/ledgerdb"
 	"github.com/ferryhq/ferry/node"
 )
 
@@ -81,52 +77,9 @@ func TestNodeOutlivesFerry(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-ldflags", "-X github.com/ferryhq/ferry/cli.version=next", "-o", bin2, "../cmd/ferry").CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/ferry: %v\n%s", err, out)
 	}
-	repo := newRepo(t, "testdata/tiny")
-	data := t.TempDir()
-	apiAddr, regAddr, devAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	yaml := strings.Replace(tinyConfig(repo.Dir, data, ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
-		"runtime: { local: { replicas: 2, listen: "+devAddr+", readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }", 1)
-	yaml = strings.Replace(yaml, "server: { listen: 127.0.0.1:0 }", "server: { listen: "+apiAddr+" }", 1)
-	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+regAddr+" }", 1)
-	cfgPath := filepath.Join(t.TempDir(), "ferry.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(cfgPath, []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	l, err := ledgerdb.Open(ctx, cfg.Ledger.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, secret, err := (&auth.Tokens{Store: l, App: cfg.App}).Create(ctx, "ada", ferry.RoleAdmin, "test", "")
-	l.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "ferry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopNode(t, data)
-	p := &ferryProc{t: t, bin: bin, cfg: cfgPath, log: logf}
-	p.start()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			for _, f := range []string{logf.Name(), node.LogPath(data)} {
-				b, _ := os.ReadFile(f)
-				t.Logf("%s (last 6000 bytes):\n%s", f, b[max(0, len(b)-6000):])
-			}
-		}
-	})
-	c, err := client.New("http://" + apiAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Token = secret
+	devAddr := freeAddr(t)
+	f := startBinaryFerry(t, bin, onLocal(2, devAddr, false), "")
+	p, c, repo, data, ctx := f.ferryProc, f.c, f.repo, f.data, context.Background()
 	head := repo.Head()
 	up := func(what string) {
 		t.Helper()

@@ -196,13 +196,20 @@ func prodPods(t *testing.T, c *client.Client) []ferry.Replica {
 	return nil
 }
 
-// TestCanaryThroughNodeServeRestart: ferry serve stops mid-canary on a
-// local environment behind the node. The node keeps the split serving
-// while ferry is gone; the next ferry aborts the canary cleanly through
-// the node (EndSplit): the stable version serves every request again, the
-// canary and baseline replicas are gone, the canary is recorded aborted
-// and the deployment did not succeed. No request fails throughout.
-func TestCanaryThroughNodeServeRestart(t *testing.T) {
+// nodeCanary is prod's canary at 20 % (one step of an hour) on a local
+// environment behind a node in this process, promoted from first to
+// second under a load keyed by the commit that answered.
+type nodeCanary struct {
+	s             *Server
+	c             *client.Client
+	data, yaml    string
+	first, second string
+	load          *loadtest.Load
+	id            int64 // the canary's deployment
+}
+
+func startNodeCanary(t *testing.T) *nodeCanary {
+	t.Helper()
 	requireNode(t)
 	data := t.TempDir()
 	runNodeHere(t, data)
@@ -214,7 +221,7 @@ func TestCanaryThroughNodeServeRestart(t *testing.T) {
 
 	load := loadtest.Start(loadtest.Config{Workers: 4, URL: "http://" + prodAddr + "/version", Timeout: 5 * time.Second,
 		Key: func(_ *http.Response, body []byte) string { return commitOf(body) }})
-	defer load.Stop()
+	t.Cleanup(load.Stop)
 	a, err := c.Promote(ctx, "prod", second, "second release")
 	if err != nil {
 		t.Fatal(err)
@@ -224,6 +231,18 @@ func TestCanaryThroughNodeServeRestart(t *testing.T) {
 		ro, err := c.Rollout(ctx, "prod")
 		return err == nil && ro.Active && ro.Canary != nil && ro.Canary.Weight == 20 && len(ro.Tracks) > 0
 	})
+	return &nodeCanary{s: s, c: c, data: data, yaml: yaml, first: first, second: second, load: load, id: id}
+}
+
+// TestCanaryThroughNodeServeRestart: ferry serve stops mid-canary on a
+// local environment behind the node. The node keeps the split serving
+// while ferry is gone; the next ferry aborts the canary cleanly through
+// the node (EndSplit): the stable version serves every request again, the
+// canary and baseline replicas are gone, the canary is recorded aborted
+// and the deployment did not succeed. No request fails throughout.
+func TestCanaryThroughNodeServeRestart(t *testing.T) {
+	nc := startNodeCanary(t)
+	s, data, first, second, load, id, ctx := nc.s, nc.data, nc.first, nc.second, nc.load, nc.id, context.Background()
 	s.Close()
 	stopped := time.Now()
 	time.Sleep(500 * time.Millisecond) // ferry is gone; the node serves the split on
@@ -231,7 +250,7 @@ func TestCanaryThroughNodeServeRestart(t *testing.T) {
 		t.Errorf("with ferry stopped the canary served nothing: %v", load.Served(stopped))
 	}
 
-	s2 := start(t, yaml, Options{Node: &node.StartConfig{Exe: "/bin/false", DataDir: data}})
+	s2 := start(t, nc.yaml, Options{Node: &node.StartConfig{Exe: "/bin/false", DataDir: data}})
 	c2 := newClient(t, s2)
 	d := waitEnded(t, c2, id)
 	if d.State == ferry.DeploymentSucceeded {
@@ -272,27 +291,8 @@ func TestCanaryThroughNodeServeRestart(t *testing.T) {
 // track in the figures, aborts the canary it can no longer judge instead
 // of promoting it.
 func TestCanaryThroughNodeHandover(t *testing.T) {
-	requireNode(t)
-	data := t.TempDir()
-	runNodeHere(t, data)
-	repo, prodAddr, yaml := canaryConfig(t, data, "[ { weight: 20, for: 1h } ]")
-	s := start(t, yaml, Options{Node: &node.StartConfig{Exe: "/bin/false", DataDir: data}})
-	c := newClient(t, s)
-	ctx := context.Background()
-	first, second := twoReleases(t, s, c, repo)
-
-	load := loadtest.Start(loadtest.Config{Workers: 4, URL: "http://" + prodAddr + "/version", Timeout: 5 * time.Second,
-		Key: func(_ *http.Response, body []byte) string { return commitOf(body) }})
-	defer load.Stop()
-	a, err := c.Promote(ctx, "prod", second, "second release")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := deploymentOf(t, c, a)
-	waitFor(t, time.Minute, "prod's canary to run at 20 %", func() bool {
-		ro, err := c.Rollout(ctx, "prod")
-		return err == nil && ro.Active && ro.Canary != nil && ro.Canary.Weight == 20 && len(ro.Tracks) > 0
-	})
+	nc := startNodeCanary(t)
+	c, data, first, second, load, id, ctx := nc.c, nc.data, nc.first, nc.second, nc.load, nc.id, context.Background()
 	runNodeWith(t, node.Config{DataDir: data, Takeover: true, Logger: testLogger(t).With("part", "new node"), Version: "test-next"})
 	d := waitEnded(t, c, id)
 	if d.State != ferry.DeploymentFailed || !strings.Contains(d.Error, "no longer runs the split") {

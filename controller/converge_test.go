@@ -140,18 +140,17 @@ func TestConvergeOnBranchReset(t *testing.T) {
 	f.inDev(a)
 	b := f.commit("master", "b")
 	f.inDev(b)
+	// b's deployment is final in the ledger before its tags have moved,
+	// and the check says a rollout is in progress until they have. Only
+	// then is master reset: a reset seen while the controller still
+	// finished b's rollout is converged on at once (correctly), and the
+	// check below would find no lag to report.
+	waitUntil(t, func() bool { return len(f.devDrift()) == 0 }, "dev settled on b")
 	f.git(f.work, "push", "-q", "--force", "origin", a.Commit+":refs/heads/master")
 	if err := f.repo.Fetch(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// b's deployment is final in the ledger before its tags have moved,
-	// and the check says a rollout is in progress until they have.
-	var drifts []Drift
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if drifts = f.devDrift(); !slices.ContainsFunc(drifts, func(d Drift) bool { return d.What == "rollout" }) {
-			break
-		}
-	}
+	drifts := f.devDrift()
 	if len(drifts) != 1 || drifts[0].Fix != "ferry build master" {
 		t.Errorf("Check before dev converged = %+v, want dev lagging master", drifts)
 	}

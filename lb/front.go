@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,10 +141,28 @@ func (s *frontServer) shutdown(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("%w with connections left: %s", ctx.Err(), s.states())
 		case <-tick.C:
 		}
 	}
+}
+
+// states counts the tracked connections by state, for an error.
+func (s *frontServer) states() string {
+	names := [...]string{stateNew: "new", stateIdle: "idle", stateActive: "active", stateClosed: "closed"}
+	var n [len(names)]int
+	s.mu.Lock()
+	for c := range s.conns {
+		n[c.state.Load()]++
+	}
+	s.mu.Unlock()
+	var parts []string
+	for st, k := range n {
+		if k > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", k, names[st]))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // close closes the listeners and every connection at once.

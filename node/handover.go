@@ -104,6 +104,26 @@ func (n *Node) handover(w http.ResponseWriter, r *http.Request) {
 	n.handOnce.Do(func() { close(n.handedOver) })
 }
 
+// rawFD is f's descriptor, read without (*os.File).Fd, which puts the
+// descriptor into blocking mode. A duplicated socket shares its open file
+// description, flags included, with the balancer's own: Fd made the old
+// node's listening socket blocking, its accept then held the thread in
+// the kernel, and closing the listener at the end of the handover waited
+// for the next new connection, up to the drain timeout (the old node did
+// not exit for a minute, 1 handover in ~40). f must stay open while the
+// number is used.
+func rawFD(f *os.File) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := rc.Control(func(u uintptr) { fd = int(u) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
+}
+
 func sendHandover(uc *net.UnixConn, msg handoverMsg, files []*os.File) error {
 	b, err := json.Marshal(msg)
 	if err != nil {
@@ -111,7 +131,11 @@ func sendHandover(uc *net.UnixConn, msg handoverMsg, files []*os.File) error {
 	}
 	fds := make([]int, len(files))
 	for i, f := range files {
-		fds[i] = int(f.Fd())
+		fd, err := rawFD(f)
+		if err != nil {
+			return fmt.Errorf("send sockets: %w", err)
+		}
+		fds[i] = fd
 	}
 	hdr := binary.BigEndian.AppendUint32(nil, uint32(len(b)))
 	var oob []byte

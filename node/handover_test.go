@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/loadtest"
+	"golang.org/x/sys/unix"
 )
 
 // startNode runs a node in this process; done yields Run's result.
@@ -127,5 +129,49 @@ func waitHealthy(t *testing.T, c *Client) {
 		if time.Now().After(deadline) {
 			t.Fatal("node does not answer")
 		}
+	}
+}
+
+// TestHandoverKeepsListenerNonBlocking: sending the listening sockets
+// leaves the balancer's own socket non-blocking. The duplicate shares the
+// socket's flags; had sending put it into blocking mode, the old node's
+// accept would hold its thread in the kernel, and closing its listener
+// would wait for the next new connection.
+func TestHandoverKeepsListenerNonBlocking(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := os.NewFile(uintptr(pair[1]), "peer")
+	defer peer.Close()
+	c, err := net.FileConn(os.NewFile(uintptr(pair[0]), "conn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := sendHandover(c.(*net.UnixConn), handoverMsg{}, []*os.File{f}); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags int
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil || ferr != nil {
+		t.Fatal(err, ferr)
+	}
+	if flags&unix.O_NONBLOCK == 0 {
+		t.Error("the listening socket is in blocking mode after it was sent")
 	}
 }

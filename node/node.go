@@ -227,10 +227,15 @@ func (n *Node) Run(ctx context.Context) error {
 	// The listener stays where it is on disk: after a handover the path is
 	// the successor's socket.
 	n.ln.SetUnlinkOnClose(false)
+	began := n.now()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	n.srv.Shutdown(sctx)
+	if serr := n.srv.Shutdown(sctx); serr != nil {
+		n.log.Warn("node: its API did not shut down in time", "err", serr)
+	}
 	cancel()
+	n.log.Info("node: API closed; closing the environments", "took", n.now().Sub(began).Round(time.Millisecond))
 	n.closeEnvs(context.Background())
+	n.log.Info("node: environments closed", "took", n.now().Sub(began).Round(time.Millisecond))
 	n.mu.Lock()
 	if n.lock != nil {
 		n.lock.Close()

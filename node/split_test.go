@@ -131,21 +131,8 @@ func countTracks(st ferry.Status) map[string]int {
 // it under load with no request failed, and the stable replicas serve
 // every request again.
 func TestSplitThroughNode(t *testing.T) {
-	requireContainers(t)
-	im := appImages(t)
-	data := t.TempDir()
-	runNode(t, data, testLogger(t))
-	ctx := t.Context()
-	c := NewClient(ClientConfig{DataDir: data, Images: im.src})
-	defer c.Close()
-	rt, err := c.Open(ctx, devConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stable := spec(im.v1, 2)
-	if err := rt.Apply(ctx, stable, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := stableDev(t)
+	im, data, rt, stable, ctx := d.im, d.data, d.rt, d.stable, t.Context()
 	if f, err := rt.Figures(ctx); err != nil || len(f) != 0 {
 		t.Fatalf("Figures with no split = %v, %v; want an empty map", f, err)
 	}
@@ -250,21 +237,8 @@ func equalIDs(a, b ferry.Status) bool { return strings.Join(ids(a), ",") == stri
 // version on the stable replicas, and the node keeps that spec: a node
 // started after its own crash brings back the new version.
 func TestSplitPromoteThroughNode(t *testing.T) {
-	requireContainers(t)
-	im := appImages(t)
-	data := t.TempDir()
-	runNode(t, data, testLogger(t))
-	ctx := t.Context()
-	c := NewClient(ClientConfig{DataDir: data, Images: im.src})
-	defer c.Close()
-	rt, err := c.Open(ctx, devConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stable := spec(im.v1, 2)
-	if err := rt.Apply(ctx, stable, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := stableDev(t)
+	im, data, rt, stable, ctx := d.im, d.data, d.rt, d.stable, t.Context()
 	if err := rt.Split(ctx, ferry.Split{Stable: stable, Canary: spec(im.v2, 2), Baseline: true, Weight: 25}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -297,21 +271,8 @@ func TestSplitPromoteThroughNode(t *testing.T) {
 // crash-looping canary's *local.ReplicaError reach the client as they
 // are, and a failed split leaves the stable replicas serving everything.
 func TestSplitErrorsThroughNode(t *testing.T) {
-	requireContainers(t)
-	im := appImages(t)
-	data := t.TempDir()
-	runNode(t, data, testLogger(t))
-	ctx := t.Context()
-	c := NewClient(ClientConfig{DataDir: data, Images: im.src})
-	defer c.Close()
-	rt, err := c.Open(ctx, devConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stable := spec(im.v1, 2)
-	if err := rt.Apply(ctx, stable, nil); err != nil {
-		t.Fatal(err)
-	}
+	d := stableDev(t)
+	im, rt, stable, ctx := d.im, d.rt, d.stable, t.Context()
 	for _, tc := range []struct {
 		name string
 		s    ferry.Split
@@ -330,7 +291,7 @@ func TestSplitErrorsThroughNode(t *testing.T) {
 
 	load := loadtest.Start(loadtest.Config{Workers: 4, URL: "http://" + rt.Addr() + "/version", Timeout: 5 * time.Second,
 		Key: func(_ *http.Response, body []byte) string { return strings.TrimSpace(string(body)) }})
-	err = rt.Split(ctx, ferry.Split{Stable: stable, Canary: spec(im.crash, 2), Baseline: true, Weight: 5}, nil)
+	err := rt.Split(ctx, ferry.Split{Stable: stable, Canary: spec(im.crash, 2), Baseline: true, Weight: 5}, nil)
 	load.Stop()
 	re, ok := errors.AsType[*local.ReplicaError](err)
 	if !ok || !strings.Contains(re.Reason, "crash-looping") || re.Digest != im.crash || re.Env != "dev" || len(re.Log) == 0 {
@@ -508,4 +469,32 @@ func waitReady(t *testing.T, rt *Runtime, n int) {
 			t.Fatalf("dev has not %d ready replicas after a minute: %+v, %v", n, st, err)
 		}
 	}
+}
+
+// splitDev is dev on a node in this process with runc containers: two
+// stable replicas of v1, before a test splits it.
+type splitDev struct {
+	im     images
+	data   string
+	c      *Client
+	rt     *Runtime
+	stable ferry.Spec
+}
+
+func stableDev(t *testing.T) splitDev {
+	t.Helper()
+	requireContainers(t)
+	d := splitDev{im: appImages(t), data: t.TempDir()}
+	runNode(t, d.data, testLogger(t))
+	d.c = NewClient(ClientConfig{DataDir: d.data, Images: d.im.src})
+	t.Cleanup(func() { d.c.Close() })
+	rt, err := d.c.Open(t.Context(), devConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.rt, d.stable = rt, spec(d.im.v1, 2)
+	if err := rt.Apply(t.Context(), d.stable, nil); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

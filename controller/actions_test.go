@@ -155,7 +155,7 @@ func TestActionsRecoveredAtStart(t *testing.T) {
 	ctx := context.Background()
 	f.cancel()
 	<-f.done
-	at := f.now
+	at := f.clk.Now()
 	open := func(kind ferry.ActionKind, running bool) *ferry.Action {
 		a := &ferry.Action{App: "app", Env: "prod", Kind: kind, Actor: "ada", Reason: "before the crash", CreatedAt: at}
 		if kind == ferry.ActionLock {

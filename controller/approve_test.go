@@ -48,7 +48,7 @@ func TestApprovalReleasesThroughASecondPerson(t *testing.T) {
 	f.inDev(a)
 	req := f.request("", "alice")
 	if req.State != ferry.RequestPending || req.Requester != "alice" || req.Commit != a.Commit || req.Author != "Ada" ||
-		!req.ExpiresAt.Equal(f.now.Add(24*time.Hour)) || req.RequestActionID == 0 {
+		!req.ExpiresAt.Equal(f.clk.Now().Add(24*time.Hour)) || req.RequestActionID == 0 {
 		t.Fatalf("request = %+v, want pending by alice of %s, author Ada, expiring in 24h", req, a.Commit)
 	}
 	for _, tt := range []struct {
@@ -125,7 +125,7 @@ func TestApprovalRefusals(t *testing.T) {
 	f.inDev(a)
 
 	expired := f.request("", "alice")
-	f.now = f.now.Add(time.Hour)
+	f.clk.Advance(time.Hour)
 	if _, _, err := f.ctrl.Approve(ctx, expired.ID, "bob", ferry.RoleReleaser, ""); ferry.ErrorCode(err) != ferry.ECONFLICT || !strings.Contains(ferry.ErrorMessage(err), "expired at 2026-11-27 00:50:00 UTC") {
 		t.Errorf("Approve(expired) = %v, want ECONFLICT naming the expiry", err)
 	}
@@ -175,7 +175,7 @@ func TestApprovedReleaseSurvivesACrash(t *testing.T) {
 	f.inDev(a)
 	req := f.request("", "alice")
 	// What Approve writes first, as if ferry stopped right after.
-	if err := f.ledger.AddApproval(ctx, req.ID, ferry.Approver{Actor: "bob", Role: ferry.RoleReleaser, At: f.now}, 0, true); err != nil {
+	if err := f.ledger.AddApproval(ctx, req.ID, ferry.Approver{Actor: "bob", Role: ferry.RoleReleaser, At: f.clk.Now()}, 0, true); err != nil {
 		t.Fatal(err)
 	}
 	f.restart()

@@ -33,13 +33,13 @@ func TestAutoPromotion(t *testing.T) {
 	if got := f.prod.runs().Digest; got != "" || len(promotes()) != 0 {
 		t.Fatalf("prod runs %q with %d actions before the wait is over", got, len(promotes()))
 	}
-	f.now = f.now.Add(29 * time.Minute)
+	f.clk.Advance(29 * time.Minute)
 	timer.fire()
 	time.Sleep(50 * time.Millisecond)
 	if n := len(promotes()); n != 0 {
 		t.Fatalf("%d promotions after 29m, want none", n)
 	}
-	f.now = f.now.Add(time.Minute)
+	f.clk.Advance(time.Minute)
 	timer.fire()
 	waitUntil(t, func() bool { return f.prod.runs().Digest == a.Digest }, "prod to run a after the wait")
 	if as := promotes(); len(as) != 1 || as[0].Actor != "ferry (auto)" {
@@ -51,7 +51,7 @@ func TestAutoPromotion(t *testing.T) {
 	f.dev.fail[bad.Digest] = fmt.Errorf("replica dev-1 crash-looping")
 	f.dev.mu.Unlock()
 	f.inDev(bad)
-	f.now = f.now.Add(time.Hour)
+	f.clk.Advance(time.Hour)
 	timer.fire()
 	time.Sleep(50 * time.Millisecond)
 	if got := f.prod.runs().Digest; got != a.Digest || len(promotes()) != 1 {
@@ -60,7 +60,7 @@ func TestAutoPromotion(t *testing.T) {
 
 	c := f.commit("master", "feat: c")
 	f.inDev(c)
-	f.now = f.now.Add(30 * time.Minute)
+	f.clk.Advance(30 * time.Minute)
 	timer.fire()
 	waitUntil(t, func() bool { return f.prod.runs().Digest == c.Digest }, "prod to run c after its wait")
 }

@@ -214,7 +214,7 @@ func newCanaryFixtureOn(t *testing.T, engine string, baseline bool) (f *relFixtu
 		f.postgres = engine == "postgres"
 		f.canary = testCanary(baseline)
 		f.prodCanary = &canaryTarget{fakeTarget: f.prod, figs: map[string]analysis.Figures{}}
-		f.clock = newFakeClock(f.now)
+		f.clock = newFakeClock(f.clk.Now())
 	})
 	a = f.commit("master", "feat: a")
 	f.inDev(a)
@@ -626,7 +626,7 @@ func TestCanaryVerify(t *testing.T) {
 			f = newFixtureWith(t, func(g *relFixture) {
 				g.canary = testCanary(true)
 				g.prodCanary = &canaryTarget{fakeTarget: g.prod, figs: map[string]analysis.Figures{}}
-				g.clock = newFakeClock(g.now)
+				g.clock = newFakeClock(g.clk.Now())
 				g.prodURL, g.prodVerify = srv.URL, []ferry.Check{{Method: "GET", Path: "/health", Expect: 200, Timeout: 300 * time.Millisecond}}
 			})
 			a := f.commit("master", "feat: a")

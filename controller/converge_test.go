@@ -175,7 +175,7 @@ func TestOlderBuildNotDeployedOverHead(t *testing.T) {
 	head := f.commit("master", "head")
 	f.inDev(head)
 	b := &ferry.Build{App: "app", Commit: old, Branch: "master", State: ferry.BuildSucceeded,
-		Digest: fmt.Sprintf("sha256:%064x", 99), CreatedAt: f.now}
+		Digest: fmt.Sprintf("sha256:%064x", 99), CreatedAt: f.clk.Now()}
 	if err := f.ledger.CreateBuild(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func (f *relFixture) driftCheck() {
 	f.t.Helper()
 	for range 2 {
 		select {
-		case f.driftTicks <- f.now:
+		case f.driftTicks <- f.clk.Now():
 		case <-time.After(10 * time.Second):
 			f.t.Fatal("the drift check took no tick")
 		}

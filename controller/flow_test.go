@@ -25,7 +25,7 @@ func (f *relFixture) released(n int) ([]*ferry.Build, []*ferry.Deployment) {
 			f.t.Fatalf("promote %d = %+v, %v", i+1, d, err)
 		}
 		bs, rs = append(bs, b), append(rs, d)
-		f.now = f.now.Add(time.Minute)
+		f.clk.Advance(time.Minute)
 	}
 	return bs, rs
 }
@@ -126,7 +126,7 @@ func TestReconcileResetsFailedHead(t *testing.T) {
 	waitUntil(t, func() bool { return f.originRef("refs/tags/env/prod") == bs[0].Commit }, "env/prod")
 	bad := f.commit("master", "the crash left release here")
 	d := &ferry.Deployment{App: "app", Env: "prod", Kind: ferry.DeployPromote, State: ferry.DeploymentPending, Commit: bad.Commit,
-		Digest: bad.Digest, Release: "RC20261126_2359", Replicas: 2, Actor: "ada", Reason: "ship it", CreatedAt: f.now}
+		Digest: bad.Digest, Release: "RC20261126_2359", Replicas: 2, Actor: "ada", Reason: "ship it", CreatedAt: f.clk.Now()}
 	if err := f.ledger.CreateDeployment(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}

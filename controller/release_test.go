@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ type relFixture struct {
 	origin    string // bare repository
 	repo      *source.Repo
 	work      string // a clone the test commits in
-	now       time.Time
+	clk       *testClock
 	cancel    context.CancelFunc
 	done      chan struct{}
 	n         int
@@ -78,7 +79,7 @@ func newPolicyFixture(t *testing.T, soak time.Duration, approval *ferry.Approval
 func newFixtureWith(t *testing.T, set func(f *relFixture)) *relFixture {
 	t.Helper()
 	f := &relFixture{t: t, dev: newFakeTarget(), prod: newFakeTarget(), tags: &fakeTags{tags: map[string]string{}}, verify: newFakeVerifier(),
-		now: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC), driftTicks: make(chan time.Time)}
+		clk: &testClock{t: time.Date(2026, 11, 26, 23, 50, 0, 0, time.UTC)}, driftTicks: make(chan time.Time)}
 	set(f)
 	var l ledger.Store
 	var err error
@@ -117,7 +118,7 @@ func (f *relFixture) start() {
 			URL: f.prodURL, Verify: f.prodVerify,
 			Windows: f.windows, Freezes: f.freezes, Auto: f.autoProd, Wait: autoWait(f.autoProd), Canary: f.canary}, Runtime: prod},
 	}
-	now, after := func() time.Time { return f.now }, f.after
+	now, after := func() time.Time { return f.clk.Now() }, f.after
 	if f.clock != nil {
 		now, after = f.clock.Now, f.clock.After
 	}
@@ -180,7 +181,7 @@ func (f *relFixture) commit(branch, subject string) *ferry.Build {
 		f.t.Fatal(err)
 	}
 	b := &ferry.Build{App: "app", Commit: sha, Branch: branch, State: ferry.BuildSucceeded, Author: "Ada",
-		Digest: fmt.Sprintf("sha256:%064x", f.n), CreatedAt: f.now}
+		Digest: fmt.Sprintf("sha256:%064x", f.n), CreatedAt: f.clk.Now()}
 	if err := f.ledger.CreateBuild(context.Background(), b); err != nil {
 		f.t.Fatal(err)
 	}
@@ -291,7 +292,7 @@ func TestPromotionMistakesAreRefused(t *testing.T) {
 	f.git(f.work, "checkout", "-q", "master")
 	// Pretend it ran in dev (dev only deploys master, so write it directly).
 	d := &ferry.Deployment{App: "app", Env: "dev", Kind: ferry.DeployDeploy, State: ferry.DeploymentSucceeded,
-		Commit: offMaster.Commit, Digest: offMaster.Digest, Replicas: 2, Actor: "test", CreatedAt: f.now, FinishedAt: f.now}
+		Commit: offMaster.Commit, Digest: offMaster.Digest, Replicas: 2, Actor: "test", CreatedAt: f.clk.Now(), FinishedAt: f.clk.Now()}
 	if err := f.ledger.CreateDeployment(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +372,7 @@ func TestSoak(t *testing.T) {
 	if ferry.ErrorCode(err) != ferry.ECONFLICT || !strings.Contains(ferry.ErrorMessage(err), "needs 10m0s of soak") {
 		t.Fatalf("Promote before the soak = %v, want refused", err)
 	}
-	f.now = f.now.Add(11 * time.Minute)
+	f.clk.Advance(11 * time.Minute)
 	if _, err := f.promote(""); err != nil {
 		t.Fatalf("Promote after the soak = %v", err)
 	}
@@ -382,14 +383,14 @@ func TestRollbackAndFailedRelease(t *testing.T) {
 	a := f.commit("master", "a")
 	f.inDev(a)
 	ra, _ := f.promote("")
-	f.now = f.now.Add(time.Minute)
+	f.clk.Advance(time.Minute)
 	b := f.commit("master", "b")
 	f.inDev(b)
 	rb, _ := f.promote("")
 	waitUntil(t, func() bool { return f.tags.get("live") == b.Digest }, "live on b")
 
 	// A release whose prod rollout fails is reverted; live stays put.
-	f.now = f.now.Add(time.Minute)
+	f.clk.Advance(time.Minute)
 	c := f.commit("master", "c")
 	f.inDev(c)
 	f.prod.mu.Lock()
@@ -441,7 +442,7 @@ func TestReleasePushes(t *testing.T) {
 	a := f.commit("master", "a")
 	f.inDev(a)
 	ra, _ := f.promote("")
-	f.now = f.now.Add(time.Minute)
+	f.clk.Advance(time.Minute)
 	b := f.commit("master", "b")
 	f.inDev(b)
 
@@ -674,7 +675,7 @@ func TestKnownReleases(t *testing.T) {
 	a := f.commit("master", "a")
 	f.inDev(a)
 	ra, _ := f.promote("")
-	f.now = f.now.Add(time.Minute)
+	f.clk.Advance(time.Minute)
 	b := f.commit("master", "b")
 	f.inDev(b)
 	rb, _ := f.promote("")
@@ -694,4 +695,29 @@ func TestKnownReleases(t *testing.T) {
 	if _, err := f.ctrl.KnownReleases(context.Background(), "prdo"); ferry.ErrorCode(err) != ferry.ENOTFOUND {
 		t.Errorf("KnownReleases(prdo) = %v, want ENOTFOUND", err)
 	}
+}
+
+// testClock is the fixture's clock: a test moves it while the
+// controller's goroutines read it.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }

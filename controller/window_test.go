@@ -81,7 +81,7 @@ func TestWindowsRefuseAndOverride(t *testing.T) {
 	if evs, _ := f.ledger.Events(ctx, ledger.EventFilter{App: "app", Kind: "promote.override"}); len(evs) != 1 || evs[0].Reason != "hotfix for #12" {
 		t.Errorf("promote.override events = %+v", evs)
 	}
-	f.now = f.now.Add(time.Minute)
+	f.clk.Advance(time.Minute)
 	b := f.commit("master", "feat: b")
 	f.inDev(b)
 	override("", "second hotfix")
@@ -98,9 +98,9 @@ func TestWindowsRefuseAndOverride(t *testing.T) {
 // naming its reason and when it ends.
 func TestFreezeRefuses(t *testing.T) {
 	f := newFixtureWith(t, func(f *relFixture) {
-		f.now = time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC) // Monday, in the window
+		f.clk.Set(time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)) // Monday, in the window
 		f.windows = weekdays
-		f.freezes = []ferry.Freeze{{From: f.now.Add(-time.Hour), To: f.now.Add(26 * time.Hour), Reason: "cyber monday"}}
+		f.freezes = []ferry.Freeze{{From: f.clk.Now().Add(-time.Hour), To: f.clk.Now().Add(26 * time.Hour), Reason: "cyber monday"}}
 	})
 	a := f.commit("master", "feat: a")
 	f.inDev(a)
@@ -140,7 +140,7 @@ func TestWhenOpenWaitsForTheOpening(t *testing.T) {
 	if _, err := f.ctrl.Unlock(ctx, "prod", "ada", ""); err != nil {
 		t.Fatal(err)
 	}
-	f.now = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	f.clk.Set(time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC))
 	timer.fire()
 	if got := f.finalAction(act.ID); got.State != ferry.ActionSucceeded || got.DeploymentID == 0 {
 		t.Fatalf("promote --when-open after the opening = %s %q", got.State, got.Result)

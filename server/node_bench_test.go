@@ -184,20 +184,7 @@ func BenchmarkNode(b *testing.B) {
 	})
 	phase("upgrade-node", func() {
 		old := nodePid()
-		nl, err := os.OpenFile(node.LogPath(data), os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer nl.Close()
-		cmd := exec.Command(bin2, "node", "--takeover", "--data-dir", data)
-		cmd.Stdout, cmd.Stderr = nl, nl
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		go cmd.Wait()
-		waitFor(b, time.Minute, "the old node to exit", func() bool { return !alive(old) })
-		waitFor(b, 10*time.Second, "the new node to hold the lock", func() bool { return nodePid() == cmd.Process.Pid })
+		upgradeNode(b, bin2, data, old)
 		settle("after the node's upgrade")
 	})
 

@@ -198,20 +198,7 @@ func TestNodeOutlivesFerry(t *testing.T) {
 	}
 
 	phase("upgrade of the node (handover)", func() {
-		nl, err := os.OpenFile(node.LogPath(data), os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nl.Close()
-		cmd := exec.Command(bin2, "node", "--takeover", "--data-dir", data)
-		cmd.Stdout, cmd.Stderr = nl, nl
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go cmd.Wait()
-		waitFor(t, time.Minute, "the old node to exit", func() bool { return !alive(firstNode) })
-		waitFor(t, 10*time.Second, "the new node to hold the lock", func() bool { return nodePid() == cmd.Process.Pid })
+		upgradeNode(t, bin2, data, firstNode)
 	})
 	afterHandover := replicas()
 	if len(afterHandover) != 2 || slices.ContainsFunc(afterHandover, func(r string) bool { return slices.Contains(before, r) }) {
@@ -294,4 +281,28 @@ func procSizes(pid int, file string) (map[string]int, error) {
 		}
 	}
 	return kb, nil
+}
+
+// upgradeNode starts bin as a node taking over from the node old of data
+// (its output appended to the node's log) and waits until old has exited
+// and the new node holds the lock.
+func upgradeNode(t testing.TB, bin, data string, old int) {
+	t.Helper()
+	nl, err := os.OpenFile(node.LogPath(data), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nl.Close()
+	cmd := exec.Command(bin, "node", "--takeover", "--data-dir", data)
+	cmd.Stdout, cmd.Stderr = nl, nl
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	waitFor(t, time.Minute, "the old node to exit", func() bool { return !alive(old) })
+	waitFor(t, 10*time.Second, "the new node to hold the lock", func() bool {
+		pid, err := node.LockHolder(data)
+		return err == nil && pid == cmd.Process.Pid
+	})
 }

@@ -146,10 +146,10 @@ func TestFerryOnRealNode(t *testing.T) {
 	}
 	t.Logf("pod %s leads in term %d; pod %s stands by", leaderPod.pod.Name, lease.Term, standbyPod.pod.Name)
 
-	// A server that started less than a lease TTL before the lease is
-	// freed leaves it to one that stood by longer (server/standby.go): the
-	// standby must have stood by that long, or it yields to the leader's
-	// replacement as much as the replacement yields to it.
+	// A freed lease goes first to the server that stood by longer
+	// (server/standby.go): by a margin of a campaign period or more once
+	// the standby stood by a whole TTL, which it has by this wait even
+	// when ferry started a second or two after its container.
 	if cs := standbyPod.pod.Status.ContainerStatuses; len(cs) == 1 && cs[0].State.Running != nil {
 		time.Sleep(time.Until(cs[0].State.Running.StartedAt.Add(leader.DefaultTTL + time.Second)))
 	}

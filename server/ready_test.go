@@ -54,24 +54,43 @@ func readyz(t testing.TB, url string) Readiness {
 // TestStandbyPrecedesReplacement: when the leader stops and a server
 // starts in its place at that moment (a deleted pod and its replacement),
 // the server that stood by takes the lead, not the newcomer, which stands
-// by for it.
+// by for it: also when the standby itself began less than a lease before
+// and the newcomer started before the leader stopped.
 func TestStandbyPrecedesReplacement(t *testing.T) {
-	r := newRedundant(t)
 	const ttl = 3 * time.Second
-	opts := Options{LeaseTTL: ttl, KubePoll: 100 * time.Millisecond}
-	a := start(t, r.yaml(t.TempDir()), opts)
-	b := start(t, r.yaml(t.TempDir()), opts)
-	time.Sleep(ttl) // b has stood by for a while
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
-	c := start(t, r.yaml(t.TempDir()), opts)
-	if c.leadership != nil {
-		t.Fatalf("the replacement took the lead in term %d from the standby", c.leadership.Term())
-	}
-	waitFor(t, 10*time.Second, "the standby to lead", func() bool { return readyz(t, b.URL()).Role == "leader" })
-	rc := readyz(t, c.URL())
-	if rc.Role != "standby" || rc.Leader != b.holder {
-		t.Errorf("the replacement's /readyz = %+v, want it standing by for %s", rc, b.holder)
+	for _, tc := range []struct {
+		name  string
+		stood time.Duration // how long the standby stood by before the leader stopped
+		early bool          // the replacement starts before the leader stops, not after
+	}{
+		{"stood a lease", ttl, false},
+		{"stood half a lease and the replacement started first", ttl / 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRedundant(t)
+			opts := Options{LeaseTTL: ttl, KubePoll: 100 * time.Millisecond}
+			a := start(t, r.yaml(t.TempDir()), opts)
+			b := start(t, r.yaml(t.TempDir()), opts)
+			time.Sleep(tc.stood)
+			var c *Server
+			if tc.early {
+				c = start(t, r.yaml(t.TempDir()), opts)
+			}
+			if err := a.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !tc.early {
+				c = start(t, r.yaml(t.TempDir()), opts)
+			}
+			if c.leadership != nil {
+				t.Fatalf("the replacement took the lead in term %d from the standby", c.leadership.Term())
+			}
+			waitFor(t, 10*time.Second, "a standby to lead", func() bool {
+				return readyz(t, b.URL()).Role == "leader" || readyz(t, c.URL()).Role == "leader"
+			})
+			if rb, rc := readyz(t, b.URL()), readyz(t, c.URL()); rb.Role != "leader" || rc.Role != "standby" || rc.Leader != b.holder {
+				t.Errorf("the standby's /readyz = %+v, the replacement's %+v; want %s leading and the replacement standing by for it", rb, rc, b.holder)
+			}
+		})
 	}
 }

@@ -86,67 +86,84 @@ func (s *Server) startStandby(ctx context.Context, conflict error) error {
 // standBy campaigns until this server leads, then takes over. It tries
 // often (campaignEvery), so that the takeover follows the end of the
 // leader's lease closely: a resigned lease at once, a dead leader's after
-// its TTL.
+// its TTL. A freed lease it leaves to the servers that stood by longer
+// for as long as yieldFor says, then campaigns at that instant.
 func (s *Server) standBy(ctx context.Context) error {
-	every(ctx, campaignEvery(s.opts.LeaseTTL), func() bool {
-		if s.opts.Now().Before(s.began.Add(s.opts.LeaseTTL + handoverWait(s.opts.LeaseTTL))) {
-			// Young enough to yield: leave a just-freed lease to the
-			// servers that stood by longer.
-			if l, err := s.raw.Leader(ctx, s.cfg.App); err == nil && s.yields(l) {
-				return false
+	t := time.NewTimer(campaignEvery(s.opts.LeaseTTL))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		t.Reset(campaignEvery(s.opts.LeaseTTL))
+		if l, err := s.raw.Leader(ctx, s.cfg.App); err == nil {
+			if wait := s.yielding(l); wait > 0 {
+				t.Reset(wait)
+				continue
 			}
 		}
 		lead, err := s.campaign(ctx)
 		switch {
 		case ferry.ErrorCode(err) == ferry.ECONFLICT:
-			return false
+			continue
 		case err != nil:
 			if ctx.Err() == nil {
 				s.log.Warn("campaign for the lead; trying again", "err", err)
 			}
-			return false
+			continue
 		}
 		s.log.Info("taking over", "term", lead.Term())
 		if err := s.startLeading(ctx, lead); err != nil {
 			s.log.Error("take over the lead", "term", lead.Term(), "err", err)
 			s.stop(fmt.Errorf("take over the lead in term %d: %w", lead.Term(), err))
 		}
-		return true
-	})
-	return nil
+		return nil
+	}
 }
 
 // firstCampaign is Start's campaign. On a configuration that can stand
-// by, a free lease this server yields (yields) is left to the servers
-// that stood by: it answers ECONFLICT, and this server stands by too.
+// by, a free lease this server still leaves to others (yielding) is
+// answered ECONFLICT, and this server stands by too.
 func (s *Server) firstCampaign(ctx context.Context) (*leader.Lead, error) {
 	if len(s.cfg.RedundancyGaps()) == 0 {
-		if l, err := s.raw.Leader(ctx, s.cfg.App); err == nil && s.yields(l) {
-			return nil, ferry.Errorf(ferry.ECONFLICT, "the lead of %s was given up by %s %s ago: a server that stood by takes it first (this one waits %s)",
-				s.cfg.App, l.Holder, s.opts.Now().Sub(l.ExpiresAt).Round(time.Millisecond), handoverWait(s.opts.LeaseTTL))
+		if l, err := s.raw.Leader(ctx, s.cfg.App); err == nil && s.yielding(l) > 0 {
+			return nil, ferry.Errorf(ferry.ECONFLICT, "the lead of %s was given up by %s %s ago: a server that stood by longer takes it first (this one waits %s)",
+				s.cfg.App, l.Holder, s.opts.Now().Sub(l.ExpiresAt).Round(time.Millisecond), yieldFor(l.ExpiresAt.Sub(s.began), s.opts.LeaseTTL).Round(time.Millisecond))
 		}
 	}
 	return s.campaign(ctx)
 }
 
-// yields reports whether this server leaves the free lease l, for now, to
-// the servers that stood by before it: l was given up or ran out less than
-// handoverWait ago, and this server began less than a TTL before that (or
-// after). That is the replacement of the server that gave the lead up,
-// started while that one stopped, which a standby already warm should
-// precede (deploy/ferry: a deleted leader pod and its replacement). Its
-// own previous run's lease it never yields; with no standby left it
-// takes the lease after handoverWait.
-func (s *Server) yields(l *ledger.Lease) bool {
-	now, ttl := s.opts.Now(), s.opts.LeaseTTL
+// yielding is how much longer this server leaves the lease l to the
+// servers that stood by before it: nothing for a live lease (the
+// campaign decides) or its own previous run's, else until yieldFor after
+// l ran out.
+func (s *Server) yielding(l *ledger.Lease) time.Duration {
+	now := s.opts.Now()
 	if l.Live(now) || strings.HasPrefix(l.Holder, identity(s.cfg.DataDir)+"#") {
-		return false
+		return 0
 	}
-	return now.Before(l.ExpiresAt.Add(handoverWait(ttl))) && s.began.After(l.ExpiresAt.Add(-ttl))
+	return max(l.ExpiresAt.Add(yieldFor(l.ExpiresAt.Sub(s.began), s.opts.LeaseTTL)).Sub(now), 0)
 }
 
-// handoverWait is how long a young server yields a freed lease: two of a
-// standby's campaigns.
+// yieldFor is how long after a lease ran out a server that had stood by
+// for stood waits before campaigning for it: handoverWait for one that
+// began as the lease ran out (or after), nothing for one that stood by a
+// TTL or more, in proportion between. The longer a server stood by, the
+// sooner it campaigns, so a warm standby precedes the replacement of the
+// server that gave the lead up, started while that one stopped
+// (deploy/ferry: a deleted leader pod and its replacement), and the
+// earliest of several young servers wins, not a random one.
+func yieldFor(stood, ttl time.Duration) time.Duration {
+	stood = min(max(stood, 0), ttl)
+	return time.Duration(float64(handoverWait(ttl)) * float64(ttl-stood) / float64(ttl))
+}
+
+// handoverWait is the longest a server yields a freed lease: two of a
+// standby's campaigns, so that a standby that stood by a TTL has had one
+// to take it first.
 func handoverWait(ttl time.Duration) time.Duration { return 2 * campaignEvery(ttl) }
 
 // every calls fn every d until it returns true or ctx ends.

@@ -15,6 +15,7 @@ import (
 	"github.com/ferryhq/ferry/cosign"
 	"github.com/ferryhq/ferry/internal/gittest"
 	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/leader"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/registry"
 	"github.com/jackc/pgx/v5"
@@ -278,5 +279,29 @@ func BenchmarkStandbyReads(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestYieldFor: the longer a server stood by before a lease ran out, the
+// sooner after it campaigns.
+func TestYieldFor(t *testing.T) {
+	const ttl = 3 * time.Second // campaigns every 200 ms; handoverWait 400 ms
+	for _, tc := range []struct {
+		stood time.Duration
+		want  time.Duration
+	}{
+		{-time.Minute, 400 * time.Millisecond}, // began after the lease ran out
+		{0, 400 * time.Millisecond},
+		{1500 * time.Millisecond, 200 * time.Millisecond},
+		{2250 * time.Millisecond, 100 * time.Millisecond},
+		{ttl, 0},
+		{time.Hour, 0},
+	} {
+		if got := yieldFor(tc.stood, ttl); got != tc.want {
+			t.Errorf("yieldFor(%s, %s) = %s, want %s", tc.stood, ttl, got, tc.want)
+		}
+	}
+	if got := yieldFor(0, leader.DefaultTTL); got != handoverWait(leader.DefaultTTL) {
+		t.Errorf("yieldFor(0, %s) = %s, want handoverWait %s", leader.DefaultTTL, got, handoverWait(leader.DefaultTTL))
 	}
 }

@@ -79,9 +79,8 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 			return err
 		}
 		defer logFile.Close()
-		srv, err := server.New(cfg, server.Options{
-			Version: version, Logger: slog.New(slog.NewTextHandler(logFile, nil)), Progress: say,
-		})
+		logger := slog.New(slog.NewTextHandler(logFile, nil))
+		srv, err := server.New(cfg, server.Options{Version: version, Logger: logger, Progress: say})
 		if err != nil {
 			return err
 		}
@@ -121,6 +120,7 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 			return err
 		}
 		printNextSteps(out, layout, servedAddrs(ctx, cfg, srv.URL(), srv.ImageRepository()))
+		trimExePages(ctx, logger)
 		<-ctx.Done()
 		return nil
 	}

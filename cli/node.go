@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferryhq/ferry/internal/exepages"
 	"github.com/ferryhq/ferry/node"
 )
 
@@ -51,7 +54,10 @@ func newNodeCmd() *cobra.Command {
 			return err
 		}
 		logger := slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-		n, err := node.New(node.Config{DataDir: dir, Runc: runc, Takeover: takeover, Version: version, Logger: logger})
+		n, err := node.New(node.Config{
+			DataDir: dir, Runc: runc, Takeover: takeover, Version: version, Logger: logger,
+			Serving: func() { trimExePages(c.Context(), logger) },
+		})
 		if err != nil {
 			return err
 		}
@@ -90,3 +96,25 @@ func nodeStart(dataDir string) (*node.StartConfig, error) {
 	}
 	return &node.StartConfig{Exe: exe, Args: []string{"node", "--data-dir", dataDir}, DataDir: dataDir}, nil
 }
+
+// trimExePages keeps the pages of ferry's executable that a long-lived
+// process holds to what it uses (package exepages): released once the
+// start is done, and again whenever a burst of work left more than
+// exeSlack resident, checked every exeTrimEvery; each release is logged.
+func trimExePages(ctx context.Context, log *slog.Logger) {
+	go exepages.Trim(ctx, exeTrimEvery, exeSlack, func(st exepages.Stats, err error) {
+		if err != nil {
+			log.Warn("release the executable's resident pages", "err", err)
+			return
+		}
+		log.Info("released the executable's resident pages", "before", mib(st.Before), "after", mib(st.After))
+	})
+}
+
+const (
+	exeTrimEvery = 10 * time.Second
+	exeSlack     = 16 << 20
+)
+
+// mib formats n bytes in MiB.
+func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }

@@ -65,7 +65,11 @@ func newServeCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return srv.Run(cmd.Context())
+		if err := srv.Start(cmd.Context()); err != nil {
+			return err
+		}
+		trimExePages(cmd.Context(), logger)
+		return srv.Wait(cmd.Context())
 	}
 	return cmd
 }

@@ -62,6 +62,9 @@ type Config struct {
 	Takeover bool
 	// Version is reported by /v1/health.
 	Version string
+	// Serving, when set, is called once the node serves: its environments
+	// restored or taken over, its socket answering.
+	Serving func()
 	Logger  *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
@@ -201,6 +204,9 @@ func (n *Node) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- n.srv.Serve(peerChecked{n.ln, n.log}) }()
 	n.log.Info("node serving", "socket", SocketPath(n.cfg.DataDir), "pid", os.Getpid(), "envs", n.names())
+	if n.cfg.Serving != nil {
+		n.cfg.Serving()
+	}
 	if n.lock == nil { // a takeover: the lock is free once the old node has gone
 		go func() {
 			f, err := takeLock(n.cfg.DataDir, true)

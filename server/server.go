@@ -478,6 +478,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
+	return s.Wait(ctx)
+}
+
+// Wait serves a started server until ctx ends or the server stops on its
+// own (a lost lead it cannot stand by after), then closes it.
+func (s *Server) Wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return s.Close()

@@ -99,7 +99,7 @@ func nodeStart(dataDir string) (*node.StartConfig, error) {
 
 // trimExePages keeps the pages of ferry's executable that a long-lived
 // process holds to what it uses (package exepages): released once the
-// start is done, and again whenever a burst of work left more than
+// start is done, again one exeTrimEvery later, and whenever a burst of work left more than
 // exeSlack resident, checked every exeTrimEvery; each release is logged.
 func trimExePages(ctx context.Context, log *slog.Logger) {
 	go exepages.Trim(ctx, exeTrimEvery, exeSlack, func(st exepages.Stats, err error) {
@@ -113,7 +113,7 @@ func trimExePages(ctx context.Context, log *slog.Logger) {
 
 const (
 	exeTrimEvery = 10 * time.Second
-	exeSlack     = 16 << 20
+	exeSlack     = 8 << 20
 )
 
 // mib formats n bytes in MiB.

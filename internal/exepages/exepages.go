@@ -33,10 +33,13 @@ import (
 	"time"
 )
 
-// Trim releases the executable's pages (Release) at once, then checks
-// every interval and releases again once more than slack bytes of them
-// have become resident since, until ctx ends. released hears each
-// release's figures or error.
+// Trim releases the executable's pages (Release) at once and again one
+// interval later, then checks every interval and releases again once more
+// than slack bytes of them have become resident since, until ctx ends.
+// The second release is for processes of the same executable started
+// together (ferry serve and its node): a folio that another still mapped
+// stays cached whole, and is mapped whole again on a touch, until both
+// have let it go. released hears each release's figures or error.
 func Trim(ctx context.Context, every time.Duration, slack int64, released func(Stats, error)) {
 	st, err := Release()
 	released(st, err)
@@ -45,6 +48,7 @@ func Trim(ctx context.Context, every time.Duration, slack int64, released func(S
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	first := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -52,9 +56,10 @@ func Trim(ctx context.Context, every time.Duration, slack int64, released func(S
 		case <-t.C:
 		}
 		now, err := readRSSFile()
-		if err != nil || now-st.After <= slack {
+		if err != nil || (now-st.After <= slack && !first) {
 			continue
 		}
+		first = false
 		if st, err = Release(); err != nil {
 			released(st, err)
 			return

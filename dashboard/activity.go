@@ -54,15 +54,27 @@ func (c chartView) Width() int { return chartDays * barStep }
 // Height is the chart's height in px.
 func (chartView) Height() float64 { return chartHeight }
 
+// loadActivity is the charts for the controller's current state: read
+// once per change (perChange), since each reads every deployment of the
+// chart's days (thousands of rows at a deployment every few minutes).
 func (d *Dashboard) loadActivity(ctx context.Context) *activityView {
+	a, _ := d.activity.get(ctx, d.cfg.Environments.Changed(), d.cfg.Now(), d.readActivity)
+	return a
+}
+
+// readActivity reads the charts; the error says a chart failed (its Err
+// shows it), so that the view is not kept.
+func (d *Dashboard) readActivity(ctx context.Context) (*activityView, error) {
 	today := d.cfg.Now().UTC().Truncate(24 * time.Hour)
 	from := today.AddDate(0, 0, -(chartDays - 1))
 	a := &activityView{From: from, To: today}
+	var failedRead error
 	for _, e := range d.cfg.Envs {
 		c := chartView{Env: e.Name}
 		perDay, failed, err := d.countDays(ctx, e.Name, from)
 		if err != nil {
 			c.Err = d.safe("deployments "+e.Name, err)
+			failedRead = err
 		}
 		for i := range chartDays {
 			c.Deployments += perDay[i]
@@ -80,7 +92,7 @@ func (d *Dashboard) loadActivity(ctx context.Context) *activityView {
 		}
 		a.Charts = append(a.Charts, c)
 	}
-	return a
+	return a, failedRead
 }
 
 // countDays counts env's deployments and failed deployments per day

@@ -90,4 +90,27 @@ func TestActivityChart(t *testing.T) {
 	if !strings.Contains(page, `id="activity"`) || !strings.Contains(page, "Deployments per day") {
 		t.Error("the page has no activity chart")
 	}
+
+	// The charts are read once per state of the controller: a deployment
+	// the controller has not announced is not in them, and is once it
+	// announces a change.
+	d := &ferry.Deployment{App: app, Env: "dev", Kind: ferry.DeployDeploy, State: ferry.DeploymentSucceeded, Commit: commitA, Digest: digestA, Replicas: 1,
+		Actor: "ferry", Reason: "test", CreatedAt: jan(2, 4), StartedAt: jan(2, 4), FinishedAt: jan(2, 5)}
+	if err := f.store.CreateDeployment(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		notify bool
+		want   string
+	}{
+		{false, `<figure class="chart" data-env="dev" data-deployments="1" data-failed="1">`},
+		{true, `<figure class="chart" data-env="dev" data-deployments="2" data-failed="1">`},
+	} {
+		if step.notify {
+			f.envs.changed.Notify()
+		}
+		if _, body := f.do(ferry.RoleViewer, "GET", "/fragments/activity", nil, nil); !strings.Contains(body, step.want) {
+			t.Errorf("after a deployment (change announced: %t) activity lacks %s", step.notify, step.want)
+		}
+	}
 }

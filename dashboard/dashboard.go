@@ -181,9 +181,10 @@ type Dashboard struct {
 	assetVersion string
 	mux          *http.ServeMux
 	// Reads shared by the pages rendered for one controller state.
-	drifts perChange[[]controller.Drift]
-	diffs  perChange[[]diffView]
-	dora   perChange[[]dora.Report]
+	drifts   perChange[[]controller.Drift]
+	diffs    perChange[[]diffView]
+	dora     perChange[[]dora.Report]
+	activity perChange[*activityView]
 }
 
 // New checks cfg and parses the templates.

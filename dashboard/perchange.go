@@ -14,7 +14,7 @@ const reuseFor = 30 * time.Second
 
 // perChange shares one expensive read — the drift check (a git fetch, a
 // registry request per tag), the diffs between environments (a git fetch
-// each), the DORA figures — among every page and fragment rendered for the
+// each), the DORA figures, the activity charts' days of deployments — among every page and fragment rendered for the
 // same state of the controller. A change notifies every open page at once
 // and each re-fetches its parts, but the read runs once. The controller's
 // change channel identifies that state: a change replaces it. Concurrent

@@ -70,7 +70,9 @@ func BenchmarkLargeLedger(b *testing.B) {
 			t0 := time.Now()
 			commits := importHistory(b, repo.Dir, largeDeployments, end)
 			b.Logf("%s: %d commits imported in %s", engine, len(commits), time.Since(t0).Round(time.Millisecond))
-			yaml := tinyConfig(repo.Dir, b.TempDir(), extra) + "  prod:\n    from: dev\n    runtime: { local: { listen: 127.0.0.1:0 } }\n"
+			data := b.TempDir()
+			stopNode(b, data) // the binary's ferry serve starts one (readBinary)
+			yaml := tinyConfig(repo.Dir, data, extra) + "  prod:\n    from: dev\n    runtime: { local: { listen: 127.0.0.1:0 } }\n"
 			s := start(b, yaml, Options{})
 			// The head, the last commit, is the server's own build: once it
 			// is recorded, the builds of the others are history, not arrivals.

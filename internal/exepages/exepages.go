@@ -14,7 +14,8 @@
 // on (MADV_RANDOM: no read-ahead, so no large folios for what is faulted
 // in later), drops this process's mappings of the pages it has
 // (MADV_DONTNEED: safe for mappings never written, which code and
-// read-only data are), and evicts from the page cache what no process
+// read-only data are, unless a loader relocated them first: those are
+// left as they are), and evicts from the page cache what no process
 // maps any more (POSIX_FADV_DONTNEED). What the process touches after
 // that faults back in, a page at a time: its working set, not its start.
 // Trim does that at once and again after each burst of work that left
@@ -77,32 +78,59 @@ type Stats struct {
 // mapping is one read-only mapping of the executable.
 type mapping struct{ start, end uintptr }
 
-// exeMappings parses /proc/self/maps text for the mappings of exe that
-// are not writable (code, read-only data): the ones whose pages are the
-// file's, never copies.
-func exeMappings(maps []byte, exe string) ([]mapping, error) {
-	var ms []mapping
-	sc := bufio.NewScanner(bytes.NewReader(maps))
+// exeMappings parses /proc/self/smaps text for the mappings of exe that
+// are not writable (code, read-only data) and hold no page of their own:
+// those whose every page is the file's, so that dropping them loses
+// nothing. A read-only mapping with anonymous pages was written before it
+// was made read-only — the relocated data of a position-independent
+// executable (its GNU_RELRO segment) — and is left alone: dropping it
+// would bring back the file's unrelocated bytes.
+func exeMappings(smaps []byte, exe string) ([]mapping, error) {
+	var (
+		ms   []mapping
+		cur  *mapping // the current mapping, while it is a candidate
+		anon bool     // the current mapping has anonymous pages
+	)
+	flush := func() {
+		if cur != nil && !anon {
+			ms = append(ms, *cur)
+		}
+		cur, anon = nil, false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(smaps))
 	for sc.Scan() {
-		// start-end perms offset dev inode path
-		f := strings.Fields(sc.Text())
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok && !strings.Contains(k, " ") && !strings.Contains(k, "-") {
+			// A field of the current mapping ("Anonymous:   12 kB").
+			if k == "Anonymous" && strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")) != "0" {
+				anon = true
+			}
+			continue
+		}
+		// A mapping's header: start-end perms offset dev inode [path].
+		flush()
 		if len(f) < 6 || strings.Join(f[5:], " ") != exe || strings.Contains(f[1], "w") {
 			continue
 		}
 		lo, hi, ok := strings.Cut(f[0], "-")
 		if !ok {
-			return nil, fmt.Errorf("maps line %q: no address range", sc.Text())
+			return nil, fmt.Errorf("smaps line %q: no address range", line)
 		}
 		start, err := strconv.ParseUint(lo, 16, 64)
 		if err != nil {
-			return nil, fmt.Errorf("maps line %q: %w", sc.Text(), err)
+			return nil, fmt.Errorf("smaps line %q: %w", line, err)
 		}
 		end, err := strconv.ParseUint(hi, 16, 64)
 		if err != nil {
-			return nil, fmt.Errorf("maps line %q: %w", sc.Text(), err)
+			return nil, fmt.Errorf("smaps line %q: %w", line, err)
 		}
-		ms = append(ms, mapping{uintptr(start), uintptr(end)})
+		cur = &mapping{uintptr(start), uintptr(end)}
 	}
+	flush()
 	return ms, sc.Err()
 }
 

@@ -19,7 +19,7 @@ func Release() (Stats, error) {
 	if err != nil {
 		return st, fmt.Errorf("release the executable's pages: %w", err)
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	maps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return st, fmt.Errorf("release the executable's pages: %w", err)
 	}

@@ -132,7 +132,13 @@ environments:
 		if got, _ := k.image(ns, "birthday"); got != image {
 			t.Fatalf("the Deployment runs %s, want %s", got, image)
 		}
-		// Through the Service, from the host, as a user would.
+		// Through the Service, from the host, as a user would, once
+		// kube-proxy has caught up with the endpoints: a replaced pod in
+		// its 2 s drain still answers until then (on CI under load an A
+		// answered right after B's rollout ended).
+		waitFor(t, 15*time.Second, fmt.Sprintf("%s to answer with %s", url, ferry.ShortSHA(commit)), func() bool {
+			return servedCommit(t, url) == commit
+		})
 		for range 5 {
 			if got := servedCommit(t, url); got != commit {
 				t.Fatalf("%s/version answers commit %s, want %s", url, ferry.ShortSHA(got), ferry.ShortSHA(commit))

@@ -56,9 +56,11 @@ func Trim(ctx context.Context, every time.Duration, slack int64, released func(S
 			return
 		case <-t.C:
 		}
-		now, err := readRSSFile()
-		if err != nil || (now-st.After <= slack && !first) {
-			continue
+		if !first {
+			now, err := readRSSFile()
+			if err != nil || now-st.After <= slack {
+				continue
+			}
 		}
 		first = false
 		if st, err = Release(); err != nil {

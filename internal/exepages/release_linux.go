@@ -10,27 +10,35 @@ import (
 // Release gives back the executable's resident pages (see the package
 // comment). It changes no memory the process can see.
 func Release() (Stats, error) {
+	st, err := release()
+	if err != nil {
+		return st, fmt.Errorf("release the executable's pages: %w", err)
+	}
+	return st, nil
+}
+
+func release() (Stats, error) {
 	var st Stats
 	var err error
 	if st.Before, err = readRSSFile(); err != nil {
-		return st, fmt.Errorf("release the executable's pages: %w", err)
+		return st, err
 	}
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
-		return st, fmt.Errorf("release the executable's pages: %w", err)
+		return st, err
 	}
-	maps, err := os.ReadFile("/proc/self/smaps")
+	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
-		return st, fmt.Errorf("release the executable's pages: %w", err)
+		return st, err
 	}
-	ms, err := exeMappings(maps, exe)
+	ms, err := exeMappings(smaps, exe)
 	if err != nil {
-		return st, fmt.Errorf("release the executable's pages: %w", err)
+		return st, err
 	}
 	for _, m := range ms {
 		for _, advice := range []int{unix.MADV_RANDOM, unix.MADV_DONTNEED} {
 			if _, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, uintptr(advice)); errno != 0 {
-				return st, fmt.Errorf("release the executable's pages: madvise %#x-%#x: %w", m.start, m.end, errno)
+				return st, fmt.Errorf("madvise %#x-%#x: %w", m.start, m.end, errno)
 			}
 		}
 	}
@@ -40,8 +48,6 @@ func Release() (Stats, error) {
 		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) // best effort: pages others map stay
 		f.Close()
 	}
-	if st.After, err = readRSSFile(); err != nil {
-		return st, fmt.Errorf("release the executable's pages: %w", err)
-	}
-	return st, nil
+	st.After, err = readRSSFile()
+	return st, err
 }

@@ -1,15 +1,12 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferryhq/ferry/internal/exepages"
 	"github.com/ferryhq/ferry/node"
 )
 
@@ -96,25 +93,3 @@ func nodeStart(dataDir string) (*node.StartConfig, error) {
 	}
 	return &node.StartConfig{Exe: exe, Args: []string{"node", "--data-dir", dataDir}, DataDir: dataDir}, nil
 }
-
-// trimExePages keeps the pages of ferry's executable that a long-lived
-// process holds to what it uses (package exepages): released once the
-// start is done, again one exeTrimEvery later, and whenever a burst of work left more than
-// exeSlack resident, checked every exeTrimEvery; each release is logged.
-func trimExePages(ctx context.Context, log *slog.Logger) {
-	go exepages.Trim(ctx, exeTrimEvery, exeSlack, func(st exepages.Stats, err error) {
-		if err != nil {
-			log.Warn("release the executable's resident pages", "err", err)
-			return
-		}
-		log.Info("released the executable's resident pages", "before", mib(st.Before), "after", mib(st.After))
-	})
-}
-
-const (
-	exeTrimEvery = 10 * time.Second
-	exeSlack     = 8 << 20
-)
-
-// mib formats n bytes in MiB.
-func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }

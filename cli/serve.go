@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -144,20 +143,4 @@ printed as FILE:LINE: FIELD: MESSAGE; the exit code is 2 when there is any.`,
 		},
 	}
 	return group(cmd, check, example)
-}
-
-// serveGCPercent is ferry serve's GOGC while the node carries the
-// environments' requests: serve's heap is then bursts (builds, pushes,
-// reads of a large ledger) whose garbage a lower GOGC keeps from doubling
-// its idle memory, at a cost in GC cycles that no request forwarded to a
-// replica pays.
-const serveGCPercent = 50
-
-// leanHeap sets serveGCPercent unless the user set GOGC.
-func leanHeap(log *slog.Logger) {
-	if _, set := os.LookupEnv("GOGC"); set {
-		return
-	}
-	debug.SetGCPercent(serveGCPercent)
-	log.Debug("GOGC for ferry serve", "percent", serveGCPercent)
 }

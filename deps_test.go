@@ -28,7 +28,7 @@ var users = []string{"config", "controller", "builder", "release", "verify", "ap
 // TestImportGraph holds the layout docs/ARCHITECTURE.md draws: the root
 // imports nothing of the module; configuration and the release rules only
 // the root; an adapter no user and no other adapter; the controller no
-// adapter. It reads `go list -deps`, so an import through another package
+// adapter; the client binary no server part. It reads `go list -deps`, so an import through another package
 // counts too.
 func TestImportGraph(t *testing.T) {
 	deps := moduleDeps(t)
@@ -42,6 +42,10 @@ func TestImportGraph(t *testing.T) {
 		{pkg: "release", forbid: []string{"*"}, except: []string{""}},
 		{pkg: "analysis", forbid: []string{"*"}},
 		{pkg: "controller", forbid: append(slices.Clone(adapters), "config", "server", "cli", "api", "dashboard", "builder", "node")},
+		// The client binary starts without initialising the server's parts
+		// and their libraries (Kubernetes' client, the registry, runc, cosign).
+		{pkg: "parts", forbid: []string{"*"}, except: []string{"", "config", "ledger"}},
+		{pkg: "cmd/ferry", forbid: []string{"server", "node", "builder", "dashboard", "metrics", "source", "oci", "registry", "webhook", "cosign", "runtime", "prometheus"}},
 	} {
 		checkDeps(t, deps, tc.pkg, tc.forbid, tc.except)
 	}

@@ -1,7 +1,13 @@
 // Package cli implements ferry's command line: one file per subcommand, each
-// a thin client of the server's HTTP API except `serve`, `config check`,
-// `version` and the git hook. Flags and environment variables are read here
-// and nowhere else; the libraries take plain fields.
+// a thin client of the server's HTTP API except `serve`, `node`, `demo`,
+// `key`, `config`, `version`, the git hook and `token` on the server's
+// machine. Flags and environment variables are read here and nowhere else;
+// the libraries take plain fields.
+//
+// The commands that run ferry's server parts (serve, node, demo, key) get
+// them from the caller (package parts): cmd/ferryd links them in, cmd/ferry
+// does not and hands those commands to ferryd (handoff.go), so that the
+// client's commands start without initialising them.
 package cli
 
 import (
@@ -11,6 +17,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ferryhq/ferry/parts"
 )
 
 // Build information, set with -ldflags "-X github.com/ferryhq/ferry/cli.version=…".
@@ -37,9 +45,10 @@ func ExitCode(err error) int {
 }
 
 // Run executes the command line args and returns the error that decides the
-// exit code.
-func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	root := newRoot(stdin, stdout, stderr)
+// exit code. p are the server parts this binary links, or nil: then the
+// commands that need them run the whole command line in ferryd instead.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, p parts.Parts) error {
+	root := newRoot(stdin, stdout, stderr, serverParts{p: p, off: newHandOff(args)})
 	root.SetArgs(args)
 	return explainUnauthorized(root.ExecuteContext(ctx))
 }
@@ -64,7 +73,7 @@ func group(cmd *cobra.Command, subs ...*cobra.Command) *cobra.Command {
 	return cmd
 }
 
-func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+func newRoot(stdin io.Reader, stdout, stderr io.Writer, sp serverParts) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ferry",
 		Short: "ferry delivers a service from git to its environments",
@@ -78,9 +87,9 @@ controlled release of the very same digest.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(
-		newDemoCmd(),
-		newServeCmd(),
-		newNodeCmd(),
+		newDemoCmd(sp),
+		newServeCmd(sp),
+		newNodeCmd(sp),
 		newConfigCmd(),
 		newBuildsCmd(),
 		newBuildCmd(),
@@ -101,7 +110,7 @@ controlled release of the very same digest.`,
 		newUnlockCmd(),
 		newQuarantineCmd(),
 		newTokenCmd(),
-		newKeyCmd(),
+		newKeyCmd(sp),
 		newDiffCmd(),
 		newDoraCmd(),
 		newHookCmd(),

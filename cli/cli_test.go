@@ -7,13 +7,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferryhq/ferry/server"
 )
 
 // run executes the CLI in-process and returns stdout, stderr and the exit code.
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := Run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+	err := Run(context.Background(), args, strings.NewReader(""), &stdout, &stderr, server.Parts{})
 	code := 0
 	if err != nil {
 		code = ExitCode(err)

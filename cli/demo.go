@@ -20,10 +20,10 @@ import (
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/demo"
 	"github.com/ferryhq/ferry/ledger"
-	"github.com/ferryhq/ferry/server"
+	"github.com/ferryhq/ferry/parts"
 )
 
-func newDemoCmd() *cobra.Command {
+func newDemoCmd(sp serverParts) *cobra.Command {
 	var (
 		dir      string
 		appSrc   string
@@ -52,7 +52,7 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 	cmd.Flags().IntVar(&ports.Prod, "prod-port", ports.Prod, "prod's load balancer port on 127.0.0.1")
 	cmd.Flags().StringSliceVar(&stages, "stages", demo.DefaultStages, "the chain of environments a new ferry.yaml gets: the first follows master, each next is promoted from the one before, the last is released (stages between listen on the ports after --prod-port)")
 	cmd.Flags().BoolVar(&approval, "approval", false, "a new ferry.yaml makes every release of the last stage wait for a second person's approval (ferry approve ID, with another releaser's token)")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = sp.run(func(p parts.Parts, cmd *cobra.Command, _ []string) error {
 		out := cmd.OutOrStdout()
 		say := func(s string) { fmt.Fprintln(out, "▸", s) }
 		ctx := cmd.Context()
@@ -80,7 +80,7 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 		}
 		defer logFile.Close()
 		logger := slog.New(slog.NewTextHandler(logFile, nil))
-		srv, err := server.New(cfg, server.Options{Version: version, Logger: logger, Progress: say})
+		srv, err := p.NewServer(cfg, parts.ServerOptions{Version: version, Logger: logger, Progress: say})
 		if err != nil {
 			return err
 		}
@@ -123,13 +123,13 @@ Ctrl-C stops everything; a second run on the same directory resumes where it was
 		trimExePages(ctx, logger)
 		<-ctx.Done()
 		return nil
-	}
+	})
 	return cmd
 }
 
 // watchFirstRollout prints the newest master build's steps and dev's
 // deployment as they progress, until dev serves.
-func watchFirstRollout(ctx context.Context, w io.Writer, srv *server.Server, app string) error {
+func watchFirstRollout(ctx context.Context, w io.Writer, srv parts.Server, app string) error {
 	l := srv.Ledger()
 	seen := map[string]bool{}
 	say := func(key, msg string) {

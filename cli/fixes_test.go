@@ -34,7 +34,7 @@ func parseCommand(line string) error {
 	if len(fields) < 2 || fields[0] != "ferry" {
 		return fmt.Errorf("%q is not a ferry command", line)
 	}
-	root := newRoot(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
+	root := newRoot(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}, serverParts{})
 	cmd, rest, err := root.Find(fields[1:])
 	if err != nil {
 		return err
@@ -54,7 +54,7 @@ func parseCommand(line string) error {
 // embedsCommand reports whether the instruction s names a ferry command
 // inside its prose ("…, or ferry rollback prod"), which cannot be pasted.
 func embedsCommand(s string) bool {
-	root := newRoot(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
+	root := newRoot(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{}, serverParts{})
 	words := strings.Fields(s)
 	for i := 0; i+1 < len(words); i++ {
 		if words[i] != "ferry" {

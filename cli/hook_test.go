@@ -360,7 +360,7 @@ func TestPreReceiveInput(t *testing.T) {
 	hook := func(stdin string, args ...string) (string, int) {
 		var stdout, stderr bytes.Buffer
 		base := append([]string{"hook", "pre-receive", "--git-dir", bare}, ferrySrv.flags()...)
-		err := Run(context.Background(), append(base, args...), strings.NewReader(stdin), &stdout, &stderr)
+		err := Run(context.Background(), append(base, args...), strings.NewReader(stdin), &stdout, &stderr, nil)
 		code := 0
 		if err != nil {
 			stderr.WriteString(err.Error())

@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"os"
-
 	"github.com/spf13/cobra"
 
-	"github.com/ferryhq/ferry/server"
+	"github.com/ferryhq/ferry/parts"
 )
 
-func newKeyCmd() *cobra.Command {
+func newKeyCmd(sp serverParts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "key",
 		Short: "Show the key ferry signs images with",
@@ -17,10 +15,10 @@ signature before every rollout (docs/trust.md). The key pair is made in the data
 directory at the first start (signing.key, private, mode 0600; cosign.pub), or
 ferry.yaml names one (signing.key).`,
 	}
-	return group(cmd, newKeyPublicCmd())
+	return group(cmd, newKeyPublicCmd(sp))
 }
 
-func newKeyPublicCmd() *cobra.Command {
+func newKeyPublicCmd(sp serverParts) *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
 		Use:   "public",
@@ -33,21 +31,18 @@ pair ferry would make at its first start.
   ferry key public -c ferry.yaml > ferry.pub
   cosign verify --key ferry.pub --insecure-ignore-tlog IMAGE@DIGEST`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: sp.run(func(p parts.Parts, cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, path)
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-				return err
-			}
-			key, err := server.SigningKey(cfg, os.Getenv, os.ReadFile)
+			pem, err := p.PublicKey(cfg)
 			if err != nil {
 				return err
 			}
-			_, err = cmd.OutOrStdout().Write(key.PublicPEM())
+			_, err = cmd.OutOrStdout().Write(pem)
 			return err
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", envOr("FERRY_CONFIG", "ferry.yaml"), "configuration file (env FERRY_CONFIG)")
 	return cmd

@@ -7,18 +7,21 @@ import (
 	"testing"
 )
 
-// TestKeyPublic: `ferry key public` prints the public key ferry signs with
-// (made at first use, the same afterwards, the file cosign.pub in the data
-// directory), and a configured key's public half.
-func TestKeyPublic(t *testing.T) {
-	dir := t.TempDir()
-	yaml := `app: tiny
+// tinyConfig is a valid ferry.yaml that starts nothing by being read.
+const tinyConfig = `app: tiny
 dataDir: data
 source: { repo: /srv/git/tiny.git }
 build: { go: { main: . } }
 environments:
   dev: { branch: master, runtime: { local: { listen: 127.0.0.1:8081 } } }
 `
+
+// TestKeyPublic: `ferry key public` prints the public key ferry signs with
+// (made at first use, the same afterwards, the file cosign.pub in the data
+// directory), and a configured key's public half.
+func TestKeyPublic(t *testing.T) {
+	dir := t.TempDir()
+	yaml := tinyConfig
 	cfg := filepath.Join(dir, "ferry.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)

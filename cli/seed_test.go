@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/client"
+	"github.com/ferryhq/ferry/server"
 )
 
 // liveDemo is a `ferry demo` running in-process for one test.
@@ -42,7 +43,7 @@ func startDemoWith(t *testing.T, flags ...string) *liveDemo {
 	go func() {
 		done <- Run(ctx, append([]string{"demo", "--dir", dir, "--app-src", "../examples/birthday-app", "--ferry-binary", bin,
 			"--api-port", fmt.Sprint(api), "--registry-port", fmt.Sprint(reg),
-			"--dev-port", fmt.Sprint(dev), "--prod-port", fmt.Sprint(prod)}, flags...), strings.NewReader(""), out, out)
+			"--dev-port", fmt.Sprint(dev), "--prod-port", fmt.Sprint(prod)}, flags...), strings.NewReader(""), out, out, server.Parts{})
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -11,10 +11,10 @@ import (
 
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/leader"
-	"github.com/ferryhq/ferry/server"
+	"github.com/ferryhq/ferry/parts"
 )
 
-func newServeCmd() *cobra.Command {
+func newServeCmd(sp serverParts) *cobra.Command {
 	var (
 		path     string
 		logLevel string
@@ -32,7 +32,7 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&logJSON, "log-json", false, "write logs as JSON lines")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", leader.DefaultTTL, "how long the leader's lease lasts unrenewed: a standby takes over a dead leader after it")
 	cmd.Flags().BoolVar(&inProc, "no-node", false, "run the local environments in this process, so that they stop with it, instead of in the machine's node (ferry node)")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = sp.run(func(p parts.Parts, cmd *cobra.Command, _ []string) error {
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 			return usageErrorf("--log-level %q: want debug, info, warn or error", logLevel)
@@ -52,17 +52,14 @@ func newServeCmd() *cobra.Command {
 		}
 		logger := slog.New(h)
 		logger.Info("configuration", "file", cfg.Path, "config", cfg.Redacted())
-		opts := server.Options{
-			Version: version, Logger: logger, LeaseTTL: leaseTTL,
-			Progress: func(s string) { logger.Info(s) },
-		}
 		if !inProc {
-			if opts.Node, err = nodeStart(cfg.DataDir); err != nil {
-				return err
-			}
 			leanHeap(logger)
 		}
-		srv, err := server.New(cfg, opts)
+		srv, err := p.NewServer(cfg, parts.ServerOptions{
+			Version: version, Logger: logger, LeaseTTL: leaseTTL,
+			Progress: func(s string) { logger.Info(s) },
+			Node:     !inProc,
+		})
 		if err != nil {
 			return err
 		}
@@ -71,7 +68,7 @@ func newServeCmd() *cobra.Command {
 		}
 		trimExePages(cmd.Context(), logger)
 		return srv.Wait(cmd.Context())
-	}
+	})
 	return cmd
 }
 

@@ -15,7 +15,7 @@ import (
 // admin's override queued like the API's) (package dashboard), and the DORA
 // figures of the production environments over dora.DefaultWindow. Its event
 // streams carry follow=1, so endStreams lets them go at shutdown.
-func (s *Server) dashboardHandler(p parts) (http.Handler, error) {
+func (s *Server) dashboardHandler(p httpParts) (http.Handler, error) {
 	d, err := dashboard.New(dashboard.Config{
 		App: s.cfg.App, Version: s.opts.Version, Envs: s.cfg.Domain(),
 		Environments: p.ctrl, Releases: p.ctrl, Approvals: p.ctrl, Queue: p.ctrl, Builds: p.builds, Ledger: p.ledger, Outbox: p.ledger,

@@ -11,9 +11,9 @@ import (
 	"github.com/ferryhq/ferry/metrics"
 )
 
-// parts are what answers HTTP, all over one ledger store: the leader's
+// httpParts are what answers HTTP, all over one ledger store: the leader's
 // working parts, or a standby's, which only read (standby.go).
-type parts struct {
+type httpParts struct {
 	ledger ledger.Store
 	// ctrl is the controller: the leader's, or a standby's that does not
 	// act and whose changes are polled.
@@ -46,7 +46,7 @@ type controllerView interface {
 // /healthz and the webhooks), /readyz (ready.go), the Prometheus metrics
 // and the dashboard.
 // Each part checks its own access.
-func (s *Server) handler(p parts) (http.Handler, error) {
+func (s *Server) handler(p httpParts) (http.Handler, error) {
 	apiServer := &api.Server{
 		App: s.cfg.App, Version: s.opts.Version, Ledger: p.ledger, Builds: p.builds, Hooks: p.hooks, Tokens: s.tokens(p.ledger),
 		Envs: p.ctrl, Deployments: p.ledger, Releases: p.ctrl, Actions: p.ctrl, Approvals: p.ctrl, Canaries: p.ctrl, Notifications: p.ledger, Dora: p.dora,

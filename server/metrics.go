@@ -15,7 +15,7 @@ import (
 // metrics). Like the API, it needs a token, with the viewer role: a
 // Prometheus scrape config sends it as `authorization: {credentials: …}`
 // (docs/metrics.md).
-func (s *Server) metricsHandler(p parts) http.Handler {
+func (s *Server) metricsHandler(p httpParts) http.Handler {
 	cfg := metrics.Config{App: s.cfg.App, Ledger: p.ledger, Envs: p.ctrl, Dora: p.dora, Canaries: p.ctrl}
 	h := metrics.Handler(metrics.NewRegistry(metrics.New(cfg)), s.log.With("part", "metrics"))
 	return auth.Middleware(s.tokens(p.ledger).Lookup, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

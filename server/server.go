@@ -292,7 +292,7 @@ func (s *Server) startLeading(ctx context.Context, lead *leader.Lead) (err error
 		return err
 	}
 	s.dora = s.doraReporter(s.ledger)
-	root, err := s.handler(parts{
+	root, err := s.handler(httpParts{
 		ledger: s.ledger, ctrl: s.ctrl, builds: s, dora: s.dora, hooks: hooks, lead: lead,
 	})
 	if err != nil {

@@ -54,7 +54,7 @@ func (s *Server) startStandby(ctx context.Context, conflict error) error {
 	if err != nil {
 		return err
 	}
-	read, err := s.handler(parts{
+	read, err := s.handler(httpParts{
 		ledger: s.raw, ctrl: polled{ctrl}, builds: standbyBuilds{}, dora: s.doraReporter(s.raw), hooks: hooks,
 	})
 	if err != nil {

@@ -111,13 +111,29 @@ func startBinaryFerry(t testing.TB, bin, envs, poll string) *binaryFerry {
 	return &binaryFerry{ferryProc: p, c: c, repo: repo, data: data}
 }
 
-func buildFerry(t testing.TB) string {
+// buildFerry builds ferryd, the binary with the server parts, for a test
+// that runs ferry serve and its node as processes; version, when set, is
+// what it reports.
+func buildFerry(t testing.TB, version string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ferry")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/ferry").CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/ferry: %v\n%s", err, out)
+	bin, err := goBuildFerryd(t.TempDir(), version)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
+}
+
+// goBuildFerryd builds cmd/ferryd into dir.
+func goBuildFerryd(dir, version string) (string, error) {
+	bin := filepath.Join(dir, "ferryd")
+	args := []string{"build", "-o", bin}
+	if version != "" {
+		args = append(args, "-ldflags", "-X github.com/ferryhq/ferry/cli.version="+version)
+	}
+	if out, err := exec.Command("go", append(args, "github.com/ferryhq/ferry/cmd/ferryd")...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/ferryd: %v\n%s", err, out)
+	}
+	return bin, nil
 }
 
 func (p *ferryProc) start() {
@@ -151,7 +167,7 @@ func TestKillDuringPromoteAndRollback(t *testing.T) {
 		t.Skip("builds and runs the ferry binary")
 	}
 	devAddr, prodAddr := freeAddr(t), freeAddr(t)
-	f := startBinaryFerry(t, buildFerry(t), onLocal(1, devAddr, true)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onLocal(2, prodAddr, true), "200ms")
+	f := startBinaryFerry(t, buildFerry(t, ""), onLocal(1, devAddr, true)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onLocal(2, prodAddr, true), "200ms")
 	p, c, repo, ctx := f.ferryProc, f.c, f.repo, context.Background()
 	up := func() {
 		t.Helper()

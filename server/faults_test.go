@@ -161,7 +161,7 @@ func newFleet(t *testing.T, r *redundant, n int) *fleet {
 	return f
 }
 
-// ferryBinary builds cmd/ferry once per test binary, into a directory
+// ferryBinary builds cmd/ferryd once per test binary, into a directory
 // TestMain removes (removeFerryBinary).
 func ferryBinary(t *testing.T) string {
 	t.Helper()
@@ -169,10 +169,7 @@ func ferryBinary(t *testing.T) string {
 		if built.dir, built.err = os.MkdirTemp("", "ferry-bin-"); built.err != nil {
 			return
 		}
-		built.bin = filepath.Join(built.dir, "ferry")
-		if out, err := exec.Command("go", "build", "-o", built.bin, "github.com/ferryhq/ferry/cmd/ferry").CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		built.bin, built.err = goBuildFerryd(built.dir, "")
 	})
 	if built.err != nil {
 		t.Fatal(built.err)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,11 +41,8 @@ func BenchmarkNode(b *testing.B) {
 	if _, err := exec.LookPath("runc"); err != nil {
 		testenv.Unavailable(b, "runc", "contained replicas need runc: %v", err)
 	}
-	bin := buildFerry(b)
-	bin2 := filepath.Join(b.TempDir(), "ferry-next")
-	if out, err := exec.Command("go", "build", "-ldflags", "-X github.com/ferryhq/ferry/cli.version=next", "-o", bin2, "../cmd/ferry").CombinedOutput(); err != nil {
-		b.Fatalf("go build ./cmd/ferry: %v\n%s", err, out)
-	}
+	bin := buildFerry(b, "")
+	bin2 := buildFerry(b, "next")
 	devAddr, prodAddr := freeAddr(b), freeAddr(b)
 	f := startBinaryFerry(b, bin, onLocal(2, devAddr, true)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onLocal(4, prodAddr, true), "200ms")
 	p, c, repo, data, ctx := f.ferryProc, f.c, f.repo, f.data, context.Background()

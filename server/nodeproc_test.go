@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -72,11 +71,8 @@ func TestNodeOutlivesFerry(t *testing.T) {
 	if _, err := exec.LookPath("runc"); err != nil {
 		testenv.Unavailable(t, "runc", "contained replicas need runc: %v", err)
 	}
-	bin := buildFerry(t)
-	bin2 := filepath.Join(t.TempDir(), "ferry-next")
-	if out, err := exec.Command("go", "build", "-ldflags", "-X github.com/ferryhq/ferry/cli.version=next", "-o", bin2, "../cmd/ferry").CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/ferry: %v\n%s", err, out)
-	}
+	bin := buildFerry(t, "")
+	bin2 := buildFerry(t, "next")
 	devAddr := freeAddr(t)
 	f := startBinaryFerry(t, bin, onLocal(2, devAddr, false), "")
 	p, c, repo, data, ctx := f.ferryProc, f.c, f.repo, f.data, context.Background()

@@ -1,5 +1,5 @@
 // Package ferryimage builds ferry's own image with ferry's daemonless
-// builder: the static ferry binary (oci.BuildGo, non-root, reproducible)
+// builder: the static ferryd binary (oci.BuildGo, non-root, reproducible)
 // and what a server runs builds with, copied from the building machine: a
 // shell, git with its https helper and their shared libraries, and the Go
 // toolchain. The same commit and the same tools give the same digest.
@@ -67,7 +67,7 @@ func Build(ctx context.Context, cfg Config, log io.Writer) (v1.Image, error) {
 		cfg.Tools = Tools
 	}
 	img, err := oci.BuildGo(ctx, oci.GoBuild{
-		Dir: cfg.ModuleDir, Main: "./cmd/ferry", Ldflags: "-X github.com/ferryhq/ferry/cli.version=" + cfg.Version,
+		Dir: cfg.ModuleDir, Main: "./cmd/ferryd", Ldflags: "-X github.com/ferryhq/ferry/cli.version=" + cfg.Version,
 		Commit: cfg.Commit, Source: cfg.Source, Version: cfg.Version, Created: cfg.Created,
 	}, log)
 	if err != nil {

@@ -59,8 +59,8 @@ func TestBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cf.Config.User != "65532:65532" || len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != "/app/ferry" {
-		t.Errorf("config: user %q, entrypoint %q; want 65532:65532 and /app/ferry", cf.Config.User, cf.Config.Entrypoint)
+	if cf.Config.User != "65532:65532" || len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != "/app/ferryd" {
+		t.Errorf("config: user %q, entrypoint %q; want 65532:65532 and /app/ferryd", cf.Config.User, cf.Config.Entrypoint)
 	}
 	if cf.Config.Labels["org.opencontainers.image.revision"] != cfg.Commit {
 		t.Errorf("labels %v, want the commit", cf.Config.Labels)
@@ -141,7 +141,7 @@ func TestBuild(t *testing.T) {
 		return string(out)
 	}
 	for _, tc := range []struct{ script, want string }{
-		{"/app/ferry version", "test"},
+		{"/app/ferryd version", "test"},
 		{"git --version", "git version"},
 		{"go version", "go version go1."},
 		{`cd /var/lib/ferry && mkdir app && cd app && git init -q -b master && git -c user.name=a -c user.email=a@b commit -q --allow-empty -m one && git log --format=%s`, "one"},

@@ -73,7 +73,9 @@ func (p *perfRecording) stop() (string, error) {
 var components = []struct{ frame, what string }{
 	{"net/http.(*conn).serve", "net/http's connection loop, everything a request does"},
 	{"entry_SYSCALL_64_after_hwframe", "system calls (reads and writes on the client's and PostgreSQL's sockets, futex, epoll)"},
-	{"github.com/jackc/pgx/v5/pgxpool.(*Pool).QueryRow", "pgx: GET's query, its write and read included"},
+	{"github.com/ferryhq/ferry/examples/birthday-app/store/postgres.(*Store).User", "the store's lookup: its turn for a query, and the query"},
+	{"github.com/jackc/pgx/v5/pgxpool.(*Pool).QueryRow", "pgx: GET's query, its write and read included (before coalescing)"},
+	{"github.com/jackc/pgx/v5/pgxpool.(*Pool).Query", "pgx: GET's query of the names coalesced, its write and read included"},
 	{"github.com/jackc/pgx/v5/pgxpool.(*Pool).Exec", "pgx: PUT's upsert, its write and read included"},
 	{"net/http.(*conn).readRequest", "net/http: reading and parsing the request"},
 	{"net/http.(*response).finishRequest", "net/http: writing the response"},
@@ -83,6 +85,7 @@ var components = []struct{ frame, what string }{
 	{"github.com/ferryhq/ferry/examples/birthday-app/server.decodeDateOfBirth", "PUT's strict body decoding"},
 	{"encoding/json.Marshal", "JSON responses"},
 	{"runtime.schedule", "the Go scheduler finding the next goroutine"},
+	{"runtime.futex.abi0", "the Go runtime putting threads to sleep and waking them (futex)"},
 	{"runtime.mallocgc", "allocation"},
 	{"runtime.gcBgMarkWorker", "the garbage collector's marking"},
 }

@@ -37,6 +37,8 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"CaseSensitive", testCaseSensitive},
 		{"Dates", testDates},
 		{"ConcurrentUpserts", testConcurrentUpserts},
+		{"ReadYourWrites", testReadYourWrites},
+		{"ConcurrentReadYourWrites", testConcurrentReadYourWrites},
 		{"ReopenKeepsDataAndMigrations", testReopen},
 		{"ConcurrentOpen", testConcurrentOpen},
 		{"Ping", testPing},
@@ -194,6 +196,56 @@ func testConcurrentUpserts(t *testing.T, open Opener) {
 		// Each writer's own user ends with its last round's date.
 		last := birthday.Date{Year: 1950 + w, Month: time.Month(1 + (rounds-1)%12), Day: rounds}
 		wantUser(t, s, fmt.Sprintf("user%c", 'a'+w), last.String())
+	}
+}
+
+// testReadYourWrites has two stores on one database, as two replicas:
+// a GET on either after a PUT on either reads what the PUT wrote.
+func testReadYourWrites(t *testing.T, open Opener) {
+	replicas := []Store{mustOpen(t, open), mustOpen(t, open)}
+	for i := range 20 {
+		dob := birthday.Date{Year: 1960 + i, Month: time.Month(1 + i%12), Day: 1 + i}.String()
+		put(t, replicas[i%2], "alice", dob)
+		wantUser(t, replicas[i%2], "alice", dob)
+		wantUser(t, replicas[(i+1)%2], "alice", dob)
+	}
+}
+
+// testConcurrentReadYourWrites has many clients at once, each writing
+// fresh dates of its own user through one of two stores on one database
+// and reading them back through the other, with lookups of a user no one
+// wrote in between: every read returns what its client last wrote, and
+// the unknown user is never found. (Engines that gather concurrent reads
+// into one query do so here, with reads of several users and of unknown
+// ones in one query.)
+func testConcurrentReadYourWrites(t *testing.T, open Opener) {
+	replicas := []Store{mustOpen(t, open), mustOpen(t, open)}
+	const clients, rounds = 32, 12
+	var wg sync.WaitGroup
+	errs := make(chan error, clients*rounds*2)
+	for c := range clients {
+		wg.Go(func() {
+			name := "client" + strings.Repeat("x", c+1)
+			for r := range rounds {
+				u := birthday.User{Name: name, DateOfBirth: birthday.Date{Year: 1900 + c*3 + r%3, Month: time.Month(1 + r), Day: 1 + c%28}}
+				if err := replicas[(c+r)%2].PutUser(ctx(t), u); err != nil {
+					errs <- fmt.Errorf("client %d: put %s: %w", c, u.DateOfBirth, err)
+					return
+				}
+				got, err := replicas[(c+r+1)%2].User(ctx(t), name)
+				if err != nil || got != u {
+					errs <- fmt.Errorf("client %d: User(%s) after PutUser(%s) = %v %v, want %s", c, name, u.DateOfBirth, got.DateOfBirth, err, u.DateOfBirth)
+				}
+				if _, err := replicas[r%2].User(ctx(t), "nobody"); birthday.ErrorCode(err) != birthday.ENOTFOUND {
+					errs <- fmt.Errorf("client %d: User(nobody) = %v, want a %s error", c, err, birthday.ENOTFOUND)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
 

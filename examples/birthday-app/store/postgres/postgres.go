@@ -42,7 +42,7 @@ type Store struct {
 
 // Lookup batching (Store.User): at most lookupBatches queries of lookups
 // in flight at once, of at most lookupBatchSize names each, a power of 2.
-// 2 gave the most GETs per second in cmd/bench on 2 CPUs (1, 3, 4 and 8
+// 2 gave the most GETs per second in cmd/bench on 2 CPUs (1, 3 and 4
 // fewer: 1 leaves PostgreSQL idle between queries, more make batches
 // smaller); lookupBatchSize is a bound no batch reached there.
 const (

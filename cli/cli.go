@@ -15,6 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -51,6 +54,19 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root := newRoot(stdin, stdout, stderr, serverParts{p: p, off: newHandOff(args)})
 	root.SetArgs(args)
 	return explainUnauthorized(root.ExecuteContext(ctx))
+}
+
+// Main runs the process's command line with the parts its binary links
+// (nil for none) until SIGINT or SIGTERM, and exits with the code the
+// error decides, printing it after the program's name.
+func Main(name string, p parts.Parts) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, p)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(ExitCode(err))
+	}
 }
 
 // groupAnnotation marks a command made by group.

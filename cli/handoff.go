@@ -83,8 +83,24 @@ func (h handOff) run(cmd *cobra.Command) error {
 	if err != nil {
 		return fmt.Errorf("%s runs ferry's server parts, which are in the %s binary, not in this client: %w; "+
 			"install both (from ferry's repository: go install ./cmd/ferry ./cmd/%s), or run it there: go run ./cmd/%s %s",
-			cmd.CommandPath(), serverBinary, err, serverBinary, serverBinary, strings.Join(h.args, " "))
+			cmd.CommandPath(), serverBinary, err, serverBinary, serverBinary, shellWords(h.args))
 	}
 	err = h.exec(path, append([]string{path}, h.args...), os.Environ())
 	return fmt.Errorf("run %s: %w", path, err)
+}
+
+// shellWords joins args as a shell would read them back: each with a
+// character outside the plain ones single-quoted, so that the command in
+// an error can be pasted.
+func shellWords(args []string) string {
+	words := make([]string, len(args))
+	for i, a := range args {
+		plain := a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == ""
+		if plain {
+			words[i] = a
+		} else {
+			words[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(words, " ")
 }

@@ -40,6 +40,8 @@ func TestHandOff(t *testing.T) {
 		{name: "nowhere", args: []string{"serve", "--no-node"},
 			wantErr: "ferry serve runs ferry's server parts, which are in the ferryd binary, not in this client: found neither " +
 				filepath.Join(beside, "ferryd") + " nor ferryd on PATH; install both (from ferry's repository: go install ./cmd/ferry ./cmd/ferryd), or run it there: go run ./cmd/ferryd serve --no-node"},
+		{name: "nowhere, the command quoted to paste", args: []string{"demo", "--dir", "it's here", "--app-src", ""},
+			wantErr: `or run it there: go run ./cmd/ferryd demo --dir 'it'\''s here' --app-src ''`},
 		{name: "bad flags stay here", args: []string{"serve", "--lease-ttl", "x"}, pathOK: true, wantErr: `invalid argument "x" for "--lease-ttl"`},
 	}
 	for _, tt := range tests {

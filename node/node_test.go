@@ -119,7 +119,6 @@ func TestRuntimeThroughNode(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- rt.Logs(fctx, pw, 0, true); pw.Close() }()
-	get(t, rt.Addr(), "/print?n=1&text=followed")
 	line := make(chan string, 1)
 	go func() {
 		b := make([]byte, 4096)
@@ -133,13 +132,26 @@ func TestRuntimeThroughNode(t *testing.T) {
 		}
 		line <- got
 	}()
-	select {
-	case got := <-line:
-		if !strings.Contains(got, "followed 0") {
-			t.Errorf("followed logs = %q, want the printed line", got)
+	// A follow shows what is printed once it is subscribed, which the
+	// caller cannot see happen: print until a line arrives (the first
+	// print alone was missed under the race detector's slowness).
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+follow:
+	for {
+		get(t, rt.Addr(), "/print?n=1&text=followed")
+		select {
+		case got := <-line:
+			if !strings.Contains(got, "followed 0") {
+				t.Errorf("followed logs = %q, want the printed line", got)
+			}
+			break follow
+		case <-deadline:
+			t.Error("no followed line within 10s")
+			break follow
+		case <-tick.C:
 		}
-	case <-time.After(10 * time.Second):
-		t.Error("no followed line within 10s")
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -36,21 +36,25 @@ func startDemoWith(t *testing.T, flags ...string) *liveDemo {
 	t.Helper()
 	dir := t.TempDir()
 	bin := ferryBinary(t) // the demo's pre-receive hook runs it
-	api, reg, dev, prod := freePort(t), freePort(t), freePort(t), freePort(t)
+	// Three spare ports after prod's for the middle stages of --stages.
+	ports := freePorts(t, 7)
+	api, reg, dev, prod := ports[0], ports[1], ports[2], ports[3]
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
-	done := make(chan error, 1)
+	done := make(chan struct{})
+	var runErr error // set before done is closed
 	go func() {
-		done <- Run(ctx, append([]string{"demo", "--dir", dir, "--app-src", "../examples/birthday-app", "--ferry-binary", bin,
+		defer close(done)
+		runErr = Run(ctx, append([]string{"demo", "--dir", dir, "--app-src", "../examples/birthday-app", "--ferry-binary", bin,
 			"--api-port", fmt.Sprint(api), "--registry-port", fmt.Sprint(reg),
 			"--dev-port", fmt.Sprint(dev), "--prod-port", fmt.Sprint(prod)}, flags...), strings.NewReader(""), out, out, server.Parts{})
 	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("demo exited with %v", err)
+		case <-done:
+			if runErr != nil {
+				t.Errorf("demo exited with %v", runErr)
 			}
 		case <-time.After(60 * time.Second):
 			t.Errorf("demo did not stop within 60s of Ctrl-C")
@@ -58,8 +62,8 @@ func startDemoWith(t *testing.T, flags ...string) *liveDemo {
 	})
 	waitFor(t, 5*time.Minute, "the demo to print its next steps", func() bool {
 		select {
-		case err := <-done:
-			t.Fatalf("demo ended early: %v\n%s", err, out.String())
+		case <-done:
+			t.Fatalf("demo ended early: %v\n%s", runErr, out.String())
 		default:
 		}
 		return strings.Contains(out.String(), "ferry is running.")

@@ -227,6 +227,9 @@ func (r *Runtime) Logs(ctx context.Context, w io.Writer, tail int, follow bool) 
 	}
 	res, err := r.c.send(ctx, http.MethodGet, r.path("logs")+"?"+q.Encode(), nil)
 	if err != nil {
+		if follow && ctx.Err() != nil {
+			return nil // stopped by the caller, as a follow ends
+		}
 		return err
 	}
 	err = events(res, "logs of "+r.env, func(e Event) error {

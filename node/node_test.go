@@ -158,6 +158,23 @@ follow:
 		t.Errorf("Logs(follow) after cancel = %v, want nil", err)
 	}
 
+	// A follow answers at once, before any line: its headers are not held
+	// back until the app prints, and one stopped before a line is not an
+	// unreachable node.
+	hctx, hcancel := context.WithTimeout(ctx, 5*time.Second)
+	res, err := rt.c.send(hctx, http.MethodGet, rt.path("logs")+"?tail=0&follow=1", nil)
+	if err != nil {
+		t.Errorf("a follow's response headers: %v, want them before any line", err)
+	} else {
+		res.Body.Close()
+	}
+	hcancel()
+	qctx, qcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	if err := rt.Logs(qctx, io.Discard, 0, true); err != nil {
+		t.Errorf("Logs(follow) ended before any line = %v, want nil", err)
+	}
+	qcancel()
+
 	// The state the node keeps: the last applied spec, private.
 	f := filepath.Join(stateDir(data), "dev.json")
 	fi, err := os.Stat(f)

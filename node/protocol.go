@@ -162,7 +162,11 @@ type stream struct {
 func newStream(w http.ResponseWriter) *stream {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	return &stream{w: w, enc: json.NewEncoder(w), rc: http.NewResponseController(w)}
+	s := &stream{w: w, enc: json.NewEncoder(w), rc: http.NewResponseController(w)}
+	// The headers go now: a followed log may have no line for a long time,
+	// and a client waiting for them cannot tell that from a dead node.
+	s.rc.Flush()
+	return s
 }
 
 func (s *stream) send(e Event) error {

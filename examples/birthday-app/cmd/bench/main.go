@@ -48,6 +48,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferryhq/ferry/examples/birthday-app/internal/cputime"
 	"github.com/ferryhq/ferry/examples/birthday-app/internal/testdb"
 )
 
@@ -553,7 +554,7 @@ func (g loadGen) run(ctx context.Context, d time.Duration, method string) (resul
 		latencies []time.Duration
 		wg        sync.WaitGroup
 	)
-	app0, gen0 := processCPU(g.appPID), selfCPU()
+	app0, gen0 := cputime.Of(g.appPID), cputime.Self()
 	start := time.Now()
 	for i := range g.clients {
 		wg.Go(func() {
@@ -582,41 +583,13 @@ func (g loadGen) run(ctx context.Context, d time.Duration, method string) (resul
 	}
 	wg.Wait()
 	all.elapsed = time.Since(start)
-	all.appCPU, all.genCPU = processCPU(g.appPID)-app0, selfCPU()-gen0
+	all.appCPU, all.genCPU = cputime.Of(g.appPID)-app0, cputime.Self()-gen0
 	slices.Sort(latencies)
 	all.requests = len(latencies)
 	if n := len(latencies); n > 0 {
 		all.p50, all.p99 = latencies[(n-1)*50/100], latencies[(n-1)*99/100]
 	}
 	return all, nil
-}
-
-// processCPU is the user and system CPU time pid used so far, from
-// /proc/PID/stat (0 where there is no /proc).
-func processCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the ")" that ends the command name: state is field 3;
-	// utime and stime are fields 14 and 15, in clock ticks (100 per second).
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
-}
-
-// selfCPU is the CPU time this process used so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // median is the result with the median rate.

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferryhq/ferry/examples/birthday-app/internal/cputime"
 )
 
 // wrkLoad drives the app with wrk (github.com/wg/wrk, Debian's package
@@ -35,9 +37,9 @@ func (l wrkLoad) run(ctx context.Context, d time.Duration, method string) (resul
 	secs := max(1, int(d.Round(time.Second).Seconds()))
 	cmd := exec.CommandContext(ctx, l.bin, "-t", strconv.Itoa(l.threads), "-c", strconv.Itoa(l.clients),
 		"-d", strconv.Itoa(secs)+"s", "-s", script, "http://"+l.addr)
-	app0 := processCPU(l.appPID)
+	app0 := cputime.Of(l.appPID)
 	out, err := cmd.CombinedOutput()
-	appCPU := processCPU(l.appPID) - app0
+	appCPU := cputime.Of(l.appPID) - app0
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %w\n%s", err, out)
 	}

@@ -3,16 +3,13 @@ package postgres
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferryhq/ferry/examples/birthday-app/birthday"
+	"github.com/ferryhq/ferry/examples/birthday-app/internal/cputime"
 	"github.com/ferryhq/ferry/examples/birthday-app/internal/testdb"
 	"github.com/ferryhq/ferry/examples/birthday-app/store/internal/coalesce"
 )
@@ -74,7 +71,7 @@ func BenchmarkUser(b *testing.B) {
 // per op of this process and of s's PostgreSQL backends.
 func measure(b *testing.B, s *Store, op func() error) {
 	b.SetParallelism(4) // as many goroutines as the bench's 8 HTTP clients on 2 CPUs
-	cpu0, pg0 := processCPUTime(b), s.backendsCPUTime(b)
+	cpu0, pg0 := cputime.Self(), s.backendsCPUTime(b)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -85,20 +82,11 @@ func measure(b *testing.B, s *Store, op func() error) {
 		}
 	})
 	b.StopTimer()
-	b.ReportMetric(float64((processCPUTime(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((cputime.Self()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64((s.backendsCPUTime(b)-pg0).Nanoseconds())/float64(b.N), "pg-cpu-ns/op")
 }
 
 func benchName(i int) string { return fmt.Sprintf("user%c%c%c", 'a'+i%26, 'a'+i/26%26, 'a'+i/676%26) }
-
-// processCPUTime is the user and system CPU time of the process so far.
-func processCPUTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // backendsCPUTime is the CPU time so far of the PostgreSQL backends
 // connected to s's database, read from /proc (0 for those not on this
@@ -114,18 +102,7 @@ func (s *Store) backendsCPUTime(b *testing.B) time.Duration {
 	}
 	var total time.Duration
 	for _, pid := range pids {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		_, rest, _ := strings.Cut(string(stat), ") ") // after the command name
-		f := strings.Fields(rest)
-		if len(f) < 13 {
-			continue
-		}
-		utime, _ := strconv.Atoi(f[11])
-		stime, _ := strconv.Atoi(f[12])
-		total += time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+		total += cputime.Of(int(pid))
 	}
 	return total
 }

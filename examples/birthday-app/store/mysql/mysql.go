@@ -2,6 +2,9 @@
 // github.com/go-sql-driver/mysql. The schema lives in migrations/ and is
 // applied when the store opens, under a named lock (GET_LOCK) so that
 // replicas starting together apply each migration once.
+//
+// Lookups by name that arrive together share one query (see Store.User);
+// writes go one statement each.
 package mysql
 
 import (
@@ -13,12 +16,14 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/ferryhq/ferry/examples/birthday-app/birthday"
+	"github.com/ferryhq/ferry/examples/birthday-app/store/internal/coalesce"
 	"github.com/ferryhq/ferry/examples/birthday-app/store/migrate"
 )
 
@@ -29,8 +34,17 @@ const migrateLock = "birthday_app_migrate"
 
 // Store is a birthday.Store in a MySQL or MariaDB database.
 type Store struct {
-	db *sql.DB
+	db    *sql.DB
+	dates *coalesce.Group[string, birthday.Date] // dates of birth by name
 }
+
+// Lookup batching (Store.User), as the PostgreSQL store's: at most
+// lookupBatches queries of lookups in flight, of at most lookupBatchSize
+// names each.
+const (
+	lookupBatches   = 2
+	lookupBatchSize = 64
+)
 
 var _ birthday.Store = (*Store)(nil)
 
@@ -94,6 +108,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	db.SetConnMaxLifetime(5 * time.Minute)
 	db.SetConnMaxIdleTime(time.Minute)
 	s := &Store{db: db}
+	s.dates = coalesce.New(s.datesOfBirth, coalesce.Options{Batches: lookupBatches, MaxBatch: lookupBatchSize})
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open mysql %s/%s: %w", cfg.Addr, cfg.DBName, err)
@@ -167,20 +182,58 @@ func (s *Store) PutUser(ctx context.Context, u birthday.User) error {
 }
 
 // User returns the user with the name, or an ENOTFOUND error.
+//
+// Concurrent lookups are coalesced as in the PostgreSQL store (see
+// package coalesce), and read-your-writes holds for the same reason: a
+// lookup is answered only by a query sent after it was made, and InnoDB
+// gives each autocommitted SELECT a snapshot taken when it starts, so
+// the query sees every write committed before the lookup, on any
+// replica. Nothing is cached.
 func (s *Store) User(ctx context.Context, name string) (birthday.User, error) {
-	var dob string
-	err := s.db.QueryRowContext(ctx, `SELECT date_of_birth FROM users WHERE username = ?`, name).Scan(&dob)
-	if errors.Is(err, sql.ErrNoRows) {
-		return birthday.User{}, birthday.Errorf(birthday.ENOTFOUND, "user %s not found", name)
-	}
+	d, found, err := s.dates.Lookup(ctx, name)
 	if err != nil {
 		return birthday.User{}, fmt.Errorf("get user: %w", err)
 	}
-	d, err := birthday.ParseDate(dob)
-	if err != nil {
-		return birthday.User{}, fmt.Errorf("get user: stored date of birth %q is not a date", dob)
+	if !found {
+		return birthday.User{}, birthday.Errorf(birthday.ENOTFOUND, "user %s not found", name)
 	}
 	return birthday.User{Name: name, DateOfBirth: d}, nil
+}
+
+// datesOfBirth returns the date of birth of each of names (which may
+// repeat) that is a user, in one query. The driver interpolates the
+// parameters (Config), so a list of any length costs one round trip and
+// no statement to prepare.
+func (s *Store) datesOfBirth(ctx context.Context, names []string) (map[string]birthday.Date, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	distinct := slices.Clone(names)
+	slices.Sort(distinct)
+	distinct = slices.Compact(distinct)
+	args := make([]any, len(distinct))
+	for i, n := range distinct {
+		args[i] = n
+	}
+	q := "SELECT username, date_of_birth FROM users WHERE username IN (?" + strings.Repeat(", ?", len(distinct)-1) + ")"
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	dates := make(map[string]birthday.Date, len(distinct))
+	for rows.Next() {
+		var name, dob string
+		if err := rows.Scan(&name, &dob); err != nil {
+			return nil, err
+		}
+		d, err := birthday.ParseDate(dob)
+		if err != nil {
+			return nil, fmt.Errorf("stored date of birth %q of %s is not a date", dob, name)
+		}
+		dates[name] = d
+	}
+	return dates, rows.Err()
 }
 
 // Ping checks that a connection to the database answers.

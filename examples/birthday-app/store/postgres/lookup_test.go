@@ -1,9 +1,7 @@
 package postgres
 
 import (
-	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,26 +84,5 @@ func TestDatesOfBirth(t *testing.T) {
 	}
 	if _, err := s.datesOfBirth(t.Context(), make([]string, lookupBatchSize+1)); err == nil {
 		t.Errorf("datesOfBirth(%d names) = nil error, want one", lookupBatchSize+1)
-	}
-}
-
-// TestQueryErrorReachesEveryLookup closes the pool under concurrent
-// lookups: each fails with the query's error, wrapped, never as not found.
-func TestQueryErrorReachesEveryLookup(t *testing.T) {
-	s, err := Open(t.Context(), testdb.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	var wg sync.WaitGroup
-	errs := make([]error, 16)
-	for i := range errs {
-		wg.Go(func() { _, errs[i] = s.User(t.Context(), fmt.Sprintf("user%c", 'a'+i)) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err == nil || birthday.ErrorCode(err) == birthday.ENOTFOUND || !strings.HasPrefix(err.Error(), "get user: ") {
-			t.Errorf("lookup %d on a closed pool = %v, want a get user: error", i, err)
-		}
 	}
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"ReopenKeepsDataAndMigrations", testReopen},
 		{"ConcurrentOpen", testConcurrentOpen},
 		{"Ping", testPing},
+		{"ClosedFailsEveryLookup", testClosed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newDB(t)) })
@@ -295,5 +296,31 @@ func testPing(t *testing.T, open Opener) {
 	s := mustOpen(t, open)
 	if err := s.Ping(ctx(t)); err != nil {
 		t.Errorf("Ping() = %v, want nil", err)
+	}
+}
+
+// testClosed looks users up, concurrently, in a store closed under them:
+// each lookup fails with an error of its own, wrapped, never as not
+// found. (Engines that gather lookups into one query pass the query's
+// error to every lookup of it.)
+func testClosed(t *testing.T, open Opener) {
+	s, err := open(ctx(t))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	put(t, s, "alice", "1990-05-17")
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = s.User(ctx(t), []string{"alice", fmt.Sprintf("user%c", 'a'+i)}[i%2]) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil || birthday.ErrorCode(err) == birthday.ENOTFOUND || !strings.HasPrefix(err.Error(), "get user: ") {
+			t.Errorf("lookup %d in a closed store = %v, want a get user: error", i, err)
+		}
 	}
 }

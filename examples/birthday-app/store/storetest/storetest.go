@@ -250,15 +250,22 @@ func testConcurrentReadYourWrites(t *testing.T, open Opener) {
 	}
 }
 
-func testReopen(t *testing.T, open Opener) {
-	s1, err := open(ctx(t))
+// closedWithAlice opens a store, stores alice and closes it again.
+func closedWithAlice(t *testing.T, open Opener) Store {
+	t.Helper()
+	s, err := open(ctx(t))
 	if err != nil {
 		t.Fatalf("first open: %v", err)
 	}
-	put(t, s1, "alice", "1990-05-17")
-	if err := s1.Close(); err != nil {
+	put(t, s, "alice", "1990-05-17")
+	if err := s.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
+	return s
+}
+
+func testReopen(t *testing.T, open Opener) {
+	closedWithAlice(t, open)
 	s2 := mustOpen(t, open) // the migrations are applied already
 	wantUser(t, s2, "alice", "1990-05-17")
 	put(t, s2, "bob", "1985-12-31")
@@ -299,19 +306,12 @@ func testPing(t *testing.T, open Opener) {
 	}
 }
 
-// testClosed looks users up, concurrently, in a store closed under them:
-// each lookup fails with an error of its own, wrapped, never as not
-// found. (Engines that gather lookups into one query pass the query's
-// error to every lookup of it.)
+// testClosed looks users up, concurrently, in a store that was closed:
+// each lookup fails with an error, wrapped, never as not found, a stored
+// user's as an unknown one's. (Engines that gather lookups into one
+// query pass the query's error to every lookup of it.)
 func testClosed(t *testing.T, open Opener) {
-	s, err := open(ctx(t))
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	put(t, s, "alice", "1990-05-17")
-	if err := s.Close(); err != nil {
-		t.Fatalf("close: %v", err)
-	}
+	s := closedWithAlice(t, open)
 	var wg sync.WaitGroup
 	errs := make([]error, 16)
 	for i := range errs {

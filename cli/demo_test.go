@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,49 +34,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// Test ports come from below the kernel's ephemeral range
-// (/proc/sys/net/ipv4/ip_local_port_range starts at 32768 by default): a
-// port picked by listening on :0 is also where the next outgoing
-// connection of any process may take its local port, and a demo that
-// binds it a moment later then fails with "address already in use".
-const testPortLow, testPortHigh = 20000, 32000
-
-// freePort is one free port; see freePorts.
-func freePort(t *testing.T) int {
-	t.Helper()
-	return freePorts(t, 1)[0]
-}
-
-// freePorts finds n consecutive ports that are free on 127.0.0.1 now, in
-// [testPortLow, testPortHigh). Consecutive, because the demo puts a
-// middle stage on the port after prod's.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	for range 200 {
-		first := testPortLow + rand.IntN(testPortHigh-testPortLow-n)
-		var held []net.Listener
-		for p := first; p < first+n; p++ {
-			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				break
-			}
-			held = append(held, ln)
-		}
-		for _, ln := range held {
-			ln.Close()
-		}
-		if len(held) == n {
-			ports := make([]int, n)
-			for i := range ports {
-				ports[i] = first + i
-			}
-			return ports
-		}
-	}
-	t.Fatalf("no %d consecutive free ports in [%d, %d) after 200 tries", n, testPortLow, testPortHigh)
-	return nil
 }
 
 // load sends GETs to url from a few keep-alive clients until stopped, and

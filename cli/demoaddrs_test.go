@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/demo"
+	"github.com/ferryhq/ferry/internal/testport"
 )
 
 // resumedDemo prepares a demo directory on the default ports, then edits
@@ -99,7 +100,7 @@ func TestDemoResumeKeepsFerryYAML(t *testing.T) {
 	}
 	defer busy.Close()
 	api := busy.Addr().(*net.TCPAddr).Port
-	dir, l := resumedDemo(t, api, freePort(t), freePort(t), freePort(t))
+	dir, l := resumedDemo(t, api, testport.Free(t), testport.Free(t), testport.Free(t))
 	fake := filepath.Join(t.TempDir(), "ferry")
 	if err := os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)

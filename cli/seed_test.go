@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/client"
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/ferryhq/ferry/server"
 )
 
@@ -37,7 +38,7 @@ func startDemoWith(t *testing.T, flags ...string) *liveDemo {
 	dir := t.TempDir()
 	bin := ferryBinary(t) // the demo's pre-receive hook runs it
 	// Three spare ports after prod's for the middle stages of --stages.
-	ports := freePorts(t, 7)
+	ports := testport.Consecutive(t, 7)
 	api, reg, dev, prod := ports[0], ports[1], ports[2], ports[3]
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/google/go-containerregistry/pkg/authn"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -127,18 +127,6 @@ func (c *counter) String() string {
 	return strings.Join(c.reqs, "\n")
 }
 
-// freeAddr returns a loopback address nothing listens on (for now).
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // extract writes the image's flattened filesystem under dir.
 func extract(t testing.TB, img v1.Image, dir string) {
 	t.Helper()
@@ -189,7 +177,7 @@ func runImage(t testing.TB, img v1.Image) string {
 	if len(cf.Config.Entrypoint) == 0 {
 		t.Fatal("image has no entrypoint")
 	}
-	addr := freeAddr(t)
+	addr := testport.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, filepath.Join(dir, cf.Config.Entrypoint[0]))
 	cmd.Dir = filepath.Join(dir, cf.Config.WorkingDir)

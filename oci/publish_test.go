@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/ferryhq/ferry"
+	"github.com/ferryhq/ferry/internal/testport"
 )
 
 func randomImage(t testing.TB) v1.Image {
@@ -179,7 +180,7 @@ func TestPublisherRef(t *testing.T) {
 }
 
 func TestPushRetriesUntilRegistryUp(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testport.Addr(t)
 	var notified atomic.Int32
 	p := newPublisher(t, addr+"/app", WithRetry(Retry{
 		Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, Deadline: 20 * time.Second,
@@ -210,7 +211,7 @@ func TestPushRetriesUntilRegistryUp(t *testing.T) {
 }
 
 func TestPushRegistryDown(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testport.Addr(t)
 	var attempts atomic.Int32
 	deadline := 300 * time.Millisecond
 	p := newPublisher(t, addr+"/app", WithRetry(Retry{
@@ -245,7 +246,7 @@ func TestPushRegistryDown(t *testing.T) {
 }
 
 func TestPushCanceledWhileRetrying(t *testing.T) {
-	p := newPublisher(t, freeAddr(t)+"/app", WithRetry(Retry{Initial: 50 * time.Millisecond, Deadline: time.Minute}))
+	p := newPublisher(t, testport.Addr(t)+"/app", WithRetry(Retry{Initial: 50 * time.Millisecond, Deadline: time.Minute}))
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()

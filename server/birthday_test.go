@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/builder"
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/ferryhq/ferry/oci"
 )
 
@@ -176,7 +177,7 @@ func runImage(t *testing.T, img v1.Image, entrypoint []string) version {
 	if len(entrypoint) == 0 {
 		t.Fatal("image has no entrypoint")
 	}
-	addr := freeAddr(t)
+	addr := testport.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, filepath.Join(root, entrypoint[0]), "-listen", addr, "-db", "sqlite://"+filepath.Join(t.TempDir(), "app.db"))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -12,6 +12,7 @@ import (
 	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/internal/gittest"
 	"github.com/ferryhq/ferry/internal/loadtest"
+	"github.com/ferryhq/ferry/internal/testport"
 )
 
 // canaryMain is the app of the canary tests: testdata/tiny with a
@@ -97,7 +98,7 @@ func newCanaryEnv(t *testing.T) *canaryEnv {
 	repo.Write("main.go", canaryMain)
 	writeFault(repo, "first", faultNone)
 	first := repo.CommitAll("the canary tests' app")
-	prodAddr := freeAddr(t)
+	prodAddr := testport.Addr(t)
 	local := func(replicas int, addr string) string {
 		return fmt.Sprintf(`runtime: { local: { replicas: %d, listen: %s, readiness: /version, args: ["-listen", "{{.Addr}}"] } }`, replicas, addr)
 	}
@@ -112,8 +113,8 @@ func newCanaryEnv(t *testing.T) *canaryEnv {
         analysis: { interval: 1s, minRequests: 50, inconclusive: 4s }
     `+local(2, prodAddr), 1)
 	// Fixed addresses: the restart test starts a second server on them.
-	yaml = strings.Replace(yaml, "server: { listen: 127.0.0.1:0 }", "server: { listen: "+freeAddr(t)+" }", 1)
-	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+freeAddr(t)+" }", 1)
+	yaml = strings.Replace(yaml, "server: { listen: 127.0.0.1:0 }", "server: { listen: "+testport.Addr(t)+" }", 1)
+	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+testport.Addr(t)+" }", 1)
 	e := &canaryEnv{t: t, yaml: yaml, repo: repo, prodURL: "http://" + prodAddr + "/hit"}
 	e.s = start(t, yaml, Options{})
 	e.c = newClient(t, e.s)

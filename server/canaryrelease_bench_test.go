@@ -15,6 +15,7 @@ import (
 	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/internal/gittest"
 	"github.com/ferryhq/ferry/internal/loadtest"
+	"github.com/ferryhq/ferry/internal/testport"
 )
 
 // The canary benchmarks release birthday-app to prod through a canary
@@ -82,7 +83,7 @@ type birthdayCanary struct {
 
 func newBirthdayCanary(b *testing.B, strategy string) *birthdayCanary {
 	repo := newRepo(b, "../examples/birthday-app")
-	prodAddr := freeAddr(b)
+	prodAddr := testport.Addr(b)
 	yaml := fmt.Sprintf(`app: birthday-app
 dataDir: %s
 server: { listen: 127.0.0.1:0 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/client"
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/ferryhq/ferry/ledger"
 )
 
@@ -114,7 +115,7 @@ func TestDevConvergesAfterCrashMidRollout(t *testing.T) {
 	a := repo.Head()
 	// The registry keeps its port: the restarted server pulls from it.
 	yaml := strings.Replace(servingDev(tinyConfig(repo.Dir, t.TempDir(), ""), 5*time.Minute),
-		"registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+freeAddr(t)+" }", 1)
+		"registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+testport.Addr(t)+" }", 1)
 	first := start(t, yaml, Options{})
 	c := newClient(t, first)
 	waitDeployed(t, c, "dev", a)
@@ -178,7 +179,7 @@ func TestFailedRolloutHeldBackUntilAsked(t *testing.T) {
 	repo := newRepo(t, "testdata/tiny")
 	a := repo.Head()
 	yaml := strings.Replace(servingDev(tinyConfig(repo.Dir, t.TempDir(), ""), 3*time.Second),
-		"registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+freeAddr(t)+" }", 1)
+		"registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+testport.Addr(t)+" }", 1)
 	first := start(t, yaml, Options{})
 	c := newClient(t, first)
 	waitDeployed(t, c, "dev", a)

@@ -19,6 +19,7 @@ import (
 	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/config"
 	"github.com/ferryhq/ferry/internal/gittest"
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/ferryhq/ferry/ledger/ledgerdb"
 	"github.com/ferryhq/ferry/node"
 )
@@ -61,7 +62,7 @@ func startBinaryFerry(t testing.TB, bin, envs, poll string) *binaryFerry {
 	t.Helper()
 	repo := newRepo(t, "testdata/tiny")
 	data := t.TempDir()
-	apiAddr, regAddr := freeAddr(t), freeAddr(t)
+	apiAddr, regAddr := testport.Addr(t), testport.Addr(t)
 	yaml := strings.Replace(tinyConfig(repo.Dir, data, ""), "runtime: { local: { listen: 127.0.0.1:0 } }", envs, 1)
 	yaml = strings.Replace(yaml, "server: { listen: 127.0.0.1:0 }", "server: { listen: "+apiAddr+" }", 1)
 	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+regAddr+" }", 1)
@@ -166,7 +167,7 @@ func TestKillDuringPromoteAndRollback(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the ferry binary")
 	}
-	devAddr, prodAddr := freeAddr(t), freeAddr(t)
+	devAddr, prodAddr := testport.Addr(t), testport.Addr(t)
 	f := startBinaryFerry(t, buildFerry(t, ""), onLocal(1, devAddr, true)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onLocal(2, prodAddr, true), "200ms")
 	p, c, repo, ctx := f.ferryProc, f.c, f.repo, context.Background()
 	up := func() {

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/builder"
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/registry"
 )
@@ -210,7 +209,7 @@ func TestRegistryDown(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", docker)
 	repo := newRepo(t, "testdata/tiny")
 	commit := repo.Head()
-	addr := freeAddr(t)
+	addr := testport.Addr(t)
 	image := addr + "/tiny"
 	yaml := withTest(tinyConfig(repo.Dir, t.TempDir(), ""), "")
 	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { image: "+image+" }", 1)
@@ -494,27 +493,6 @@ func wantServing(t *testing.T, s *Server) {
 	if resp.StatusCode != http.StatusOK || compact != `{"builds":[]}` {
 		t.Errorf("GET /api/v1/builds = %d %s, want 200 {\"builds\": []}", resp.StatusCode, body)
 	}
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	// Below the kernel's ephemeral range (32768–60999 here), so that no
-	// other process's listener on port 0, nor an outgoing connection, takes
-	// it while the test keeps it free on purpose: TestRegistryDown leaves it
-	// closed for many seconds, and another test's registry answering there
-	// gave 401s.
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return addr
-	}
-	t.Fatal("no free port in 20000–31999 after 100 tries")
-	return ""
 }
 
 // TestCommandsDoNotSeeFerrysEnvironment: the commands a build runs are a

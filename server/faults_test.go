@@ -24,6 +24,7 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/auth"
 	"github.com/ferryhq/ferry/client"
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/ferryhq/ferry/ledger"
 	"github.com/ferryhq/ferry/ledger/ledgerdb"
 )
@@ -142,7 +143,7 @@ func newFleet(t *testing.T, r *redundant, n int) *fleet {
 		t.Fatal(err)
 	}
 	for i := range n {
-		p := &proc{name: fmt.Sprintf("ferry-%d", i+1), dir: t.TempDir(), addr: freeAddr(t)}
+		p := &proc{name: fmt.Sprintf("ferry-%d", i+1), dir: t.TempDir(), addr: testport.Addr(t)}
 		p.proxy = newStallProxy(t, pgURL.Host)
 		u := *pgURL
 		u.Host = p.proxy.addr

@@ -15,6 +15,7 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/internal/kubetest"
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/ferryhq/ferry/runtime/kube"
 )
 
@@ -285,7 +286,7 @@ func TestKubernetesRestartMidRollout(t *testing.T) {
 	yaml := strings.Replace(tinyConfig(repo.Dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }",
 		fmt.Sprintf("runtime: { kubernetes: { namespace: %s, deployment: tiny, container: app, kubeconfig: %s } }\n    rollout: { readyTimeout: 5m }", devNS, kubeconfig), 1)
 	// The second server must find the same registry: fix its port.
-	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+freeAddr(t)+" }", 1)
+	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+testport.Addr(t)+" }", 1)
 	ctx := context.Background()
 
 	first := start(t, yaml, Options{KubePoll: 100 * time.Millisecond})

@@ -17,6 +17,7 @@ import (
 	"github.com/ferryhq/ferry/api"
 	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/internal/promtest"
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/ferryhq/ferry/runtime/kube"
 )
 
@@ -95,7 +96,7 @@ func TestKubernetesCanary(t *testing.T) {
 `
 	yaml := strings.Replace(tinyConfig(repo.Dir, t.TempDir(), ""), "runtime: { local: { listen: 127.0.0.1:0 } }", onKube(devNS)+"\n"+prod, 1)
 	// The restarted server must find the same registry: fix its port.
-	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+freeAddr(t)+" }", 1)
+	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+testport.Addr(t)+" }", 1)
 	s := start(t, yaml, Options{KubePoll: 100 * time.Millisecond})
 	c := newClient(t, s)
 	ctx := context.Background()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/loadtest"
 	"github.com/ferryhq/ferry/internal/testenv"
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/ferryhq/ferry/node"
 )
 
@@ -43,7 +44,7 @@ func BenchmarkNode(b *testing.B) {
 	}
 	bin := buildFerry(b, "")
 	bin2 := buildFerry(b, "next")
-	devAddr, prodAddr := freeAddr(b), freeAddr(b)
+	devAddr, prodAddr := testport.Addr(b), testport.Addr(b)
 	f := startBinaryFerry(b, bin, onLocal(2, devAddr, true)+"\n  prod:\n    branch: release\n    from: dev\n    tags: [live]\n    "+onLocal(4, prodAddr, true), "200ms")
 	p, c, repo, data, ctx := f.ferryProc, f.c, f.repo, f.data, context.Background()
 	prodURL := "http://" + prodAddr

@@ -14,6 +14,7 @@ import (
 	"github.com/ferryhq/ferry/internal/gittest"
 	"github.com/ferryhq/ferry/internal/loadtest"
 	"github.com/ferryhq/ferry/internal/testenv"
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/ferryhq/ferry/node"
 )
 
@@ -137,10 +138,10 @@ func runNodeWith(t *testing.T, cfg node.Config) (done <-chan error) {
 // images where the ledger says.
 func canaryConfig(t *testing.T, data, steps string) (repo *gittest.Repo, prodAddr, yaml string) {
 	repo = newRepo(t, "testdata/tiny")
-	prodAddr = freeAddr(t)
+	prodAddr = testport.Addr(t)
 	local := `runtime: { local: { listen: 127.0.0.1:0, readiness: /version, args: ["-listen", "{{.Addr}}"] } }`
 	yaml = strings.Replace(tinyConfig(repo.Dir, data, ""), "runtime: { local: { listen: 127.0.0.1:0 } }", local, 1)
-	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+freeAddr(t)+" }", 1)
+	yaml = strings.Replace(yaml, "registry: { listen: 127.0.0.1:0 }", "registry: { listen: "+testport.Addr(t)+" }", 1)
 	yaml += `  prod:
     from: dev
     strategy:

@@ -16,6 +16,7 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/internal/loadtest"
 	"github.com/ferryhq/ferry/internal/testenv"
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/ferryhq/ferry/node"
 )
 
@@ -73,7 +74,7 @@ func TestNodeOutlivesFerry(t *testing.T) {
 	}
 	bin := buildFerry(t, "")
 	bin2 := buildFerry(t, "next")
-	devAddr := freeAddr(t)
+	devAddr := testport.Addr(t)
 	f := startBinaryFerry(t, bin, onLocal(2, devAddr, false), "")
 	p, c, repo, data, ctx := f.ferryProc, f.c, f.repo, f.data, context.Background()
 	head := repo.Head()

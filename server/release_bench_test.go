@@ -12,6 +12,7 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/internal/loadtest"
+	"github.com/ferryhq/ferry/internal/testport"
 )
 
 // BenchmarkPromoteRollback measures a controlled release and its undo on
@@ -33,7 +34,7 @@ import (
 //	go test -run '^$' -bench PromoteRollback -benchtime 10x ./server/
 func BenchmarkPromoteRollback(b *testing.B) {
 	repo := newRepo(b, "testdata/tiny")
-	devAddr, prodAddr := freeAddr(b), freeAddr(b)
+	devAddr, prodAddr := testport.Addr(b), testport.Addr(b)
 	onLocal := func(replicas int, addr string) string {
 		return fmt.Sprintf("runtime: { local: { replicas: %d, listen: %s, readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }\n"+
 			"    verify: [ { http: GET /version, expect: 200 } ]", replicas, addr)

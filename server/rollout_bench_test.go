@@ -12,6 +12,7 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/builder"
 	"github.com/ferryhq/ferry/internal/loadtest"
+	"github.com/ferryhq/ferry/internal/testport"
 )
 
 // BenchmarkPushToDev measures the loop a developer waits on: a new commit
@@ -24,7 +25,7 @@ import (
 //	go test -run '^$' -bench PushToDev -benchtime 10x ./server/
 func BenchmarkPushToDev(b *testing.B) {
 	repo := newRepo(b, "testdata/tiny")
-	devAddr := freeAddr(b)
+	devAddr := testport.Addr(b)
 	yaml := tinyConfig(repo.Dir, b.TempDir(), "") // dev on port 0 is replaced below
 	yaml = strings.Replace(yaml, "runtime: { local: { listen: 127.0.0.1:0 } }",
 		fmt.Sprintf("runtime: { local: { replicas: 2, listen: %s, readiness: /version, args: [\"-listen\", \"{{.Addr}}\"] } }\n    verify: [ { http: GET /version, expect: 200 } ]", devAddr), 1)

@@ -9,7 +9,6 @@ package promtest
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/internal/testenv"
+	"github.com/ferryhq/ferry/internal/testport"
 	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -161,17 +161,6 @@ func Binary(t testing.TB) string {
 	return p
 }
 
-// freePort is a loopback port nothing listens on right now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // Start runs a Prometheus server scraping targets every second, with its
 // storage in a temp directory, until the test ends, and returns its URL
 // once it has scraped each target once.
@@ -192,7 +181,7 @@ scrape_configs:
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	addr := testport.Addr(t)
 	logPath := filepath.Join(dir, "prometheus.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {

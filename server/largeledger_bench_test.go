@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/internal/testport"
 	"github.com/ferryhq/ferry/ledger"
 )
 
@@ -129,12 +129,7 @@ func timeReads(b *testing.B, base, secret string) {
 // reads against it and logs its RSS after them, and its peak, and again
 // after a quiet second (the Go runtime returns freed memory gradually).
 func readBinary(b *testing.B, bin, yaml, secret string) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testport.Addr(b)
 	yaml = strings.Replace(yaml, "server: { listen: 127.0.0.1:0 }", "server: { listen: "+addr+" }", 1)
 	dir := b.TempDir()
 	config := filepath.Join(dir, "ferry.yaml")

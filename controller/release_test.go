@@ -450,7 +450,13 @@ func TestReleasePushes(t *testing.T) {
 	f.git(f.work, "push", "-q", "origin", b.Commit+":refs/heads/release")
 	f.releaseHead(b.Commit)
 	waitUntil(t, func() bool { return f.prod.runs().Digest == b.Digest }, "prod to run b after the push")
-	cur, _ := f.ledger.Current(context.Background(), "app", "prod")
+	// The runtime runs b before the promotion is recorded as succeeded
+	// (a CI run under the race detector read the ledger in between).
+	var cur *ferry.Deployment
+	waitUntil(t, func() bool {
+		cur, _ = f.ledger.Current(context.Background(), "app", "prod")
+		return cur != nil && cur.Digest == b.Digest
+	}, "the promotion of b to succeed")
 	if cur.Kind != ferry.DeployPromote || cur.Actor != "git push" {
 		t.Errorf("current = %s by %s, want a promote by git push", cur.Kind, cur.Actor)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryhq/ferry"
 	"github.com/ferryhq/ferry/client"
 	"github.com/ferryhq/ferry/internal/testport"
+	"github.com/ferryhq/ferry/ledger/sqlite"
 	"github.com/ferryhq/ferry/server"
 )
 
@@ -64,7 +65,7 @@ func startDemoWith(t *testing.T, flags ...string) *liveDemo {
 	waitFor(t, 5*time.Minute, "the demo to print its next steps", func() bool {
 		select {
 		case <-done:
-			t.Fatalf("demo ended early: %v\n%s", runErr, out.String())
+			t.Fatalf("demo ended early: %v\n%s%s", runErr, out.String(), buildLogs(t, dir))
 		default:
 		}
 		return strings.Contains(out.String(), "ferry is running.")
@@ -95,6 +96,33 @@ func startDemoWith(t *testing.T, flags ...string) *liveDemo {
 	}
 	d.c = c
 	return d
+}
+
+// buildLogs is the last lines of the first builds' logs in the ledger of
+// a demo that has stopped, for a failure's message: a build that failed
+// says why only there.
+func buildLogs(t *testing.T, dir string) string {
+	paths, _ := filepath.Glob(filepath.Join(dir, "*", "ledger.db"))
+	if len(paths) == 0 {
+		return "\n(no ledger.db under " + dir + ")"
+	}
+	store, err := sqlite.Open(t.Context(), paths[0])
+	if err != nil {
+		return fmt.Sprintf("\n(the ledger: %v)", err)
+	}
+	defer store.Close()
+	var b strings.Builder
+	for id := int64(1); id <= 3; id++ {
+		lines, err := store.Logs(t.Context(), id, 0, 10000)
+		if err != nil || len(lines) == 0 {
+			break
+		}
+		fmt.Fprintf(&b, "\nbuild %d's log, last lines:\n", id)
+		for _, l := range lines[max(0, len(lines)-80):] {
+			fmt.Fprintf(&b, "  [%s] %s\n", l.Step, strings.TrimRight(l.Text, "\n"))
+		}
+	}
+	return b.String()
 }
 
 // bare runs git in the demo's bare repository.
